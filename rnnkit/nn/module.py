@@ -1,0 +1,144 @@
+"""Parameters and the Module base that every layer and model builds on.
+
+A :class:`Parameter` pairs an array with the gradient array of the same shape.
+Both arrays keep their identity for the parameter's whole life: ``zero_grad``
+fills the gradient with zeros and ``load_state_dict`` copies values in place,
+so optimisers can hold references to them.
+
+A :class:`Module` owns named parameters and named child modules. Layers
+implement ``forward(...) -> (outputs..., cache)`` and ``backward(grads, cache)``;
+``backward`` *adds* parameter gradients into ``Parameter.grad`` (as PyTorch's
+``.grad`` accumulates) and returns the gradients of the inputs. Nothing else is
+kept on ``self`` between calls: the cache travels from ``forward`` to
+``backward`` through the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Mapping, Tuple
+
+import numpy as np
+
+__all__ = ["Parameter", "Module"]
+
+
+class Parameter:
+    """A trainable array ``data`` and its gradient ``grad`` (same shape and dtype)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray):
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: a tree of named parameters and child modules.
+
+    Subclasses register parameters with :meth:`add_parameter` and children with
+    :meth:`add_module` (or by plain attribute assignment of a ``Parameter`` or
+    ``Module``). Names follow PyTorch's ``state_dict`` convention:
+    ``child.weight_ih_l0``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # -- registration -----------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def add_parameter(self, name: str, data: np.ndarray) -> Parameter:
+        p = Parameter(data)
+        setattr(self, name, p)
+        return p
+
+    def add_module(self, name: str, module: "Module") -> "Module":
+        setattr(self, name, module)
+        return module
+
+    # -- traversal --------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> List[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> Iterator["Module"]:
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def num_parameters(self) -> int:
+        return int(sum(p.data.size for p in self.parameters()))
+
+    # -- gradients and mode -----------------------------------------------
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # -- state ------------------------------------------------------------
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Copies of every parameter, keyed by qualified name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copy values into the existing parameter arrays (shapes must match).
+
+        With ``strict`` every parameter must be present and no extra key allowed.
+        """
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state_dict does not match {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for name, p in own.items():
+            if name not in state:
+                continue
+            value = np.asarray(state[name])
+            if value.shape != p.data.shape:
+                raise ValueError(
+                    f"parameter {name!r}: expected shape {p.data.shape}, got {value.shape}"
+                )
+            p.data[...] = value
+
+    def astype(self, dtype) -> "Module":
+        """Convert every parameter (and its gradient) to ``dtype``, in place on the module."""
+        for p in self.parameters():
+            p.data = np.ascontiguousarray(p.data, dtype=dtype)
+            p.grad = np.zeros_like(p.data)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.num_parameters()} parameters)"
