@@ -1,0 +1,327 @@
+"""Multi-layer, optionally bidirectional recurrent layers: RNN, LSTM, GRU.
+
+One class, :class:`Recurrent`, stacks the scanner (:mod:`rnnkit.nn.scan`) over
+layers and directions for any cell; ``RNN``, ``LSTM`` and ``GRU`` only choose
+the cell. Constructor arguments, parameter names, shapes, gate order and the
+default initialisation are PyTorch's (``torch.nn.RNN/LSTM/GRU``), so a
+``state_dict`` copies across one to one.
+
+Shapes (T time steps, N batch, D input features, H hidden, L layers,
+K = 2 if bidirectional else 1, G gates: 1 RNN, 4 LSTM, 3 GRU):
+
+- input ``x``: (T, N, D), or (N, T, D) with ``batch_first``;
+- output: (T, N, K*H) (batch-first likewise), the last layer's h at each step,
+  directions concatenated [forward, reverse]; zero at padded steps;
+- state: ``h`` of shape (L*K, N, H), for LSTM the pair ``(h, c)``; entry
+  ``l*K + k`` is layer l, direction k;
+- ``weight_ih_l{l}{_reverse}``: (G*H, D) for l = 0, (G*H, K*H) above;
+  ``weight_hh_l{l}{_reverse}``: (G*H, H); ``bias_ih_*``, ``bias_hh_*``: (G*H,).
+
+Layer l > 0 sees layer l-1's output after dropout (training mode only).
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import ShapeError
+from .cells import CELLS
+from .module import Module
+from .scan import ScanCache, scan_backward, scan_forward
+
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
+
+StateLike = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+class RecurrentCache(NamedTuple):
+    scans: List[List[ScanCache]]          # [layer][direction]
+    dropout_masks: List[Optional[np.ndarray]]  # scaled keep-masks applied to each layer's input (None for l=0)
+    lengths: Optional[np.ndarray]
+    batch_first: bool
+
+
+def _uniform(rng, shape, bound, dtype):
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def _orthogonal(rng, n, dtype):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * np.sign(np.diag(r))).astype(dtype)   # sign fix makes the draw uniform (Haar)
+
+
+class Recurrent(Module):
+    r"""A stack of recurrent layers running one cell type (see the module docstring).
+
+    Parameters
+    ----------
+    mode : "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional :
+        as in PyTorch.
+    dtype : parameter dtype (float32 default; float64 for gradient checks).
+    rng : ``numpy.random.Generator`` or int seed for the initialisation.
+    forget_bias : LSTM only; if given, ``bias_ih``'s forget block is set to this
+        value and ``bias_hh``'s to 0, so the total forget bias equals it (char-rnn
+        and Keras use 1.0). Default: PyTorch's uniform init.
+    recurrent_init : "uniform" (PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every
+        weight and bias) or "orthogonal" (each gate's (H, H) block of
+        ``weight_hh`` an independent random orthogonal matrix).
+    """
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype=np.float32, rng=None,
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform"):
+        super().__init__()
+        if mode not in CELLS:
+            raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("num_layers", num_layers)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        if recurrent_init not in ("uniform", "orthogonal"):
+            raise ValueError(f"recurrent_init: expected 'uniform' or 'orthogonal', got {recurrent_init!r}")
+        if forget_bias is not None and mode != "LSTM":
+            raise ValueError(f"forget_bias applies to LSTM only, got mode {mode!r}")
+        self.mode = mode
+        self.cell = CELLS[mode]()
+        self.input_size = int(input_size)
+        self.hidden_size = H = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = K = 2 if bidirectional else 1
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        rng = np.random.default_rng(rng)
+        G = self.cell.num_gates
+        bound = 1.0 / np.sqrt(H)
+        # Same creation order as PyTorch: layer, direction, then w_ih, w_hh, b_ih, b_hh.
+        for l in range(self.num_layers):
+            D = self.input_size if l == 0 else K * H
+            for k in range(K):
+                sfx = self._suffix(l, k)
+                self.add_parameter("weight_ih" + sfx, _uniform(rng, (G * H, D), bound, self.dtype))
+                w_hh = _uniform(rng, (G * H, H), bound, self.dtype)
+                if recurrent_init == "orthogonal":
+                    w_hh = np.concatenate([_orthogonal(rng, H, self.dtype) for _ in range(G)])
+                self.add_parameter("weight_hh" + sfx, w_hh)
+                if self.bias:
+                    b_ih = _uniform(rng, (G * H,), bound, self.dtype)
+                    b_hh = _uniform(rng, (G * H,), bound, self.dtype)
+                    if forget_bias is not None:
+                        b_ih[H: 2 * H] = forget_bias
+                        b_hh[H: 2 * H] = 0.0
+                    self.add_parameter("bias_ih" + sfx, b_ih)
+                    self.add_parameter("bias_hh" + sfx, b_hh)
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def _weights(self, l: int, k: int):
+        sfx = self._suffix(l, k)
+        get = lambda n: getattr(self, n + sfx).data if self.bias or "weight" in n else None
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    # -- state conversion: the public layout is PyTorch's, inside it is a tuple -----
+    def _state_out(self, per_layer: List[Tuple[np.ndarray, ...]]) -> StateLike:
+        stacked = tuple(np.stack([s[j] for s in per_layer]) for j in range(self.cell.num_states))
+        return stacked if self.cell.num_states > 1 else stacked[0]
+
+    def _state_in(self, state: Optional[StateLike], name: str) -> Tuple:
+        if state is None:
+            return (None,) * self.cell.num_states
+        if self.cell.num_states > 1:
+            if not (isinstance(state, (tuple, list)) and len(state) == self.cell.num_states):
+                raise ShapeError(f"{name}: expected a tuple (h, c) for LSTM, got {type(state).__name__}")
+            return tuple(state)
+        if isinstance(state, (tuple, list)):
+            if len(state) != 1:
+                raise ShapeError(f"{name}: expected one array h for {self.mode}, got a tuple of {len(state)}")
+            return tuple(state)
+        return (state,)
+
+    def _check_input(self, x, state, lengths):
+        x = np.asarray(x)
+        if x.ndim != 3:
+            layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+            raise ShapeError(f"input: expected a 3-D array {layout}, got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ShapeError(f"input: expected feature size {self.input_size} in the last axis, got {x.shape[-1]} "
+                             f"(shape {x.shape})")
+        if x.dtype != self.dtype:
+            if not np.issubdtype(x.dtype, np.floating):
+                raise ShapeError(f"input: expected a floating array of dtype {self.dtype}, got {x.dtype}")
+            raise ShapeError(f"input: expected dtype {self.dtype} (the parameters' dtype), got {x.dtype}; "
+                             f"cast with x.astype(np.{self.dtype})")
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        x = np.ascontiguousarray(x)
+        T, N, _ = x.shape
+        if T == 0 or N == 0:
+            raise ShapeError(f"input: expected at least one time step and one sequence, got T={T}, N={N}")
+        LK, H = self.num_layers * self.num_directions, self.hidden_size
+        states = self._state_in(state, "state")
+        for j, s in enumerate(states):
+            if s is None:
+                continue
+            s = np.asarray(s)
+            if s.shape != (LK, N, H):
+                which = ("h", "c")[j]
+                raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
+                                 f"{(LK, N, H)}, got {s.shape}")
+            if s.dtype != self.dtype:
+                raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.shape != (N,):
+                raise ShapeError(f"lengths: expected shape (N,) = ({N},), one length per sequence, got {lengths.shape}")
+            if not np.issubdtype(lengths.dtype, np.integer):
+                raise ShapeError(f"lengths: expected integers, got dtype {lengths.dtype}")
+            if lengths.min() < 1 or lengths.max() > T:
+                raise ShapeError(f"lengths: expected values in [1, T={T}], got min {lengths.min()} and max {lengths.max()}")
+            lengths = lengths.astype(np.int64)
+            if (lengths == T).all():
+                lengths = None   # nothing is padded: take the faster unmasked path
+        return x, states, lengths
+
+    @staticmethod
+    def lengths_from_mask(mask: np.ndarray, batch_first: bool = False) -> np.ndarray:
+        """Lengths from a boolean mask (T, N) (or (N, T)) that is True on real steps.
+
+        The mask must be a prefix mask: real steps first, then padding.
+        """
+        m = np.asarray(mask, dtype=bool)
+        if m.ndim != 2:
+            raise ShapeError(f"mask: expected a 2-D boolean array, got shape {m.shape}")
+        if not batch_first:
+            m = m.T
+        lengths = m.sum(axis=1)
+        prefix = np.arange(m.shape[1])[None, :] < lengths[:, None]
+        if not np.array_equal(prefix, m):
+            bad = int(np.nonzero((prefix != m).any(axis=1))[0][0])
+            raise ShapeError(f"mask: sequence {bad} has padding before a real step; "
+                             "expected True for the first length_n steps and False after")
+        return lengths
+
+    # -- forward / backward ------------------------------------------------
+    def forward(self, x, state: Optional[StateLike] = None, lengths=None, rng=None):
+        """Run the stack over ``x``.
+
+        Returns ``(output, state_n, cache)``; ``cache`` goes to :meth:`backward`.
+        ``lengths`` (N,) gives each sequence's number of real steps (padding after).
+        ``rng`` (a ``numpy.random.Generator``) is required in training mode when
+        ``dropout > 0``.
+        """
+        x, states0, lengths = self._check_input(x, state, lengths)
+        T, N, _ = x.shape
+        H, K = self.hidden_size, self.num_directions
+        use_dropout = self.training and self.dropout > 0 and self.num_layers > 1
+        if use_dropout and rng is None:
+            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        zeros = np.zeros((N, H), self.dtype)
+        scans, masks, finals = [], [], []
+        inp = x
+        for l in range(self.num_layers):
+            mask = None
+            if l > 0 and use_dropout:
+                keep = 1.0 - self.dropout
+                mask = (rng.random(inp.shape) < keep).astype(self.dtype) / keep  # (T, N, K*H)
+                inp = inp * mask
+            masks.append(mask)
+            outs, layer_scans = [], []
+            for k in range(K):
+                i = l * K + k
+                s0 = tuple(zeros if s is None else s[i] for s in states0)
+                y, s_n, c = scan_forward(self.cell, inp, s0, *self._weights(l, k),
+                                         lengths=lengths, reverse=(k == 1))
+                outs.append(y)
+                layer_scans.append(c)
+                finals.append(s_n)
+            scans.append(layer_scans)
+            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*H)
+        out = inp.transpose(1, 0, 2) if self.batch_first else inp
+        cache = RecurrentCache(scans, masks, lengths, self.batch_first)
+        return out, self._state_out(finals), cache
+
+    def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
+        """Gradients of the input and the initial state; parameter gradients are added to ``.grad``.
+
+        ``d_output`` has the output's shape (or is None); ``d_state`` the final
+        state's layout (or None). Returns ``(dx, d_state0)`` in the layouts of
+        the input and the state.
+        """
+        scans, masks, lengths, batch_first = cache
+        H, K = self.hidden_size, self.num_directions
+        d_states_n = self._state_in(d_state, "d_state")
+        dy = None
+        if d_output is not None:
+            dy = np.asarray(d_output, dtype=self.dtype)
+            if batch_first:
+                dy = dy.transpose(1, 0, 2)
+        d_finals = [None] * (self.num_layers * K)
+        for l in range(self.num_layers - 1, -1, -1):
+            d_in = None
+            for k in range(K):
+                i = l * K + k
+                dy_k = None if dy is None else np.ascontiguousarray(dy[:, :, k * H:(k + 1) * H])
+                ds = tuple(None if d is None else d[i] for d in d_states_n)
+                dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
+                d_finals[i] = ds0
+                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads):
+                    if g is not None:
+                        getattr(self, name + self._suffix(l, k)).grad += g
+                d_in = dx if d_in is None else d_in + dx
+            if masks[l] is not None:
+                d_in = d_in * masks[l]
+            dy = d_in
+        dx = dy.transpose(1, 0, 2) if batch_first else dy
+        return dx, self._state_out(d_finals)
+
+    def __call__(self, x, state=None, lengths=None, rng=None):
+        return self.forward(x, state, lengths, rng)
+
+    def extra_repr(self) -> str:
+        return (f"{self.mode}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype})")
+
+
+class RNN(Recurrent):
+    r"""Elman RNN stack: :math:`h_t = \phi(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh})`, φ = tanh or relu."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, **kw):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, **kw)
+
+
+class LSTM(Recurrent):
+    r"""LSTM stack (gates i, f, g, o): :math:`c_t = f \odot c_{t-1} + i \odot g,\ h_t = o \odot \tanh(c_t)`.
+
+    State is the pair ``(h, c)``, each (L*K, N, H).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, **kw):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kw)
+
+
+class GRU(Recurrent):
+    r"""GRU stack (gates r, z, n): :math:`n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})),\ h' = (1-z) \odot n + z \odot h`."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, **kw):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kw)

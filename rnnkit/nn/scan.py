@@ -1,0 +1,133 @@
+"""The scanner: runs any cell over a whole sequence, one layer and one direction.
+
+Forward, for t in order (0..T-1, or T-1..0 for the reverse direction):
+
+    XW = X W_ih^T + b_ih  (+ b_hh when the cell does not split it)   # (T, N, G*H), one product
+    hw_t = h_{t-1} W_hh^T (+ b_hh)                                   # (N, G*H), the only sequential product
+    s_t = cell.step(XW[t], hw_t, s_{t-1})
+    s_t = m_t * s_t + (1 - m_t) * s_{t-1},   y_t = m_t * h_t            # variable lengths
+
+with the mask m_t[n] = [t < length_n]. Iterating the reverse direction from
+T-1 down with the same mask starts each sequence at its own last real step:
+the semantics of PyTorch's packed sequences, without any reindexing.
+
+Backward walks the same steps in the opposite order, collects the gate
+gradients dXW, dHW of all steps, and turns them into
+
+    dX = dXW W_ih,   dW_ih = dXW^T X,   dW_hh = dHW^T H_prev,   db = sum dXW (dHW)
+
+with one product each. Gradients arriving at the final state (truncated BPTT,
+encoder-decoder bridges) enter the walk as its starting ``d_state``.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["ScanCache", "scan_forward", "scan_backward"]
+
+State = Tuple[np.ndarray, ...]
+
+
+class ScanCache(NamedTuple):
+    cell: object
+    x: np.ndarray                 # (T, N, D) input
+    h_prev: np.ndarray            # (T, N, H) state h entering each step (for dW_hh)
+    step_caches: List[object]     # what cell.step returned, indexed by t
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    has_bias: bool
+    lengths: Optional[np.ndarray]
+    reverse: bool
+
+
+def _order(T: int, reverse: bool):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
+                 lengths: Optional[np.ndarray] = None, reverse: bool = False):
+    """Run ``cell`` over ``x`` (T, N, D) from ``state0``.
+
+    Returns ``(y, state_T, cache)``: outputs (T, N, H) (zero at padded steps), the
+    final state (each sequence's state after its last real step), and the cache
+    for :func:`scan_backward`.
+    """
+    T, N, D = x.shape
+    H = W_hh.shape[1]
+    GH = W_hh.shape[0]
+    fold_bias = b_hh is not None and not cell.split_recurrent
+    XW = (x.reshape(T * N, D) @ W_ih.T).reshape(T, N, GH)      # (T, N, G*H)
+    if b_ih is not None:
+        XW += b_ih
+    if fold_bias:
+        XW += b_hh       # RNN/LSTM use xw + hw only as a sum: add b_hh once, not per step
+    y = np.empty((T, N, H), dtype=x.dtype)                     # (T, N, H)
+    h_prev_all = np.empty((T, N, H), dtype=x.dtype)            # (T, N, H)
+    caches: List[object] = [None] * T
+    W_hh_T = W_hh.T
+    state = tuple(state0)
+    for t in _order(T, reverse):
+        h_prev = state[0]
+        h_prev_all[t] = h_prev
+        hw = h_prev @ W_hh_T                                   # (N, G*H)
+        if b_hh is not None and not fold_bias:
+            hw += b_hh
+        new_state, caches[t] = cell.step(XW[t], hw, state)
+        if lengths is not None:
+            m = (t < lengths)[:, None]                         # (N, 1) real step?
+            new_state = tuple(np.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
+            np.multiply(new_state[0], m, out=y[t])
+        else:
+            y[t] = new_state[0]
+        state = new_state
+    cache = ScanCache(cell, x, h_prev_all, caches, W_ih, W_hh, b_ih is not None, lengths, reverse)
+    return y, state, cache
+
+
+def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: ScanCache):
+    """Backpropagate through :func:`scan_forward`.
+
+    ``dy`` (T, N, H) is the gradient at the outputs (or None), ``d_state_T`` the
+    gradient at the final state (a tuple, entries may be None). Returns
+    ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh))``; the bias gradients are None
+    without bias.
+    """
+    cell, x, h_prev_all, caches, W_ih, W_hh, has_bias, lengths, reverse = cache
+    T, N, D = x.shape
+    H = W_hh.shape[1]
+    GH = W_hh.shape[0]
+    dtype = x.dtype
+    d_state = tuple(np.zeros((N, H), dtype) if d is None else np.array(d, dtype=dtype)
+                    for d in (d_state_T or (None,) * cell.num_states))
+    dXW = np.empty((T, N, GH), dtype=dtype)                     # (T, N, G*H)
+    dHW = np.empty((T, N, GH), dtype=dtype) if cell.split_recurrent else dXW
+    for t in reversed(_order(T, reverse)):
+        dh = d_state[0] if dy is None else d_state[0] + dy[t]   # (N, H); dy is 0 where padded
+        d_new = (dh,) + d_state[1:]
+        if lengths is not None:
+            m = (t < lengths)[:, None]                          # (N, 1)
+            d_new = tuple(d * m for d in d_new)
+        d_elem = cell.step_backward(d_new, caches[t], dXW[t], dHW[t])
+        dh_prev = dHW[t] @ W_hh                                 # (N, H)
+        if d_elem[0] is not None:
+            dh_prev += d_elem[0]
+        d_prev = [dh_prev] + [np.zeros((N, H), dtype) if d is None else d for d in d_elem[1:]]
+        if lengths is not None:
+            keep = ~m                                           # padded rows pass the state through
+            for k in range(len(d_prev)):
+                d_prev[k] = d_prev[k] + d_state[k] * keep
+        d_state = tuple(d_prev)
+    dXW2 = dXW.reshape(T * N, GH)
+    dHW2 = dHW.reshape(T * N, GH)
+    dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
+    dW_ih = dXW2.T @ x.reshape(T * N, D)                        # (G*H, D)
+    dW_hh = dHW2.T @ h_prev_all.reshape(T * N, H)               # (G*H, H)
+    if has_bias:
+        db_ih = dXW2.sum(axis=0)
+        db_hh = dHW2.sum(axis=0)
+    else:
+        db_ih = db_hh = None
+    return dx, d_state, (dW_ih, dW_hh, db_ih, db_hh)
