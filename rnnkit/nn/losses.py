@@ -1,0 +1,97 @@
+"""Loss functions, each returning the loss and its gradient with respect to the input.
+
+Losses are plain functions, not modules: they hold no parameters, and returning
+the gradient beside the value saves a cache round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..errors import ShapeError
+
+__all__ = ["log_softmax", "softmax", "cross_entropy", "mse"]
+
+
+def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log p_k = z_k - max(z) - log sum_j exp(z_j - max(z)), stable for any magnitude."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Optional[int] = None,
+                  mask: Optional[np.ndarray] = None, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tuple[float, np.ndarray]:
+    r"""Softmax cross-entropy over the last axis, and its gradient.
+
+    .. math::
+        \ell_n = -\sum_k q_{nk} \log p_{nk}, \quad p = \mathrm{softmax}(z), \quad
+        q = (1 - \epsilon)\, \mathrm{onehot}(y) + \epsilon / C
+
+    averaged over the real tokens (``reduction="mean"``) or summed (``"sum"``).
+    Tokens whose target equals ``ignore_index`` or whose ``mask`` is False are
+    not real: they add nothing to the loss and get zero gradient. With
+    ``label_smoothing`` ε the target distribution is q as above (PyTorch's rule).
+
+    ``logits``: (..., C); ``targets``: integer (...). Returns ``(loss, d_logits)``.
+    """
+    z = np.asarray(logits)
+    y = np.asarray(targets)
+    if z.shape[:-1] != y.shape:
+        raise ShapeError(f"cross_entropy: targets shape {y.shape} must equal logits shape without the "
+                         f"class axis {z.shape[:-1]}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ShapeError(f"cross_entropy: expected integer targets, got dtype {y.dtype}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    C = z.shape[-1]
+    real = np.ones(y.shape, dtype=bool)
+    if ignore_index is not None:
+        real &= y != ignore_index
+    if mask is not None:
+        real &= np.asarray(mask, dtype=bool)
+    y_safe = np.where(real, y, 0)
+    if y_safe.size and (y_safe.min() < 0 or y_safe.max() >= C):
+        raise ShapeError(f"cross_entropy: targets must lie in [0, {C}), got min {y_safe.min()} and max {y_safe.max()}")
+    logp = log_softmax(z)                                        # (..., C)
+    picked = np.take_along_axis(logp, y_safe[..., None], axis=-1)[..., 0]
+    nll = -picked
+    if label_smoothing:
+        nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
+    count = int(real.sum())
+    denom = max(count, 1) if reduction == "mean" else 1
+    loss = float((nll * real).sum() / denom)
+    grad = np.exp(logp)                                          # softmax p
+    if label_smoothing:
+        grad -= label_smoothing / C
+    np.put_along_axis(grad, y_safe[..., None],
+                      np.take_along_axis(grad, y_safe[..., None], axis=-1) - (1.0 - label_smoothing), axis=-1)
+    grad *= (real / denom)[..., None].astype(grad.dtype)
+    return loss, grad
+
+
+def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = None,
+        reduction: str = "mean") -> Tuple[float, np.ndarray]:
+    r"""Mean squared error :math:`\frac{1}{M}\sum (\hat y - y)^2` over real elements, and its gradient."""
+    p = np.asarray(pred)
+    t = np.asarray(target)
+    if p.shape != t.shape:
+        raise ShapeError(f"mse: prediction shape {p.shape} must equal target shape {t.shape}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    diff = p - t
+    if mask is not None:
+        m = np.broadcast_to(np.asarray(mask, dtype=bool), p.shape)
+        diff = diff * m
+        count = int(m.sum())
+    else:
+        count = diff.size
+    denom = max(count, 1) if reduction == "mean" else 1
+    return float((diff * diff).sum() / denom), (2.0 / denom) * diff

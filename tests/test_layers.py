@@ -1,0 +1,124 @@
+"""Linear, Embedding, Dropout and the losses: finite differences, PyTorch parity, hand-worked values."""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import assert_grad_close, numeric_grad
+from rnnkit.errors import ShapeError
+from rnnkit.nn import Dropout, Embedding, Linear, cross_entropy, mse
+
+
+def test_linear_gradients_finite_differences():
+    rng = np.random.default_rng(0)
+    lin = Linear(4, 3, dtype=np.float64, rng=0)
+    lin.bias.data[...] = rng.uniform(-1, 1, 3)
+    x = rng.standard_normal((5, 2, 4))
+    dy = rng.standard_normal((5, 2, 3))
+    y, cache = lin(x)
+    dx = lin.backward(dy, cache)
+    f = lambda: float((lin(x)[0] * dy).sum())
+    assert_grad_close(dx, numeric_grad(f, x), "dx")
+    assert_grad_close(lin.weight.grad, numeric_grad(f, lin.weight.data), "weight")
+    assert_grad_close(lin.bias.grad, numeric_grad(f, lin.bias.data), "bias")
+
+
+def test_linear_matches_torch():
+    lin = Linear(6, 4, dtype=np.float64, rng=1)
+    t = torch.nn.Linear(6, 4).double()
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in lin.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((3, 6))
+    xt = torch.tensor(x, requires_grad=True)
+    (t(xt) ** 2).sum().backward()
+    y, cache = lin(x)
+    dx = lin.backward(2 * y, cache)
+    np.testing.assert_allclose(y, t(xt).detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(lin.weight.grad, t.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(lin.bias.grad, t.bias.grad.numpy(), rtol=1e-12)
+
+
+def test_embedding_gradient_accumulates_repeated_ids_and_skips_padding():
+    emb = Embedding(5, 3, padding_idx=0, dtype=np.float64, rng=0)
+    np.testing.assert_array_equal(emb.weight.data[0], 0.0)
+    ids = np.array([[1, 2, 1], [0, 4, 1]])
+    dy = np.random.default_rng(1).standard_normal((2, 3, 3))
+    y, cache = emb(ids)
+    np.testing.assert_array_equal(y, emb.weight.data[ids])
+    emb.backward(dy, cache)
+    f = lambda: float((emb(ids)[0] * dy).sum())
+    expected = numeric_grad(f, emb.weight.data)
+    expected[0] = 0.0                                # padding row gets no gradient, as in PyTorch
+    assert_grad_close(emb.weight.grad, expected, "weight")
+    np.testing.assert_allclose(emb.weight.grad[1], dy[0, 0] + dy[0, 2] + dy[1, 2])
+    t = torch.nn.Embedding(5, 3, padding_idx=0).double()
+    t.weight.data[...] = torch.from_numpy(emb.weight.data)
+    (t(torch.tensor(ids)) * torch.tensor(dy)).sum().backward()
+    np.testing.assert_allclose(emb.weight.grad, t.weight.grad.numpy(), rtol=1e-13)
+
+
+def test_embedding_rejects_bad_ids():
+    emb = Embedding(5, 3)
+    with pytest.raises(ShapeError, match=r"ids must lie in \[0, 5\), got min 0 and max 5"):
+        emb(np.array([0, 5]))
+    with pytest.raises(ShapeError, match="expected integer ids"):
+        emb(np.array([0.0, 1.0]))
+
+
+def test_dropout_train_eval_and_gradient():
+    d = Dropout(0.25)
+    x = np.ones((200, 100))
+    y, mask = d(x, rng=np.random.default_rng(0))
+    assert abs((y == 0).mean() - 0.25) < 0.01
+    np.testing.assert_allclose(y[y != 0], 1 / 0.75)
+    np.testing.assert_array_equal(d.backward(np.ones_like(x), mask), y)
+    d.eval()
+    y, cache = d(x)
+    assert y is x and cache is None
+    with pytest.raises(ValueError, match="rng"):
+        Dropout(0.5)(x)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("ignore", [None, 2])
+def test_cross_entropy_matches_torch_and_finite_differences(smoothing, ignore):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 3, 6)) * 3
+    y = rng.integers(0, 6, (4, 3))
+    y[0, 0] = 2
+    loss, dz = cross_entropy(z, y, ignore_index=ignore, label_smoothing=smoothing)
+    zt = torch.tensor(z, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(zt.reshape(-1, 6), torch.tensor(y).reshape(-1),
+                                           ignore_index=-100 if ignore is None else ignore,
+                                           label_smoothing=smoothing)
+    lt.backward()
+    assert loss == pytest.approx(lt.item(), rel=1e-13)
+    np.testing.assert_allclose(dz, zt.grad.numpy(), rtol=1e-11, atol=1e-15)
+    f = lambda: cross_entropy(z, y, ignore_index=ignore, label_smoothing=smoothing)[0]
+    assert_grad_close(dz, numeric_grad(f, z), "d logits")
+
+
+def test_cross_entropy_mask_mean_over_real_tokens_and_stability():
+    z = np.array([[1000.0, 0.0], [0.0, 0.0], [5.0, -5.0]])
+    y = np.array([0, 1, 1])
+    loss, dz = cross_entropy(z, y, mask=np.array([True, True, False]))
+    # token 0: -log softmax = ~0; token 1: log 2; token 2 masked out. Mean over 2 real tokens.
+    assert loss == pytest.approx(np.log(2) / 2, rel=1e-14)
+    np.testing.assert_array_equal(dz[2], 0.0)
+    assert np.isfinite(dz).all()
+    with pytest.raises(ShapeError, match=r"targets must lie in \[0, 2\)"):
+        cross_entropy(z, np.array([0, 1, 2]))
+
+
+def test_mse_value_gradient_and_mask():
+    p = np.array([[1.0, 2.0], [3.0, 5.0]])
+    t = np.array([[1.0, 0.0], [3.0, 4.0]])
+    loss, d = mse(p, t)
+    assert loss == pytest.approx((4 + 1) / 4)
+    np.testing.assert_allclose(d, 2 * (p - t) / 4)
+    loss, d = mse(p, t, mask=np.array([[True, False], [True, True]]))
+    assert loss == pytest.approx(1 / 3)
+    f = lambda: mse(p, t)[0]
+    assert_grad_close(mse(p, t)[1], numeric_grad(f, p), "d pred")
+    with pytest.raises(ShapeError, match="must equal target shape"):
+        mse(p, t[:1])
