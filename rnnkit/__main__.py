@@ -1,0 +1,3 @@
+from rnnkit.cli.main import main_entry
+
+main_entry()

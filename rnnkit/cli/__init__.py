@@ -1,0 +1,1 @@
+"""The ``rnnkit`` command line: a thin shell over the library."""

@@ -1,0 +1,68 @@
+"""``rnnkit`` entry point: one sub-command per application, each registered by its own module.
+
+Every application module that offers commands defines ``register(subparsers)``,
+adding its sub-command with ``set_defaults(func=...)``; ``func(args) -> int``
+calls the library with keyword arguments named like the flags.
+
+User mistakes (:class:`rnnkit.errors.RnnkitError`, bad values, missing files)
+print one clear line and exit with status 2; an interrupted run exits 130.
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from ..errors import RnnkitError
+
+__all__ = ["main", "build_parser", "main_entry"]
+
+# Modules that contribute sub-commands, in the order `rnnkit --help` lists them.
+COMMAND_MODULES = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description="Recurrent neural networks on NumPy: character language models, forecasting, translation.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # argparse has printed its usage message already
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (RnnkitError, ValueError) as exc:
+        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"rnnkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_entry()

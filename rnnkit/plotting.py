@@ -1,0 +1,49 @@
+"""Small plotting helpers shared by the applications (matplotlib is an optional extra).
+
+Figures are written to PNG files with the non-interactive Agg backend, so they
+work on machines without a display.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence, Tuple
+
+from .errors import RnnkitError
+
+__all__ = ["require_pyplot", "save_loss_curve"]
+
+
+def require_pyplot():
+    """matplotlib.pyplot on the Agg backend, or a clear error saying how to install it."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RnnkitError("plots need matplotlib: pip install 'rnnkit[plot]' (or pip install matplotlib)") from exc
+    return plt
+
+
+def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequence[Tuple[int, float]] = (),
+                    ylabel: str = "loss", title: str = "") -> str:
+    """Plot training (and validation) loss against the step and write a PNG; returns the path."""
+    plt = require_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        s, v = zip(*train)
+        ax.plot(s, v, label="train", lw=1)
+    if valid:
+        s, v = zip(*valid)
+        ax.plot(s, v, "o-", label="validation", lw=1.5, ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
