@@ -1,0 +1,78 @@
+"""Copy weights between rnnkit modules and PyTorch ``state_dict``\\ s.
+
+rnnkit's parameter names, shapes and gate order are PyTorch's by design
+(``weight_ih_l0``, ``bias_hh_l1_reverse``, ``decoder.weight`` ...), so the
+conversion is a one-to-one copy by name. PyTorch is imported only inside these
+functions: rnnkit itself never needs it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Dict, Mapping
+
+import numpy as np
+
+from ..errors import RnnkitError, ShapeError
+from ..nn.module import Module
+
+__all__ = ["to_torch_state_dict", "load_torch_state_dict"]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise RnnkitError("PyTorch interchange needs torch: pip install torch") from e
+    return torch
+
+
+def to_torch_state_dict(module: Module) -> "OrderedDict[str, Any]":
+    """The module's parameters as CPU ``torch.Tensor`` copies, keyed by PyTorch's names.
+
+    Dtypes are kept (float32 stays float32), so load the result into a torch
+    module of the same dtype (``torch.nn.LSTM(..., dtype=torch.float64)`` for
+    a float64 rnnkit layer) or let ``load_state_dict`` cast it.
+    """
+    torch = _torch()
+    return OrderedDict((name, torch.from_numpy(p.data.copy())) for name, p in module.named_parameters())
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch.Tensor (or a Parameter)
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            t = t.float()
+        return t.numpy()
+    return np.asarray(value)
+
+
+def load_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+    """Copy a PyTorch ``state_dict`` (tensors or arrays) into ``module``'s parameters in place.
+
+    Values are cast to each parameter's dtype. Everything is checked before
+    anything is copied: with ``strict`` every parameter must be present and no
+    other key allowed; shapes must match. A mismatch raises :class:`ShapeError`
+    listing the missing keys, unexpected keys and shape differences together.
+    """
+    own = dict(module.named_parameters())
+    arrays: Dict[str, np.ndarray] = {k: _to_numpy(v) for k, v in state_dict.items()}
+    missing = [k for k in own if k not in arrays]
+    unexpected = [k for k in arrays if k not in own]
+    wrong = [f"{k}: expected {own[k].shape}, got {arrays[k].shape}"
+             for k in own if k in arrays and arrays[k].shape != own[k].shape]
+    problems = []
+    if strict and missing:
+        problems.append(f"missing keys {missing}")
+    if strict and unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if wrong:
+        problems.append("shape mismatches [" + "; ".join(wrong) + "]")
+    if problems:
+        raise ShapeError(
+            f"state_dict does not fit {type(module).__name__}: " + ", ".join(problems)
+            + ". Build the rnnkit module with the same sizes and options (num_layers, "
+            "bidirectional, bias ...) as the PyTorch one, or pass strict=False to copy only the matching keys.")
+    for name, p in own.items():
+        if name in arrays:
+            p.data[...] = arrays[name].astype(p.data.dtype, copy=False)
