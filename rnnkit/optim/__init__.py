@@ -1,0 +1,32 @@
+"""Optimisers, gradient clipping and learning-rate schedules (numbers as in ``torch.optim``)."""
+
+from rnnkit.optim.clip import clip_grad_norm, clip_grad_value
+from rnnkit.optim.optimizers import SGD, Adagrad, Adam, AdamW, HyperparameterError, Optimizer, RMSprop
+from rnnkit.optim.schedules import (
+    ConstantLR,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearWarmup,
+    Schedule,
+    StepLR,
+    make_schedule,
+)
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "HyperparameterError",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "Schedule",
+    "ConstantLR",
+    "StepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearWarmup",
+    "make_schedule",
+]
