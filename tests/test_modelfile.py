@@ -73,7 +73,8 @@ def test_compressed_round_trip_and_str_path(tmp_path):
 
 def test_save_refuses_object_arrays_and_non_json(tmp_path):
     with pytest.raises(ModelFileError, match="'bad' holds Python objects"):
-        save_model_file(tmp_path / "o.npz", kind="layer", config={}, arrays={"bad": np.array([{}, 1], dtype=object)})
+        save_model_file(tmp_path / "o.npz", kind="layer", config={},
+                        arrays={"bad": np.array([{}, 1], dtype=object)})
     with pytest.raises(TypeError, match=r"config\['f'\].*not JSON-able"):
         save_model_file(tmp_path / "o.npz", kind="layer", config={"f": object()}, arrays={})
     with pytest.raises(ValueError, match="array name"):

@@ -1,0 +1,513 @@
+"""``fit``: the one training loop every rnnkit application uses.
+
+The loop is generic: the caller supplies the model, an optimiser, a function
+that builds an epoch's batches and a function that does one step's forward and
+backward pass. The loop owns everything around them: zeroing and checking
+gradients, clipping, the learning-rate schedule, validation and early stopping,
+checkpoints and resuming, the time budget, progress and the :class:`History`.
+
+Determinism. All randomness comes from ``seed``:
+
+- epoch ``e``'s batches are built by ``batches(e, np.random.default_rng([seed, 1, e]))``,
+  so an epoch's order can be rebuilt on resume (``batches`` must depend only on
+  its arguments);
+- the step's own randomness (dropout, sampling) uses ``ctx.rng``, one
+  ``Generator`` seeded with ``[seed, 0]`` whose state is checkpointed.
+
+A resumed run therefore ends with the same parameters, bit for bit, as a run
+that was never interrupted (given the same arguments).
+
+Checkpoints and interrupts. With ``checkpoint_path`` a checkpoint is written
+atomically every ``checkpoint_every`` steps (else at the end of every epoch),
+when training stops, and on an interrupt. Ctrl-C (SIGINT, main thread only)
+lets the current step finish, saves a checkpoint and then raises
+``KeyboardInterrupt``; a second Ctrl-C stops at once. A ``KeyboardInterrupt``
+raised by a callback, ``validate`` or ``batches`` does the same. In every case
+``fit`` re-raises the ``KeyboardInterrupt`` after saving: the caller decides
+what an interrupt means (the CLI exits with status 130). A ``KeyboardInterrupt``
+in the middle of a step (inside ``step_fn`` or the update) saves nothing, since
+the parameters may be half updated; the last checkpoint stays.
+
+A non-finite loss or gradient raises :class:`TrainingError` before the update,
+so the model keeps the last good parameters and no checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import ModelFileError, TrainingError
+from ..nn.module import Module
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .history import History
+from .progress import Progress
+
+__all__ = ["fit", "StepContext", "StopTraining"]
+
+
+@dataclass
+class StepContext:
+    """What ``step_fn(batch, ctx)`` gets besides the batch.
+
+    ``rng`` is the training Generator (dropout, sampling). ``carry`` is a dict
+    of NumPy arrays kept from one step to the next within an epoch (e.g. the
+    hidden state of truncated BPTT); it is emptied at the start of every epoch
+    and checkpointed. Replace its entries (``ctx.carry["h"] = h_new``) rather
+    than modifying the arrays in place. ``step`` counts optimiser steps done
+    before this one; ``batch_index`` is this batch's position in ``epoch``.
+    """
+
+    model: Module
+    rng: np.random.Generator
+    carry: Dict[str, np.ndarray] = field(default_factory=dict)
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end training cleanly (``History.stop_reason == "callback"``)."""
+
+
+class _DeferredSigint:
+    """Turn the first Ctrl-C into a flag the loop checks between steps; the second one raises."""
+
+    def __init__(self, enabled: bool, progress: Progress):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self.progress = progress
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.progress.note("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to stop now)")
+
+    def __enter__(self):
+        if self.enabled:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            # None: the old handler was not set from Python; Python's own raises KeyboardInterrupt
+            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.default_int_handler)
+        return False
+
+
+def _positive_int(name, v, allow_none=True):
+    if v is None and allow_none:
+        return
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name}: expected a positive integer{' or None' if allow_none else ''}, got {v!r}")
+
+
+def _positive_float(name, v):
+    if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+        raise ValueError(f"{name}: expected a positive number or None, got {v!r}")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars to Python numbers, recursively, so metrics stay JSON-able."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[float, int]],
+        batches: Callable[[int, np.random.Generator], Iterable[Any]], *, seed: int,
+        epochs: Optional[int] = None, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
+        clip_norm: Optional[float] = None, clip_value: Optional[float] = None, schedule=None,
+        validate: Optional[Callable[[Module], Dict[str, float]]] = None, validate_every: Optional[int] = None,
+        early_stopping_patience: Optional[int] = None, restore_best: bool = True,
+        checkpoint_path=None, checkpoint_every: Optional[int] = None, resume: bool = False,
+        callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = (), progress: bool = True,
+        log_every: int = 1, unit: str = "tok", config: Optional[dict] = None,
+        meta: Optional[dict] = None) -> History:
+    """Train ``model`` and return its :class:`History` (see the module docstring).
+
+    Parameters
+    ----------
+    model : the Module being trained (put in training mode; its mode is restored at the end).
+    optimizer : has ``lr``, ``step()``, ``zero_grad()``, ``state_dict()``, ``load_state_dict()``.
+    step_fn : ``step_fn(batch, ctx) -> (loss, n_units)``: forward and backward for one batch,
+        *adding* gradients into the parameters' ``.grad`` (they are zeroed before the call).
+        ``loss`` is a float (for the history), ``n_units`` how many tokens/samples it covered.
+    batches : ``batches(epoch, rng) -> iterable of batches`` for one epoch; must depend only on
+        its arguments, so the loop can rebuild an epoch on resume and skip the batches done.
+    seed : the root of all randomness in the run (non-negative int).
+    epochs, max_steps : stop after this many epochs / optimiser steps in total (counted across
+        resumes). max_minutes : stop after this many minutes of this call. At least one is needed.
+    clip_value : clip each gradient entry to [-clip_value, clip_value]; clip_norm : then scale
+        all gradients together so their global L2 norm is at most clip_norm.
+    schedule : object with ``lr_at(step) -> float`` (and ``config()``); ``optimizer.lr`` is set
+        to ``lr_at(step)`` before each step, ``step`` counting the steps done before it.
+    validate : ``validate(model) -> {"loss": float, ...}``, run in eval mode every
+        ``validate_every`` steps and at the end of every epoch.
+    early_stopping_patience : stop after this many validations in a row without a lower loss.
+    restore_best : with validation, end with the parameters of the best validation loss.
+    checkpoint_path, checkpoint_every, resume : see the module docstring. ``resume=True``
+        continues from ``checkpoint_path`` if it exists, else starts afresh.
+    callbacks : callables ``cb(event, info)`` for events "step", "validate", "epoch_end",
+        "checkpoint" and "end"; ``info`` is a dict (``step``, ``epoch``, ``history``, ``model``,
+        ``optimizer`` and the event's own entries). Raise :class:`StopTraining` to stop.
+    progress : show a tqdm bar (or plain lines without tqdm). unit : what ``n_units`` counts.
+    log_every : record a History entry every this many steps (averaged over them).
+    config, meta : JSON-able dicts stored in checkpoints so an application can rebuild its model.
+    """
+    if not callable(step_fn):
+        raise TypeError("step_fn: expected a function step_fn(batch, ctx) -> (loss, n_units)")
+    if not callable(batches):
+        raise TypeError("batches: expected a function batches(epoch, rng) -> iterable of batches; "
+                        "for a fixed list use `lambda epoch, rng: data`")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    for name, v in (("epochs", epochs), ("max_steps", max_steps), ("validate_every", validate_every),
+                    ("early_stopping_patience", early_stopping_patience),
+                    ("checkpoint_every", checkpoint_every)):
+        _positive_int(name, v)
+    _positive_int("log_every", log_every, allow_none=False)
+    for name, v in (("max_minutes", max_minutes), ("clip_norm", clip_norm), ("clip_value", clip_value)):
+        _positive_float(name, v)
+    if epochs is None and max_steps is None and max_minutes is None:
+        raise ValueError("give at least one of epochs, max_steps or max_minutes, or training never ends")
+    if validate is None and (validate_every is not None or early_stopping_patience is not None):
+        raise ValueError("validate_every and early_stopping_patience need a validate function")
+    if checkpoint_path is None and (checkpoint_every is not None or resume):
+        raise ValueError("checkpoint_every and resume need a checkpoint_path")
+    if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
+        raise TypeError("schedule: expected an object with lr_at(step) -> float (see rnnkit.optim.schedules)")
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks: expected callables cb(event, info), got {cb!r}")
+    loop = _Loop(model, optimizer, step_fn, batches, int(seed), epochs, max_steps, max_minutes, clip_norm,
+                 clip_value, schedule, validate, validate_every, early_stopping_patience, restore_best,
+                 checkpoint_path, checkpoint_every, list(callbacks), log_every, unit,
+                 dict(config or {}), dict(meta or {}))
+    return loop.run(resume=resume, show=progress)
+
+
+class _Loop:
+    """One call of :func:`fit`: its settings and the training state a checkpoint captures."""
+
+    def __init__(self, model, optimizer, step_fn, batches, seed, epochs, max_steps, max_minutes, clip_norm,
+                 clip_value, schedule, validate, validate_every, patience, restore_best, checkpoint_path,
+                 checkpoint_every, callbacks, log_every, unit, config, meta):
+        self.model, self.optimizer, self.step_fn, self.batches = model, optimizer, step_fn, batches
+        self.seed, self.epochs, self.max_steps, self.max_minutes = seed, epochs, max_steps, max_minutes
+        self.clip_norm, self.clip_value, self.schedule = clip_norm, clip_value, schedule
+        self.validate, self.validate_every, self.patience = validate, validate_every, patience
+        self.restore_best = restore_best
+        self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
+        self.callbacks, self.log_every, self.unit = callbacks, log_every, unit
+        self.config, self.meta = config, meta
+        self.params = list(model.named_parameters())
+        # -- the state a checkpoint captures --
+        self.ctx = StepContext(model=model, rng=np.random.default_rng([seed, 0]))
+        self.history = History(unit=unit)
+        self.best_state: Optional[Dict[str, np.ndarray]] = None
+        self.bad_validations = 0
+        self.last_val_step = -1
+        self.elapsed_before = 0.0
+        self.window = {"loss_wsum": 0.0, "units": 0, "loss_sum": 0.0, "steps": 0, "seconds": 0.0}
+        # -- this call only --
+        self.phase = "idle"  # "compute" / "update" while a step is half done
+        self.stop_requested = False
+        self.last_checkpoint_step: Optional[int] = None
+        self.t_start = time.monotonic()
+        self.window_t0 = self.t_start
+
+    # -- the run ----------------------------------------------------------
+    def run(self, resume: bool, show: bool) -> History:
+        if resume and os.path.exists(self.checkpoint_path):
+            self._restore(load_checkpoint(self.checkpoint_path))
+        total = self.max_steps
+        self.progress = Progress(total, initial=self.ctx.step, unit=self.unit, enabled=show)
+        was_training = self.model.training
+        self.model.train()
+        self.t_start = time.monotonic()
+        self.window_t0 = self.t_start - self.window["seconds"]
+        self.deadline = None if self.max_minutes is None else self.t_start + 60.0 * self.max_minutes
+        self.sigint = _DeferredSigint(self.checkpoint_path is not None, self.progress)
+        try:
+            with self.sigint:
+                reason = self._train()
+                self.history.stop_reason = reason
+                if self.checkpoint_path is not None:
+                    self._save_checkpoint()
+            if reason == "interrupted":
+                self._note_interrupt(saved=self.checkpoint_path is not None)
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if self.history.stop_reason != "interrupted":  # raised by user code, not by the flag
+                saved = False
+                if self.checkpoint_path is not None and self.phase == "idle":
+                    self.history.stop_reason = "interrupted"
+                    try:
+                        self._save_checkpoint()
+                        saved = True
+                    except Exception as e:  # keep the interrupt; the previous checkpoint stays
+                        self.progress.note(f"could not save a checkpoint on interrupt: {e}")
+                self._note_interrupt(saved)
+            raise
+        finally:
+            self.progress.close()
+            self.model.train(was_training)
+        self._callback("end", reason=reason)
+        if self.restore_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self._sync_history()
+        return self.history
+
+    def _note_interrupt(self, saved: bool) -> None:
+        if saved:
+            self.progress.note(f"interrupted at step {self.ctx.step}: checkpoint saved to {self.checkpoint_path}; "
+                               "run again with resume=True to continue")
+        elif self.checkpoint_path is not None:
+            self.progress.note(f"interrupted in the middle of step {self.ctx.step + 1}: no checkpoint written; "
+                               f"{self.checkpoint_path} is from step {self.last_checkpoint_step}")
+
+    def _train(self) -> str:
+        ctx = self.ctx
+        self._validate_if_due()  # a resumed run may stop right after a step whose validation was due
+        while True:
+            reason = self._stop_reason()
+            if reason is None and self.epochs is not None and ctx.epoch >= self.epochs:
+                reason = "epochs"
+            if reason is not None:
+                return reason
+            data = self.batches(ctx.epoch, np.random.default_rng([self.seed, 1, ctx.epoch]))
+            if self.epochs is not None and hasattr(data, "__len__"):
+                total = ctx.step - ctx.batch_index + len(data) * (self.epochs - ctx.epoch)
+                self.progress.set_total(total if self.max_steps is None else min(total, self.max_steps))
+            skip, seen = ctx.batch_index, 0
+            for batch in data:
+                seen += 1
+                if seen <= skip:
+                    continue
+                reason = self._stop_reason()
+                if reason is not None:
+                    return reason
+                self._step(batch)
+                self._after_step()
+            if seen < skip:
+                raise TrainingError(
+                    f"the checkpoint is at batch {skip} of epoch {ctx.epoch}, but batches() now gives only "
+                    f"{seen} for that epoch: the data or the seed changed since the checkpoint. Resume with "
+                    "the same data and seed, or start afresh without resume")
+            if seen == 0:
+                raise TrainingError(f"batches(epoch={ctx.epoch}, rng) gave no batches; "
+                                    "check the data and the batch size")
+            self._end_epoch()
+
+    def _stop_reason(self) -> Optional[str]:
+        if self.sigint.requested:
+            return "interrupted"
+        if self.stop_requested:
+            return "callback"
+        if self.max_steps is not None and self.ctx.step >= self.max_steps:
+            return "max_steps"
+        if self.patience is not None and self.bad_validations >= self.patience:
+            return "early_stopping"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "max_minutes"
+        return None
+
+    # -- one step ---------------------------------------------------------
+    def _step(self, batch) -> None:
+        ctx, opt = self.ctx, self.optimizer
+        where = f"step {ctx.step + 1} (epoch {ctx.epoch}, batch {ctx.batch_index})"
+        self.phase = "compute"
+        self.model.zero_grad()
+        opt.zero_grad()
+        out = self.step_fn(batch, ctx)
+        try:
+            loss, n_units = out
+            loss, n_units = float(loss), int(n_units)
+        except (TypeError, ValueError):
+            raise TypeError(f"step_fn must return (loss: float, n_units: int), got {out!r}") from None
+        if not math.isfinite(loss):
+            self._diverged(where, f"the loss is {loss}")
+        for name, p in self.params:
+            if not np.isfinite(p.grad).all():
+                bad = "nan" if np.isnan(p.grad).any() else "inf"
+                self._diverged(where, f"the gradient of {name!r} contains {bad}")
+        if self.clip_value is not None or self.clip_norm is not None:
+            from ..optim.clip import clip_grad_norm, clip_grad_value
+            grads = [p for _, p in self.params]
+            if self.clip_value is not None:
+                clip_grad_value(grads, self.clip_value)
+            if self.clip_norm is not None:
+                clip_grad_norm(grads, self.clip_norm)
+        if self.schedule is not None:
+            opt.lr = float(self.schedule.lr_at(ctx.step))
+        lr = float(opt.lr)
+        self.phase = "update"
+        opt.step()
+        ctx.step += 1
+        ctx.batch_index += 1
+        self._record(loss, n_units, lr)
+        self.phase = "idle"
+
+    def _diverged(self, where: str, what: str):
+        ck = ""
+        if self.checkpoint_path is not None:
+            ck = (f"; the checkpoint {self.checkpoint_path} is from step {self.last_checkpoint_step}"
+                  if self.last_checkpoint_step is not None else "; no checkpoint was written")
+        raise TrainingError(f"training diverged at {where}: {what}. The model keeps the parameters from "
+                            f"before this step{ck}. Lower the learning rate, set clip_norm, or check the "
+                            "data for NaN/Inf")
+
+    def _record(self, loss: float, n_units: int, lr: float) -> None:
+        w, step = self.window, self.ctx.step
+        w["loss_wsum"] += loss * n_units
+        w["units"] += n_units
+        w["loss_sum"] += loss
+        w["steps"] += 1
+        if step % self.log_every == 0:
+            now = time.monotonic()
+            mean = w["loss_wsum"] / w["units"] if w["units"] > 0 else w["loss_sum"] / w["steps"]
+            self.history.train.append((step, mean))
+            self.history.lr.append((step, lr))
+            self.history.throughput.append((step, w["units"] / max(now - self.window_t0, 1e-9)))
+            self.window = {"loss_wsum": 0.0, "units": 0, "loss_sum": 0.0, "steps": 0, "seconds": 0.0}
+            self.window_t0 = now
+        self.progress.update(step, loss, n_units)
+        self._step_info = {"loss": loss, "units": n_units, "lr": lr}
+
+    def _after_step(self) -> None:
+        self._callback("step", **self._step_info)
+        self._validate_if_due()
+        if self.checkpoint_every is not None and self.ctx.step % self.checkpoint_every == 0:
+            self._save_checkpoint()
+
+    def _end_epoch(self) -> None:
+        ctx = self.ctx
+        if self.validate is not None and self.last_val_step != ctx.step:
+            self._validate()
+        finished = ctx.epoch
+        self.history.epochs.append((finished, ctx.step))
+        ctx.epoch += 1
+        ctx.batch_index = 0
+        ctx.carry = {}
+        if self.checkpoint_path is not None and self.checkpoint_every is None:
+            self._save_checkpoint()
+        self._callback("epoch_end", finished_epoch=finished)
+
+    # -- validation -------------------------------------------------------
+    def _validate_if_due(self) -> None:
+        s = self.ctx.step
+        if (self.validate is not None and self.validate_every is not None and s > 0
+                and s % self.validate_every == 0 and self.last_val_step != s):
+            self._validate()
+
+    def _validate(self) -> None:
+        self.model.eval()
+        try:
+            metrics = self.validate(self.model)
+        finally:
+            self.model.train()
+        if not isinstance(metrics, dict) or "loss" not in metrics:
+            raise TypeError(f"validate must return a dict with a 'loss' entry, got {metrics!r}")
+        metrics = _plain(dict(metrics))
+        metrics["loss"] = loss = float(metrics["loss"])
+        s = self.ctx.step
+        self.history.val.append((s, metrics))
+        self.last_val_step = s
+        best = self.history.best_val_loss
+        improved = math.isfinite(loss) and (best is None or loss < best)
+        if improved:
+            self.history.best_val_loss, self.history.best_step = loss, s
+            self.best_state = self.model.state_dict()
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
+        extra = "".join(f"  {k} {v:.4g}" for k, v in metrics.items()
+                        if k != "loss" and isinstance(v, (int, float)) and not isinstance(v, bool))
+        self.progress.note(f"step {s}: validation loss {loss:.4f}{extra}" + ("  (best)" if improved else ""))
+        self._callback("validate", metrics=metrics, improved=improved)
+
+    # -- checkpoints ------------------------------------------------------
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self.t_start)
+
+    def _sync_history(self) -> None:
+        self.history.steps = self.ctx.step
+        self.history.elapsed_s = self._elapsed()
+
+    def _save_checkpoint(self) -> None:
+        ctx = self.ctx
+        for name, p in self.params:  # never replace a good checkpoint with a broken model
+            if not np.isfinite(p.data).all():
+                raise TrainingError(f"parameter {name!r} is not finite at step {ctx.step}; the checkpoint "
+                                    f"{self.checkpoint_path} was not overwritten (it is from step "
+                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm")
+        self._sync_history()
+        window = dict(self.window, seconds=time.monotonic() - self.window_t0)
+        train_state = {
+            "seed": self.seed, "step": ctx.step, "epoch": ctx.epoch, "batch_index": ctx.batch_index,
+            "rng_state": ctx.rng.bit_generator.state,
+            "schedule": self.schedule.config() if hasattr(self.schedule, "config") else None,
+            "bad_validations": self.bad_validations, "last_val_step": self.last_val_step,
+            "window": window, "elapsed_s": self.history.elapsed_s,
+        }
+        save_checkpoint(self.checkpoint_path, Checkpoint(
+            model_state=self.model.state_dict(), optimizer_state=self.optimizer.state_dict(),
+            train_state=train_state, history=self.history, carry=dict(ctx.carry),
+            best_state=self.best_state, config=self.config, meta=self.meta))
+        self.last_checkpoint_step = ctx.step
+        self._callback("checkpoint", path=str(self.checkpoint_path))
+
+    def _restore(self, ck: Checkpoint) -> None:
+        path = self.checkpoint_path
+        try:
+            self.model.load_state_dict(ck.model_state)
+        except (KeyError, ValueError) as e:
+            raise ModelFileError(f"{path}: the checkpoint does not fit this model ({e}); build the model "
+                                 "from the checkpoint's config (load_checkpoint(path).config)") from e
+        self.optimizer.load_state_dict(ck.optimizer_state)
+        ts = ck.train_state
+        if ts.get("seed") != self.seed:
+            warnings.warn(f"resuming {path} (seed {ts.get('seed')}) with seed {self.seed}: the data order "
+                          "and random draws will differ from the original run", RuntimeWarning, stacklevel=4)
+        sched = self.schedule.config() if hasattr(self.schedule, "config") else None
+        if _plain(sched) != ts.get("schedule"):
+            warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
+                          RuntimeWarning, stacklevel=4)
+        ctx = self.ctx
+        ctx.rng.bit_generator.state = ts["rng_state"]
+        ctx.step, ctx.epoch, ctx.batch_index = int(ts["step"]), int(ts["epoch"]), int(ts["batch_index"])
+        ctx.carry = dict(ck.carry)
+        self.history = ck.history
+        self.history.stop_reason = None
+        self.best_state = ck.best_state
+        self.bad_validations = int(ts["bad_validations"])
+        self.last_val_step = int(ts["last_val_step"])
+        self.elapsed_before = float(ts["elapsed_s"])
+        self.window = dict(ts["window"])
+        self.last_checkpoint_step = ctx.step
+
+    def _callback(self, event: str, **info) -> None:
+        if not self.callbacks:
+            return
+        info.update(step=self.ctx.step, epoch=self.ctx.epoch, history=self.history, model=self.model,
+                    optimizer=self.optimizer)
+        for cb in self.callbacks:
+            try:
+                cb(event, info)
+            except StopTraining:
+                self.stop_requested = True
