@@ -533,6 +533,8 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
     with pytest.raises(TypeError, match="batches"):
         fit(m, opt, plain_step, [1, 2], seed=0, epochs=1)
+    with pytest.raises(TypeError, match=r"config\['f'\]: builtin_function_or_method is not JSON-able"):
+        fit(m, opt, plain_step, batches, seed=0, epochs=1, config={"f": print})
     with pytest.raises(TrainingError, match="gave no batches"):
         fit(m, opt, plain_step, lambda e, r: [], seed=0, epochs=1, progress=False)
     with pytest.raises(TypeError, match="ctx.carry\\['h'\\]: checkpoints store NumPy arrays"):

@@ -46,6 +46,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ModelFileError, TrainingError
+from ..io.modelfile import _to_json
 from ..nn.module import Module
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import History
@@ -194,17 +195,22 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks: expected callables cb(event, info), got {cb!r}")
-    loop = _Loop(model, optimizer, step_fn, batches, int(seed), epochs, max_steps, max_minutes, clip_norm,
-                 clip_value, schedule, validate, validate_every, early_stopping_patience, restore_best,
-                 checkpoint_path, checkpoint_every, list(callbacks), log_every, unit,
-                 dict(config or {}), dict(meta or {}))
+    config, meta = dict(config or {}), dict(meta or {})
+    _to_json(config, "config")  # fail now, not at the first checkpoint
+    _to_json(meta, "meta")
+    loop = _Loop(model, optimizer, step_fn, batches, seed=int(seed), epochs=epochs, max_steps=max_steps,
+                 max_minutes=max_minutes, clip_norm=clip_norm, clip_value=clip_value, schedule=schedule,
+                 validate=validate, validate_every=validate_every, patience=early_stopping_patience,
+                 restore_best=restore_best, checkpoint_path=checkpoint_path,
+                 checkpoint_every=checkpoint_every, callbacks=list(callbacks), log_every=log_every,
+                 unit=unit, config=config, meta=meta)
     return loop.run(resume=resume, show=progress)
 
 
 class _Loop:
     """One call of :func:`fit`: its settings and the training state a checkpoint captures."""
 
-    def __init__(self, model, optimizer, step_fn, batches, seed, epochs, max_steps, max_minutes, clip_norm,
+    def __init__(self, model, optimizer, step_fn, batches, *, seed, epochs, max_steps, max_minutes, clip_norm,
                  clip_value, schedule, validate, validate_every, patience, restore_best, checkpoint_path,
                  checkpoint_every, callbacks, log_every, unit, config, meta):
         self.model, self.optimizer, self.step_fn, self.batches = model, optimizer, step_fn, batches
@@ -235,8 +241,7 @@ class _Loop:
     def run(self, resume: bool, show: bool) -> History:
         if resume and os.path.exists(self.checkpoint_path):
             self._restore(load_checkpoint(self.checkpoint_path))
-        total = self.max_steps
-        self.progress = Progress(total, initial=self.ctx.step, unit=self.unit, enabled=show)
+        self.progress = Progress(self.max_steps, initial=self.ctx.step, unit=self.unit, enabled=show)
         was_training = self.model.training
         self.model.train()
         self.t_start = time.monotonic()
