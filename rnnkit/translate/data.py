@@ -1,0 +1,267 @@
+"""Sentence pairs: reading, normalising, tokenising, vocabularies, splits and length-bucketed batches.
+
+The input is the Tatoeba/Anki format: one pair per line, columns separated by a
+tab (source, target, optionally an attribution column). Which column is the
+source and which the target is chosen by index (0-based), so one file serves
+both directions.
+
+Text goes through :func:`normalize_text` (Unicode normal form, typographic
+apostrophes, case, punctuation split) and :func:`tokenize` (words or
+characters). The options are a :class:`TextOptions` that is saved with the
+model, so translation sees exactly the preprocessing the model was trained on.
+
+Batches are time-major like the recurrent layers: ``src`` (S, N), ``tgt_in``
+(T, N) = <sos> y_1 .. y_m, ``tgt_out`` (T, N) = y_1 .. y_m <eos>, padded with
+<pad> (id 0) after each sequence's end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
+           "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "Batch", "make_batch",
+           "bucket_batches"]
+
+PAD, SOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
+
+# The PyTorch seq2seq tutorial's filter, with and without apostrophes (its normaliser turns "i'm" into "i m").
+ENGLISH_PREFIXES = ("i am ", "i m ", "he is", "he s ", "she is", "she s ", "you are", "you re ",
+                    "we are", "we re ", "they are", "they re ")
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u200b": None, "\u00ad": None})
+# Punctuation becomes its own token, except apostrophes and hyphens inside a word ("j'ai", "peut-être").
+_PUNCT = re.compile(r"([^\w\s'\-]|(?<!\w)['\-]|['\-](?!\w))")
+_SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """Preprocessing applied to both sides.
+
+    normalize: "nfkc" (default: also turns the narrow no-break spaces that French
+        typography puts before ! ? into plain spaces), "nfc", "ascii" (the PyTorch
+        tutorial's accent stripping) or "none".
+    lowercase: fold case.
+    split_punctuation: make each punctuation mark a token of its own.
+    tokens: "word" (split at white space) or "char" (every character, spaces included).
+    """
+
+    normalize: str = "nfkc"
+    lowercase: bool = True
+    split_punctuation: bool = True
+    tokens: str = "word"
+
+    def __post_init__(self):
+        if self.normalize not in ("nfkc", "nfc", "ascii", "none"):
+            raise ValueError(f"normalize: expected 'nfkc', 'nfc', 'ascii' or 'none', got {self.normalize!r}")
+        if self.tokens not in ("word", "char"):
+            raise ValueError(f"tokens: expected 'word' or 'char', got {self.tokens!r}")
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def normalize_text(text: str, opts: TextOptions = TextOptions()) -> str:
+    """Apply the normal form, apostrophe folding, case folding and punctuation split; collapse spaces."""
+    s = text.translate(_APOSTROPHES)
+    if opts.normalize == "ascii":
+        s = "".join(c for c in unicodedata.normalize("NFKD", s) if unicodedata.category(c) != "Mn")
+    elif opts.normalize != "none":
+        s = unicodedata.normalize(opts.normalize.upper(), s)
+    if opts.lowercase:
+        s = s.lower()
+    if opts.split_punctuation:
+        s = _PUNCT.sub(r" \1 ", s)
+    return _SPACES.sub(" ", s).strip()
+
+
+def tokenize(text: str, opts: TextOptions = TextOptions()) -> List[str]:
+    s = normalize_text(text, opts)
+    return list(s) if opts.tokens == "char" else s.split()
+
+
+def detokenize(tokens: Sequence[str], opts: TextOptions = TextOptions()) -> str:
+    return "".join(tokens) if opts.tokens == "char" else " ".join(tokens)
+
+
+def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str = "utf-8") -> List[Tuple[str, str]]:
+    """(source, target) strings from a tab-separated file; every malformed line is reported by number."""
+    if src_col == tgt_col:
+        raise DataError(f"src_col and tgt_col are both {src_col}; choose two different columns")
+    if min(src_col, tgt_col) < 0:
+        raise DataError(f"column indices start at 0, got src_col={src_col}, tgt_col={tgt_col}")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file (expected tab-separated sentence pairs)")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, expected a tab-separated file of sentence pairs")
+    need = max(src_col, tgt_col) + 1
+    pairs = []
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    raise DataError(f"{path}, line {n}: empty line; every line must hold a tab-separated pair")
+                cols = line.split("\t")
+                if len(cols) == 1:
+                    raise DataError(f"{path}, line {n}: no tab character; expected tab-separated columns "
+                                    f"(source and target), got {_clip(line)!r}")
+                if len(cols) < need:
+                    raise DataError(f"{path}, line {n}: {len(cols)} columns, but column {need - 1} is needed "
+                                    f"(src_col={src_col}, tgt_col={tgt_col}; columns count from 0)")
+                src, tgt = cols[src_col].strip(), cols[tgt_col].strip()
+                for side, value, col in (("source", src, src_col), ("target", tgt, tgt_col)):
+                    if not value:
+                        raise DataError(f"{path}, line {n}: the {side} column ({col}) is empty")
+                pairs.append((src, tgt))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start})") from None
+    if not pairs:
+        raise DataError(f"{path}: the file holds no sentence pairs")
+    return pairs
+
+
+def _clip(s: str, n: int = 60) -> str:
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def filter_pairs(pairs: Sequence[Tuple[List[str], List[str]]], *, max_length: Optional[int] = None,
+                 prefix_filter: Optional[str] = None, opts: TextOptions = TextOptions()) -> List[int]:
+    """Indices of the tokenised pairs that pass the filters.
+
+    max_length: keep pairs whose sides have fewer than ``max_length`` words, a
+        word being a run of letters or digits ("i'm" is two, "." none), which is
+        how the PyTorch tutorial counts (its ``len < MAX_LENGTH``), for word and
+        character tokens alike.
+    prefix_filter: "source" or "target": keep pairs whose side (the English one)
+        starts with one of :data:`ENGLISH_PREFIXES`.
+    """
+    if prefix_filter not in (None, "source", "target"):
+        raise ValueError(f"prefix_filter: expected 'source' or 'target', got {prefix_filter!r}")
+    keep = []
+    for i, (s, t) in enumerate(pairs):
+        s, t = detokenize(s, opts), detokenize(t, opts)
+        if max_length is not None and (len(_WORD.findall(s)) >= max_length or len(_WORD.findall(t)) >= max_length):
+            continue
+        if prefix_filter is not None:
+            side = s if prefix_filter == "source" else t
+            if not (side.lower().replace("'", " ") + " ").startswith(ENGLISH_PREFIXES):
+                continue
+        keep.append(i)
+    return keep
+
+
+class Vocab:
+    """Token <-> id maps with the specials <pad>=0, <sos>=1, <eos>=2, <unk>=3 first."""
+
+    def __init__(self, itos: Sequence[str]):
+        if list(itos[:4]) != SPECIALS:
+            raise DataError(f"vocabulary must start with {SPECIALS}, got {list(itos[:4])}")
+        self.itos = list(itos)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sentences: Iterable[Sequence[str]], *, min_freq: int = 1, max_size: Optional[int] = None) -> "Vocab":
+        """Tokens seen at least ``min_freq`` times, most frequent first (ties alphabetical), at most ``max_size`` in all."""
+        counts = Counter(t for s in sentences for t in s)
+        tokens = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIALS),
+                        key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            tokens = tokens[:max(0, max_size - len(SPECIALS))]
+        return cls(SPECIALS + tokens)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str]) -> Tuple[List[int], List[str]]:
+        """Ids (unknown tokens -> <unk>) and the list of tokens that were unknown."""
+        ids = [self.stoi.get(t, UNK) for t in tokens]
+        return ids, [t for t, i in zip(tokens, ids) if i == UNK]
+
+    def decode(self, ids: Iterable[int]) -> List[str]:
+        """Tokens up to (not including) the first <eos>; <pad> and <sos> are dropped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i not in (PAD, SOS):
+                out.append(self.itos[i])
+        return out
+
+
+def split_indices(n: int, *, valid: float = 0.1, test: float = 0.1, seed: int = 0):
+    """A seeded random partition of range(n) into (train, valid, test) index arrays."""
+    for name, v in (("valid", valid), ("test", test)):
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{name}: expected a fraction in [0, 1), got {v}")
+    if valid + test >= 1.0:
+        raise ValueError(f"valid + test must leave some training data, got {valid} + {test}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test, n_valid = int(round(test * n)), int(round(valid * n))
+    return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
+
+
+class Batch(NamedTuple):
+    src: np.ndarray        # (S, N) source ids, PAD after each length
+    src_len: np.ndarray    # (N,) source lengths (>= 1)
+    tgt_in: np.ndarray     # (T, N) <sos> y_1 .. y_m, PAD after
+    tgt_out: np.ndarray    # (T, N) y_1 .. y_m <eos>, PAD after
+    index: np.ndarray      # (N,) positions of these pairs in the list they came from
+
+
+def _pad(seqs: Sequence[Sequence[int]], length: int) -> np.ndarray:
+    out = np.full((length, len(seqs)), PAD, dtype=np.int64)            # (T, N)
+    for n, s in enumerate(seqs):
+        out[:len(s), n] = s
+    return out
+
+
+def make_batch(src_ids: Sequence[Sequence[int]], tgt_ids: Optional[Sequence[Sequence[int]]],
+               index: Sequence[int]) -> Batch:
+    """A padded batch of the pairs at ``index`` (targets may be None for translation)."""
+    index = np.asarray(index, dtype=np.int64)
+    srcs = [src_ids[i] for i in index]
+    src_len = np.array([len(s) for s in srcs], dtype=np.int64)
+    if src_len.min() < 1:
+        raise DataError("empty source sentence: nothing to translate")
+    src = _pad(srcs, int(src_len.max()))
+    if tgt_ids is None:
+        return Batch(src, src_len, None, None, index)
+    tin = [[SOS] + list(tgt_ids[i]) for i in index]
+    tout = [list(tgt_ids[i]) + [EOS] for i in index]
+    T = max(len(t) for t in tin)
+    return Batch(src, src_len, _pad(tin, T), _pad(tout, T), index)
+
+
+def bucket_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], batch_size: int,
+                   rng: np.random.Generator, pool: int = 50) -> List[Batch]:
+    """Batches of similar lengths, in random order.
+
+    The pairs are shuffled, cut into pools of ``pool * batch_size`` pairs, each
+    pool sorted by (source, target) length and cut into batches; the batches are
+    shuffled. Similar lengths waste little work on padding, while the pools keep
+    the batches' contents different from epoch to epoch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    perm = rng.permutation(len(src_ids))
+    chunks = []
+    size = pool * batch_size
+    for start in range(0, len(perm), size):
+        part = perm[start:start + size]
+        order = sorted(part, key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
+        chunks.extend(order[j:j + batch_size] for j in range(0, len(order), batch_size))
+    return [make_batch(src_ids, tgt_ids, chunks[k]) for k in rng.permutation(len(chunks))]

@@ -1,0 +1,287 @@
+r"""The attentional decoder: embedding -> LSTM/GRU stack with attention -> output projection.
+
+Two placements of the attention, after the two papers (s: decoder state, top layer's h;
+c: context over the encoder memory; y: target tokens; E: embedding):
+
+Bahdanau et al. (2015), attention *before* the recurrent step, on the previous state:
+
+.. math::
+    c_t = \mathrm{attn}(s_{t-1}, h), \quad s_t = \mathrm{RNN}([E y_{t-1}; c_t], s_{t-1}), \quad
+    z_t = W_o [s_t; c_t] + b_o
+
+Luong et al. (2015), attention *after* it, on the new state, with an attentional vector
+:math:`\tilde s_t` that is optionally fed into the next step's input ("input feeding"):
+
+.. math::
+    s_t = \mathrm{RNN}([E y_{t-1}; \tilde s_{t-1}], s_{t-1}), \quad c_t = \mathrm{attn}(s_t, h), \quad
+    \tilde s_t = \tanh(W_c [c_t; s_t] + b_c), \quad z_t = W_o \tilde s_t + b_o
+
+(without input feeding the RNN input is :math:`E y_{t-1}` alone, :math:`\tilde s_0 = 0`).
+``z_t`` are the logits. Dropout (training only) acts on the embeddings and on the
+vector entering :math:`W_o`.
+
+The decoder steps one token at a time because the attention needs the current
+state. The step is lean: it reads the stack's weights directly and runs the
+cells, with no per-step validation; its backward keeps each layer's gate
+gradients of all steps and forms every weight gradient with one product at the
+end, as the scanner does. Luong attention without input feeding under full
+teacher forcing has no dependence between steps outside the RNN, so
+:meth:`Decoder.forward_sequence` runs the whole-sequence recurrent layer and
+attends with all T queries at once.
+
+Shapes: tokens (T, N) or (N,); state a tuple ``(h,)``/``(h, c)`` of (L, N, H);
+memory (N, S, K); step output (N, O) with O = H (Luong) or H + K (Bahdanau).
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ..nn.attention import Memory, make_attention
+from ..nn.layers import Dropout, Embedding, Linear
+from ..nn.module import Module
+from ..nn.recurrent import Recurrent
+from .data import PAD
+
+__all__ = ["Decoder", "DecoderState"]
+
+
+class DecoderState(NamedTuple):
+    states: Tuple[np.ndarray, ...]      # (h,) or (h, c), each (L, N, H)
+    feed: Optional[np.ndarray]          # (N, H) Luong's attentional vector of the previous step, or None
+
+    def select(self, index: np.ndarray) -> "DecoderState":
+        """The rows ``index`` (beam search reorders hypotheses this way)."""
+        return DecoderState(tuple(s[:, index] for s in self.states), None if self.feed is None else self.feed[index])
+
+
+class StepCache(NamedTuple):
+    tokens: np.ndarray
+    emb_mask: Optional[np.ndarray]
+    attn: object
+    layers: List[Tuple[np.ndarray, np.ndarray, object]]   # per layer: (input x, h_prev, cell cache)
+    hc: Optional[np.ndarray]            # Luong: [c; s] (N, K+H)
+    ht: Optional[np.ndarray]            # Luong: tanh output (N, H)
+    out_mask: Optional[np.ndarray]
+
+
+class Decoder(Module):
+    """See the module docstring. ``attention`` is "bahdanau", "dot" or "general"."""
+
+    def __init__(self, vocab_size: int, *, mode: str, embedding_size: int, hidden_size: int, num_layers: int,
+                 memory_size: int, attention: str = "bahdanau", attention_size: Optional[int] = None,
+                 input_feeding: bool = False, dropout: float = 0.0, dtype=np.float32, rng=None):
+        super().__init__()
+        rng = np.random.default_rng(rng)
+        self.luong = attention != "bahdanau"
+        if input_feeding and not self.luong:
+            raise ValueError("input_feeding applies to Luong attention ('dot' or 'general'); Bahdanau "
+                             "attention already feeds the context into the recurrent input")
+        self.input_feeding = bool(input_feeding)
+        E, H, K = embedding_size, hidden_size, memory_size
+        self.embedding = Embedding(vocab_size, E, padding_idx=PAD, dtype=dtype, rng=rng)
+        D = E + (H if self.input_feeding else 0) if self.luong else E + K
+        self.rnn = Recurrent(mode, D, H, num_layers, dtype=dtype, rng=rng)
+        self.attention = make_attention(attention, H, K, attention_size, dtype=dtype, rng=rng)
+        if self.luong:
+            self.combine = Linear(K + H, H, dtype=dtype, rng=rng)
+        self.out = Linear(H if self.luong else H + K, vocab_size, dtype=dtype, rng=rng)
+        self.drop = Dropout(dropout)
+        self.embedding_size, self.hidden_size, self.memory_size = E, H, K
+        self.dtype = np.dtype(dtype)
+
+    def initial_state(self, state0: Tuple[np.ndarray, ...]) -> DecoderState:
+        N = state0[0].shape[1]
+        feed = np.zeros((N, self.hidden_size), self.dtype) if self.input_feeding else None
+        return DecoderState(tuple(state0), feed)
+
+    # -- one step ------------------------------------------------------------
+    def step(self, tokens: np.ndarray, dstate: DecoderState, mem: Memory, rng=None):
+        """One decoder step for input tokens (N,). Returns ``(out (N, O), weights (N, S), dstate', cache)``."""
+        emb = self.embedding.weight.data[tokens]                       # (N, E)
+        emb, emb_mask = self.drop(emb, rng)
+        states, feed = dstate
+        if not self.luong:
+            c, w, attn_cache = self.attention.attend(states[0][-1], mem)   # query: s_{t-1}, top layer
+            x = np.concatenate((emb, c), axis=1)                       # (N, E+K)
+        else:
+            x = np.concatenate((emb, feed), axis=1) if self.input_feeding else emb
+        new_states, layers = self._rnn_step(x, states)
+        s = new_states[0][-1]                                          # (N, H) top layer
+        hc = ht = None
+        if self.luong:
+            c, w, attn_cache = self.attention.attend(s, mem)           # query: s_t
+            hc = np.concatenate((c, s), axis=1)                        # (N, K+H)
+            ht = np.tanh(self.combine(hc)[0])                          # (N, H)
+            out, feed = ht, ht
+        else:
+            out = np.concatenate((s, c), axis=1)                       # (N, H+K)
+        out, out_mask = self.drop(out, rng)
+        cache = StepCache(tokens, emb_mask, attn_cache, layers, hc, ht, out_mask)
+        return out, w, DecoderState(new_states, feed if self.input_feeding else None), cache
+
+    def _rnn_step(self, x, states):
+        cell = self.rnn.cell
+        new = [[] for _ in states]
+        layers = []
+        for l in range(self.rnn.num_layers):
+            W_ih, W_hh, b_ih, b_hh = self.rnn._weights(l, 0)
+            xw = x @ W_ih.T                                            # (N, G*H)
+            hw = states[0][l] @ W_hh.T                                 # (N, G*H)
+            if b_ih is not None:
+                xw += b_ih
+                if cell.split_recurrent:
+                    hw += b_hh
+                else:
+                    xw += b_hh
+            st, cc = cell.step(xw, hw, tuple(s[l] for s in states))
+            layers.append((x, states[0][l], cc))
+            for j, v in enumerate(st):
+                new[j].append(v)
+            x = st[0]
+        return tuple(np.stack(v) for v in new), layers                  # each (L, N, H)
+
+    def logits(self, out: np.ndarray) -> np.ndarray:
+        return self.out(out)[0]                                        # (..., V)
+
+    # -- many steps ----------------------------------------------------------
+    def forward_steps(self, tgt_in: np.ndarray, dstate: DecoderState, mem: Memory, rng=None,
+                      teacher: Optional[np.ndarray] = None, choose=None):
+        """Run T steps over ``tgt_in`` (T, N).
+
+        Where ``teacher`` (T, N) is False, the step's input is ``choose(logits of the
+        previous step)`` instead of ``tgt_in`` (scheduled sampling). Returns
+        ``(outs (T, N, O), weights (T, N, S), logits (T, N, V) or None, cache)``.
+        """
+        T = tgt_in.shape[0]
+        outs, ws, caches, step_logits = [], [], [], []
+        tokens = tgt_in[0]
+        for t in range(T):
+            if t > 0 and teacher is not None and not teacher[t].all():
+                tokens = np.where(teacher[t], tgt_in[t], choose(step_logits[-1]))
+            elif t > 0:
+                tokens = tgt_in[t]
+            out, w, dstate, cache = self.step(tokens, dstate, mem, rng)
+            outs.append(out)
+            ws.append(w)
+            caches.append(cache)
+            if teacher is not None:
+                step_logits.append(self.logits(out))                   # (N, V) needed to choose the next input
+        logits = np.stack(step_logits) if step_logits else None
+        return np.stack(outs), np.stack(ws), logits, ("steps", caches)
+
+    def forward_sequence(self, tgt_in: np.ndarray, dstate: DecoderState, mem: Memory, rng=None):
+        """Teacher-forced Luong decoder without input feeding, all steps at once (same results as the steps)."""
+        assert self.luong and not self.input_feeding
+        emb, emb_cache = self.embedding(tgt_in)                        # (T, N, E)
+        emb, emb_mask = self.drop(emb, rng)
+        states = dstate.states if len(dstate.states) > 1 else dstate.states[0]
+        s_all, _, rnn_cache = self.rnn(emb, states)                    # (T, N, H)
+        q = s_all.transpose(1, 0, 2)                                   # (N, T, H)
+        c, w, attn_cache = self.attention.attend(q, mem)               # (N, T, K), (N, T, S)
+        hc = np.concatenate((c.transpose(1, 0, 2), s_all), axis=2)     # (T, N, K+H)
+        ht = np.tanh(self.combine(hc)[0])                              # (T, N, H)
+        out, out_mask = self.drop(ht, rng)
+        cache = ("sequence", (emb_cache, emb_mask, rnn_cache, attn_cache, hc, ht, out_mask))
+        return out, w.transpose(1, 0, 2), None, cache
+
+    # -- backward ------------------------------------------------------------
+    def backward(self, d_out: np.ndarray, cache, mem: Memory):
+        """Backward of ``forward_steps``/``forward_sequence`` from ``d_out`` (T, N, O).
+
+        Returns ``(d_state0, d_keys, d_values)``: the initial state's gradient (tuple)
+        and the attention's key and value gradients summed over the steps (the caller
+        passes them to ``attention.prepare_backward``). Parameter gradients are added.
+        """
+        kind, c = cache
+        if kind == "sequence":
+            return self._backward_sequence(d_out, c, mem)
+        return self._backward_steps(d_out, c, mem)
+
+    def _backward_sequence(self, d_out, c, mem):
+        emb_cache, emb_mask, rnn_cache, attn_cache, hc, ht, out_mask = c
+        K = self.memory_size
+        d_ht = self.drop.backward(d_out, out_mask)
+        d_hc = self.combine.backward(d_ht * (1.0 - ht * ht), hc)      # (T, N, K+H)
+        d_c, d_s = d_hc[..., :K], d_hc[..., K:]
+        d_q, d_keys, d_vals = self.attention.attend_backward(d_c.transpose(1, 0, 2), attn_cache, mem)
+        d_s = d_s + d_q.transpose(1, 0, 2)                             # (T, N, H)
+        d_emb, d_state0 = self.rnn.backward(d_s, rnn_cache)
+        self.embedding.backward(self.drop.backward(d_emb, emb_mask), emb_cache)
+        return (d_state0 if isinstance(d_state0, tuple) else (d_state0,)), d_keys, d_vals
+
+    def _backward_steps(self, d_out, caches, mem):
+        T, N = d_out.shape[:2]
+        E, H, K = self.embedding_size, self.hidden_size, self.memory_size
+        L, cell, dtype = self.rnn.num_layers, self.rnn.cell, d_out.dtype
+        G = cell.num_gates
+        dXW = [np.empty((T, N, G * H), dtype) for _ in range(L)]      # gate gradients of every step
+        dHW = [np.empty((T, N, G * H), dtype) if cell.split_recurrent else dXW[l] for l in range(L)]
+        d_states = [np.zeros((L, N, H), dtype) for _ in range(cell.num_states)]
+        d_feed = None
+        d_emb = np.empty((T, N, E), dtype)
+        d_pre = np.empty((T, N, H), dtype) if self.luong else None
+        d_keys = np.zeros_like(mem.keys)
+        d_vals = np.zeros_like(mem.values)
+        Wc = self.combine.weight.data if self.luong else None
+        for t in range(T - 1, -1, -1):
+            sc = caches[t]
+            d_o = self.drop.backward(d_out[t], sc.out_mask)
+            if self.luong:
+                d_ht = d_o if d_feed is None else d_o + d_feed
+                d_pre[t] = d_ht * (1.0 - sc.ht * sc.ht)
+                d_hc = d_pre[t] @ Wc                                   # (N, K+H)
+                d_q, dk, dv = self.attention.attend_backward(d_hc[:, :K], sc.attn, mem)
+                d_keys += dk
+                d_vals += dv
+                d_top = d_hc[:, K:] + d_q
+            else:
+                d_top = d_o[:, :H]
+            d_x = self._rnn_step_backward(d_top, d_states, sc.layers, dXW, dHW, t)
+            if not self.luong:
+                d_c = d_o[:, H:] + d_x[:, E:]                           # c_t reaches the input and the output
+                d_q, dk, dv = self.attention.attend_backward(d_c, sc.attn, mem)
+                d_keys += dk
+                d_vals += dv
+                d_states[0][-1] += d_q                                 # the query was s_{t-1}
+            elif self.input_feeding:
+                d_feed = d_x[:, E:]
+            d_emb[t] = self.drop.backward(d_x[:, :E], sc.emb_mask)
+        self._weight_grads(caches, dXW, dHW)
+        if self.luong:
+            self.combine.backward(d_pre, np.stack([sc.hc for sc in caches]))
+        self.embedding.backward(d_emb, np.stack([sc.tokens for sc in caches]))
+        return tuple(d_states), d_keys, d_vals
+
+    def _rnn_step_backward(self, d_top, d_states, layers, dXW, dHW, t):
+        """One step of the stack backwards; updates ``d_states`` in place to the previous step's."""
+        cell = self.rnn.cell
+        d_above = d_top
+        for l in range(self.rnn.num_layers - 1, -1, -1):
+            W_ih, W_hh, _, _ = self.rnn._weights(l, 0)
+            d_new = (d_states[0][l] + d_above,) + tuple(d[l] for d in d_states[1:])
+            elem = cell.step_backward(d_new, layers[l][2], dXW[l][t], dHW[l][t])
+            dh_prev = dHW[l][t] @ W_hh                                 # (N, H)
+            if elem[0] is not None:
+                dh_prev += elem[0]
+            d_states[0][l] = dh_prev
+            for j in range(1, len(d_states)):
+                d_states[j][l] = elem[j]
+            d_above = dXW[l][t] @ W_ih                                 # (N, D_l): the layer's input
+        return d_above
+
+    def _weight_grads(self, caches, dXW, dHW):
+        """dW_ih = dXW^T X, dW_hh = dHW^T H_prev, biases: one product per layer over all steps."""
+        for l in range(self.rnn.num_layers):
+            X = np.stack([sc.layers[l][0] for sc in caches])           # (T, N, D_l)
+            Hp = np.stack([sc.layers[l][1] for sc in caches])          # (T, N, H)
+            dx2 = dXW[l].reshape(-1, dXW[l].shape[-1])
+            dh2 = dHW[l].reshape(-1, dHW[l].shape[-1])
+            sfx = self.rnn._suffix(l, 0)
+            getattr(self.rnn, "weight_ih" + sfx).grad += dx2.T @ X.reshape(-1, X.shape[-1])
+            getattr(self.rnn, "weight_hh" + sfx).grad += dh2.T @ Hp.reshape(-1, Hp.shape[-1])
+            if self.rnn.bias:
+                getattr(self.rnn, "bias_ih" + sfx).grad += dx2.sum(axis=0)
+                getattr(self.rnn, "bias_hh" + sfx).grad += dh2.sum(axis=0)
