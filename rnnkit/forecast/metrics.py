@@ -1,0 +1,114 @@
+r"""Forecast accuracy metrics. ``y`` is the actual, :math:`\hat y` the forecast, e = y - ŷ.
+
+- MSE :math:`\overline{e^2}`, RMSE :math:`\sqrt{\mathrm{MSE}}`, MAE :math:`\overline{|e|}`.
+- MAPE :math:`100\,\overline{|e| / |y|}` in percent. **Zeros:** a point whose actual
+  is exactly 0 has no percentage error and is left out; with no point left the
+  MAPE is NaN. (Use sMAPE or MASE for series that touch zero.)
+- sMAPE :math:`200\,\overline{|e| / (|y| + |\hat y|)}` in percent (0..200); a point
+  where both are 0 counts as 0.
+- MASE :math:`\mathrm{MAE} / \overline{|y_t - y_{t-m}|}_{\text{train}}` (Hyndman &
+  Koehler 2006): the error relative to the in-sample one-step seasonal-naive
+  error with period m (m = 1: naive). Below 1 beats that in-sample benchmark.
+- Directional accuracy: the share of steps where the forecast moves in the
+  same direction from the origin's last value :math:`y_o` as the actual,
+  :math:`\mathrm{sign}(\hat y - y_o) = \mathrm{sign}(y - y_o)`; steps where either
+  change is exactly 0 are left out (NaN if none remain: the naive forecast
+  never moves, so it has none).
+- Coverage: the share of actuals inside [lower, upper].
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["mse", "rmse", "mae", "mape", "smape", "mase", "mase_scale", "directional_accuracy",
+           "coverage", "evaluate"]
+
+
+def _pair(y, yhat):
+    y, yhat = np.asarray(y, dtype=np.float64), np.asarray(yhat, dtype=np.float64)
+    if y.shape != yhat.shape:
+        raise ValueError(f"actual shape {y.shape} differs from forecast shape {yhat.shape}")
+    return y, yhat
+
+
+def mse(y, yhat) -> float:
+    y, yhat = _pair(y, yhat)
+    return float(np.mean((y - yhat) ** 2))
+
+
+def rmse(y, yhat) -> float:
+    return float(np.sqrt(mse(y, yhat)))
+
+
+def mae(y, yhat) -> float:
+    y, yhat = _pair(y, yhat)
+    return float(np.mean(np.abs(y - yhat)))
+
+
+def mape(y, yhat) -> float:
+    y, yhat = _pair(y, yhat)
+    keep = y != 0
+    if not keep.any():
+        return float("nan")
+    return float(100.0 * np.mean(np.abs(y - yhat)[keep] / np.abs(y[keep])))
+
+
+def smape(y, yhat) -> float:
+    y, yhat = _pair(y, yhat)
+    den = np.abs(y) + np.abs(yhat)
+    ratio = np.divide(np.abs(y - yhat), den, out=np.zeros_like(den), where=den > 0)
+    return float(200.0 * np.mean(ratio))
+
+
+def mase_scale(train, m: int = 1) -> np.ndarray:
+    """In-sample MAE of the seasonal-naive forecast with period m, per column."""
+    train = np.asarray(train, dtype=np.float64)
+    if train.ndim == 1:
+        train = train[:, None]
+    if len(train) <= m:
+        raise DataError(f"MASE with period {m} needs more than {m} training values, got {len(train)}")
+    return np.mean(np.abs(train[m:] - train[:-m]), axis=0)
+
+
+def mase(y, yhat, train, m: int = 1) -> float:
+    """MAE scaled by :func:`mase_scale` (per column for several targets, then averaged)."""
+    y, yhat = _pair(y, yhat)
+    scale = mase_scale(train, m)
+    if np.any(scale == 0):
+        raise DataError(f"MASE is undefined: the training series does not change at lag {m}, so the "
+                        "seasonal-naive error it is scaled by is 0")
+    err = np.abs(y - yhat).reshape(len(y), -1) if y.ndim > 1 else np.abs(y - yhat)[:, None]
+    return float(np.mean(err.mean(axis=0) / scale))
+
+
+def directional_accuracy(y, yhat, origin) -> float:
+    y, yhat = _pair(y, yhat)
+    dy, dp = np.sign(y - origin), np.sign(yhat - origin)
+    keep = (dy != 0) & (dp != 0)
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(dy[keep] == dp[keep]))
+
+
+def coverage(y, lower, upper) -> float:
+    y, lower = _pair(y, lower)
+    upper = np.asarray(upper, dtype=np.float64)
+    return float(np.mean((y >= lower) & (y <= upper)))
+
+
+def evaluate(y, yhat, *, train=None, m: int = 1, origin=None, lower=None, upper=None) -> Dict[str, float]:
+    """Every metric that the given arguments allow, in one dict."""
+    out = {"mse": mse(y, yhat), "rmse": rmse(y, yhat), "mae": mae(y, yhat), "mape": mape(y, yhat),
+           "smape": smape(y, yhat)}
+    if train is not None:
+        out["mase"] = mase(y, yhat, train, m)
+    if origin is not None:
+        out["directional_accuracy"] = directional_accuracy(y, yhat, origin)
+    if lower is not None and upper is not None:
+        out["coverage"] = coverage(y, lower, upper)
+    return out

@@ -1,0 +1,149 @@
+r"""From price levels to what the network sees, and exactly back.
+
+A series of levels :math:`y_t` (shape (T, k)) goes through three steps:
+
+1. **transform** ``g``: identity, or :math:`\log y` (needs :math:`y > 0`);
+2. **difference** of order ``d`` (0 or 1): :math:`x_t = g(y_t) - g(y_{t-1})` when ``d = 1``;
+3. **affine scaling**, fitted on the training part only:
+   :math:`u_t = (x_t - a) / b` with :math:`b > 0`; ``standard``: a = mean, b = std;
+   ``minmax``: a = min, b = max - min (u in [0, 1] on the training part);
+   ``none``: a = 0, b = 1.
+
+``transform`` names the first two together: ``"level"`` (g = id, d = 0),
+``"log"`` (log, d = 0), ``"diff"`` (id, d = 1), ``"log_return"`` (log, d = 1).
+
+Forecasts come back through the inverse. For a forecast h steps past the last
+observed time t, written in scaled units as :math:`c_h`, the level is
+
+.. math::
+    \hat y_{t+h} = g^{-1}(a + b\,c_h)                        \quad (d = 0) \qquad
+    \hat y_{t+h} = g^{-1}(g(y_t) + h\,a + b\,c_h)             \quad (d = 1)
+
+where for d = 1, :math:`c_h = \sum_{j \le h} u_{t+j}` is the *cumulative* scaled
+change from the origin. Both maps are increasing in :math:`c_h`, so quantiles
+in scaled units map to quantiles of the level exactly (a median to a median).
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["TRANSFORMS", "SCALERS", "SeriesScaler"]
+
+# name -> (log?, difference order)
+TRANSFORMS = {"level": (False, 0), "log": (True, 0), "diff": (False, 1), "log_return": (True, 1)}
+SCALERS = ("standard", "minmax", "none")
+
+
+class SeriesScaler:
+    """Transform, difference and scale a (T, k) series; invert forecasts exactly.
+
+    ``fit(y)`` learns ``a`` and ``b`` (each (k,)) from ``y`` only: pass the
+    training part. Work is done in float64 so the inverse is exact to rounding.
+    """
+
+    def __init__(self, transform: str = "level", scaler: str = "standard"):
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform: expected one of {sorted(TRANSFORMS)}, got {transform!r}")
+        if scaler not in SCALERS:
+            raise ValueError(f"scaler: expected one of {list(SCALERS)}, got {scaler!r}")
+        self.transform = transform
+        self.scaler = scaler
+        self.log, self.order = TRANSFORMS[transform]
+        self.a = None
+        self.b = None
+
+    # -- forward ----------------------------------------------------------
+    def g(self, y: np.ndarray) -> np.ndarray:
+        """The level transform g (log or identity)."""
+        y = np.asarray(y, dtype=np.float64)
+        if not self.log:
+            return y
+        if np.any(y <= 0):
+            bad = np.argwhere(y <= 0)[:5, 0].tolist()
+            raise DataError(f"transform {self.transform!r} takes logarithms, so every value must be > 0; "
+                            f"rows {bad} are <= 0 (use transform='level' or 'diff' instead)")
+        return np.log(y)
+
+    def unscaled(self, y: np.ndarray) -> np.ndarray:
+        """x = g(y), differenced: (T - d, k)."""
+        z = self.g(y)
+        return z[1:] - z[:-1] if self.order else z
+
+    def fit(self, y: np.ndarray, constant_ok: bool = False) -> "SeriesScaler":
+        """Learn a and b from y (the training part). A constant column is an error unless
+        ``constant_ok`` (covariates such as a flag that happens not to change), then b = 1."""
+        x = self.unscaled(y)                                       # (T - d, k)
+        if len(x) < 2:
+            raise DataError(f"need at least {2 + self.order} training values to fit the scaling, got {len(y)}")
+        if self.scaler == "standard":
+            a, b = x.mean(axis=0), x.std(axis=0)
+        elif self.scaler == "minmax":
+            a, b = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
+        else:
+            a, b = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        flat = b <= 1e-12 * np.maximum(1.0, np.abs(a))
+        if np.any(flat) and constant_ok:
+            b = np.where(flat, 1.0, b)
+        elif np.any(flat):
+            what = "differences are constant" if self.order else "series is constant"
+            raise DataError(f"the training {what} (column {int(np.argmax(flat))}): there is nothing to "
+                            "learn; a constant series is forecast exactly by the naive baseline")
+        self.a, self.b = a, b
+        return self
+
+    def scale(self, y: np.ndarray) -> np.ndarray:
+        """u = (x - a) / b for the levels y: (T - d, k)."""
+        self._check_fitted()
+        return (self.unscaled(y) - self.a) / self.b
+
+    # -- inverse ----------------------------------------------------------
+    def to_levels(self, c: np.ndarray, last_level: np.ndarray, axis: int = 0) -> np.ndarray:
+        """Levels from scaled forecasts ``c`` (see the module docstring).
+
+        ``c`` has the horizon h = 1, 2, ... along ``axis`` and k in the last axis
+        (any other axes, samples or quantiles, are carried along). For d = 1 it
+        holds the cumulative scaled changes from the origin whose level is
+        ``last_level`` (k,).
+        """
+        self._check_fitted()
+        c = np.asarray(c, dtype=np.float64)
+        x = self.a + self.b * c
+        if self.order:
+            shape = [1] * c.ndim
+            shape[axis] = c.shape[axis]
+            h = np.arange(1, c.shape[axis] + 1, dtype=np.float64).reshape(shape)
+            x = self.g(np.asarray(last_level)) + h * self.a + self.b * c
+        return np.exp(x) if self.log else x
+
+    def inverse(self, u: np.ndarray, first_level: np.ndarray = None) -> np.ndarray:
+        """Levels from a whole scaled series u (T', k): the exact inverse of :meth:`scale`.
+
+        With d = 1, ``first_level`` is the level before u's first change.
+        """
+        self._check_fitted()
+        x = self.a + self.b * np.asarray(u, dtype=np.float64)
+        if self.order:
+            z0 = self.g(np.asarray(first_level, dtype=np.float64))
+            x = np.concatenate([z0[None], z0 + np.cumsum(x, axis=0)])
+        return np.exp(x) if self.log else x
+
+    def _check_fitted(self):
+        if self.a is None:
+            raise RuntimeError("SeriesScaler is not fitted: call fit(y_train) first")
+
+    # -- persistence ------------------------------------------------------
+    def arrays(self) -> Dict[str, np.ndarray]:
+        self._check_fitted()
+        return {"scaler_a": self.a, "scaler_b": self.b}
+
+    @classmethod
+    def from_arrays(cls, transform: str, scaler: str, arrays) -> "SeriesScaler":
+        s = cls(transform, scaler)
+        s.a = np.asarray(arrays["scaler_a"], dtype=np.float64)
+        s.b = np.asarray(arrays["scaler_b"], dtype=np.float64)
+        return s
