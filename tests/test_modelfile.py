@@ -24,6 +24,8 @@ def _arrays():
         "scalar": np.array(3.5),
         "empty": np.zeros((0, 4)),
         "file": np.ones(2),  # the name of np.savez's first argument: must still work
+        "transposed": np.arange(12.0).reshape(3, 4).T,  # Fortran order on disk
+        "big_endian": np.arange(3, dtype=">f8"),
     }
 
 

@@ -529,6 +529,8 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, validate_every=3)
     with pytest.raises(ValueError, match="need a checkpoint_path"):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, resume=True)
+    with pytest.raises(ModelFileError, match="directory does not exist"):
+        fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path / "no" / "ck.npz")
     with pytest.raises(ValueError, match="seed"):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
     with pytest.raises(TypeError, match="batches"):

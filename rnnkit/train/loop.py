@@ -190,6 +190,8 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         raise ValueError("validate_every and early_stopping_patience need a validate function")
     if checkpoint_path is None and (checkpoint_every is not None or resume):
         raise ValueError("checkpoint_every and resume need a checkpoint_path")
+    if checkpoint_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint_path))):
+        raise ModelFileError(f"checkpoint_path {checkpoint_path}: its directory does not exist; create it first")
     if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
         raise TypeError("schedule: expected an object with lr_at(step) -> float (see rnnkit.optim.schedules)")
     for cb in callbacks:
