@@ -1,0 +1,197 @@
+"""Text in, integer ids out: reading, the character vocabulary, splits and stream batching.
+
+Batching is char-rnn's: the id sequence ``c_0 .. c_M`` is cut into N equal,
+contiguous *streams* (one per batch column), and each training batch is the
+next ``seq_len`` characters of every stream,
+
+    x[t, n] = c[n*L + s + t],   y[t, n] = c[n*L + s + t + 1],   t < seq_len,
+
+for the chunk starting at offset ``s`` (L = stream length). Because chunk k+1
+of column n continues exactly where chunk k stopped, the model's final state
+after chunk k is the right initial state for chunk k+1 (stateful truncated
+BPTT): the state is carried forward, the gradient stops at the boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, List, NamedTuple, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["Vocab", "read_text", "split_text", "stream_matrix", "Chunk", "Chunks", "describe_chars"]
+
+
+def describe_chars(chars: Iterable[str], limit: int = 8) -> str:
+    """``'é' (U+00E9), '\\t' (U+0009)``: readable even for control characters."""
+    chars = list(chars)
+    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
+
+
+class Vocab:
+    """The characters a model knows, in sorted order; id ``i`` is ``chars[i]``.
+
+    Built from the whole training file (so the validation split never meets an
+    unknown character) and saved with the model.
+    """
+
+    def __init__(self, chars: Sequence[str]):
+        chars = list(chars)
+        if not chars:
+            raise DataError("vocabulary is empty: the text has no characters")
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise DataError("vocabulary: expected single characters")
+        if len(set(chars)) != len(chars):
+            raise DataError("vocabulary: characters must be distinct")
+        self.chars: List[str] = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+        # ids for ASCII/BMP text: a code-point lookup table turns encoding into one fancy index
+        top = max(ord(c) for c in chars)
+        self._table = np.full(top + 1, -1, dtype=np.int32)
+        self._table[[ord(c) for c in chars]] = np.arange(len(chars), dtype=np.int32)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls(sorted(set(text)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, ch: str) -> bool:
+        return ch in self.index
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.chars == other.chars
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} characters)"
+
+    def unknown(self, text: str) -> List[str]:
+        """Characters of ``text`` that are not in the vocabulary (sorted, distinct)."""
+        return sorted(set(text) - self.index.keys())
+
+    def encode(self, text: str, what: str = "text") -> np.ndarray:
+        """Ids (int32) of ``text``; a character outside the vocabulary is a :class:`DataError`."""
+        if not text:
+            return np.zeros(0, dtype=np.int32)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)   # code points, no Python loop
+        inside = codes < len(self._table)
+        ids = np.full(codes.shape, -1, dtype=np.int32)
+        ids[inside] = self._table[codes[inside]]
+        if (ids < 0).any():
+            bad = self.unknown(text)
+            raise DataError(
+                f"{what} has {len(bad)} character(s) that are not in the model's vocabulary: "
+                f"{describe_chars(bad)}; the model knows {len(self)} characters "
+                f"({''.join(self.chars[:60])!r}{'...' if len(self) > 60 else ''}); remove or replace them")
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        chars = self.chars
+        return "".join(chars[i] for i in ids)
+
+
+def read_text(path, encoding: str = "utf-8") -> str:
+    """The contents of a text file, with a clear :class:`DataError` for anything unusable.
+
+    Refused: a directory, a missing file, an empty file, a binary file (NUL
+    bytes), and bytes that do not decode in ``encoding`` (the message names the
+    offset and suggests ``--encoding``).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory; pass a text file")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file; check the path")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
+    if not raw:
+        raise DataError(f"{path}: is empty; a character model needs text to learn from")
+    # UTF-16/32 text has NULs too, but then its BOM says so and the decoder handles it
+    wide = encoding.lower().replace("-", "").replace("_", "") in ("utf16", "utf32", "utf16le", "utf16be",
+                                                                   "utf32le", "utf32be")
+    if b"\x00" in raw[:65536] and not wide:
+        raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text; "
+                        "pass a plain-text file")
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise DataError(f"encoding {encoding!r} is unknown; use a Python codec name such as utf-8 or latin-1")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: byte {e.start} (0x{raw[e.start]:02x}) is not valid {e.encoding}; the file "
+                        f"is binary or in another encoding: pass --encoding (e.g. --encoding latin-1)") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]            # a BOM is file metadata, not a character of the text
+    if not text:
+        raise DataError(f"{path}: has no characters after decoding; pass a text file")
+    return text
+
+
+def split_text(text: str, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> Tuple[str, str, str]:
+    """Contiguous ``(train, valid, test)``: train first, then validation, then test at the end.
+
+    With the defaults validation is the last 10% and there is no test split.
+    """
+    for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+            raise DataError(f"{name}: expected a fraction in [0, 1), got {v!r}")
+    if valid_fraction + test_fraction >= 1.0:
+        raise DataError(f"valid_fraction + test_fraction must be below 1 so something is left to train on, "
+                        f"got {valid_fraction} + {test_fraction}")
+    n = len(text)
+    n_test = int(round(n * test_fraction))
+    n_valid = int(round(n * valid_fraction))
+    a, b = n - n_valid - n_test, n - n_test
+    return text[:a], text[a:b], text[b:]
+
+
+def stream_matrix(ids: np.ndarray, streams: int, what: str = "text") -> Tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets laid out as ``streams`` contiguous columns: two (L, N) arrays.
+
+    Column n holds ``ids[n*L : (n+1)*L]`` and its targets the same shifted by
+    one; the last ``len(ids) - 1 - N*L`` characters (fewer than N) are dropped.
+    """
+    if not isinstance(streams, (int, np.integer)) or streams < 1:
+        raise DataError(f"batch: expected a positive number of streams, got {streams!r}")
+    L = (len(ids) - 1) // streams
+    if L < 1:
+        raise DataError(f"the {what} has {len(ids)} characters, too few for {streams} parallel streams "
+                        f"(each needs at least 2); use a longer text, a smaller --batch "
+                        f"(at most {max(len(ids) - 1, 1)}), or other split fractions")
+    x = ids[: streams * L].reshape(streams, L).T                   # (L, N)
+    y = ids[1: streams * L + 1].reshape(streams, L).T              # (L, N)
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+class Chunk(NamedTuple):
+    """One TBPTT chunk: input ids (T, N) and target ids (T, N)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Chunks:
+    """The consecutive ``seq_len``-row chunks of stream matrices (the last may be shorter).
+
+    A sized, re-iterable sequence of views (no copies), so a training loop can
+    count an epoch's batches and skip the ones a checkpoint already covers.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seq_len: int):
+        if not isinstance(seq_len, (int, np.integer)) or isinstance(seq_len, bool) or seq_len < 1:
+            raise DataError(f"seq_len: expected a positive integer, got {seq_len!r}")
+        self.x, self.y, self.seq_len = x, y, int(seq_len)
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.seq_len)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        T = self.seq_len
+        for s in range(0, self.x.shape[0], T):
+            yield Chunk(self.x[s: s + T], self.y[s: s + T])
