@@ -1,0 +1,152 @@
+r"""Text generation: sampling (temperature, top-k, top-p), greedy decoding and beam search.
+
+All three first *warm* the state on the prime text ``c_1 .. c_P``: one
+forward pass over ``c_1 .. c_{P-1}`` (a single chunk, not a Python loop),
+then ``c_P`` is the first input. Each later step feeds one character (T = 1)
+and draws the next from
+
+.. math::
+    p_k \propto \exp(z_k / \tau) \quad\text{restricted to the top-k logits and to the
+    smallest set of most likely characters whose mass reaches } p_{top},
+
+with temperature τ. As τ -> 0 the distribution collapses onto the arg-max, so
+``temperature=0`` *is* greedy decoding. Beam search keeps the ``beam`` most
+likely continuations, scored by their summed log-probability, and returns the
+best one of exactly ``length`` characters (all candidates have the same
+length, so no length normalisation is needed).
+
+With an empty prime the model starts from a newline (or, if the vocabulary
+has none, from its first character); that start character is not part of the
+output. Prime characters outside the vocabulary raise a :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+from ..nn import log_softmax
+from .model import CharLM
+
+__all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling"]
+
+
+def check_sampling(length: int, temperature: float, top_k: Optional[int], top_p: Optional[float]) -> None:
+    if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 0:
+        raise DataError(f"length: expected a non-negative integer, got {length!r}")
+    if not isinstance(temperature, (int, float)) or not (temperature >= 0) or temperature == float("inf"):
+        raise DataError(f"temperature: expected a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 0):
+        raise DataError(f"top_k: expected a non-negative integer (0 = off), got {top_k!r}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0.0 < top_p <= 1.0):
+        raise DataError(f"top_p: expected a probability in (0, 1] (1 = off), got {top_p!r}")
+
+
+def warm_up(model: CharLM, prime: str, n: int = 1):
+    """State after reading all but the last prime character, and that character's id.
+
+    Returns ``(last_id, state)`` for ``n`` identical streams.
+    """
+    if not prime:
+        prime = "\n" if "\n" in model.vocab else model.vocab.chars[0]
+    ids = model.vocab.encode(prime, what="the prime text")
+    state = model.initial_state(n)
+    if len(ids) > 1:
+        body = np.repeat(ids[:-1, None], n, axis=1)               # (P-1, n)
+        _, state, _ = model.forward(body, state)
+    return int(ids[-1]), state
+
+
+def _next_id(logits: np.ndarray, temperature: float, top_k: Optional[int], top_p: Optional[float],
+             rng: np.random.Generator) -> int:
+    """Draw one id from logits (V,) as in the module docstring."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature                  # (V,)
+    if top_k and top_k < z.size:
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z >= kth, z, -np.inf)
+    p = np.exp(z - z.max())
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        mass = np.cumsum(p[order]) / p.sum()
+        keep = order[: int(np.searchsorted(mass, top_p)) + 1]    # smallest prefix reaching top_p
+        kept = np.zeros_like(p)
+        kept[keep] = p[keep]
+        p = kept
+    cdf = np.cumsum(p)                                            # inverse-CDF draw: one uniform per step
+    k = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return min(k, z.size - 1)
+
+
+def stream(model: CharLM, prime: str = "", length: int = 500, temperature: float = 1.0,
+           top_k: Optional[int] = None, top_p: Optional[float] = None, seed=None) -> Iterator[str]:
+    """An iterator over ``length`` generated characters (the prime itself is not repeated).
+
+    Arguments and the prime are checked, and the state warmed, before this
+    returns, so a bad prime fails here rather than at the first character.
+    """
+    check_sampling(length, temperature, top_k, top_p)
+    rng = np.random.default_rng(seed)
+    with _eval_mode(model):
+        cur, state = warm_up(model, prime)
+    return _emit(model, cur, state, length, temperature, top_k, top_p, rng)
+
+
+def _emit(model, cur, state, length, temperature, top_k, top_p, rng) -> Iterator[str]:
+    chars = model.vocab.chars
+    ids = np.empty(1, dtype=np.int64)
+    with _eval_mode(model):
+        for _ in range(length):
+            ids[0] = cur
+            logits, state = model.step(ids, state)                   # (1, V)
+            cur = _next_id(logits[0], temperature, top_k, top_p, rng)
+            yield chars[cur]
+
+
+@contextmanager
+def _eval_mode(model):
+    """Generation never drops units: eval mode inside, the caller's mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def sample_text(model: CharLM, prime: str = "", length: int = 500, temperature: float = 1.0,
+                top_k: Optional[int] = None, top_p: Optional[float] = None, seed=None) -> str:
+    """``length`` sampled characters following ``prime`` (same seed, same text)."""
+    return "".join(stream(model, prime, length, temperature, top_k, top_p, seed))
+
+
+def beam_search(model: CharLM, prime: str = "", length: int = 100, beam: int = 5) -> Tuple[str, float]:
+    """The most likely continuation of ``length`` characters found with ``beam`` beams.
+
+    Returns ``(text, log_probability)`` (natural log). All beams advance
+    together as one batch of ``beam`` streams.
+    """
+    check_sampling(length, 0.0, None, None)
+    if not isinstance(beam, (int, np.integer)) or beam < 1:
+        raise DataError(f"beam: expected a positive integer, got {beam!r}")
+    with _eval_mode(model):
+        cur, state = warm_up(model, prime)
+        V = len(model.vocab)
+        cur = np.array([cur])                                      # (b,) current input per beam
+        scores = np.zeros(1)                                       # (b,) log p of each beam so far
+        seqs = np.zeros((1, 0), dtype=np.int64)                    # (b, steps)
+        for _ in range(length):
+            logits, state = model.step(cur, state)                # (b, V)
+            total = (scores[:, None] + log_softmax(logits.astype(np.float64))).ravel()  # (b*V,)
+            k = min(beam, total.size)
+            top = np.argpartition(-total, k - 1)[:k]
+            top = top[np.argsort(-total[top], kind="stable")]     # best first
+            src, cur = np.divmod(top, V)                           # which beam, which character
+            scores = total[top]
+            seqs = np.concatenate([seqs[src], cur[:, None]], axis=1)
+            state = model.select_state(state, src)
+    return model.vocab.decode(seqs[0]), float(scores[0])

@@ -1,0 +1,175 @@
+r"""The character-level language model: embedding -> stacked RNN/LSTM/GRU -> dropout -> linear.
+
+For a chunk of character ids :math:`c_{t,n}` (T time steps, N streams):
+
+.. math::
+    e_t &= E[c_t] \quad\text{(or the one-hot vector of } c_t \text{ when embedding = 0)} \\
+    h_t, s_t &= \mathrm{RNN}^{(L)}(e_t, s_{t-1}) \\
+    z_t &= \mathrm{dropout}(h_t)\, W^T + b, \qquad p(c_{t+1} \mid c_{\le t}) = \mathrm{softmax}(z_t)
+
+and the loss is the mean cross-entropy :math:`-\frac{1}{TN}\sum \log p(y_{t,n})`
+in nats per character. The output layer and the loss run over all T*N
+positions in one matrix product; only the recurrent layer steps through time.
+
+The model is stateful: ``forward`` takes the state that the previous chunk
+ended in and returns the new one, so consecutive chunks of the same streams
+form one long sequence (truncated BPTT: ``backward`` does not send a gradient
+into the incoming state).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+from ..nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, cross_entropy, log_softmax
+from .data import Vocab
+
+__all__ = ["CharLM", "CELLS"]
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+def _positive(name: str, v) -> int:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise DataError(f"{name}: expected a positive integer, got {v!r}")
+    return int(v)
+
+
+class CharLM(Module):
+    """Character language model over ``vocab`` (see the module docstring).
+
+    Parameters
+    ----------
+    vocab : :class:`~rnnkit.charlm.data.Vocab`, the V characters it reads and writes.
+    cell : "lstm", "gru" or "rnn" (tanh).
+    hidden : H, units per recurrent layer.  layers : L, stacked recurrent layers.
+    embedding : E, size of the learned character embedding; 0 feeds one-hot vectors.
+    dropout : probability, applied between recurrent layers and before the output layer.
+    rng : ``numpy.random.Generator`` or int seed for the initialisation.
+
+    LSTM forget-gate biases start at 1 (char-rnn's choice: remember by default).
+    Parameter names: ``embed.weight`` (V, E), ``rnn.weight_ih_l0`` ... (PyTorch's),
+    ``head.weight`` (V, H), ``head.bias`` (V,).
+    """
+
+    def __init__(self, vocab: Vocab, *, cell: str = "lstm", hidden: int = 256, layers: int = 2,
+                 embedding: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None):
+        super().__init__()
+        if cell not in CELLS:
+            raise DataError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
+        hidden, layers = _positive("hidden", hidden), _positive("layers", layers)
+        if not isinstance(embedding, (int, np.integer)) or isinstance(embedding, bool) or embedding < 0:
+            raise DataError(f"embedding: expected a non-negative integer (0 = one-hot), got {embedding!r}")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise DataError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        rng = np.random.default_rng(rng)
+        self.vocab = vocab
+        self.cell, self.hidden, self.layers = cell, hidden, layers
+        self.embedding, self.dropout = int(embedding), float(dropout)
+        self.dtype = np.dtype(dtype)
+        V = len(vocab)
+        if self.embedding:
+            self.embed = Embedding(V, self.embedding, dtype=dtype, rng=rng)
+        D = self.embedding or V
+        kw = dict(num_layers=layers, dropout=dropout if layers > 1 else 0.0, dtype=dtype, rng=rng)
+        if cell == "lstm":
+            self.rnn = LSTM(D, hidden, forget_bias=1.0, **kw)
+        elif cell == "gru":
+            self.rnn = GRU(D, hidden, **kw)
+        else:
+            self.rnn = RNN(D, hidden, **kw)
+        self.drop = Dropout(dropout)
+        self.head = Linear(hidden, V, dtype=dtype, rng=rng)
+
+    def config(self) -> Dict:
+        """Everything needed to rebuild this model (the vocabulary included), JSON-able."""
+        return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+                "embedding": self.embedding, "dropout": self.dropout, "dtype": self.dtype.name,
+                "vocab": list(self.vocab.chars)}
+
+    @classmethod
+    def from_config(cls, config: Dict) -> "CharLM":
+        c = dict(config)
+        return cls(Vocab(c.pop("vocab")), dtype=np.dtype(c.pop("dtype", "float32")), **c)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def num_states(self) -> int:
+        return 2 if self.cell == "lstm" else 1
+
+    def initial_state(self, n: int):
+        """The zero state for ``n`` streams: (L, N, H), a pair for LSTM."""
+        z = lambda: np.zeros((self.layers, n, self.hidden), self.dtype)
+        return (z(), z()) if self.cell == "lstm" else z()
+
+    def state_arrays(self, state) -> Dict[str, np.ndarray]:
+        """The state as named arrays (``h``, and ``c`` for LSTM), e.g. for a checkpoint."""
+        return {"h": state[0], "c": state[1]} if self.cell == "lstm" else {"h": state}
+
+    def state_from_arrays(self, arrays: Dict[str, np.ndarray]):
+        return (arrays["h"], arrays["c"]) if self.cell == "lstm" else arrays["h"]
+
+    @staticmethod
+    def select_state(state, index):
+        """Rows ``index`` of every state array (beam search reorders streams with it)."""
+        if isinstance(state, tuple):
+            return tuple(s[:, index] for s in state)
+        return state[:, index]
+
+    # -- forward / backward ------------------------------------------------
+    def _inputs(self, ids: np.ndarray):
+        if self.embedding:
+            return self.embed.forward(ids)                          # (T, N, E), cache
+        V = len(self.vocab)
+        if ids.size and (ids.min() < 0 or ids.max() >= V):
+            raise DataError(f"ids must lie in [0, {V}), got min {ids.min()} and max {ids.max()}")
+        return np.eye(V, dtype=self.dtype)[ids], None               # (T, N, V) one-hot
+
+    def forward(self, ids, state=None, rng: Optional[np.random.Generator] = None):
+        """Logits (T, N, V) for ids (T, N) from ``state`` (None = zeros).
+
+        Returns ``(logits, state_n, cache)``. ``rng`` is needed in training mode
+        when dropout > 0.
+        """
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise DataError(f"ids: expected a 2-D array (T, N), got shape {ids.shape}")
+        x, c_in = self._inputs(ids)
+        h, state_n, c_rnn = self.rnn.forward(x, state, None, rng)  # (T, N, H)
+        h, c_drop = self.drop.forward(h, rng)
+        logits, c_head = self.head.forward(h)                      # (T, N, V): one product over T*N
+        return logits, state_n, (c_in, c_rnn, c_drop, c_head)
+
+    def backward(self, d_logits, cache) -> None:
+        """Add every parameter's gradient; the incoming state gets none (truncated BPTT)."""
+        c_in, c_rnn, c_drop, c_head = cache
+        dh = self.head.backward(d_logits, c_head)                  # (T, N, H)
+        dh = self.drop.backward(dh, c_drop)
+        dx, _ = self.rnn.backward(dh, c_rnn)                       # (T, N, D); d_state0 dropped
+        if self.embedding:
+            self.embed.backward(dx, c_in)
+
+    def loss(self, ids, targets, state=None, rng=None) -> Tuple[float, object]:
+        """Forward and backward for one chunk: ``(mean nats/char, state_n)``.
+
+        Gradients are *added* to ``.grad`` (zero them first).
+        """
+        logits, state_n, cache = self.forward(ids, state, rng)
+        loss, d_logits = cross_entropy(logits, targets)
+        self.backward(d_logits, cache)
+        return loss, state_n
+
+    def nll(self, ids, targets, state=None) -> Tuple[float, object]:
+        """Summed negative log-likelihood (nats) of ``targets`` and the final state; no gradients."""
+        logits, state_n, _ = self.forward(ids, state)
+        logp = log_softmax(logits)                                 # (T, N, V)
+        picked = np.take_along_axis(logp, np.asarray(targets)[..., None], axis=-1)
+        return -float(picked.sum(dtype=np.float64)), state_n
+
+    def step(self, ids, state):
+        """One character per stream: ids (N,) -> logits (N, V), new state. For generation."""
+        logits, state_n, _ = self.forward(np.asarray(ids)[None, :], state)
+        return logits[0], state_n

@@ -1,0 +1,98 @@
+"""Generation: reproducible sampling, temperature -> 0 is greedy, beam search, prime handling."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rnnkit.charlm.data import Vocab
+from rnnkit.charlm.generate import beam_search, sample_text, stream, warm_up
+from rnnkit.charlm.model import CharLM
+from rnnkit.errors import DataError
+from rnnkit.nn import log_softmax
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = CharLM(Vocab(list("\n abcdefgh")), hidden=24, layers=2, embedding=6, dropout=0.3, rng=0)
+    for p in m.parameters():           # sharper distributions than the initialisation gives
+        p.data *= 3
+    return m
+
+
+def test_same_seed_same_text(model):
+    a = sample_text(model, "abc", 80, temperature=1.0, seed=7)
+    assert len(a) == 80 and set(a) <= set(model.vocab.chars)
+    assert sample_text(model, "abc", 80, temperature=1.0, seed=7) == a
+    assert sample_text(model, "abc", 80, temperature=1.0, seed=8) != a
+    assert model.training                                # generation restores the caller's mode
+
+
+def _greedy(model, prime, length):
+    """Greedy decoding written out by hand: feed the whole text so far, take the arg-max."""
+    text = prime
+    for _ in range(length):
+        ids = model.vocab.encode(text)
+        model.eval()
+        logits, _, _ = model.forward(ids[:, None])
+        model.train()
+        text += model.vocab.chars[int(np.argmax(logits[-1, 0]))]
+    return text[len(prime):]
+
+
+def test_temperature_to_zero_is_greedy(model):
+    greedy = _greedy(model, "bad cab", 40)
+    assert sample_text(model, "bad cab", 40, temperature=0, seed=1) == greedy
+    assert sample_text(model, "bad cab", 40, temperature=1e-6, seed=2) == greedy
+    assert sample_text(model, "bad cab", 40, temperature=1.0, top_k=1, seed=3) == greedy
+    assert sample_text(model, "bad cab", 40, temperature=1.0, top_p=1e-9, seed=4) == greedy
+    assert beam_search(model, "bad cab", 40, beam=1)[0] == greedy
+
+
+def test_top_k_restricts_the_draw(model):
+    model.eval()
+    _, state = warm_up(model, "abc")
+    logits, _ = model.step(np.array([model.vocab.index["c"]]), state)
+    model.train()
+    allowed = {model.vocab.chars[i] for i in np.argsort(-logits[0])[:2]}
+    draws = {sample_text(model, "abc", 1, temperature=5.0, top_k=2, seed=s) for s in range(40)}
+    assert draws == allowed
+
+
+def test_beam_search_finds_the_most_likely_continuation(model):
+    """With as many beams as sequences, beam search is exhaustive: compare with brute force."""
+    small = CharLM(Vocab(list("abc")), hidden=8, layers=1, embedding=3, rng=3)
+    for p in small.parameters():
+        p.data *= 4
+    small.eval()
+    prime, length = "ab", 3
+    best, best_lp = None, -np.inf
+    for cont in itertools.product("abc", repeat=length):
+        text = prime + "".join(cont)
+        ids = small.vocab.encode(text)
+        logits, _, _ = small.forward(ids[:-1, None])
+        lp = log_softmax(logits.astype(np.float64))[:, 0, :]
+        score = sum(lp[t, ids[t + 1]] for t in range(len(prime) - 1, len(text) - 1))
+        if score > best_lp:
+            best, best_lp = "".join(cont), score
+    text, lp = beam_search(small, prime, length, beam=27)
+    assert text == best and abs(lp - best_lp) < 1e-5
+    # and a wider beam is never worse than greedy here
+    assert beam_search(model, "a", 20, beam=4)[1] >= beam_search(model, "a", 20, beam=1)[1] - 1e-9
+
+
+def test_prime_with_unknown_characters_fails_before_output(model):
+    with pytest.raises(DataError, match=r"prime text.*'Z' \(U\+005A\)"):
+        stream(model, "aZb", 10)          # raised at the call, not at the first character
+    with pytest.raises(DataError, match="prime text"):
+        beam_search(model, "xyz", 5)
+
+
+def test_empty_prime_and_bad_arguments(model):
+    assert len(sample_text(model, "", 30, seed=0)) == 30
+    with pytest.raises(DataError, match="temperature"):
+        sample_text(model, "a", 5, temperature=-1)
+    with pytest.raises(DataError, match="top_p"):
+        sample_text(model, "a", 5, top_p=0)
+    with pytest.raises(DataError, match="length"):
+        sample_text(model, "a", -1)
