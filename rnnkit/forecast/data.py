@@ -1,0 +1,277 @@
+"""Series from CSV files (standard library ``csv``, no pandas) and the embedded stock prices.
+
+A CSV file has a header row, a date column, one or more target columns and
+optionally covariate columns. :func:`read_series_csv` checks everything a user
+can get wrong and says where: a missing file or column (listing the columns
+there are, and the closest name), text in a numeric column, missing values
+(named by line, or filled by an explicit ``fill`` policy), unsorted or
+duplicate dates, infinite values.
+
+``fill`` policies for missing values: ``"none"`` (an error naming the lines),
+``"ffill"`` (carry the last value forward), ``"interpolate"`` (linear in the
+row number), ``"drop"`` (remove the rows).
+
+Trailing rows whose targets are all empty but whose known-future covariates
+are filled are the forecast steps' covariates (for ``predict``), not missing
+values.
+
+The embedded default data (:func:`load_stock`) are real daily prices of AAPL,
+GOOG, IBM, MSFT (2000-2013; GOOG from 2004) and FB (2012-2013) from the
+``bokeh_sampledata`` package (public domain, Quandl WIKI); it is an optional
+extra, ``pip install bokeh_sampledata``.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from .dates import DateStep, check_order, infer_step, parse_dates
+from .validation import describe_rows
+
+__all__ = ["SeriesData", "read_series_csv", "series_from_columns", "load_stock", "STOCK_TICKERS",
+           "FILL_POLICIES", "write_forecast_csv"]
+
+FILL_POLICIES = ("none", "ffill", "interpolate", "drop")
+STOCK_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
+_MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "?"}
+
+
+@dataclass
+class SeriesData:
+    """A validated series: dates, targets and covariates, aligned row by row."""
+
+    dates: list
+    y: np.ndarray                                   # (T, k)
+    target: List[str]
+    past: Optional[np.ndarray] = None               # (T, p)
+    past_names: List[str] = field(default_factory=list)
+    future: Optional[np.ndarray] = None             # (T + extra, f): may run past the last target
+    future_names: List[str] = field(default_factory=list)
+    step: Optional[DateStep] = None
+    source: str = ""
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def y_1d(self) -> np.ndarray:
+        return self.y[:, 0] if self.y.shape[1] == 1 else self.y
+
+    def format_date(self, d) -> str:
+        return self.step.format(d) if self.step else str(d)
+
+
+def _split_names(names) -> List[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = names.split(",")
+    return [n.strip() for n in names if n and n.strip()]
+
+
+def _column_error(name: str, available: Sequence[str], role: str, source: str) -> DataError:
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    if not close:
+        close = [a for a in available if a.lower() == name.lower()]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return DataError(f"{source}: {role} column {name!r} not found{hint} Available columns: "
+                     f"{', '.join(available)}")
+
+
+def _to_float(text: str):
+    """float(text), None for a missing marker; raises ValueError for anything else."""
+    t = text.strip()
+    if t.lower() in _MISSING:
+        return None
+    if "_" in t:            # float() accepts "1_000"; in a CSV cell it is more likely a typo
+        raise ValueError(t)
+    return float(t)
+
+
+def _numeric(values: Sequence[str], name: str, first_line: int) -> np.ndarray:
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        try:
+            x = _to_float(v)
+        except ValueError:
+            raise DataError(f"column {name!r} line {first_line + i}: {v.strip()!r} is not a number; fix the "
+                            "value, or choose another column") from None
+        out[i] = np.nan if x is None else x
+    return out
+
+
+def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, first_line: int, fmt) -> np.ndarray:
+    """Apply the fill policy to NaN cells of a (T, c); returns the rows to keep (mask)."""
+    keep = np.ones(len(a), bool)
+    miss = np.isnan(a)
+    if not miss.any():
+        return keep
+    rows = np.nonzero(miss.any(axis=1))[0]
+    cols = [names[j] for j in np.nonzero(miss.any(axis=0))[0]]
+    if policy == "none":
+        lines = describe_rows(rows + first_line)
+        raise DataError(f"missing values in column(s) {', '.join(map(repr, cols))} at line(s) {lines} "
+                        f"(dates {', '.join(fmt(dates[r]) for r in rows[:3])}{', ...' if len(rows) > 3 else ''}); "
+                        "fix them or choose a --fill policy: ffill, interpolate or drop")
+    if policy == "drop":
+        keep[rows] = False
+        return keep
+    for j in range(a.shape[1]):
+        col, m = a[:, j], miss[:, j]
+        if not m.any():
+            continue
+        ok = np.nonzero(~m)[0]
+        if len(ok) == 0:
+            raise DataError(f"column {names[j]!r} has no values at all")
+        if policy == "ffill":
+            if m[0]:
+                raise DataError(f"column {names[j]!r}: the first value (line {first_line}) is missing, so "
+                                "ffill has nothing to carry forward; use --fill interpolate or drop")
+            idx = np.maximum.accumulate(np.where(m, 0, np.arange(len(col))))
+            a[:, j] = col[idx]
+        else:   # interpolate linearly in the row number; ends take the nearest value
+            a[m, j] = np.interp(np.nonzero(m)[0], ok, col[ok])
+    return keep
+
+
+def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, past_covariates=None,
+                        future_covariates=None, fill: str = "none", date_format: Optional[str] = None,
+                        source: str = "data") -> SeriesData:
+    """Validate columns of text (name -> values) into a :class:`SeriesData` (see the module docstring)."""
+    if fill not in FILL_POLICIES:
+        raise DataError(f"fill: expected one of {list(FILL_POLICIES)}, got {fill!r}")
+    available = list(columns)
+    targets, past, future = _split_names(target), _split_names(past_covariates), _split_names(future_covariates)
+    if not targets:
+        raise DataError("give at least one target column")
+    for role, names in (("date", [date]), ("target", targets), ("past covariate", past),
+                        ("future covariate", future)):
+        for n in names:
+            if n not in columns:
+                raise _column_error(n, available, role, source)
+    used = [date] + targets + past + future
+    dup = sorted({n for n in used if used.count(n) > 1})
+    if dup:
+        raise DataError(f"column(s) {dup} are given more than one role (date, target, covariate); give each once")
+    T = len(columns[date])
+    if T == 0:
+        raise DataError(f"{source}: has a header but no data rows")
+    first_line = 2                                             # line 1 is the header
+    Y = np.stack([_numeric(columns[n], n, first_line) for n in targets], axis=1)
+    P = np.stack([_numeric(columns[n], n, first_line) for n in past], axis=1) if past else None
+    F = np.stack([_numeric(columns[n], n, first_line) for n in future], axis=1) if future else None
+    notes = []
+    # trailing rows with no target but known-future covariates: the forecast steps' covariates
+    n_obs = T
+    if F is not None:
+        while n_obs > 0 and np.isnan(Y[n_obs - 1]).all() and not np.isnan(F[n_obs - 1]).any():
+            n_obs -= 1
+        if n_obs < T:
+            notes.append(f"{T - n_obs} trailing row(s) without a target hold the known-future covariates "
+                         "of the forecast steps")
+    raw_dates = columns[date]
+    dates, kind = parse_dates(raw_dates, date, date_format, first_line)
+    check_order(dates, date, first_line)
+    for name, arr in (("target", Y), ("past covariate", P), ("future covariate", F)):
+        if arr is not None and np.isinf(arr).any():
+            rows = np.nonzero(np.isinf(arr).any(axis=1))[0] + first_line
+            raise DataError(f"{name} values are infinite at line(s) {describe_rows(rows)}; fix or remove them")
+    step = infer_step(dates, kind, date_format, raw_dates)
+    obs = np.concatenate([a[:n_obs] for a in (Y, P) if a is not None], axis=1)
+    names = targets + past
+    if F is not None:
+        obs = np.concatenate([obs, F[:n_obs]], axis=1)
+        names = names + future
+    keep = _fill(obs, fill, names, dates, first_line, step.format)
+    if F is not None and np.isnan(F[n_obs:]).any():
+        raise DataError("the known-future covariates of the forecast rows have missing values")
+    k, p = len(targets), len(past)
+    if not keep.all():
+        notes.append(f"dropped {int((~keep).sum())} row(s) with missing values")
+    Yk = obs[keep, :k]
+    Pk = obs[keep, k:k + p] if past else None
+    Fk = None
+    if F is not None:
+        Fk = np.concatenate([obs[keep, k + p:], F[n_obs:]])
+    kept_dates = [d for d, ok in zip(dates[:n_obs], keep) if ok] + dates[n_obs:]
+    return SeriesData(dates=kept_dates, y=Yk, target=targets, past=Pk, past_names=past, future=Fk,
+                      future_names=future, step=step, source=source, notes=notes)
+
+
+def read_series_csv(path, *, date: str, target, past_covariates=None, future_covariates=None,
+                    fill: str = "none", date_format: Optional[str] = None, delimiter: Optional[str] = None) -> SeriesData:
+    """Read and validate a CSV file (see the module docstring)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file; check the path")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory; pass a CSV file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: is not UTF-8 text; is it a CSV file? (save it as UTF-8 CSV)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    if not text.strip():
+        raise DataError(f"{path}: is empty")
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if r and any(c.strip() for c in r)]
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    for i, r in enumerate(body):
+        if len(r) != len(header):
+            raise DataError(f"{path}: line {i + 2} has {len(r)} fields but the header has {len(header)}; "
+                            "check the delimiter and quoting")
+    columns = {h: [r[j] for r in body] for j, h in enumerate(header)}
+    return series_from_columns(columns, date=date, target=target, past_covariates=past_covariates,
+                               future_covariates=future_covariates, fill=fill, date_format=date_format,
+                               source=path)
+
+
+def load_stock(ticker: str = "AAPL", *, target: str = "AdjClose", past_covariates=None) -> SeriesData:
+    """Daily prices of ``ticker`` from ``bokeh_sampledata`` (columns Date, Open, High, Low, Close,
+    Volume, AdjClose; AdjClose is split- and dividend-adjusted, the one to model)."""
+    ticker = ticker.upper()
+    if ticker not in STOCK_TICKERS:
+        raise DataError(f"ticker {ticker!r}: the embedded data has {', '.join(STOCK_TICKERS)}")
+    try:
+        from bokeh_sampledata import stocks
+    except ImportError:
+        raise DataError("the embedded stock data needs the optional package bokeh_sampledata: "
+                        "pip install bokeh_sampledata (or pass your own CSV)") from None
+    d = getattr(stocks, ticker)
+    names = {"Date": "date", "Open": "open", "High": "high", "Low": "low", "Close": "close",
+             "Volume": "volume", "AdjClose": "adj_close"}
+    columns = {out: [str(v) for v in d[src]] for out, src in names.items()}
+    return series_from_columns(columns, date="Date", target=target, past_covariates=past_covariates,
+                               source=f"embedded {ticker} prices (bokeh_sampledata)")
+
+
+def write_forecast_csv(path, dates: list, columns: Dict[str, np.ndarray], fmt=str) -> None:
+    """One row per forecast date: the date, then the named columns."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise DataError(f"{path}: directory {directory} does not exist; create it first")
+    names = list(columns)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["date"] + names)
+        for i, d in enumerate(dates):
+            w.writerow([fmt(d)] + [_num(columns[n][i]) for n in names])
+
+
+def _num(x) -> str:
+    x = float(x)
+    return "" if math.isnan(x) else f"{x:.8g}"

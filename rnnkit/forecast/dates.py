@@ -1,0 +1,151 @@
+"""Reading a date column and continuing it into the forecast horizon.
+
+Dates are parsed with the standard library: ``--date-format`` if given, else
+ISO 8601 (``2013-03-01``, ``2013-03-01T09:30``), ``2013-03`` (monthly) or a
+plain number (a year or any numeric time index).
+
+The step to the next date is inferred from the history:
+
+- numbers: the most common difference;
+- every date on the same day of the month and months apart: months (monthly,
+  quarterly, yearly data);
+- only weekdays, mostly one day apart and with weekend gaps (trading days):
+  business days;
+  exchange holidays are not known, so a forecast date may fall on one;
+- otherwise the most common gap in days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import List, Optional, Sequence, Tuple
+
+from ..errors import DataError
+
+__all__ = ["parse_dates", "DateStep", "infer_step"]
+
+_FALLBACK_FORMATS = ("%Y-%m",)
+
+
+def _parse_one(text: str, fmt: Optional[str]):
+    if fmt is not None:
+        return dt.datetime.strptime(text, fmt)
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for f in _FALLBACK_FORMATS:
+        try:
+            return dt.datetime.strptime(text, f)
+        except ValueError:
+            pass
+    raise ValueError(text)
+
+
+def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] = None,
+                first_line: int = 2) -> Tuple[list, str]:
+    """Parse every value; returns (dates, kind) with kind "number" or "datetime".
+
+    Errors name the column and the file line (``first_line`` is the line of value 0).
+    """
+    values = [v.strip() for v in values]
+    if date_format is None:
+        try:
+            nums = [float(v) for v in values]
+            return nums, "number"
+        except ValueError:
+            pass
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(_parse_one(v, date_format))
+        except ValueError:
+            hint = (f"it does not match --date-format {date_format!r}" if date_format else
+                    "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
+            raise DataError(f"column {column!r} line {first_line + i}: cannot read {v!r} as a date; {hint}") from None
+    return out, "datetime"
+
+
+def check_order(dates: list, column: str, first_line: int = 2) -> None:
+    """Dates must increase strictly: unsorted or duplicate dates are an error naming the lines."""
+    for i in range(1, len(dates)):
+        if dates[i] == dates[i - 1]:
+            raise DataError(f"column {column!r}: duplicate date {_show(dates[i])} at lines {first_line + i - 1} "
+                            f"and {first_line + i}; keep one row per date")
+        if dates[i] < dates[i - 1]:
+            raise DataError(f"column {column!r}: dates are not sorted: line {first_line + i} ({_show(dates[i])}) "
+                            f"comes after line {first_line + i - 1} ({_show(dates[i - 1])}); sort the file by date")
+
+
+def _show(d) -> str:
+    if isinstance(d, dt.datetime):
+        return d.date().isoformat() if d.time() == dt.time() else d.isoformat()
+    return f"{d:g}"
+
+
+def _months_between(a: dt.datetime, b: dt.datetime) -> int:
+    return (b.year - a.year) * 12 + (b.month - a.month)
+
+
+def _add_months(d: dt.datetime, n: int) -> dt.datetime:
+    m = d.month - 1 + n
+    return d.replace(year=d.year + m // 12, month=m % 12 + 1)
+
+
+class DateStep:
+    """How to go from one date to the next (see the module docstring)."""
+
+    def __init__(self, kind: str, size, fmt: Optional[str] = None):
+        self.kind, self.size, self.fmt = kind, size, fmt   # kind: number, months, bdays, days, seconds
+
+    def future(self, last, horizon: int) -> list:
+        out, d = [], last
+        for _ in range(horizon):
+            if self.kind == "number":
+                d = d + self.size
+            elif self.kind == "months":
+                d = _add_months(d, self.size)
+            elif self.kind == "bdays":
+                d = d + dt.timedelta(days=1)
+                while d.weekday() >= 5:
+                    d = d + dt.timedelta(days=1)
+            else:
+                d = d + dt.timedelta(seconds=self.size)
+            out.append(d)
+        return out
+
+    def format(self, d) -> str:
+        if self.kind == "number":
+            return f"{d:g}"
+        if self.fmt:
+            return d.strftime(self.fmt)
+        if self.kind == "months" and self.size in (1, 3, 12) and d.day == 1 and self.month_only:
+            return d.strftime("%Y-%m")
+        return _show(d)
+
+    month_only = False
+
+    def __repr__(self):
+        return f"DateStep({self.kind!r}, {self.size!r})"
+
+
+def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: Sequence[str] = ()) -> DateStep:
+    """The step that continues ``dates`` (see the module docstring)."""
+    if len(dates) < 2:
+        raise DataError("need at least two dates to tell the step between them")
+    if kind == "number":
+        diffs = Counter(round(b - a, 9) for a, b in zip(dates, dates[1:]))
+        return DateStep("number", diffs.most_common(1)[0][0])
+    step = None
+    days = [(b - a).total_seconds() for a, b in zip(dates, dates[1:])]
+    same_day = len({d.day for d in dates}) == 1 and all(d.time() == dates[0].time() for d in dates)
+    if same_day:
+        months = Counter(_months_between(a, b) for a, b in zip(dates, dates[1:]))
+        step = DateStep("months", months.most_common(1)[0][0], date_format)
+        step.month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
+    elif all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and Counter(days).most_common(1)[0][0] == 86400:
+        step = DateStep("bdays", 1, date_format)
+    else:
+        step = DateStep("seconds", Counter(days).most_common(1)[0][0], date_format)
+    return step
