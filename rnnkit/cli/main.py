@@ -24,6 +24,7 @@ __all__ = ["main", "build_parser", "main_entry"]
 # Modules that contribute sub-commands, in the order `rnnkit --help` lists them.
 COMMAND_MODULES = [
     "rnnkit.charlm.cli",
+    "rnnkit.forecast.cli",
 ]
 
 
