@@ -25,6 +25,7 @@ __all__ = ["main", "build_parser", "main_entry"]
 COMMAND_MODULES = [
     "rnnkit.charlm.cli",
     "rnnkit.forecast.cli",
+    "rnnkit.translate.cli",
 ]
 
 

@@ -137,11 +137,11 @@ def _clip(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
-def filter_pairs(pairs: Sequence[Tuple[List[str], List[str]]], *, max_length: Optional[int] = None,
+def filter_pairs(pairs: Sequence[Tuple[List[str], List[str]]], *, max_words: Optional[int] = None,
                  prefix_filter: Optional[str] = None, opts: TextOptions = TextOptions()) -> List[int]:
     """Indices of the tokenised pairs that pass the filters.
 
-    max_length: keep pairs whose sides have fewer than ``max_length`` words, a
+    max_words: keep pairs whose sides have fewer than ``max_words`` words, a
         word being a run of letters or digits ("i'm" is two, "." none), which is
         how the PyTorch tutorial counts (its ``len < MAX_LENGTH``), for word and
         character tokens alike.
@@ -153,7 +153,7 @@ def filter_pairs(pairs: Sequence[Tuple[List[str], List[str]]], *, max_length: Op
     keep = []
     for i, (s, t) in enumerate(pairs):
         s, t = detokenize(s, opts), detokenize(t, opts)
-        if max_length is not None and (len(_WORD.findall(s)) >= max_length or len(_WORD.findall(t)) >= max_length):
+        if max_words is not None and (len(_WORD.findall(s)) >= max_words or len(_WORD.findall(t)) >= max_words):
             continue
         if prefix_filter is not None:
             side = s if prefix_filter == "source" else t

@@ -63,6 +63,10 @@ class Seq2Seq(Module):
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell: expected 'lstm' or 'gru', got {cell!r}")
+        if attention == "dot" and bidirectional:
+            raise ValueError("dot attention compares the decoder state (hidden_size) with the memory, which a "
+                             "bidirectional encoder makes 2 * hidden_size wide; use bidirectional=False or "
+                             "'general' attention")
         rng = np.random.default_rng(rng)
         self.config: Dict = dict(src_vocab_size=int(src_vocab_size), tgt_vocab_size=int(tgt_vocab_size), cell=cell,
                                  embedding_size=int(embedding_size), hidden_size=int(hidden_size),

@@ -1,0 +1,136 @@
+"""The translation application's functions; their keyword names are the CLI's flags.
+
+- :func:`train`: read a pairs file (or the built-in numbers task), filter, split,
+  train a :class:`~rnnkit.translate.translator.Translator`, score the test split
+  and save the model file.
+- :func:`translate`: translate sentences with a saved model (greedy or beam,
+  n-best lists, an attention heatmap).
+- :func:`evaluate`: BLEU, chrF and exact-match rate on a pairs file.
+- :func:`load`: a saved Translator.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from ..errors import DataError
+from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
+from .default_task import DEFAULT_RANGE, number_pairs
+from .translator import Translation, Translator
+
+__all__ = ["train", "translate", "evaluate", "load", "prepare_pairs"]
+
+ModelLike = Union[str, Translator]
+
+
+def load(path: str) -> Translator:
+    return Translator.load(path)
+
+
+def _model(model: ModelLike) -> Translator:
+    return model if isinstance(model, Translator) else Translator.load(model)
+
+
+def _number_range(numbers) -> Tuple[int, int]:
+    if isinstance(numbers, str):
+        try:
+            low, high = (int(v) for v in numbers.split("-"))
+        except ValueError:
+            raise DataError(f"numbers: expected a range LOW-HIGH such as 0-999, got {numbers!r}") from None
+        return low, high
+    low, high = numbers
+    return int(low), int(high)
+
+
+def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int = 1,
+                  max_words: Optional[int] = None, prefix_filter: Optional[str] = None,
+                  numbers=DEFAULT_RANGE, text_options: TextOptions = TextOptions()):
+    """The (source, target) strings that pass the filters, and a description of where they came from."""
+    if pairs is None:
+        low, high = _number_range(numbers)
+        raw = number_pairs(low, high)
+        source = f"built-in task: numbers {low}-{high}, English words -> French words (num2words)"
+    else:
+        raw = read_pairs(pairs, src_col=src_col, tgt_col=tgt_col)
+        source = f"{pairs} (source column {src_col}, target column {tgt_col})"
+    tok = [(tokenize(s, text_options), tokenize(t, text_options)) for s, t in raw]
+    keep = filter_pairs(tok, max_words=max_words, prefix_filter=prefix_filter, opts=text_options)
+    keep = [i for i in keep if tok[i][0] and tok[i][1]]
+    if not keep:
+        raise DataError(f"no sentence pairs left after filtering ({len(raw)} read; max_words={max_words}, "
+                        f"prefix_filter={prefix_filter}): relax the filters or check the columns")
+    return [raw[i] for i in keep], {"source": source, "read": len(raw), "kept": len(keep)}
+
+
+def train(pairs: Optional[str] = None, *, out: str, src_col: int = 0, tgt_col: int = 1,
+          max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=DEFAULT_RANGE,
+          valid: float = 0.1, test: float = 0.1, split_seed: int = 0, beam: int = 1, length_penalty: float = 0.0,
+          checkpoint_path: Optional[str] = None, checkpoint_every: Optional[int] = None, resume: bool = False,
+          progress: bool = True, **params) -> Dict:
+    """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
+
+    ``pairs``: a tab-separated file (columns ``src_col``, ``tgt_col``, counted from 0); None: the
+    built-in numbers task over the range ``numbers``. Filters: ``max_words``, ``prefix_filter``.
+    Split: fractions ``valid`` and ``test`` drawn with ``split_seed``. The test split is
+    translated with ``beam`` and ``length_penalty``. ``params``: Translator hyperparameters.
+    """
+    unknown = sorted(set(params) - set(Translator._param_names()))
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown}")
+    tr = Translator(**params)
+    data, info = prepare_pairs(pairs, src_col=src_col, tgt_col=tgt_col, max_words=max_words,
+                               prefix_filter=prefix_filter, numbers=numbers, text_options=tr._text_options())
+    i_train, i_valid, i_test = split_indices(len(data), valid=valid, test=test, seed=split_seed)
+    if len(i_train) == 0:
+        raise DataError(f"only {len(data)} pairs: nothing left to train on after the validation and test split")
+    pick = lambda idx: [data[i] for i in idx]
+    t0 = time.perf_counter()
+    tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=checkpoint_path,
+           checkpoint_every=checkpoint_every, resume=resume, progress=progress)
+    seconds = time.perf_counter() - t0
+    summary = {"data": dict(info, train=len(i_train), valid=len(i_valid), test=len(i_test)),
+               "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
+               "train_seconds": round(seconds, 1), "steps": tr.history_.steps,
+               "stop_reason": tr.history_.stop_reason, "best_val_loss": tr.history_.best_val_loss,
+               "columns": {"src_col": src_col, "tgt_col": tgt_col}}
+    if len(i_test):
+        summary["test"] = dict(tr.evaluate(pick(i_test), beam=beam, length_penalty=length_penalty), beam=beam)
+    tr.save(out, meta={"training": summary, "split": {"valid": valid, "test": test, "split_seed": split_seed}})
+    summary["out"] = out
+    return summary
+
+
+def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 1, n_best: int = 1,
+              length_penalty: float = 0.0, max_length: Optional[int] = None,
+              attention_plot: Optional[str] = None) -> List[List[Translation]]:
+    """Translations of ``text`` (one sentence or a list), ``n_best`` each, best first.
+
+    With ``attention_plot``, the best translation of the first sentence is drawn as a heatmap PNG.
+    """
+    tr = _model(model)
+    sentences = [text] if isinstance(text, str) else list(text)
+    if not sentences:
+        raise DataError("nothing to translate")
+    results = tr.translate(sentences, beam=beam, n_best=n_best, length_penalty=length_penalty,
+                           max_length=max_length)
+    if attention_plot:
+        from .plots import save_attention_plot
+        best = results[0][0]
+        save_attention_plot(attention_plot, best.source_tokens, best.tokens, best.weights,
+                            title=f"{sentences[0]}\n-> {best.text}")
+    return results
+
+
+def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_col: Optional[int] = None,
+             beam: int = 1, length_penalty: float = 0.0, max_length: Optional[int] = None) -> Dict[str, float]:
+    """BLEU, chrF, exact-match rate and loss of ``model`` on the pairs file ``test``.
+
+    The columns default to those the model was trained with (else 0 and 1).
+    """
+    tr = _model(model)
+    cols = (getattr(tr, "file_meta_", {}).get("training") or {}).get("columns", {})
+    src_col = cols.get("src_col", 0) if src_col is None else src_col
+    tgt_col = cols.get("tgt_col", 1) if tgt_col is None else tgt_col
+    pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col)
+    return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length), beam=beam)

@@ -1,0 +1,168 @@
+r"""Greedy and beam-search decoding, batched over sentences, returning attention weights.
+
+Greedy decoding picks :math:`\hat y_t = \arg\max_y \log p(y \mid \hat y_{<t}, x)` until <eos>.
+
+Beam search keeps the B best partial hypotheses per sentence by total log
+probability; a hypothesis that emits <eos> is finished and ranked by the length
+penalty of Wu et al. (2016):
+
+.. math::
+    s(Y) = \frac{\log P(Y \mid X)}{lp(Y)}, \qquad lp(Y) = \frac{(5 + |Y|)^\alpha}{(5 + 1)^\alpha}
+
+(|Y| counts <eos>; α = 0 ranks by log probability). A sentence's search stops
+once it has B finished hypotheses (and every search at ``max_length`` tokens,
+when the unfinished beams join the candidates). All beams of all sentences run
+through the decoder as one batch of N*B rows. With B = 1 beam search is greedy
+decoding, token for token.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple
+
+import numpy as np
+
+from ..nn.attention import Memory
+from ..nn.losses import log_softmax
+from .data import EOS, SOS
+
+__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty"]
+
+
+class Hypothesis(NamedTuple):
+    tokens: List[int]          # target ids, without <sos> and <eos>
+    log_prob: float            # log P(Y | X), <eos> included when finished
+    score: float               # log_prob / lp(Y): what the beam ranks by
+    weights: np.ndarray        # (output steps, source length): attention for each emitted token (<eos> included)
+    finished: bool             # ended with <eos> (False: cut at max_length)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+class _EvalMode:
+    """Decode in eval mode (no dropout), then restore the model's mode."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was)
+
+
+def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) -> List[Hypothesis]:
+    """The greedy translation of each source in the batch ``src`` (S, N)."""
+    N = src.shape[1]
+    dec = model.decoder
+    with _EvalMode(model):
+        mem, dstate, _ = model.encode(src, src_len)
+        tokens = np.full(N, SOS, dtype=np.int64)
+        out_tokens, out_w = [], []
+        log_prob = np.zeros(N)
+        finished = np.zeros(N, dtype=bool)
+        for _ in range(max_length):
+            out, w, dstate, _ = dec.step(tokens, dstate, mem)
+            logp = log_softmax(dec.logits(out))                        # (N, V)
+            tokens = logp.argmax(axis=1)
+            log_prob += np.where(finished, 0.0, logp[np.arange(N), tokens])
+            out_tokens.append(tokens)
+            out_w.append(w)
+            finished |= tokens == EOS
+            if finished.all():
+                break
+    ys = np.stack(out_tokens, axis=1)                                  # (N, T)
+    ws = np.stack(out_w, axis=1)                                       # (N, T, S)
+    hyps = []
+    for n in range(N):
+        row = list(ys[n])
+        done = EOS in row
+        L = row.index(EOS) if done else len(row)
+        steps = L + 1 if done else L
+        hyps.append(Hypothesis([int(t) for t in row[:L]], float(log_prob[n]), float(log_prob[n]),
+                               ws[n, :steps, :src_len[n]], done))
+    return hyps
+
+
+def _expand(mem: Memory, index: np.ndarray) -> Memory:
+    return Memory(mem.values[index], mem.keys[index], None if mem.mask is None else mem.mask[index])
+
+
+def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5, n_best: int = 1,
+                alpha: float = 0.0, max_length: int = 50) -> List[List[Hypothesis]]:
+    """The ``n_best`` best hypotheses of each source in ``src`` (S, N), best first."""
+    if beam_size < 1:
+        raise ValueError(f"beam: expected a positive integer, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best: expected between 1 and the beam size {beam_size}, got {n_best}")
+    N, B = src.shape[1], beam_size
+    dec = model.decoder
+    with _EvalMode(model):
+        mem, dstate, _ = model.encode(src, src_len)
+        expand = np.repeat(np.arange(N), B)                            # row n*B + b is beam b of sentence n
+        mem, dstate = _expand(mem, expand), dstate.select(expand)
+        S = mem.values.shape[1]
+        scores = np.full((N, B), -np.inf)
+        scores[:, 0] = 0.0                                             # one live beam to start: no duplicates
+        tokens = np.full(N * B, SOS, dtype=np.int64)
+        hist = np.zeros((N * B, 0), dtype=np.int64)                    # (N*B, t) tokens so far
+        hist_w = np.zeros((N * B, 0, S))                               # (N*B, t, S) their attention
+        finished: List[List[Hypothesis]] = [[] for _ in range(N)]
+        done = np.zeros(N, dtype=bool)
+        for t in range(max_length):
+            out, w, dstate, _ = dec.step(tokens, dstate, mem)
+            logp = log_softmax(dec.logits(out)).astype(np.float64)    # (N*B, V)
+            V = logp.shape[1]
+            cand = (scores.reshape(N * B, 1) + logp).reshape(N, B * V)  # (N, B*V)
+            order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * B]  # 2B: enough to refill B after <eos>s
+            parents = np.zeros(N * B, dtype=np.int64)
+            new_tokens = np.full(N * B, EOS, dtype=np.int64)
+            new_scores = np.full((N, B), -np.inf)
+            for n in range(N):
+                if done[n]:
+                    parents[n * B:(n + 1) * B] = n * B                 # keep shapes; the rows are ignored
+                    continue
+                alive = 0
+                for j in order[n]:
+                    s = cand[n, j]
+                    if not np.isfinite(s) or alive == B:
+                        break
+                    b, y = divmod(int(j), V)
+                    r = n * B + b
+                    if y == EOS:
+                        L = t + 1
+                        finished[n].append(Hypothesis([int(v) for v in hist[r]], float(s),
+                                                      float(s / length_penalty(L, alpha)),
+                                                      np.concatenate([hist_w[r], w[r][None]])[:, :src_len[n]], True))
+                    else:
+                        parents[n * B + alive] = r
+                        new_tokens[n * B + alive] = y
+                        new_scores[n, alive] = s
+                        alive += 1
+                if len(finished[n]) >= B or alive == 0:
+                    done[n] = True
+                else:
+                    parents[n * B + alive:(n + 1) * B] = n * B        # unused slots: score -inf, never chosen
+            hist = np.concatenate([hist[parents], new_tokens[:, None]], axis=1)
+            hist_w = np.concatenate([hist_w[parents], w[parents][:, None]], axis=1)
+            dstate = dstate.select(parents)
+            tokens, scores = new_tokens, new_scores
+            if done.all():
+                break
+    results = []
+    for n in range(N):
+        hyps = list(finished[n])
+        if len(hyps) < n_best:                                         # cut at max_length: unfinished beams too
+            for b in range(B):
+                if np.isfinite(scores[n, b]) and not done[n]:
+                    r = n * B + b
+                    hyps.append(Hypothesis([int(v) for v in hist[r]], float(scores[n, b]),
+                                           float(scores[n, b] / length_penalty(hist.shape[1], alpha)),
+                                           hist_w[r][:, :src_len[n]], False))
+        hyps.sort(key=lambda h: -h.score)
+        results.append(hyps[:n_best])
+    return results
