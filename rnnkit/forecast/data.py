@@ -192,6 +192,11 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     if F is not None and np.isnan(F[n_obs:]).any():
         raise DataError("the known-future covariates of the forecast rows have missing values")
     k, p = len(targets), len(past)
+    for j, n in enumerate(targets):
+        col = obs[keep, j]
+        if len(col) and np.all(col == col[0]):
+            raise DataError(f"target column {n!r} is constant (every value is {col[0]:g}): there is nothing "
+                            "to forecast; check that it is the right column")
     if not keep.all():
         notes.append(f"dropped {int((~keep).sum())} row(s) with missing values")
     Yk = obs[keep, :k]

@@ -165,7 +165,8 @@ class RNNForecaster(ParamsMixin):
         seed = int(rng.integers(2 ** 31 - 1))
 
         # 1. scaling, fitted on the training part only
-        scaler = SeriesScaler(self.transform, self.scaler).fit(Y[:T_train])
+        # a constant (differenced) series gets b = 1: the network then learns the constant exactly
+        scaler = SeriesScaler(self.transform, self.scaler).fit(Y[:T_train], constant_ok=True)
         cov_scaler = "standard" if self.scaler == "none" else self.scaler
         p_scaler = None if P is None else SeriesScaler("level", cov_scaler).fit(P[:T_train], constant_ok=True)
         f_scaler = None if F is None else SeriesScaler("level", cov_scaler).fit(F[:T_train], constant_ok=True)
