@@ -121,17 +121,18 @@ def register(subparsers) -> None:
     _add_data_args(s, positional=False)
     s.set_defaults(target=None)
     _add_model_args(s, lookback=60, horizon=5, epochs=20, transform="log_return")
-    _add_backtest_args(s, folds=10)
+    # fit once on the first 70% and forecast from every 5th day after it: one fit, ~200 folds
+    _add_backtest_args(s, refit=0)
     s.add_argument("--out-dir", default="stock_forecast", help="where the model, forecast and plots go")
     s.set_defaults(func=cmd_stock)
 
 
-def _add_backtest_args(p, folds: Optional[int] = None):
+def _add_backtest_args(p, folds: Optional[int] = None, refit: int = 1):
     g = p.add_argument_group("backtest")
     g.add_argument("--initial", type=int, default=None, help="first training window (default: 70%% of the series)")
     g.add_argument("--stride", type=int, default=None, help="steps between origins (default: horizon)")
     g.add_argument("--window", choices=["expanding", "sliding"], default="expanding")
-    g.add_argument("--refit", type=int, default=1, help="refit every k folds; 0 = fit once on the first window")
+    g.add_argument("--refit", type=int, default=refit, help="refit every k folds; 0 = fit once on the first window")
     g.add_argument("--max-folds", type=int, default=folds, help="keep only the last this many folds")
     g.add_argument("--seasonal-period", type=int, default=None,
                    help="m of seasonal naive and MASE (default: from the dates: 12 monthly, 4 quarterly, "

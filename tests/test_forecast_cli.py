@@ -1,0 +1,174 @@
+"""`rnnkit forecast ...` through main(argv): real runs on small files, and every bad input a clear message."""
+
+import csv
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from rnnkit.cli.main import main
+from rnnkit.forecast.data import read_series_csv
+from rnnkit.forecast.dates import infer_step, parse_dates
+
+FAST = ["--lookback", "6", "--hidden-size", "6", "--epochs", "2", "--no-progress"]
+
+
+def _write(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+def _prices(tmp_path, n=80, name="prices.csv"):
+    rng = np.random.default_rng(0)
+    start = dt.date(2020, 1, 6)          # a Monday
+    days = [start + dt.timedelta(days=i) for i in range(2 * n) if (start + dt.timedelta(days=i)).weekday() < 5][:n]
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    vol = rng.integers(1000, 2000, n)
+    rows = [[d.isoformat(), f"{c:.4f}", str(v)] for d, c, v in zip(days, close, vol)]
+    return _write(tmp_path / name, ["Date", "Close", "Volume"], rows), rows
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_train_predict_backtest_session(tmp_path, capsys):
+    data, rows = _prices(tmp_path)
+    model = str(tmp_path / "m.npz")
+    code, out, _ = _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Close",
+                                 "--past-covariates", "Volume", "--horizon", "3", "--transform", "log_return",
+                                 "--out", model, "--plot", str(tmp_path / "loss.png")] + FAST)
+    assert code == 0, out
+    assert "model written to" in out and (tmp_path / "loss.png").stat().st_size > 1000
+    fc = tmp_path / "fc.csv"
+    code, out, _ = _run(capsys, ["forecast", "predict", model, data, "--horizon", "4", "--out", str(fc),
+                                 "--plot", str(tmp_path / "fc.png")])
+    assert code == 0, out
+    lines = fc.read_text().splitlines()
+    assert lines[0] == "date,Close,Close_lower,Close_upper" and len(lines) == 5
+    last = dt.date.fromisoformat(rows[-1][0])
+    first = dt.date.fromisoformat(lines[1].split(",")[0])
+    assert first > last and first.weekday() < 5                     # next business day
+    vals = [float(v) for v in lines[2].split(",")[1:]]
+    assert vals[1] <= vals[0] <= vals[2]
+    # without data: from the end of the training series
+    code, out, _ = _run(capsys, ["forecast", "predict", model, "--horizon", "2"])
+    assert code == 0 and "forecast of Close for 2 step(s)" in out
+    code, out, _ = _run(capsys, ["forecast", "backtest", data, "--target", "Close", "--horizon", "3",
+                                 "--initial", "60", "--stride", "5", "--plot", str(tmp_path / "bt.png"),
+                                 "--out", str(tmp_path / "metrics.csv")] + FAST)
+    assert code == 0, out
+    for word in ("model", "naive", "seasonal_naive", "drift", "mase", "seasonal period 5"):
+        assert word in out
+    assert (tmp_path / "bt.png").stat().st_size > 1000
+    assert (tmp_path / "metrics.csv").read_text().startswith("method,")
+
+
+def test_future_covariates_in_trailing_rows(tmp_path, capsys):
+    rows = [[str(1990 + i), f"{10 + np.sin(i):.3f}", str(i % 4 == 0)] for i in range(40)]
+    rows = [[d, v, "1" if f == "True" else "0"] for d, v, f in rows]
+    data = _write(tmp_path / "y.csv", ["Year", "Value", "Flag"], rows)
+    model = str(tmp_path / "m.npz")
+    assert _run(capsys, ["forecast", "train", data, "--date", "Year", "--target", "Value",
+                         "--future-covariates", "Flag", "--out", model] + FAST)[0] == 0
+    code, _, err = _run(capsys, ["forecast", "predict", model, data, "--horizon", "2"])
+    assert code == 2 and "add 2 trailing row(s)" in err
+    data2 = _write(tmp_path / "y2.csv", ["Year", "Value", "Flag"], rows + [["2030", "", "1"], ["2031", "", "0"]])
+    code, out, _ = _run(capsys, ["forecast", "predict", model, data2, "--horizon", "2"])
+    assert code == 0 and "2030" in out and "2031" in out
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing_file", "no such file"),
+    ("misspelled", "target column 'Clsoe' not found; did you mean 'Close'? Available columns: Date, Close, Volume"),
+    ("text", "line 5: 'abc' is not a number"),
+    ("missing", "missing values in column(s) 'Close' at line(s) 4 and 7"),
+    ("unsorted", "dates are not sorted: line 4"),
+    ("duplicate", "duplicate date 2020-01-07 at lines 3 and 4"),
+    ("short", "too short for lookback 60 + horizon 5"),
+    ("constant", "is constant"),
+    ("inf", "infinite at line(s) 6"),
+    ("nan_text", "missing values in column(s) 'Close' at line(s) 3"),
+    ("bad_date", "cannot read '2020-13-45' as a date"),
+    ("empty", "is empty"),
+])
+def test_bad_input_exits_2_with_a_message(tmp_path, capsys, case, match):
+    data, rows = _prices(tmp_path, n=30)
+    rows = [list(r) for r in rows]
+    argv_target = "Close"
+    if case == "missing_file":
+        data = str(tmp_path / "nope.csv")
+    elif case == "misspelled":
+        argv_target = "Clsoe"
+    elif case == "text":
+        rows[3][1] = "abc"
+    elif case == "missing":
+        rows[2][1] = rows[5][1] = ""
+    elif case == "unsorted":
+        rows[1], rows[2] = rows[2], rows[1]
+    elif case == "duplicate":
+        rows[2][0] = rows[1][0]
+    elif case == "constant":
+        for r in rows:
+            r[1] = "5"
+    elif case == "inf":
+        rows[4][1] = "inf"
+    elif case == "nan_text":
+        rows[1][1] = "NaN"
+    elif case == "bad_date":
+        rows[0][0] = "2020-13-45"
+    if case not in ("missing_file",):
+        data = _write(tmp_path / "bad.csv", ["Date", "Close", "Volume"], rows)
+    if case == "empty":
+        (tmp_path / "bad.csv").write_text("")
+    lookback = ["--lookback", "60", "--horizon", "5"] if case == "short" else ["--lookback", "6"]
+    code, out, err = _run(capsys, ["forecast", "train", data, "--target", argv_target, "--out",
+                                   str(tmp_path / "m.npz"), "--epochs", "1", "--no-progress"] + lookback)
+    assert code == 2
+    assert match in err, err
+
+
+def test_fill_policies(tmp_path, capsys):
+    data, rows = _prices(tmp_path, n=30)
+    rows = [list(r) for r in rows]
+    rows[3][1] = ""
+    path = _write(tmp_path / "gaps.csv", ["Date", "Close", "Volume"], rows)
+    for fill in ("ffill", "interpolate", "drop"):
+        s = read_series_csv(path, date="Date", target="Close", fill=fill)
+        assert np.isfinite(s.y).all() and len(s.y) == (29 if fill == "drop" else 30)
+    s = read_series_csv(path, date="Date", target="Close", fill="ffill")
+    assert s.y[3, 0] == float(rows[2][1])
+    s = read_series_csv(path, date="Date", target="Close", fill="interpolate")
+    assert s.y[3, 0] == pytest.approx((float(rows[2][1]) + float(rows[4][1])) / 2)
+    code, out, _ = _run(capsys, ["forecast", "train", path, "--fill", "drop", "--out",
+                                 str(tmp_path / "m.npz")] + FAST)
+    assert code == 0
+
+
+def test_bad_model_file_and_bad_flags(tmp_path, capsys):
+    data, _ = _prices(tmp_path, n=30)
+    junk = tmp_path / "junk.npz"
+    junk.write_text("hello")
+    code, _, err = _run(capsys, ["forecast", "predict", str(junk), data])
+    assert code == 2 and "not an rnnkit model file" in err
+    code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--lookback", "0"])
+    assert code == 2 and "lookback" in err
+    code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--fill", "magic"])
+    assert code == 2 and "invalid choice" in err
+
+
+def test_future_dates_follow_the_data_step():
+    monthly, kind = parse_dates(["1949-01", "1949-02", "1949-03"], "Month")
+    step = infer_step(monthly, kind, raw=["1949-01", "1949-02", "1949-03"])
+    assert [step.format(d) for d in step.future(monthly[-1], 11)][-2:] == ["1950-01", "1950-02"]
+    years, kind = parse_dates(["1700", "1701", "1702"], "YEAR")
+    step = infer_step(years, kind)
+    assert step.future(years[-1], 2) == [1703, 1704]
+    daily, kind = parse_dates(["2020-02-27", "2020-02-28", "2020-02-29"], "d")
+    assert infer_step(daily, kind).future(daily[-1], 1)[0] == dt.datetime(2020, 3, 1)
