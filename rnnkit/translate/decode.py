@@ -10,8 +10,10 @@ penalty of Wu et al. (2016):
     s(Y) = \frac{\log P(Y \mid X)}{lp(Y)}, \qquad lp(Y) = \frac{(5 + |Y|)^\alpha}{(5 + 1)^\alpha}
 
 (|Y| counts <eos>; α = 0 ranks by log probability). A sentence's search stops
-once it has B finished hypotheses (and every search at ``max_length`` tokens,
-when the unfinished beams join the candidates). All beams of all sentences run
+when no live beam can still enter its B best finished hypotheses (stopping at
+the first B finished ones instead would let short, improbable hypotheses end
+the search before a long, likely one finishes), and every search stops at
+``max_length`` tokens, when the unfinished beams join the candidates. All beams of all sentences run
 through the decoder as one batch of N*B rows. With B = 1 beam search is greedy
 decoding, token for token.
 """
@@ -92,6 +94,19 @@ def _expand(mem: Memory, index: np.ndarray) -> Memory:
     return Memory(mem.values[index], mem.keys[index], None if mem.mask is None else mem.mask[index])
 
 
+def _cannot_improve(finished: List[Hypothesis], best_alive: float, B: int, alpha: float, max_length: int) -> bool:
+    """True when no live beam can enter the B best finished hypotheses any more.
+
+    Extending a hypothesis only lowers its log probability (a negative number),
+    while the length penalty grows with the length, so ``best_alive / lp(max_length)``
+    bounds every score a live beam can still reach.
+    """
+    if len(finished) < B:
+        return False
+    kth = sorted((h.score for h in finished), reverse=True)[B - 1]
+    return best_alive / length_penalty(max_length, alpha) <= kth
+
+
 def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5, n_best: int = 1,
                 alpha: float = 0.0, max_length: int = 50) -> List[List[Hypothesis]]:
     """The ``n_best`` best hypotheses of each source in ``src`` (S, N), best first."""
@@ -99,6 +114,8 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
         raise ValueError(f"beam: expected a positive integer, got {beam_size}")
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best: expected between 1 and the beam size {beam_size}, got {n_best}")
+    if alpha < 0:
+        raise ValueError(f"length_penalty: expected alpha >= 0, got {alpha}")
     N, B = src.shape[1], beam_size
     dec = model.decoder
     with _EvalMode(model):
@@ -143,7 +160,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
                         new_tokens[n * B + alive] = y
                         new_scores[n, alive] = s
                         alive += 1
-                if len(finished[n]) >= B or alive == 0:
+                if alive == 0 or _cannot_improve(finished[n], new_scores[n, 0], B, alpha, max_length):
                     done[n] = True
                 else:
                     parents[n * B + alive:(n + 1) * B] = n * B        # unused slots: score -inf, never chosen

@@ -1,0 +1,149 @@
+"""`rnnkit translate`: the three forms side by side, and clear one-line errors (no traceback) for bad input."""
+
+import io
+
+import numpy as np
+import pytest
+
+from rnnkit.cli.main import main
+from rnnkit.io.modelfile import save_model_file
+
+try:                                   # BLAS threads only fight each other over these tiny matrices
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    if threadpool_limits is None:
+        yield
+    else:
+        with threadpool_limits(1):
+            yield
+
+
+PAIRS = [("I am tired.", "Je suis fatigué."), ("He is tall.", "Il est grand."), ("We are ready.", "Nous sommes prêts."),
+         ("She is here.", "Elle est ici."), ("I am happy.", "Je suis content."), ("You are late.", "Tu es en retard."),
+         ("They are young.", "Ils sont jeunes."), ("He is rich.", "Il est riche."), ("Go!", "Va !"),
+         ("I am cold.", "J'ai froid.")] * 2
+SMALL = ["--embedding-size", "16", "--hidden-size", "24", "--batch-size", "8", "--lr", "0.01", "--dropout", "0",
+         "--progress", "false"]
+
+
+def _run(capsys, argv, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("translate")
+    pairs = d / "pairs.tsv"
+    pairs.write_text("".join(f"{en}\t{fr}\tCC-BY 2.0 (France) Attribution: tatoeba.org\n" for en, fr in PAIRS),
+                     encoding="utf-8")
+    model = d / "fr-en.npz"
+    code = main(["translate", "train", str(pairs), "--src-col", "1", "--tgt-col", "0", "--attention", "bahdanau",
+                 "--beam", "2", "--epochs", "40", "--valid", "0", "--test", "0.1", "--out", str(model)] + SMALL)
+    assert code == 0
+    return d, pairs, model
+
+
+def test_train_then_translate_both_forms(files, capsys):
+    d, pairs, model = files
+    assert model.exists()
+    code, out, err = _run(capsys, ["translate", str(model), "je suis fatigué ."])
+    assert code == 0 and out == "i am tired .\n"
+    code, out, _ = _run(capsys, ["translate", "--beam", "3", "--n-best", "2", str(model), "Il est grand."])
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].startswith("1\t") and lines[0].endswith("he is tall .")
+
+
+def test_translate_reads_stdin_and_keeps_blank_lines(files, capsys, monkeypatch):
+    _, _, model = files
+    code, out, err = _run(capsys, ["translate", str(model), "--beam", "2"], stdin="il est riche .\n\nva !\n",
+                          monkeypatch=monkeypatch)
+    assert code == 0 and out == "he is rich .\n\ngo !\n"
+
+
+def test_unknown_words_are_reported(files, capsys):
+    _, _, model = files
+    code, out, err = _run(capsys, ["translate", str(model), "je suis xylophone ."])
+    assert code == 0 and out.strip()
+    assert "unknown word(s) read as <unk>: 'xylophone'" in err
+
+
+def test_attention_plot(files, capsys):
+    d, _, model = files
+    png = d / "att.png"
+    code, _, err = _run(capsys, ["translate", str(model), "nous sommes prêts .", "--attention-plot", str(png)])
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_uses_the_training_columns(files, capsys):
+    _, pairs, model = files
+    code, out, _ = _run(capsys, ["translate", "eval", str(model), str(pairs)])
+    assert code == 0 and "BLEU" in out and "chrF" in out and "exact" in out
+    assert float(out.split("exact ")[1].split("%")[0]) >= 90.0
+
+
+def test_train_builtin_numbers_task(tmp_path, capsys):
+    pytest.importorskip("num2words")
+    model = tmp_path / "num.npz"
+    code, out, _ = _run(capsys, ["translate", "train", "--numbers", "0-40", "--epochs", "25", "--valid", "0", "--test", "0", "--out", str(model)]
+                        + SMALL)
+    assert code == 0 and "numbers 0-40, English words -> French words" in out and model.exists()
+    code, out, _ = _run(capsys, ["translate", str(model), "twenty-seven"])
+    assert code == 0 and out == "vingt-sept\n"
+
+
+@pytest.mark.parametrize("content, argv_extra, message", [
+    ("a\tb\nno tab\n", [], "line 2: no tab character"),
+    ("a\tb\nc\td\n", ["--src-col", "3"], "line 1: 2 columns, but column 3 is needed"),
+    ("a\tb\n\nc\td\n", [], "line 2: empty line"),
+    ("a b\tc\n", ["--max-words", "1"], "no sentence pairs left after filtering"),
+    ("a b\tc\n", ["--prefix-filter", "target"], "no sentence pairs left after filtering"),
+])
+def test_bad_pairs_files(tmp_path, capsys, content, argv_extra, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content, encoding="utf-8")
+    code, out, err = _run(capsys, ["translate", "train", str(path), "--out", str(tmp_path / "m.npz")] + argv_extra)
+    assert code == 2 and message in err and err.startswith("rnnkit: error:")
+
+
+def test_missing_files(tmp_path, capsys, files):
+    _, pairs, model = files
+    code, _, err = _run(capsys, ["translate", "train", str(tmp_path / "nope.tsv"), "--out", str(tmp_path / "m")])
+    assert code == 2 and "nope.tsv: no such file" in err
+    code, _, err = _run(capsys, ["translate", str(tmp_path / "nope.npz"), "bonjour"])
+    assert code == 2 and "nope.npz" in err
+    code, _, err = _run(capsys, ["translate", "eval", str(model), str(tmp_path / "nope.tsv")])
+    assert code == 2 and "nope.tsv: no such file" in err
+
+
+def test_model_file_of_another_application(tmp_path, capsys):
+    other = tmp_path / "lm.npz"
+    save_model_file(str(other), kind="charlm", config={}, arrays={"w": np.zeros(3)}, meta={})
+    code, _, err = _run(capsys, ["translate", str(other), "bonjour"])
+    assert code == 2 and "charlm model file, not a translator" in err
+
+
+def test_nothing_to_translate_and_bad_flags(files, capsys, monkeypatch):
+    _, _, model = files
+    code, _, err = _run(capsys, ["translate", str(model)], stdin="\n  \n", monkeypatch=monkeypatch)
+    assert code == 2 and "nothing to translate" in err
+    code, _, err = _run(capsys, ["translate", str(model), "va !", "--n-best", "3"])
+    assert code == 2 and "n_best" in err and "--beam" in err
+    code, _, err = _run(capsys, ["translate", "train", "--out", "x.npz", "--attention", "concat"])
+    assert code == 2 and "invalid choice" in err
+
+
+def test_help_lists_the_three_forms(capsys):
+    code, out, _ = _run(capsys, ["translate", "--help"])
+    assert code == 0 and "translate train" in out and "translate eval" in out and "MODEL [TEXT ...]" in out
+    code, out, err = _run(capsys, ["translate"])
+    assert code == 2

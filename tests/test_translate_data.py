@@ -1,0 +1,117 @@
+"""Pairs files, normalisation, tokens, vocabularies, splits, filters and bucketed batches."""
+
+import numpy as np
+import pytest
+
+from rnnkit.errors import DataError
+from rnnkit.translate.data import (EOS, PAD, SOS, UNK, TextOptions, Vocab, bucket_batches, detokenize,
+                                   filter_pairs, make_batch, normalize_text, read_pairs, split_indices, tokenize)
+
+
+def _write(tmp_path, text, name="pairs.tsv"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+def test_normalisation_options():
+    s = "Je suis fatigu\u00e9\u202f! J\u2019ai \u00ab peut-\u00eatre \u00bb 19 ans."
+    assert normalize_text(s) == "je suis fatigué ! j'ai « peut-être » 19 ans ."
+    assert normalize_text(s, TextOptions(normalize="ascii")) == "je suis fatigue ! j'ai « peut-etre » 19 ans ."
+    assert normalize_text("Hello, World!", TextOptions(lowercase=False, split_punctuation=False)) == "Hello, World!"
+    assert normalize_text("'quoted' -dash", TextOptions()) == "' quoted ' - dash"   # only inner ' and - stay
+    # NFKC turns the narrow no-break space into a space; "none" keeps it inside the token
+    assert tokenize("oui\u202f!") == ["oui", "!"]
+
+
+def test_word_and_char_tokens_round_trip():
+    assert tokenize("I'm cold.") == ["i'm", "cold", "."]
+    opts = TextOptions(tokens="char")
+    toks = tokenize("Ab c.", opts)
+    assert toks == ["a", "b", " ", "c", " ", "."]
+    assert detokenize(toks, opts) == "ab c ."
+    assert detokenize(["a", "b"]) == "a b"
+
+
+def test_read_pairs_columns_and_direction(tmp_path):
+    path = _write(tmp_path, "Go.\tVa !\tCC-BY attribution\nHi.\tSalut !\tCC-BY\n")
+    assert read_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut !")]
+    assert read_pairs(path, src_col=1, tgt_col=0) == [("Va !", "Go."), ("Salut !", "Hi.")]
+
+
+@pytest.mark.parametrize("text, cols, message", [
+    ("a\tb\nno tab here\n", {}, r"line 2: no tab character"),
+    ("a\tb\nc\td\n", {"src_col": 2}, r"line 1: 2 columns, but column 2 is needed"),
+    ("a\tb\n\nc\td\n", {}, r"line 2: empty line"),
+    ("a\tb\nc\t \n", {}, r"line 2: the target column \(1\) is empty"),
+    ("", {}, r"holds no sentence pairs"),
+])
+def test_read_pairs_names_the_bad_line(tmp_path, text, cols, message):
+    with pytest.raises(DataError, match=message):
+        read_pairs(_write(tmp_path, text), **cols)
+
+
+def test_read_pairs_bad_paths_and_columns(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_pairs(str(tmp_path / "missing.tsv"))
+    with pytest.raises(DataError, match="is a directory"):
+        read_pairs(str(tmp_path))
+    with pytest.raises(DataError, match="both 0"):
+        read_pairs(_write(tmp_path, "a\tb\n"), src_col=0, tgt_col=0)
+    bad = tmp_path / "latin1.tsv"
+    bad.write_bytes("caf\xe9\tx\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not utf-8"):
+        read_pairs(str(bad))
+
+
+def test_filters_length_and_english_prefixes():
+    pairs = [("je suis froid .", "I'm cold."), ("il est là .", "He is here."), ("va !", "Go!"),
+             ("un deux trois quatre cinq", "one two three four five six")]
+    tok = [(tokenize(s), tokenize(t)) for s, t in pairs]
+    assert filter_pairs(tok, prefix_filter="target") == [0, 1]
+    assert filter_pairs(tok, max_words=6) == [0, 1, 2]          # "one .. six" has 6 words: not fewer than 6
+    assert filter_pairs(tok, max_words=3) == [2]                # "i'm cold" counts 3 words (i, m, cold)
+    assert filter_pairs(tok, prefix_filter="source") == []
+    with pytest.raises(ValueError, match="prefix_filter"):
+        filter_pairs(tok, prefix_filter="english")
+
+
+def test_vocab_specials_frequency_and_size():
+    sents = [["a", "b", "a"], ["c", "a", "b"], ["d"]]
+    v = Vocab.build(sents)
+    assert v.itos[:4] == ["<pad>", "<sos>", "<eos>", "<unk>"] and (PAD, SOS, EOS, UNK) == (0, 1, 2, 3)
+    assert v.itos[4:] == ["a", "b", "c", "d"]                    # by frequency, ties alphabetical
+    assert Vocab.build(sents, min_freq=2).itos[4:] == ["a", "b"]
+    assert Vocab.build(sents, max_size=5).itos[4:] == ["a"]
+    ids, unknown = v.encode(["a", "zz", "d"])
+    assert ids == [4, UNK, 7] and unknown == ["zz"]
+    assert v.decode([SOS, 4, 5, EOS, 6]) == ["a", "b"]
+    assert Vocab(v.itos).stoi == v.stoi
+    with pytest.raises(DataError, match="must start with"):
+        Vocab(["a", "b", "c", "d"])
+
+
+def test_split_is_seeded_and_partitions():
+    tr, va, te = split_indices(100, valid=0.1, test=0.2, seed=3)
+    assert (len(tr), len(va), len(te)) == (70, 10, 20)
+    assert sorted(np.concatenate([tr, va, te]).tolist()) == list(range(100))
+    tr2, va2, te2 = split_indices(100, valid=0.1, test=0.2, seed=3)
+    assert np.array_equal(te, te2) and not np.array_equal(te, split_indices(100, valid=0.1, test=0.2, seed=4)[2])
+    with pytest.raises(ValueError, match="leave some"):
+        split_indices(10, valid=0.5, test=0.5)
+
+
+def test_batches_are_padded_time_major_and_bucketed():
+    src = [[5] * n for n in (1, 7, 2, 6, 3, 5, 4, 8)]
+    tgt = [[6] * n for n in (2, 1, 3, 2, 1, 4, 2, 3)]
+    b = make_batch(src, tgt, [1, 2])
+    assert b.src.shape == (7, 2) and b.src_len.tolist() == [7, 2]
+    assert b.src[2:, 1].tolist() == [PAD] * 5
+    assert b.tgt_in[:, 0].tolist() == [SOS, 6, PAD, PAD] and b.tgt_out[:, 0].tolist() == [6, EOS, PAD, PAD]
+    assert b.tgt_in[:, 1].tolist() == [SOS, 6, 6, 6] and b.tgt_out[:, 1].tolist() == [6, 6, 6, EOS]
+    batches = bucket_batches(src, tgt, 2, np.random.default_rng(0), pool=4)
+    assert sorted(i for bb in batches for i in bb.index) == list(range(8))
+    for bb in batches:                                          # sorted pools: neighbours in length
+        assert np.ptp(bb.src_len) <= 1
+    again = bucket_batches(src, tgt, 2, np.random.default_rng(0), pool=4)
+    assert [bb.index.tolist() for bb in batches] == [bb.index.tolist() for bb in again]

@@ -1,0 +1,132 @@
+"""Greedy and beam search: beam 1 is greedy, the beam never scores below greedy, n-best lists, batching."""
+
+import numpy as np
+import pytest
+
+from rnnkit.translate.data import EOS, make_batch
+from rnnkit.translate.decode import beam_search, greedy, length_penalty
+from rnnkit.translate.model import Seq2Seq
+from rnnkit.translate.translator import Translator
+
+try:                                   # BLAS threads only fight each other over these tiny matrices
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    if threadpool_limits is None:
+        yield
+    else:
+        with threadpool_limits(1):
+            yield
+
+
+WORDS = "ab cd ef gh ij kl mn op".split()
+
+
+def _reversal_pairs(n, seed):
+    """source "ab ef cd" -> target "CD EF AB": a toy task with long-range reordering."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        src = list(rng.choice(WORDS, size=rng.integers(2, 6)))
+        out.append((" ".join(src), " ".join(w.upper() for w in src[::-1])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained():
+    tr = Translator(embedding_size=16, hidden_size=32, epochs=12, batch_size=16, lr=5e-3, dropout=0.0,
+                    lowercase=False, random_state=0)
+    return tr.fit(_reversal_pairs(400, 0), progress=False)
+
+
+def _batch(tr, sentences):
+    ids = [tr.src_vocab_.encode(s.split())[0] for s in sentences]
+    return make_batch(ids, None, range(len(ids)))
+
+
+def _random_model(**kw):
+    return Seq2Seq(12, 10, embedding_size=6, hidden_size=8, rng=3, **kw)
+
+
+RANDOM_SRC = np.array([[4, 5, 6], [7, 8, 0], [9, 0, 0], [10, 0, 0]])   # (S, N=3)
+RANDOM_LEN = np.array([4, 2, 1])
+
+
+@pytest.mark.parametrize("cfg", [dict(attention="bahdanau"), dict(attention="general", input_feeding=True),
+                                 dict(attention="dot", bidirectional=False, cell="gru")])
+def test_beam_of_one_is_greedy(cfg, trained):
+    for model, src, src_len in ((_random_model(**cfg), RANDOM_SRC, RANDOM_LEN),
+                                (trained.model_,) + tuple(_batch(trained, ["ab cd ef", "gh ij", "kl"])[:2])):
+        g = greedy(model, src, src_len, max_length=7)
+        b = beam_search(model, src, src_len, beam_size=1, max_length=7)
+        for gh, (bh,) in zip(g, b):
+            assert gh.tokens == bh.tokens and gh.finished == bh.finished
+            assert gh.log_prob == pytest.approx(bh.log_prob, rel=1e-5)
+            np.testing.assert_allclose(gh.weights, bh.weights, rtol=1e-5, atol=1e-7)
+
+
+def test_beam_scores_at_least_greedy_under_the_model(trained):
+    sentences = [p[0] for p in _reversal_pairs(40, 1)]
+    b = _batch(trained, sentences)
+    g = greedy(trained.model_, b.src, b.src_len, max_length=12)
+    beams = beam_search(trained.model_, b.src, b.src_len, beam_size=5, max_length=12)
+    for gh, (bh,) in zip(g, beams):
+        assert bh.log_prob >= gh.log_prob - 1e-6
+    exact = np.mean([trained.tgt_vocab_.decode(bh.tokens) == s.upper().split()[::-1]
+                     for s, (bh,) in zip(sentences, beams)])
+    assert exact >= 0.9                                        # the fixture learned the task
+
+
+def test_n_best_lists_are_distinct_sorted_and_scored(trained):
+    b = _batch(trained, ["ab cd ef gh", "mn"])
+    for alpha in (0.0, 1.0):
+        for hyps in beam_search(trained.model_, b.src, b.src_len, beam_size=4, n_best=3, alpha=alpha):
+            assert len(hyps) == 3
+            assert len({tuple(h.tokens) for h in hyps}) == 3
+            assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+            for h in hyps:
+                L = len(h.tokens) + 1                          # <eos> counts
+                assert h.finished and h.score == pytest.approx(h.log_prob / length_penalty(L, alpha))
+    assert length_penalty(3, 0.0) == 1.0 and length_penalty(1, 0.7) == 1.0
+
+
+def test_batched_beam_equals_one_sentence_at_a_time(trained):
+    sentences = ["ab cd ef gh ij", "kl", "mn op ab"]
+    b = _batch(trained, sentences)
+    together = beam_search(trained.model_, b.src, b.src_len, beam_size=3, n_best=2)
+    for s, hyps in zip(sentences, together):
+        bs = _batch(trained, [s])
+        alone = beam_search(trained.model_, bs.src, bs.src_len, beam_size=3, n_best=2)[0]
+        assert [h.tokens for h in hyps] == [h.tokens for h in alone]
+        np.testing.assert_allclose([h.log_prob for h in hyps], [h.log_prob for h in alone], rtol=1e-5)
+
+
+def test_attention_weights_are_returned_and_masked(trained):
+    b = _batch(trained, ["ab cd ef gh ij", "kl"])
+    for hyps in (greedy(trained.model_, b.src, b.src_len), [h[0] for h in beam_search(trained.model_, b.src,
+                                                                                          b.src_len, 3)]):
+        for h, S in zip(hyps, b.src_len):
+            assert h.weights.shape == (len(h.tokens) + 1, S)    # one row per output token and <eos>, real source only
+            np.testing.assert_allclose(h.weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_max_length_cuts_unfinished_hypotheses():
+    model = _random_model()
+    g = greedy(model, RANDOM_SRC, RANDOM_LEN, max_length=2)
+    b = beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=3, n_best=2, max_length=2)
+    for h in g:
+        assert len(h.tokens) <= 2 and (h.finished or len(h.tokens) == 2) and EOS not in h.tokens
+    for hyps in b:
+        assert all(len(h.tokens) <= 2 for h in hyps) and len(hyps) == 2
+
+
+def test_bad_beam_settings():
+    model = _random_model()
+    with pytest.raises(ValueError, match="beam"):
+        beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=0)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=2, n_best=3)

@@ -1,0 +1,129 @@
+"""Training through fit(): overfitting, the built-in task, files, resume, the estimator contract."""
+
+import numpy as np
+import pytest
+
+from rnnkit.errors import ModelFileError, NotFittedError
+from rnnkit.io.modelfile import save_model_file
+from rnnkit.translate.translator import Translator
+
+try:                                   # BLAS threads only fight each other over these tiny matrices
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    if threadpool_limits is None:
+        yield
+    else:
+        with threadpool_limits(1):
+            yield
+
+
+# French -> English, the kind of pairs the Tatoeba file holds
+PAIRS = [
+    ("je suis fatigué .", "i am tired ."), ("je suis content .", "i am happy ."),
+    ("il est grand .", "he is tall ."), ("elle est petite .", "she is small ."),
+    ("nous sommes prêts .", "we are ready ."), ("ils sont ici .", "they are here ."),
+    ("tu es en retard .", "you are late ."), ("je suis malade .", "i am sick ."),
+    ("il est riche .", "he is rich ."), ("elle est occupée .", "she is busy ."),
+    ("nous sommes perdus .", "we are lost ."), ("ils sont jeunes .", "they are young ."),
+    ("je ne suis pas fatigué .", "i am not tired ."), ("il n'est pas ici .", "he is not here ."),
+    ("elle est très grande .", "she is very tall ."), ("nous sommes très contents .", "we are very happy ."),
+    ("tu es mon ami .", "you are my friend ."), ("je suis ton père .", "i am your father ."),
+    ("il est professeur .", "he is a teacher ."), ("elle est médecin .", "she is a doctor ."),
+    ("ils sont étudiants .", "they are students ."), ("je suis prêt à partir .", "i am ready to go ."),
+    ("il a faim .", "he is hungry ."), ("j'ai froid .", "i am cold ."),
+    ("nous avons soif .", "we are thirsty ."), ("elle a peur .", "she is afraid ."),
+    ("tu as raison .", "you are right ."), ("ils ont tort .", "they are wrong ."),
+    ("je suis à la maison .", "i am at home ."), ("il est dans la voiture .", "he is in the car ."),
+]
+
+
+def _small(**kw):
+    params = dict(embedding_size=24, hidden_size=48, batch_size=10, lr=1e-2, dropout=0.0, epochs=60,
+                  bleu_sentences=0, random_state=0)
+    params.update(kw)
+    return Translator(**params)
+
+
+@pytest.mark.parametrize("attention, extra", [("bahdanau", {}), ("general", {"input_feeding": True}),
+                                              ("dot", {"bidirectional": False, "cell": "gru"})])
+def test_small_model_overfits_a_few_dozen_pairs(attention, extra):
+    tr = _small(attention=attention, **extra).fit(PAIRS, progress=False)
+    out = [r[0].text for r in tr.translate([s for s, _ in PAIRS])]
+    wrong = [(s, o) for (s, t), o in zip(PAIRS, out) if o != t]
+    assert not wrong, wrong
+    beam = [r[0].text for r in tr.translate([s for s, _ in PAIRS], beam=3)]
+    assert beam == [t for _, t in PAIRS]
+
+
+def test_builtin_numbers_task_reaches_high_accuracy():
+    pytest.importorskip("num2words")
+    from rnnkit.translate.api import prepare_pairs
+    from rnnkit.translate.data import split_indices
+    data, info = prepare_pairs(None, numbers="0-399")
+    assert info["kept"] == 400 and data[345] == ("three hundred and forty-five", "trois cent quarante-cinq")
+    tr_i, va_i, te_i = split_indices(len(data), valid=0.1, test=0.1, seed=0)
+    tr = Translator(embedding_size=32, hidden_size=64, epochs=15, batch_size=16, lr=5e-3, dropout=0.0,
+                    bleu_sentences=40, random_state=0)
+    tr.fit([data[i] for i in tr_i], [data[i] for i in va_i], progress=False)
+    result = tr.evaluate([data[i] for i in te_i])              # numbers never seen in training
+    assert result["exact"] >= 85.0, result
+    assert "bleu" in tr.history_.val[-1][1]
+    # the attention of a monotone translation follows the diagonal: "trois" looks at "three", "cinq" at "five"
+    r = tr.translate(["three hundred and forty-five"])[0][0]
+    assert r.text == "trois cent quarante-cinq"
+    assert r.weights[0].argmax() == 0 and r.weights[2].argmax() == 3
+
+
+def test_save_load_round_trip_and_kind_check(tmp_path):
+    tr = _small(epochs=3).fit(PAIRS[:10], progress=False)
+    path = tr.save(str(tmp_path / "m.npz"), meta={"note": "x"})
+    back = Translator.load(path)
+    assert back.get_params() == tr.get_params()
+    assert back.src_vocab_.itos == tr.src_vocab_.itos and back.file_meta_["note"] == "x"
+    a = tr.translate(["je suis fatigué .", "zzz"], beam=2, n_best=2)
+    b = back.translate(["je suis fatigué .", "zzz"], beam=2, n_best=2)
+    assert [[h.text for h in r] for r in a] == [[h.text for h in r] for r in b]
+    assert b[1][0].unknown == ["zzz"]
+    other = tmp_path / "charlm.npz"
+    save_model_file(str(other), kind="charlm", config={}, arrays={"w": np.zeros(2)}, meta={})
+    with pytest.raises(ModelFileError, match="charlm model file, not a translator"):
+        Translator.load(str(other))
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
+    ck = str(tmp_path / "run.ckpt.npz")
+    straight = _small(epochs=None, max_steps=8, scheduled_sampling="linear", ss_c=0.05).fit(PAIRS, progress=False)
+    _small(epochs=None, max_steps=4, scheduled_sampling="linear", ss_c=0.05).fit(
+        PAIRS, checkpoint_path=ck, progress=False)
+    resumed = _small(epochs=None, max_steps=8, scheduled_sampling="linear", ss_c=0.05).fit(
+        PAIRS, checkpoint_path=ck, resume=True, progress=False)
+    assert resumed.history_.steps == 8
+    for (n, a), (_, b) in zip(straight.model_.named_parameters(), resumed.model_.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=n)
+
+
+def test_scheduled_sampling_at_probability_one_trains_like_teacher_forcing():
+    tf = _small(epochs=2).fit(PAIRS, progress=False)
+    ss = _small(epochs=2, scheduled_sampling="linear", ss_k=1.0, ss_c=0.0).fit(PAIRS, progress=False)
+    sampled = _small(epochs=2, scheduled_sampling="inverse_sigmoid", ss_k=1.0).fit(PAIRS, progress=False)
+    for (n, a), (_, b), (_, c) in zip(tf.model_.named_parameters(), ss.model_.named_parameters(),
+                                      sampled.model_.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=n)
+    assert any(not np.array_equal(a.data, c.data) for a, c in zip(tf.model_.parameters(), sampled.model_.parameters()))
+
+
+def test_estimator_contract():
+    tr = Translator(hidden_size=7, attention="dot")
+    assert tr.get_params()["hidden_size"] == 7 and not hasattr(tr, "model_")
+    assert tr.set_params(hidden_size=9) is tr and tr.hidden_size == 9
+    with pytest.raises(ValueError, match="unknown parameter"):
+        tr.set_params(hiden_size=3)
+    with pytest.raises(NotFittedError, match="not trained"):
+        tr.translate(["x"])
+    with pytest.raises(ValueError, match="scheduled sampling decay"):
+        Translator(scheduled_sampling="cosine").fit(PAIRS, progress=False)
