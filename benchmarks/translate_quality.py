@@ -1,0 +1,138 @@
+"""Translation quality on Tatoeba French -> English (the PyTorch seq2seq tutorial's subset).
+
+Data: ``../shared/data/fra-eng.txt`` (English<TAB>French), French as the source,
+pairs under 10 words whose English side starts with "i am", "he is", "she is",
+"you are", "we are", "they are" or their contractions (about 11,850 pairs).
+10% is held out as the test set (seed 0), 5% validates (early stopping,
+validation BLEU), the rest trains.
+
+Grid: attention {Bahdanau, Luong general} x {teacher forcing, scheduled
+sampling (inverse sigmoid, per token)}; each trained model is scored on the
+test set with greedy decoding and with beam search (sacrebleu corpus BLEU and
+chrF on lowercased, punctuation-split text). Every configuration has its own
+budget (``--minutes``, ``--epochs``); training time is wall-clock on the machine
+that runs the script, with one BLAS thread (more threads only fight over these
+small matrices on a shared machine).
+
+    python benchmarks/translate_quality.py                      # the grid, ~8 min per configuration
+    python benchmarks/translate_quality.py --smoke              # a 1-minute check that everything runs
+    python benchmarks/translate_quality.py --configs bahdanau --minutes 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from rnnkit.translate.api import prepare_pairs  # noqa: E402
+from rnnkit.translate.data import split_indices  # noqa: E402
+from rnnkit.translate.translator import Translator  # noqa: E402
+
+CONFIGS = {
+    "bahdanau": dict(attention="bahdanau"),
+    "bahdanau+ss": dict(attention="bahdanau", scheduled_sampling="inverse_sigmoid"),
+    "luong": dict(attention="general"),
+    "luong+ss": dict(attention="general", scheduled_sampling="inverse_sigmoid"),
+    "luong-feed": dict(attention="general", input_feeding=True),
+}
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "fra-eng.txt")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--configs", default="bahdanau,bahdanau+ss,luong,luong+ss",
+                   help=f"comma-separated, from {sorted(CONFIGS)}")
+    p.add_argument("--minutes", type=float, default=8.0, help="training budget per configuration")
+    p.add_argument("--epochs", type=int, default=30, help="epoch budget per configuration")
+    p.add_argument("--hidden-size", type=int, default=256)
+    p.add_argument("--embedding-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--ss-k", type=float, default=500.0,
+                   help="inverse-sigmoid k: the teacher-forcing probability is 0.5 at step k ln k")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--length-penalty", type=float, default=0.6)
+    p.add_argument("--patience", type=int, default=4, help="early stopping: validations without improvement")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--save-dir", default=None, help="save each trained model here")
+    args = p.parse_args(argv)
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s) {unknown}; choose from {sorted(CONFIGS)}")
+    if not os.path.exists(args.data):
+        p.error(f"{args.data} not found: pass --data PATH to fra-eng.txt (English<TAB>French)")
+
+    data, info = prepare_pairs(args.data, src_col=1, tgt_col=0, max_words=10, prefix_filter="target")
+    i_train, i_valid, i_test = split_indices(len(data), valid=0.05, test=0.1, seed=args.seed)
+    if args.smoke:
+        i_train, i_valid, i_test = i_train[:500], i_valid[:50], i_test[:50]
+        args.minutes, args.epochs, args.hidden_size, args.embedding_size = 0.25, 2, 32, 16
+    pick = lambda idx: [data[i] for i in idx]
+    train, valid, test = pick(i_train), pick(i_valid), pick(i_test)
+    print(f"{info['source']}: {info['read']} pairs read, {info['kept']} kept by the filters; "
+          f"train {len(train)}, valid {len(valid)}, test {len(test)}", flush=True)
+
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(args.threads)
+    except ImportError:  # pragma: no cover
+        limit = None
+        print("threadpoolctl is missing: set OMP_NUM_THREADS=1 for comparable timings", flush=True)
+
+    results = []
+    for name in names:
+        tr = Translator(cell="lstm", embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                        bidirectional=True, dropout=args.dropout, batch_size=args.batch_size, lr=args.lr,
+                        clip_norm=5.0, epochs=args.epochs, max_minutes=args.minutes,
+                        early_stopping_patience=args.patience, validate_every=None, bleu_sentences=200,
+                        ss_k=args.ss_k, random_state=args.seed, **CONFIGS[name])
+        print(f"\n== {name}: {CONFIGS[name]}", flush=True)
+        t0 = time.perf_counter()
+        tr.fit(train, valid, progress=False)
+        train_s = time.perf_counter() - t0
+        h = tr.history_
+        row = {"config": name, "settings": CONFIGS[name], "train_seconds": round(train_s, 1), "steps": h.steps,
+               "epochs": len(h.epochs), "stop_reason": h.stop_reason, "best_val_loss": h.best_val_loss,
+               "val_bleu": [m.get("bleu") for _, m in h.val]}
+        for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
+            t0 = time.perf_counter()
+            r = tr.evaluate(test, beam=beam, length_penalty=args.length_penalty if beam > 1 else 0.0,
+                            with_loss=(beam == 1))
+            row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
+            row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(row), flush=True)
+        results.append(row)
+        if args.save_dir:
+            os.makedirs(args.save_dir, exist_ok=True)
+            tr.save(os.path.join(args.save_dir, f"fra-eng-{name}.npz"), meta={"benchmark": row})
+    if limit is not None:
+        limit.unregister()
+
+    beam_label = f"beam{args.beam}"
+    print(f"\n| configuration | test BLEU greedy | test BLEU beam {args.beam} (alpha {args.length_penalty}) "
+          f"| chrF greedy / beam | steps (epochs) | training time | stopped by |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['config']} | {r['greedy']['bleu']:.1f} | {r[beam_label]['bleu']:.1f} | "
+              f"{r['greedy']['chrf']:.1f} / {r[beam_label]['chrf']:.1f} | {r['steps']} ({r['epochs']}) | "
+              f"{r['train_seconds'] / 60:.1f} min | {r['stop_reason']} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"data": dict(info, train=len(train), valid=len(valid), test=len(test)), "args": vars(args),
+                       "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
