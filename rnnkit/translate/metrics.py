@@ -34,7 +34,8 @@ def _check(hypotheses: Sequence[str], references: Sequence[str]) -> None:
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU (0-100) of the hypotheses against one reference each."""
     _check(hypotheses, references)
-    return float(require_sacrebleu().corpus_bleu(list(hypotheses), [list(references)]).score)
+    # force: the text is punctuation-split on purpose; without it sacrebleu warns that it looks tokenised
+    return float(require_sacrebleu().corpus_bleu(list(hypotheses), [list(references)], force=True).score)
 
 
 def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
