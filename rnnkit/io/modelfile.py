@@ -6,13 +6,24 @@ holding UTF-8 JSON::
 
     {"magic": "rnnkit-model", "format_version": 1, "kind": "charlm",
      "rnnkit_version": "0.1.0", "config": {...}, "meta": {...},
-     "arrays": {"name": {"dtype": "<f4", "shape": [3, 4], "sha256": "..."}}}
+     "arrays": {"name": {"dtype": "<f4", "shape": [3, 4], "sha256": "..."}},
+     "header_sha256": "..."}
 
 ``config`` is what an application needs to rebuild its model, ``meta`` anything
-else JSON-able (vocabulary, training history). Files are read with
-``np.load(..., allow_pickle=False)``: loading never unpickles, so it never runs
-code from the file. Each array's SHA-256 covers its dtype, shape and bytes, so
-a corrupted or edited array is reported by name instead of loading silently.
+else JSON-able (vocabulary, training history). Loading never unpickles, so it
+never runs code from the file. Each array's SHA-256 covers its dtype, shape and
+bytes, and ``header_sha256`` covers the rest of the header (its canonical JSON:
+sorted keys, no spaces), so an edited array, config or vocabulary is reported
+instead of loading silently. The checksums detect corruption and careless
+edits, not a forger: anyone can recompute them.
+
+Loading treats the file as untrusted. Before an array is allocated, its ``.npy``
+header (dtype, shape) must agree with the JSON header and its size with the
+zip entry's uncompressed size, and that size must be one the stored bytes can
+really inflate to; object dtypes are refused. So a crafted file cannot make
+rnnkit allocate more memory than its data can fill, and every problem,
+including a bad CRC or a deeply nested header, is a :class:`ModelFileError`
+naming the file.
 
 Writes are atomic: the archive goes to a temporary file in the target's
 directory, is flushed and fsync'ed, then renamed over the target with
@@ -22,24 +33,31 @@ directory, is flushed and fsync'ed, then renamed over the target with
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import secrets
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .. import __version__
 from ..errors import ModelFileError
 
-__all__ = ["ModelFile", "save_model_file", "load_model_file", "FORMAT_VERSION", "MAGIC", "HEADER_KEY"]
+__all__ = ["ModelFile", "save_model_file", "load_model_file", "array_sha256", "header_sha256",
+           "FORMAT_VERSION", "MAGIC", "HEADER_KEY", "HEADER_SHA_KEY"]
 
 MAGIC = "rnnkit-model"
 FORMAT_VERSION = 1  # the newest format this rnnkit writes and reads
 HEADER_KEY = "__rnnkit_header__"
+HEADER_SHA_KEY = "header_sha256"  # the header field holding the checksum of the rest of the header
+# Deflate cannot expand data by more than about 1032:1, so a zip entry claiming a larger
+# uncompressed size than this times its stored size is lying (a crafted file).
+_MAX_DEFLATE_RATIO = 1100
+_READ_CHUNK = 1 << 20  # bytes read from a zip entry at a time
 
 
 @dataclass
@@ -61,6 +79,13 @@ def array_sha256(a: np.ndarray) -> str:
     h.update(f"{a.dtype.str}|{list(a.shape)}|".encode())
     h.update(a.reshape(-1).view(np.uint8) if a.dtype.itemsize else b"")
     return h.hexdigest()
+
+
+def header_sha256(header: Mapping[str, Any]) -> str:
+    """SHA-256 of the header's canonical JSON (sorted keys, no spaces), without its own checksum field."""
+    rest = {k: v for k, v in header.items() if k != HEADER_SHA_KEY}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _to_json(value: Any, where: str) -> Any:
@@ -117,6 +142,7 @@ def save_model_file(path, *, kind: str, config: Mapping[str, Any], arrays: Mappi
         "arrays": {n: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": array_sha256(a)}
                    for n, a in clean.items()},
     }
+    header[HEADER_SHA_KEY] = header_sha256(header)
     header_bytes = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     _atomic_write(path, lambda f: _write_npz(f, {HEADER_KEY: header_bytes, **clean}, compress))
 
@@ -187,20 +213,119 @@ def _sniff(path: str) -> None:
                              "re-save or re-copy it")
 
 
-def _read_header(npz, path: str) -> Dict[str, Any]:
-    not_ours = (f"{path}: is a zip/.npz archive but not an rnnkit model file (no rnnkit header); "
-                "pass a file written by rnnkit.io.save_model_file (PyTorch .pt files are zips too: "
-                "convert them with rnnkit.io.load_torch_state_dict)")
-    if HEADER_KEY not in npz.files:
-        raise ModelFileError(not_ours)
+def _corrupted(path: str, what: str) -> ModelFileError:
+    return ModelFileError(f"{path}: is truncated or corrupted ({what}); re-save or re-copy it")
+
+
+def _not_ours(path: str) -> ModelFileError:
+    return ModelFileError(f"{path}: is a zip/.npz archive but not an rnnkit model file (no rnnkit header); "
+                          "pass a file written by rnnkit.io.save_model_file (PyTorch .pt files are zips too: "
+                          "convert them with rnnkit.io.load_torch_state_dict)")
+
+
+def _zip_entries(zf: zipfile.ZipFile, path: str) -> Dict[str, zipfile.ZipInfo]:
+    """Array name -> zip entry, after checking each entry is one the writer could have made."""
+    entries: Dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        fn = info.filename
+        if info.is_dir() or not fn.endswith(".npy"):
+            raise ModelFileError(f"{path}: entry {fn!r} is not a .npy array, so the file was not written "
+                                 "by rnnkit (or was modified); re-save it with rnnkit.io.save_model_file")
+        name = fn[:-len(".npy")]
+        if name in entries:
+            raise ModelFileError(f"{path}: the archive holds {fn!r} twice; the file was modified after it "
+                                 "was written, re-save it")
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"{path}: entry {fn!r} is encrypted; rnnkit writes no encrypted files, "
+                                 "pass a file written by rnnkit")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: entry {fn!r} uses zip compression method {info.compress_type}; "
+                                 "rnnkit writes stored or deflated entries only, re-save the file with rnnkit")
+        # The uncompressed size is what gets allocated: it must be one the stored bytes can produce.
+        limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED \
+            else _MAX_DEFLATE_RATIO * info.compress_size + 1024
+        if info.file_size > limit:
+            raise ModelFileError(f"{path}: entry {fn!r} claims {info.file_size} bytes but stores only "
+                                 f"{info.compress_size}, more than any real data can expand to; the file "
+                                 "is corrupted or crafted, do not use it")
+        entries[name] = info
+    return entries
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where and how one .npy entry's data lies, from its .npy header."""
+
+    info: zipfile.ZipInfo
+    dtype: np.dtype
+    shape: Tuple[int, ...]
+    fortran_order: bool
+    offset: int  # bytes of .npy preamble before the data
+
+
+def _npy_layout(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: str) -> _Layout:
+    """Read only the .npy header of an entry and check its size against the zip entry."""
+    what = "the rnnkit header" if name == HEADER_KEY else f"array {name!r}"
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not one rnnkit writes")
+        except ValueError as e:
+            raise ModelFileError(f"{path}: {what} is not a readable .npy array ({e}); the file is corrupted "
+                                 "or was not written by rnnkit, re-save or re-copy it") from e
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise ModelFileError(
+            f"{path}: {what} holds pickled Python objects; rnnkit refuses to load it because unpickling "
+            "can run code. Only use files from a source you trust, written by rnnkit")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes != info.file_size:
+        raise _corrupted(path, f"{what}: its .npy header declares {dtype.str} {list(shape)} ({nbytes} bytes) "
+                               f"but the entry holds {max(info.file_size - offset, 0)} bytes of data")
+    return _Layout(info, dtype, tuple(shape), bool(fortran_order), offset)
+
+
+def _read_npy(zf: zipfile.ZipFile, lay: _Layout, what: str, path: str) -> np.ndarray:
+    """The entry's array, read straight into one buffer of the size checked by :func:`_npy_layout`."""
+    count = math.prod(lay.shape)
+    flat = np.empty(count, dtype=lay.dtype)
+    with zf.open(lay.info) as fh:
+        fh.read(lay.offset)
+        if flat.nbytes:
+            buf = memoryview(flat.view(np.uint8))
+            got = 0
+            while got < len(buf):
+                n = fh.readinto(buf[got:got + _READ_CHUNK])
+                if not n:
+                    raise _corrupted(path, f"{what} ends after {got} of {len(buf)} bytes")
+                got += n
+        fh.read(1)  # reach the end of the entry, where zipfile checks the CRC
+    if lay.fortran_order:
+        return flat.reshape(lay.shape[::-1]).transpose()
+    return flat.reshape(lay.shape)
+
+
+def _read_header(zf: zipfile.ZipFile, entries: Mapping[str, zipfile.ZipInfo], path: str) -> Dict[str, Any]:
+    if HEADER_KEY not in entries:
+        raise _not_ours(path)
+    lay = _npy_layout(zf, entries[HEADER_KEY], HEADER_KEY, path)
+    if lay.dtype != np.uint8 or len(lay.shape) != 1:
+        raise ModelFileError(f"{path}: the rnnkit header is not a byte array (dtype {lay.dtype.str}, shape "
+                             f"{list(lay.shape)}); the file is corrupted, re-save or re-copy it")
+    raw = _read_npy(zf, lay, "the rnnkit header", path)
     try:
-        raw = npz[HEADER_KEY]
-        header = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-    except (ValueError, TypeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: the rnnkit header cannot be read ({e}); the file is corrupted, "
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ModelFileError(f"{path}: the rnnkit header cannot be read ({reason}); the file is corrupted, "
                              "re-save or re-copy it") from e
     if not isinstance(header, dict) or header.get("magic") != MAGIC:
-        raise ModelFileError(not_ours)
+        raise _not_ours(path)
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{path}: invalid format_version {version!r} in the header; the file is "
@@ -208,9 +333,24 @@ def _read_header(npz, path: str) -> Dict[str, Any]:
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written by a newer rnnkit (format {version}); this rnnkit "
                              f"({__version__}) reads up to format {FORMAT_VERSION}: upgrade rnnkit")
+    saved_sha = header.get(HEADER_SHA_KEY)
+    if not isinstance(saved_sha, str):
+        raise ModelFileError(f"{path}: the header has no checksum ({HEADER_SHA_KEY}); the file was edited "
+                             "or written by a development build of rnnkit, re-save it")
+    if saved_sha != header_sha256(header):
+        raise ModelFileError(f"{path}: header checksum mismatch: the config, meta (e.g. the vocabulary) or "
+                             "array list was modified or corrupted after the file was written; re-save or "
+                             "re-copy it")
     for key, typ in (("kind", str), ("config", dict), ("meta", dict), ("arrays", dict)):
         if not isinstance(header.get(key), typ):
             raise ModelFileError(f"{path}: header field {key!r} is missing or not a {typ.__name__}; "
+                                 "the file is corrupted, re-save or re-copy it")
+    for name, info in header["arrays"].items():
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if (not isinstance(info, dict) or not isinstance(info.get("dtype"), str)
+                or not isinstance(info.get("sha256"), str) or not isinstance(shape, list)
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+            raise ModelFileError(f"{path}: the header's entry for array {name!r} is malformed ({info!r}); "
                                  "the file is corrupted, re-save or re-copy it")
     return header
 
@@ -219,48 +359,56 @@ def load_model_file(path, expected_kind: Optional[str] = None) -> ModelFile:
     """Read and verify a model file; every problem raises :class:`ModelFileError`.
 
     With ``expected_kind``, a file of another kind is refused with a message
-    saying what it is. Every array is checked against the header's dtype, shape
-    and SHA-256.
+    saying what it is. The header must match its checksum, and every array its
+    header entry (dtype, shape, SHA-256); sizes are checked before anything is
+    allocated (see the module docstring).
     """
     path = os.fspath(path)
     _sniff(path)
-    corrupted = f"{path}: is truncated or corrupted ({{}}); re-save or re-copy it"
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ModelFileError(corrupted.format(e)) from e
-    with npz:
-        header = _read_header(npz, path)
-        kind = header["kind"]
-        if expected_kind is not None and kind != expected_kind:
-            raise ModelFileError(f"{path}: this is a {kind} model file, not a {expected_kind} one; "
-                                 f"pass a {expected_kind} file, or use the {kind} commands for this one")
-        listed: Dict[str, Any] = header["arrays"]
-        present = [n for n in npz.files if n != HEADER_KEY]
-        missing = sorted(set(listed) - set(present))
-        extra = sorted(set(present) - set(listed))
-        if missing or extra:
-            raise ModelFileError(f"{path}: arrays do not match the header (missing {missing}, not listed "
-                                 f"{extra}); the file was modified after it was written, re-save it")
-        arrays: Dict[str, np.ndarray] = {}
-        for name in present:
-            try:
-                a = npz[name]
-            except ValueError as e:
-                if "pickle" in str(e).lower() or "object" in str(e).lower():
-                    raise ModelFileError(
-                        f"{path}: array {name!r} holds pickled Python objects; rnnkit refuses to load "
-                        "it because unpickling can run code. Only use files from a source you trust, "
-                        "written by rnnkit") from e
-                raise ModelFileError(corrupted.format(f"array {name!r}: {e}")) from e
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:  # bad CRC, bad deflate data
-                raise ModelFileError(corrupted.format(f"array {name!r}: {e}")) from e
-            info = listed[name]
-            if (not isinstance(info, dict) or info.get("dtype") != a.dtype.str
-                    or info.get("shape") != list(a.shape) or info.get("sha256") != array_sha256(a)):
-                raise ModelFileError(f"{path}: checksum mismatch for array {name!r}: the file was "
-                                     "modified or corrupted after it was written; re-save or re-copy it")
-            arrays[name] = a
+        with zipfile.ZipFile(path) as zf:
+            return _load(zf, path, expected_kind)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as e:
+        raise _corrupted(path, str(e) or type(e).__name__) from e  # bad CRC, bad deflate data, ...
+    except MemoryError as e:
+        raise ModelFileError(f"{path}: not enough memory to load it; free memory or load it on a bigger "
+                             "machine") from e
+    except RecursionError as e:
+        raise ModelFileError(f"{path}: the file's structure is nested too deeply; the file is corrupted "
+                             "or crafted, do not use it") from e
+
+
+def _load(zf: zipfile.ZipFile, path: str, expected_kind: Optional[str]) -> ModelFile:
+    entries = _zip_entries(zf, path)
+    header = _read_header(zf, entries, path)
+    kind = header["kind"]
+    if expected_kind is not None and kind != expected_kind:
+        raise ModelFileError(f"{path}: this is a {kind} model file, not a {expected_kind} one; "
+                             f"pass a {expected_kind} file, or use the {kind} commands for this one")
+    listed: Dict[str, Any] = header["arrays"]
+    present = [n for n in entries if n != HEADER_KEY]
+    missing = sorted(set(listed) - set(present))
+    extra = sorted(set(present) - set(listed))
+    if missing or extra:
+        raise ModelFileError(f"{path}: arrays do not match the header (missing {missing}, not listed "
+                             f"{extra}); the file was modified after it was written, re-save it")
+    # Check every entry's declared layout first, so a bad last entry allocates nothing.
+    layouts: Dict[str, _Layout] = {}
+    for name in present:
+        lay = _npy_layout(zf, entries[name], name, path)
+        info = listed[name]
+        if lay.dtype.str != info["dtype"] or list(lay.shape) != info["shape"]:
+            raise ModelFileError(f"{path}: array {name!r} is {lay.dtype.str} {list(lay.shape)} but the header "
+                                 f"says {info['dtype']} {info['shape']}: the file was modified or corrupted "
+                                 "after it was written; re-save or re-copy it")
+        layouts[name] = lay
+    arrays: Dict[str, np.ndarray] = {}
+    for name, lay in layouts.items():
+        a = _read_npy(zf, lay, f"array {name!r}", path)
+        if array_sha256(a) != listed[name]["sha256"]:
+            raise ModelFileError(f"{path}: checksum mismatch for array {name!r}: the file was "
+                                 "modified or corrupted after it was written; re-save or re-copy it")
+        arrays[name] = a
     return ModelFile(kind=kind, config=header["config"], arrays=arrays, meta=header["meta"],
                      format_version=header["format_version"],
                      rnnkit_version=str(header.get("rnnkit_version", "")))
