@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError, NotFittedError
 from ..io.modelfile import load_model_file, save_model_file
 from ..optim import Adam
-from ..train.loop import fit as train_fit
+from ..train import fit as train_fit
 from .heads import HEADS, head_loss, head_size
 from .inference import direct_forecast, recursive_forecast
 from .model import CELLS, ForecastNet
@@ -369,7 +369,7 @@ class RNNForecaster(ParamsMixin):
     @classmethod
     def load(cls, path) -> "RNNForecaster":
         """A fitted forecaster from a model file written by :meth:`save` (its meta in ``meta_``)."""
-        from ..train.history import History
+        from ..train import History
         mf = load_model_file(path, expected_kind=MODEL_KIND)
         c, a = mf.config, mf.arrays
         params = dict(c["params"])
