@@ -19,6 +19,8 @@ from typing import Dict, Iterator, List, Mapping, Tuple
 
 import numpy as np
 
+from ..errors import ShapeError
+
 __all__ = ["Parameter", "Module"]
 
 
@@ -111,27 +113,43 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
-        """Copy values into the existing parameter arrays (shapes must match).
+        """Copy values into the existing parameter arrays, cast to each parameter's dtype.
 
-        With ``strict`` every parameter must be present and no extra key allowed.
+        Everything is checked before anything is copied, so on error the module
+        is unchanged: with ``strict`` every parameter must be present and no
+        other key allowed; shapes must match and values must be numbers. A
+        mismatch raises :class:`~rnnkit.errors.ShapeError` listing all problems.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
         own = dict(self.named_parameters())
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f"state_dict does not match {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}"
-            )
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        values: Dict[str, np.ndarray] = {}
+        wrong: List[str] = []
         for name, p in own.items():
             if name not in state:
                 continue
             value = np.asarray(state[name])
-            if value.shape != p.data.shape:
-                raise ValueError(
-                    f"parameter {name!r}: expected shape {p.data.shape}, got {value.shape}"
-                )
-            p.data[...] = value
+            if value.dtype.kind not in "biuf":
+                wrong.append(f"{name}: expected numbers, got dtype {value.dtype}")
+            elif value.shape != p.data.shape:
+                wrong.append(f"{name}: expected shape {p.data.shape}, got {value.shape}")
+            else:
+                values[name] = value
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if wrong:
+            problems.append("wrong values [" + "; ".join(wrong) + "]")
+        if problems:
+            raise ShapeError(f"state_dict does not fit {type(self).__name__}: " + ", ".join(problems)
+                             + ". Build the module with the sizes and options the state was saved from"
+                             + (", or pass strict=False to load only the matching keys" if strict else ""))
+        for name, value in values.items():
+            own[name].data[...] = value
 
     def astype(self, dtype) -> "Module":
         """Convert every parameter (and its gradient) to ``dtype``, in place on the module."""

@@ -1,0 +1,117 @@
+"""Module and Parameter: state_dict round trip, atomic load_state_dict, tied parameters, modes, calling, repr."""
+
+import numpy as np
+import pytest
+
+from rnnkit.errors import RnnkitError, ShapeError
+from rnnkit.nn import LSTM, Linear
+from rnnkit.nn.module import Module, Parameter
+
+
+class Net(Module):
+    """A Linear and an LSTM under one parent, plus a parameter of its own."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.proj = Linear(3, 4, dtype=np.float64, rng=seed)
+        self.rnn = LSTM(4, 5, num_layers=2, dtype=np.float64, rng=seed)
+        self.add_parameter("scale", np.full(5, 2.0))
+
+
+def _values(m):
+    return {k: v.copy() for k, v in m.state_dict().items()}
+
+
+def test_state_dict_round_trip_keeps_array_identity():
+    src, dst = Net(seed=1), Net(seed=2)
+    sd = src.state_dict()
+    assert list(sd) == [name for name, _ in src.named_parameters()]
+    assert list(sd)[:3] == ["scale", "proj.weight", "proj.bias"]
+    sd["scale"][0] = 99.0  # a copy: the module is unaffected
+    assert src.scale.data[0] == 2.0
+    arrays = {name: p.data for name, p in dst.named_parameters()}
+    dst.load_state_dict(src.state_dict())
+    for name, p in dst.named_parameters():
+        assert p.data is arrays[name], name  # copied in place: optimisers keep their references
+        np.testing.assert_array_equal(p.data, src.state_dict()[name])
+
+
+def test_load_state_dict_casts_to_the_parameter_dtype():
+    m = Linear(2, 3, rng=0)  # float32
+    m.load_state_dict({"weight": np.ones((3, 2), np.float64), "bias": np.arange(3)})
+    assert m.weight.dtype == np.float32 and m.bias.dtype == np.float32
+    np.testing.assert_array_equal(m.bias.data, [0, 1, 2])
+
+
+def test_failed_load_leaves_every_parameter_untouched():
+    m = Net()
+    before = _values(m)
+    sd = {k: v + 1.0 for k, v in m.state_dict().items()}
+    last = list(sd)[-1]
+    sd[last] = np.zeros(7)  # only the last key is wrong
+    with pytest.raises(ShapeError, match=rf"{last}: expected shape \(20,\), got \(7,\)"):
+        m.load_state_dict(sd)
+    after = _values(m)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_load_errors_list_every_problem_in_one_rnnkit_error():
+    m = Net()
+    sd = m.state_dict()
+    del sd["proj.bias"]
+    sd["extra"] = np.zeros(1)
+    sd["scale"] = np.zeros(3)
+    sd["proj.weight"] = np.array([["a"] * 3] * 4)
+    with pytest.raises(ShapeError) as info:
+        m.load_state_dict(sd)
+    e = info.value
+    assert isinstance(e, RnnkitError) and isinstance(e, ValueError)
+    msg = str(e)
+    assert msg.startswith("state_dict does not fit Net: missing keys ['proj.bias'], unexpected keys ['extra']")
+    assert "scale: expected shape (5,), got (3,)" in msg
+    assert "proj.weight: expected numbers, got dtype <U1" in msg
+    assert "strict=False" in msg
+
+
+def test_non_strict_load_skips_missing_and_unexpected_keys_but_not_bad_shapes():
+    m = Net()
+    before = _values(m)
+    m.load_state_dict({"scale": np.zeros(5), "other": np.ones(2)}, strict=False)
+    np.testing.assert_array_equal(m.scale.data, 0.0)
+    np.testing.assert_array_equal(m.proj.weight.data, before["proj.weight"])
+    with pytest.raises(ShapeError, match=r"scale: expected shape \(5,\), got \(2,\)"):
+        m.load_state_dict({"scale": np.zeros(2), "proj.bias": np.zeros(4)}, strict=False)
+    np.testing.assert_array_equal(m.proj.bias.data, before["proj.bias"])  # nothing copied
+
+
+def test_load_state_dict_refuses_a_non_mapping():
+    with pytest.raises(TypeError, match="expected a dict of arrays, got list"):
+        Net().load_state_dict([np.zeros(5)])
+
+
+def test_zero_grad_keeps_gradient_identity():
+    m = Net()
+    grads = [p.grad for p in m.parameters()]
+    for g in grads:
+        g += 3.0
+    m.zero_grad()
+    for p, g in zip(m.parameters(), grads):
+        assert p.grad is g and not g.any()
+
+
+def test_train_and_eval_reach_every_descendant():
+    m = Net()
+    m.inner = Module()
+    m.inner.deeper = Linear(2, 2)
+    assert all(x.training for x in m.modules())
+    assert m.eval() is m
+    assert not any(x.training for x in m.modules()) and len(list(m.modules())) == 5
+    assert m.train() is m and all(x.training for x in m.modules())
+    m.rnn.eval()
+    assert not m.rnn.training and m.training and m.proj.training
+
+
+def test_parameter_shape_dtype_and_repr():
+    p = Parameter(np.zeros((2, 3), np.float32))
+    assert p.shape == (2, 3) and p.dtype == np.float32 and p.grad.shape == (2, 3)
+    assert repr(p) == "Parameter(shape=(2, 3), dtype=float32)"
