@@ -111,6 +111,11 @@ def test_train_and_eval_reach_every_descendant():
     assert not m.rnn.training and m.training and m.proj.training
 
 
+def test_astype_is_gone():
+    # it replaced parameter arrays (breaking optimisers' references) and left Recurrent.dtype stale
+    assert not hasattr(Module, "astype")
+
+
 def test_parameter_shape_dtype_and_repr():
     p = Parameter(np.zeros((2, 3), np.float32))
     assert p.shape == (2, 3) and p.dtype == np.float32 and p.grad.shape == (2, 3)

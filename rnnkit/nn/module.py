@@ -151,12 +151,5 @@ class Module:
         for name, value in values.items():
             own[name].data[...] = value
 
-    def astype(self, dtype) -> "Module":
-        """Convert every parameter (and its gradient) to ``dtype``, in place on the module."""
-        for p in self.parameters():
-            p.data = np.ascontiguousarray(p.data, dtype=dtype)
-            p.grad = np.zeros_like(p.data)
-        return self
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.num_parameters()} parameters)"
