@@ -6,6 +6,7 @@ import pytest
 from rnnkit.errors import RnnkitError, ShapeError
 from rnnkit.nn import LSTM, Linear
 from rnnkit.nn.module import Module, Parameter
+from rnnkit.optim import Adam
 
 
 class Net(Module):
@@ -16,6 +17,16 @@ class Net(Module):
         self.proj = Linear(3, 4, dtype=np.float64, rng=seed)
         self.rnn = LSTM(4, 5, num_layers=2, dtype=np.float64, rng=seed)
         self.add_parameter("scale", np.full(5, 2.0))
+
+
+class Tied(Module):
+    """Two Linear layers sharing one weight, as in a language model with tied embeddings."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = Linear(4, 4, dtype=np.float64, rng=0)
+        self.decoder = Linear(4, 4, dtype=np.float64, rng=1)
+        self.decoder.weight = self.encoder.weight
 
 
 def _values(m):
@@ -87,6 +98,28 @@ def test_non_strict_load_skips_missing_and_unexpected_keys_but_not_bad_shapes():
 def test_load_state_dict_refuses_a_non_mapping():
     with pytest.raises(TypeError, match="expected a dict of arrays, got list"):
         Net().load_state_dict([np.zeros(5)])
+
+
+def test_tied_parameter_is_listed_once_but_saved_under_each_name():
+    m = Tied()
+    names = [name for name, _ in m.named_parameters()]
+    assert names == ["encoder.weight", "encoder.bias", "decoder.bias"]
+    assert len(m.parameters()) == 3 and m.num_parameters() == 16 + 4 + 4
+    assert [n for n, _ in m.named_parameters(remove_duplicate=False)] == \
+        ["encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"]
+    sd = m.state_dict()
+    assert set(sd) == {"encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"}  # as torch
+    m2 = Tied()
+    m2.load_state_dict({k: v + 1.0 for k, v in sd.items()})
+    np.testing.assert_array_equal(m2.decoder.weight.data, sd["encoder.weight"] + 1.0)
+    Adam(m.parameters())  # an optimiser refuses a parameter listed twice
+
+
+def test_shared_child_module_is_visited_once():
+    m = Tied()
+    m.again = m.encoder
+    assert [type(x).__name__ for x in m.modules()] == ["Tied", "Linear", "Linear"]
+    assert [n for n, _ in m.named_parameters()] == ["encoder.weight", "encoder.bias", "decoder.bias"]
 
 
 def test_zero_grad_keeps_gradient_identity():

@@ -106,3 +106,32 @@ def test_lstm_shape_mismatch_names_the_weight():
     r = LSTM(5, 3, rng=0)
     with pytest.raises(ShapeError, match=r"weight_ih_l0: expected \(12, 5\), got \(16, 5\)"):
         load_torch_state_dict(r, t.state_dict())
+
+
+class TiedTorch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Linear(4, 4, dtype=torch.float64)
+        self.decoder = torch.nn.Linear(4, 4, dtype=torch.float64)
+        self.decoder.weight = self.encoder.weight
+
+
+def test_tied_weights_cross_both_ways_under_every_name():
+    from rnnkit.nn.layers import Linear
+
+    class Tied(Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Linear(4, 4, dtype=np.float64, rng=0)
+            self.decoder = Linear(4, 4, dtype=np.float64, rng=1)
+            self.decoder.weight = self.encoder.weight
+
+    t = TiedTorch()
+    m = Tied()
+    assert len(m.parameters()) == 3  # the shared weight is one parameter
+    load_torch_state_dict(m, t.state_dict())  # torch's state_dict names the tied weight twice
+    assert m.decoder.weight is m.encoder.weight
+    np.testing.assert_array_equal(m.encoder.weight.data, t.encoder.weight.detach().numpy())
+    sd = to_torch_state_dict(m)
+    assert list(sd) == list(t.state_dict())
+    TiedTorch().load_state_dict(sd)  # strict: every key torch expects is there

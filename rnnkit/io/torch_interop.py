@@ -32,10 +32,12 @@ def to_torch_state_dict(module: Module) -> "OrderedDict[str, Any]":
 
     Dtypes are kept (float32 stays float32), so load the result into a torch
     module of the same dtype (``torch.nn.LSTM(..., dtype=torch.float64)`` for
-    a float64 rnnkit layer) or let ``load_state_dict`` cast it.
+    a float64 rnnkit layer) or let ``load_state_dict`` cast it. A tied parameter
+    appears under each of its names, as in PyTorch's ``state_dict``.
     """
     torch = _torch()
-    return OrderedDict((name, torch.from_numpy(p.data.copy())) for name, p in module.named_parameters())
+    return OrderedDict((name, torch.from_numpy(p.data.copy()))
+                       for name, p in module.named_parameters(remove_duplicate=False))
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -55,7 +57,7 @@ def load_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict:
     other key allowed; shapes must match. A mismatch raises :class:`ShapeError`
     listing the missing keys, unexpected keys and shape differences together.
     """
-    own = dict(module.named_parameters())
+    own = dict(module.named_parameters(remove_duplicate=False))  # torch lists tied weights under every name
     arrays: Dict[str, np.ndarray] = {k: _to_numpy(v) for k, v in state_dict.items()}
     missing = [k for k in own if k not in arrays]
     unexpected = [k for k in arrays if k not in own]

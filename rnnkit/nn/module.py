@@ -15,7 +15,7 @@ kept on ``self`` between calls: the cache travels from ``forward`` to
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Mapping, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -51,7 +51,9 @@ class Module:
     Subclasses register parameters with :meth:`add_parameter` and children with
     :meth:`add_module` (or by plain attribute assignment of a ``Parameter`` or
     ``Module``). Names follow PyTorch's ``state_dict`` convention:
-    ``child.weight_ih_l0``.
+    ``child.weight_ih_l0``. A parameter shared by two modules (tied weights) is
+    one parameter: :meth:`parameters` lists it once, under its first name, while
+    :meth:`state_dict` keeps every name, as PyTorch does.
     """
 
     def __init__(self) -> None:
@@ -77,19 +79,35 @@ class Module:
         return module
 
     # -- traversal --------------------------------------------------------
-    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[Tuple[str, Parameter]]:
+        """``(qualified name, Parameter)`` pairs; a shared parameter comes once unless ``remove_duplicate=False``."""
+        return self._named_parameters(prefix, set() if remove_duplicate else None)
+
+    def _named_parameters(self, prefix: str, seen: Optional[Set[int]]) -> Iterator[Tuple[str, Parameter]]:
         for name, p in self._parameters.items():
+            if seen is not None:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
             yield prefix + name, p
         for name, m in self._modules.items():
-            yield from m.named_parameters(prefix + name + ".")
+            yield from m._named_parameters(prefix + name + ".", seen)
 
     def parameters(self) -> List[Parameter]:
+        """Every distinct parameter once (what an optimiser takes)."""
         return [p for _, p in self.named_parameters()]
 
     def modules(self) -> Iterator["Module"]:
-        yield self
-        for m in self._modules.values():
-            yield from m.modules()
+        """This module and every descendant, each once even if it is shared."""
+        seen: Set[int] = set()
+        stack = [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield m
+            stack.extend(reversed(list(m._modules.values())))
 
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
@@ -109,8 +127,8 @@ class Module:
 
     # -- state ------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """Copies of every parameter, keyed by qualified name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Copies of every parameter, keyed by qualified name (a tied parameter under each of its names)."""
+        return {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
         """Copy values into the existing parameter arrays, cast to each parameter's dtype.
@@ -122,7 +140,7 @@ class Module:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         values: Dict[str, np.ndarray] = {}
