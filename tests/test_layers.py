@@ -122,3 +122,16 @@ def test_mse_value_gradient_and_mask():
     assert_grad_close(mse(p, t)[1], numeric_grad(f, p), "d pred")
     with pytest.raises(ShapeError, match="must equal target shape"):
         mse(p, t[:1])
+
+
+def test_layers_are_called_through_module_call_and_show_their_settings():
+    assert all("__call__" not in vars(cls) for cls in (Linear, Embedding, Dropout))  # Module's serves all
+    emb = Embedding(5, 2, padding_idx=0, rng=0)
+    np.testing.assert_array_equal(emb(np.array([1, 0]))[0], emb.weight.data[[1, 0]])
+    drop = Dropout(0.5)
+    x = np.ones((4, 3), np.float32)
+    y, mask = drop(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(y, x * mask)
+    assert repr(Linear(3, 2, bias=False)) == "Linear(in_features=3, out_features=2, bias=False)"
+    assert repr(emb) == "Embedding(5, 2, padding_idx=0)"
+    assert repr(drop) == "Dropout(p=0.5)"

@@ -144,9 +144,42 @@ def test_train_and_eval_reach_every_descendant():
     assert not m.rnn.training and m.training and m.proj.training
 
 
+def test_call_runs_forward():
+    lin = Linear(3, 2, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    y, cache = lin(x)
+    np.testing.assert_array_equal(y, lin.forward(x)[0])
+    with pytest.raises(NotImplementedError, match="Net does not define forward"):
+        Net()(x)
+
+
 def test_astype_is_gone():
     # it replaced parameter arrays (breaking optimisers' references) and left Recurrent.dtype stale
     assert not hasattr(Module, "astype")
+
+
+def test_repr_uses_extra_repr_and_nests_children():
+    class Leaf(Module):
+        def __init__(self):
+            super().__init__()
+            self.add_parameter("w", np.zeros(3))
+
+        def extra_repr(self):
+            return "size=3"
+
+    class Bare(Module):
+        def __init__(self):
+            super().__init__()
+            self.add_parameter("w", np.zeros((2, 2)))
+
+    assert repr(Leaf()) == "Leaf(size=3)"
+    assert repr(Bare()) == "Bare(4 parameters)"
+    root = Module()
+    root.leaf = Leaf()
+    root.inner = Module()
+    root.inner.bare = Bare()
+    assert repr(root) == "Module(\n  (leaf): Leaf(size=3)\n  (inner): Module(\n    (bare): Bare(4 parameters)\n  )\n)"
+    assert "num_layers=2" in repr(LSTM(3, 4, num_layers=2))
 
 
 def test_parameter_shape_dtype_and_repr():

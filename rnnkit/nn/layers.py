@@ -2,8 +2,9 @@
 
 Each follows the layer contract of :mod:`rnnkit.nn.module`:
 ``forward(...) -> (output, cache)`` and ``backward(d_output, cache) -> d_input``
-(parameter gradients are added to ``.grad``). They accept any number of leading
-axes, so a (T, N, H) sequence goes through a Linear in one product.
+(parameter gradients are added to ``.grad``); ``layer(...)`` is ``layer.forward(...)``.
+They accept any number of leading axes, so a (T, N, H) sequence goes through a
+Linear in one product.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Linear(Module):
             self.bias.grad += dy2.sum(axis=0)
         return dy @ self.weight.data                           # (..., in)
 
-    def __call__(self, x):
-        return self.forward(x)
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Embedding(Module):
@@ -98,8 +99,9 @@ class Embedding(Module):
         np.add.at(self.weight.grad, ids, dy2)                  # repeated ids accumulate
         return None                                            # ids have no gradient
 
-    def __call__(self, ids):
-        return self.forward(ids)
+    def extra_repr(self) -> str:
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class Dropout(Module):
@@ -127,8 +129,8 @@ class Dropout(Module):
     def backward(self, dy, cache):
         return dy if cache is None else dy * cache
 
-    def __call__(self, x, rng=None):
-        return self.forward(x, rng)
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def _param(values, dtype) -> Parameter:

@@ -6,7 +6,8 @@ fills the gradient with zeros and ``load_state_dict`` copies values in place,
 so optimisers can hold references to them.
 
 A :class:`Module` owns named parameters and named child modules. Layers
-implement ``forward(...) -> (outputs..., cache)`` and ``backward(grads, cache)``;
+implement ``forward(...) -> (outputs..., cache)`` (``module(...)`` calls it) and
+``backward(grads, cache)``;
 ``backward`` *adds* parameter gradients into ``Parameter.grad`` (as PyTorch's
 ``.grad`` accumulates) and returns the gradients of the inputs. Nothing else is
 kept on ``self`` between calls: the cache travels from ``forward`` to
@@ -169,5 +170,21 @@ class Module:
         for name, value in values.items():
             own[name].data[...] = value
 
+    # -- calling and display ----------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        """``module(...)`` is ``module.forward(...)``: no hooks, nothing stored."""
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        """The settings shown inside this module's repr, as in PyTorch (override it; default none)."""
+        return ""
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.num_parameters()} parameters)"
+        extra = self.extra_repr()
+        children = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if not children:
+            return f"{type(self).__name__}({extra or f'{self.num_parameters()} parameters'})"
+        return f"{type(self).__name__}(\n" + "\n".join(([f"  {extra}"] if extra else []) + children) + "\n)"
