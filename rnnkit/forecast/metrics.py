@@ -19,7 +19,7 @@ r"""Forecast accuracy metrics. ``y`` is the actual, :math:`\hat y` the forecast,
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
