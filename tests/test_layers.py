@@ -135,3 +135,14 @@ def test_layers_are_called_through_module_call_and_show_their_settings():
     assert repr(Linear(3, 2, bias=False)) == "Linear(in_features=3, out_features=2, bias=False)"
     assert repr(emb) == "Embedding(5, 2, padding_idx=0)"
     assert repr(drop) == "Dropout(p=0.5)"
+
+
+@pytest.mark.parametrize("x_dtype", [np.float64, np.int64, np.float16])
+def test_linear_refuses_another_dtype_and_says_how_to_cast(x_dtype):
+    lin = Linear(3, 2, rng=0)  # float32
+    x = np.ones((4, 3), dtype=x_dtype)
+    with pytest.raises(ShapeError, match=rf"Linear input: expected dtype float32 \(the weight's dtype\), "
+                                         rf"got {np.dtype(x_dtype)}; cast with x\.astype\(np\.float32\)"):
+        lin(x)
+    y, _ = lin(x.astype(np.float32))
+    assert y.dtype == np.float32

@@ -24,7 +24,7 @@ class Linear(Module):
 
     ``weight``: (out_features, in_features), ``bias``: (out_features,), both
     initialised U(-1/sqrt(in_features), 1/sqrt(in_features)) as in PyTorch.
-    Input (..., in_features) -> output (..., out_features).
+    Input (..., in_features) of the weight's dtype -> output (..., out_features).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
@@ -43,6 +43,10 @@ class Linear(Module):
         x = np.asarray(x)
         if x.shape[-1:] != (self.in_features,):
             raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, got shape {x.shape}")
+        dtype = self.weight.data.dtype
+        if x.dtype != dtype:  # NumPy would silently promote (float64 math, float64 output) or truncate
+            raise ShapeError(f"Linear input: expected dtype {dtype} (the weight's dtype), got {x.dtype}; "
+                             f"cast with x.astype(np.{dtype})")
         y = x @ self.weight.data.T                             # (..., out)
         if self.bias is not None:
             y += self.bias.data
