@@ -1,5 +1,7 @@
 """Linear, Embedding, Dropout and the losses: finite differences, PyTorch parity, hand-worked values."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,58 @@ def test_linear_refuses_another_dtype_and_says_how_to_cast(x_dtype):
         lin(x)
     y, _ = lin(x.astype(np.float32))
     assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("how", ["ignore_index", "mask"])
+def test_cross_entropy_minus_inf_logit_at_the_placeholder_class_matches_torch(how, smoothing):
+    # class 0 is <pad>, never predicted: its logit is -inf. Padded tokens must add nothing, not NaN.
+    z = np.random.default_rng(0).standard_normal((2, 3, 5))
+    z[..., 0] = -np.inf
+    y = np.array([[1, 2, 0], [4, 0, 0]])
+    kw = {"ignore_index": 0} if how == "ignore_index" else {"mask": y != 0}
+    loss, dz = cross_entropy(z, y, label_smoothing=smoothing, **kw)
+    zt = torch.tensor(z, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(zt.reshape(-1, 5), torch.tensor(y).reshape(-1), ignore_index=0,
+                                           label_smoothing=smoothing)
+    lt.backward()
+    print("rnnkit", loss, "torch", lt.item())
+    # with smoothing the -inf logit enters every real token's loss: inf in torch too, but never NaN
+    assert loss == pytest.approx(lt.item(), rel=1e-13) if smoothing == 0 else loss == lt.item() == np.inf
+    assert np.isfinite(dz).all()
+    np.testing.assert_allclose(dz, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_computes_the_softmax_once(monkeypatch):
+    from rnnkit.nn import losses
+    calls = []
+    exp = np.exp
+    monkeypatch.setattr(losses.np, "exp", lambda *a, **k: calls.append(1) or exp(*a, **k))
+    cross_entropy(np.zeros((4, 3)), np.zeros(4, dtype=int), label_smoothing=0.1)
+    assert len(calls) == 1  # the gradient reuses the loss's exponentials
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1.5, float("nan"), "0.1", True])
+def test_cross_entropy_refuses_label_smoothing_outside_0_1(bad):
+    with pytest.raises(ValueError, match=r"label_smoothing: expected a number in \[0, 1\], got"):
+        cross_entropy(np.zeros((2, 3)), np.zeros(2, dtype=int), label_smoothing=bad)
+
+
+def test_cross_entropy_label_smoothing_one_is_the_uniform_target():
+    z = np.random.default_rng(1).standard_normal((2, 3))
+    loss, _ = cross_entropy(z, np.array([0, 2]), label_smoothing=1)
+    assert loss == pytest.approx(-np.mean(z - np.log(np.exp(z).sum(-1, keepdims=True))), rel=1e-13)
+
+
+@pytest.mark.parametrize("mask_shape", [(3,), (5, 3, 1), (3, 5)])
+def test_cross_entropy_mask_must_have_the_targets_shape(mask_shape):
+    z, y = np.zeros((5, 3, 4)), np.zeros((5, 3), dtype=int)
+    with pytest.raises(ShapeError, match=rf"mask shape: expected the targets' shape \(5, 3\), got "
+                                         rf"{re.escape(str(mask_shape))}"):
+        cross_entropy(z, y, mask=np.ones(mask_shape, dtype=bool))
+
+
+def test_mse_mask_that_does_not_broadcast_is_a_shape_error():
+    with pytest.raises(ShapeError, match=r"mse: mask shape \(5, 3, 2\) does not broadcast to the prediction "
+                                         r"shape \(5, 3\)"):
+        mse(np.zeros((5, 3)), np.zeros((5, 3)), mask=np.ones((5, 3, 2), bool))

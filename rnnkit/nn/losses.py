@@ -37,10 +37,12 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
 
     averaged over the real tokens (``reduction="mean"``) or summed (``"sum"``).
     Tokens whose target equals ``ignore_index`` or whose ``mask`` is False are
-    not real: they add nothing to the loss and get zero gradient. With
-    ``label_smoothing`` ε the target distribution is q as above (PyTorch's rule).
+    not real: they add nothing to the loss and get zero gradient, even when a
+    logit of theirs is -inf. With ``label_smoothing`` ε in [0, 1] the target
+    distribution is q as above (PyTorch's rule).
 
-    ``logits``: (..., C); ``targets``: integer (...). Returns ``(loss, d_logits)``.
+    ``logits``: (..., C); ``targets``: integer (...); ``mask``: (...) like
+    ``targets``. Returns ``(loss, d_logits)``.
     """
     z = np.asarray(logits)
     y = np.asarray(targets)
@@ -51,28 +53,39 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
         raise ShapeError(f"cross_entropy: expected integer targets, got dtype {y.dtype}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    if not (isinstance(label_smoothing, (int, float, np.integer, np.floating)) and not isinstance(label_smoothing, bool)
+            and 0.0 <= label_smoothing <= 1.0):  # NaN fails the comparison too
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    eps = float(label_smoothing)
     C = z.shape[-1]
     real = np.ones(y.shape, dtype=bool)
     if ignore_index is not None:
         real &= y != ignore_index
     if mask is not None:
-        real &= np.asarray(mask, dtype=bool)
-    y_safe = np.where(real, y, 0)
+        mask = np.asarray(mask)
+        if mask.shape != y.shape:  # no broadcasting: a (N,) mask over (T, N) targets is a bug, not a rule
+            raise ShapeError(f"cross_entropy: mask shape: expected the targets' shape {y.shape}, got {mask.shape}")
+        real &= mask.astype(bool)
+    y_safe = np.where(real, y, 0)                                # any valid class for tokens that are not real
     if y_safe.size and (y_safe.min() < 0 or y_safe.max() >= C):
         raise ShapeError(f"cross_entropy: targets must lie in [0, {C}), got min {y_safe.min()} and max {y_safe.max()}")
-    logp = log_softmax(z)                                        # (..., C)
-    picked = np.take_along_axis(logp, y_safe[..., None], axis=-1)[..., 0]
-    nll = -picked
-    if label_smoothing:
-        nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
+    shifted = z - z.max(axis=-1, keepdims=True)                  # (..., C)
+    e = np.exp(shifted)                                          # the only exp: loss and gradient share it
+    total = e.sum(axis=-1, keepdims=True)                        # (..., 1)
+    logp = shifted - np.log(total)                               # log softmax
+    nll = -np.take_along_axis(logp, y_safe[..., None], axis=-1)[..., 0]
+    if eps:
+        nll = (1.0 - eps) * nll - eps * logp.mean(axis=-1)
+    # where, not a product: the placeholder class of a non-real token may have a -inf logit (inf * 0 = NaN)
+    nll = np.where(real, nll, 0.0)
     count = int(real.sum())
     denom = max(count, 1) if reduction == "mean" else 1
-    loss = float((nll * real).sum() / denom)
-    grad = np.exp(logp)                                          # softmax p
-    if label_smoothing:
-        grad -= label_smoothing / C
+    loss = float(nll.sum() / denom)
+    grad = e / total                                             # softmax p
+    if eps:
+        grad -= eps / C
     np.put_along_axis(grad, y_safe[..., None],
-                      np.take_along_axis(grad, y_safe[..., None], axis=-1) - (1.0 - label_smoothing), axis=-1)
+                      np.take_along_axis(grad, y_safe[..., None], axis=-1) - (1.0 - eps), axis=-1)
     grad *= (real / denom)[..., None].astype(grad.dtype)
     return loss, grad
 
@@ -88,7 +101,11 @@ def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = No
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
     diff = p - t
     if mask is not None:
-        m = np.broadcast_to(np.asarray(mask, dtype=bool), p.shape)
+        try:
+            m = np.broadcast_to(np.asarray(mask, dtype=bool), p.shape)
+        except ValueError:
+            raise ShapeError(f"mse: mask shape {np.shape(mask)} does not broadcast to the prediction shape "
+                             f"{p.shape}") from None
         diff = diff * m
         count = int(m.sum())
     else:
