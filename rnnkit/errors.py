@@ -6,7 +6,8 @@ fix. The CLI prints such messages without a traceback and exits non-zero; any
 other exception is a bug in rnnkit.
 """
 
-__all__ = ["RnnkitError", "ShapeError", "ModelFileError", "DataError", "TrainingError", "NotFittedError"]
+__all__ = ["RnnkitError", "ShapeError", "ModelFileError", "DataError", "TrainingError", "NotFittedError",
+           "HyperparameterError"]
 
 
 class RnnkitError(Exception):
@@ -31,3 +32,7 @@ class TrainingError(RnnkitError):
 
 class NotFittedError(RnnkitError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class HyperparameterError(RnnkitError, ValueError):
+    """A hyperparameter (learning rate, beta, decay, ...) is outside its valid range."""

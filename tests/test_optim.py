@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -234,7 +235,8 @@ def test_load_state_dict_mismatches():
 
     bad = json.loads(json.dumps(state["scalars"]))
     bad["hyperparameters"]["betas"] = [1.5, 0.999]
-    with pytest.raises(HyperparameterError, match=r"betas\[0\]"):
+    # a bad value in a checkpoint is a file problem, reported as such (naming the field)
+    with pytest.raises(ModelFileError, match=r"hyperparameters do not fit Adam: betas\[0\] must be in"):
         Adam(params).load_state_dict({"scalars": bad, "arrays": state["arrays"]})
 
 
@@ -483,3 +485,102 @@ def test_training_loop_with_schedule_matches_torch():
         tsched.step()
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=0)
+
+
+# -- non-finite values, modules passed as params, crafted states ---------------
+
+@pytest.mark.parametrize(
+    "build,name",
+    [
+        (lambda: Adam(_p(), lr=math.inf), "lr"),
+        (lambda: SGD(_p(), lr=0.1, weight_decay=math.inf), "weight_decay"),
+        (lambda: Adam(_p(), eps=math.inf), "eps"),
+        (lambda: RMSprop(_p(), momentum=-math.inf), "momentum"),
+        (lambda: Adagrad(_p(), lr_decay=math.inf), "lr_decay"),
+        (lambda: StepLR(math.inf, 3), "base_lr"),
+        (lambda: CosineAnnealingLR(0.1, T_max=10, eta_min=math.inf), "eta_min"),
+    ],
+)
+def test_infinite_hyperparameters_are_refused(build, name):
+    with pytest.raises(HyperparameterError, match=rf"{name} must be finite, got -?inf"):
+        build()
+
+
+def test_hyperparameter_error_lives_in_rnnkit_errors_and_is_re_exported():
+    import rnnkit.errors
+    import rnnkit.optim.optimizers
+    assert HyperparameterError is rnnkit.errors.HyperparameterError is rnnkit.optim.optimizers.HyperparameterError
+    assert issubclass(HyperparameterError, RnnkitError) and issubclass(HyperparameterError, ValueError)
+
+
+def test_shared_checks_are_public():
+    from rnnkit.optim import checks, schedules
+    assert checks.check_real("gamma", np.float32(0.5)) == 0.5
+    with pytest.raises(HyperparameterError, match="must be a real number, got True"):
+        checks.check_real("lr", True)
+    assert checks.check_count("n", np.int64(3), 1) == 3
+    # no module reaches into another's private helpers any more
+    assert not [n for n in vars(schedules) if n in ("_real", "_count")]
+
+
+@pytest.mark.parametrize("call", [lambda m: Adam(m), lambda m: SGD(m, lr=0.1),
+                                  lambda m: clip_grad_norm(m, 1.0), lambda m: clip_grad_value(m, 1.0)])
+def test_passing_the_model_instead_of_its_parameters_says_what_to_pass(call):
+    from rnnkit.nn import LSTM
+    with pytest.raises(TypeError, match=r"got the LSTM module itself; pass model\.parameters\(\)"):
+        call(LSTM(2, 3))
+
+
+def test_clipping_refuses_things_that_are_not_parameters():
+    with pytest.raises(TypeError, match=r"params\[0\] must be an rnnkit Parameter, got ndarray"):
+        clip_grad_norm([np.zeros(3)], 1.0)
+    with pytest.raises(TypeError, match="params must be an iterable of rnnkit Parameters"):
+        clip_grad_value(3, 1.0)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("param_shapes", 5, "'param_shapes' must be a list of shapes"),
+        ("param_shapes", [5, [2]], "'param_shapes' must be a list of shapes"),
+        ("param_shapes", [[-2]], "'param_shapes' must be a list of shapes"),
+        ("steps", "x", "'steps' must be a non-negative integer, got 'x'"),
+        ("steps", -3, "'steps' must be a non-negative integer, got -3"),
+        ("steps", 2.5, "'steps' must be a non-negative integer, got 2.5"),
+        ("steps", True, "'steps' must be a non-negative integer, got True"),
+        ("hyperparameters", [1], "'hyperparameters' must be a dict of keyword arguments"),
+        ("optimizer", None, "'optimizer' must be a class name"),
+        ("lr", "fast", "hyperparameters do not fit SGD: lr must be a real number, got 'fast'"),
+        ("lr", math.inf, "hyperparameters do not fit SGD: lr must be finite, got inf"),
+    ],
+)
+def test_crafted_optimiser_state_scalars_name_the_field(field, value, message):
+    src = SGD([Parameter(np.ones(2))], lr=0.1, momentum=0.9)
+    state = src.state_dict()
+    state["scalars"][field] = value
+    target = SGD([Parameter(np.ones(2))], lr=0.3, momentum=0.5)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        target.load_state_dict(state)
+    assert (target.lr, target.momentum, target.steps) == (0.3, 0.5, 0)  # unchanged
+
+
+def test_crafted_optimiser_state_containers_and_arrays():
+    state = SGD([Parameter(np.ones(2))], lr=0.1, momentum=0.9).state_dict()
+    target = SGD([Parameter(np.ones(2))], lr=0.1, momentum=0.9)
+    for bad, message in [({"scalars": [], "arrays": {}}, "'scalars' must be a dict"),
+                         ({"scalars": state["scalars"], "arrays": [1]}, "'arrays' must be a dict of arrays"),
+                         ("junk", "not an optimiser state_dict"),
+                         ({"scalars": state["scalars"], "arrays": {"momentum_buffer.0": np.array(["a", "b"])}},
+                          "array momentum_buffer.0 must hold numbers, got dtype <U1")]:
+        with pytest.raises(ModelFileError, match=re.escape(message)):
+            target.load_state_dict(bad)
+
+
+def test_loading_a_state_replaces_the_hyperparameters_given_to_the_constructor():
+    # torch.optim's rule, documented in Optimizer.load_state_dict: the checkpoint wins
+    params = [Parameter(np.ones(2))]
+    state = Adam(params, lr=0.001, betas=(0.5, 0.6), weight_decay=0.1).state_dict()
+    opt = Adam(params, lr=0.1)
+    opt.load_state_dict(state)
+    assert (opt.lr, opt.beta1, opt.beta2, opt.weight_decay) == (0.001, 0.5, 0.6, 0.1)
+    assert "replace" in Adam.load_state_dict.__doc__

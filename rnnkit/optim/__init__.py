@@ -1,7 +1,8 @@
 """Optimisers, gradient clipping and learning-rate schedules (numbers as in ``torch.optim``)."""
 
+from rnnkit.errors import HyperparameterError  # defined with the other errors; re-exported here as before
 from rnnkit.optim.clip import clip_grad_norm, clip_grad_value
-from rnnkit.optim.optimizers import SGD, Adagrad, Adam, AdamW, HyperparameterError, Optimizer, RMSprop
+from rnnkit.optim.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from rnnkit.optim.schedules import (
     ConstantLR,
     CosineAnnealingLR,

@@ -23,9 +23,9 @@ from typing import Iterable
 
 import numpy as np
 
-from rnnkit.errors import TrainingError
+from rnnkit.errors import HyperparameterError, TrainingError
 from rnnkit.nn.module import Parameter
-from rnnkit.optim.optimizers import HyperparameterError
+from rnnkit.optim.checks import check_parameters
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -52,7 +52,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float, norm_type: floa
             total norm is NaN or infinite. Otherwise, as in PyTorch, the
             gradients are still multiplied by the (then NaN or zero) coefficient.
     """
-    grads = [p.grad for p in params]
+    grads = [p.grad for p in check_parameters(params, "clip_grad_norm")]
     max_norm = float(max_norm)
     p = float(norm_type)
     if not max_norm >= 0:
@@ -85,5 +85,5 @@ def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
     c = float(clip_value)
     if not c >= 0:
         raise HyperparameterError(f"clip_value must be >= 0, got {clip_value!r}")
-    for p in params:
+    for p in check_parameters(params, "clip_grad_value"):
         np.clip(p.grad, -c, c, out=p.grad)

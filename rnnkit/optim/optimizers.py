@@ -22,57 +22,21 @@ in ``__init__`` and lives in ``self.state[name][i]`` for parameter ``i``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
 import numpy as np
 
-from rnnkit.errors import ModelFileError, RnnkitError, ShapeError
+from rnnkit.errors import HyperparameterError, ModelFileError, ShapeError
 from rnnkit.nn.module import Parameter
+from rnnkit.optim.checks import check_flag, check_optimizer_state, check_parameters, check_real
 
 __all__ = ["HyperparameterError", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
-class HyperparameterError(RnnkitError, ValueError):
-    """A hyperparameter (learning rate, beta, decay, ...) is outside its valid range."""
-
-
-def _real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-          low_open: bool = False, high_open: bool = False) -> float:
-    """``float(value)`` after checking it lies in the interval from ``low`` to ``high``.
-
-    Ends are closed unless ``low_open`` / ``high_open``. Also used by the schedules.
-    """
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}") from None
-    lower_ok = low < x if low_open else low <= x
-    upper_ok = x < high if high_open else x <= high
-    # NaN fails both comparisons, so it is rejected too.
-    if not (lower_ok and upper_ok):
-        if high == math.inf:
-            expected = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise HyperparameterError(f"{name} must be {expected}, got {value!r}")
-    return x
-
-
-def _flag(name: str, value: Any) -> bool:
-    # bool("False") is True, so strings and other truthy objects are refused outright.
-    if not isinstance(value, (bool, np.bool_)):
-        raise HyperparameterError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _param_list(params: Iterable[Parameter]) -> List[Parameter]:
-    params = list(params)
+    params = check_parameters(params, "optimiser")
     if not params:
         raise HyperparameterError("params is empty: the optimiser needs at least one Parameter")
-    for i, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"params[{i}] must be an rnnkit Parameter, got {type(p).__name__}")
     # A parameter listed twice would be updated twice per step.
     if len({id(p) for p in params}) != len(params):
         raise HyperparameterError("params contains the same Parameter more than once")
@@ -89,7 +53,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Parameter], lr: float):
         self.params: List[Parameter] = _param_list(params)
-        self.lr: float = _real("lr", lr)
+        self.lr: float = check_real("lr", lr)
         self.steps: int = 0  # optimiser steps taken so far
         self.state: Dict[str, List[np.ndarray]] = {}
 
@@ -147,14 +111,20 @@ class Optimizer:
         """Restore lr, hyperparameters, step count and state arrays from :meth:`state_dict`.
 
         Nothing changes unless the whole state fits: same optimiser class, same
-        number and shapes of parameters, exactly the expected array keys.
+        number and shapes of parameters, exactly the expected array keys. A
+        malformed state (a crafted or damaged checkpoint) raises
+        :class:`~rnnkit.errors.ModelFileError` naming the bad field.
+
+        As in ``torch.optim``, the saved ``lr`` and hyperparameters *replace*
+        the ones this optimiser was built with: ``Adam(params, lr=0.1)``
+        followed by loading a state saved with ``lr=0.001`` continues with
+        0.001 (and the saved betas, weight decay ...). To change them for the
+        rest of a run, set the attributes (e.g. ``opt.lr``) after loading, or
+        use a schedule, which sets ``lr`` before every step.
         """
-        try:
-            scalars, arrays = state["scalars"], state["arrays"]
-            kind, steps, lr = scalars["optimizer"], scalars["steps"], scalars["lr"]
-            hyper, shapes = scalars["hyperparameters"], scalars["param_shapes"]
-        except (KeyError, TypeError) as exc:
-            raise ModelFileError(f"not an optimiser state_dict (missing {exc})") from None
+        scalars, arrays = check_optimizer_state(state)
+        kind, steps, lr = scalars["optimizer"], scalars["steps"], scalars["lr"]
+        hyper, shapes = scalars["hyperparameters"], scalars["param_shapes"]
         if kind != type(self).__name__:
             raise ModelFileError(f"state_dict is for {kind}, cannot load it into {type(self).__name__}")
         if len(shapes) != len(self.params):
@@ -169,7 +139,7 @@ class Optimizer:
         # and allocates exactly the state arrays they call for (e.g. amsgrad's max).
         try:
             fresh = type(self)(self.params, lr=lr, **hyper)
-        except TypeError as exc:  # an unknown or missing keyword
+        except (TypeError, HyperparameterError) as exc:  # an unknown keyword, a value out of range
             raise ModelFileError(f"state_dict hyperparameters do not fit {kind}: {exc}") from None
         expected = {f"{name}.{i}" for name in fresh.state for i in range(len(self.params))}
         if set(arrays) != expected:
@@ -180,10 +150,12 @@ class Optimizer:
         for name, per_param in fresh.state.items():
             for i, a in enumerate(per_param):
                 saved = np.asarray(arrays[f"{name}.{i}"])
+                if saved.dtype.kind not in "biuf":
+                    raise ModelFileError(f"optimiser state: array {name}.{i} must hold numbers, got dtype {saved.dtype}")
                 if saved.shape != a.shape:  # checked, not broadcast: a scalar must not fill a buffer
                     raise ShapeError(f"{name}.{i}: expected shape {a.shape}, got {saved.shape}")
                 a[...] = saved
-        fresh.steps = int(steps)
+        fresh.steps = steps
         # Adopt the fresh optimiser's attributes wholesale: lr, step count, state and
         # every hyperparameter attribute, whatever a subclass names them.
         self.__dict__.update(fresh.__dict__)
@@ -220,10 +192,10 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
         super().__init__(params, lr)
-        self.momentum = _real("momentum", momentum)
-        self.dampening = _real("dampening", dampening)
-        self.weight_decay = _real("weight_decay", weight_decay)
-        self.nesterov = _flag("nesterov", nesterov)
+        self.momentum = check_real("momentum", momentum)
+        self.dampening = check_real("dampening", dampening)
+        self.weight_decay = check_real("weight_decay", weight_decay)
+        self.nesterov = check_flag("nesterov", nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise HyperparameterError(
                 "nesterov=True requires momentum > 0 and dampening == 0, "
@@ -275,11 +247,11 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if len(betas) != 2:
             raise HyperparameterError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.beta1 = _real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
-        self.beta2 = _real("betas[1]", betas[1], 0.0, 1.0, high_open=True)
-        self.eps = _real("eps", eps)
-        self.weight_decay = _real("weight_decay", weight_decay)
-        self.amsgrad = _flag("amsgrad", amsgrad)
+        self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
+        self.beta2 = check_real("betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        self.eps = check_real("eps", eps)
+        self.weight_decay = check_real("weight_decay", weight_decay)
+        self.amsgrad = check_flag("amsgrad", amsgrad)
         self._init_state()
 
     def hyperparameters(self) -> Dict[str, Any]:
@@ -354,11 +326,11 @@ class RMSprop(Optimizer):
                  centered: bool = False):
         super().__init__(params, lr)
         # PyTorch only checks alpha >= 0; above 1 the "average" would diverge.
-        self.alpha = _real("alpha", alpha, 0.0, 1.0)
-        self.eps = _real("eps", eps)
-        self.weight_decay = _real("weight_decay", weight_decay)
-        self.momentum = _real("momentum", momentum)
-        self.centered = _flag("centered", centered)
+        self.alpha = check_real("alpha", alpha, 0.0, 1.0)
+        self.eps = check_real("eps", eps)
+        self.weight_decay = check_real("weight_decay", weight_decay)
+        self.momentum = check_real("momentum", momentum)
+        self.centered = check_flag("centered", centered)
         self._init_state()
 
     def hyperparameters(self) -> Dict[str, Any]:
@@ -412,11 +384,11 @@ class Adagrad(Optimizer):
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10):
         super().__init__(params, lr)
-        self.lr_decay = _real("lr_decay", lr_decay)
-        self.weight_decay = _real("weight_decay", weight_decay)
-        self.initial_accumulator_value = _real("initial_accumulator_value",
+        self.lr_decay = check_real("lr_decay", lr_decay)
+        self.weight_decay = check_real("weight_decay", weight_decay)
+        self.initial_accumulator_value = check_real("initial_accumulator_value",
                                                initial_accumulator_value)
-        self.eps = _real("eps", eps)
+        self.eps = check_real("eps", eps)
         self._init_state()
 
     def hyperparameters(self) -> Dict[str, Any]:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from typing import Any, Dict
 
-from rnnkit.optim.optimizers import HyperparameterError, _real  # shared range checks
+from rnnkit.errors import HyperparameterError
+from rnnkit.optim.checks import check_count, check_real
 
 __all__ = [
     "Schedule",
@@ -35,17 +35,6 @@ __all__ = [
     "LinearWarmup",
     "make_schedule",
 ]
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (any integer type; no floats)."""
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise HyperparameterError(f"{name} must be an integer, got {value!r}") from None
-    if n < low:
-        raise HyperparameterError(f"{name} must be >= {low}, got {value!r}")
-    return n
 
 
 class Schedule:
@@ -69,10 +58,10 @@ class ConstantLR(Schedule):
     """
 
     def __init__(self, base_lr: float):
-        self.base_lr = _real("base_lr", base_lr)
+        self.base_lr = check_real("base_lr", base_lr)
 
     def lr_at(self, step: int) -> float:
-        _count("step", step, 0)
+        check_count("step", step, 0)
         return self.base_lr
 
     def config(self) -> Dict[str, Any]:
@@ -83,12 +72,12 @@ class StepLR(Schedule):
     """lr(step) = base_lr * gamma ** (step // step_size): decay by ``gamma`` every ``step_size`` steps."""
 
     def __init__(self, base_lr: float, step_size: int, gamma: float = 0.1):
-        self.base_lr = _real("base_lr", base_lr)
-        self.step_size = _count("step_size", step_size, 1)
-        self.gamma = _real("gamma", gamma)
+        self.base_lr = check_real("base_lr", base_lr)
+        self.step_size = check_count("step_size", step_size, 1)
+        self.gamma = check_real("gamma", gamma)
 
     def lr_at(self, step: int) -> float:
-        return self.base_lr * self.gamma ** (_count("step", step, 0) // self.step_size)
+        return self.base_lr * self.gamma ** (check_count("step", step, 0) // self.step_size)
 
     def config(self) -> Dict[str, Any]:
         return {"name": "step", "base_lr": self.base_lr, "step_size": self.step_size,
@@ -99,11 +88,11 @@ class ExponentialLR(Schedule):
     """lr(step) = base_lr * gamma ** step."""
 
     def __init__(self, base_lr: float, gamma: float):
-        self.base_lr = _real("base_lr", base_lr)
-        self.gamma = _real("gamma", gamma)
+        self.base_lr = check_real("base_lr", base_lr)
+        self.gamma = check_real("gamma", gamma)
 
     def lr_at(self, step: int) -> float:
-        return self.base_lr * self.gamma ** _count("step", step, 0)
+        return self.base_lr * self.gamma ** check_count("step", step, 0)
 
     def config(self) -> Dict[str, Any]:
         return {"name": "exponential", "base_lr": self.base_lr, "gamma": self.gamma}
@@ -120,12 +109,12 @@ class CosineAnnealingLR(Schedule):
     """
 
     def __init__(self, base_lr: float, T_max: int, eta_min: float = 0.0):
-        self.base_lr = _real("base_lr", base_lr)
-        self.T_max = _count("T_max", T_max, 1)
-        self.eta_min = _real("eta_min", eta_min)
+        self.base_lr = check_real("base_lr", base_lr)
+        self.T_max = check_count("T_max", T_max, 1)
+        self.eta_min = check_real("eta_min", eta_min)
 
     def lr_at(self, step: int) -> float:
-        step = _count("step", step, 0)
+        step = check_count("step", step, 0)
         return self.eta_min + (self.base_lr - self.eta_min) * (
             1 + math.cos(math.pi * step / self.T_max)) / 2
 
@@ -155,12 +144,12 @@ class LinearWarmup(Schedule):
         if isinstance(schedule, LinearWarmup):
             raise HyperparameterError("schedule already has a warmup; give one LinearWarmup only")
         self.schedule = schedule
-        self.warmup_steps = _count("warmup_steps", warmup_steps, 0)
+        self.warmup_steps = check_count("warmup_steps", warmup_steps, 0)
         # As LinearLR: a factor of 0 would make the first step a no-op.
-        self.start_factor = _real("start_factor", start_factor, 0.0, 1.0, low_open=True)
+        self.start_factor = check_real("start_factor", start_factor, 0.0, 1.0, low_open=True)
 
     def lr_at(self, step: int) -> float:
-        step = _count("step", step, 0)
+        step = check_count("step", step, 0)
         if step >= self.warmup_steps:
             return self.schedule.lr_at(step - self.warmup_steps)
         factor = self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
@@ -205,6 +194,6 @@ def make_schedule(name: str, base_lr: float, warmup_steps: int = 0,
             f"schedule {name!r}: {exc}; it takes {takes} plus warmup_steps, warmup_start_factor"
         ) from None
     schedule = cls(base_lr, **kwargs)
-    if _count("warmup_steps", warmup_steps, 0) > 0:
+    if check_count("warmup_steps", warmup_steps, 0) > 0:
         schedule = LinearWarmup(schedule, warmup_steps, warmup_start_factor)
     return schedule

@@ -1,0 +1,116 @@
+"""Argument checks shared by the optimisers, clipping and schedules.
+
+Each check returns the cleaned value or raises
+:class:`~rnnkit.errors.HyperparameterError` (a ``ValueError``) naming the
+argument, the valid range and the value given; a wrong kind of ``params``
+raises ``TypeError`` saying what to pass instead. A malformed optimiser state
+(from a checkpoint) raises :class:`~rnnkit.errors.ModelFileError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
+
+import numpy as np
+
+from rnnkit.errors import HyperparameterError, ModelFileError
+from rnnkit.nn.module import Module, Parameter
+
+__all__ = ["check_real", "check_count", "check_flag", "check_parameters", "check_optimizer_state"]
+
+
+def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``float(value)`` after checking it is finite and lies in the interval from ``low`` to ``high``.
+
+    Ends are closed unless ``low_open`` / ``high_open``. ``high=inf`` means no
+    upper bound, but the value itself must be finite: ``lr=inf`` would turn
+    every parameter into NaN on the first step.
+    """
+    if isinstance(value, (bool, np.bool_)):  # float(True) == 1.0: almost surely a mistake
+        raise HyperparameterError(f"{name} must be a real number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise HyperparameterError(f"{name} must be a real number, got {value!r}") from None
+    if math.isinf(x):
+        raise HyperparameterError(f"{name} must be finite, got {value!r}")
+    lower_ok = low < x if low_open else low <= x
+    upper_ok = x < high if high_open else x <= high
+    if not (lower_ok and upper_ok):  # NaN fails both comparisons, so it is rejected too
+        if high == math.inf:
+            expected = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise HyperparameterError(f"{name} must be {expected}, got {value!r}")
+    return x
+
+
+def check_count(name: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low`` (any integer type; no floats, no bools)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise HyperparameterError(f"{name} must be an integer, got {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise HyperparameterError(f"{name} must be an integer, got {value!r}") from None
+    if n < low:
+        raise HyperparameterError(f"{name} must be >= {low}, got {value!r}")
+    return n
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool; strings and other truthy objects are refused (``bool("False")`` is True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise HyperparameterError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_parameters(params: Iterable[Parameter], who: str) -> List[Parameter]:
+    """``params`` as a list of :class:`Parameter`; a Module passed by mistake gets a hint."""
+    if isinstance(params, Module):
+        raise TypeError(f"{who}: got the {type(params).__name__} module itself; pass model.parameters()")
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"{who}: params must be an iterable of rnnkit Parameters (model.parameters()), "
+                        f"got {type(params).__name__}") from None
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}] must be an rnnkit Parameter, got {type(p).__name__}")
+    return params
+
+
+def check_optimizer_state(state: Any) -> Tuple[Dict[str, Any], Mapping[str, Any]]:
+    """The scalars and arrays of an optimiser ``state_dict``, each field checked (ModelFileError naming it)."""
+    def bad(field: str, expected: str, got: Any) -> ModelFileError:
+        return ModelFileError(f"optimiser state: {field!r} must be {expected}, got {got!r}")
+
+    if not isinstance(state, Mapping) or "scalars" not in state or "arrays" not in state:
+        raise ModelFileError("not an optimiser state_dict (expected a dict with 'scalars' and 'arrays')")
+    scalars, arrays = state["scalars"], state["arrays"]
+    if not isinstance(scalars, Mapping):
+        raise bad("scalars", "a dict", scalars)
+    if not isinstance(arrays, Mapping):
+        raise bad("arrays", "a dict of arrays", type(arrays).__name__)
+    missing = [k for k in ("optimizer", "steps", "lr", "hyperparameters", "param_shapes") if k not in scalars]
+    if missing:
+        raise ModelFileError(f"not an optimiser state_dict (missing {missing})")
+    if not isinstance(scalars["optimizer"], str):
+        raise bad("optimizer", "a class name", scalars["optimizer"])
+    steps = scalars["steps"]
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, (bool, np.bool_)) or steps < 0:
+        raise bad("steps", "a non-negative integer", steps)
+    hyper = scalars["hyperparameters"]
+    if not isinstance(hyper, Mapping) or not all(isinstance(k, str) for k in hyper):
+        raise bad("hyperparameters", "a dict of keyword arguments", hyper)
+    shapes = scalars["param_shapes"]
+    if not isinstance(shapes, (list, tuple)) or not all(
+            isinstance(sh, (list, tuple)) and all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n >= 0
+                for n in sh)
+            for sh in shapes):
+        raise bad("param_shapes", "a list of shapes (lists of non-negative integers)", shapes)
+    return {**scalars, "steps": int(steps), "hyperparameters": dict(hyper)}, arrays
