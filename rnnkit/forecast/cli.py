@@ -351,7 +351,9 @@ def cmd_stock(args) -> int:
     rel = mm["rmse"] / rw["rmse"] - 1
     da = mm["directional_accuracy"]
     _say(f"RMSE: model {mm['rmse']:.4g} vs random walk (naive) {rw['rmse']:.4g}: the model is {abs(rel):.1%} "
-         f"{'better' if rel < 0 else 'worse'}. Directional accuracy {da:.1%} (a coin flip scores about 50%).")
+         f"{'better' if rel < 0 else 'worse'}. Directional accuracy {da:.1%}; a coin flip scores about 50% "
+         f"and the drift line {result.metrics['drift']['directional_accuracy']:.1%} (a rising stock rewards "
+         "always saying 'up').")
     _say("Daily prices are close to a random walk: a forecast that does not beat the naive one is the expected "
          "outcome, not a bug; the intervals are the useful part. This is not investment advice.")
     _write_metrics(out("backtest_metrics.csv"), result)
