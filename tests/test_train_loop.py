@@ -5,14 +5,16 @@ import io
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
 
+from rnnkit import optim
 from rnnkit.errors import ModelFileError, TrainingError
 from rnnkit.nn.module import Module
 from rnnkit.train import History, Progress, StopTraining, fit, load_checkpoint, save_checkpoint
+from rnnkit.train import loop as loop_mod
+from rnnkit.train.interrupt import DeferredSigint
 from rnnkit.train.progress import format_duration
 
 W_TRUE = np.array([1.5, -2.0, 0.5])
@@ -246,7 +248,6 @@ def test_resume_depends_on_the_restored_rng_and_carry(tmp_path):
 
 
 def test_resume_with_rnnkit_optim_adam_schedule_and_clipping(tmp_path):
-    optim = pytest.importorskip("rnnkit.optim")
     kw = dict(max_steps=30, clip_norm=0.5, checkpoint_every=7,
               schedule=optim.LinearWarmup(optim.CosineAnnealingLR(0.05, T_max=30), warmup_steps=5))
     make = lambda m: optim.Adam(m.parameters(), lr=0.05)
@@ -429,7 +430,6 @@ def big_grad_step(batch, ctx):
 
 
 def test_clip_norm_applied():
-    pytest.importorskip("rnnkit.optim.clip")
     _, opt, _ = run(step_fn=big_grad_step, max_steps=5, clip_norm=1.0)
     for grads in opt.grads:
         total = np.sqrt(sum(np.sum(g ** 2) for g in grads))
@@ -439,7 +439,6 @@ def test_clip_norm_applied():
 
 
 def test_clip_value_applied():
-    pytest.importorskip("rnnkit.optim.clip")
     _, opt, _ = run(step_fn=big_grad_step, max_steps=5, clip_value=0.01)
     for grads in opt.grads:
         assert max(np.abs(g).max() for g in grads) == 0.01
@@ -456,14 +455,27 @@ def test_max_steps_and_epochs_are_respected():
     assert (opt.t, h.stop_reason, h.epochs) == (16, "max_steps", [(0, 8), (1, 16)])
 
 
-def test_max_minutes_budget():
-    def slow(batch, ctx):
-        time.sleep(0.01)
+class FakeClock:
+    """Stands in for the loop's clock: time moves only when a step says so."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_max_minutes_budget(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(loop_mod, "_clock", clock)
+
+    def one_second_step(batch, ctx):
+        clock.now += 1.0
         return plain_step(batch, ctx)
 
-    _, opt, h = run(step_fn=slow, max_minutes=0.2 / 60, max_steps=10_000)
-    assert h.stop_reason == "max_minutes" and 3 <= opt.t < 100
-    assert h.elapsed_s >= 0.2
+    _, opt, h = run(step_fn=one_second_step, max_minutes=0.1, max_steps=10_000)  # 6 s: exactly 6 steps
+    assert (h.stop_reason, opt.t, h.steps, h.elapsed_s) == ("max_minutes", 6, 6, 6.0)
+    assert h.throughput[0] == (1, 8.0)  # 8 samples in one (fake) second
 
 
 def test_log_every_records_unit_weighted_means():
@@ -531,6 +543,8 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, resume=True)
     with pytest.raises(ModelFileError, match="directory does not exist"):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path / "no" / "ck.npz")
+    with pytest.raises(ModelFileError, match=r"checkpoint_path .*: is a directory; pass a file path such as "):
+        fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path)
     with pytest.raises(ValueError, match="seed"):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
     with pytest.raises(TypeError, match="batches"):
@@ -572,3 +586,99 @@ def test_fit_progress_with_and_without_tqdm(capsys, monkeypatch):
     assert "step 5/5  loss" in capsys.readouterr().err
     run(max_steps=5, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# -- checkpoint paths, interrupts and resume failures --------------------------
+def _never_called(batch, ctx):
+    raise AssertionError("training started although the checkpoint path is unusable")
+
+
+def test_checkpoint_path_that_is_a_directory_fails_before_training(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ModelFileError, match=r"run: is a directory; pass a file path such as .*run\.ckpt\.npz"):
+        run(tmp_path, "run", step_fn=_never_called, max_steps=3)
+
+
+def test_unwritable_checkpoint_directory_fails_before_training(tmp_path, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(loop_mod.tempfile, "mkstemp", denied)  # root ignores file modes, so fake it
+    with pytest.raises(ModelFileError, match=r"ck\.npz: cannot write in .* \(Permission denied\); choose a "
+                                             r"writable directory"):
+        run(tmp_path, "ck.npz", step_fn=_never_called, max_steps=3)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []  # the write test leaves nothing behind
+    run(tmp_path, "ck.npz", max_steps=3)
+    assert os.listdir(tmp_path) == ["ck.npz"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_checkpoint_directory_fails_before_training(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ModelFileError, match="cannot write in"):
+            run(ro, "ck.npz", step_fn=_never_called, max_steps=3)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_sigint_handler_only_sets_a_flag(capsys):
+    # Printing from the handler raised "RuntimeError: reentrant call" when Ctrl-C landed in a print.
+    with DeferredSigint(True) as sigint:
+        signal.raise_signal(signal.SIGINT)
+        assert sigint.requested
+        assert capsys.readouterr() == ("", "")
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # the second Ctrl-C stops at once
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with DeferredSigint(False) as off, pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    assert not off.requested
+
+
+def test_sigint_note_is_printed_by_the_loop(tmp_path, capsys, monkeypatch):
+    from rnnkit.train import progress as progress_mod
+    monkeypatch.setattr(progress_mod, "_tqdm_class", lambda: None)
+
+    def cb(event, info):
+        if event == "step" and info["step"] == 3:
+            signal.raise_signal(signal.SIGINT)
+            assert capsys.readouterr().err == ""  # nothing printed inside the handler
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "ck.npz", callbacks=[cb], max_steps=10, progress=True)
+    err = capsys.readouterr().err
+    assert "interrupt: saving a checkpoint at step 3 (Ctrl-C again to stop now)" in err
+    assert "interrupted at step 3: checkpoint saved to" in err
+    assert load_checkpoint(tmp_path / "ck.npz").step == 3
+
+
+@pytest.mark.parametrize("field,value", [("step", "x"), ("rng_state", {"bit_generator": "nope"}),
+                                         ("window", 5), ("elapsed_s", None)])
+def test_malformed_training_state_fails_resume_without_touching_the_model(tmp_path, field, value):
+    run(tmp_path, "ck.npz", max_steps=5)
+    ck = load_checkpoint(tmp_path / "ck.npz")
+    ck.train_state[field] = value
+    save_checkpoint(tmp_path / "bad.npz", ck)
+    model = Regressor(42)
+    before = params(model)
+    with pytest.raises(ModelFileError, match=r"bad\.npz: the checkpoint's training state is malformed"):
+        fit(model, MomentumSGD(model.parameters()), noisy_carry_step, batches, seed=7, max_steps=9,
+            checkpoint_path=tmp_path / "bad.npz", resume=True, progress=False)
+    assert_same_params(params(model), before)
+
+
+def test_optimiser_that_does_not_fit_the_checkpoint_leaves_the_model_untouched(tmp_path):
+    make = lambda m: optim.Adam(m.parameters(), lr=0.01)
+    run(tmp_path, "ck.npz", opt=make, max_steps=5)
+    model = Regressor(42)
+    before = params(model)
+    wrong = optim.Adam([model.w, model.b], lr=0.01)  # one parameter short
+    with pytest.raises(ModelFileError, match=r"ck\.npz: the checkpoint's optimiser state does not fit this "
+                                             r"optimiser \(state_dict holds 3 parameters"):
+        fit(model, wrong, noisy_carry_step, batches, seed=7, max_steps=9,
+            checkpoint_path=tmp_path / "ck.npz", resume=True, progress=False)
+    assert_same_params(params(model), before)

@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,14 +44,18 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ModelFileError, TrainingError
+from ..errors import ModelFileError, ShapeError, TrainingError
 from ..io.modelfile import _to_json
 from ..nn.module import Module
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import History
+from .interrupt import DeferredSigint
 from .progress import Progress
 
 __all__ = ["fit", "StepContext", "StopTraining"]
+
+# The clock for max_minutes, throughput and elapsed time (tests replace it with a fake one).
+_clock = time.monotonic
 
 
 @dataclass
@@ -79,33 +82,6 @@ class StopTraining(Exception):
     """Raise from a callback to end training cleanly (``History.stop_reason == "callback"``)."""
 
 
-class _DeferredSigint:
-    """Turn the first Ctrl-C into a flag the loop checks between steps; the second one raises."""
-
-    def __init__(self, enabled: bool, progress: Progress):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
-        self.progress = progress
-        self._old = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.progress.note("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to stop now)")
-
-    def __enter__(self):
-        if self.enabled:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            # None: the old handler was not set from Python; Python's own raises KeyboardInterrupt
-            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.default_int_handler)
-        return False
-
-
 def _positive_int(name, v, allow_none=True):
     if v is None and allow_none:
         return
@@ -116,6 +92,23 @@ def _positive_int(name, v, allow_none=True):
 def _positive_float(name, v):
     if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
         raise ValueError(f"{name}: expected a positive number or None, got {v!r}")
+
+
+def _check_checkpoint_path(path: str) -> None:
+    """Fail now, not at the first checkpoint after minutes of training: ``path`` must be writable."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ModelFileError(f"checkpoint_path {path}: its directory does not exist; create it first")
+    if os.path.isdir(path):
+        raise ModelFileError(f"checkpoint_path {path}: is a directory; pass a file path such as "
+                             f"{os.path.join(path, 'run.ckpt.npz')}")
+    try:  # the checkpoint is written as a temporary file in the directory, then renamed
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=directory)
+    except OSError as e:
+        raise ModelFileError(f"checkpoint_path {path}: cannot write in {directory} ({e.strerror or e}); "
+                             "choose a writable directory") from e
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _plain(value: Any) -> Any:
@@ -190,8 +183,8 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         raise ValueError("validate_every and early_stopping_patience need a validate function")
     if checkpoint_path is None and (checkpoint_every is not None or resume):
         raise ValueError("checkpoint_every and resume need a checkpoint_path")
-    if checkpoint_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint_path))):
-        raise ModelFileError(f"checkpoint_path {checkpoint_path}: its directory does not exist; create it first")
+    if checkpoint_path is not None:
+        _check_checkpoint_path(os.fspath(checkpoint_path))
     if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
         raise TypeError("schedule: expected an object with lr_at(step) -> float (see rnnkit.optim.schedules)")
     for cb in callbacks:
@@ -236,7 +229,7 @@ class _Loop:
         self.phase = "idle"  # "compute" / "update" while a step is half done
         self.stop_requested = False
         self.last_checkpoint_step: Optional[int] = None
-        self.t_start = time.monotonic()
+        self.t_start = _clock()
         self.window_t0 = self.t_start
 
     # -- the run ----------------------------------------------------------
@@ -246,14 +239,17 @@ class _Loop:
         self.progress = Progress(self.max_steps, initial=self.ctx.step, unit=self.unit, enabled=show)
         was_training = self.model.training
         self.model.train()
-        self.t_start = time.monotonic()
+        self.t_start = _clock()
         self.window_t0 = self.t_start - self.window["seconds"]
         self.deadline = None if self.max_minutes is None else self.t_start + 60.0 * self.max_minutes
-        self.sigint = _DeferredSigint(self.checkpoint_path is not None, self.progress)
+        self.sigint = DeferredSigint(self.checkpoint_path is not None)
         try:
             with self.sigint:
                 reason = self._train()
                 self.history.stop_reason = reason
+                if reason == "interrupted":  # printed here, never from the signal handler
+                    self.progress.note(f"interrupt: saving a checkpoint at step {self.ctx.step} "
+                                       "(Ctrl-C again to stop now)")
                 if self.checkpoint_path is not None:
                     self._save_checkpoint()
             if reason == "interrupted":
@@ -330,7 +326,7 @@ class _Loop:
             return "max_steps"
         if self.patience is not None and self.bad_validations >= self.patience:
             return "early_stopping"
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.deadline is not None and _clock() >= self.deadline:
             return "max_minutes"
         return None
 
@@ -386,7 +382,7 @@ class _Loop:
         w["loss_sum"] += loss
         w["steps"] += 1
         if step % self.log_every == 0:
-            now = time.monotonic()
+            now = _clock()
             mean = w["loss_wsum"] / w["units"] if w["units"] > 0 else w["loss_sum"] / w["steps"]
             self.history.train.append((step, mean))
             self.history.lr.append((step, lr))
@@ -450,7 +446,7 @@ class _Loop:
 
     # -- checkpoints ------------------------------------------------------
     def _elapsed(self) -> float:
-        return self.elapsed_before + (time.monotonic() - self.t_start)
+        return self.elapsed_before + (_clock() - self.t_start)
 
     def _sync_history(self) -> None:
         self.history.steps = self.ctx.step
@@ -464,7 +460,7 @@ class _Loop:
                                     f"{self.checkpoint_path} was not overwritten (it is from step "
                                     f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm")
         self._sync_history()
-        window = dict(self.window, seconds=time.monotonic() - self.window_t0)
+        window = dict(self.window, seconds=_clock() - self.window_t0)
         train_state = {
             "seed": self.seed, "step": ctx.step, "epoch": ctx.epoch, "batch_index": ctx.batch_index,
             "rng_state": ctx.rng.bit_generator.state,
@@ -481,13 +477,29 @@ class _Loop:
 
     def _restore(self, ck: Checkpoint) -> None:
         path = self.checkpoint_path
+        ts = ck.train_state
+        try:  # read every counter first: a malformed checkpoint must change nothing
+            counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
+            elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
+            rng = np.random.default_rng()
+            rng.bit_generator.state = ts["rng_state"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
+                                 "the file was not written by rnnkit.train, start afresh without resume") from e
+        before = self.model.state_dict()
         try:
-            self.model.load_state_dict(ck.model_state)
-        except (KeyError, ValueError) as e:
+            self.model.load_state_dict(ck.model_state)  # all or nothing
+        except (ShapeError, TypeError) as e:
             raise ModelFileError(f"{path}: the checkpoint does not fit this model ({e}); build the model "
                                  "from the checkpoint's config (load_checkpoint(path).config)") from e
-        self.optimizer.load_state_dict(ck.optimizer_state)
-        ts = ck.train_state
+        try:
+            self.optimizer.load_state_dict(ck.optimizer_state)  # all or nothing too
+        except BaseException as e:
+            self.model.load_state_dict(before)  # so a failed resume leaves the model as it was
+            if isinstance(e, ShapeError):
+                raise ModelFileError(f"{path}: the checkpoint's optimiser state does not fit this optimiser "
+                                     f"({e}); resume with the optimiser and model of the original run") from e
+            raise
         if ts.get("seed") != self.seed:
             warnings.warn(f"resuming {path} (seed {ts.get('seed')}) with seed {self.seed}: the data order "
                           "and random draws will differ from the original run", RuntimeWarning, stacklevel=4)
@@ -496,16 +508,15 @@ class _Loop:
             warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
                           RuntimeWarning, stacklevel=4)
         ctx = self.ctx
-        ctx.rng.bit_generator.state = ts["rng_state"]
-        ctx.step, ctx.epoch, ctx.batch_index = int(ts["step"]), int(ts["epoch"]), int(ts["batch_index"])
+        ctx.rng.bit_generator.state = rng.bit_generator.state
+        ctx.step, ctx.epoch, ctx.batch_index = counters["step"], counters["epoch"], counters["batch_index"]
         ctx.carry = dict(ck.carry)
         self.history = ck.history
         self.history.stop_reason = None
         self.best_state = ck.best_state
-        self.bad_validations = int(ts["bad_validations"])
-        self.last_val_step = int(ts["last_val_step"])
-        self.elapsed_before = float(ts["elapsed_s"])
-        self.window = dict(ts["window"])
+        self.bad_validations, self.last_val_step = counters["bad_validations"], counters["last_val_step"]
+        self.elapsed_before = elapsed
+        self.window = window
         self.last_checkpoint_step = ctx.step
 
     def _callback(self, event: str, **info) -> None:
