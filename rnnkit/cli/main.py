@@ -4,15 +4,18 @@ Every application module that offers commands defines ``register(subparsers)``,
 adding its sub-command with ``set_defaults(func=...)``; ``func(args) -> int``
 calls the library with keyword arguments named like the flags.
 
-User mistakes (:class:`rnnkit.errors.RnnkitError`, bad values, missing files)
-print one clear line and exit with status 2; an interrupted run exits 130.
-Anything else is a bug and keeps its traceback.
+User mistakes (:class:`rnnkit.errors.RnnkitError`, bad values) and system
+errors (a missing file, no permission, a full disk: any ``OSError``) print one
+clear line and exit with status 2; an interrupted run exits 130. Anything else
+is a bug and keeps its traceback. With the environment variable
+``RNNKIT_DEBUG=1`` the errors keep their traceback too (for developers).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -50,12 +53,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
-    except (RnnkitError, ValueError) as exc:
-        print(f"rnnkit: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"rnnkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+    except (RnnkitError, ValueError, OSError) as exc:
+        if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):  # developers: keep the traceback
+            raise
+        if isinstance(exc, OSError):  # a missing file, no permission, a full disk (ENOSPC) ...
+            where = f": {exc.filename}" if exc.filename else ""
+            message = f"{exc.strerror or exc}{where}"
+        else:
+            message = str(exc)
+        print(f"rnnkit: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

@@ -1,0 +1,89 @@
+"""rnnkit's entry point: exit statuses and one-line messages, through main(argv) with a fake command."""
+
+import errno
+import sys
+import types
+
+import pytest
+
+from rnnkit.cli import main as cli_main
+from rnnkit.errors import ModelFileError
+
+ERRORS = {
+    "rnnkit": lambda: ModelFileError("m.npz: is truncated or corrupted; re-save it"),
+    "value": lambda: ValueError("hidden: expected a positive integer, got -1"),
+    "nospace": lambda: OSError(errno.ENOSPC, "No space left on device", "/data/run.ckpt.npz"),
+    "permission": lambda: PermissionError(errno.EACCES, "Permission denied", "/root/x"),
+    "oserror": lambda: OSError("a device went away"),
+    "interrupt": lambda: KeyboardInterrupt(),
+    "bug": lambda: RuntimeError("an rnnkit bug"),
+}
+
+
+def _run(args):
+    if args.raise_ is not None:
+        raise ERRORS[args.raise_]()
+    return args.status
+
+
+@pytest.fixture
+def fake_command(monkeypatch):
+    """Register only a 'fake' command: `rnnkit fake [--raise KIND] [--status N]`."""
+    mod = types.ModuleType("rnnkit_fake_cli")
+
+    def register(sub):
+        p = sub.add_parser("fake", help="raise an error on request")
+        p.add_argument("--raise", dest="raise_", choices=sorted(ERRORS))
+        p.add_argument("--status", type=int, default=0)
+        p.set_defaults(func=_run)
+
+    mod.register = register
+    monkeypatch.setitem(sys.modules, "rnnkit_fake_cli", mod)
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ["rnnkit_fake_cli"])
+    monkeypatch.delenv("RNNKIT_DEBUG", raising=False)
+
+
+def test_the_command_result_is_the_exit_status(fake_command, capsys):
+    assert cli_main.main(["fake"]) == 0
+    assert cli_main.main(["fake", "--status", "3"]) == 3
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("kind,line", [
+    ("rnnkit", "rnnkit: error: m.npz: is truncated or corrupted; re-save it"),
+    ("value", "rnnkit: error: hidden: expected a positive integer, got -1"),
+    ("nospace", "rnnkit: error: No space left on device: /data/run.ckpt.npz"),
+    ("permission", "rnnkit: error: Permission denied: /root/x"),
+    ("oserror", "rnnkit: error: a device went away"),
+])
+def test_user_and_system_errors_print_one_line_and_exit_2(fake_command, capsys, kind, line):
+    assert cli_main.main(["fake", "--raise", kind]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", line + "\n")
+
+
+def test_interrupt_exits_130(fake_command, capsys):
+    assert cli_main.main(["fake", "--raise", "interrupt"]) == 130
+    assert capsys.readouterr().err == "rnnkit: interrupted\n"
+
+
+def test_a_bug_keeps_its_traceback(fake_command):
+    with pytest.raises(RuntimeError, match="an rnnkit bug"):
+        cli_main.main(["fake", "--raise", "bug"])
+
+
+@pytest.mark.parametrize("kind,exc", [("rnnkit", ModelFileError), ("nospace", OSError), ("value", ValueError)])
+def test_rnnkit_debug_reraises_for_the_traceback(fake_command, monkeypatch, kind, exc):
+    monkeypatch.setenv("RNNKIT_DEBUG", "1")
+    with pytest.raises(exc):
+        cli_main.main(["fake", "--raise", kind])
+    monkeypatch.setenv("RNNKIT_DEBUG", "0")  # "0" (or empty) means off
+    assert cli_main.main(["fake", "--raise", kind]) == 2
+
+
+def test_usage_errors_and_version(fake_command, capsys):
+    assert cli_main.main(["fake", "--status", "x"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
+    assert cli_main.main([]) == 2
+    assert cli_main.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("rnnkit ")
