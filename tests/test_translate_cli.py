@@ -1,6 +1,7 @@
 """`rnnkit translate`: the three forms side by side, and clear one-line errors (no traceback) for bad input."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -99,6 +100,12 @@ def test_train_builtin_numbers_task(tmp_path, capsys):
     assert code == 0 and "numbers 0-40, English words -> French words" in out and model.exists()
     code, out, _ = _run(capsys, ["translate", str(model), "twenty-seven"])
     assert code == 0 and out == "vingt-sept\n"
+
+
+def test_builtin_task_without_num2words_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "num2words", None)        # makes `import num2words` fail
+    code, _, err = _run(capsys, ["translate", "train", "--out", str(tmp_path / "m.npz")])
+    assert code == 2 and "pip install 'rnnkit[translate]'" in err and "num2words" in err
 
 
 @pytest.mark.parametrize("content, argv_extra, message", [

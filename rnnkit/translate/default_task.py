@@ -1,6 +1,6 @@
 """The built-in task: numbers written in English words, translated into French words.
 
-Generated with num2words (an optional extra: ``pip install num2words``), so the
+Generated with num2words (an optional extra: ``pip install 'rnnkit[translate]'``), so the
 ground truth is exact and no download is needed: 345 -> ("three hundred and
 forty-five", "trois cent quarante-cinq"). The word order is nearly monotone,
 which makes the learned attention a visible diagonal, and French brings real
@@ -23,7 +23,8 @@ def _num2words():
     try:
         from num2words import num2words
     except ImportError:  # pragma: no cover - depends on the environment
-        raise RnnkitError("the built-in task (train without a PAIRS file) needs num2words: pip install num2words; "
+        raise RnnkitError("the built-in task (train without a PAIRS file) needs num2words: "
+                          "pip install 'rnnkit[translate]' (or pip install num2words); "
                           "or pass a tab-separated PAIRS file") from None
     return num2words
 

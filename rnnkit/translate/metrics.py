@@ -1,4 +1,4 @@
-"""Corpus BLEU and chrF through sacrebleu (an optional extra: ``pip install sacrebleu``).
+"""Corpus BLEU and chrF through sacrebleu (an optional extra: ``pip install 'rnnkit[translate]'``).
 
 Both compare detokenised hypotheses with one reference each. The references
 are the targets after the model's own preprocessing (normal form, case,
@@ -20,7 +20,8 @@ def require_sacrebleu():
     try:
         import sacrebleu
     except ImportError:  # pragma: no cover - depends on the environment
-        raise RnnkitError("BLEU and chrF need sacrebleu: pip install 'rnnkit[bleu]' (or pip install sacrebleu)") from None
+        raise RnnkitError("BLEU and chrF need sacrebleu: "
+                          "pip install 'rnnkit[translate]' (or pip install sacrebleu)") from None
     return sacrebleu
 
 
