@@ -37,11 +37,16 @@ from .model import CharLM
 from .training import evaluate_ids, make_batches, make_step_fn
 
 __all__ = ["train", "sample", "sample_stream", "evaluate", "load", "save", "TrainResult", "MODEL_KIND",
-           "DEFAULT_MINUTES"]
+           "DEFAULTS", "QUICK_DEFAULTS"]
 
 MODEL_KIND = "charlm"
-DEFAULT_MINUTES = 2.5   # budget of `rnnkit charlm train` with no TEXTFILE and no stopping flag
-DEFAULT_EPOCHS = 10     # ... and with a TEXTFILE
+# What `layers`, `lr` and the stopping rule mean when left as None. With a TEXTFILE: char-rnn's
+# classic 2x256 model for 10 epochs. With the embedded corpus, a demo sized to finish in a few
+# minutes on two CPU cores: one layer and a higher learning rate reach a lower validation loss in
+# that time (measured at equal steps: 1.36 vs 1.62 nats/char after 300 steps at lr 5e-3 vs 2e-3,
+# 1.51 for 2x128 at 5e-3; 2x256 takes about 2.5x longer per step).
+DEFAULTS = {"layers": 2, "lr": 2e-3, "epochs": 10}
+QUICK_DEFAULTS = {"layers": 1, "lr": 5e-3, "max_minutes": 2.5}
 
 ModelLike = Union[str, os.PathLike, CharLM]
 
@@ -138,24 +143,30 @@ def _model(model: ModelLike) -> CharLM:
     return load(model)
 
 
-def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 256, layers: int = 2,
-          embedding: int = 64, dropout: float = 0.0, seq_len: int = 100, batch: int = 32, lr: float = 2e-3,
+def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 256, layers: Optional[int] = None,
+          embedding: int = 64, dropout: float = 0.0, seq_len: int = 100, batch: int = 32,
+          lr: Optional[float] = None,
           clip_norm: Optional[float] = 5.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
           max_minutes: Optional[float] = None, valid_fraction: float = 0.1, test_fraction: float = 0.0,
-          validate_every: Optional[int] = 100, checkpoint_every: Optional[int] = 100, resume: bool = False,
+          validate_every: Optional[int] = None, checkpoint_every: Optional[int] = 100, resume: bool = False,
           seed: int = 0, encoding: str = "utf-8", sample_length: int = 200, temperature: float = 0.8,
           progress: bool = True, plot: bool = True) -> TrainResult:
     """Train a character model on ``textfile`` (default: the embedded Python documentation).
 
-    Stops at ``epochs``, ``max_steps`` or ``max_minutes``, whichever comes first;
-    with none of them it trains for ``DEFAULT_MINUTES`` minutes on the default
-    corpus, ``DEFAULT_EPOCHS`` epochs on a TEXTFILE. The text's last
-    ``valid_fraction`` (before an optional final ``test_fraction``) is held out:
-    every ``validate_every`` steps its loss is reported with a
+    Stops at ``epochs``, ``max_steps`` or ``max_minutes``, whichever comes first.
+    ``layers``, ``lr`` and the stopping rule left as None take their values
+    from ``DEFAULTS`` with a TEXTFILE (2 layers, lr 2e-3, 10 epochs) and from
+    ``QUICK_DEFAULTS`` on the embedded corpus (1 layer, lr 5e-3, 2.5 minutes).
+    The text's last ``valid_fraction`` (before an optional final
+    ``test_fraction``) is held out: at the end of every epoch and every
+    ``validate_every`` steps its loss is reported with a
     ``sample_length``-character sample. Adam with learning rate ``lr``,
     gradients clipped to global norm ``clip_norm``. The model with the best
     validation loss is the one saved.
     """
+    preset = QUICK_DEFAULTS if textfile is None else DEFAULTS
+    layers = preset["layers"] if layers is None else layers
+    lr = preset["lr"] if lr is None else lr
     for name, v in (("hidden", hidden), ("layers", layers), ("seq_len", seq_len), ("batch", batch)):
         _positive(name, v)
     for name, v in (("epochs", epochs), ("max_steps", max_steps), ("validate_every", validate_every),
@@ -165,10 +176,7 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
         raise DataError(f"max_minutes (--max-minutes): expected a positive number, got {max_minutes!r}")
     check_sampling(sample_length, temperature, None, None)
     if epochs is None and max_steps is None and max_minutes is None:
-        if textfile is None:
-            max_minutes = DEFAULT_MINUTES
-        else:
-            epochs = DEFAULT_EPOCHS
+        epochs, max_minutes = preset.get("epochs"), preset.get("max_minutes")
     paths = _paths(out)
     os.makedirs(os.path.dirname(os.path.abspath(paths["model"])), exist_ok=True)
 
@@ -212,6 +220,20 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
                   unit="char", config=model.config(), meta=meta)
     model.eval()
     valid = validate(model) if validate else None
+    saved_step = history.best_step if valid is not None else history.steps
+    val_curve = list(history.val_loss)
+    if valid is not None and history.best_step != history.steps:
+        # fit() ends on the best *validated* parameters; a time or step budget usually stops
+        # between validations, so also try the final ones (the checkpoint holds them)
+        best_params = model.state_dict()
+        model.load_state_dict(load_checkpoint(paths["checkpoint"]).model_state)
+        last = validate(model)
+        val_curve.append((history.steps, last["loss"]))
+        if last["loss"] <= valid["loss"]:
+            valid, saved_step = last, history.steps
+        else:
+            model.load_state_dict(best_params)
+    meta["saved_step"] = saved_step
     test = None
     if len(test_text) > 1:
         test = evaluate_ids(model, vocab.encode(test_text), batch=min(batch, len(test_text) - 1), seq_len=seq_len)
@@ -222,7 +244,7 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
     if plot:
         try:
             from ..plotting import save_loss_curve
-            plot_path = save_loss_curve(paths["plot"], history.train, history.val_loss, ylabel="nats/char",
+            plot_path = save_loss_curve(paths["plot"], history.train, val_curve, ylabel="nats/char",
                                         title=f"charlm {cell} {layers}x{hidden} on {os.path.basename(source)}")
         except RnnkitError as e:      # matplotlib is an optional extra
             if progress:

@@ -13,6 +13,15 @@ from . import api
 __all__ = ["register"]
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except None (those flags say in their help what None means)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _train(args) -> int:
     run = api.train(args.textfile, out=args.out, cell=args.cell, hidden=args.hidden, layers=args.layers,
                     embedding=args.embedding, dropout=args.dropout, seq_len=args.seq_len, batch=args.batch,
@@ -68,26 +77,32 @@ def register(subparsers) -> None:
     sub.required = True
 
     t = sub.add_parser("train", help="train on a text file (default: the Python docs shipped with Python)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     t.add_argument("textfile", nargs="?", default=None,
-                   help="UTF-8 text to learn (default: pydoc_data.topics, ~465k characters, "
-                        f"{api.DEFAULT_MINUTES} minutes)")
+                   help="UTF-8 text to learn (default: pydoc_data.topics, ~465k characters, trained "
+                        f"for {api.QUICK_DEFAULTS['max_minutes']} minutes)")
     t.add_argument("--out", default="charlm.npz", help="model file; the checkpoint and loss curve go beside it")
     t.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     t.add_argument("--hidden", type=int, default=256, help="units per recurrent layer")
-    t.add_argument("--layers", type=int, default=2, help="stacked recurrent layers")
+    t.add_argument("--layers", type=int, default=None,
+                   help=f"stacked recurrent layers (default: {api.DEFAULTS['layers']}; "
+                        f"{api.QUICK_DEFAULTS['layers']} without TEXTFILE)")
     t.add_argument("--embedding", type=int, default=64, help="character embedding size (0 = one-hot)")
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--seq-len", type=int, default=100, help="characters per truncated-BPTT chunk")
     t.add_argument("--batch", type=int, default=32, help="parallel streams through the text")
-    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    t.add_argument("--lr", type=float, default=None,
+                   help=f"Adam learning rate (default: {api.DEFAULTS['lr']}; {api.QUICK_DEFAULTS['lr']} without TEXTFILE)")
     t.add_argument("--clip-norm", type=float, default=5.0, help="clip the global gradient norm")
-    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None,
+                   help=f"default {api.DEFAULTS['epochs']} when no stopping flag is given (with TEXTFILE)")
     t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--max-minutes", type=float, default=None, help="time budget")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help=f"time budget (default {api.QUICK_DEFAULTS['max_minutes']} without TEXTFILE)")
     t.add_argument("--valid-fraction", type=float, default=0.1, help="held-out end of the text")
     t.add_argument("--test-fraction", type=float, default=0.0, help="held-out very end of the text")
-    t.add_argument("--validate-every", type=int, default=100, help="steps between validations and samples")
+    t.add_argument("--validate-every", type=int, default=None,
+                   help="steps between validations and samples (besides every epoch's end)")
     t.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --out")
     t.add_argument("--seed", type=int, default=0)
@@ -99,7 +114,7 @@ def register(subparsers) -> None:
     t.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="generate text from a trained model",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     s.add_argument("model", help="model file (or a training checkpoint)")
     s.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     s.add_argument("--length", type=int, default=500, help="characters to generate")
@@ -111,7 +126,7 @@ def register(subparsers) -> None:
     s.set_defaults(func=_sample)
 
     e = sub.add_parser("eval", help="loss, bits/char and perplexity on a text file",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     e.add_argument("model", help="model file")
     e.add_argument("textfile", help="text to evaluate")
     e.add_argument("--batch", type=int, default=1, help="parallel streams (1 = exact single pass)")
