@@ -68,12 +68,15 @@ class Recurrent(Module):
     recurrent_init : "uniform" (PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every
         weight and bias) or "orthogonal" (each gate's (H, H) block of
         ``weight_hh`` an independent random orthogonal matrix).
+    backend : "auto", "numpy" or "numba" for this layer's scans; None (default)
+        follows :func:`rnnkit.kernels.set_backend` / ``RNNKIT_BACKEND``.
     """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32, rng=None,
-                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform"):
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
+                 backend: Optional[str] = None):
         super().__init__()
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -87,6 +90,9 @@ class Recurrent(Module):
             raise ValueError(f"recurrent_init: expected 'uniform' or 'orthogonal', got {recurrent_init!r}")
         if forget_bias is not None and mode != "LSTM":
             raise ValueError(f"forget_bias applies to LSTM only, got mode {mode!r}")
+        if backend not in (None, "auto", "numpy", "numba"):
+            raise ValueError(f"backend: expected None, 'auto', 'numpy' or 'numba', got {backend!r}")
+        self.backend = backend
         self.mode = mode
         self.cell = CELLS[mode]()
         self.input_size = int(input_size)
@@ -213,10 +219,12 @@ class Recurrent(Module):
         return lengths
 
     # -- forward / backward ------------------------------------------------
-    def forward(self, x, state: Optional[StateLike] = None, lengths=None, rng=None):
+    def forward(self, x, state: Optional[StateLike] = None, lengths=None, rng=None, *,
+                need_cache: bool = True):
         """Run the stack over ``x``.
 
-        Returns ``(output, state_n, cache)``; ``cache`` goes to :meth:`backward`.
+        Returns ``(output, state_n, cache)``; ``cache`` goes to :meth:`backward`
+        (None with ``need_cache=False``: inference only, nothing kept for backward).
         ``lengths`` (N,) gives each sequence's number of real steps (padding after).
         ``rng`` (a ``numpy.random.Generator``) is required in training mode when
         ``dropout > 0``.
@@ -241,15 +249,15 @@ class Recurrent(Module):
             for k in range(K):
                 i = l * K + k
                 s0 = tuple(zeros if s is None else s[i] for s in states0)
-                y, s_n, c = scan_forward(self.cell, inp, s0, *self._weights(l, k),
-                                         lengths=lengths, reverse=(k == 1))
+                y, s_n, c = scan_forward(self.cell, inp, s0, *self._weights(l, k), lengths=lengths,
+                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache)
                 outs.append(y)
                 layer_scans.append(c)
                 finals.append(s_n)
             scans.append(layer_scans)
             inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*H)
         out = inp.transpose(1, 0, 2) if self.batch_first else inp
-        cache = RecurrentCache(scans, masks, lengths, self.batch_first)
+        cache = RecurrentCache(scans, masks, lengths, self.batch_first) if need_cache else None
         return out, self._state_out(finals), cache
 
     def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
@@ -286,8 +294,8 @@ class Recurrent(Module):
         dx = dy.transpose(1, 0, 2) if batch_first else dy
         return dx, self._state_out(d_finals)
 
-    def __call__(self, x, state=None, lengths=None, rng=None):
-        return self.forward(x, state, lengths, rng)
+    def __call__(self, x, state=None, lengths=None, rng=None, *, need_cache=True):
+        return self.forward(x, state, lengths, rng, need_cache=need_cache)
 
     def extra_repr(self) -> str:
         return (f"{self.mode}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "

@@ -18,6 +18,11 @@ gradients dXW, dHW of all steps, and turns them into
 
 with one product each. Gradients arriving at the final state (truncated BPTT,
 encoder-decoder bridges) enter the walk as its starting ``d_state``.
+
+This is the reference implementation. With the numba backend (see
+:mod:`rnnkit.kernels.backend`) both functions hand the work to the fused loops
+of :mod:`rnnkit.kernels.fused_scan`: same arguments, same results, and a cache
+that only their ``scan_backward`` reads.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from __future__ import annotations
 from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from ..kernels.backend import fused_scan_module
 
 __all__ = ["ScanCache", "scan_forward", "scan_backward"]
 
@@ -48,13 +55,18 @@ def _order(T: int, reverse: bool):
 
 
 def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
-                 lengths: Optional[np.ndarray] = None, reverse: bool = False):
+                 lengths: Optional[np.ndarray] = None, reverse: bool = False, *,
+                 backend: Optional[str] = None, need_cache: bool = True):
     """Run ``cell`` over ``x`` (T, N, D) from ``state0``.
 
     Returns ``(y, state_T, cache)``: outputs (T, N, H) (zero at padded steps), the
     final state (each sequence's state after its last real step), and the cache
-    for :func:`scan_backward`.
+    for :func:`scan_backward` (None with ``need_cache=False``: inference only).
+    ``backend`` ("auto", "numpy", "numba"; None: the global setting) picks the implementation.
     """
+    fused = fused_scan_module(backend)
+    if fused is not None and fused.supports(cell):
+        return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
     T, N, D = x.shape
     H = W_hh.shape[1]
     GH = W_hh.shape[0]
@@ -83,6 +95,8 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
         else:
             y[t] = new_state[0]
         state = new_state
+    if not need_cache:
+        return y, state, None
     cache = ScanCache(cell, x, h_prev_all, caches, W_ih, W_hh, b_ih is not None, lengths, reverse)
     return y, state, cache
 
@@ -95,6 +109,9 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh))``; the bias gradients are None
     without bias.
     """
+    if not isinstance(cache, ScanCache):            # made by the fused kernels: they take it back
+        from ..kernels.fused_scan import scan_backward as fused_scan_backward
+        return fused_scan_backward(dy, d_state_T, cache)
     cell, x, h_prev_all, caches, W_ih, W_hh, has_bias, lengths, reverse = cache
     T, N, D = x.shape
     H = W_hh.shape[1]

@@ -1,0 +1,204 @@
+"""The fused numba kernels against the NumPy reference, and the backend switch around them.
+
+Every configuration of the recurrent grid, in float64 and float32: outputs,
+final states, and every gradient (input, initial state, each parameter). Then
+the paths a machine without a working compiler takes: numba disabled or
+missing (reference path, one notice), NumPy's BLAS symbol not found (the same
+loops driven from Python). No speed is asserted anywhere.
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from recurrent_cases import GRID, GRID_IDS, as_tuple, make_case, make_layer
+from rnnkit.errors import RnnkitError
+from rnnkit.nn.scan import ScanCache
+
+numba = pytest.importorskip("numba")
+from rnnkit import kernels                                    # noqa: E402
+from rnnkit.kernels import backend, fused_scan                 # noqa: E402
+from rnnkit.kernels.primitives import _tanh32                  # noqa: E402
+
+if not backend.numba_status()["ok"]:
+    pytest.skip(f"numba kernels unavailable: {backend.numba_status()['reason']}", allow_module_level=True)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+def run(layer, x, state, lengths, dy, d_state, backend_name):
+    """Forward and backward through ``backend_name``; everything the caller can observe."""
+    layer.backend = backend_name
+    layer.zero_grad()
+    y, state_n, cache = layer.forward(x, state, lengths)
+    kind = type(cache.scans[0][0])
+    dx, d_state0 = layer.backward(dy, cache, d_state)
+    out = {"output": y, "dx": dx}
+    out.update({f"final state[{j}]": s for j, s in enumerate(as_tuple(state_n))})
+    out.update({f"d initial state[{j}]": s for j, s in enumerate(as_tuple(d_state0))})
+    out.update({f"d {n}": p.grad.copy() for n, p in layer.named_parameters()})
+    return out, kind
+
+
+def assert_same(case, dtype):
+    ref, ref_kind = run(*case, "numpy")
+    fast, fast_kind = run(*case, "numba")
+    assert ref_kind is ScanCache and fast_kind is fused_scan.FusedScanCache
+    assert ref.keys() == fast.keys()
+    for name in ref:
+        np.testing.assert_allclose(fast[name], ref[name], err_msg=name, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("kind,num_layers,bidirectional,varlen,given_state", GRID, ids=GRID_IDS)
+def test_kernels_equal_reference_over_the_grid(kind, num_layers, bidirectional, varlen, given_state, dtype):
+    case = make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=dtype, T=6, N=4, D=5, H=7)
+    assert_same(case, dtype)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("shape", [dict(T=1, N=1, D=2, H=3), dict(T=9, N=1, D=3, H=16), dict(T=3, N=17, D=1, H=5)],
+                         ids=["T1N1", "N1", "N17"])
+def test_kernels_equal_reference_at_edge_shapes(kind, shape):
+    """One step, batch 1 (sampling), and a batch that is not a multiple of the vector width."""
+    case = make_case(kind, 2, True, shape["N"] > 1, True, dtype=np.float64, **shape)
+    assert_same(case, np.float64)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_without_bias_batch_first_and_no_output_gradient(kind):
+    rng = np.random.default_rng(3)
+    layer = make_layer(kind, 3, 5, 2, True, bias=False, batch_first=True)
+    x = rng.standard_normal((4, 6, 3))
+    d_h = rng.standard_normal((4, 4, 5))
+    d_state = (d_h, rng.standard_normal((4, 4, 5))) if kind == "lstm" else d_h
+    assert_same((layer, x, None, np.array([6, 2, 5, 1]), None, d_state), np.float64)
+
+
+def test_inference_without_cache_gives_the_same_outputs():
+    layer, x, state, lengths, _, _ = make_case("lstm", 2, True, True, True, dtype=np.float32)
+    layer.backend = "numba"
+    y, s, cache = layer.forward(x, state, lengths)
+    y2, s2, none = layer.forward(x, state, lengths, need_cache=False)
+    assert none is None
+    np.testing.assert_array_equal(y, y2)
+    for a, b in zip(s, s2):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_inputs_are_never_modified(N):
+    layer, x, state, lengths, dy, d_state = make_case("lstm", 2, True, False, True, T=4, N=N)
+    layer.backend = "numba"
+    before = [a.copy() for a in (x, *state, dy, *d_state)]
+    _, _, cache = layer.forward(x, state, lengths)
+    layer.backward(dy, cache, d_state)
+    for a, b in zip((x, *state, dy, *d_state), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backward_twice_on_one_cache_is_linear_and_leaves_the_cache_intact():
+    layer, x, state, lengths, dy, d_state = make_case("gru", 2, True, True, True)
+    layer.backend = "numba"
+    _, _, cache = layer.forward(x, state, lengths)
+    dx1, _ = layer.backward(dy, cache, d_state)
+    dx2, _ = layer.backward(2 * dy, cache, tuple(2 * d for d in as_tuple(d_state))[0])
+    np.testing.assert_allclose(dx2, 2 * dx1, rtol=1e-12, atol=1e-13)
+
+
+def test_python_driven_loop_when_the_blas_symbol_is_missing(monkeypatch):
+    """NumPy builds without the expected OpenBLAS symbol: the same loops run as Python over np.matmul."""
+    monkeypatch.setattr(fused_scan, "gemm_pointers", lambda: None)
+    for kind in ("lstm", "gru", "rnn_relu"):
+        for dtype in (np.float64, np.float32):
+            assert_same(make_case(kind, 2, True, True, True, dtype=dtype), dtype)
+
+
+def test_float32_tanh_approximation_is_accurate_and_bounded():
+    x = np.concatenate([np.linspace(-12, 12, 200001), [0.0, 1e-30, -1e-8, 4e-4, 50.0, -1e4]]).astype(np.float32)
+    approx = np.array([_tanh32(v) for v in x[::97]] + [_tanh32(v) for v in x[-6:]], dtype=np.float32)
+    exact = np.tanh(np.concatenate([x[::97], x[-6:]]).astype(np.float64))
+    assert np.abs(approx - exact).max() < 4e-7
+    assert np.abs(approx).max() <= 1.0
+
+
+def test_backend_setting_and_validation(monkeypatch):
+    layer, x, state, lengths, _, _ = make_case("rnn_tanh", 1, False, False, False)
+    monkeypatch.setattr(backend, "_setting", None)
+    monkeypatch.setenv("RNNKIT_BACKEND", "numpy")
+    assert kernels.get_backend() == "numpy" and kernels.resolve_backend() == "numpy"
+    assert type(layer.forward(x)[2].scans[0][0]) is ScanCache
+    kernels.set_backend("numba")
+    assert kernels.get_backend() == "numba"
+    assert type(layer.forward(x)[2].scans[0][0]) is fused_scan.FusedScanCache
+    layer.backend = "numpy"                                    # a layer's own choice wins
+    assert type(layer.forward(x)[2].scans[0][0]) is ScanCache
+    with pytest.raises(RnnkitError, match="expected one of 'auto', 'numpy', 'numba', got 'fast'"):
+        kernels.set_backend("fast")
+    monkeypatch.setattr(backend, "_setting", None)
+    monkeypatch.setenv("RNNKIT_BACKEND", "cuda")
+    with pytest.raises(RnnkitError, match="RNNKIT_BACKEND"):
+        kernels.get_backend()
+    with pytest.raises(ValueError, match="backend: expected None, 'auto', 'numpy' or 'numba'"):
+        make_layer("lstm", 2, 3, backend="gpu")
+
+
+def test_unwritable_package_directory_moves_the_numba_cache(monkeypatch, tmp_path):
+    import numba.core.config as config
+
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    monkeypatch.setattr(os.path, "expanduser", lambda p: str(tmp_path))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if "kernels" in str(p) else real_access(p, mode))
+    backend._ensure_cache_dir()
+    assert config.CACHE_DIR == str(tmp_path / ".cache" / "rnnkit" / "numba")
+
+
+FALLBACK_SCRIPT = """
+import sys, warnings
+import numpy as np
+{prelude}
+sys.path.insert(0, {tests!r})
+from recurrent_cases import make_case
+from rnnkit.kernels import numba_status
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    layer, x, state, lengths, dy, d_state = make_case("lstm", 2, True, True, True)
+    for _ in range(2):
+        y, s, cache = layer.forward(x, state, lengths)
+        layer.backward(dy, cache, d_state)
+notices = [str(w.message) for w in caught if "numba kernels unavailable" in str(w.message)]
+print(type(cache.scans[0][0]).__name__, len(notices), numba_status()["ok"])
+print(notices[0] if notices else "")
+"""
+
+
+@pytest.mark.parametrize("prelude,reason", [
+    ("import os; os.environ['RNNKIT_DISABLE_NUMBA'] = '1'", "RNNKIT_DISABLE_NUMBA"),
+    ("sys.modules['numba'] = None", "numba"),
+], ids=["disabled", "numba-missing"])
+def test_reference_path_with_one_notice_when_numba_cannot_run(prelude, reason):
+    script = FALLBACK_SCRIPT.format(prelude=prelude, tests=os.path.join(ROOT, "tests"))
+    env = {k: v for k, v in os.environ.items() if k not in ("RNNKIT_BACKEND", "RNNKIT_DISABLE_NUMBA")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, notice = done.stdout.strip().splitlines()
+    assert first == "ScanCache 1 False"
+    assert reason in notice and "NumPy reference path" in notice
+
+
+def test_explicit_numba_request_fails_clearly_where_it_cannot_run(monkeypatch):
+    monkeypatch.setitem(backend._status, "checked", True)
+    monkeypatch.setitem(backend._status, "ok", False)
+    monkeypatch.setitem(backend._status, "reason", "ModuleNotFoundError: No module named 'numba'")
+    with pytest.raises(RnnkitError, match="backend 'numba' is not available here.*rnnkit\\[fast\\]"):
+        kernels.set_backend("numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert kernels.resolve_backend("numba") == "numpy"
