@@ -8,14 +8,17 @@ through memory). Here each step is one product and one compiled pass:
 
     a (G*H, N) = [W_hh | b | W_ih] (G*H, H+1+D) @ [h; 1; x_t^T] (H+1+D, N)
 
+(for short inputs, where building the stacked copy of the weights would cost
+more than it saves, the same as two products, W_hh h + W_ih x_t, onto the bias).
+
 *Feature-major* (H, N) states let OpenBLAS split the large G*H dimension across
 its threads (at N=32, H=256 twice as fast as ``h (N, H) @ W_hh^T``), and the
 gate blocks of ``a`` are then contiguous, so the elementwise pass is one flat,
 vectorised loop over H*N entries for any batch size, N = 1 included. Stacking
 the input into the right-hand side does the input projection inside the same
 product: no (T, N, G*H) buffer of projections is written and read back.
-(GRU needs the input and recurrent parts of its n gate apart, so it runs
-``[W_hh | b_hh] [h; 1]`` and ``[b_ih | W_ih] [1; x_t]`` as two products.)
+(GRU needs the input and recurrent parts of its n gate apart, so it always
+runs ``W_hh h + b_hh`` and ``W_ih x_t + b_ih`` as two products.)
 
 What forward keeps for backward, per step: the gate activations (T, G*H, N)
 and per-cell extras (T, H, N) in the step's own layout, and ``h`` entering the
@@ -39,7 +42,12 @@ from . import gru, lstm, rnn
 from .backend import disable_numba
 from .blas import gemm_pointers
 
-__all__ = ["FusedScanCache", "supports", "scan_forward", "scan_backward"]
+__all__ = ["FusedScanCache", "supports", "scan_forward", "scan_backward", "STACK_MIN_TOKENS"]
+
+STACK_MIN_TOKENS = 64
+"""From this many tokens (T*N) on, LSTM and RNN stack the input into the recurrent
+product ([W_hh | b | W_ih] @ [h; 1; x_t]): one product per step instead of two,
+for the price of building the stacked weight once per call."""
 
 
 class FusedScanCache(NamedTuple):
@@ -65,10 +73,6 @@ def _loop(fn, dtype):
     if pointers is None:
         return fn.py_func, None
     return fn, pointers[np.dtype(dtype)]
-
-
-def _bias(b, rows, dtype):
-    return np.zeros((rows, 1), dtype) if b is None else b.reshape(rows, 1)
 
 
 def _sum(b_ih, b_hh):
@@ -105,20 +109,24 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     hs = np.empty((steps, N, H), dtype)                                    # (T, N, H) h entering each step
     extra = np.empty((steps, H, N), dtype)
     if isinstance(cell, GRUCell):
-        W_h = np.concatenate([W_hh, _bias(b_hh, GH, dtype)], axis=1)       # (3H, H+1) [W_hh | b_hh]
-        W_x = np.concatenate([_bias(b_ih, GH, dtype), W_ih], axis=1)       # (3H, 1+D) [b_ih | W_ih]
+        zeros = np.zeros(GH, dtype)
         fn, gemm = _loop(gru.forward, dtype)
-        fn(gemm, W_h, W_x, x, states[0], lens, reverse, y, acts, extra, hs, need_cache)
+        fn(gemm, W_hh, W_ih, zeros if b_hh is None else b_hh, zeros if b_ih is None else b_ih, x, states[0], lens,
+           reverse, y, acts, extra, hs, need_cache)
     else:
         b = _sum(b_ih, b_hh)                                               # both only ever appear summed
-        W = np.concatenate([W_hh, _bias(b, GH, dtype), W_ih], axis=1)      # (G*H, H+1+D) [W_hh | b | W_ih]
+        b = np.zeros(GH, dtype) if b is None else b
+        W = W_hh
+        if T * N >= STACK_MIN_TOKENS:      # one product per step; the stacked copy costs one pass over W
+            W = np.concatenate([W_hh, b[:, None], W_ih], axis=1)           # (G*H, H+1+D) [W_hh | b | W_ih]
         if isinstance(cell, LSTMCell):
             fn, gemm = _loop(lstm.forward, dtype)
-            fn(gemm, W, x, states[0], states[1], lens, reverse, y, acts, extra, hs, need_cache)
+            fn(gemm, W, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, hs, need_cache)
         else:
             extra = None
             fn, gemm = _loop(rnn.forward, dtype)
-            fn(gemm, W, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, hs, need_cache)
+            fn(gemm, W, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, hs,
+               need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)            # (N, H) each
     if not need_cache:
         return y, state_T, None

@@ -3,7 +3,7 @@ r"""Fused GRU loop: two matrix products and one elementwise pass per time step.
 Same equations as :class:`rnnkit.nn.cells.GRUCell` (gates r, z, n; PyTorch's form):
 
 .. math::
-    a = [W_{hh} \mid b_{hh}] [h; 1], \quad u = [b_{ih} \mid W_{ih}] [1; x_t], \\
+    a = W_{hh} h + b_{hh}, \quad u = W_{ih} x_t + b_{ih}, \\
     r = \sigma(u_r + a_r), \quad z = \sigma(u_z + a_z), \quad
     n = \tanh(u_n + r \odot a_n), \quad h' = n + z \odot (h - n)
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import fill_rows, keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
 
 __all__ = ["forward", "backward"]
 
@@ -31,7 +31,7 @@ def forward_step(a, u, h, h_out):
     """Gate arithmetic of one step, flat over H*N.
 
     ``a`` (3*H*N,) = [a_r, a_z, a_n] is overwritten with [r, z, n]; ``u`` = [u_r, u_z, u_n]
-    gets a_n in its n block; ``h`` and ``h_out``: the first H*N entries are the state before and after.
+    gets a_n in its n block; ``h``, ``h_out``: the state before and after the step.
     """
     HN = a.shape[0] // 3
     for k in range(HN):
@@ -45,43 +45,41 @@ def forward_step(a, u, h, h_out):
 
 
 @njit(**_JIT)
-def forward(gemm, W_h, W_x, x, h, lengths, reverse, y, acts, a_ns, hs, store):
+def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns, hs, store):
     """Run all T steps of ``x`` (T, N, D); ``h`` (H, N) holds the initial state and ends as the final one.
 
-    ``W_h`` (3H, H+1) = [W_hh | b_hh], ``W_x`` (3H, 1+D) = [b_ih | W_ih]; ``y`` (T, N, H) receives
-    the outputs. With ``store``, fills ``acts`` (T, 3H, N), ``a_ns`` (T, H, N), ``hs`` (T, N, H).
+    ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 3H, N),
+    ``a_ns`` (T, H, N) and ``hs`` (T, N, H) for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
     HN = H * N
     one = h.dtype.type(1)
-    zero = one - one
     first_padded = lengths.min()
     a = np.empty((3 * H, N), h.dtype)
     u = np.empty((3 * H, N), h.dtype)
-    z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]
-    z_out = np.empty_like(z_in)
-    z_in[:H] = h
-    z_in[H] = one
-    z_out[H] = one
+    x_t = np.empty((D, N), h.dtype)
+    h_in, h_out = h.copy(), np.empty_like(h)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
-        mm(gemm, False, W_h, z_in[:H + 1], one, zero, a)           # (3H, N) = W_h (3H, H+1) @ [h; 1]
-        mm(gemm, False, W_x, z_in[H:], one, zero, u)               # (3H, N) = W_x (3H, 1+D) @ [1; x_t^T]
+        transpose_into(x_t, x[t])                                  # x_t^T (D, N)
+        fill_rows(a, b_hh)
+        mm(gemm, False, W_hh, h_in, one, one, a)                   # a = W_hh (3H, H) @ h (H, N) + b_hh
+        fill_rows(u, b_ih)
+        mm(gemm, False, W_ih, x_t, one, one, u)                    # u = W_ih (3H, D) @ x_t^T (D, N) + b_ih
         if store:
-            transpose_into(hs[t], z_in[:H])
-        forward_step(a.reshape(3 * HN), u.reshape(3 * HN), z_in.reshape(z_in.size), z_out.reshape(z_out.size))
+            transpose_into(hs[t], h_in)
+        forward_step(a.reshape(3 * HN), u.reshape(3 * HN), h_in.reshape(HN), h_out.reshape(HN))
         if t >= first_padded:                                      # padded sequences keep their state
-            keep_padded(t, lengths, z_out[:H], z_in[:H])
+            keep_padded(t, lengths, h_out, h_in)
         if store:
             acts[t] = a
             a_ns[t] = u[2 * H:]
-        transpose_into(y[t], z_out[:H])
+        transpose_into(y[t], h_out)
         if t >= first_padded:
             zero_padded_rows(t, lengths, y[t])
-        z_in, z_out = z_out, z_in
-    h[...] = z_in[:H]
+        h_in, h_out = h_out, h_in
+    h[...] = h_in
 
 
 @njit(**_JIT)

@@ -3,7 +3,7 @@ r"""Fused LSTM loop: one matrix product and one elementwise pass per time step.
 Same equations as :class:`rnnkit.nn.cells.LSTMCell` (gates i, f, g, o):
 
 .. math::
-    a = [W_{hh} \mid b \mid W_{ih}] \, [h; 1; x_t], \quad i, f, o = \sigma(a_{i,f,o}),\ g = \tanh(a_g), \quad
+    a = W_{hh} h + W_{ih} x_t + b, \quad i, f, o = \sigma(a_{i,f,o}),\ g = \tanh(a_g), \quad
     c' = f c + i g, \quad h' = o \tanh(c')
 
 in the layout of :mod:`rnnkit.kernels.fused_scan`, with ``b = b_ih + b_hh``.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import fill_rows, keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
 
 __all__ = ["forward", "backward"]
 
@@ -48,15 +48,19 @@ def forward_step(a, c, h_out, c_out):
 
 
 @njit(**_JIT)
-def forward(gemm, W, x, h, c, lengths, reverse, y, acts, cs, hs, store):
+def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store):
     """Run all T steps of ``x`` (T, N, D); ``h``, ``c`` (H, N) hold the initial state and end as the final one.
 
-    ``W`` (4H, H+1+D) = [W_hh | b | W_ih]; ``y`` (T, N, H) receives the outputs.
-    With ``store``, fills ``acts`` (T, 4H, N), ``cs`` (T, H, N), ``hs`` (T, N, H) for backward.
+    ``W`` is either [W_hh | b | W_ih] (4H, H+1+D), the input stacked into one
+    product per step, or W_hh (4H, H) with ``W_ih`` and ``b`` applied apart
+    (which saves building the stacked copy when there are few steps).
+    ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 4H, N),
+    ``cs`` (T, H, N) and ``hs`` (T, N, H) for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
     HN = H * N
+    stacked = W.shape[1] > H
     one = h.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
@@ -70,7 +74,12 @@ def forward(gemm, W, x, h, c, lengths, reverse, y, acts, cs, hs, store):
     for s in range(T):
         t = T - 1 - s if reverse else s
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
-        mm(gemm, False, W, z_in, one, zero, a)                     # (4H, N) = W (4H, H+1+D) @ z (H+1+D, N)
+        if stacked:
+            mm(gemm, False, W, z_in, one, zero, a)                 # (4H, N) = W (4H, H+1+D) @ z (H+1+D, N)
+        else:
+            fill_rows(a, b)
+            mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (4H, H) @ h (H, N)
+            mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (4H, D) @ x_t^T (D, N)
         if store:
             transpose_into(hs[t], z_in[:H])
             cs[t] = c_in

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "zero_padded_rows", "keep_padded", "zero_padded"]
+__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded"]
 
 _CLAMP = np.float32(7.90531110763549805)
 _A1, _A3, _A5 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05)
@@ -124,6 +124,16 @@ def transpose_into(dst, src):
     for i in range(A):
         for j in range(B):
             dst[i, j] = src[j, i]
+
+
+@njit(**_JIT)
+def fill_rows(a, b):
+    """``a[r, :] = b[r]`` (a bias broadcast over the batch, before products accumulate onto it)."""
+    R, N = a.shape
+    for r in range(R):
+        br = b[r]
+        for n in range(N):
+            a[r, n] = br
 
 
 @njit(**_JIT)

@@ -1,6 +1,6 @@
 r"""Fused Elman RNN loop: one matrix product and one elementwise pass per time step.
 
-Same equations as :class:`rnnkit.nn.cells.RNNCell`: :math:`h' = \phi([W_{hh} \mid b \mid W_{ih}] [h; 1; x_t])`,
+Same equations as :class:`rnnkit.nn.cells.RNNCell`: :math:`h' = \phi(W_{hh} h + W_{ih} x_t + b)`,
 φ = tanh or ReLU, ``b = b_ih + b_hh``, in the layout of :mod:`rnnkit.kernels.fused_scan`.
 Forward keeps, per step, h' and ``h`` entering the step: 2H per token.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import keep_padded, mm, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import fill_rows, keep_padded, mm, tanh, transpose_into, zero_padded, zero_padded_rows
 
 __all__ = ["forward", "backward"]
 
@@ -33,15 +33,17 @@ def forward_step(a, h_out, relu):
 
 
 @njit(**_JIT)
-def forward(gemm, W, x, h, lengths, reverse, relu, y, acts, hs, store):
+def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
     """Run all T steps of ``x`` (T, N, D); ``h`` (H, N) holds the initial state and ends as the final one.
 
-    ``W`` (H, H+1+D) = [W_hh | b | W_ih]; ``y`` (T, N, H) receives the outputs.
+    ``W`` is [W_hh | b | W_ih] (H, H+1+D) or W_hh (H, H) with ``W_ih``, ``b`` apart,
+    as in :func:`rnnkit.kernels.lstm.forward`. ``y`` (T, N, H) receives the outputs.
     With ``store``, fills ``acts`` (T, H, N) and ``hs`` (T, N, H) for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
     HN = H * N
+    stacked = W.shape[1] > H
     one = h.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
@@ -54,7 +56,12 @@ def forward(gemm, W, x, h, lengths, reverse, relu, y, acts, hs, store):
     for s in range(T):
         t = T - 1 - s if reverse else s
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
-        mm(gemm, False, W, z_in, one, zero, a)                     # (H, N) = W (H, H+1+D) @ z (H+1+D, N)
+        if stacked:
+            mm(gemm, False, W, z_in, one, zero, a)                 # (H, N) = W (H, H+1+D) @ z (H+1+D, N)
+        else:
+            fill_rows(a, b)
+            mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (H, H) @ h (H, N)
+            mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (H, D) @ x_t^T (D, N)
         if store:
             transpose_into(hs[t], z_in[:H])
         forward_step(a.reshape(HN), z_out.reshape(z_out.size), relu)
