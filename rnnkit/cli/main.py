@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "rnnkit.charlm.cli",
     "rnnkit.forecast.cli",
     "rnnkit.translate.cli",
+    "rnnkit.bench.cli",
 ]
 
 

@@ -1,0 +1,186 @@
+"""The benchmark cases: rnnkit's recurrent layers against torch.nn.RNN/LSTM/GRU on identical work.
+
+A case is a cell, a shape (T, N, I, H), a mode (inference, or a training step:
+forward and backward down to the input), a layer count, a direction count and
+whether the batch has variable lengths. Both sides get the same weights, the
+same input, the same upstream gradient, the same dtype and the same number of
+threads; torch handles variable lengths with ``pack_padded_sequence`` (the
+packing is part of what a torch user pays), rnnkit with ``lengths``.
+
+FLOPs count the matrix products only (2 per multiply-add): per layer and
+direction ``2 T N G H (D + H)`` forward, twice that again for backward
+(input/state gradients and weight gradients).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["CONFIGS", "QUICK_CONFIG", "Case", "suite", "build", "GATES"]
+
+CONFIGS: Dict[str, Tuple[int, int, int, int]] = {   # (T, N, I, H)
+    "A": (64, 32, 64, 256),
+    "B": (100, 64, 128, 512),
+    "C": (50, 1, 65, 100),
+    "D": (200, 16, 32, 128),
+}
+QUICK_CONFIG = ("Q", (8, 4, 8, 16))
+CELLS = ("lstm", "gru", "rnn")
+MODES = ("inference", "train")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+@dataclass(frozen=True)
+class Case:
+    cell: str
+    config: str
+    T: int
+    N: int
+    I: int
+    H: int
+    mode: str
+    layers: int = 1
+    bidirectional: bool = False
+    varlen: bool = False
+
+    @property
+    def name(self) -> str:
+        return (f"{self.config} {self.cell} {self.mode} L{self.layers} {'bi' if self.bidirectional else 'uni'}"
+                f"{' varlen' if self.varlen else ''}")
+
+    @property
+    def tokens(self) -> int:
+        return self.T * self.N
+
+    def flops(self) -> float:
+        K = 2 if self.bidirectional else 1
+        G = GATES[self.cell]
+        fwd = 0.0
+        for layer in range(self.layers):
+            D = self.I if layer == 0 else K * self.H
+            fwd += K * 2.0 * self.T * self.N * G * self.H * (D + self.H)
+        return fwd if self.mode == "inference" else 3.0 * fwd
+
+    def as_dict(self) -> dict:
+        return dict(asdict(self), name=self.name, flops=self.flops())
+
+
+def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optional[Sequence[str]] = None,
+          modes: Sequence[str] = MODES) -> List[Case]:
+    """The cases of a suite, filtered by cell, config and mode.
+
+    - ``standard``: every config, 1 layer, unidirectional, equal lengths; and on
+      config A the three variants (2 layers; bidirectional; variable lengths);
+    - ``full``: every combination of configs, layers 1-2, directions and lengths;
+    - ``quick``: a tiny shape (T, N, I, H) = (8, 4, 8, 16), the plain case and one
+      with 2 layers, both directions and variable lengths (a smoke test).
+    """
+    for cell in cells:
+        if cell not in CELLS:
+            raise ValueError(f"cells: expected some of {', '.join(CELLS)}, got {cell!r}")
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"modes: expected some of {', '.join(MODES)}, got {mode!r}")
+    if name == "quick":
+        variants = [(1, False, False), (2, True, True)]
+        shapes = {QUICK_CONFIG[0]: QUICK_CONFIG[1]}
+    else:
+        if name not in ("standard", "full"):
+            raise ValueError(f"suite: expected 'quick', 'standard' or 'full', got {name!r}")
+        chosen = list(CONFIGS) if configs is None else list(configs)
+        for c in chosen:
+            if c not in CONFIGS:
+                raise ValueError(f"configs: expected some of {', '.join(CONFIGS)}, got {c!r}")
+        shapes = {c: CONFIGS[c] for c in chosen}
+        variants = ([(1, False, False)] if name == "standard"
+                    else list(itertools.product((1, 2), (False, True), (False, True))))
+    cases = []
+    for config, (T, N, I, H) in shapes.items():
+        extra = [(2, False, False), (1, True, False), (1, False, True)] if name == "standard" and config == "A" else []
+        for (layers, bi, varlen), cell, mode in itertools.product(variants + extra, cells, modes):
+            if varlen and N == 1:
+                continue           # one sequence has nothing to pad
+            cases.append(Case(cell, config, T, N, I, H, mode, layers, bi, varlen))
+    return cases
+
+
+def _lengths(case: Case, rng: np.random.Generator) -> Optional[np.ndarray]:
+    if not case.varlen:
+        return None
+    lengths = rng.integers(case.T // 2, case.T + 1, size=case.N)
+    lengths[0] = case.T                                  # the batch's padded length is real for one sequence
+    return lengths
+
+
+def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np.float32,
+          seed: int = 0) -> Dict[str, Callable[[], object]]:
+    """Closures running one iteration of the case: ``{"rnnkit": f}`` and, with torch, ``"torch": g``."""
+    from ..nn import GRU, LSTM, RNN
+
+    rng = np.random.default_rng(seed)
+    cls = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[case.cell]
+    layer = cls(case.I, case.H, case.layers, bidirectional=case.bidirectional, dtype=dtype, rng=seed,
+                backend=backend)
+    K = 2 if case.bidirectional else 1
+    x = rng.standard_normal((case.T, case.N, case.I)).astype(dtype)
+    lengths = _lengths(case, rng)
+    dy = rng.standard_normal((case.T, case.N, K * case.H)).astype(dtype)
+    if lengths is not None:
+        dy *= (np.arange(case.T)[:, None] < lengths[None, :])[:, :, None]
+
+    if case.mode == "inference":
+        layer.eval()
+
+        def rnnkit_step():
+            return layer.forward(x, None, lengths, need_cache=False)[0]
+    else:
+        def rnnkit_step():
+            layer.zero_grad()
+            y, _, cache = layer.forward(x, None, lengths)
+            return layer.backward(dy, cache)[0]
+
+    fns = {"rnnkit": rnnkit_step}
+    if torch_module is not None:
+        fns["torch"] = _torch_step(case, layer, x, lengths, dy, torch_module)
+    return fns
+
+
+def _torch_step(case: Case, layer, x, lengths, dy, torch):
+    kw = dict(num_layers=case.layers, bidirectional=case.bidirectional)
+    if case.cell == "rnn":
+        module = torch.nn.RNN(case.I, case.H, nonlinearity="tanh", **kw)
+    else:
+        module = getattr(torch.nn, case.cell.upper())(case.I, case.H, **kw)
+    module = module.to(torch.float64 if x.dtype == np.float64 else torch.float32)
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()})
+    xt = torch.from_numpy(x.copy())
+    dyt = torch.from_numpy(dy.copy())
+    lt = None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64))
+    pack = torch.nn.utils.rnn
+
+    def run(inp):
+        if lt is None:
+            return module(inp)[0]
+        packed = pack.pack_padded_sequence(inp, lt, enforce_sorted=False)
+        return pack.pad_packed_sequence(module(packed)[0], total_length=case.T)[0]
+
+    if case.mode == "inference":
+        module.eval()
+
+        def torch_step():
+            with torch.inference_mode():
+                return run(xt)
+        return torch_step
+
+    xg = xt.clone().requires_grad_(True)
+
+    def torch_step():
+        module.zero_grad()
+        xg.grad = None
+        run(xg).backward(dyt)
+        return xg.grad
+    return torch_step

@@ -1,0 +1,64 @@
+"""``rnnkit bench``: a thin shell over :func:`rnnkit.bench.run_bench`.
+
+Every flag is the keyword argument of the same name (``--target-seconds`` -> ``target_seconds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+
+def _list(text: str):
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _run(args) -> int:
+    from .run import format_table, run_bench, write_json
+
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None
+    result = run_bench(suite="quick" if args.quick else args.suite, cells=args.cells, configs=args.configs,
+                       modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,
+                       use_torch=args.use_torch, backend=args.backend, charlm=args.charlm, memory=args.memory,
+                       compile_times=args.compile_times, seed=args.seed, progress=say)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"results: {args.json}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="time rnnkit's RNN/LSTM/GRU against PyTorch on the same work",
+        description="Time rnnkit against PyTorch (if installed) on the same shapes, dtype, threads and inputs, "
+                    "interleaved; print a table and write JSON. Configs (T, N, I, H): A=(64,32,64,256), "
+                    "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--suite", choices=("standard", "full", "quick"), default="standard",
+                   help="standard: every config 1-layer unidirectional, plus 2-layer, bidirectional and "
+                        "variable-length variants on A; full: every combination; quick: a tiny smoke test")
+    p.add_argument("--quick", action="store_true", help="same as --suite quick")
+    p.add_argument("--cells", type=_list, default=["lstm", "gru", "rnn"], help="comma-separated")
+    p.add_argument("--configs", type=_list, default=None, help="comma-separated, default all of A,B,C,D")
+    p.add_argument("--modes", type=_list, default=["inference", "train"], help="comma-separated")
+    p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: all cores)")
+    p.add_argument("--target-seconds", type=float, default=None,
+                   help="time per case and side (default 1.0; 0.05 with --quick)")
+    p.add_argument("--no-torch", dest="use_torch", action="store_false", help="time rnnkit alone")
+    p.add_argument("--backend", choices=("auto", "numpy", "numba"), default=None,
+                   help="rnnkit backend (default: the global setting / RNNKIT_BACKEND)")
+    onoff = dict(action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--charlm", help="end-to-end char-LM training step and sampling (default: on, off with --quick)",
+                   **onoff)
+    p.add_argument("--memory", help="peak memory of a T=1000 LSTM training step (default: on, off with --quick)",
+                   **onoff)
+    p.add_argument("--compile-times", help="numba first-call vs cached-call times (default: on, off with --quick)",
+                   **onoff)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="rnnkit-bench.json", help="where to write the results ('' for nowhere)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="print each case to stderr as it starts")
+    p.set_defaults(func=_run)

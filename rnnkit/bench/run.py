@@ -1,0 +1,192 @@
+"""``run_bench``: time the cases of a suite against PyTorch and collect everything in one JSON-able dict.
+
+For each case both sides run interleaved (see :mod:`rnnkit.bench.timing`) on
+the same thread count; the result has, per side, the median and spread of
+ms/iteration, tokens/s, GFLOP/s and that as a fraction of the sgemm peak
+measured at the start (and again at the end, to show how much the machine
+drifted). ``speedup`` is torch's median time over rnnkit's: above 1, rnnkit
+is faster. Before timing, each case checks that both sides compute the same
+thing (largest difference of the outputs, or of the input gradients).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import cases as cases_mod
+from . import charlm_case, isolated, timing
+
+__all__ = ["run_bench", "format_table", "write_json"]
+
+
+def _import_torch(use_torch: bool):
+    if not use_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _max_diff(a, b) -> Optional[float]:
+    try:
+        a = np.asarray(a.detach().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
+        b = np.asarray(b.detach().numpy() if hasattr(b, "detach") else b, dtype=np.float64)
+        return float(np.abs(a - b).max())
+    except (TypeError, ValueError):
+        return None
+
+
+def _sides(samples: Dict[str, List[float]], tokens: int, flops: float, peak: float) -> Dict[str, dict]:
+    out = {}
+    for side, secs in samples.items():
+        s = timing.summarize(secs)
+        sec = s["median_ms"] / 1e3
+        s["tokens_per_s"] = tokens / sec
+        s["gflops"] = flops / sec / 1e9
+        s["peak_fraction"] = s["gflops"] / peak if peak else None
+        out[side] = s
+    return out
+
+
+def _speedup(sides: Dict[str, dict]) -> Optional[float]:
+    if "torch" not in sides:
+        return None
+    return sides["torch"]["median_ms"] / sides["rnnkit"]["median_ms"]
+
+
+def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "rnn"),
+              configs: Optional[Sequence[str]] = None, modes: Sequence[str] = ("inference", "train"),
+              threads: Optional[int] = None, target_seconds: Optional[float] = None, use_torch: bool = True,
+              backend: Optional[str] = None, charlm: Optional[bool] = None, memory: Optional[bool] = None,
+              compile_times: Optional[bool] = None, seed: int = 0,
+              progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
+
+    ``charlm``, ``memory`` and ``compile_times`` (None: on for the standard and
+    full suites, off for quick) add the end-to-end character-LM case, the peak
+    memory of a T=1000 training step and numba's first-call/cached-call times.
+    """
+    quick = suite == "quick"
+    target = target_seconds if target_seconds is not None else (0.05 if quick else 1.0)
+    charlm = (not quick) if charlm is None else charlm
+    memory = (not quick) if memory is None else memory
+    compile_times = (not quick) if compile_times is None else compile_times
+    say = progress or (lambda msg: None)
+    case_list = cases_mod.suite(suite, cells, configs, modes)
+    torch = _import_torch(use_torch)
+    threads = threads or os.cpu_count() or 1
+    thread_state = timing.set_threads(threads, torch)
+    t_start = time.time()
+    result = {"suite": suite, "threads": thread_state, "environment": timing.environment(torch),
+              "load_average_start": timing.load_average(), "target_seconds": target}
+    say(f"sgemm peak ({threads} threads) ...")
+    peak = timing.sgemm_peak(n=256 if quick else 2048, reps=2 if quick else 5, torch_module=torch)
+    result["sgemm_peak_gflops_start"] = peak
+    rows = []
+    for i, case in enumerate(case_list):
+        say(f"[{i + 1}/{len(case_list)}] {case.name}")
+        fns = cases_mod.build(case, torch, backend=backend, seed=seed)
+        check = _max_diff(fns["rnnkit"](), fns["torch"]()) if "torch" in fns else None
+        samples = timing.interleaved(fns, target_s=target, min_reps=3 if quick else 5)
+        sides = _sides(samples, case.tokens, case.flops(), peak["numpy"])
+        rows.append({"case": case.as_dict(), "max_abs_diff_vs_torch": check, "sides": sides,
+                     "speedup": _speedup(sides)})
+    result["cases"] = rows
+    if charlm:
+        c = charlm_case.CharLMCase(T=8, N=4, hidden=32, embedding=16, sample_chars=20) if quick else \
+            charlm_case.CharLMCase()
+        say("char-LM training step ...")
+        fns = charlm_case.build_training(c, torch, seed=seed)
+        first = {k: f() for k, f in fns.items()}         # both start from the same weights: same first loss
+        samples = timing.interleaved(fns, target_s=target, min_reps=3 if quick else 5)
+        sides = _sides(samples, c.T * c.N, c.flops(), peak["numpy"])
+        train = {"config": c.as_dict(), "first_loss": first, "sides": sides, "speedup": _speedup(sides)}
+        say("char-LM sampling ...")
+        fns = charlm_case.build_sampling(c, torch, seed=seed)
+        samples = timing.interleaved(fns, target_s=target, min_reps=3 if quick else 5)
+        sample = {"sides": {}, "speedup": None}
+        for side, secs in samples.items():
+            s = timing.summarize(secs)
+            s["chars_per_s"] = c.sample_chars / (s["median_ms"] / 1e3)
+            sample["sides"][side] = s
+        if "torch" in sample["sides"]:
+            sample["speedup"] = sample["sides"]["torch"]["median_ms"] / sample["sides"]["rnnkit"]["median_ms"]
+        result["charlm"] = {"train_step": train, "sampling": sample}
+    if memory:
+        say("peak memory of a T=1000 LSTM training step (subprocesses) ...")
+        frameworks = ("rnnkit", "torch") if torch is not None else ("rnnkit",)
+        T = 50 if quick else 1000
+        result["memory"] = isolated.peak_memory(T=T, frameworks=frameworks, threads=threads)
+    if compile_times:
+        say("numba compile times: empty cache, then cached (subprocesses) ...")
+        try:
+            result["compile_times"] = isolated.compile_times()
+        except RuntimeError as exc:
+            result["compile_times"] = {"error": str(exc)}
+    result["sgemm_peak_gflops_end"] = timing.sgemm_peak(n=256 if quick else 2048, reps=2 if quick else 5,
+                                                        torch_module=torch)
+    result["load_average_end"] = timing.load_average()
+    result["wall_seconds"] = time.time() - t_start
+    return result
+
+
+def _fmt_ms(s: dict) -> str:
+    return f"{s['median_ms']:9.3f} ±{s['spread_pct']:3.0f}%"
+
+
+def format_table(result: dict) -> str:
+    """The results as a plain-text table (medians; ± is half the interquartile range)."""
+    peak = result["sgemm_peak_gflops_start"]
+    lines = [f"rnnkit bench ({result['suite']}): threads {result['threads']}, "
+             f"sgemm peak {peak['numpy']:.0f} GFLOP/s (NumPy)"
+             + (f", {peak['torch']:.0f} (torch)" if "torch" in peak else "")
+             + f"; load average {result['load_average_start']}",
+             f"{'case':34s} {'rnnkit ms':>15s} {'torch ms':>15s} {'speedup':>8s} {'tokens/s':>10s} "
+             f"{'GFLOP/s':>8s} {'%peak':>6s} {'torch %peak':>11s}"]
+    for row in result["cases"]:
+        r, t = row["sides"]["rnnkit"], row["sides"].get("torch")
+        speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
+        torch_ms = _fmt_ms(t) if t else "-"
+        torch_peak = f"{100 * t['peak_fraction']:.0f}%" if t else "-"
+        lines.append(f"{row['case']['name']:34s} {_fmt_ms(r):>15s} {torch_ms:>15s} {speedup:>8s} "
+                     f"{r['tokens_per_s']:10.0f} {r['gflops']:8.1f} {100 * r['peak_fraction']:5.0f}% "
+                     f"{torch_peak:>11s}")
+    if "charlm" in result:
+        tr, sa = result["charlm"]["train_step"], result["charlm"]["sampling"]
+        r, t = tr["sides"]["rnnkit"], tr["sides"].get("torch")
+        lines.append(f"{'char-LM training step':34s} {_fmt_ms(r):>15s} {(_fmt_ms(t) if t else '-'):>15s} "
+                     f"{(format(tr['speedup'], '.2f') + 'x' if tr['speedup'] else '-'):>8s} "
+                     f"{r['tokens_per_s']:10.0f} {r['gflops']:8.1f} {100 * r['peak_fraction']:5.0f}%")
+        r, t = sa["sides"]["rnnkit"], sa["sides"].get("torch")
+        lines.append(f"{'char-LM sampling (chars/s, N=1)':34s} {r['chars_per_s']:15.0f} "
+                     f"{(format(t['chars_per_s'], '.0f') if t else '-'):>15s} "
+                     f"{(format(sa['speedup'], '.2f') + 'x' if sa['speedup'] else '-'):>8s}")
+    if "memory" in result:
+        for fw, m in result["memory"].items():
+            lines.append(f"peak memory, LSTM training step T={m['T']} N={m['N']} H={m['H']}: {fw} "
+                         f"{m['step_peak_mib']:.0f} MiB" + (f" (NumPy traced {m['tracemalloc_peak_mib']:.0f} MiB)"
+                                                           if m.get("tracemalloc_peak_mib") is not None else ""))
+    if "compile_times" in result and "error" not in result["compile_times"]:
+        ct = result["compile_times"]
+        cells = [k for k in ct["first_call_s"] if k in ("lstm", "gru", "rnn")]
+        lines.append("numba first call / cached call (s): " + ", ".join(
+            f"{k} {ct['first_call_s'][k]:.2f} / {ct['cached_call_s'][k]:.3f}" for k in cells)
+            + f"; import+resolve {ct['first_call_s']['import_and_resolve']:.2f} / "
+              f"{ct['cached_call_s']['import_and_resolve']:.2f}")
+    lines.append(f"sgemm peak at the end: {result['sgemm_peak_gflops_end']['numpy']:.0f} GFLOP/s; "
+                 f"load average {result['load_average_end']}; {result['wall_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    os.replace(tmp, path)

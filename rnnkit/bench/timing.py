@@ -1,0 +1,123 @@
+"""Timing helpers for ``rnnkit bench``: interleaved runs, robust summaries, thread control, sgemm peak.
+
+Timings on a shared or busy machine drift by tens of percent between minutes.
+Running the contenders *interleaved* (a call of each in turn, the order rotated
+every round) exposes them to the same drift, so their ratio stays meaningful
+even when the absolute times do not; medians and the interquartile range
+summarise each side without letting a few slow outliers dominate.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+__all__ = ["interleaved", "summarize", "set_threads", "sgemm_peak", "environment", "load_average"]
+
+
+def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_reps: int = 5,
+                max_reps: int = 200, target_s: float = 1.0) -> Dict[str, List[float]]:
+    """Seconds per call of each function, measured round-robin.
+
+    After ``warmup`` calls each, the number of rounds is chosen so that the
+    slowest function runs about ``target_s`` seconds in total (within
+    [min_reps, max_reps]). Each round calls every function once, starting at a
+    different one each time.
+    """
+    names = list(fns)
+    slowest = 0.0
+    for name in names:
+        for _ in range(max(1, warmup)):
+            t0 = time.perf_counter()
+            fns[name]()
+            slowest = max(slowest, time.perf_counter() - t0)
+    reps = int(min(max_reps, max(min_reps, target_s / max(slowest, 1e-9))))
+    samples: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(reps):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
+def summarize(seconds: List[float]) -> Dict[str, float]:
+    """Median, quartiles and minimum in milliseconds, and the number of samples."""
+    ms = np.asarray(seconds) * 1e3
+    q1, med, q3 = np.percentile(ms, [25, 50, 75])
+    return {"median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3), "min_ms": float(ms.min()),
+            "spread_pct": float(100 * (q3 - q1) / 2 / med) if med > 0 else 0.0, "reps": int(ms.size)}
+
+
+def set_threads(n: int, torch_module=None) -> Dict[str, Optional[int]]:
+    """Use ``n`` threads in NumPy's BLAS (which the kernels call) and, if given, in torch."""
+    from ..kernels.blas import get_blas_threads, set_blas_threads
+
+    blas = None
+    if set_blas_threads(n):
+        blas = get_blas_threads()
+    else:
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(n, user_api="blas")
+            blas = n
+        except ImportError:
+            pass
+    if torch_module is not None:
+        torch_module.set_num_threads(n)
+    return {"blas": blas, "torch": None if torch_module is None else torch_module.get_num_threads()}
+
+
+def sgemm_peak(n: int = 2048, reps: int = 5, torch_module=None) -> Dict[str, float]:
+    """GFLOP/s of an n x n float32 matrix product: NumPy's BLAS (the kernels' one) and torch's, if given."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    fns = {"numpy": lambda: a @ b}
+    if torch_module is not None:
+        ta, tb = torch_module.from_numpy(a), torch_module.from_numpy(b)
+        fns["torch"] = lambda: ta @ tb
+    samples = interleaved(fns, warmup=1, min_reps=reps, max_reps=reps, target_s=0.0)
+    return {k: 2.0 * n ** 3 / float(np.median(v)) / 1e9 for k, v in samples.items()}
+
+
+def load_average() -> Optional[List[float]]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(torch_module=None) -> Dict[str, object]:
+    """What the numbers depend on: versions, CPU, cores, BLAS, the kernels' state, relevant variables."""
+    import rnnkit
+    from ..kernels import get_backend, numba_status
+
+    env = {"rnnkit": rnnkit.__version__, "python": platform.python_version(), "numpy": np.__version__,
+           "platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+           "backend_setting": get_backend(), "numba": numba_status(),
+           "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                                   "OMP_NUM_THREADS", "RNNKIT_BACKEND", "NUMBA_CACHE_DIR")}}
+    try:
+        import numba
+        env["numba_version"] = numba.__version__
+    except ImportError:
+        env["numba_version"] = None
+    env["torch"] = None if torch_module is None else torch_module.__version__
+    return env
