@@ -1,0 +1,231 @@
+"""Character-model quality against the clock: rnnkit, or the same model in PyTorch, for the same budget.
+
+Trains a character language model on the first 90% of a text and logs
+``(training seconds, validation loss in nats/char)`` on the last 10% every
+``--eval-seconds`` of training, so that time-to-loss can be compared side by
+side. Validation time is not counted as training time (both sides pause the
+clock for it), and both use the same batches, initial weights (copied from
+rnnkit's initialisation), Adam, clipping and validation streams.
+
+    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --minutes 10 --cell lstm
+    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --minutes 10 --cell lstm --torch
+    python benchmarks/charlm_quality.py --compare benchmarks/results/charlm_*.json
+
+Each run writes a JSON result (``--json``, default ``benchmarks/results/charlm_<impl>_<cell>_<minutes>m.json``).
+The rnnkit side trains through :func:`rnnkit.train.fit`, exactly as ``rnnkit charlm train`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from rnnkit.charlm.data import Chunks, Vocab, read_text, split_text, stream_matrix  # noqa: E402
+from rnnkit.charlm.model import CharLM  # noqa: E402
+from rnnkit.charlm.training import evaluate_ids, make_step_fn  # noqa: E402
+from rnnkit.optim import Adam  # noqa: E402
+from rnnkit.train import StopTraining, fit  # noqa: E402
+
+
+class Clock:
+    """Training seconds: wall time minus the time spent validating."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.paused = 0.0
+
+    def train_s(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
+
+    def pause(self, fn):
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.paused += time.perf_counter() - t
+
+
+def run_rnnkit(args, vocab, train_ids, valid_ids, log):
+    model = CharLM(vocab, cell=args.cell, hidden=args.hidden, layers=args.layers, embedding=args.embedding,
+                   dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
+    chunks = Chunks(*stream_matrix(train_ids, args.batch), args.seq_len)
+    budget = 60.0 * args.minutes
+    clock = Clock()
+    state = {"next_eval": args.eval_seconds, "chars": 0}
+
+    def validate():
+        return evaluate_ids(model, valid_ids, batch=args.batch, seq_len=args.seq_len)["loss"]
+
+    def on_event(event, info):
+        if event != "step":
+            return
+        state["chars"] += info["units"]
+        t = clock.train_s()
+        if t >= state["next_eval"] or t >= budget:
+            log(t, time.perf_counter() - clock.t0, info["step"], state["chars"], clock.pause(validate))
+            state["next_eval"] = t + args.eval_seconds
+        if t >= budget:
+            raise StopTraining
+
+    log(0.0, 0.0, 0, 0, clock.pause(validate))
+    clock = Clock()
+    fit(model, Adam(model.parameters(), lr=args.lr), make_step_fn(model), lambda e, rng: chunks, seed=args.seed,
+        max_steps=10 ** 9, clip_norm=args.clip_norm, callbacks=[on_event], progress=False,  # on_event stops it
+        unit="char")
+    return model
+
+
+def run_torch(args, vocab, train_ids, valid_ids, log):
+    import torch
+
+    ref = CharLM(vocab, cell=args.cell, hidden=args.hidden, layers=args.layers, embedding=args.embedding,
+                 dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
+    V, E, H = len(vocab), args.embedding, args.hidden
+    if not E:
+        raise SystemExit("--torch needs --embedding > 0")
+    torch.manual_seed(args.seed)
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[args.cell]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(V, E)
+            self.rnn = rnn_cls(E, H, num_layers=args.layers, dropout=args.dropout if args.layers > 1 else 0.0)
+            self.drop = torch.nn.Dropout(args.dropout)
+            self.head = torch.nn.Linear(H, V)
+
+        def forward(self, x, state):
+            h, state = self.rnn(self.embed(x), state)
+            return self.head(self.drop(h)), state
+
+    net = Net()
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ref.state_dict().items()})  # same init
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    x_all, y_all = (torch.from_numpy(a.astype(np.int64)) for a in stream_matrix(train_ids, args.batch))
+    xv, yv = (torch.from_numpy(a.astype(np.int64)) for a in stream_matrix(valid_ids, args.batch))
+    detach = lambda s: tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach()
+
+    def validate():
+        net.eval()
+        total, state = 0.0, None
+        with torch.no_grad():
+            for s in range(0, xv.shape[0], args.seq_len):
+                logits, state = net(xv[s: s + args.seq_len], state)
+                total += torch.nn.functional.cross_entropy(logits.reshape(-1, V), yv[s: s + args.seq_len].reshape(-1),
+                                                           reduction="sum").item()
+        net.train()
+        return total / yv.numel()
+
+    budget = 60.0 * args.minutes
+    log(0.0, 0.0, 0, 0, validate())
+    clock, step, chars, next_eval = Clock(), 0, 0, args.eval_seconds
+    while True:
+        state = None                                         # each epoch restarts the streams
+        for s in range(0, x_all.shape[0], args.seq_len):
+            x, y = x_all[s: s + args.seq_len], y_all[s: s + args.seq_len]
+            logits, state = net(x, state)
+            state = detach(state)                           # truncated BPTT
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_norm)
+            opt.step()
+            step, chars = step + 1, chars + x.numel()
+            t = clock.train_s()
+            if t >= next_eval or t >= budget:
+                log(t, time.perf_counter() - clock.t0, step, chars, clock.pause(validate))
+                next_eval = t + args.eval_seconds
+            if t >= budget:
+                return net
+
+
+def compare(paths):
+    """A markdown table: training seconds each run needed to reach a validation loss."""
+    runs = [json.load(open(p)) for p in paths]
+    best = max(min(r[4] for r in run["log"]) for run in runs)
+    targets = [t for t in (3.0, 2.5, 2.2, 2.0, 1.9, 1.8, 1.7, 1.6, 1.55, 1.5, 1.45, 1.4) if t >= best - 1e-9] or [round(best, 3)]
+    print("| run | chars/s | final val loss | " + " | ".join(f"to {t}" for t in targets) + " |")
+    print("|---|---|---|" + "---|" * len(targets))
+    for path, run in zip(paths, runs):
+        cells = []
+        for t in targets:
+            hit = next((r[0] for r in run["log"] if r[4] <= t), None)
+            cells.append("-" if hit is None else f"{hit:.0f} s")
+        name = f"{run['impl']} {run['config']['cell']} {run['config']['minutes']}m"
+        print(f"| {name} | {run['chars_per_s']:,.0f} | {run['final_val_loss']:.3f} | " + " | ".join(cells) + " |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=os.path.join("..", "shared", "data", "tinyshakespeare.txt"))
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget (validation not counted)")
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--torch", action="store_true", help="train the same model in PyTorch instead")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--embedding", type=int, default=64)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--seq-len", type=int, default=100)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--clip-norm", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-seconds", type=float, default=None, help="training seconds between validations "
+                   "(default: budget / 20)")
+    p.add_argument("--json", default=None, help="where to write the result")
+    p.add_argument("--compare", nargs="+", metavar="JSON", help="print a time-to-loss table of earlier results")
+    args = p.parse_args(argv)
+    if args.compare:
+        compare(args.compare)
+        return 0
+    if args.eval_seconds is None:
+        args.eval_seconds = max(60.0 * args.minutes / 20, 5.0)
+    impl = "torch" if args.torch else "rnnkit"
+    out = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                    f"charlm_{impl}_{args.cell}_{args.minutes:g}m.json")
+
+    text = read_text(args.data)
+    train_text, valid_text, _ = split_text(text, 0.1)
+    vocab = Vocab.from_text(text)
+    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    rows = []
+
+    def log(train_s, wall_s, step, chars, val):
+        rows.append([round(train_s, 2), round(wall_s, 2), step, chars, val])
+        print(f"{impl:6s} t={train_s:7.1f}s  step {step:6d}  val {val:.4f} nats/char "
+              f"({val / math.log(2):.3f} bits/char)", flush=True)
+
+    print(f"{impl}: {args.cell} {args.layers}x{args.hidden}, emb {args.embedding}, seq_len {args.seq_len}, "
+          f"batch {args.batch}, {args.minutes:g} min on {args.data} ({len(train_text):,} train / "
+          f"{len(valid_text):,} validation chars, {len(vocab)} distinct)", flush=True)
+    (run_torch if args.torch else run_rnnkit)(args, vocab, train_ids, valid_ids, log)
+    last = rows[-1]
+    info = {"impl": impl, "config": {k: v for k, v in vars(args).items() if k not in ("json", "compare")},
+            "data_chars": {"train": len(train_text), "valid": len(valid_text), "vocab": len(vocab)},
+            "log_columns": ["train_s", "wall_s", "step", "chars", "val_loss_nats"], "log": rows,
+            "final_val_loss": last[4], "final_bits_per_char": last[4] / math.log(2),
+            "chars_per_s": last[3] / max(last[0], 1e-9), "steps": last[2],
+            "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpu": platform.processor()
+                        or platform.machine(), "cores": os.cpu_count()}}
+    if args.torch:
+        import torch
+        info["machine"].update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(info, f, indent=1)
+    print(f"{impl}: {last[2]} steps, {info['chars_per_s']:,.0f} chars/s, final validation {last[4]:.4f} "
+          f"nats/char -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
