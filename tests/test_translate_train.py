@@ -127,3 +127,10 @@ def test_estimator_contract():
         tr.translate(["x"])
     with pytest.raises(ValueError, match="scheduled sampling decay"):
         Translator(scheduled_sampling="cosine").fit(PAIRS, progress=False)
+
+
+def test_character_level_model_learns_short_pairs():
+    pairs = [("il est grand .", "he is tall ."), ("va !", "go !"), ("salut !", "hi !"), ("je suis là .", "i am here .")]
+    tr = _small(tokens="char", epochs=150, batch_size=4).fit(pairs, progress=False)
+    assert tr.tgt_vocab_.itos[4:] and all(len(t) == 1 for t in tr.tgt_vocab_.itos[4:])
+    assert [r[0].text for r in tr.translate([s for s, _ in pairs])] == [t for _, t in pairs]
