@@ -56,12 +56,13 @@ def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns,
     HN = H * N
     one = h.dtype.type(1)
     first_padded = lengths.min()
-    a = np.empty((3 * H, N), h.dtype)
+    a_scratch = np.empty((3 * H, N), h.dtype)
     u = np.empty((3 * H, N), h.dtype)
     x_t = np.empty((D, N), h.dtype)
     h_in, h_out = h.copy(), np.empty_like(h)
     for s in range(T):
         t = T - 1 - s if reverse else s
+        a = acts[t] if store else a_scratch                        # products land where backward reads them
         transpose_into(x_t, x[t])                                  # x_t^T (D, N)
         fill_rows(a, b_hh)
         mm(gemm, False, W_hh, h_in, one, one, a)                   # a = W_hh (3H, H) @ h (H, N) + b_hh
@@ -73,7 +74,6 @@ def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns,
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, h_out, h_in)
         if store:
-            acts[t] = a
             a_ns[t] = u[2 * H:]
         transpose_into(y[t], h_out)
         if t >= first_padded:

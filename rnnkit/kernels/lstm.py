@@ -64,7 +64,7 @@ def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store)
     one = h.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
-    a = np.empty((4 * H, N), h.dtype)
+    a_scratch = np.empty((4 * H, N), h.dtype)
     z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]: the product's right-hand side
     z_out = np.empty_like(z_in)
     z_in[:H] = h
@@ -73,6 +73,7 @@ def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store)
     c_in, c_out = c.copy(), np.empty_like(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
+        a = acts[t] if store else a_scratch                        # products land where backward reads them
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
         if stacked:
             mm(gemm, False, W, z_in, one, zero, a)                 # (4H, N) = W (4H, H+1+D) @ z (H+1+D, N)
@@ -87,8 +88,6 @@ def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store)
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, z_out[:H], z_in[:H])
             keep_padded(t, lengths, c_out, c_in)
-        if store:
-            acts[t] = a
         transpose_into(y[t], z_out[:H])
         if t >= first_padded:
             zero_padded_rows(t, lengths, y[t])

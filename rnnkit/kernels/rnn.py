@@ -47,7 +47,7 @@ def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
     one = h.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
-    a = np.empty((H, N), h.dtype)
+    a_scratch = np.empty((H, N), h.dtype)
     z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]
     z_out = np.empty_like(z_in)
     z_in[:H] = h
@@ -55,6 +55,7 @@ def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
     z_out[H] = one
     for s in range(T):
         t = T - 1 - s if reverse else s
+        a = acts[t] if store else a_scratch                        # products land where backward reads them
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
         if stacked:
             mm(gemm, False, W, z_in, one, zero, a)                 # (H, N) = W (H, H+1+D) @ z (H+1+D, N)
@@ -67,8 +68,6 @@ def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
         forward_step(a.reshape(HN), z_out.reshape(z_out.size), relu)
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, z_out[:H], z_in[:H])
-        if store:
-            acts[t] = a
         transpose_into(y[t], z_out[:H])
         if t >= first_padded:
             zero_padded_rows(t, lengths, y[t])
