@@ -21,10 +21,12 @@ product: no (T, N, G*H) buffer of projections is written and read back.
 runs ``W_hh h + b_hh`` and ``W_ih x_t + b_ih`` as two products.)
 
 What forward keeps for backward, per step: the gate activations (T, G*H, N)
-and per-cell extras (T, H, N) in the step's own layout, and ``h`` entering the
-step batch-major (T, N, H). Backward writes the gate gradients batch-major
-(T, N, G*H) so that the weight gradients are single products over all tokens,
-as in the reference: ``dW_ih = dG^T X``, ``dW_hh = dG^T H_prev``, ``dX = dG W_ih``.
+and per-cell extras (T, H, N) in the step's own layout, and the product's
+input [h | 1 | x_t] batch-major (T, N, H+1+D). Backward writes the gate
+gradients batch-major (T, N, G*H) so that the weight gradients are single
+products over all tokens, as in the reference: ``[dW_hh | db | dW_ih] =
+dG^T [H_prev | 1 | X]`` (one product), ``dX = dG W_ih``. (GRU keeps ``h``
+alone and forms dW_ih, dW_hh as two products: its n rows differ.)
 
 Variable lengths use the reference's mask semantics: a padded step keeps the
 state, outputs zero and passes gradients through unchanged.
@@ -59,7 +61,7 @@ class FusedScanCache(NamedTuple):
     lengths: np.ndarray           # (N,) int64, T where a sequence is full length
     reverse: bool
     acts: np.ndarray              # (T, G*H, N) gate activations of every step
-    hs: np.ndarray                # (T, N, H) h entering every step (for dW_hh)
+    zs: np.ndarray                # (T, N, .) what each step's product multiplied: [h | 1 | x_t], or h (GRU)
     extra: Optional[np.ndarray]   # (T, H, N): c entering each step (LSTM), W_hn h + b_hn (GRU), None (RNN)
 
 
@@ -106,13 +108,14 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     states = [np.array(s.T, order="C") for s in state0]    # (H, N) copies: the loop ends with the final state
     steps = T if need_cache else 0                                         # nothing kept for inference
     acts = np.empty((steps, GH, N), dtype)                                 # (T, G*H, N) gate activations
-    hs = np.empty((steps, N, H), dtype)                                    # (T, N, H) h entering each step
+    K = H if isinstance(cell, GRUCell) else H + 1 + D
+    zs = np.empty((steps, N, K), dtype)                                    # (T, N, K) [h | 1 | x_t], or h
     extra = np.empty((steps, H, N), dtype)
     if isinstance(cell, GRUCell):
         zeros = np.zeros(GH, dtype)
         fn, gemm = _loop(gru.forward, dtype)
         fn(gemm, W_hh, W_ih, zeros if b_hh is None else b_hh, zeros if b_ih is None else b_ih, x, states[0], lens,
-           reverse, y, acts, extra, hs, need_cache)
+           reverse, y, acts, extra, zs, need_cache)
     else:
         b = _sum(b_ih, b_hh)                                               # both only ever appear summed
         b = np.zeros(GH, dtype) if b is None else b
@@ -121,22 +124,22 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
             W = np.concatenate([W_hh, b[:, None], W_ih], axis=1)           # (G*H, H+1+D) [W_hh | b | W_ih]
         if isinstance(cell, LSTMCell):
             fn, gemm = _loop(lstm.forward, dtype)
-            fn(gemm, W, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, hs, need_cache)
+            fn(gemm, W, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, zs, need_cache)
         else:
             extra = None
             fn, gemm = _loop(rnn.forward, dtype)
-            fn(gemm, W, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, hs,
+            fn(gemm, W, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, zs,
                need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)            # (N, H) each
     if not need_cache:
         return y, state_T, None
-    cache = FusedScanCache(cell, x, W_ih, W_hh, b_ih is not None, lens, reverse, acts, hs, extra)
+    cache = FusedScanCache(cell, x, W_ih, W_hh, b_ih is not None, lens, reverse, acts, zs, extra)
     return y, state_T, cache
 
 
 def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
     """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh))``."""
-    cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, hs, extra = cache
+    cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, zs, extra = cache
     T, N, D = x.shape
     GH, H = W_hh.shape
     TN = T * N
@@ -151,21 +154,22 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
     elif isinstance(cell, GRUCell):
         dHn = np.empty((T, N, H), dtype)                                   # d (W_hn h + b_hn)
         fn, gemm = _loop(gru.backward, dtype)
-        fn(gemm, W_hh, acts, extra, hs, lens, reverse, dy, d_states[0], dG, dHn)
+        fn(gemm, W_hh, acts, extra, zs, lens, reverse, dy, d_states[0], dG, dHn)
     else:
         fn, gemm = _loop(rnn.backward, dtype)
         fn(gemm, W_hh, acts, lens, reverse, cell.nonlinearity == "relu", dy, d_states[0], dG)
     dG2 = dG.reshape(TN, GH)                                               # (T*N, G*H)
-    hs2 = hs.reshape(TN, H)                                                # (T*N, H)
     dx = (dG2 @ W_ih).reshape(T, N, D)                                     # (T, N, D)
-    dW_ih = dG2.T @ x.reshape(TN, D)                                       # (G*H, D)
     if isinstance(cell, GRUCell):                # recurrent gradient: rows r, z as dG, rows n their own
-        dHn2 = dHn.reshape(TN, H)
+        hs2, dHn2 = zs.reshape(TN, H), dHn.reshape(TN, H)                  # (T*N, H) each
+        dW_ih = dG2.T @ x.reshape(TN, D)                                   # (3H, D)
         dW_hh = np.concatenate([dG2[:, :2 * H].T @ hs2, dHn2.T @ hs2])     # (3H, H)
+        db_ih = dG2.sum(axis=0) if has_bias else None
         db_hh = np.concatenate([dG2[:, :2 * H].sum(axis=0), dHn2.sum(axis=0)]) if has_bias else None
-    else:
-        dW_hh = dG2.T @ hs2                                                # (G*H, H)
-        db_hh = dG2.sum(axis=0) if has_bias else None
-    db_ih = dG2.sum(axis=0) if has_bias else None
+    else:                                        # one product gives [dW_hh | db | dW_ih]
+        dW = dG2.T @ zs.reshape(TN, H + 1 + D)                             # (G*H, H+1+D)
+        dW_hh, dW_ih = dW[:, :H], dW[:, H + 1:]
+        db_ih = dW[:, H] if has_bias else None
+        db_hh = dW[:, H].copy() if has_bias else None
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)        # (N, H) each
     return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh)

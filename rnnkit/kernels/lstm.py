@@ -8,7 +8,8 @@ Same equations as :class:`rnnkit.nn.cells.LSTMCell` (gates i, f, g, o):
 
 in the layout of :mod:`rnnkit.kernels.fused_scan`, with ``b = b_ih + b_hh``.
 Forward keeps, per step, the gate activations and ``c`` entering the step
-(blocks (·, N)) and ``h`` entering it (batch-major, for dW_hh): 6H per token.
+(blocks (·, N)) and the product's input [h | 1 | x_t] (batch-major, for the
+weight gradients): 6H + 1 + D per token.
 Backward recomputes ``c'`` and ``tanh(c')`` from them instead of keeping both.
 
 Each loop runs compiled with ``gemm`` from :func:`rnnkit.kernels.blas.gemm_pointers`,
@@ -48,14 +49,14 @@ def forward_step(a, c, h_out, c_out):
 
 
 @njit(**_JIT)
-def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store):
+def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, store):
     """Run all T steps of ``x`` (T, N, D); ``h``, ``c`` (H, N) hold the initial state and end as the final one.
 
     ``W`` is either [W_hh | b | W_ih] (4H, H+1+D), the input stacked into one
     product per step, or W_hh (4H, H) with ``W_ih`` and ``b`` applied apart
     (which saves building the stacked copy when there are few steps).
     ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 4H, N),
-    ``cs`` (T, H, N) and ``hs`` (T, N, H) for backward.
+    ``cs`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's [h | 1 | x_t], for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
@@ -82,7 +83,7 @@ def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, hs, store)
             mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (4H, H) @ h (H, N)
             mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (4H, D) @ x_t^T (D, N)
         if store:
-            transpose_into(hs[t], z_in[:H])
+            transpose_into(zs[t], z_in)                            # [h | 1 | x_t] (N, H+1+D)
             cs[t] = c_in
         forward_step(a.reshape(4 * HN), c_in.reshape(HN), z_out.reshape(z_out.size), c_out.reshape(HN))
         if t >= first_padded:                                      # padded sequences keep their state

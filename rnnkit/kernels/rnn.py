@@ -2,7 +2,7 @@ r"""Fused Elman RNN loop: one matrix product and one elementwise pass per time s
 
 Same equations as :class:`rnnkit.nn.cells.RNNCell`: :math:`h' = \phi(W_{hh} h + W_{ih} x_t + b)`,
 φ = tanh or ReLU, ``b = b_ih + b_hh``, in the layout of :mod:`rnnkit.kernels.fused_scan`.
-Forward keeps, per step, h' and ``h`` entering the step: 2H per token.
+Forward keeps, per step, h' and the product's input [h | 1 | x_t]: 2H + 1 + D per token.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ def forward_step(a, h_out, relu):
 
 
 @njit(**_JIT)
-def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
+def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, store):
     """Run all T steps of ``x`` (T, N, D); ``h`` (H, N) holds the initial state and ends as the final one.
 
     ``W`` is [W_hh | b | W_ih] (H, H+1+D) or W_hh (H, H) with ``W_ih``, ``b`` apart,
     as in :func:`rnnkit.kernels.lstm.forward`. ``y`` (T, N, H) receives the outputs.
-    With ``store``, fills ``acts`` (T, H, N) and ``hs`` (T, N, H) for backward.
+    With ``store``, fills ``acts`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's
+    [h | 1 | x_t], for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
@@ -64,7 +65,7 @@ def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, hs, store):
             mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (H, H) @ h (H, N)
             mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (H, D) @ x_t^T (D, N)
         if store:
-            transpose_into(hs[t], z_in[:H])
+            transpose_into(zs[t], z_in)                            # [h | 1 | x_t] (N, H+1+D)
         forward_step(a.reshape(HN), z_out.reshape(z_out.size), relu)
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, z_out[:H], z_in[:H])
