@@ -54,19 +54,9 @@ def assert_same(case, dtype):
         np.testing.assert_allclose(fast[name], ref[name], err_msg=name, **TOL[dtype])
 
 
-@pytest.fixture(params=["stacked", "split"])
-def input_product(request, monkeypatch):
-    """Both ways LSTM/RNN feed the input: stacked into the recurrent product, or as a product of its own."""
-    monkeypatch.setattr(fused_scan, "STACK_MIN_TOKENS", 0 if request.param == "stacked" else 10**9)
-    return request.param
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind,num_layers,bidirectional,varlen,given_state", GRID, ids=GRID_IDS)
-def test_kernels_equal_reference_over_the_grid(kind, num_layers, bidirectional, varlen, given_state, dtype,
-                                               input_product):
-    if kind == "gru" and input_product == "stacked":
-        pytest.skip("GRU always keeps the input product apart")
+def test_kernels_equal_reference_over_the_grid(kind, num_layers, bidirectional, varlen, given_state, dtype):
     case = make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=dtype, T=6, N=4, D=5, H=7)
     assert_same(case, dtype)
 
@@ -74,14 +64,14 @@ def test_kernels_equal_reference_over_the_grid(kind, num_layers, bidirectional, 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize("shape", [dict(T=1, N=1, D=2, H=3), dict(T=9, N=1, D=3, H=16), dict(T=3, N=17, D=1, H=5)],
                          ids=["T1N1", "N1", "N17"])
-def test_kernels_equal_reference_at_edge_shapes(kind, shape, input_product):
+def test_kernels_equal_reference_at_edge_shapes(kind, shape):
     """One step, batch 1 (sampling), and a batch that is not a multiple of the vector width."""
     case = make_case(kind, 2, True, shape["N"] > 1, True, dtype=np.float64, **shape)
     assert_same(case, np.float64)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
-def test_without_bias_batch_first_and_no_output_gradient(kind, input_product):
+def test_without_bias_batch_first_and_no_output_gradient(kind):
     rng = np.random.default_rng(3)
     layer = make_layer(kind, 3, 5, 2, True, bias=False, batch_first=True)
     x = rng.standard_normal((4, 6, 3))
@@ -121,7 +111,7 @@ def test_backward_twice_on_one_cache_is_linear_and_leaves_the_cache_intact():
     np.testing.assert_allclose(dx2, 2 * dx1, rtol=1e-12, atol=1e-13)
 
 
-def test_python_driven_loop_when_the_blas_symbol_is_missing(monkeypatch, input_product):
+def test_python_driven_loop_when_the_blas_symbol_is_missing(monkeypatch):
     """NumPy builds without the expected OpenBLAS symbol: the same loops run as Python over np.matmul."""
     monkeypatch.setattr(fused_scan, "gemm_pointers", lambda: None)
     for kind in ("lstm", "gru", "rnn_relu"):

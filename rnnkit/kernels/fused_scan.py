@@ -4,21 +4,20 @@ Same arguments, results and cache contract as :mod:`rnnkit.nn.scan` (which
 calls these when the numba backend is active). What changes is how a step is
 computed. The reference does, per step, a product with ``W_hh`` and a handful
 of NumPy passes over the gates (each a separate call, a temporary and a trip
-through memory). Here each step is one product and one compiled pass:
+through memory). Here each step is the products and one compiled pass:
 
-    a (G*H, N) = [W_hh | b | W_ih] (G*H, H+1+D) @ [h; 1; x_t^T] (H+1+D, N)
-
-(for short inputs, where building the stacked copy of the weights would cost
-more than it saves, the same as two products, W_hh h + W_ih x_t, onto the bias).
+    a (G*H, N) = b + W_hh (G*H, H) @ h (H, N) + W_ih (G*H, D) @ x_t^T (D, N)
 
 *Feature-major* (H, N) states let OpenBLAS split the large G*H dimension across
 its threads (at N=32, H=256 twice as fast as ``h (N, H) @ W_hh^T``), and the
 gate blocks of ``a`` are then contiguous, so the elementwise pass is one flat,
-vectorised loop over H*N entries for any batch size, N = 1 included. Stacking
-the input into the right-hand side does the input projection inside the same
-product: no (T, N, G*H) buffer of projections is written and read back.
-(GRU needs the input and recurrent parts of its n gate apart, so it always
-runs ``W_hh h + b_hh`` and ``W_ih x_t + b_ih`` as two products.)
+vectorised loop over H*N entries for any batch size, N = 1 included. The input
+product is done per step too, next to the recurrent one: no (T, N, G*H)
+buffer of input projections is written and read back. (Stacking both into one
+product, [W_hh | b | W_ih] @ [h; 1; x_t], measured no faster at configs A, B
+and D and slower at small batches, and needs a copy of the weights per call.)
+GRU keeps its two products apart in the n gate, where the reset gate
+multiplies only the recurrent part.
 
 What forward keeps for backward, per step: the gate activations (T, G*H, N)
 and per-cell extras (T, H, N) in the step's own layout, and the product's
@@ -44,12 +43,7 @@ from . import gru, lstm, rnn
 from .backend import disable_numba
 from .blas import gemm_pointers
 
-__all__ = ["FusedScanCache", "supports", "scan_forward", "scan_backward", "STACK_MIN_TOKENS"]
-
-STACK_MIN_TOKENS = 64
-"""From this many tokens (T*N) on, LSTM and RNN stack the input into the recurrent
-product ([W_hh | b | W_ih] @ [h; 1; x_t]): one product per step instead of two,
-for the price of building the stacked weight once per call."""
+__all__ = ["FusedScanCache", "supports", "scan_forward", "scan_backward"]
 
 
 class FusedScanCache(NamedTuple):
@@ -119,16 +113,13 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     else:
         b = _sum(b_ih, b_hh)                                               # both only ever appear summed
         b = np.zeros(GH, dtype) if b is None else b
-        W = W_hh
-        if T * N >= STACK_MIN_TOKENS:      # one product per step; the stacked copy costs one pass over W
-            W = np.concatenate([W_hh, b[:, None], W_ih], axis=1)           # (G*H, H+1+D) [W_hh | b | W_ih]
         if isinstance(cell, LSTMCell):
             fn, gemm = _loop(lstm.forward, dtype)
-            fn(gemm, W, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, zs, need_cache)
+            fn(gemm, W_hh, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, zs, need_cache)
         else:
             extra = None
             fn, gemm = _loop(rnn.forward, dtype)
-            fn(gemm, W, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, zs,
+            fn(gemm, W_hh, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, zs,
                need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)            # (N, H) each
     if not need_cache:

@@ -1,4 +1,4 @@
-r"""Fused LSTM loop: one matrix product and one elementwise pass per time step.
+r"""Fused LSTM loop: the step's matrix products and one elementwise pass per time step.
 
 Same equations as :class:`rnnkit.nn.cells.LSTMCell` (gates i, f, g, o):
 
@@ -8,7 +8,7 @@ Same equations as :class:`rnnkit.nn.cells.LSTMCell` (gates i, f, g, o):
 
 in the layout of :mod:`rnnkit.kernels.fused_scan`, with ``b = b_ih + b_hh``.
 Forward keeps, per step, the gate activations and ``c`` entering the step
-(blocks (·, N)) and the product's input [h | 1 | x_t] (batch-major, for the
+(blocks (·, N)) and the products' inputs [h | 1 | x_t] (batch-major, for the
 weight gradients): 6H + 1 + D per token.
 Backward recomputes ``c'`` and ``tanh(c')`` from them instead of keeping both.
 
@@ -49,24 +49,19 @@ def forward_step(a, c, h_out, c_out):
 
 
 @njit(**_JIT)
-def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, store):
+def forward(gemm, W_hh, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, store):
     """Run all T steps of ``x`` (T, N, D); ``h``, ``c`` (H, N) hold the initial state and end as the final one.
 
-    ``W`` is either [W_hh | b | W_ih] (4H, H+1+D), the input stacked into one
-    product per step, or W_hh (4H, H) with ``W_ih`` and ``b`` applied apart
-    (which saves building the stacked copy when there are few steps).
     ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 4H, N),
     ``cs`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's [h | 1 | x_t], for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
     HN = H * N
-    stacked = W.shape[1] > H
     one = h.dtype.type(1)
-    zero = one - one
     first_padded = lengths.min()
     a_scratch = np.empty((4 * H, N), h.dtype)
-    z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]: the product's right-hand side
+    z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]: the products' right-hand sides
     z_out = np.empty_like(z_in)
     z_in[:H] = h
     z_in[H] = one
@@ -76,12 +71,9 @@ def forward(gemm, W, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, store)
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
-        if stacked:
-            mm(gemm, False, W, z_in, one, zero, a)                 # (4H, N) = W (4H, H+1+D) @ z (H+1+D, N)
-        else:
-            fill_rows(a, b)
-            mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (4H, H) @ h (H, N)
-            mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (4H, D) @ x_t^T (D, N)
+        fill_rows(a, b)                                            # a = b
+        mm(gemm, False, W_hh, z_in[:H], one, one, a)               #   + W_hh (4H, H) @ h (H, N)
+        mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)           #   + W_ih (4H, D) @ x_t^T (D, N)
         if store:
             transpose_into(zs[t], z_in)                            # [h | 1 | x_t] (N, H+1+D)
             cs[t] = c_in

@@ -1,4 +1,4 @@
-r"""Fused Elman RNN loop: one matrix product and one elementwise pass per time step.
+r"""Fused Elman RNN loop: the step's matrix products and one elementwise pass per time step.
 
 Same equations as :class:`rnnkit.nn.cells.RNNCell`: :math:`h' = \phi(W_{hh} h + W_{ih} x_t + b)`,
 φ = tanh or ReLU, ``b = b_ih + b_hh``, in the layout of :mod:`rnnkit.kernels.fused_scan`.
@@ -33,20 +33,17 @@ def forward_step(a, h_out, relu):
 
 
 @njit(**_JIT)
-def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, store):
+def forward(gemm, W_hh, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, store):
     """Run all T steps of ``x`` (T, N, D); ``h`` (H, N) holds the initial state and ends as the final one.
 
-    ``W`` is [W_hh | b | W_ih] (H, H+1+D) or W_hh (H, H) with ``W_ih``, ``b`` apart,
-    as in :func:`rnnkit.kernels.lstm.forward`. ``y`` (T, N, H) receives the outputs.
+    ``y`` (T, N, H) receives the outputs.
     With ``store``, fills ``acts`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's
     [h | 1 | x_t], for backward.
     """
     T, N, D = x.shape
     H = h.shape[0]
     HN = H * N
-    stacked = W.shape[1] > H
     one = h.dtype.type(1)
-    zero = one - one
     first_padded = lengths.min()
     a_scratch = np.empty((H, N), h.dtype)
     z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]
@@ -58,12 +55,9 @@ def forward(gemm, W, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, store):
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
         transpose_into(z_in[H + 1:], x[t])                         # x_t^T (D, N)
-        if stacked:
-            mm(gemm, False, W, z_in, one, zero, a)                 # (H, N) = W (H, H+1+D) @ z (H+1+D, N)
-        else:
-            fill_rows(a, b)
-            mm(gemm, False, W, z_in[:H], one, one, a)              # + W_hh (H, H) @ h (H, N)
-            mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)       # + W_ih (H, D) @ x_t^T (D, N)
+        fill_rows(a, b)                                            # a = b
+        mm(gemm, False, W_hh, z_in[:H], one, one, a)               #   + W_hh (H, H) @ h (H, N)
+        mm(gemm, False, W_ih, z_in[H + 1:], one, one, a)           #   + W_ih (H, D) @ x_t^T (D, N)
         if store:
             transpose_into(zs[t], z_in)                            # [h | 1 | x_t] (N, H+1+D)
         forward_step(a.reshape(HN), z_out.reshape(z_out.size), relu)
