@@ -14,9 +14,9 @@ against ``np.matmul`` and returns None when anything is off; the kernels then
 drive the time loop from Python with ``np.matmul`` (slower, same results).
 Only the ILP64 interface (64-bit integers) is used, as NumPy's wheels ship it.
 
-The pointers are passed to the compiled loops as arguments (numba's
-"wrapper address protocol"), not baked in as constants, so the compiled code
-can be cached on disk and reused by the next process.
+The addresses are passed to the compiled loops as plain integer arguments,
+not baked in as constants, so the compiled code can be cached on disk and
+reused by the next process (where the library may load elsewhere).
 """
 
 from __future__ import annotations
@@ -123,40 +123,18 @@ def _ctype(dtype):
 
 
 def gemm_pointers():
-    """``{np.float32: sgemm, np.float64: dgemm}`` as numba first-class function objects, or None.
+    """``{float32: address of sgemm, float64: address of dgemm}`` (ints), or None where not found or wrong.
 
-    Each takes ``(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)`` with
-    int32 enums, int64 sizes, the dtype's scalars and raw pointers (intp), as ``cblas_?gemm``.
+    Each is ``cblas_?gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)``
+    with int32 enums and int64 sizes (ILP64); :func:`rnnkit.kernels.primitives.mm` calls them.
     """
     if "pointers" in _state:
         return _state["pointers"]
     _state["pointers"] = None
     found = _load()
-    if found is None:
-        return None
-    try:
-        if not (_check(found["sgemm"], np.float32) and _check(found["dgemm"], np.float64)):
-            return None
-        from numba import types
-        from numba.core.types import WrapperAddressProtocol
-        import numba.experimental.function_type  # noqa: F401  (registers typeof for the protocol)
-    except Exception:
-        return None
-
-    class _Gemm(WrapperAddressProtocol):
-        def __init__(self, fn, scalar):
-            self._addr = _address(fn)
-            i32, i64, ip = types.int32, types.int64, types.intp
-            self._sig = types.void(i32, i32, i32, i64, i64, i64, scalar, ip, i64, ip, i64, scalar, ip, i64)
-
-        def __wrapper_address__(self):
-            return self._addr
-
-        def signature(self):
-            return self._sig
-
-    _state["pointers"] = {np.dtype(np.float32): _Gemm(found["sgemm"], types.float32),
-                          np.dtype(np.float64): _Gemm(found["dgemm"], types.float64)}
+    if found is not None and _check(found["sgemm"], np.float32) and _check(found["dgemm"], np.float64):
+        _state["pointers"] = {np.dtype(np.float32): _address(found["sgemm"]),
+                              np.dtype(np.float64): _address(found["dgemm"])}
     return _state["pointers"]
 
 

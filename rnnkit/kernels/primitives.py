@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 __all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded"]
 
@@ -85,8 +86,8 @@ def _sigmoid_overload(x):
 def mm(gemm, trans_a, a, b, alpha, beta, c):
     """``c = alpha op(a) @ b + beta c`` with op(a) = a.T if ``trans_a``, for 2-D views with unit inner stride.
 
-    ``gemm`` is one of :func:`rnnkit.kernels.blas.gemm_pointers` (compiled code calls
-    it directly) or None in the Python version, which uses ``np.matmul``.
+    ``gemm`` is the address of ``cblas_?gemm`` from :func:`rnnkit.kernels.blas.gemm_pointers`
+    (compiled code calls it directly); the Python version ignores it and uses ``np.matmul``.
     """
     prod = (a.T if trans_a else a) @ b
     if alpha != 1:
@@ -98,16 +99,34 @@ def mm(gemm, trans_a, a, b, alpha, beta, c):
         c += prod
 
 
+@intrinsic
+def _call_gemm(typingctx, address, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call the cblas_?gemm at ``address`` (row-major, B not transposed); pointers passed as integers."""
+    sig = types.void(types.intp, types.int32, types.int64, types.int64, types.int64, alpha, types.intp, types.int64,
+                     types.intp, types.int64, beta, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        address, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
+        i32, i64, ptr = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+        scalar = context.get_value_type(signature.args[5])
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, scalar, ptr, i64, ptr, i64, scalar,
+                                               ptr, i64])
+        fn = builder.inttoptr(address, fnty.as_pointer())
+        builder.call(fn, [i32(101), trans_a, i32(111), m, n, k, alpha, builder.inttoptr(a, ptr), lda,
+                          builder.inttoptr(b, ptr), ldb, beta, builder.inttoptr(c, ptr), ldc])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @overload(mm, inline="always")
 def _mm_overload(gemm, trans_a, a, b, alpha, beta, c):
     def impl(gemm, trans_a, a, b, alpha, beta, c):
         m, n = c.shape
         k = b.shape[0]
         size = c.itemsize
-        gemm(np.int32(101), np.int32(111 + np.int32(trans_a)), np.int32(111),
-             np.int64(m), np.int64(n), np.int64(k), alpha,
-             np.intp(a.ctypes.data), np.int64(a.strides[0] // size), np.intp(b.ctypes.data), np.int64(b.strides[0] // size),
-             beta, np.intp(c.ctypes.data), np.int64(c.strides[0] // size))
+        _call_gemm(np.intp(gemm), np.int32(111 + np.int32(trans_a)), np.int64(m), np.int64(n), np.int64(k), alpha,
+                   np.intp(a.ctypes.data), np.int64(a.strides[0] // size), np.intp(b.ctypes.data),
+                   np.int64(b.strides[0] // size), beta, np.intp(c.ctypes.data), np.int64(c.strides[0] // size))
     return impl
 
 
