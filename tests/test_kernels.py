@@ -127,6 +127,36 @@ def test_float32_tanh_approximation_is_accurate_and_bounded():
     assert np.abs(approx).max() <= 1.0
 
 
+def test_direct_scan_calls_with_strided_weights_subclassed_cells_or_other_dtypes():
+    """scan_forward is public: Fortran-ordered weights are fine, a subclassed cell or float16 go to the reference."""
+    from rnnkit.nn import LSTMCell, scan_forward
+
+    rng = np.random.default_rng(0)
+    T, N, D, H = 5, 3, 4, 6
+    W_ih = np.asfortranarray(rng.standard_normal((4 * H, D)))
+    W_hh = rng.standard_normal((H, 4 * H)).T                 # a transposed view
+    x, s0 = rng.standard_normal((T, N, D)), (np.zeros((N, H)), np.zeros((N, H)))
+    y_ref, _, _ = scan_forward(LSTMCell(), x, s0, W_ih, W_hh, backend="numpy")
+    y, _, cache = scan_forward(LSTMCell(), x, s0, W_ih, W_hh, backend="numba")
+    assert type(cache) is fused_scan.FusedScanCache
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-13)
+
+    class PeepholeToBe(LSTMCell):
+        pass
+    assert type(scan_forward(PeepholeToBe(), x, s0, W_ih, W_hh, backend="numba")[2]) is ScanCache
+    half = [a.astype(np.float16) for a in (x, W_ih, W_hh, *s0)]
+    assert type(scan_forward(LSTMCell(), half[0], tuple(half[3:]), *half[1:3], backend="numba")[2]) is ScanCache
+
+
+def test_a_diverged_state_stays_visible():
+    """NaN in, NaN out (clamping inside tanh must not turn a blown-up activation into +-1)."""
+    layer = make_layer("lstm", 2, 3, dtype=np.float32, backend="numba")
+    x = np.ones((3, 2, 2), np.float32)
+    x[1, 0, 0] = np.nan
+    y, (h, c), _ = layer.forward(x)
+    assert np.isnan(y[1:, 0]).all() and np.isfinite(y[:, 1]).all() and np.isnan(h[0, 0]).all()
+
+
 def test_backend_setting_and_validation(monkeypatch):
     layer, x, state, lengths, _, _ = make_case("rnn_tanh", 1, False, False, False)
     monkeypatch.setattr(backend, "_setting", None)

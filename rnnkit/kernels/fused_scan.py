@@ -59,8 +59,9 @@ class FusedScanCache(NamedTuple):
     extra: Optional[np.ndarray]   # (T, H, N): c entering each step (LSTM), W_hn h + b_hn (GRU), None (RNN)
 
 
-def supports(cell) -> bool:
-    return isinstance(cell, (RNNCell, LSTMCell, GRUCell))
+def supports(cell, x) -> bool:
+    """The three built-in cells (exactly: a subclass may change the step), in float32 or float64."""
+    return type(cell) in (RNNCell, LSTMCell, GRUCell) and x.dtype in (np.float32, np.float64)
 
 
 def _loop(fn, dtype):
@@ -94,6 +95,9 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
 
 
 def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache):
+    # the loops assume C order with the dtype of x (a no-op for a layer's own parameters)
+    x, W_ih, W_hh, b_ih, b_hh = (None if a is None else np.ascontiguousarray(a, dtype=x.dtype)
+                                 for a in (x, W_ih, W_hh, b_ih, b_hh))
     T, N, D = x.shape
     GH, H = W_hh.shape
     dtype = x.dtype

@@ -65,7 +65,7 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
     ``backend`` ("auto", "numpy", "numba"; None: the global setting) picks the implementation.
     """
     fused = fused_scan_module(backend)
-    if fused is not None and fused.supports(cell):
+    if fused is not None and fused.supports(cell, x):
         return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
     T, N, D = x.shape
     H = W_hh.shape[1]
