@@ -5,6 +5,9 @@ that both sides computed the same thing.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,6 +38,10 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     assert first["rnnkit"] == pytest.approx(first["torch"], rel=1e-4)   # the same model on both sides
     assert result["charlm"]["sampling"]["sides"]["rnnkit"]["chars_per_s"] > 0
     assert result["environment"]["numpy"] == np.__version__
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    table = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "speed_table.py"), str(path)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "| Q lstm train L1 uni |" in table and "char-LM sampling" in table
 
 
 def test_bench_without_torch_and_with_filters(tmp_path, capsys):

@@ -22,7 +22,7 @@ def _run(args) -> int:
     result = run_bench(suite="quick" if args.quick else args.suite, cells=args.cells, configs=args.configs,
                        modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,
                        use_torch=args.use_torch, backend=args.backend, charlm=args.charlm, memory=args.memory,
-                       compile_times=args.compile_times, seed=args.seed, progress=say)
+                       compile_times=args.compile_times, dtype=args.dtype, seed=args.seed, progress=say)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -57,6 +57,7 @@ def register(subparsers) -> None:
                    **onoff)
     p.add_argument("--compile-times", help="numba first-call vs cached-call times (default: on, off with --quick)",
                    **onoff)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="dtype of the layer cases")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="rnnkit-bench.json", help="where to write the results ('' for nowhere)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,

@@ -65,14 +65,17 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
               configs: Optional[Sequence[str]] = None, modes: Sequence[str] = ("inference", "train"),
               threads: Optional[int] = None, target_seconds: Optional[float] = None, use_torch: bool = True,
               backend: Optional[str] = None, charlm: Optional[bool] = None, memory: Optional[bool] = None,
-              compile_times: Optional[bool] = None, seed: int = 0,
+              compile_times: Optional[bool] = None, dtype: str = "float32", seed: int = 0,
               progress: Optional[Callable[[str], None]] = None) -> dict:
     """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
 
     ``charlm``, ``memory`` and ``compile_times`` (None: on for the standard and
     full suites, off for quick) add the end-to-end character-LM case, the peak
     memory of a T=1000 training step and numba's first-call/cached-call times.
+    ``dtype`` ("float32" or "float64") applies to the layer cases; those extras run in float32.
     """
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     quick = suite == "quick"
     target = target_seconds if target_seconds is not None else (0.05 if quick else 1.0)
     reps = dict(target_s=target, min_reps=3 if quick else 5)
@@ -82,7 +85,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     torch = _import_torch(use_torch)
     threads = threads or os.cpu_count() or 1
     t_start = time.time()
-    result = {"suite": suite, "threads": timing.set_threads(threads, torch), "target_seconds": target,
+    result = {"suite": suite, "dtype": dtype, "threads": timing.set_threads(threads, torch), "target_seconds": target,
               "environment": timing.environment(torch), "load_average_start": timing.load_average()}
     say(f"sgemm peak ({threads} threads) ...")
     result["sgemm_peak_gflops_start"] = timing.sgemm_peak(torch_module=torch, **peak_size)
@@ -90,7 +93,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     timed = []                                           # (case, check, samples): summarised once the peak is known
     for i, case in enumerate(case_list):
         say(f"[{i + 1}/{len(case_list)}] {case.name}")
-        fns = cases_mod.build(case, torch, backend=backend, seed=seed)
+        fns = cases_mod.build(case, torch, backend=backend, dtype=np.dtype(dtype), seed=seed)
         check = _max_diff(fns["rnnkit"](), fns["torch"]()) if "torch" in fns else None
         timed.append((case, check, timing.interleaved(fns, **reps)))
     lm = None
@@ -145,7 +148,7 @@ def _fmt_ms(s: dict) -> str:
 def format_table(result: dict) -> str:
     """The results as a plain-text table (medians; ± is half the interquartile range)."""
     peak = result["sgemm_peak_gflops_start"]
-    lines = [f"rnnkit bench ({result['suite']}): threads {result['threads']}, "
+    lines = [f"rnnkit bench ({result['suite']}, {result['dtype']}): threads {result['threads']}, "
              f"sgemm peak {result['peak_gflops_used']:.0f} GFLOP/s (NumPy; start {peak['numpy']:.0f}"
              + (f", torch {peak['torch']:.0f}" if "torch" in peak else "")
              + f"); load average {result['load_average_start']}",
