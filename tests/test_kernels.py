@@ -189,6 +189,20 @@ def test_unwritable_package_directory_moves_the_numba_cache(monkeypatch, tmp_pat
     assert config.CACHE_DIR == str(tmp_path / ".cache" / "rnnkit" / "numba")
 
 
+def test_cached_kernels_from_other_sources_are_dropped(tmp_path):
+    """numba checks a cached loop against its own file only; a stamp over all kernel sources catches the rest."""
+    stale = ["lstm.forward-51.py311.nbi", "lstm.forward-51.py311.1.nbc", "primitives.mm-90.py311.nbi"]
+    keep = ["other.f-1.py311.nbi", "lstm.cpython-311.pyc"]
+    for name in stale + keep:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "rnnkit-kernels.stamp").write_text("compiled from older sources")
+    backend._drop_stale_compiled_code([str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["rnnkit-kernels.stamp"])
+    (tmp_path / stale[0]).write_text("compiled from these sources")
+    backend._drop_stale_compiled_code([str(tmp_path)])         # the stamp matches now: nothing is removed
+    assert (tmp_path / stale[0]).exists()
+
+
 FALLBACK_SCRIPT = """
 import sys, warnings
 import numpy as np

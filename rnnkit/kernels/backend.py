@@ -18,6 +18,7 @@ directory is not writable, under ``NUMBA_CACHE_DIR`` or ``~/.cache/rnnkit/numba`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -136,6 +137,48 @@ def _ensure_cache_dir() -> None:
             continue
 
 
+def _drop_stale_compiled_code(dirs=None) -> None:
+    """Remove cached kernels compiled from other sources than these.
+
+    numba keys a cached function on its own source file only, but the loops in
+    lstm.py, gru.py and rnn.py also compile in what they use from
+    primitives.py. A stamp over all four files (and numba's version) beside the
+    cache says which sources the cached code came from; on a mismatch the
+    kernels' cache files are deleted, before any is loaded, and compiled anew.
+    """
+    import numba
+    from numba.core.dispatcher import Dispatcher
+
+    from . import gru, lstm, primitives, rnn
+
+    modules = (primitives, lstm, gru, rnn)
+    digest = hashlib.sha256(numba.__version__.encode())
+    for module in modules:
+        with open(module.__file__, "rb") as f:
+            digest.update(f.read())
+    stamp = digest.hexdigest()
+    prefixes = tuple(module.__name__.rsplit(".", 1)[1] + "." for module in modules)
+    if dirs is None:
+        dirs = {getattr(fn._cache, "_cache_path", None) for module in modules for fn in vars(module).values()
+                if isinstance(fn, Dispatcher)}
+    for path in filter(None, dirs):
+        stamp_file = os.path.join(path, "rnnkit-kernels.stamp")
+        try:
+            with open(stamp_file) as f:
+                if f.read() == stamp:
+                    continue
+        except OSError:
+            pass
+        try:
+            for name in os.listdir(path):
+                if name.startswith(prefixes) and name.endswith((".nbi", ".nbc")):
+                    os.remove(os.path.join(path, name))
+            with open(stamp_file, "w") as f:
+                f.write(stamp)
+        except OSError:                  # not ours to clean (read-only): numba will recompile or use it as is
+            pass
+
+
 def _numba_ok() -> bool:
     if _status["checked"]:
         return _status["ok"]
@@ -146,6 +189,7 @@ def _numba_ok() -> bool:
     try:
         _ensure_cache_dir()
         from . import fused_scan  # noqa: F401  (imports numba and declares the kernels)
+        _drop_stale_compiled_code()
     except Exception as exc:     # missing numba, broken llvmlite, no cache locator: all mean "reference path"
         _status["reason"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
         return False
