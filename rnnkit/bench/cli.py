@@ -11,6 +11,15 @@ import sys
 __all__ = ["register"]
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except None and flags (those say in their help what the default is)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _list(text: str):
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -36,14 +45,14 @@ def register(subparsers) -> None:
         description="Time rnnkit against PyTorch (if installed) on the same shapes, dtype, threads and inputs, "
                     "interleaved; print a table and write JSON. Configs (T, N, I, H): A=(64,32,64,256), "
                     "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     p.add_argument("--suite", choices=("standard", "full", "quick"), default="standard",
                    help="standard: every config 1-layer unidirectional, plus 2-layer, bidirectional and "
                         "variable-length variants on A; full: every combination; quick: a tiny smoke test")
-    p.add_argument("--quick", action="store_true", help="same as --suite quick")
-    p.add_argument("--cells", type=_list, default=["lstm", "gru", "rnn"], help="comma-separated")
+    p.add_argument("--quick", action="store_true", help="same as --suite quick (tiny shapes, a few seconds)")
+    p.add_argument("--cells", type=_list, default="lstm,gru,rnn", help="comma-separated")
     p.add_argument("--configs", type=_list, default=None, help="comma-separated, default all of A,B,C,D")
-    p.add_argument("--modes", type=_list, default=["inference", "train"], help="comma-separated")
+    p.add_argument("--modes", type=_list, default="inference,train", help="comma-separated")
     p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: all cores)")
     p.add_argument("--target-seconds", type=float, default=None,
                    help="time per case and side (default 1.0; 0.05 with --quick)")
