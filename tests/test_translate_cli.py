@@ -9,19 +9,7 @@ import pytest
 from rnnkit.cli.main import main
 from rnnkit.io.modelfile import save_model_file
 
-try:                                   # BLAS threads only fight each other over these tiny matrices
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    if threadpool_limits is None:
-        yield
-    else:
-        with threadpool_limits(1):
-            yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 PAIRS = [("I am tired.", "Je suis fatigué."), ("He is tall.", "Il est grand."), ("We are ready.", "Nous sommes prêts."),

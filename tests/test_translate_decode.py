@@ -8,19 +8,7 @@ from rnnkit.translate.decode import beam_search, greedy, length_penalty
 from rnnkit.translate.model import Seq2Seq
 from rnnkit.translate.translator import Translator
 
-try:                                   # BLAS threads only fight each other over these tiny matrices
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    if threadpool_limits is None:
-        yield
-    else:
-        with threadpool_limits(1):
-            yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 WORDS = "ab cd ef gh ij kl mn op".split()

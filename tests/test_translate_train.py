@@ -7,19 +7,7 @@ from rnnkit.errors import ModelFileError, NotFittedError
 from rnnkit.io.modelfile import save_model_file
 from rnnkit.translate.translator import Translator
 
-try:                                   # BLAS threads only fight each other over these tiny matrices
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    if threadpool_limits is None:
-        yield
-    else:
-        with threadpool_limits(1):
-            yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 # French -> English, the kind of pairs the Tatoeba file holds
