@@ -224,3 +224,19 @@ def test_bad_input_says_expected_vs_got(call, message):
 def test_bad_construction_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RNN(**kwargs)
+
+
+def test_backward_checks_gradient_shapes():
+    layer = LSTM(3, 4, num_layers=2, dtype=np.float64)
+    _, _, cache = layer.forward(np.zeros((5, 2, 3)))
+    with pytest.raises(ShapeError, match=r"d_output: expected the output's shape \(5, 2, 4\), got \(5, 1, 4\)"):
+        layer.backward(np.zeros((5, 1, 4)), cache)
+    with pytest.raises(ShapeError, match=r"d_state\[0\]: expected the final state's shape \(2, 2, 4\), got \(2, 1, 4\)"):
+        layer.backward(None, cache, (np.zeros((2, 1, 4)), None))
+
+
+def test_dropout_with_one_layer_warns_and_numpy_scalars_are_accepted():
+    with pytest.warns(UserWarning, match="no effect"):
+        GRU(3, 4, dropout=0.3)
+    assert LSTM(3, 4, 2, dropout=np.float32(0.25)).dropout == pytest.approx(0.25)
+    assert repr(LSTM(3, 4)) == "LSTM(3, 4, num_layers=1, bidirectional=False, dropout=0.0, dtype=float32)"

@@ -22,6 +22,8 @@ Layer l > 0 sees layer l-1's output after dropout (training mode only).
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -84,8 +86,11 @@ class Recurrent(Module):
                         ("num_layers", num_layers)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        if isinstance(dropout, bool) or not (isinstance(dropout, numbers.Real) and 0.0 <= dropout < 1.0):
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout applies between recurrent layers; with num_layers=1 it has no effect "
+                          f"(dropout={dropout})", stacklevel=3)
         if recurrent_init not in ("uniform", "orthogonal"):
             raise ValueError(f"recurrent_init: expected 'uniform' or 'orthogonal', got {recurrent_init!r}")
         if forget_bias is not None and mode != "LSTM":
@@ -133,9 +138,12 @@ class Recurrent(Module):
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
     def _weights(self, l: int, k: int):
+        """(W_ih, W_hh, b_ih, b_hh) of layer l, direction k; the biases are None with bias=False."""
         sfx = self._suffix(l, k)
-        get = lambda n: getattr(self, n + sfx).data if self.bias or "weight" in n else None
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        W_ih, W_hh = getattr(self, "weight_ih" + sfx).data, getattr(self, "weight_hh" + sfx).data
+        if not self.bias:
+            return W_ih, W_hh, None, None
+        return W_ih, W_hh, getattr(self, "bias_ih" + sfx).data, getattr(self, "bias_hh" + sfx).data
 
     # -- state conversion: the public layout is PyTorch's, inside it is a tuple -----
     def _state_out(self, per_layer: List[Tuple[np.ndarray, ...]]) -> StateLike:
@@ -267,12 +275,22 @@ class Recurrent(Module):
         state's layout (or None). Returns ``(dx, d_state0)`` in the layouts of
         the input and the state.
         """
-        scans, masks, lengths, batch_first = cache
+        if cache is None:
+            raise ValueError("backward needs the cache of a forward call made with need_cache=True")
+        scans, masks, _, batch_first = cache
         H, K = self.hidden_size, self.num_directions
+        T, N = scans[0][0].x.shape[:2]
         d_states_n = self._state_in(d_state, "d_state")
+        for j, d in enumerate(d_states_n):
+            if d is not None and np.shape(d) != (self.num_layers * K, N, H):
+                raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, H)}, "
+                                 f"got {np.shape(d)}")
         dy = None
         if d_output is not None:
             dy = np.asarray(d_output, dtype=self.dtype)
+            expected = (N, T, K * H) if batch_first else (T, N, K * H)
+            if dy.shape != expected:
+                raise ShapeError(f"d_output: expected the output's shape {expected}, got {dy.shape}")
             if batch_first:
                 dy = dy.transpose(1, 0, 2)
         d_finals = [None] * (self.num_layers * K)
@@ -294,12 +312,9 @@ class Recurrent(Module):
         dx = dy.transpose(1, 0, 2) if batch_first else dy
         return dx, self._state_out(d_finals)
 
-    def __call__(self, x, state=None, lengths=None, rng=None, *, need_cache=True):
-        return self.forward(x, state, lengths, rng, need_cache=need_cache)
-
     def extra_repr(self) -> str:
-        return (f"{self.mode}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype})")
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype}")
 
 
 class RNN(Recurrent):

@@ -45,7 +45,9 @@ class Encoder(Module):
         rng = np.random.default_rng(rng)
         self.bridge = bridge
         self.embedding = Embedding(vocab_size, embedding_size, padding_idx=PAD, dtype=dtype, rng=rng)
-        self.rnn = Recurrent(mode, embedding_size, hidden_size, num_layers, dropout=dropout,
+        # Dropout between encoder layers; with one layer self.drop below is the only dropout.
+        self.rnn = Recurrent(mode, embedding_size, hidden_size, num_layers,
+                             dropout=dropout if num_layers > 1 else 0.0,
                              bidirectional=bidirectional, dtype=dtype, rng=rng)
         self.drop = Dropout(dropout)
         K = self.rnn.num_directions
