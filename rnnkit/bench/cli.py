@@ -8,16 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli.formatting import DefaultsHelpFormatter
+
 __all__ = ["register"]
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except None and flags (those say in their help what the default is)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _list(text: str):
@@ -45,7 +38,7 @@ def register(subparsers) -> None:
         description="Time rnnkit against PyTorch (if installed) on the same shapes, dtype, threads and inputs, "
                     "interleaved; print a table and write JSON. Configs (T, N, I, H): A=(64,32,64,256), "
                     "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128).",
-        formatter_class=_Help)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--suite", choices=("standard", "full", "quick"), default="standard",
                    help="standard: every config 1-layer unidirectional, plus 2-layer, bidirectional and "
                         "variable-length variants on A; full: every combination; quick: a tiny smoke test")

@@ -8,18 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli.formatting import DefaultsHelpFormatter
 from . import api
 
 __all__ = ["register"]
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except None (those flags say in their help what None means)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _train(args) -> int:
@@ -77,7 +69,7 @@ def register(subparsers) -> None:
     sub.required = True
 
     t = sub.add_parser("train", help="train on a text file (default: the Python docs shipped with Python)",
-                       formatter_class=_Help)
+                       formatter_class=DefaultsHelpFormatter)
     t.add_argument("textfile", nargs="?", default=None,
                    help="UTF-8 text to learn (default: pydoc_data.topics, ~465k characters, trained "
                         f"for {api.QUICK_DEFAULTS['max_minutes']} minutes)")
@@ -114,7 +106,7 @@ def register(subparsers) -> None:
     t.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="generate text from a trained model",
-                       formatter_class=_Help)
+                       formatter_class=DefaultsHelpFormatter)
     s.add_argument("model", help="model file (or a training checkpoint)")
     s.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     s.add_argument("--length", type=int, default=500, help="characters to generate")
@@ -126,7 +118,7 @@ def register(subparsers) -> None:
     s.set_defaults(func=_sample)
 
     e = sub.add_parser("eval", help="loss, bits/char and perplexity on a text file",
-                       formatter_class=_Help)
+                       formatter_class=DefaultsHelpFormatter)
     e.add_argument("model", help="model file")
     e.add_argument("textfile", help="text to evaluate")
     e.add_argument("--batch", type=int, default=1, help="parallel streams (1 = exact single pass)")
