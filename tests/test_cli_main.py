@@ -87,3 +87,38 @@ def test_usage_errors_and_version(fake_command, capsys):
     assert cli_main.main([]) == 2
     assert cli_main.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("rnnkit ")
+
+
+def test_broken_pipe_exits_quietly(monkeypatch, capsys):
+    import rnnkit.cli.main as cli
+
+    def register(sub):
+        p = sub.add_parser("pipe")
+        p.set_defaults(func=lambda args: (_ for _ in ()).throw(BrokenPipeError()))
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [])
+    real = cli.build_parser
+
+    def build():
+        parser = real()
+        register(parser._subparsers._group_actions[0])
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    stdout = sys.stdout
+    try:
+        assert cli.main(["pipe"]) == 141
+    finally:
+        sys.stdout = stdout
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_interrupt_while_building_the_parser(monkeypatch, capsys):
+    import rnnkit.cli.main as cli
+
+    def build():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    assert cli.main(["anything"]) == 130
+    assert "interrupted" in capsys.readouterr().err

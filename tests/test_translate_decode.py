@@ -118,3 +118,11 @@ def test_bad_beam_settings():
         beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=0)
     with pytest.raises(ValueError, match="n_best"):
         beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=2, n_best=3)
+
+
+def test_max_length_must_be_positive():
+    from rnnkit.translate.decode import _check_max_length
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_length: expected a positive number"):
+            _check_max_length(bad)
+    _check_max_length(1)

@@ -47,13 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
     try:
+        parser = build_parser()        # imports the applications: Ctrl-C can land here too
         args = parser.parse_args(argv)
     except SystemExit as exc:          # argparse has printed its usage message already
         return int(exc.code or 0)
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:            # `rnnkit ... | head`: the reader left; stop quietly like other tools
+        try:
+            sys.stdout = open(os.devnull, "w")   # nothing more to flush into the closed pipe at exit
+        except OSError:
+            pass
+        return 141
     except (RnnkitError, ValueError, OSError) as exc:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):  # developers: keep the traceback
             raise

@@ -59,6 +59,7 @@ class _EvalMode:
 
 def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) -> List[Hypothesis]:
     """The greedy translation of each source in the batch ``src`` (S, N)."""
+    _check_max_length(max_length)
     N = src.shape[1]
     dec = model.decoder
     with _EvalMode(model):
@@ -94,6 +95,11 @@ def _expand(mem: Memory, index: np.ndarray) -> Memory:
     return Memory(mem.values[index], mem.keys[index], None if mem.mask is None else mem.mask[index])
 
 
+def _check_max_length(max_length) -> None:
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"max_length: expected a positive number of target tokens, got {max_length!r}")
+
+
 def _cannot_improve(finished: List[Hypothesis], best_alive: float, B: int, alpha: float, max_length: int) -> bool:
     """True when no live beam can enter the B best finished hypotheses any more.
 
@@ -110,6 +116,7 @@ def _cannot_improve(finished: List[Hypothesis], best_alive: float, B: int, alpha
 def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5, n_best: int = 1,
                 alpha: float = 0.0, max_length: int = 50) -> List[List[Hypothesis]]:
     """The ``n_best`` best hypotheses of each source in ``src`` (S, N), best first."""
+    _check_max_length(max_length)
     if beam_size < 1:
         raise ValueError(f"beam: expected a positive integer, got {beam_size}")
     if not 1 <= n_best <= beam_size:
