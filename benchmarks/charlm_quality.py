@@ -54,6 +54,34 @@ class Clock:
             self.paused += time.perf_counter() - t
 
 
+def lr_now(args, train_s: float) -> float:
+    """The learning rate after ``train_s`` training seconds.
+
+    ``--decay none`` keeps ``lr`` constant, so that one run gives honest readings at every
+    time on its curve. ``--decay cosine`` anneals it over the time budget,
+    lr(t) = lr_min + (lr - lr_min) (1 + cos(pi t / budget)) / 2 with lr_min = lr / 20,
+    which only suits the reading at the end of the budget.
+    """
+    if args.decay == "none":
+        return args.lr
+    lr_min = args.lr / 20
+    frac = min(train_s / (60.0 * args.minutes), 1.0)
+    return lr_min + (args.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+class ClockSchedule:
+    """A fit() schedule that asks the training clock instead of counting steps."""
+
+    def __init__(self, args, clock):
+        self.args, self.clock = args, clock
+
+    def lr_at(self, step: int) -> float:
+        return lr_now(self.args, self.clock.train_s())
+
+    def config(self):
+        return {"decay": self.args.decay, "lr": self.args.lr, "minutes": self.args.minutes}
+
+
 def run_rnnkit(args, vocab, train_ids, valid_ids, log):
     model = CharLM(vocab, cell=args.cell, hidden=args.hidden, layers=args.layers, embedding=args.embedding,
                    dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
@@ -80,7 +108,7 @@ def run_rnnkit(args, vocab, train_ids, valid_ids, log):
     clock = Clock()
     fit(model, Adam(model.parameters(), lr=args.lr), make_step_fn(model), lambda e, rng: chunks, seed=args.seed,
         max_steps=10 ** 9, clip_norm=args.clip_norm, callbacks=[on_event], progress=False,  # on_event stops it
-        unit="char")
+        unit="char", schedule=ClockSchedule(args, clock))
     return model
 
 
@@ -135,6 +163,8 @@ def run_torch(args, vocab, train_ids, valid_ids, log):
             logits, state = net(x, state)
             state = detach(state)                           # truncated BPTT
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            for group in opt.param_groups:
+                group["lr"] = lr_now(args, clock.train_s())
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_norm)
@@ -160,7 +190,9 @@ def compare(paths):
         for t in targets:
             hit = next((r[0] for r in run["log"] if r[4] <= t), None)
             cells.append("-" if hit is None else f"{hit:.0f} s")
-        name = f"{run['impl']} {run['config']['cell']} {run['config']['minutes']}m"
+        c = run["config"]
+        name = (f"{run['impl']} {c['cell']} {c['layers']}x{c['hidden']} dropout {c['dropout']:g}"
+                f"{', cosine' if c.get('decay', 'none') == 'cosine' else ''}, {c['minutes']:g} min")
         print(f"| {name} | {run['chars_per_s']:,.0f} | {run['final_val_loss']:.3f} | " + " | ".join(cells) + " |")
 
 
@@ -177,6 +209,8 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--decay", choices=["none", "cosine"], default="none",
+                   help="learning-rate decay over the time budget (see lr_now)")
     p.add_argument("--clip-norm", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-seconds", type=float, default=None, help="training seconds between validations "
