@@ -11,7 +11,7 @@ from typing import Sequence, Tuple
 
 from .errors import RnnkitError
 
-__all__ = ["require_pyplot", "save_loss_curve"]
+__all__ = ["require_pyplot", "save_png", "save_loss_curve"]
 
 
 def require_pyplot():
@@ -23,6 +23,25 @@ def require_pyplot():
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RnnkitError("plots need matplotlib: pip install 'rnnkit[plot]' (or pip install matplotlib)") from exc
     return plt
+
+
+def save_png(fig, path) -> str:
+    """Write ``fig`` to exactly ``path``, close it, return the path.
+
+    The format follows the extension (.png, .svg, .pdf, ...); a path without a
+    known one gets PNG under exactly that name (matplotlib alone would add ".png").
+    """
+    plt = require_pyplot()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ext = os.path.splitext(path)[1][1:].lower()
+    fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
+    try:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110, format=fmt)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequence[Tuple[int, float]] = (),
@@ -42,8 +61,4 @@ def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequen
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

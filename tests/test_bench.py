@@ -58,6 +58,17 @@ def test_bad_selection_is_a_user_error(capsys):
     assert "cells: expected some of lstm, gru, rnn" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags,expect", [
+    (["--threads", "0"], "threads (--threads) must be >= 1, got 0"),
+    (["--cells", ""], "cells (--cells): the list is empty"),
+    (["--modes", ","], "modes (--modes): the list is empty"),
+    (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
+])
+def test_bad_flags_are_refused_before_timing(capsys, flags, expect):
+    assert main(["bench", "--quick", "--no-torch", "--json", ""] + flags) == 2
+    assert expect in capsys.readouterr().err
+
+
 def test_suites_cover_the_standard_configs_and_variants():
     standard = cases.suite("standard")
     names = {c.name for c in standard}

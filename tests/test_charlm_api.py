@@ -146,6 +146,24 @@ def test_cli_train_bad_input(case, tmp_path, capsys):
     assert code != 0 and expect in err, err
 
 
+@pytest.mark.parametrize("flags,expect", [
+    (["--lr", 0], "lr (--lr) must be > 0, got 0.0"),
+    (["--lr", "nan"], "lr (--lr) must be > 0, got nan"),
+    (["--seed", -1], "seed (--seed): expected a non-negative integer, got -1"),
+    (["--resume"], "no checkpoint to resume from"),
+    (["--out", "{dir}"], "out (--out) {dir}: is a directory"),
+])
+def test_cli_train_bad_flags_fail_before_training(flags, expect, tmp_path, textfile, capsys):
+    (tmp_path / "adir").mkdir()
+    flags = [str(f).replace("{dir}", str(tmp_path / "adir")) for f in flags]
+    argv = ["charlm", "train", textfile, "--out", tmp_path / "m.npz", "--max-steps", 2, "--hidden", 8,
+            "--no-progress"] + flags
+    code, out, err = _cli(capsys, *argv)
+    assert code == 2 and expect.replace("{dir}", str(tmp_path / "adir")) in err, err
+    assert not list(tmp_path.rglob("*.ckpt.npz"))             # refused before any training step
+    assert ".tmp" not in err
+
+
 @pytest.mark.parametrize("case", ["missing", "corrupted", "not_a_model", "directory", "unknown_prime",
                                   "bad_temperature"])
 def test_cli_sample_bad_input(case, tmp_path, model_file, capsys):

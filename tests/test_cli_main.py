@@ -122,3 +122,36 @@ def test_interrupt_while_building_the_parser(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", build)
     assert cli.main(["anything"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_charlm(tmp_path_factory):
+    from rnnkit import charlm
+    d = tmp_path_factory.mktemp("closed")
+    (d / "t.txt").write_text("to be or not to be, that is the question. " * 20)
+    charlm.train(d / "t.txt", out=d / "m.npz", hidden=8, layers=1, embedding=4, seq_len=8, batch=2,
+                 max_steps=1, progress=False, plot=False, sample_length=0)
+    return d
+
+
+# "1<file" leaves descriptor 1 open for reading only, as pyenv's shim does to descriptor 2.
+# (A closed stdin is tested with `rnnkit translate`, which reads it.)
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX shell to close descriptors")
+@pytest.mark.parametrize("redirect", [">&-", "2>&-", ">&- 2>&-", "1<t.txt", "2<t.txt"])
+def test_closed_standard_streams_give_no_traceback(tiny_charlm, redirect):
+    """`rnnkit ... >&-`: output goes nowhere, and the exit status still tells a mistake (2) from success (0).
+
+    An uncaught exception would exit with 1 (its traceback unseen when stderr is closed).
+    """
+    import os
+    import shlex
+    import subprocess
+    code = "import sys; from rnnkit.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for argv, expect in ((["charlm", "sample", "m.npz", "--length", "5"], 0),
+                         (["charlm", "sample", "m.npz", "--seed", "-1"], 2), (["charlm", "sample", "nope.npz"], 2)):
+        cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {' '.join(argv)} {redirect}"
+        proc = subprocess.run(["sh", "-c", cmd], cwd=tiny_charlm, capture_output=True, text=True, timeout=120,
+                              env=env)
+        assert proc.returncode == expect, (argv, proc.stderr)
+        assert "Traceback" not in proc.stdout + proc.stderr

@@ -163,6 +163,31 @@ def test_bad_model_file_and_bad_flags(tmp_path, capsys):
     assert code == 2 and "invalid choice" in err
 
 
+@pytest.mark.parametrize("argv,expect", [
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--early-stopping-patience", "-1"],
+     "early_stopping_patience: expected a positive integer, got -1"),
+    (["backtest", "{data}", "--max-folds", "-1"], "max_folds: expected a positive integer"),
+    (["train", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--plot", "{tmp}"], "--plot {tmp}: is a directory"),
+    (["backtest", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
+])
+def test_bad_flags_and_outputs_are_refused_before_training(tmp_path, capsys, argv, expect):
+    data, _ = _prices(tmp_path, n=30)
+    fill = lambda a: a.replace("{data}", data).replace("{tmp}", str(tmp_path))
+    code, out, err = _run(capsys, ["forecast"] + [fill(a) for a in argv] + ["--epochs", "1", "--lookback", "6"])
+    assert code == 2 and fill(expect) in err, err
+    assert "trained" not in out + err and not list(tmp_path.rglob("*.npz"))
+
+
+def test_plot_path_without_extension_is_written_as_given(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    data, _ = _prices(tmp_path, n=30)
+    code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--plot",
+                                 str(tmp_path / "curve"), "--lookback", "6"] + FAST)
+    assert code == 0, err
+    assert (tmp_path / "curve").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "curve.png").exists()
+
+
 def test_future_dates_follow_the_data_step():
     monthly, kind = parse_dates(["1949-01", "1949-02", "1949-03"], "Month")
     step = infer_step(monthly, kind, raw=["1949-01", "1949-02", "1949-03"])

@@ -603,7 +603,8 @@ def test_unwritable_checkpoint_directory_fails_before_training(tmp_path, monkeyp
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(loop_mod.tempfile, "mkstemp", denied)  # root ignores file modes, so fake it
+    import rnnkit.io.modelfile as modelfile_mod
+    monkeypatch.setattr(modelfile_mod.tempfile, "mkstemp", denied)  # root ignores file modes, so fake it
     with pytest.raises(ModelFileError, match=r"ck\.npz: cannot write in .* \(Permission denied\); choose a "
                                              r"writable directory"):
         run(tmp_path, "ck.npz", step_fn=_never_called, max_steps=3)

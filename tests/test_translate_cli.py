@@ -142,3 +142,53 @@ def test_help_lists_the_three_forms(capsys):
     assert code == 0 and "translate train" in out and "translate eval" in out and "MODEL [TEXT ...]" in out
     code, out, err = _run(capsys, ["translate"])
     assert code == 2
+
+
+@pytest.mark.parametrize("flags,expect", [
+    (["--lr", "0"], "lr (--lr) must be > 0"),
+    (["--max-vocab", "0"], "max_vocab (--max-vocab) must be >= 5"),
+    (["--min-freq", "0"], "min_freq (--min-freq) must be >= 1"),
+    (["--ss-k", "-1"], "ss_k (--ss-k) must be > 0"),
+    (["--dropout", "1.5"], "dropout (--dropout) must be in [0, 1)"),
+    (["--embedding-size", "0"], "embedding_size (--embedding-size) must be >= 1"),
+    (["--length-penalty", "nan"], "length_penalty (--length-penalty): expected a finite alpha >= 0"),
+    (["--beam", "0"], "beam (--beam): expected a positive integer"),
+    (["--resume"], "(--resume) needs checkpoint_path (--checkpoint-path)"),
+    (["--resume", "--checkpoint-path", "{tmp}/none.ckpt.npz"], "no checkpoint to resume from"),
+    (["--out", "{tmp}"], "out (--out) {tmp}: is a directory"),
+])
+def test_train_refuses_bad_flags_before_training(files, tmp_path, capsys, flags, expect):
+    _, pairs, _ = files
+    argv = ["translate", "train", str(pairs), "--out", str(tmp_path / "m.npz"), "--max-steps", "1"] + SMALL
+    code, _, err = _run(capsys, argv + [f.replace("{tmp}", str(tmp_path)) for f in flags])
+    assert code == 2 and expect.replace("{tmp}", str(tmp_path)) in err, err
+    assert not list(tmp_path.rglob("*.npz")) and ".tmp" not in err   # refused before training or saving
+
+
+def test_closed_stdin_reads_as_no_input(files):
+    """`rnnkit translate MODEL <&-`: "nothing to translate" (exit 2), not a traceback from a None stdin."""
+    import os
+    import shlex
+    import subprocess
+    if sys.platform == "win32":
+        pytest.skip("needs a POSIX shell to close the descriptor")
+    _, _, model = files
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import sys; from rnnkit.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} translate {shlex.quote(str(model))} <&-"
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 2 and "nothing to translate" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_resume_with_other_settings_names_the_flag(files, tmp_path, capsys):
+    _, pairs, _ = files
+    ck = str(tmp_path / "run.ckpt.npz")
+    argv = ["translate", "train", str(pairs), "--out", str(tmp_path / "m.npz"), "--checkpoint-path", ck] + SMALL
+    assert _run(capsys, argv + ["--max-steps", "2"])[0] == 0
+    code, _, err = _run(capsys, argv + ["--max-steps", "4", "--resume", "--hidden-size", "32"])
+    assert code == 2 and "trained with --hidden-size 24" in err, err
+    assert len(err.splitlines()) == 1 and len(err) < 300           # one line, not a list of weight names
+    code, _, err = _run(capsys, argv + ["--max-steps", "4", "--resume"])
+    assert code == 0, err

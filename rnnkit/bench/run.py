@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..optim.checks import check_count, check_real
 from . import cases as cases_mod
 from . import charlm_case, isolated, timing
 
@@ -76,6 +77,13 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     """
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    if threads is not None:
+        threads = check_count("threads (--threads)", threads, 1)
+    if target_seconds is not None:
+        target_seconds = check_real("target_seconds (--target-seconds)", target_seconds, low_open=True)
+    for name, chosen in (("cells", cells), ("modes", modes), ("configs", configs)):
+        if chosen is not None and len(chosen) == 0:
+            raise ValueError(f"{name} (--{name}): the list is empty; name at least one, or leave the flag out")
     quick = suite == "quick"
     target = target_seconds if target_seconds is not None else (0.05 if quick else 1.0)
     reps = dict(target_s=target, min_reps=3 if quick else 5)

@@ -25,8 +25,9 @@ from typing import Dict, Iterator, Optional, Union
 import numpy as np
 
 from ..errors import DataError, ModelFileError, RnnkitError
-from ..io.modelfile import load_model_file, save_model_file
+from ..io.modelfile import check_writable, load_model_file, save_model_file
 from ..optim import Adam
+from ..optim.checks import check_real
 from ..train import fit
 from ..train.checkpoint import load_checkpoint
 from ..train.history import History
@@ -82,6 +83,14 @@ def _positive(name: str, v, allow_none: bool = False) -> None:
         raise DataError(f"{name} ({flag}): expected a positive integer, got {v!r}")
 
 
+def _seed(seed) -> None:
+    """None, a non-negative integer, or NumPy randomness (a Generator or SeedSequence) passed in."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise DataError(f"seed (--seed): expected a non-negative integer, got {seed!r}")
+
+
 def _paths(out) -> Dict[str, str]:
     out = os.fspath(out)
     stem = out[:-4] if out.endswith(".npz") else out
@@ -89,7 +98,10 @@ def _paths(out) -> Dict[str, str]:
 
 
 def _check_resume(ckpt_path: str, config: dict, data_sha: str) -> None:
-    """Refuse to resume a checkpoint made with another model or text, naming the difference."""
+    """Refuse to resume from a missing checkpoint or one made with another model or text, naming the difference."""
+    if not os.path.exists(ckpt_path):
+        raise DataError(f"{ckpt_path}: no checkpoint to resume from (it is kept beside --out); pass the --out "
+                        "of the run to continue, or start afresh without --resume")
     ck = load_checkpoint(ckpt_path)
     old = ck.config
     diff = [k for k in ("cell", "hidden", "layers", "embedding", "dropout") if old.get(k) != config.get(k)]
@@ -162,7 +174,9 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
     ``validate_every`` steps its loss is reported with a
     ``sample_length``-character sample. Adam with learning rate ``lr``,
     gradients clipped to global norm ``clip_norm``. The model with the best
-    validation loss is the one saved.
+    validation loss is the one saved. ``resume=True`` continues from the
+    checkpoint beside ``out``, which must exist and match the model flags and
+    the text (a run that silently restarted would waste the budget).
     """
     preset = QUICK_DEFAULTS if textfile is None else DEFAULTS
     layers = preset["layers"] if layers is None else layers
@@ -174,11 +188,16 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
         _positive(name, v, allow_none=True)
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise DataError(f"max_minutes (--max-minutes): expected a positive number, got {max_minutes!r}")
+    check_real("lr (--lr)", lr, low_open=True)
+    _seed(seed)
     check_sampling(sample_length, temperature, None, None)
     if epochs is None and max_steps is None and max_minutes is None:
         epochs, max_minutes = preset.get("epochs"), preset.get("max_minutes")
     paths = _paths(out)
     os.makedirs(os.path.dirname(os.path.abspath(paths["model"])), exist_ok=True)
+    check_writable(paths["model"], "out (--out)")    # now, not after the training
+    if plot:
+        check_writable(paths["plot"], "out (--out), for the loss curve,", example="charlm.loss.png")
 
     text = default_corpus() if textfile is None else read_text(textfile, encoding)
     source = DEFAULT_CORPUS_NAME if textfile is None else os.fspath(textfile)
@@ -191,7 +210,7 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
 
     model = CharLM(vocab, cell=cell, hidden=hidden, layers=layers, embedding=embedding, dropout=dropout,
                    rng=np.random.default_rng([seed, 7]))
-    if resume and os.path.exists(paths["checkpoint"]):
+    if resume:
         _check_resume(paths["checkpoint"], model.config(), data_sha)
     optimizer = Adam(model.parameters(), lr=lr)
     if progress:
@@ -255,6 +274,7 @@ def train(textfile=None, *, out="charlm.npz", cell: str = "lstm", hidden: int = 
 def sample_stream(model: ModelLike, *, prime: str = "", length: int = 500, temperature: float = 0.8,
                   top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None) -> Iterator[str]:
     """Generated characters one at a time (see :func:`sample`)."""
+    _seed(seed)
     return stream(_model(model), prime, length, temperature, top_k or None, top_p, seed)
 
 
@@ -268,6 +288,7 @@ def sample(model: ModelLike, *, prime: str = "", length: int = 500, temperature:
     continuation instead (no randomness). Prime characters the model does not
     know are an error.
     """
+    _seed(seed)
     m = _model(model)
     if beam:
         return beam_search(m, prime, length, beam)[0]

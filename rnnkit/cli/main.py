@@ -45,8 +45,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fd_usable(fd: int, mode: str) -> bool:
+    """Whether descriptor ``fd`` is open for reading ("r") or writing ("w")."""
+    try:
+        import fcntl
+    except ImportError:                  # Windows: no way to ask; trust Python's own streams
+        return True
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:                      # closed
+        return False
+    return access == os.O_RDWR or access == (os.O_RDONLY if mode == "r" else os.O_WRONLY)
+
+
+def _plug_closed_streams() -> None:
+    """Give a standard stream that was closed at start (`rnnkit ... >&-`) /dev/null instead.
+
+    Writing to it would otherwise fail with a traceback. The descriptor may even
+    have been reused by whatever launched us (pyenv's shim leaves its script open
+    as descriptor 2), so the check is on the descriptor's access mode.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        usable = _fd_usable(fd, mode)
+        if getattr(sys, name) is not None and usable:
+            continue
+        if usable:   # the stream was set to None by a host program: leave its descriptor alone
+            setattr(sys, name, open(os.devnull, mode, errors="replace"))
+            continue
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, closefd=False, errors="replace"))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    _plug_closed_streams()
     try:
         parser = build_parser()        # imports the applications: Ctrl-C can land here too
         args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DataError
+from ..io.modelfile import check_writable
 from .backtest import backtest
 from .data import FILL_POLICIES, STOCK_TICKERS, SeriesData, load_stock, read_series_csv, write_forecast_csv
 from .dates import DateStep
@@ -197,7 +198,16 @@ def _describe(data: SeriesData) -> str:
 
 
 # -- commands ----------------------------------------------------------------
+def _check_outputs(args) -> None:
+    """--out and --plot must be writable files: say so before any work, not after the training."""
+    for flag in ("out", "plot"):
+        path = getattr(args, flag, None)
+        if path:
+            check_writable(path, f"--{flag}", example="plot.png" if flag == "plot" else "forecast.csv")
+
+
 def cmd_train(args) -> int:
+    _check_outputs(args)
     data = _read(args)
     _say(_describe(data))
     model = _estimator(args)
@@ -218,6 +228,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    _check_outputs(args)
     model = RNNForecaster.load(args.model)
     meta = model.meta_
     H = model.horizon if args.horizon is None else args.horizon
@@ -317,6 +328,7 @@ def _verdict(result) -> str:
 
 
 def cmd_backtest(args) -> int:
+    _check_outputs(args)
     data = _read(args)
     _say(_describe(data))
     result = _run_backtest(args, data, _estimator(args))

@@ -112,6 +112,8 @@ class RNNForecaster(ParamsMixin):
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         for name in ("lookback", "horizon", "hidden_size", "num_layers", "epochs", "batch_size", "n_samples"):
             positive_int(name)
+        if self.early_stopping_patience is not None:
+            positive_int("early_stopping_patience")
         choices = {"strategy": ("recursive", "direct"), "cell": tuple(CELLS), "head": HEADS,
                    "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
         for name, allowed in choices.items():

@@ -9,23 +9,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..plotting import require_pyplot, save_loss_curve
+from ..plotting import require_pyplot, save_loss_curve, save_png
 from .backtest import BacktestResult
 
 __all__ = ["plot_forecast", "plot_backtest", "save_loss_curve"]
-
-
-def _save(fig, path: str, plt) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequence, mean: np.ndarray,
@@ -51,7 +42,7 @@ def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequen
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.autofmt_xdate()
-    return _save(fig, path, plt)
+    return save_png(fig, path)
 
 
 def plot_backtest(path: str, result: BacktestResult, y: np.ndarray, x: Optional[Sequence] = None,
@@ -88,4 +79,4 @@ def plot_backtest(path: str, result: BacktestResult, y: np.ndarray, x: Optional[
     ax2.set_ylabel("MAE")
     ax2.grid(alpha=0.3)
     ax2.legend(loc="best", fontsize=8)
-    return _save(fig, path, plt)
+    return save_png(fig, path)

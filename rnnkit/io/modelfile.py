@@ -37,6 +37,7 @@ import math
 import json
 import os
 import secrets
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from .. import __version__
 from ..errors import ModelFileError
 
 __all__ = ["ModelFile", "save_model_file", "load_model_file", "array_sha256", "header_sha256",
-           "FORMAT_VERSION", "MAGIC", "HEADER_KEY", "HEADER_SHA_KEY"]
+           "check_writable", "FORMAT_VERSION", "MAGIC", "HEADER_KEY", "HEADER_SHA_KEY"]
 
 MAGIC = "rnnkit-model"
 FORMAT_VERSION = 1  # the newest format this rnnkit writes and reads
@@ -156,6 +157,30 @@ def _write_npz(f, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
                 np.lib.format.write_array(fh, a, allow_pickle=False)
 
 
+def check_writable(path, what: str = "path", example: str = "model.npz") -> str:
+    """Fail now, not after minutes of training: ``path`` must be a file we can (re)write atomically.
+
+    ``what`` names the argument or flag in the message (``"--out"``, ``"checkpoint_path"``).
+    Checks that the directory exists and takes a new file (the atomic write puts a
+    temporary file beside ``path``) and that ``path`` is not a directory. Returns ``path``.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ModelFileError(f"{what} {path}: directory does not exist ({directory}); create it first")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{what} {path}: is a directory; pass a file path such as "
+                             f"{os.path.join(path, example)}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=directory)
+    except OSError as e:
+        raise ModelFileError(f"{what} {path}: cannot write in {directory} ({e.strerror or e}); "
+                             "choose a writable directory") from e
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 def _atomic_write(path: str, write) -> None:
     """Call ``write(fileobj)`` on a temporary sibling of ``path``, fsync, then rename it over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -169,7 +194,10 @@ def _atomic_write(path: str, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:   # e.g. path is a directory: name it, not the temporary file
+            raise OSError(e.errno, e.strerror, path) from e
     except BaseException:
         try:
             os.unlink(tmp)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ModelFileError, ShapeError, TrainingError
-from ..io.modelfile import _to_json
+from ..io.modelfile import _to_json, check_writable
 from ..nn.module import Module
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import History
@@ -92,23 +91,6 @@ def _positive_int(name, v, allow_none=True):
 def _positive_float(name, v):
     if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
         raise ValueError(f"{name}: expected a positive number or None, got {v!r}")
-
-
-def _check_checkpoint_path(path: str) -> None:
-    """Fail now, not at the first checkpoint after minutes of training: ``path`` must be writable."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ModelFileError(f"checkpoint_path {path}: its directory does not exist; create it first")
-    if os.path.isdir(path):
-        raise ModelFileError(f"checkpoint_path {path}: is a directory; pass a file path such as "
-                             f"{os.path.join(path, 'run.ckpt.npz')}")
-    try:  # the checkpoint is written as a temporary file in the directory, then renamed
-        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=directory)
-    except OSError as e:
-        raise ModelFileError(f"checkpoint_path {path}: cannot write in {directory} ({e.strerror or e}); "
-                             "choose a writable directory") from e
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _plain(value: Any) -> Any:
@@ -184,7 +166,7 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     if checkpoint_path is None and (checkpoint_every is not None or resume):
         raise ValueError("checkpoint_every and resume need a checkpoint_path")
     if checkpoint_path is not None:
-        _check_checkpoint_path(os.fspath(checkpoint_path))
+        check_writable(checkpoint_path, "checkpoint_path", example="run.ckpt.npz")
     if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
         raise TypeError("schedule: expected an object with lr_at(step) -> float (see rnnkit.optim.schedules)")
     for cb in callbacks:
@@ -279,7 +261,7 @@ class _Loop:
     def _note_interrupt(self, saved: bool) -> None:
         if saved:
             self.progress.note(f"interrupted at step {self.ctx.step}: checkpoint saved to {self.checkpoint_path}; "
-                               "run again with resume=True to continue")
+                               "run it again with resume (--resume on the command line) to continue")
         elif self.checkpoint_path is not None:
             self.progress.note(f"interrupted in the middle of step {self.ctx.step + 1}: no checkpoint written; "
                                f"{self.checkpoint_path} is from step {self.last_checkpoint_step}")

@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DataError
+from ..io.modelfile import check_writable
 from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
 from .default_task import DEFAULT_RANGE, number_pairs
+from .decode import check_decoding
 from .translator import Translation, Translator
 
 __all__ = ["train", "translate", "evaluate", "load", "prepare_pairs"]
@@ -74,10 +77,20 @@ def train(pairs: Optional[str] = None, *, out: str, src_col: int = 0, tgt_col: i
     built-in numbers task over the range ``numbers``. Filters: ``max_words``, ``prefix_filter``.
     Split: fractions ``valid`` and ``test`` drawn with ``split_seed``. The test split is
     translated with ``beam`` and ``length_penalty``. ``params``: Translator hyperparameters.
+    ``resume=True`` continues from ``checkpoint_path``, which must exist (unlike
+    :meth:`Translator.fit`, which then starts afresh).
     """
     unknown = sorted(set(params) - set(Translator._param_names()))
     if unknown:
         raise ValueError(f"unknown training option(s) {unknown}")
+    check_writable(out, "out (--out)")        # now, not after the training
+    if resume and checkpoint_path is None:
+        raise DataError("resume (--resume) needs checkpoint_path (--checkpoint-path): the checkpoint to continue "
+                        "from")
+    if resume and not os.path.exists(checkpoint_path):   # the command line means "continue": a typo must not
+        raise DataError(f"{checkpoint_path}: no checkpoint to resume from; check --checkpoint-path, or start "
+                        "afresh without --resume")       # silently restart a long run
+    check_decoding(beam=beam, length_penalty=length_penalty)
     tr = Translator(**params)
     data, info = prepare_pairs(pairs, src_col=src_col, tgt_col=tgt_col, max_words=max_words,
                                prefix_filter=prefix_filter, numbers=numbers, text_options=tr._text_options())

@@ -20,6 +20,7 @@ decoding, token for token.
 
 from __future__ import annotations
 
+import math
 from typing import List, NamedTuple
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..nn.attention import Memory
 from ..nn.losses import log_softmax
 from .data import EOS, SOS
 
-__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty"]
+__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding"]
 
 
 class Hypothesis(NamedTuple):
@@ -37,6 +38,17 @@ class Hypothesis(NamedTuple):
     score: float               # log_prob / lp(Y): what the beam ranks by
     weights: np.ndarray        # (output steps, source length): attention for each emitted token (<eos> included)
     finished: bool             # ended with <eos> (False: cut at max_length)
+
+
+def check_decoding(*, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0) -> None:
+    """Refuse decoding settings that cannot work, naming the flag (shared by the API and beam_search)."""
+    if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 1:
+        raise ValueError(f"beam (--beam): expected a positive integer, got {beam!r}")
+    if not 1 <= n_best <= beam:
+        raise ValueError(f"n_best (--n-best): expected between 1 and the beam size {beam}, got {n_best}; "
+                         "raise --beam too")
+    if length_penalty is not None and not (math.isfinite(length_penalty) and length_penalty >= 0):  # NaN: random
+        raise ValueError(f"length_penalty (--length-penalty): expected a finite alpha >= 0, got {length_penalty}")
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -117,12 +129,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
                 alpha: float = 0.0, max_length: int = 50) -> List[List[Hypothesis]]:
     """The ``n_best`` best hypotheses of each source in ``src`` (S, N), best first."""
     _check_max_length(max_length)
-    if beam_size < 1:
-        raise ValueError(f"beam: expected a positive integer, got {beam_size}")
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best: expected between 1 and the beam size {beam_size}, got {n_best}")
-    if alpha < 0:
-        raise ValueError(f"length_penalty: expected alpha >= 0, got {alpha}")
+    check_decoding(beam=beam_size, n_best=n_best, length_penalty=alpha)
     N, B = src.shape[1], beam_size
     dec = model.decoder
     with _EvalMode(model):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 
-from ..plotting import require_pyplot
+from ..plotting import require_pyplot, save_png
 
 __all__ = ["save_attention_plot"]
 
@@ -31,8 +30,4 @@ def save_attention_plot(path: str, source_tokens: Sequence[str], output_tokens: 
     if title:
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

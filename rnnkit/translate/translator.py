@@ -13,6 +13,7 @@ vocabularies and training history.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,9 +21,11 @@ import numpy as np
 from ..errors import DataError, NotFittedError
 from ..io.modelfile import load_model_file, save_model_file
 from ..optim import Adam
+from ..optim.checks import check_count, check_real
 from ..train import History, fit as fit_loop
-from .data import (PAD, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize)
-from .decode import beam_search, greedy
+from ..train.checkpoint import load_checkpoint
+from .data import (PAD, SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize)
+from .decode import beam_search, check_decoding, greedy
 from .metrics import scores
 from .model import Seq2Seq
 from .sampling import TeacherForcing
@@ -91,6 +94,29 @@ class Translator:
             setattr(self, k, v)
         return self
 
+    def _check_params(self) -> None:
+        """Refuse hyperparameters that would train nothing or fail late (the CLI flags share the names)."""
+        def flag(name):
+            return f"{name} (--{name.replace('_', '-')})"
+
+        check_real(flag("lr"), self.lr, low_open=True)
+        for name in ("embedding_size", "hidden_size", "num_layers", "max_length"):
+            check_count(flag(name), getattr(self, name), 1)
+        if self.attention_size is not None:
+            check_count(flag("attention_size"), self.attention_size, 1)
+        check_real(flag("dropout"), self.dropout, 0.0, 1.0, high_open=True)
+        check_real(flag("teacher_forcing"), self.teacher_forcing, 0.0, 1.0)
+        check_real(flag("ss_floor"), self.ss_floor, 0.0, 1.0)
+        check_count(flag("min_freq"), self.min_freq, 1)
+        if self.max_vocab is not None:
+            check_count(flag("max_vocab"), self.max_vocab, len(SPECIALS) + 1)  # room for one real token
+        check_count(flag("batch_size"), self.batch_size, 1)
+        check_count(flag("bleu_sentences"), self.bleu_sentences, 0)
+        check_real(flag("label_smoothing"), self.label_smoothing, 0.0, 1.0)
+        if self.ss_k is not None:
+            check_real(flag("ss_k"), self.ss_k, low_open=True)
+        check_real(flag("ss_c"), self.ss_c)
+
     # -- preprocessing -------------------------------------------------------
     def _text_options(self) -> TextOptions:
         return TextOptions(normalize=self.normalize, lowercase=self.lowercase,
@@ -116,6 +142,7 @@ class Translator:
         """Train on ``train_pairs`` [(source, target) strings]; validate on ``valid_pairs``."""
         if not train_pairs:
             raise DataError("no training pairs")
+        self._check_params()
         teacher = self._teacher()
         if self.sampling not in ("sample", "argmax"):
             raise ValueError(f"sampling: expected 'sample' or 'argmax', got {self.sampling!r}")
@@ -154,6 +181,8 @@ class Translator:
 
         config = {"model": model.config, "text": opts.to_dict(), "params": _jsonable(self.get_params())}
         meta = {"src_vocab": self.src_vocab_.itos, "tgt_vocab": self.tgt_vocab_.itos}
+        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            _check_resume(checkpoint_path, config, meta)    # else fit() starts afresh, as documented there
         self.history_ = fit_loop(
             model, optimizer, step_fn, batches, seed=int(self.random_state), epochs=self.epochs,
             max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
@@ -172,10 +201,7 @@ class Translator:
                   max_length: Optional[int] = None, batch_size: int = 64) -> List[List[Translation]]:
         """The ``n_best`` translations of each sentence (beam search when ``beam`` > 1), best first."""
         self._check_fitted()
-        if beam < 1:
-            raise ValueError(f"beam: expected a positive integer, got {beam}")
-        if not 1 <= n_best <= beam:
-            raise ValueError(f"n_best: expected between 1 and --beam ({beam}), got {n_best}; raise --beam too")
+        check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty)
         max_length = self.max_length if max_length is None else max_length
         opts = self.text_options_
         src_tokens = [tokenize(s, opts) for s in sentences]
@@ -265,6 +291,29 @@ def _mean_loss(model, batches) -> float:
     finally:
         model.train(was)
     return total / max(n, 1)
+
+
+# Hyperparameters that shape the weights or the vocabularies: a checkpoint made with other
+# values cannot continue. The rest (epochs, budgets, validation) may change on resume.
+_SHAPING = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional", "input_feeding",
+            "attention_size", "bridge", "tokens", "normalize", "lowercase", "split_punctuation", "min_freq",
+            "max_vocab")
+
+
+def _check_resume(checkpoint_path, config: Dict, meta: Dict) -> None:
+    """Refuse, in one line, to resume from a checkpoint made with another model or other data."""
+    ck = load_checkpoint(checkpoint_path)
+    old = (ck.config or {}).get("params", {})
+    diff = [k for k in _SHAPING if old.get(k) != config["params"].get(k)]
+    if diff:
+        was = ", ".join(f"--{k.replace('_', '-')} {old.get(k)}" for k in diff)
+        raise DataError(f"{checkpoint_path}: this checkpoint was trained with {was}; resume with the same "
+                        "settings, or start afresh without --resume")
+    for side in ("src_vocab", "tgt_vocab"):
+        if ck.meta.get(side) != meta[side]:
+            raise DataError(f"{checkpoint_path}: this checkpoint was trained on other sentence pairs (its "
+                            f"{'source' if side == 'src_vocab' else 'target'} vocabulary differs); resume with "
+                            "the same PAIRS file, filters and split, or start afresh without --resume")
 
 
 def _jsonable(d: Dict) -> Dict:
