@@ -76,6 +76,18 @@ def test_resume_with_other_model_flags_is_refused(tmp_path, textfile):
         charlm.train(textfile, out=out, max_steps=4, resume=True, **dict(SMALL, hidden=16))
 
 
+def test_cosine_lr_decay_anneals_over_the_steps(tmp_path, textfile):
+    run = charlm.train(textfile, out=tmp_path / "m.npz", max_steps=6, lr_decay="cosine", **SMALL)
+    lr, low = SMALL["lr"], SMALL["lr"] / 20
+    expected = [low + (lr - low) * (1 + np.cos(np.pi * k / 6)) / 2 for k in range(6)]
+    np.testing.assert_allclose([v for _, v in run.history.lr], expected, rtol=1e-12)
+    assert run.model.meta["settings"]["lr_decay"] == "cosine"
+    with pytest.raises(Exception, match=r"needs --epochs or --max-steps"):
+        charlm.train(textfile, out=tmp_path / "t.npz", max_minutes=1, lr_decay="cosine", **SMALL)
+    with pytest.raises(Exception, match=r"lr_decay \(--lr-decay\): expected 'none' or 'cosine'"):
+        charlm.train(textfile, out=tmp_path / "t.npz", max_steps=2, lr_decay="linear", **SMALL)
+
+
 def test_default_corpus_run(tmp_path):
     run = charlm.train(out=tmp_path / "d.npz", max_steps=2, **dict(SMALL, batch=64, seq_len=8))
     assert run.model.meta["data_source"].startswith("pydoc_data.topics")

@@ -17,7 +17,7 @@ __all__ = ["register"]
 def _train(args) -> int:
     run = api.train(args.textfile, out=args.out, cell=args.cell, hidden=args.hidden, layers=args.layers,
                     embedding=args.embedding, dropout=args.dropout, seq_len=args.seq_len, batch=args.batch,
-                    lr=args.lr, clip_norm=args.clip_norm, epochs=args.epochs, max_steps=args.max_steps,
+                    lr=args.lr, lr_decay=args.lr_decay, clip_norm=args.clip_norm, epochs=args.epochs, max_steps=args.max_steps,
                     max_minutes=args.max_minutes, valid_fraction=args.valid_fraction,
                     test_fraction=args.test_fraction, validate_every=args.validate_every,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
@@ -85,6 +85,8 @@ def register(subparsers) -> None:
     t.add_argument("--batch", type=int, default=32, help="parallel streams through the text")
     t.add_argument("--lr", type=float, default=None,
                    help=f"Adam learning rate (default: {api.DEFAULTS['lr']}; {api.QUICK_DEFAULTS['lr']} without TEXTFILE)")
+    t.add_argument("--lr-decay", choices=["none", "cosine"], default="none",
+                   help="cosine: anneal the learning rate to lr/20 over the run (needs --epochs or --max-steps)")
     t.add_argument("--clip-norm", type=float, default=5.0, help="clip the global gradient norm")
     t.add_argument("--epochs", type=int, default=None,
                    help=f"default {api.DEFAULTS['epochs']} when no stopping flag is given (with TEXTFILE)")
