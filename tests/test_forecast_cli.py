@@ -165,8 +165,8 @@ def test_bad_model_file_and_bad_flags(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,expect", [
     (["train", "{data}", "--out", "{tmp}/m.npz", "--early-stopping-patience", "-1"],
-     "early_stopping_patience: expected a positive integer, got -1"),
-    (["backtest", "{data}", "--max-folds", "-1"], "max_folds: expected a positive integer"),
+     "early_stopping_patience (--early-stopping-patience): expected a positive integer, got -1"),
+    (["backtest", "{data}", "--max-folds", "-1"], "max_folds (--max-folds): expected a positive integer"),
     (["train", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
     (["train", "{data}", "--out", "{tmp}/m.npz", "--plot", "{tmp}"], "--plot {tmp}: is a directory"),
     (["backtest", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),

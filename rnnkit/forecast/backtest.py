@@ -43,7 +43,8 @@ def rolling_origin_splits(n: int, *, initial: int, horizon: int, stride: int = 1
         raise ValueError(f"window: expected 'expanding' or 'sliding', got {window!r}")
     if max_folds is not None and (not isinstance(max_folds, (int, np.integer)) or isinstance(max_folds, bool)
                                   or max_folds < 1):
-        raise ValueError(f"max_folds: expected a positive integer or None (all folds), got {max_folds!r}")
+        raise ValueError(f"max_folds (--max-folds): expected a positive integer or None (all folds), "
+                         f"got {max_folds!r}")
     if initial + horizon > n:
         raise DataError(f"backtest: the series has {n} values, fewer than initial {initial} + horizon {horizon}; "
                         "lower initial or horizon")

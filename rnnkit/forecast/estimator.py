@@ -42,6 +42,13 @@ __all__ = ["RNNForecaster", "MODEL_KIND"]
 MODEL_KIND = "forecaster"
 
 
+def _flag(name: str) -> str:
+    """A hyperparameter and the `rnnkit forecast` flag that sets it: "learning_rate (--learning-rate)"."""
+    if name == "dtype":
+        return name
+    return f"{name} (--{'seed' if name == 'random_state' else name.replace('_', '-')})"
+
+
 class RNNForecaster(ParamsMixin):
     """Recurrent-network forecaster (see the module docstring).
 
@@ -109,7 +116,7 @@ class RNNForecaster(ParamsMixin):
         def positive_int(name):
             v = getattr(self, name)
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+                raise ValueError(f"{_flag(name)}: expected a positive integer, got {v!r}")
         for name in ("lookback", "horizon", "hidden_size", "num_layers", "epochs", "batch_size", "n_samples"):
             positive_int(name)
         if self.early_stopping_patience is not None:
@@ -118,7 +125,7 @@ class RNNForecaster(ParamsMixin):
                    "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}: expected one of {list(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(f"{_flag(name)}: expected one of {list(allowed)}, got {getattr(self, name)!r}")
         if self.head == "quantile":
             q = np.asarray(self.quantiles, dtype=np.float64)
             if q.ndim != 1 or len(q) < 2 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
@@ -130,12 +137,13 @@ class RNNForecaster(ParamsMixin):
                                  "as an input, and a set of quantiles is not a value; use head='gaussian' for "
                                  "recursive intervals")
         if not (0.0 <= self.validation_fraction < 0.5):
-            raise ValueError(f"validation_fraction: expected a number in [0, 0.5), got {self.validation_fraction!r}")
+            raise ValueError(f"{_flag('validation_fraction')}: expected a number in [0, 0.5), "
+                             f"got {self.validation_fraction!r}")
         if not (0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+            raise ValueError(f"{_flag('dropout')}: expected a number in [0, 1), got {self.dropout!r}")
         for name in ("learning_rate",):
             if not (isinstance(getattr(self, name), numbers.Real) and getattr(self, name) > 0):
-                raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)!r}")
+                raise ValueError(f"{_flag(name)}: expected a positive number, got {getattr(self, name)!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
