@@ -7,7 +7,7 @@ other exception is a bug in rnnkit.
 """
 
 __all__ = ["RnnkitError", "ShapeError", "ModelFileError", "DataError", "TrainingError", "NotFittedError",
-           "HyperparameterError"]
+           "HyperparameterError", "PathError"]
 
 
 class RnnkitError(Exception):
@@ -36,3 +36,8 @@ class NotFittedError(RnnkitError, AttributeError):
 
 class HyperparameterError(RnnkitError, ValueError):
     """A hyperparameter (learning rate, beta, decay, ...) is outside its valid range."""
+
+
+class PathError(RnnkitError, ValueError):
+    """An input or output path cannot be used: missing directory, not a regular file, too large,
+    an output that is also an input, a name the file system refuses (the message names the flag)."""

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rnnkit.errors import ModelFileError
+from rnnkit.errors import ModelFileError, PathError
 from rnnkit.io import modelfile
 from rnnkit.io.modelfile import (FORMAT_VERSION, HEADER_KEY, HEADER_SHA_KEY, MAGIC, array_sha256,
                                  header_sha256, load_model_file, save_model_file)
@@ -260,7 +260,7 @@ def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_save_into_missing_directory(tmp_path):
-    with pytest.raises(ModelFileError, match="does not exist"):
+    with pytest.raises(PathError, match="does not exist"):
         save_model_file(tmp_path / "no" / "m.npz", kind="charlm", config={}, arrays={})
 
 

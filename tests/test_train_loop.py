@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit import optim
-from rnnkit.errors import ModelFileError, TrainingError
+from rnnkit.errors import ModelFileError, PathError, TrainingError
 from rnnkit.nn.module import Module
 from rnnkit.train import History, Progress, StopTraining, fit, load_checkpoint, save_checkpoint
 from rnnkit.train import loop as loop_mod
@@ -541,9 +541,9 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, validate_every=3)
     with pytest.raises(ValueError, match="need a checkpoint_path"):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, resume=True)
-    with pytest.raises(ModelFileError, match="directory does not exist"):
+    with pytest.raises(PathError, match="directory does not exist"):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path / "no" / "ck.npz")
-    with pytest.raises(ModelFileError, match=r"checkpoint_path .*: is a directory; pass a file path such as "):
+    with pytest.raises(PathError, match=r"checkpoint_path .*: is a directory; pass a file path such as "):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path)
     with pytest.raises(ValueError, match="seed"):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
@@ -595,7 +595,7 @@ def _never_called(batch, ctx):
 
 def test_checkpoint_path_that_is_a_directory_fails_before_training(tmp_path):
     (tmp_path / "run").mkdir()
-    with pytest.raises(ModelFileError, match=r"run: is a directory; pass a file path such as .*run\.ckpt\.npz"):
+    with pytest.raises(PathError, match=r"run: is a directory; pass a file path such as .*run\.ckpt\.npz"):
         run(tmp_path, "run", step_fn=_never_called, max_steps=3)
 
 
@@ -603,9 +603,9 @@ def test_unwritable_checkpoint_directory_fails_before_training(tmp_path, monkeyp
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    import rnnkit.io.modelfile as modelfile_mod
-    monkeypatch.setattr(modelfile_mod.tempfile, "mkstemp", denied)  # root ignores file modes, so fake it
-    with pytest.raises(ModelFileError, match=r"ck\.npz: cannot write in .* \(Permission denied\); choose a "
+    import rnnkit.io.atomic as atomic_mod
+    monkeypatch.setattr(atomic_mod.tempfile, "mkstemp", denied)  # root ignores file modes, so fake it
+    with pytest.raises(PathError, match=r"ck\.npz: cannot write in .* \(Permission denied\); choose a "
                                              r"writable directory"):
         run(tmp_path, "ck.npz", step_fn=_never_called, max_steps=3)
     monkeypatch.undo()
@@ -620,7 +620,7 @@ def test_read_only_checkpoint_directory_fails_before_training(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        with pytest.raises(ModelFileError, match="cannot write in"):
+        with pytest.raises(PathError, match="cannot write in"):
             run(ro, "ck.npz", step_fn=_never_called, max_steps=3)
     finally:
         ro.chmod(0o700)

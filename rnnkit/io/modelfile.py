@@ -36,8 +36,6 @@ import hashlib
 import math
 import json
 import os
-import secrets
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -47,6 +45,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelFileError
+from .atomic import atomic_write, check_writable
+from .jsonable import to_json
 
 __all__ = ["ModelFile", "save_model_file", "load_model_file", "array_sha256", "header_sha256",
            "check_writable", "FORMAT_VERSION", "MAGIC", "HEADER_KEY", "HEADER_SHA_KEY"]
@@ -89,25 +89,6 @@ def header_sha256(header: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _to_json(value: Any, where: str) -> Any:
-    """A JSON-ready copy: NumPy scalars become Python numbers; anything else unknown is refused."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: keys must be strings for JSON, got {k!r}")
-            out[k] = _to_json(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON-able; store arrays in `arrays`, "
-                    "and plain numbers, strings, lists and dicts in config/meta")
-
-
 def save_model_file(path, *, kind: str, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                     meta: Optional[Mapping[str, Any]] = None, compress: bool = False) -> None:
     """Write a model file atomically (see the module docstring).
@@ -138,14 +119,14 @@ def save_model_file(path, *, kind: str, config: Mapping[str, Any], arrays: Mappi
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "rnnkit_version": __version__,
-        "config": _to_json(dict(config), "config"),
-        "meta": _to_json(dict(meta or {}), "meta"),
+        "config": to_json(dict(config), "config"),
+        "meta": to_json(dict(meta or {}), "meta"),
         "arrays": {n: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": array_sha256(a)}
                    for n, a in clean.items()},
     }
     header[HEADER_SHA_KEY] = header_sha256(header)
     header_bytes = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    _atomic_write(path, lambda f: _write_npz(f, {HEADER_KEY: header_bytes, **clean}, compress))
+    atomic_write(path, lambda f: _write_npz(f, {HEADER_KEY: header_bytes, **clean}, compress))
 
 
 def _write_npz(f, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
@@ -155,65 +136,6 @@ def _write_npz(f, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
         for name, a in arrays.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, a, allow_pickle=False)
-
-
-def check_writable(path, what: str = "path", example: str = "model.npz") -> str:
-    """Fail now, not after minutes of training: ``path`` must be a file we can (re)write atomically.
-
-    ``what`` names the argument or flag in the message (``"--out"``, ``"checkpoint_path"``).
-    Checks that the directory exists and takes a new file (the atomic write puts a
-    temporary file beside ``path``) and that ``path`` is not a directory. Returns ``path``.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ModelFileError(f"{what} {path}: directory does not exist ({directory}); create it first")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{what} {path}: is a directory; pass a file path such as "
-                             f"{os.path.join(path, example)}")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=directory)
-    except OSError as e:
-        raise ModelFileError(f"{what} {path}: cannot write in {directory} ({e.strerror or e}); "
-                             "choose a writable directory") from e
-    os.close(fd)
-    os.unlink(probe)
-    return path
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(fileobj)`` on a temporary sibling of ``path``, fsync, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ModelFileError(f"{path}: directory {directory} does not exist; create it first")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 lets the umask decide the permissions, as for any new file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.replace(tmp, path)
-        except OSError as e:   # e.g. path is a directory: name it, not the temporary file
-            raise OSError(e.errno, e.strerror, path) from e
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
 
 
 def _sniff(path: str) -> None:

@@ -44,7 +44,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ModelFileError, ShapeError, TrainingError
-from ..io.modelfile import _to_json, check_writable
+from ..io.atomic import check_writable
+from ..io.jsonable import plain as _plain, to_json as _to_json
 from ..nn.module import Module
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import History
@@ -91,17 +92,6 @@ def _positive_int(name, v, allow_none=True):
 def _positive_float(name, v):
     if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
         raise ValueError(f"{name}: expected a positive number or None, got {v!r}")
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python numbers, recursively, so metrics stay JSON-able."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[float, int]],

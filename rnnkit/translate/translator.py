@@ -19,6 +19,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError, NotFittedError
+from ..io.jsonable import plain
 from ..io.modelfile import load_model_file, save_model_file
 from ..optim import Adam
 from ..optim.checks import check_count, check_real
@@ -179,7 +180,7 @@ class Translator:
                     out["bleu"] = self.evaluate(bleu_pairs, with_loss=False)["bleu"]
                 return out
 
-        config = {"model": model.config, "text": opts.to_dict(), "params": _jsonable(self.get_params())}
+        config = {"model": model.config, "text": opts.to_dict(), "params": plain(self.get_params())}
         meta = {"src_vocab": self.src_vocab_.itos, "tgt_vocab": self.tgt_vocab_.itos}
         if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
             _check_resume(checkpoint_path, config, meta)    # else fit() starts afresh, as documented there
@@ -247,7 +248,7 @@ class Translator:
         """Write the model file (kind "translator"); ``meta`` adds JSON-able facts (data, test scores)."""
         self._check_fitted()
         config = {"model": self.model_.config, "text": self.text_options_.to_dict(),
-                  "params": _jsonable(self.get_params())}
+                  "params": plain(self.get_params())}
         info = {"src_vocab": self.src_vocab_.itos, "tgt_vocab": self.tgt_vocab_.itos,
                 "history": self.history_.to_dict() if getattr(self, "history_", None) else None}
         info.update(meta or {})
@@ -314,7 +315,3 @@ def _check_resume(checkpoint_path, config: Dict, meta: Dict) -> None:
             raise DataError(f"{checkpoint_path}: this checkpoint was trained on other sentence pairs (its "
                             f"{'source' if side == 'src_vocab' else 'target'} vocabulary differs); resume with "
                             "the same PAIRS file, filters and split, or start afresh without --resume")
-
-
-def _jsonable(d: Dict) -> Dict:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}

@@ -1,0 +1,172 @@
+"""Every output rnnkit writes goes through here: checked before the work, written atomically.
+
+SQLite's rule for a database, applied to models, checkpoints, CSV, JSON and PNG:
+the bytes go to a temporary file beside the target, are flushed and fsync'ed,
+and only then renamed over the target (``os.replace``). A crash, a kill or a
+full disk mid-write leaves the previous file whole, never a truncated one.
+
+Before any work starts, :func:`check_outputs` checks every output path a
+command will write (the directory exists and takes a new file, the name is
+not empty, not too long and not a directory) and refuses an output that is
+also one of the command's inputs (same resolved path or same inode), or two
+outputs that are the same file. The errors are :class:`~rnnkit.errors.PathError`
+naming the flag.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import tempfile
+from typing import Any, Callable, Mapping, Optional
+
+from ..errors import PathError
+from .jsonable import plain
+
+__all__ = ["atomic_write", "write_text", "write_json", "save_figure", "check_writable", "check_outputs",
+           "same_file"]
+
+
+def _label(path: str, what: Optional[str]) -> str:
+    return f"{what} {path}" if what else path
+
+
+def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optional[str] = None) -> str:
+    """Call ``write(f)`` on a binary temporary sibling of ``path``, fsync, then rename it over ``path``.
+
+    Any failure (an exception in ``write``, ``ENOSPC``, an interrupt) removes the
+    temporary file and leaves ``path`` as it was. An ``OSError`` is re-raised
+    naming ``path`` (and ``what``, e.g. ``"--out"``), never the temporary file.
+    Returns ``path``.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise PathError(f"{_label(path, what)}: directory {directory} does not exist; create it first")
+    tmp = os.path.join(directory, f".{os.path.basename(path)[:180]}.{secrets.token_hex(6)}.tmp")
+    try:
+        # os.open with 0o666 lets the umask decide the permissions, as for any new file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise OSError(e.errno, f"{e.strerror} (writing {_label(path, what)})", path) from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError) and not isinstance(e, PathError):
+            # e.g. "No space left on device": say which file, not the temporary one
+            raise OSError(e.errno, f"{e.strerror or e} (writing {_label(path, what)}; the previous file, "
+                                   "if any, is unchanged)", path) from e
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return path
+
+
+def write_text(path, text: str, *, what: Optional[str] = None, encoding: str = "utf-8") -> str:
+    """Write ``text`` atomically (newlines as given)."""
+    data = text.encode(encoding)
+    return atomic_write(path, lambda f: f.write(data), what=what)
+
+
+def write_json(path, obj: Any, *, what: Optional[str] = None) -> str:
+    """Write ``obj`` as indented JSON atomically (NumPy scalars become numbers)."""
+    return write_text(path, json.dumps(plain(obj), indent=2) + "\n", what=what)
+
+
+def save_figure(fig, path, *, what: Optional[str] = None, dpi: int = 110) -> str:
+    """Save a matplotlib figure atomically; the format follows the extension (PNG without one)."""
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    fmt = ext if ext in ("png", "pdf", "svg", "jpg", "jpeg") else "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi), what=what)
+
+
+def check_writable(path, what: str = "path", example: str = "model.npz") -> str:
+    """Fail now, not after minutes of training: ``path`` must be a file we can (re)write atomically.
+
+    ``what`` names the argument or flag in the message (``"--out"``, ``"checkpoint_path"``).
+    Refuses an empty path, a name longer than the file system allows, a missing
+    directory, a directory, and a directory that does not take a new file (the
+    atomic write puts a temporary file beside ``path``). Returns ``path``.
+    """
+    path = os.fspath(path)
+    if not path or not path.strip():
+        raise PathError(f"{what}: the path is empty; give a file name such as {example}")
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    try:
+        limit = os.pathconf(directory if os.path.isdir(directory) else "/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    # the temporary sibling adds ".<name>.<12 hex>.tmp" only to a 180-character cut of the name
+    if len(os.fsencode(name)) > limit:
+        raise PathError(f"{what} {path[:60]}...: the file name is {len(os.fsencode(name))} bytes long, more "
+                        f"than this file system allows ({limit}); choose a shorter name")
+    if not os.path.isdir(directory):
+        raise PathError(f"{what} {path}: directory does not exist ({directory}); create it first")
+    if os.path.isdir(path):
+        raise PathError(f"{what} {path}: is a directory; pass a file path such as {os.path.join(path, example)}")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise PathError(f"{what} {path}: is not a regular file (a device, FIFO or socket); pass a file path "
+                        f"such as {example}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=directory)
+    except OSError as e:
+        raise PathError(f"{what} {path}: cannot write in {directory} ({e.strerror or e}); "
+                        "choose a writable directory") from e
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file: the same resolved path, or the same device and inode."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]] = None,
+                  examples: Optional[Mapping[str, str]] = None) -> None:
+    """Check every output path before any work (see the module docstring).
+
+    ``outputs`` and ``inputs`` map a flag (``"--out"``, ``"TEXTFILE"``) to a path;
+    None values are skipped. ``examples`` gives a sample file name per output
+    flag for the messages.
+    """
+    outs = {k: os.fspath(v) for k, v in outputs.items() if v is not None}
+    ins = {k: os.fspath(v) for k, v in (inputs or {}).items() if v is not None}
+    for flag, path in outs.items():
+        for in_flag, in_path in ins.items():
+            if same_file(path, in_path):
+                raise PathError(f"{flag} {path} is also the input {in_flag}: writing it would destroy the input; "
+                                "choose another output path")
+    seen = {}
+    for flag, path in outs.items():
+        for other, other_path in seen.items():
+            if same_file(path, other_path):
+                raise PathError(f"{flag} and {other} are the same file ({path}); give each its own path")
+        seen[flag] = path
+        check_writable(path, flag, (examples or {}).get(flag, "out.npz"))
+

@@ -1,0 +1,96 @@
+"""Reading user files with limits: nothing endless or enormous is read whole before a check.
+
+``/dev/zero``, a FIFO or a multi-gigabyte file given by mistake would otherwise
+be read into memory without bound. :func:`check_input` refuses anything that is
+not a regular file and anything larger than the limit before a byte is read;
+:func:`read_bytes` then reads at most ``max_bytes + 1`` bytes, so a file that
+grows while it is read is caught too. The limit defaults to
+``DEFAULT_MAX_INPUT_BYTES`` (1 GiB) and can be raised with the environment
+variable ``RNNKIT_MAX_INPUT_BYTES`` or the ``max_bytes`` argument.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Optional
+
+from ..errors import PathError
+
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "max_input_bytes", "check_input", "read_bytes", "read_text"]
+
+DEFAULT_MAX_INPUT_BYTES = 1 << 30
+
+
+def max_input_bytes(max_bytes: Optional[int] = None) -> int:
+    """The limit in force: ``max_bytes``, else ``RNNKIT_MAX_INPUT_BYTES``, else 1 GiB."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("RNNKIT_MAX_INPUT_BYTES", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise PathError(f"RNNKIT_MAX_INPUT_BYTES must be a whole number of bytes, got {env!r}") from None
+        if value < 1:
+            raise PathError(f"RNNKIT_MAX_INPUT_BYTES must be >= 1, got {env!r}")
+        return value
+    return DEFAULT_MAX_INPUT_BYTES
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def check_input(path, what: str, max_bytes: Optional[int] = None) -> int:
+    """The size of ``path`` after checking it is an existing regular file within the limit.
+
+    ``what`` names the argument or flag (``"TEXTFILE"``, ``"--data"``).
+    """
+    path = os.fspath(path)
+    if not path:
+        raise PathError(f"{what}: the path is empty; give a file")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise PathError(f"{what} {path}: no such file; check the path") from None
+    except OSError as e:
+        raise PathError(f"{what} {path}: cannot read it ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PathError(f"{what} {path}: is a directory; give a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if (
+            stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) else "not a regular file"
+        raise PathError(f"{what} {path}: is {kind}, which may never end; give a regular file "
+                        "(save the stream to a file first)")
+    limit = max_input_bytes(max_bytes)
+    if st.st_size > limit:
+        raise PathError(f"{what} {path}: is {_mib(st.st_size)}, more than the input limit of {_mib(limit)}; "
+                        "pass a smaller file or raise the limit with RNNKIT_MAX_INPUT_BYTES")
+    return st.st_size
+
+
+def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:
+    """The bytes of a checked input file, never more than the limit."""
+    check_input(path, what, max_bytes)
+    limit = max_input_bytes(max_bytes)
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise PathError(f"{what} {path}: grew past the input limit of {_mib(limit)} while being read; "
+                        "pass a smaller file or raise the limit with RNNKIT_MAX_INPUT_BYTES")
+    return data
+
+
+def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int] = None) -> str:
+    """The text of a checked input file; an undecodable byte is named with its line and column."""
+    data = read_bytes(path, what, max_bytes)
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise PathError(f"{what}: unknown text encoding {encoding!r} (--encoding); try utf-8 or latin-1") from None
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise PathError(f"{what} {path}: line {line}, column {col}: byte {data[e.start:e.start + 1]!r} is not "
+                        f"valid {encoding}; pass the right --encoding (e.g. latin-1) or fix the file") from None
