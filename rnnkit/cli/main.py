@@ -26,6 +26,7 @@ __all__ = ["main", "build_parser", "main_entry"]
 
 # Modules that contribute sub-commands, in the order `rnnkit --help` lists them.
 COMMAND_MODULES = [
+    "rnnkit.cli.info",
     "rnnkit.charlm.cli",
     "rnnkit.forecast.cli",
     "rnnkit.translate.cli",
@@ -91,6 +92,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
     try:
+        if getattr(args, "threads", None) is not None:
+            from ..threads import set_threads
+            set_threads(args.threads)
         return int(args.func(args) or 0)
     except BrokenPipeError:            # `rnnkit ... | head`: the reader left; stop quietly like other tools
         try:
@@ -107,6 +111,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             message = str(exc)
         print(f"rnnkit: error: {message}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
+            raise
+        print("rnnkit: error: out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
+              "--beam)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

@@ -16,6 +16,8 @@ kept on ``self`` between calls: the cache travels from ``forward`` to
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
@@ -125,6 +127,20 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextmanager
+    def eval_mode(self) -> Iterator["Module"]:
+        """``with model.eval_mode():`` eval mode inside (no dropout), the previous mode restored after.
+
+        The one way generation, validation and scoring switch modes: the caller's
+        training/eval setting survives any exception raised inside.
+        """
+        was_training = self.training
+        self.train(False)
+        try:
+            yield self
+        finally:
+            self.train(was_training)
 
     # -- state ------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:

@@ -1,0 +1,212 @@
+"""One CLI builder: every application's flags come from its estimator's signature and docstring.
+
+A flag is the keyword it sets, with dashes: ``hidden_size`` is ``--hidden-size``,
+``random_state`` is ``--random-state``. Its default is the keyword's default
+(an application may override a few for the command line), its help is the
+keyword's entry in the class docstring's numpydoc ``Parameters`` section, and
+its type follows the annotation: ``int``, ``float``, ``str``, ``bool``
+(``--flag/--no-flag``), ``Optional[...]`` (the word ``none`` gives None) and
+``Sequence[float]`` (several values). ``cls._choices`` lists the allowed values of
+a keyword. So one setting has one name in every application, and a user who
+knows ``rnnkit charlm train`` knows the flags of ``rnnkit forecast train``.
+
+The settings every training command shares (:data:`SHARED`) are defined once
+here; ``tests/test_cli_contract.py`` walks every command's parser and checks them.
+
+Leaf commands parse options and positionals in any order
+(``rnnkit translate MODEL --beam 2 "sentence"``), and every command takes
+``--threads`` (see :mod:`rnnkit.threads`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from .formatting import DefaultsHelpFormatter
+
+__all__ = ["SHARED", "IntermixedParser", "command", "add_estimator_flags", "estimator_kwargs", "param_docs",
+           "add_output_flags", "flag"]
+
+# The settings shared across applications: one keyword, one flag, everywhere.
+SHARED = {
+    "cell": "--cell", "hidden_size": "--hidden-size", "num_layers": "--num-layers",
+    "embedding_size": "--embedding-size", "dropout": "--dropout", "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate", "clip_norm": "--clip-norm", "epochs": "--epochs",
+    "max_steps": "--max-steps", "max_minutes": "--max-minutes", "validation_fraction": "--validation-fraction",
+    "random_state": "--random-state", "progress": "--progress", "out": "--out", "resume": "--resume",
+    "threads": "--threads",
+}
+
+
+def flag(name: str) -> str:
+    """The flag of keyword ``name``."""
+    return "--" + name.replace("_", "-")
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """An ArgumentParser whose leaf commands accept options between positionals.
+
+    argparse's ``parse_known_intermixed_args`` does this but calls
+    ``parse_known_args`` itself, so the override runs it once and lets the inner
+    calls through. Parsers with sub-commands keep the plain behaviour.
+    """
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inner or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def command(subparsers, name: str, *, help: str, description: Optional[str] = None,
+            func: Optional[Callable] = None, threads: bool = True) -> argparse.ArgumentParser:
+    """A sub-command parser with the shared help formatter, intermixed parsing and ``--threads``."""
+    p = subparsers.add_parser(name, help=help, description=description or help,
+                              formatter_class=DefaultsHelpFormatter)
+    if threads:
+        p.add_argument("--threads", default="auto", metavar="N",
+                       help="threads for the matrix products: an integer, or auto = the cores not already "
+                            "busy (OpenBLAS's own default slows down many times when other jobs share the cores)")
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def subcommands(parser: argparse.ArgumentParser, dest: str, metavar: str = "ACTION"):
+    """``add_subparsers`` whose commands parse intermixed options (see :class:`IntermixedParser`)."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=IntermixedParser)
+    sub.required = True
+    return sub
+
+
+# -- docstrings ------------------------------------------------------------------
+_ENTRY = re.compile(r"^(\s*)([A-Za-z_][\w, ]*?)\s*:\s*(.*)$")
+
+
+def param_docs(cls) -> Dict[str, str]:
+    """Keyword -> its description in the class docstring's ``Parameters`` section (first sentence kept whole).
+
+    Entries may group keywords (``epochs, batch_size : training``) and run over
+    indented continuation lines.
+    """
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Parameters")
+    except StopIteration:
+        return {}
+    out: Dict[str, str] = {}
+    names: List[str] = []
+    buf: List[str] = []
+
+    def flush():
+        if names and buf:
+            text = " ".join(" ".join(buf).split())
+            for n in names:
+                out.setdefault(n, text)
+
+    for line in lines[start + 2:]:
+        if not line.strip():
+            continue
+        if not line.startswith(" ") and re.match(r"^[A-Z][\w ()]*$", line.strip()) and ":" not in line:
+            break                                   # the next section ("Attributes", "Examples")
+        if line.startswith("-") and set(line.strip()) == {"-"}:
+            break
+        m = _ENTRY.match(line)
+        if m and not m.group(1):
+            flush()
+            names = [n.strip() for n in m.group(2).split(",") if n.strip()]
+            buf = [m.group(3)]
+        else:
+            buf.append(line.strip())
+    flush()
+    return out
+
+
+# -- types -------------------------------------------------------------------------
+def _none_or(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    def parse(text: str):
+        if text.strip().lower() == "none":
+            return None
+        return convert(text)
+    parse.__name__ = what                  # argparse names the type in its error message
+    return parse
+
+
+def _converter(annotation: Any, default: Any):
+    """(argparse keyword arguments) for a parameter's annotation and default."""
+    ann = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    ann = ann.replace("typing.", "")
+    optional = ann.startswith("Optional[") or default is None
+    base = ann[len("Optional["):-1] if ann.startswith("Optional[") else ann
+    if base in ("bool",) or isinstance(default, bool):
+        return {"action": argparse.BooleanOptionalAction}
+    if base.startswith(("Sequence[", "Tuple[", "List[", "tuple", "list")) or isinstance(default, (tuple, list)):
+        inner = float if "float" in base or (default and isinstance(default[0], float)) else int if "int" in base \
+            else str
+        return {"nargs": "+", "type": inner}
+    kinds = {"int": int, "float": float, "str": str}
+    convert = kinds.get(base.split("[")[0].strip(), None)
+    if convert is None:   # Union, a Generator for random_state, ...: the default's type, else an int
+        convert = type(default) if isinstance(default, (int, float, str)) else int
+    if convert is float:  # "1e-3" and "3" both read as floats; an int default for a float keyword stays exact
+        convert = float
+    if optional:
+        return {"type": _none_or(convert, convert.__name__)}
+    return {"type": convert}
+
+
+def add_estimator_flags(parser, cls, names: Optional[Iterable[str]] = None, *, exclude: Sequence[str] = (),
+                        defaults: Optional[Mapping[str, Any]] = None,
+                        helps: Optional[Mapping[str, str]] = None, title: Optional[str] = None) -> List[str]:
+    """Add a flag per keyword of ``cls.__init__`` (all, or ``names``); returns the keywords added.
+
+    ``defaults`` overrides a keyword's default on the command line only;
+    ``helps`` overrides or supplies a help text.
+    """
+    sig = inspect.signature(cls.__init__)
+    docs = param_docs(cls)
+    choices = getattr(cls, "_choices", {})
+    wanted = list(names) if names is not None else [p for p in sig.parameters if p != "self"]
+    target = parser.add_argument_group(title) if title else parser
+    added = []
+    for name in wanted:
+        if name in exclude:
+            continue
+        param = sig.parameters[name]
+        default = (defaults or {}).get(name, param.default)
+        kw = _converter(param.annotation, param.default)
+        if name in choices and "type" in kw:
+            kw["choices"] = list(choices[name])
+            kw.pop("type", None) if all(isinstance(c, str) for c in choices[name]) else None
+        text = (helps or {}).get(name) or docs.get(name) or name.replace("_", " ")
+        target.add_argument(flag(name), dest=name, default=default, help=text, **kw)
+        added.append(name)
+    return added
+
+
+def estimator_kwargs(args: argparse.Namespace, names: Iterable[str]) -> Dict[str, Any]:
+    """The keyword arguments named ``names`` from parsed ``args``."""
+    return {name: getattr(args, name) for name in names}
+
+
+def add_output_flags(parser, *, out: Optional[str] = None, out_help: str = "the model file",
+                     resume: bool = False, progress: Optional[bool] = None) -> None:
+    """The shared run flags: ``--out`` (with a default), ``--resume``, ``--progress/--no-progress``."""
+    if out is not None:
+        parser.add_argument("--out", default=out, metavar="PATH", help=out_help)
+    if resume:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the checkpoint beside --out (which must exist and match "
+                                 "the model settings and the data)")
+    if progress is not None:
+        parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=progress,
+                            help="progress bar and notes while training")

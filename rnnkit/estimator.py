@@ -1,0 +1,357 @@
+"""The one contract every rnnkit application follows, and :func:`load` for any model file.
+
+Every user-facing model (``CharModel``, ``RNNForecaster``, ``Translator``) is an
+:class:`Estimator`, in scikit-learn's sense:
+
+- hyperparameters are keyword arguments of ``__init__``, stored verbatim, checked
+  in ``fit``; ``get_params(deep=True)`` / ``set_params`` / ``sklearn.base.clone``
+  work; learned state ends in ``_``;
+- ``fit(data, ..., checkpoint_path=None, resume=False)`` returns ``self``; every
+  estimator has ``random_state``, ``max_minutes`` and ``progress``; with a
+  ``checkpoint_path`` training writes atomic checkpoints, and ``resume=True``
+  continues from one bit for bit (SIGINT and SIGTERM save one first);
+- ``save(path)`` writes a model file of the estimator's ``kind``;
+  :func:`rnnkit.load` reads any model file *or training checkpoint* back as the
+  right estimator; ``Cls.load(path)`` does the same but refuses files of another
+  application.
+
+A model file holds ``config = {"params": get_params(), "fitted": ...}`` (the
+fitted part is what a subclass needs besides the weights: vocabularies,
+scalers), the network's arrays, and ``meta`` (training history, thinned to at
+most ``HISTORY_POINTS`` entries per curve, data facts). A checkpoint written by
+:meth:`Estimator._fit_loop` holds the same config plus ``"kind"``.
+
+Before a model is built from a file, :meth:`Estimator._parameter_shapes` (computed
+from the configuration without allocating anything) must name exactly the
+arrays the file holds, with the same shapes: a crafted configuration cannot make
+rnnkit allocate more than the file's own data. :meth:`Estimator._check_memory`
+refuses settings whose parameters, gradients and optimiser state would not fit
+in the memory this machine has, with the number.
+
+Subclasses define ``kind``, ``_resume_fixed`` (parameters a resumed run must
+share with its checkpoint), ``_fitted_config()``, ``_restore(fitted, arrays,
+meta)`` and ``_parameter_shapes(fitted)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
+from .io.jsonable import plain
+from .io.modelfile import load_model_file, save_model_file
+from .nn.shapes import count
+
+__all__ = ["Estimator", "load", "KINDS", "flag_of", "available_memory", "thin_history", "fingerprint", "checkpoint_beside", "HISTORY_POINTS"]
+
+# model-file kind -> "module:Class"; imported only when a file of that kind is loaded
+KINDS = {
+    "charlm": "rnnkit.charlm.estimator:CharModel",
+    "forecaster": "rnnkit.forecast.estimator:RNNForecaster",
+    "translator": "rnnkit.translate.translator:Translator",
+}
+CHECKPOINT_KIND = "checkpoint"
+HISTORY_POINTS = 500      # entries kept per curve in a model file's header
+_STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam)
+
+
+def flag_of(name: str) -> str:
+    """``"hidden_size (--hidden-size)"``: a keyword and the CLI flag that sets it, for messages."""
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux MemAvailable; None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):,.1f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
+
+
+def checkpoint_beside(out) -> str:
+    """The checkpoint path the CLI and the function APIs use for model file ``out``: ``run.npz`` -> ``run.ckpt.npz``."""
+    out = os.fspath(out)
+    stem = out[:-4] if out.endswith(".npz") else out
+    return stem + ".ckpt.npz"
+
+
+def thin_history(history: Optional[Mapping[str, Any]], points: int = HISTORY_POINTS) -> Optional[Dict[str, Any]]:
+    """A training history with each curve cut to at most ``points`` evenly spaced entries (the last kept).
+
+    Model files keep this summary, so their size does not grow with the number of steps.
+    """
+    if history is None:
+        return None
+    out = dict(history)
+    for key, value in history.items():
+        if isinstance(value, list) and len(value) > points:
+            idx = np.unique(np.linspace(0, len(value) - 1, points).round().astype(int))
+            out[key] = [value[i] for i in idx]
+    return out
+
+
+def _resolve_kind(kind: str, path: str):
+    target = KINDS.get(kind)
+    if target is None:
+        raise ModelFileError(f"{path}: a model file of kind {kind!r}, which this rnnkit does not know; "
+                             f"known kinds: {', '.join(sorted(KINDS))}")
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load(path) -> "Estimator":
+    """The estimator saved in ``path``: a model file of any application, or a training checkpoint.
+
+    From a checkpoint the best validated parameters are used when there are
+    any, else the latest. The returned estimator is fitted and ready to use.
+    """
+    return Estimator._load_any(path, None)
+
+
+class Estimator:
+    """Base class: the scikit-learn parameter contract, files and the training hook (see the module docstring)."""
+
+    kind: ClassVar[str] = ""
+    _resume_fixed: ClassVar[Tuple[str, ...]] = ()
+
+    # -- scikit-learn parameters ------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> List[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """The constructor's keyword arguments as stored (``deep`` is accepted for scikit-learn; no nesting)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "Estimator":
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters are {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = value is default or value == default
+            except Exception:       # arrays and other values without a plain ==
+                same = False
+            if not (same is True):
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._is_fitted()
+
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "history_")
+
+    def _check_fitted(self) -> None:
+        if not self._is_fitted():
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(...) first, or "
+                                 f"{type(self).__name__}.load(path) / rnnkit.load(path) for a saved model")
+
+    # -- what subclasses provide ------------------------------------------------
+    def _fitted_config(self) -> Dict[str, Any]:
+        """JSON-able learned state besides the weights (vocabularies, scaler statistics)."""
+        raise NotImplementedError
+
+    def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+        """Rebuild the fitted estimator from a file's ``fitted`` config, its arrays and meta."""
+        raise NotImplementedError
+
+    def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+        """Name -> shape of every network array, from the parameters and ``fitted`` alone (no allocation)."""
+        raise NotImplementedError
+
+    def _network_state(self) -> Dict[str, np.ndarray]:
+        """The arrays :meth:`save` stores (the network's ``state_dict``)."""
+        raise NotImplementedError
+
+    # -- checks shared by every application ---------------------------------------
+    def _seed(self) -> int:
+        """The integer seed of a fit: ``random_state`` itself, or one drawn from a Generator or from entropy."""
+        rs = self.random_state
+        if isinstance(rs, (bool, np.bool_)):
+            raise HyperparameterError(f"{flag_of('random_state')} must be None, an integer >= 0 or a "
+                                      f"numpy Generator, got {rs!r}")
+        if isinstance(rs, (int, np.integer)):
+            if rs < 0:
+                raise HyperparameterError(f"{flag_of('random_state')} must be >= 0, got {rs!r}")
+            return int(rs)
+        if rs is None or isinstance(rs, (np.random.Generator, np.random.SeedSequence)):
+            return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
+        raise HyperparameterError(f"{flag_of('random_state')} must be None, an integer >= 0 or a numpy "
+                                  f"Generator, got {rs!r}")
+
+    def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,
+                      what: str = "these settings") -> None:
+        """Refuse, before allocating, a model whose training state would not fit in the available memory."""
+        n = count(shapes)
+        need = n * np.dtype(dtype).itemsize * _STATE_FACTOR + int(extra_bytes)
+        have = available_memory()
+        if have is not None and need > have:
+            raise HyperparameterError(
+                f"{what} need about {_gib(need)} of memory ({n:,} parameters, with their gradients and "
+                f"optimiser state{', plus activations' if extra_bytes else ''}), but {_gib(have)} is available; "
+                "choose smaller sizes (--hidden-size, --num-layers, --embedding-size, --batch-size)")
+
+    # -- files ---------------------------------------------------------------
+    def _file_config(self) -> Dict[str, Any]:
+        return {"params": plain(self.get_params()), "fitted": self._fitted_config()}
+
+    def save(self, path, meta: Optional[Mapping[str, Any]] = None) -> str:
+        """Write a model file of this estimator's kind (atomically); ``meta`` adds JSON-able facts."""
+        self._check_fitted()
+        info = {"history": thin_history(self.history_.to_dict()) if getattr(self, "history_", None) else None}
+        info.update(getattr(self, "meta_", None) or {})
+        info.update(meta or {})
+        save_model_file(path, kind=self.kind, config=self._file_config(), arrays=self._network_state(),
+                        meta=info)
+        return os.fspath(path)
+
+    @classmethod
+    def load(cls, path) -> "Estimator":
+        """A fitted estimator of this class from a model file or checkpoint; other kinds are refused."""
+        return cls._load_any(path, cls)
+
+    @staticmethod
+    def _load_any(path, expected: Optional[type]) -> "Estimator":
+        from .train.checkpoint import load_checkpoint
+        from .train.history import History
+        path = os.fspath(path)
+        mf = load_model_file(path)
+        history = None
+        if mf.kind == CHECKPOINT_KIND:
+            ck = load_checkpoint(path)
+            kind = (ck.config or {}).get("kind")
+            if not isinstance(kind, str):
+                raise ModelFileError(f"{path}: this checkpoint was not written by an rnnkit application "
+                                     "(its config names no kind); load it with rnnkit.train.load_checkpoint")
+            config, arrays, meta = ck.config, ck.best_state or ck.model_state, dict(ck.meta)
+            history = ck.history
+        else:
+            kind, config, arrays, meta = mf.kind, mf.config, mf.arrays, dict(mf.meta)
+            if isinstance(meta.get("history"), dict):
+                try:
+                    history = History.from_dict(meta["history"])
+                except (KeyError, TypeError, ValueError) as e:
+                    raise ModelFileError(f"{path}: its training history is malformed ({e})") from None
+        cls = _resolve_kind(kind, path)
+        if expected is not None and cls is not expected:
+            raise ModelFileError(f"{path}: this is a {kind} model file, not a {expected.kind} one; load it with "
+                                 f"{cls.__name__}.load or rnnkit.load, or pass a file written by "
+                                 f"`rnnkit {_COMMAND.get(expected.kind, expected.kind)} train`")
+        if not isinstance(config, Mapping) or not isinstance(config.get("params"), Mapping) \
+                or not isinstance(config.get("fitted"), Mapping):
+            raise ModelFileError(f"{path}: the {kind} configuration is malformed (no params/fitted); "
+                                 "the file was not written by this rnnkit, re-create it")
+        valid = set(cls._param_names())
+        params = {k: v for k, v in config["params"].items() if k in valid}
+        try:
+            est = cls(**params)
+            shapes = est._parameter_shapes(dict(config["fitted"]))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ModelFileError(f"{path}: the {kind} configuration is malformed ({type(e).__name__}: {e}); "
+                                 "the file was not written by this rnnkit, re-create it") from None
+        got = {name: tuple(a.shape) for name, a in arrays.items()}
+        if shapes != got:
+            missing = sorted(set(shapes) - set(got))
+            extra = sorted(set(got) - set(shapes))
+            wrong = sorted(n for n in set(shapes) & set(got) if shapes[n] != got[n])
+            detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
+                      f"{wrong[0]} is {got[wrong[0]]}, the configuration says {shapes[wrong[0]]}")
+            raise ModelFileError(f"{path}: the configuration does not match the stored arrays ({detail}); the "
+                                 "file is damaged or was edited, re-create it")
+        try:
+            est._restore(dict(config["fitted"]), dict(arrays), meta)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ModelFileError(f"{path}: cannot rebuild the {kind} model ({type(e).__name__}: {e}); "
+                                 "re-create the file") from None
+        est.history_ = history
+        est.meta_ = {k: v for k, v in meta.items() if k != "history"}
+        return est
+
+    # -- training --------------------------------------------------------------
+    def _fit_loop(self, net, optimizer, step_fn: Callable, batches: Callable, *, seed: int,
+                  checkpoint_path=None, resume: bool = False, data_fingerprint: str = "",
+                  checkpoint_every: Optional[int] = None, **fit_kwargs):
+        """Run :func:`rnnkit.train.fit` with this estimator's config in the checkpoints.
+
+        ``resume=True`` with an existing checkpoint first checks that it was made
+        with the same ``_resume_fixed`` parameters, fitted state and data
+        (``data_fingerprint``), naming the flag that differs; without a checkpoint
+        training starts afresh (the CLI refuses that case itself).
+        """
+        from .train import fit
+        if checkpoint_path is not None:
+            checkpoint_path = os.fspath(checkpoint_path)
+        config = dict(self._file_config(), kind=self.kind)
+        meta = {"data_sha256": data_fingerprint}
+        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            self._check_resume(checkpoint_path, config, data_fingerprint)
+        return fit(net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path,
+                   checkpoint_every=checkpoint_every if checkpoint_path is not None else None,
+                   resume=resume and checkpoint_path is not None, config=config, meta=meta, **fit_kwargs)
+
+    def _check_resume(self, checkpoint_path: str, config: Mapping[str, Any], data_fingerprint: str) -> None:
+        """Refuse, in one line, to resume from a checkpoint of another model, other settings or other data."""
+        from .train.checkpoint import load_checkpoint
+        ck = load_checkpoint(checkpoint_path)
+        old = ck.config or {}
+        if old.get("kind") != self.kind:
+            raise PathError(f"{checkpoint_path}: this checkpoint is not from a {self.kind} run "
+                            f"(kind {old.get('kind')!r}); resume with the checkpoint of the same command, or start "
+                            "afresh without --resume")
+        old_params, new_params = old.get("params", {}), config["params"]
+        diff = [k for k in self._resume_fixed if old_params.get(k) != new_params.get(k)]
+        if diff:
+            was = ", ".join(f"--{k.replace('_', '-')} {old_params.get(k)}" for k in diff)
+            now = ", ".join(f"--{k.replace('_', '-')} {new_params.get(k)}" for k in diff)
+            raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
+                            "the same settings, or start afresh without --resume")
+        if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:
+            raise PathError(f"{checkpoint_path}: this checkpoint was trained on other data; resume with the same "
+                            "data file and data settings, or start afresh without --resume")
+
+
+_COMMAND = {"charlm": "charlm", "forecaster": "forecast", "translator": "translate"}
+
+
+def fingerprint(*parts: Any) -> str:
+    """SHA-256 of the given data (arrays, strings, numbers) for the resume check."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype.str}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, (bytes, bytearray)):
+            h.update(part)
+        else:
+            h.update(repr(part).encode("utf-8", "surrogatepass"))
+        h.update(b"|")
+    return h.hexdigest()

@@ -1,0 +1,63 @@
+"""Parameter shapes of the layers, computed from their settings without allocating anything.
+
+A model file's configuration is untrusted: a crafted one could ask for a
+hidden size of 10^8. Applications compare the shapes these functions give with
+the arrays the file really holds (and estimate memory from them) *before*
+building a model. Names and shapes are exactly those the layers create.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+__all__ = ["linear_shapes", "embedding_shapes", "recurrent_shapes", "GATES", "MAX_LAYERS", "count"]
+
+Shape = Tuple[int, ...]
+# gates per cell, as the cells pack them (LSTM i, f, g, o; GRU r, z, n)
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+MAX_LAYERS = 1000  # far beyond any useful stack; keeps a crafted configuration from looping for hours
+
+
+def linear_shapes(prefix: str, in_features: int, out_features: int, bias: bool = True) -> Dict[str, Shape]:
+    """``weight`` (out, in) and ``bias`` (out,) under ``prefix``."""
+    shapes = {f"{prefix}weight": (int(out_features), int(in_features))}
+    if bias:
+        shapes[f"{prefix}bias"] = (int(out_features),)
+    return shapes
+
+
+def embedding_shapes(prefix: str, num_embeddings: int, embedding_dim: int) -> Dict[str, Shape]:
+    """``weight`` (V, E) under ``prefix``."""
+    return {f"{prefix}weight": (int(num_embeddings), int(embedding_dim))}
+
+
+def recurrent_shapes(prefix: str, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                     bias: bool = True, bidirectional: bool = False) -> Dict[str, Shape]:
+    """``weight_ih_l{k}[_reverse]`` (G*H, D_k), ``weight_hh_l{k}`` (G*H, H) and the biases (G*H,)."""
+    if mode not in GATES:
+        raise ValueError(f"mode: expected one of {sorted(GATES)}, got {mode!r}")
+    if not 1 <= int(num_layers) <= MAX_LAYERS:
+        raise ValueError(f"num_layers must be in [1, {MAX_LAYERS}], got {num_layers!r}")
+    G, H, K = GATES[mode], int(hidden_size), 2 if bidirectional else 1
+    shapes: Dict[str, Shape] = {}
+    for layer in range(int(num_layers)):
+        D = int(input_size) if layer == 0 else K * H
+        for k in range(K):
+            sfx = f"_l{layer}" + ("_reverse" if k == 1 else "")
+            shapes[f"{prefix}weight_ih{sfx}"] = (G * H, D)
+            shapes[f"{prefix}weight_hh{sfx}"] = (G * H, H)
+            if bias:
+                shapes[f"{prefix}bias_ih{sfx}"] = (G * H,)
+                shapes[f"{prefix}bias_hh{sfx}"] = (G * H,)
+    return shapes
+
+
+def count(shapes: Dict[str, Shape]) -> int:
+    """Total number of values in ``shapes``."""
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= int(d)
+        total += n
+    return total

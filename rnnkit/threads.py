@@ -1,0 +1,88 @@
+"""How many threads rnnkit's matrix products use: ``set_threads`` and the ``--threads`` policy.
+
+NumPy's OpenBLAS starts one thread per core and spins them between products.
+When other jobs share the cores, that collapses: this project measured a
+training step 4-40x slower with OpenBLAS's default threading than with one
+thread on a loaded 2-core machine. So the default, ``"auto"``, takes the cores
+this process may run on, subtracts the load already on them (the one-minute
+load average, rounded) and uses what is left, at least one:
+
+    threads = max(1, min(cores, cores - round(loadavg_1min)))
+
+An integer fixes the count. The setting covers NumPy's BLAS (through the
+OpenBLAS that NumPy loaded, or threadpoolctl when installed), which the
+compiled kernels call too, and numba's thread pool when numba is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, Optional, Union
+
+from .errors import HyperparameterError
+
+__all__ = ["set_threads", "auto_threads", "available_cores", "parse_threads"]
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_threads() -> int:
+    """The ``"auto"`` policy of the module docstring."""
+    cores = available_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    return max(1, min(cores, cores - int(round(load))))
+
+
+def parse_threads(value: Union[str, int, None], name: str = "threads (--threads)") -> Optional[int]:
+    """``"auto"``/None -> None (decide at run time), else a positive int; anything else is refused."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, bool):
+        raise HyperparameterError(f"{name} must be 'auto' or an integer >= 1, got {value!r}")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise HyperparameterError(f"{name} must be 'auto' or an integer >= 1, got {value!r}") from None
+    if n < 1 or (isinstance(value, float) and n != value):
+        raise HyperparameterError(f"{name} must be 'auto' or an integer >= 1, got {value!r}")
+    return n
+
+
+def set_threads(n: Union[str, int, None] = "auto") -> Dict[str, Optional[int]]:
+    """Use ``n`` threads (or the ``"auto"`` count) for BLAS and numba; returns what was set.
+
+    ``{"threads": n, "blas": threads BLAS reports (None if unreachable), "numba": ... or None}``.
+    """
+    count = parse_threads(n)
+    if count is None:
+        count = auto_threads()
+    from .kernels.blas import get_blas_threads, set_blas_threads
+    blas: Optional[int] = None
+    if set_blas_threads(count):
+        blas = get_blas_threads()
+    else:
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(count, user_api="blas")
+            blas = count
+        except ImportError:
+            pass
+    numba_threads = None
+    if "numba" in sys.modules:         # never import numba just to set its pool
+        try:
+            import numba
+            numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+            numba_threads = numba.get_num_threads()
+        except Exception:              # a numba without a thread pool (or a broken one): BLAS is what matters
+            numba_threads = None
+    return {"threads": count, "blas": blas, "numba": numba_threads}
