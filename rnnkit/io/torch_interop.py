@@ -57,24 +57,9 @@ def load_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict:
     other key allowed; shapes must match. A mismatch raises :class:`ShapeError`
     listing the missing keys, unexpected keys and shape differences together.
     """
-    own = dict(module.named_parameters(remove_duplicate=False))  # torch lists tied weights under every name
     arrays: Dict[str, np.ndarray] = {k: _to_numpy(v) for k, v in state_dict.items()}
-    missing = [k for k in own if k not in arrays]
-    unexpected = [k for k in arrays if k not in own]
-    wrong = [f"{k}: expected {own[k].shape}, got {arrays[k].shape}"
-             for k in own if k in arrays and arrays[k].shape != own[k].shape]
-    problems = []
-    if strict and missing:
-        problems.append(f"missing keys {missing}")
-    if strict and unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if wrong:
-        problems.append("shape mismatches [" + "; ".join(wrong) + "]")
-    if problems:
-        raise ShapeError(
-            f"state_dict does not fit {type(module).__name__}: " + ", ".join(problems)
-            + ". Build the rnnkit module with the same sizes and options (num_layers, "
-            "bidirectional, bias ...) as the PyTorch one, or pass strict=False to copy only the matching keys.")
-    for name, p in own.items():
-        if name in arrays:
-            p.data[...] = arrays[name].astype(p.data.dtype, copy=False)
+    try:  # Module.load_state_dict checks everything (tied weights under every name, as torch lists them)
+        module.load_state_dict(arrays, strict=strict)
+    except ShapeError as e:
+        raise ShapeError(f"{e}. For a PyTorch state_dict: build the rnnkit module with the same sizes and "
+                         "options (num_layers, bidirectional, bias ...) as the PyTorch one") from None
