@@ -1,71 +1,23 @@
-"""Argument checks shared by the optimisers, clipping and schedules.
+"""Argument checks of the optimisers: their ``params`` and a saved optimiser state.
 
-Each check returns the cleaned value or raises
-:class:`~rnnkit.errors.HyperparameterError` (a ``ValueError``) naming the
-argument, the valid range and the value given; a wrong kind of ``params``
-raises ``TypeError`` saying what to pass instead. A malformed optimiser state
-(from a checkpoint) raises :class:`~rnnkit.errors.ModelFileError` naming the field.
+The general checks (``check_real``, ``check_count``, ``check_flag`` ...) live in
+:mod:`rnnkit.checks` and are re-exported here for the modules that import them
+from this one. A wrong kind of ``params`` raises ``TypeError`` saying what to pass
+instead; a malformed optimiser state (from a checkpoint) raises
+:class:`~rnnkit.errors.ModelFileError` naming the field.
 """
 
 from __future__ import annotations
 
-import math
-import operator
 from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 import numpy as np
 
-from rnnkit.errors import HyperparameterError, ModelFileError
+from rnnkit.checks import check_count, check_flag, check_real
+from rnnkit.errors import ModelFileError
 from rnnkit.nn.module import Module, Parameter
 
 __all__ = ["check_real", "check_count", "check_flag", "check_parameters", "check_optimizer_state"]
-
-
-def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-               low_open: bool = False, high_open: bool = False) -> float:
-    """``float(value)`` after checking it is finite and lies in the interval from ``low`` to ``high``.
-
-    Ends are closed unless ``low_open`` / ``high_open``. ``high=inf`` means no
-    upper bound, but the value itself must be finite: ``lr=inf`` would turn
-    every parameter into NaN on the first step.
-    """
-    if isinstance(value, (bool, np.bool_)):  # float(True) == 1.0: almost surely a mistake
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}") from None
-    if math.isinf(x):
-        raise HyperparameterError(f"{name} must be finite, got {value!r}")
-    lower_ok = low < x if low_open else low <= x
-    upper_ok = x < high if high_open else x <= high
-    if not (lower_ok and upper_ok):  # NaN fails both comparisons, so it is rejected too
-        if high == math.inf:
-            expected = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise HyperparameterError(f"{name} must be {expected}, got {value!r}")
-    return x
-
-
-def check_count(name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (any integer type; no floats, no bools)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise HyperparameterError(f"{name} must be an integer, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise HyperparameterError(f"{name} must be an integer, got {value!r}") from None
-    if n < low:
-        raise HyperparameterError(f"{name} must be >= {low}, got {value!r}")
-    return n
-
-
-def check_flag(name: str, value: Any) -> bool:
-    """``value`` as a bool; strings and other truthy objects are refused (``bool("False")`` is True)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise HyperparameterError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def check_parameters(params: Iterable[Parameter], who: str) -> List[Parameter]:
