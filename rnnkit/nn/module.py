@@ -16,6 +16,7 @@ kept on ``self`` between calls: the cache travels from ``forward`` to
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
@@ -125,6 +126,37 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextmanager
+    def eval_mode(self) -> Iterator["Module"]:
+        """``with model.eval_mode():`` evaluation mode inside; every module's previous mode after.
+
+        The previous modes come back even when the block raises, and module by
+        module: a model whose encoder was frozen in eval mode keeps it so.
+        Use this (not ``eval()`` ... ``train()``) to validate or generate in the
+        middle of training::
+
+            with model.eval_mode():
+                metrics = validate(model)
+        """
+        with self._mode(False):
+            yield self
+
+    @contextmanager
+    def train_mode(self) -> Iterator["Module"]:
+        """``with model.train_mode():`` training mode inside; every module's previous mode after (as :meth:`eval_mode`)."""
+        with self._mode(True):
+            yield self
+
+    @contextmanager
+    def _mode(self, training: bool) -> Iterator[None]:
+        before = [(m, m.training) for m in self.modules()]
+        self.train(training)
+        try:
+            yield
+        finally:
+            for m, was in before:
+                object.__setattr__(m, "training", was)
 
     # -- state ------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:
