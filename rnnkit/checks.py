@@ -11,8 +11,9 @@ Traceback (most recent call last):
 ...
 rnnkit.errors.HyperparameterError: hidden_size (--hidden-size) must be >= 1, got 0
 
-Booleans are refused where numbers are expected (``float(True) == 1.0`` is almost
-surely a mistake), and strings where flags are expected (``bool("False")`` is True).
+Booleans and strings are refused where numbers are expected (``float(True) == 1.0``
+and ``float("1e-3")`` work, but either is almost surely a mistake), and strings where
+flags are expected (``bool("False")`` is True).
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
     """
     if value is None and allow_none:
         return None
-    if _is_bool(value):
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}")
+    kind = f"a real number{' or None' if allow_none else ''}"
+    if _is_bool(value) or isinstance(value, (str, bytes)):  # float("1e3") parses: a string is a mistake too
+        raise HyperparameterError(f"{name} must be {kind}, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise HyperparameterError(f"{name} must be a real number{' or None' if allow_none else ''}, "
-                                  f"got {value!r}") from None
+        raise HyperparameterError(f"{name} must be {kind}, got {value!r}") from None
     if math.isinf(x):
         raise HyperparameterError(f"{name} must be finite, got {value!r}")
     lower_ok = low < x if low_open else low <= x

@@ -30,6 +30,7 @@ def test_every_check_is_exported_and_the_optimiser_module_re_exports_them():
 @pytest.mark.parametrize("call,expected", [
     (lambda: check_real(NAME, "x"), "must be a real number, got 'x'"),
     (lambda: check_real(NAME, True), "must be a real number, got True"),
+    (lambda: check_real(NAME, "0.5"), "must be a real number, got '0.5'"),
     (lambda: check_real(NAME, math.inf), "must be finite, got inf"),
     (lambda: check_real(NAME, math.nan), "must be >= 0, got nan"),
     (lambda: check_real(NAME, 0.0, low_open=True), "must be > 0, got 0.0"),
