@@ -1,46 +1,66 @@
-"""The one argument-checking module: every user-facing value is checked here, one error type per mistake.
+"""Argument checks for the whole package: one place, one exception type, one message form.
 
-Each check returns the cleaned value or raises
-:class:`~rnnkit.errors.HyperparameterError` (a ``ValueError``) whose message
-names the argument as the caller passes it, the valid range and the value::
+Every check returns the cleaned value or raises
+:class:`~rnnkit.errors.HyperparameterError` (a ``ValueError``) whose message reads
+``<name> must be <what is allowed>, got <value>``. ``name`` is whatever the caller
+passes, so a library function can name both its keyword and the CLI flag that
+sets it:
 
-    >>> check_count("hidden_size (--hidden-size)", 0, 1)
-    Traceback (most recent call last):
-    rnnkit.errors.HyperparameterError: hidden_size (--hidden-size) must be >= 1, got 0
+>>> check_count("hidden_size (--hidden-size)", 0, 1)
+Traceback (most recent call last):
+...
+rnnkit.errors.HyperparameterError: hidden_size (--hidden-size) must be >= 1, got 0
 
-Applications pass ``"keyword (--flag)"`` as the name (see
-:func:`rnnkit.estimator.flag_of`), so a CLI user and a library user both read
-what to change.
+Booleans and strings are refused where numbers are expected (``float(True) == 1.0``
+and ``float("1e-3")`` work, but either is almost surely a mistake), and strings where
+flags are expected (``bool("False")`` is True).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from rnnkit.errors import HyperparameterError
 
-__all__ = ["check_real", "check_count", "check_flag", "check_choice", "check_optional_count", "check_optional_real",
-           "check_seed", "check_probability"]
+__all__ = ["check_real", "check_optional_real", "check_count", "check_optional_count", "check_flag", "check_choice", "check_seed",
+           "check_probability"]
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
 
 
 def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-               low_open: bool = False, high_open: bool = False) -> float:
+               low_open: bool = False, high_open: bool = False, allow_none: bool = False) -> Optional[float]:
     """``float(value)`` after checking it is finite and lies in the interval from ``low`` to ``high``.
 
     Ends are closed unless ``low_open`` / ``high_open``. ``high=inf`` means no
     upper bound, but the value itself must be finite: ``lr=inf`` would turn
-    every parameter into NaN on the first step.
+    every parameter into NaN on the first step. ``allow_none`` lets ``None``
+    through (returned as is), for settings such as a time budget that may be off.
+
+    >>> check_real("lr", 0.01, low_open=True)
+    0.01
+    >>> check_real("max_minutes", None, low_open=True, allow_none=True) is None
+    True
+    >>> check_real("lr (--lr)", 0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: lr (--lr) must be > 0, got 0
     """
-    if isinstance(value, (bool, np.bool_)):  # float(True) == 1.0: almost surely a mistake
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}")
+    if value is None and allow_none:
+        return None
+    kind = f"a real number{' or None' if allow_none else ''}"
+    if _is_bool(value) or isinstance(value, (str, bytes)):  # float("1e3") parses: a string is a mistake too
+        raise HyperparameterError(f"{name} must be {kind}, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise HyperparameterError(f"{name} must be a real number, got {value!r}") from None
+        raise HyperparameterError(f"{name} must be {kind}, got {value!r}") from None
     if math.isinf(x):
         raise HyperparameterError(f"{name} must be finite, got {value!r}")
     lower_ok = low < x if low_open else low <= x
@@ -55,8 +75,16 @@ def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
 
 
 def check_count(name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (any integer type; no floats, no bools)."""
-    if isinstance(value, (bool, np.bool_)):
+    """``value`` as an int >= ``low`` (any integer type, NumPy's included; no floats, no bools).
+
+    >>> check_count("layers", np.int64(2), 1)
+    2
+    >>> check_count("batch_size (--batch-size)", 2.5, 1)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: batch_size (--batch-size) must be an integer, got 2.5
+    """
+    if _is_bool(value):
         raise HyperparameterError(f"{name} must be an integer, got {value!r}")
     try:
         n = operator.index(value)
@@ -67,44 +95,103 @@ def check_count(name: str, value: Any, low: int) -> int:
     return n
 
 
+def check_optional_count(name: str, value: Any, low: int) -> Optional[int]:
+    """``None`` (the setting is off), or ``value`` as an int >= ``low``.
+
+    >>> check_optional_count("max_steps", None, 1) is None
+    True
+    >>> check_optional_count("max_steps", "10", 1)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: max_steps must be an integer >= 1 or None, got '10'
+    """
+    if value is None:
+        return None
+    try:
+        return check_count(name, value, low)
+    except HyperparameterError:
+        raise HyperparameterError(f"{name} must be an integer >= {low} or None, got {value!r}") from None
+
+
 def check_flag(name: str, value: Any) -> bool:
-    """``value`` as a bool; strings and other truthy objects are refused (``bool("False")`` is True)."""
-    if not isinstance(value, (bool, np.bool_)):
+    """``value`` as a bool; strings and other truthy objects are refused (``bool("False")`` is True).
+
+    >>> check_flag("resume", np.True_)
+    True
+    >>> check_flag("resume (--resume)", "no")
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: resume (--resume) must be True or False, got 'no'
+    """
+    if not _is_bool(value):
         raise HyperparameterError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def check_optional_count(name: str, value: Any, low: int) -> Optional[int]:
-    """None, or ``value`` as an int >= ``low``."""
-    return None if value is None else check_count(name, value, low)
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices`` (compared with ``==``; bools never match numbers).
+
+    >>> check_choice("cell (--cell)", "lstm", ("rnn", "lstm", "gru"))
+    'lstm'
+    >>> check_choice("cell (--cell)", "LSTM", ("rnn", "lstm", "gru"))
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: cell (--cell) must be one of 'rnn', 'lstm', 'gru', got 'LSTM'
+    """
+    choices = list(choices)
+    for c in choices:
+        if _is_bool(c) != _is_bool(value):  # True == 1 in Python: a flag is not a numbered choice
+            continue
+        try:
+            if bool(value == c):
+                return c
+        except (TypeError, ValueError):  # e.g. an array compared with a string
+            continue
+    raise HyperparameterError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+
+
+def check_seed(name: str, value: Any) -> Any:
+    """A random seed: ``None``, a non-negative int, or a NumPy ``Generator`` / ``SeedSequence`` (returned as is).
+
+    Whatever passes can be given to ``numpy.random.default_rng``.
+
+    >>> check_seed("random_state (--seed)", 0)
+    0
+    >>> check_seed("random_state (--seed)", -1)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: random_state (--seed) must be None, a non-negative integer, \
+a numpy Generator or a SeedSequence, got -1
+    """
+    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
+        return value
+    if not _is_bool(value):
+        try:
+            n = operator.index(value)
+        except TypeError:
+            n = -1
+        if n >= 0:
+            return n
+    raise HyperparameterError(f"{name} must be None, a non-negative integer, a numpy Generator or a "
+                              f"SeedSequence, got {value!r}")
+
+
+def check_probability(name: str, value: Any, high_open: bool = True) -> float:
+    """``value`` as a float in [0, 1) (``high_open=False``: in [0, 1]).
+
+    A dropout probability of 1 would zero every unit, hence the open upper end by default.
+
+    >>> check_probability("dropout (--dropout)", 0.25)
+    0.25
+    >>> check_probability("dropout (--dropout)", 1.0)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: dropout (--dropout) must be in [0, 1), got 1.0
+    """
+    return check_real(name, value, 0.0, 1.0, high_open=high_open)
 
 
 def check_optional_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
                         low_open: bool = False, high_open: bool = False) -> Optional[float]:
-    """None, or ``value`` checked as by :func:`check_real`."""
-    return None if value is None else check_real(name, value, low, high, low_open, high_open)
-
-
-def check_probability(name: str, value: Any, high_open: bool = True) -> float:
-    """A probability in [0, 1) (``high_open``, e.g. dropout) or [0, 1]."""
-    return check_real(name, value, 0.0, 1.0, high_open=high_open)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``choices``."""
-    try:
-        ok = value in choices
-    except TypeError:
-        ok = False
-    if not ok:
-        raise HyperparameterError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def check_seed(name: str, value: Any) -> Any:
-    """None, an int >= 0, or NumPy randomness passed in (a ``Generator`` or ``SeedSequence``)."""
-    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise HyperparameterError(f"{name} must be None, an integer >= 0 or a numpy Generator, got {value!r}")
-    return int(value)
+    """None, or ``value`` checked as by :func:`check_real` (``check_real(..., allow_none=True)``)."""
+    return check_real(name, value, low, high, low_open, high_open, allow_none=True)

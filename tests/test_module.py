@@ -144,6 +144,39 @@ def test_train_and_eval_reach_every_descendant():
     assert not m.rnn.training and m.training and m.proj.training
 
 
+def _modes(m):
+    return [x.training for x in m.modules()]
+
+
+@pytest.mark.parametrize("ctx,inside", [("eval_mode", False), ("train_mode", True)])
+def test_mode_contexts_restore_every_module_mode_also_on_errors(ctx, inside):
+    m = Net()
+    m.rnn.eval()  # mixed modes: the context must bring back exactly these
+    before = _modes(m)
+    assert before == [True, True, False]
+    with getattr(m, ctx)() as same:
+        assert same is m and _modes(m) == [inside] * 3
+    assert _modes(m) == before
+    with pytest.raises(RuntimeError, match="boom"):
+        with getattr(m, ctx)():
+            assert _modes(m) == [inside] * 3
+            raise RuntimeError("boom")
+    assert _modes(m) == before
+
+
+def test_eval_mode_nests_and_restores_a_model_already_in_eval_mode():
+    m = Net().eval()
+    with m.eval_mode():
+        with m.train_mode():
+            assert m.training and m.rnn.training
+        assert not m.training and not m.rnn.training
+    assert _modes(m) == [False] * 3
+    m.train()
+    with m.rnn.eval_mode():  # a child's context leaves its parent alone
+        assert m.training and not m.rnn.training
+    assert _modes(m) == [True] * 3
+
+
 def test_call_runs_forward():
     lin = Linear(3, 2, dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((4, 3))

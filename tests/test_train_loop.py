@@ -4,17 +4,17 @@ schedules, clipping, stopping rules, callbacks, checkpoints and progress output.
 import io
 import json
 import os
+import re
 import signal
 
 import numpy as np
 import pytest
 
 from rnnkit import optim
-from rnnkit.errors import ModelFileError, PathError, TrainingError
+from rnnkit.errors import HyperparameterError, ModelFileError, PathError, TrainingError
 from rnnkit.nn.module import Module
 from rnnkit.train import History, Progress, StopTraining, fit, load_checkpoint, save_checkpoint
 from rnnkit.train import loop as loop_mod
-from rnnkit.train.interrupt import DeferredSigint
 from rnnkit.train.progress import format_duration
 
 W_TRUE = np.array([1.5, -2.0, 0.5])
@@ -545,8 +545,25 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path / "no" / "ck.npz")
     with pytest.raises(PathError, match=r"checkpoint_path .*: is a directory; pass a file path such as "):
         fit(m, opt, plain_step, batches, seed=0, epochs=1, checkpoint_path=tmp_path)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(HyperparameterError, match="^seed must be >= 0, got -1$"):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
+    with pytest.raises(HyperparameterError, match="^seed must be an integer, got 1.5$"):
+        fit(m, opt, plain_step, batches, seed=1.5, epochs=1)
+    for name, value, message in [("epochs", 0, "an integer >= 1 or None, got 0"),
+                                 ("max_steps", 2.0, "an integer >= 1 or None, got 2.0"),
+                                 ("validate_every", True, "an integer >= 1 or None, got True"),
+                                 ("checkpoint_every", -3, "an integer >= 1 or None, got -3"),
+                                 ("early_stopping_patience", "2", "an integer >= 1 or None, got '2'"),
+                                 ("log_every", None, "an integer, got None"),
+                                 ("log_every", 0, ">= 1, got 0"),
+                                 ("max_minutes", 0, "> 0, got 0"),
+                                 ("max_minutes", float("inf"), "finite, got inf"),
+                                 ("clip_norm", "1", "a real number or None, got '1'"),
+                                 ("clip_value", -1.0, "> 0, got -1.0")]:
+        kw = dict(epochs=1, validate=validate, checkpoint_path=tmp_path / "c.npz")
+        kw[name] = value
+        with pytest.raises(HyperparameterError, match=rf"^{name} must be {re.escape(message)}$"):
+            fit(m, opt, _never_called, batches, seed=0, progress=False, **kw)
     with pytest.raises(TypeError, match="batches"):
         fit(m, opt, plain_step, [1, 2], seed=0, epochs=1)
     with pytest.raises(TypeError, match=r"config\['f'\]: builtin_function_or_method is not JSON-able"):
@@ -624,37 +641,6 @@ def test_read_only_checkpoint_directory_fails_before_training(tmp_path):
             run(ro, "ck.npz", step_fn=_never_called, max_steps=3)
     finally:
         ro.chmod(0o700)
-
-
-def test_sigint_handler_only_sets_a_flag(capsys):
-    # Printing from the handler raised "RuntimeError: reentrant call" when Ctrl-C landed in a print.
-    with DeferredSigint(True) as sigint:
-        signal.raise_signal(signal.SIGINT)
-        assert sigint.requested
-        assert capsys.readouterr() == ("", "")
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)  # the second Ctrl-C stops at once
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with DeferredSigint(False) as off, pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-    assert not off.requested
-
-
-def test_sigint_note_is_printed_by_the_loop(tmp_path, capsys, monkeypatch):
-    from rnnkit.train import progress as progress_mod
-    monkeypatch.setattr(progress_mod, "_tqdm_class", lambda: None)
-
-    def cb(event, info):
-        if event == "step" and info["step"] == 3:
-            signal.raise_signal(signal.SIGINT)
-            assert capsys.readouterr().err == ""  # nothing printed inside the handler
-
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, "ck.npz", callbacks=[cb], max_steps=10, progress=True)
-    err = capsys.readouterr().err
-    assert "interrupt: saving a checkpoint at step 3 (Ctrl-C again to stop now)" in err
-    assert "interrupted at step 3: checkpoint saved to" in err
-    assert load_checkpoint(tmp_path / "ck.npz").step == 3
 
 
 @pytest.mark.parametrize("field,value", [("step", "x"), ("rng_state", {"bit_generator": "nope"}),

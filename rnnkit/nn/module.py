@@ -17,7 +17,6 @@ kept on ``self`` between calls: the cache travels from ``forward`` to
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
@@ -130,17 +129,34 @@ class Module:
 
     @contextmanager
     def eval_mode(self) -> Iterator["Module"]:
-        """``with model.eval_mode():`` eval mode inside (no dropout), the previous mode restored after.
+        """``with model.eval_mode():`` evaluation mode inside; every module's previous mode after.
 
-        The one way generation, validation and scoring switch modes: the caller's
-        training/eval setting survives any exception raised inside.
+        The previous modes come back even when the block raises, and module by
+        module: a model whose encoder was frozen in eval mode keeps it so.
+        Use this (not ``eval()`` ... ``train()``) to validate or generate in the
+        middle of training::
+
+            with model.eval_mode():
+                metrics = validate(model)
         """
-        was_training = self.training
-        self.train(False)
-        try:
+        with self._mode(False):
             yield self
+
+    @contextmanager
+    def train_mode(self) -> Iterator["Module"]:
+        """``with model.train_mode():`` training mode inside; every module's previous mode after (as :meth:`eval_mode`)."""
+        with self._mode(True):
+            yield self
+
+    @contextmanager
+    def _mode(self, training: bool) -> Iterator[None]:
+        before = [(m, m.training) for m in self.modules()]
+        self.train(training)
+        try:
+            yield
         finally:
-            self.train(was_training)
+            for m, was in before:
+                object.__setattr__(m, "training", was)
 
     # -- state ------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:

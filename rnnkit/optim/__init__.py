@@ -2,7 +2,9 @@
 
 from rnnkit.errors import HyperparameterError  # defined with the other errors; re-exported here as before
 from rnnkit.optim.clip import clip_grad_norm, clip_grad_value
-from rnnkit.optim.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from rnnkit.optim.adam import Adam, AdamW
+from rnnkit.optim.base import Optimizer
+from rnnkit.optim.optimizers import SGD, Adagrad, RMSprop
 from rnnkit.optim.schedules import (
     ConstantLR,
     CosineAnnealingLR,

@@ -1,10 +1,10 @@
-"""Argument checks shared by the optimisers, clipping and schedules.
+"""Argument checks of the optimisers: their ``params`` and a saved optimiser state.
 
-Each check returns the cleaned value or raises
-:class:`~rnnkit.errors.HyperparameterError` (a ``ValueError``) naming the
-argument, the valid range and the value given; a wrong kind of ``params``
-raises ``TypeError`` saying what to pass instead. A malformed optimiser state
-(from a checkpoint) raises :class:`~rnnkit.errors.ModelFileError` naming the field.
+The general checks (``check_real``, ``check_count``, ``check_flag`` ...) live in
+:mod:`rnnkit.checks` and are re-exported here for the modules that import them
+from this one. A wrong kind of ``params`` raises ``TypeError`` saying what to pass
+instead; a malformed optimiser state (from a checkpoint) raises
+:class:`~rnnkit.errors.ModelFileError` naming the field.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ import inspect
 import math
 from typing import Any, Dict
 
+from rnnkit.checks import check_count, check_real
 from rnnkit.errors import HyperparameterError
-from rnnkit.optim.checks import check_count, check_real
 
 __all__ = [
     "Schedule",

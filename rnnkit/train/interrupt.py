@@ -1,8 +1,10 @@
-"""Ctrl-C during training: finish the current step, save a checkpoint, then stop.
+"""Ctrl-C or SIGTERM during training: finish the current step, save a checkpoint, then stop.
 
-:class:`DeferredSigint` replaces Python's SIGINT handler while the loop runs.
-The first Ctrl-C only sets ``requested``; the loop checks it between steps,
-tells the user, saves and raises ``KeyboardInterrupt``. A second Ctrl-C raises
+:class:`DeferredSigint` replaces Python's SIGINT and SIGTERM handlers while the
+loop runs. SIGTERM is what job schedulers (Slurm, Kubernetes, systemd, ``kill``)
+send, so it is treated exactly like Ctrl-C. The first signal only sets
+``requested``; the loop checks it between steps, tells the user, saves and
+raises ``KeyboardInterrupt``. A second signal (of either kind) raises
 ``KeyboardInterrupt`` at once, wherever the program is.
 
 The handler prints nothing: a signal handler runs between two bytecodes of
@@ -15,34 +17,59 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Dict, Optional
 
-__all__ = ["DeferredSigint"]
+__all__ = ["DeferredSigint", "SIGNALS"]
+
+# The signals that ask training to stop; SIGTERM does not exist on every platform.
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+def _raise_now(signum, frame):
+    raise KeyboardInterrupt
 
 
 class DeferredSigint:
-    """Context manager: the first Ctrl-C sets ``requested``, the second raises ``KeyboardInterrupt``.
+    """Context manager: the first SIGINT/SIGTERM sets ``requested``, the second raises ``KeyboardInterrupt``.
 
-    ``enabled=False`` (or use outside the main thread, where Python cannot set
-    signal handlers) leaves Ctrl-C alone: it raises ``KeyboardInterrupt`` as usual.
+    ``signal_name`` is the name of the first signal ("SIGINT" or "SIGTERM").
+    ``enabled=False`` does not defer: SIGINT keeps its handler (Python's raises
+    ``KeyboardInterrupt``) and a SIGTERM that would kill the process at once
+    (``SIG_DFL``) raises ``KeyboardInterrupt`` instead, so it too unwinds the
+    stack and lets the caller clean up and exit 130. Outside the main thread,
+    where Python cannot set signal handlers, nothing is changed. A signal whose
+    handler is ``SIG_IGN`` on entry (a background job's SIGINT) stays ignored.
+    Both previous handlers are restored on exit.
     """
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.enabled = enabled
+        self.active = threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._old = None
+        self.signal_name: Optional[str] = None
+        self._old: Dict[int, object] = {}
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True  # nothing else here: see the module docstring
+        self.signal_name = signal.Signals(signum).name
 
     def __enter__(self) -> "DeferredSigint":
-        if self.enabled:
-            self._old = signal.signal(signal.SIGINT, self._handler)
+        if not self.active:
+            return self
+        for signum in SIGNALS:
+            current = signal.getsignal(signum)
+            if self.enabled and current is not signal.SIG_IGN:
+                self._old[signum] = signal.signal(signum, self._handler)
+            elif not self.enabled and current is signal.SIG_DFL:
+                self._old[signum] = signal.signal(signum, _raise_now)
         return self
 
     def __exit__(self, *exc) -> bool:
-        if self.enabled:
-            # None: the old handler was not set from Python; Python's own raises KeyboardInterrupt
-            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.default_int_handler)
+        for signum, old in self._old.items():
+            if old is None:  # set from C, not Python: fall back to Python's own behaviour
+                old = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, old)
+        self._old = {}
         return False

@@ -19,14 +19,20 @@ that was never interrupted (given the same arguments).
 
 Checkpoints and interrupts. With ``checkpoint_path`` a checkpoint is written
 atomically every ``checkpoint_every`` steps (else at the end of every epoch),
-when training stops, and on an interrupt. Ctrl-C (SIGINT, main thread only)
-lets the current step finish, saves a checkpoint and then raises
-``KeyboardInterrupt``; a second Ctrl-C stops at once. A ``KeyboardInterrupt``
-raised by a callback, ``validate`` or ``batches`` does the same. In every case
-``fit`` re-raises the ``KeyboardInterrupt`` after saving: the caller decides
-what an interrupt means (the CLI exits with status 130). A ``KeyboardInterrupt``
-in the middle of a step (inside ``step_fn`` or the update) saves nothing, since
-the parameters may be half updated; the last checkpoint stays.
+when training stops, and on an interrupt. Ctrl-C (SIGINT) and SIGTERM (what job
+schedulers send), main thread only, let the current step finish, save a
+checkpoint and then raise ``KeyboardInterrupt``; a second signal stops at once
+(:mod:`rnnkit.train.interrupt`). A ``KeyboardInterrupt`` raised by a callback,
+``validate`` or ``batches`` does the same. In every case ``fit`` re-raises the
+``KeyboardInterrupt`` after saving: the caller decides what an interrupt means
+(the CLI exits with status 130). A ``KeyboardInterrupt`` in the middle of a step
+(inside ``step_fn`` or the update) saves nothing, since the parameters may be
+half updated; the last checkpoint stays. After an interrupt a note on stderr
+says where the checkpoint is and how to resume, even with ``progress=False``.
+
+The loop's state and a checkpoint are converted into each other in
+:mod:`rnnkit.train.resume`; validation and early stopping are in
+:mod:`rnnkit.train.validation`.
 
 A non-finite loss or gradient raises :class:`TrainingError` before the update,
 so the model keeps the last good parameters and no checkpoint is written.
@@ -37,61 +43,27 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ModelFileError, ShapeError, TrainingError
+from ..checks import check_count, check_optional_count, check_real
+from ..errors import HyperparameterError, TrainingError
 from ..io.atomic import check_writable
-from ..io.jsonable import plain as _plain, to_json as _to_json
+from ..io.jsonable import to_json as _to_json
 from ..nn.module import Module
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from . import resume as _resume
+from .checkpoint import load_checkpoint, save_checkpoint
+from .context import StepContext, StopTraining
 from .history import History
 from .interrupt import DeferredSigint
 from .progress import Progress
+from .validation import Validation, validation_line
 
 __all__ = ["fit", "StepContext", "StopTraining"]
 
 # The clock for max_minutes, throughput and elapsed time (tests replace it with a fake one).
 _clock = time.monotonic
-
-
-@dataclass
-class StepContext:
-    """What ``step_fn(batch, ctx)`` gets besides the batch.
-
-    ``rng`` is the training Generator (dropout, sampling). ``carry`` is a dict
-    of NumPy arrays kept from one step to the next within an epoch (e.g. the
-    hidden state of truncated BPTT); it is emptied at the start of every epoch
-    and checkpointed. Replace its entries (``ctx.carry["h"] = h_new``) rather
-    than modifying the arrays in place. ``step`` counts optimiser steps done
-    before this one; ``batch_index`` is this batch's position in ``epoch``.
-    """
-
-    model: Module
-    rng: np.random.Generator
-    carry: Dict[str, np.ndarray] = field(default_factory=dict)
-    step: int = 0
-    epoch: int = 0
-    batch_index: int = 0
-
-
-class StopTraining(Exception):
-    """Raise from a callback to end training cleanly (``History.stop_reason == "callback"``)."""
-
-
-def _positive_int(name, v, allow_none=True):
-    if v is None and allow_none:
-        return
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer{' or None' if allow_none else ''}, got {v!r}")
-
-
-def _positive_float(name, v):
-    if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
-        raise ValueError(f"{name}: expected a positive number or None, got {v!r}")
 
 
 def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[float, int]],
@@ -131,7 +103,8 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     callbacks : callables ``cb(event, info)`` for events "step", "validate", "epoch_end",
         "checkpoint" and "end"; ``info`` is a dict (``step``, ``epoch``, ``history``, ``model``,
         ``optimizer`` and the event's own entries). Raise :class:`StopTraining` to stop.
-    progress : show a tqdm bar (or plain lines without tqdm). unit : what ``n_units`` counts.
+    progress : show a tqdm bar (or plain lines without tqdm); the notes after an interrupt (where the
+        checkpoint is, how to resume) are printed to stderr either way. unit : what ``n_units`` counts.
     log_every : record a History entry every this many steps (averaged over them).
     config, meta : JSON-able dicts stored in checkpoints so an application can rebuild its model.
     """
@@ -140,21 +113,19 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     if not callable(batches):
         raise TypeError("batches: expected a function batches(epoch, rng) -> iterable of batches; "
                         "for a fixed list use `lambda epoch, rng: data`")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    seed = check_count("seed", seed, 0)
     for name, v in (("epochs", epochs), ("max_steps", max_steps), ("validate_every", validate_every),
-                    ("early_stopping_patience", early_stopping_patience),
-                    ("checkpoint_every", checkpoint_every)):
-        _positive_int(name, v)
-    _positive_int("log_every", log_every, allow_none=False)
+                    ("early_stopping_patience", early_stopping_patience), ("checkpoint_every", checkpoint_every)):
+        check_optional_count(name, v, 1)
+    check_count("log_every", log_every, 1)
     for name, v in (("max_minutes", max_minutes), ("clip_norm", clip_norm), ("clip_value", clip_value)):
-        _positive_float(name, v)
+        check_real(name, v, 0.0, low_open=True, allow_none=True)
     if epochs is None and max_steps is None and max_minutes is None:
-        raise ValueError("give at least one of epochs, max_steps or max_minutes, or training never ends")
+        raise HyperparameterError("give at least one of epochs, max_steps or max_minutes, or training never ends")
     if validate is None and (validate_every is not None or early_stopping_patience is not None):
-        raise ValueError("validate_every and early_stopping_patience need a validate function")
+        raise HyperparameterError("validate_every and early_stopping_patience need a validate function")
     if checkpoint_path is None and (checkpoint_every is not None or resume):
-        raise ValueError("checkpoint_every and resume need a checkpoint_path")
+        raise HyperparameterError("checkpoint_every and resume need a checkpoint_path")
     if checkpoint_path is not None:
         check_writable(checkpoint_path, "checkpoint_path", example="run.ckpt.npz")
     if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
@@ -165,7 +136,7 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     config, meta = dict(config or {}), dict(meta or {})
     _to_json(config, "config")  # fail now, not at the first checkpoint
     _to_json(meta, "meta")
-    loop = _Loop(model, optimizer, step_fn, batches, seed=int(seed), epochs=epochs, max_steps=max_steps,
+    loop = _Loop(model, optimizer, step_fn, batches, seed=seed, epochs=epochs, max_steps=max_steps,
                  max_minutes=max_minutes, clip_norm=clip_norm, clip_value=clip_value, schedule=schedule,
                  validate=validate, validate_every=validate_every, patience=early_stopping_patience,
                  restore_best=restore_best, checkpoint_path=checkpoint_path,
@@ -183,7 +154,6 @@ class _Loop:
         self.model, self.optimizer, self.step_fn, self.batches = model, optimizer, step_fn, batches
         self.seed, self.epochs, self.max_steps, self.max_minutes = seed, epochs, max_steps, max_minutes
         self.clip_norm, self.clip_value, self.schedule = clip_norm, clip_value, schedule
-        self.validate, self.validate_every, self.patience = validate, validate_every, patience
         self.restore_best = restore_best
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.callbacks, self.log_every, self.unit = callbacks, log_every, unit
@@ -192,9 +162,7 @@ class _Loop:
         # -- the state a checkpoint captures --
         self.ctx = StepContext(model=model, rng=np.random.default_rng([seed, 0]))
         self.history = History(unit=unit)
-        self.best_state: Optional[Dict[str, np.ndarray]] = None
-        self.bad_validations = 0
-        self.last_val_step = -1
+        self.validation = Validation(validate, validate_every, patience)
         self.elapsed_before = 0.0
         self.window = {"loss_wsum": 0.0, "units": 0, "loss_sum": 0.0, "steps": 0, "seconds": 0.0}
         # -- this call only --
@@ -207,21 +175,20 @@ class _Loop:
     # -- the run ----------------------------------------------------------
     def run(self, resume: bool, show: bool) -> History:
         if resume and os.path.exists(self.checkpoint_path):
-            self._restore(load_checkpoint(self.checkpoint_path))
+            _resume.restore(self, load_checkpoint(self.checkpoint_path))
         self.progress = Progress(self.max_steps, initial=self.ctx.step, unit=self.unit, enabled=show)
-        was_training = self.model.training
-        self.model.train()
         self.t_start = _clock()
         self.window_t0 = self.t_start - self.window["seconds"]
         self.deadline = None if self.max_minutes is None else self.t_start + 60.0 * self.max_minutes
         self.sigint = DeferredSigint(self.checkpoint_path is not None)
         try:
-            with self.sigint:
+            with self.model.train_mode(), self.sigint:
                 reason = self._train()
                 self.history.stop_reason = reason
                 if reason == "interrupted":  # printed here, never from the signal handler
-                    self.progress.note(f"interrupt: saving a checkpoint at step {self.ctx.step} "
-                                       "(Ctrl-C again to stop now)")
+                    again = ("Ctrl-C again" if self.sigint.signal_name == "SIGINT"
+                             else f"{self.sigint.signal_name} or Ctrl-C again")
+                    self._note(f"interrupt: saving a checkpoint at step {self.ctx.step} ({again} to stop now)")
                 if self.checkpoint_path is not None:
                     self._save_checkpoint()
             if reason == "interrupted":
@@ -236,25 +203,28 @@ class _Loop:
                         self._save_checkpoint()
                         saved = True
                     except Exception as e:  # keep the interrupt; the previous checkpoint stays
-                        self.progress.note(f"could not save a checkpoint on interrupt: {e}")
+                        self._note(f"could not save a checkpoint on interrupt: {e}")
                 self._note_interrupt(saved)
             raise
         finally:
             self.progress.close()
-            self.model.train(was_training)
         self._callback("end", reason=reason)
-        if self.restore_best and self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        if self.restore_best and self.validation.best_state is not None:
+            self.model.load_state_dict(self.validation.best_state)
         self._sync_history()
         return self.history
 
+    def _note(self, message: str) -> None:
+        """A note the user must see after an interrupt: printed even with progress off."""
+        self.progress.note(message, always=True)
+
     def _note_interrupt(self, saved: bool) -> None:
         if saved:
-            self.progress.note(f"interrupted at step {self.ctx.step}: checkpoint saved to {self.checkpoint_path}; "
-                               "run it again with resume (--resume on the command line) to continue")
+            self._note(f"interrupted at step {self.ctx.step}: checkpoint saved to {self.checkpoint_path}; "
+                       "run it again with resume (--resume on the command line) to continue")
         elif self.checkpoint_path is not None:
-            self.progress.note(f"interrupted in the middle of step {self.ctx.step + 1}: no checkpoint written; "
-                               f"{self.checkpoint_path} is from step {self.last_checkpoint_step}")
+            self._note(f"interrupted in the middle of step {self.ctx.step + 1}: no checkpoint written; "
+                       f"{self.checkpoint_path} is from step {self.last_checkpoint_step}")
 
     def _train(self) -> str:
         ctx = self.ctx
@@ -296,7 +266,7 @@ class _Loop:
             return "callback"
         if self.max_steps is not None and self.ctx.step >= self.max_steps:
             return "max_steps"
-        if self.patience is not None and self.bad_validations >= self.patience:
+        if self.validation.exhausted:
             return "early_stopping"
         if self.deadline is not None and _clock() >= self.deadline:
             return "max_minutes"
@@ -372,7 +342,7 @@ class _Loop:
 
     def _end_epoch(self) -> None:
         ctx = self.ctx
-        if self.validate is not None and self.last_val_step != ctx.step:
+        if self.validation.due_at_epoch_end(ctx.step):
             self._validate()
         finished = ctx.epoch
         self.history.epochs.append((finished, ctx.step))
@@ -385,35 +355,13 @@ class _Loop:
 
     # -- validation -------------------------------------------------------
     def _validate_if_due(self) -> None:
-        s = self.ctx.step
-        if (self.validate is not None and self.validate_every is not None and s > 0
-                and s % self.validate_every == 0 and self.last_val_step != s):
+        if self.validation.due(self.ctx.step):
             self._validate()
 
     def _validate(self) -> None:
-        self.model.eval()
-        try:
-            metrics = self.validate(self.model)
-        finally:
-            self.model.train()
-        if not isinstance(metrics, dict) or "loss" not in metrics:
-            raise TypeError(f"validate must return a dict with a 'loss' entry, got {metrics!r}")
-        metrics = _plain(dict(metrics))
-        metrics["loss"] = loss = float(metrics["loss"])
         s = self.ctx.step
-        self.history.val.append((s, metrics))
-        self.last_val_step = s
-        best = self.history.best_val_loss
-        improved = math.isfinite(loss) and (best is None or loss < best)
-        if improved:
-            self.history.best_val_loss, self.history.best_step = loss, s
-            self.best_state = self.model.state_dict()
-            self.bad_validations = 0
-        else:
-            self.bad_validations += 1
-        extra = "".join(f"  {k} {v:.4g}" for k, v in metrics.items()
-                        if k != "loss" and isinstance(v, (int, float)) and not isinstance(v, bool))
-        self.progress.note(f"step {s}: validation loss {loss:.4f}{extra}" + ("  (best)" if improved else ""))
+        metrics, improved = self.validation.run(self.model, s, self.history)
+        self.progress.note(validation_line(s, metrics, improved))
         self._callback("validate", metrics=metrics, improved=improved)
 
     # -- checkpoints ------------------------------------------------------
@@ -425,71 +373,15 @@ class _Loop:
         self.history.elapsed_s = self._elapsed()
 
     def _save_checkpoint(self) -> None:
-        ctx = self.ctx
         for name, p in self.params:  # never replace a good checkpoint with a broken model
             if not np.isfinite(p.data).all():
-                raise TrainingError(f"parameter {name!r} is not finite at step {ctx.step}; the checkpoint "
+                raise TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
                                     f"{self.checkpoint_path} was not overwritten (it is from step "
                                     f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm")
         self._sync_history()
-        window = dict(self.window, seconds=_clock() - self.window_t0)
-        train_state = {
-            "seed": self.seed, "step": ctx.step, "epoch": ctx.epoch, "batch_index": ctx.batch_index,
-            "rng_state": ctx.rng.bit_generator.state,
-            "schedule": self.schedule.config() if hasattr(self.schedule, "config") else None,
-            "bad_validations": self.bad_validations, "last_val_step": self.last_val_step,
-            "window": window, "elapsed_s": self.history.elapsed_s,
-        }
-        save_checkpoint(self.checkpoint_path, Checkpoint(
-            model_state=self.model.state_dict(), optimizer_state=self.optimizer.state_dict(),
-            train_state=train_state, history=self.history, carry=dict(ctx.carry),
-            best_state=self.best_state, config=self.config, meta=self.meta))
-        self.last_checkpoint_step = ctx.step
+        save_checkpoint(self.checkpoint_path, _resume.capture(self, _clock()))
+        self.last_checkpoint_step = self.ctx.step
         self._callback("checkpoint", path=str(self.checkpoint_path))
-
-    def _restore(self, ck: Checkpoint) -> None:
-        path = self.checkpoint_path
-        ts = ck.train_state
-        try:  # read every counter first: a malformed checkpoint must change nothing
-            counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
-            elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
-            rng = np.random.default_rng()
-            rng.bit_generator.state = ts["rng_state"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
-                                 "the file was not written by rnnkit.train, start afresh without resume") from e
-        before = self.model.state_dict()
-        try:
-            self.model.load_state_dict(ck.model_state)  # all or nothing
-        except (ShapeError, TypeError) as e:
-            raise ModelFileError(f"{path}: the checkpoint does not fit this model ({e}); build the model "
-                                 "from the checkpoint's config (load_checkpoint(path).config)") from e
-        try:
-            self.optimizer.load_state_dict(ck.optimizer_state)  # all or nothing too
-        except BaseException as e:
-            self.model.load_state_dict(before)  # so a failed resume leaves the model as it was
-            if isinstance(e, ShapeError):
-                raise ModelFileError(f"{path}: the checkpoint's optimiser state does not fit this optimiser "
-                                     f"({e}); resume with the optimiser and model of the original run") from e
-            raise
-        if ts.get("seed") != self.seed:
-            warnings.warn(f"resuming {path} (seed {ts.get('seed')}) with seed {self.seed}: the data order "
-                          "and random draws will differ from the original run", RuntimeWarning, stacklevel=4)
-        sched = self.schedule.config() if hasattr(self.schedule, "config") else None
-        if _plain(sched) != ts.get("schedule"):
-            warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
-                          RuntimeWarning, stacklevel=4)
-        ctx = self.ctx
-        ctx.rng.bit_generator.state = rng.bit_generator.state
-        ctx.step, ctx.epoch, ctx.batch_index = counters["step"], counters["epoch"], counters["batch_index"]
-        ctx.carry = dict(ck.carry)
-        self.history = ck.history
-        self.history.stop_reason = None
-        self.best_state = ck.best_state
-        self.bad_validations, self.last_val_step = counters["bad_validations"], counters["last_val_step"]
-        self.elapsed_before = elapsed
-        self.window = window
-        self.last_checkpoint_step = ctx.step
 
     def _callback(self, event: str, **info) -> None:
         if not self.callbacks:

@@ -40,7 +40,7 @@ class Progress:
     total : number of steps the run will reach, if known (for the ETA).
     initial : steps already done (a resumed run).
     unit : what ``units`` counts ("tok", "seq", ...).
-    enabled : False shows nothing.
+    enabled : False shows nothing but the notes given with ``always=True``.
     use_tqdm : None uses tqdm when it is installed; False forces the plain lines.
     interval : seconds between plain lines.
     stream : where to write (stderr by default).
@@ -101,9 +101,13 @@ class Progress:
             parts.append(f"ETA {format_duration(left)}")
         return "  ".join(parts)
 
-    def note(self, message: str) -> None:
-        """Print a line (validation results, checkpoints) without breaking the bar."""
-        if not self.enabled:
+    def note(self, message: str, always: bool = False) -> None:
+        """Print a line (validation results, checkpoints) without breaking the bar.
+
+        ``always=True`` prints it even when the display is off: what the user must
+        know after an interrupt (where the checkpoint is, how to resume).
+        """
+        if not (self.enabled or always):
             return
         if self._bar is not None:
             self._bar.write(message, file=self.stream if self.stream is not None else sys.stderr)

@@ -1,0 +1,97 @@
+"""Adam and AdamW, with the update rules and defaults of ``torch.optim`` (notation: :mod:`rnnkit.optim.base`)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Sequence
+
+import numpy as np
+
+from rnnkit.checks import check_flag, check_real
+from rnnkit.errors import HyperparameterError
+from rnnkit.nn.module import Parameter
+from rnnkit.optim.base import Optimizer, l2_gradient
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with weight decay as an L2 term added to the gradient.
+
+    .. math::
+
+        g = grad + wd * theta
+        m = beta1 * m + (1 - beta1) * g            (exp_avg)
+        v = beta2 * v + (1 - beta2) * g * g        (exp_avg_sq)
+        v_max = max(v_max, v)                      (amsgrad only; then v_max replaces v below)
+        denom = sqrt(v) / sqrt(1 - beta2**t) + eps
+        theta = theta - lr / (1 - beta1**t) * m / denom
+
+    ``eps`` is added after the bias correction of ``v``, as PyTorch does. For
+    weight decay that is not scaled by the adaptive denominator use :class:`AdamW`.
+    """
+
+    _decoupled = False  # AdamW flips this: decay theta directly instead of via g
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        super().__init__(params, lr)
+        if len(betas) != 2:
+            raise HyperparameterError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
+        self.beta2 = check_real("betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        self.eps = check_real("eps", eps)
+        self.weight_decay = check_real("weight_decay", weight_decay)
+        self.amsgrad = check_flag("amsgrad", amsgrad)
+        self._init_state()
+
+    def hyperparameters(self) -> Dict[str, Any]:
+        return {"betas": [self.beta1, self.beta2], "eps": self.eps,
+                "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
+
+    def _state_fill(self) -> Dict[str, float]:
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])
+        return dict.fromkeys(names, 0.0)
+
+    def _update(self, i: int, p: Parameter, lr: float) -> None:
+        beta1, beta2, t = self.beta1, self.beta2, self.steps
+        if self._decoupled:
+            p.data *= 1 - lr * self.weight_decay
+            g = p.grad
+        else:
+            g = l2_gradient(p, self.weight_decay)
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        if self.amsgrad:
+            v = np.maximum(self.state["max_exp_avg_sq"][i], v, out=self.state["max_exp_avg_sq"][i])
+
+        step_size = lr / (1 - beta1 ** t)
+        update = np.sqrt(v)                        # becomes denom, then the update itself
+        update /= (1 - beta2 ** t) ** 0.5
+        update += self.eps
+        np.divide(m, update, out=update)
+        update *= step_size
+        p.data -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    .. math::
+
+        theta = theta * (1 - lr * wd)
+        g = grad
+
+    followed by the :class:`Adam` update (without the L2 term). The default
+    ``weight_decay=0.01`` is PyTorch's.
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

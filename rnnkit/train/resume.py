@@ -1,0 +1,95 @@
+"""The state of a training run that a checkpoint captures, and putting it back for a resume.
+
+:func:`capture` turns a running loop (:mod:`rnnkit.train.loop`) into a
+:class:`~rnnkit.train.checkpoint.Checkpoint`; :func:`restore` puts one back into
+a fresh loop, all or nothing. Together they make a resumed run end with the same
+parameters, bit for bit, as a run that was never interrupted. What is captured:
+
+- the model's and the optimiser's state, and the best parameters so far;
+- the step, epoch and batch counters, so the epoch's batches can be rebuilt
+  and the ones already done skipped;
+- the step Generator's state and ``ctx.carry`` (e.g. a TBPTT hidden state);
+- the validation counters (early stopping), the :class:`History`, the time
+  spent so far and the partly filled logging window.
+
+The checkpoint also records the seed and the schedule's ``config()``, so a
+resume with other ones warns that it will not reproduce the original run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import ModelFileError, ShapeError
+from ..io.jsonable import plain as _plain
+from .checkpoint import Checkpoint
+
+__all__ = ["capture", "restore"]
+
+
+def _schedule_config(schedule):
+    return schedule.config() if hasattr(schedule, "config") else None
+
+
+def capture(loop, now: float) -> Checkpoint:
+    """The checkpoint of ``loop`` (a ``rnnkit.train.loop._Loop``) at time ``now`` of the loop's clock."""
+    ctx, val = loop.ctx, loop.validation
+    window = dict(loop.window, seconds=now - loop.window_t0)
+    train_state = {
+        "seed": loop.seed, "step": ctx.step, "epoch": ctx.epoch, "batch_index": ctx.batch_index,
+        "rng_state": ctx.rng.bit_generator.state, "schedule": _schedule_config(loop.schedule),
+        "bad_validations": val.bad, "last_val_step": val.last_step,
+        "window": window, "elapsed_s": loop.history.elapsed_s,
+    }
+    return Checkpoint(model_state=loop.model.state_dict(), optimizer_state=loop.optimizer.state_dict(),
+                      train_state=train_state, history=loop.history, carry=dict(ctx.carry),
+                      best_state=val.best_state, config=loop.config, meta=loop.meta)
+
+
+def restore(loop, ck: Checkpoint) -> None:
+    """Continue ``loop`` from ``ck``; on any error the model and the loop are left as they were."""
+    path = loop.checkpoint_path
+    ts = ck.train_state
+    try:  # read every counter first: a malformed checkpoint must change nothing
+        counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
+        elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = ts["rng_state"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
+                             "the file was not written by rnnkit.train, start afresh without resume") from e
+    model = loop.model
+    before = model.state_dict()
+    try:
+        model.load_state_dict(ck.model_state)  # all or nothing
+    except (ShapeError, TypeError) as e:
+        raise ModelFileError(f"{path}: the checkpoint does not fit this model ({e}); build the model "
+                             "from the checkpoint's config (load_checkpoint(path).config)") from e
+    try:
+        loop.optimizer.load_state_dict(ck.optimizer_state)  # all or nothing too
+    except BaseException as e:
+        model.load_state_dict(before)  # so a failed resume leaves the model as it was
+        if isinstance(e, ShapeError):
+            raise ModelFileError(f"{path}: the checkpoint's optimiser state does not fit this optimiser "
+                                 f"({e}); resume with the optimiser and model of the original run") from e
+        raise
+    # stacklevel 4: the warning points at the caller of fit() (restore <- run <- fit <- caller)
+    if ts.get("seed") != loop.seed:
+        warnings.warn(f"resuming {path} (seed {ts.get('seed')}) with seed {loop.seed}: the data order "
+                      "and random draws will differ from the original run", RuntimeWarning, stacklevel=4)
+    sched = _schedule_config(loop.schedule)
+    if _plain(sched) != ts.get("schedule"):
+        warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
+                      RuntimeWarning, stacklevel=4)
+    ctx, val = loop.ctx, loop.validation
+    ctx.rng.bit_generator.state = rng.bit_generator.state
+    ctx.step, ctx.epoch, ctx.batch_index = counters["step"], counters["epoch"], counters["batch_index"]
+    ctx.carry = dict(ck.carry)
+    loop.history = ck.history
+    loop.history.stop_reason = None
+    val.best_state, val.bad, val.last_step = ck.best_state, counters["bad_validations"], counters["last_val_step"]
+    loop.elapsed_before = elapsed
+    loop.window = window
+    loop.last_checkpoint_step = ctx.step
