@@ -155,3 +155,29 @@ def test_closed_standard_streams_give_no_traceback(tiny_charlm, redirect):
                               env=env)
         assert proc.returncode == expect, (argv, proc.stderr)
         assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_sigterm_outside_training_exits_130_without_traceback(tmp_path):
+    """A scheduler's SIGTERM while a command loads data is an interrupt (130, one line), not a kill (143)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    ready = tmp_path / "ready"
+    code = ("import sys, time, pathlib, rnnkit.cli.info as info, rnnkit.cli.main as m\n"
+            "def slow(args):\n"
+            f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
+            "    time.sleep(60)\n"
+            "    return 0\n"
+            "info._info = slow\n"
+            "sys.exit(m.main(['info', 'model.npz']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip() == "rnnkit: interrupted"
+    assert "Traceback" not in err

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from .. import __version__
@@ -80,8 +82,31 @@ def _plug_closed_streams() -> None:
         setattr(sys, name, open(fd, mode, closefd=False, errors="replace"))
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    SIGTERM (what job schedulers send) stops a command like Ctrl-C: training saves a
+    checkpoint first (rnnkit.train.interrupt defers both signals there), anything else
+    exits 130 without a traceback. The previous handler is restored on return.
+    """
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        try:
+            old = signal.signal(signal.SIGTERM, _raise_interrupt)
+        except (ValueError, OSError):   # no signals here (an embedded interpreter): keep the default
+            old = None
+    try:
+        return _main(argv)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     _plug_closed_streams()
     try:
         parser = build_parser()        # imports the applications: Ctrl-C can land here too
