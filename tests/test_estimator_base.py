@@ -309,3 +309,21 @@ def test_helpers():
     a = np.arange(3.0)
     assert fingerprint(a, "x") == fingerprint(a.copy(), "x")
     assert fingerprint(a, "x") != fingerprint(a.astype(np.float32), "x") != fingerprint(a, "y")
+
+
+def test_load_refuses_a_fifo_without_blocking(tmp_path):
+    import threading
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    box = {}
+
+    def load():
+        try:
+            rnnkit.load(fifo)
+        except Exception as e:          # noqa: BLE001 - checked below
+            box["error"] = e
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "rnnkit.load blocked on a FIFO"
+    assert isinstance(box.get("error"), PathError) and "is a FIFO" in str(box["error"])

@@ -109,3 +109,21 @@ def test_unknown_encoding_names_the_flag(tmp_path):
     path.write_text("abc")
     with pytest.raises(PathError, match="unknown text encoding 'klingon' \\(--encoding\\)"):
         read_text(path, "TEXTFILE", encoding="klingon")
+
+
+def test_refuse_special_refuses_streams_without_opening_them(tmp_path):
+    from rnnkit.io.inputs import refuse_special
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    box, _ = _within(5, refuse_special, str(fifo), "MODEL")
+    assert isinstance(box.get("error"), PathError) and "MODEL" in str(box["error"]), box
+    with pytest.raises(PathError, match="is a device"):
+        refuse_special("/dev/zero", "MODEL")
+    big = tmp_path / "big.npz"
+    big.write_bytes(b"x" * 100)
+    os.environ["RNNKIT_MAX_INPUT_BYTES"] = "10"
+    try:                                        # regular files, directories and missing paths pass
+        for ok in (big, tmp_path, tmp_path / "missing"):
+            refuse_special(ok, "MODEL")
+    finally:
+        del os.environ["RNNKIT_MAX_INPUT_BYTES"]
