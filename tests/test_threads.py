@@ -61,8 +61,17 @@ def test_auto_threads_on_this_machine_is_within_the_cores():
 
 
 def _blas_counts():
+    """Thread counts of NumPy's BLAS as threadpoolctl sees them (the one rnnkit and its kernels use).
+
+    SciPy or torch may load BLAS libraries of their own; rnnkit does not multiply through them.
+    """
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    from rnnkit.kernels import blas
+    found = blas._load()
+    pools = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    if found is not None:
+        pools = [pool for pool in pools if os.path.realpath(pool["filepath"]) == os.path.realpath(found["path"])]
+    return [pool["num_threads"] for pool in pools]
 
 
 def test_set_threads_one_sets_blas_to_one(restore_threads):
