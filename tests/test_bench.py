@@ -15,10 +15,9 @@ import pytest
 from rnnkit.bench import cases, isolated, timing
 from rnnkit.cli.main import main
 
-torch = pytest.importorskip("torch")
-
 
 def test_quick_bench_writes_table_and_json(tmp_path, capsys):
+    pytest.importorskip("torch")       # the other tests time rnnkit alone and run without torch
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--cells", "lstm,gru", "--charlm", "--json", str(path), "--no-progress",
                  "--threads", "1", "--random-state", "3"]) == 0

@@ -107,7 +107,6 @@ def test_full_disk_tmpfs_model_file_too_large(tmp_path):
 
 def test_full_disk_tmpfs_cli_prints_one_line_naming_the_file(tmp_path, capsys):
     # through the CLI: `rnnkit bench --json` on a full disk fails with exit 2 and one line naming --json
-    pytest.importorskip("rnnkit.bench")
     with small_tmpfs(tmp_path) as mnt:
         target = os.path.join(mnt, "bench.json")
         with open(target, "wb") as f:
