@@ -198,3 +198,12 @@ def test_unwritable_directory_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)     # root may write anywhere: simulate it
     with pytest.raises(PathError, match=r"--json .*: cannot write in .*Permission denied"):
         check_writable(tmp_path / "r.json", "--json")
+
+
+@pytest.mark.parametrize("name", ["é" * 127, "a" * 255, "日本" * 40], ids=["2-byte", "ascii", "3-byte"])
+def test_longest_names_the_file_system_takes_are_written(tmp_path, name):
+    # the temporary sibling must fit too: a 254-byte name of 2-byte characters used to fail in the write
+    path = tmp_path / name
+    check_writable(path, "--out")
+    write_text(path, "x", what="--out")
+    assert path.read_text() == "x" and _leftovers(tmp_path) == [name]
