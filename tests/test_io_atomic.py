@@ -207,3 +207,18 @@ def test_longest_names_the_file_system_takes_are_written(tmp_path, name):
     check_writable(path, "--out")
     write_text(path, "x", what="--out")
     assert path.read_text() == "x" and _leftovers(tmp_path) == [name]
+
+
+def test_replacing_keeps_the_previous_permissions(tmp_path):
+    private = tmp_path / "secret.json"
+    private.write_text("{}")
+    os.chmod(private, 0o600)
+    write_json(private, {"a": 1})
+    assert os.stat(private).st_mode & 0o777 == 0o600 and json.loads(private.read_text()) == {"a": 1}
+    fresh = tmp_path / "new.txt"
+    old_umask = os.umask(0o022)
+    try:
+        write_text(fresh, "x")
+    finally:
+        os.umask(old_umask)
+    assert os.stat(fresh).st_mode & 0o777 == 0o644           # a new file gets the umask's permissions

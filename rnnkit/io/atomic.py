@@ -19,6 +19,7 @@ import io
 import json
 import os
 import secrets
+import stat
 import tempfile
 from typing import Any, Callable, Mapping, Optional
 
@@ -55,7 +56,13 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
     except OSError as e:
         raise OSError(e.errno, f"{e.strerror} (writing {_label(path, what)})", path) from e
     try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:                      # no previous file: the umask's permissions stand
+        mode = None
+    try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)   # replacing a private (0600) file must not make it world-readable
             write(f)
             f.flush()
             os.fsync(f.fileno())
