@@ -9,7 +9,7 @@ import argparse
 
 import pytest
 
-from rnnkit.cli.builder import SHARED
+from rnnkit.cli.builder import SHARED, IntermixedParser
 from rnnkit.cli.main import build_parser, main
 
 # old spellings that must not exist anywhere (the canonical one is in SHARED)
@@ -67,6 +67,12 @@ def _problems(path, parser, leaf):
     options = {f for a in _options(parser) for f in a.option_strings}
     if leaf and path not in NO_THREADS and "--threads" not in options:
         found.append(f"{where}: no --threads (make the parser with rnnkit.cli.builder.command)")
+    if leaf and parser.allow_abbrev:
+        found.append(f"{where}: accepts abbreviations (--hidden would mean --hidden-size); make the parser with "
+                     "rnnkit.cli.builder.command")
+    if leaf and not isinstance(parser, IntermixedParser):
+        found.append(f"{where}: options cannot come between positionals; make the parser with "
+                     "rnnkit.cli.builder.command")
     if leaf and path[-1:] == ("train",):
         missing = [f for f in TRAIN_FLAGS if f not in options]
         if missing:
