@@ -44,6 +44,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
+from .io.inputs import refuse_special
 from .io.jsonable import plain
 from .io.modelfile import load_model_file, save_model_file
 from .nn.shapes import count
@@ -244,6 +245,7 @@ class Estimator:
         from .train.checkpoint import load_checkpoint
         from .train.history import History
         path = os.fspath(path)
+        refuse_special(path, "model file")   # a FIFO would block the reader forever
         mf = load_model_file(path)
         history = None
         if mf.kind == CHECKPOINT_KIND:

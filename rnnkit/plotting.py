@@ -1,15 +1,18 @@
 """Small plotting helpers shared by the applications (matplotlib is an optional extra).
 
 Figures are written to PNG files with the non-interactive Agg backend, so they
-work on machines without a display.
+work on machines without a display, and always through
+:func:`rnnkit.io.atomic.save_figure`: a crash or a full disk while saving
+leaves the previous file whole.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from .errors import RnnkitError
+from .io.atomic import save_figure
 
 __all__ = ["require_pyplot", "save_png", "save_loss_curve"]
 
@@ -25,27 +28,26 @@ def require_pyplot():
     return plt
 
 
-def save_png(fig, path) -> str:
-    """Write ``fig`` to exactly ``path``, close it, return the path.
+def save_png(fig, path, what: Optional[str] = None) -> str:
+    """Write ``fig`` atomically to exactly ``path``, close it, return the path.
 
-    The format follows the extension (.png, .svg, .pdf, ...); a path without a
+    The format follows the extension (.png, .svg, .pdf, .jpg); a path without a
     known one gets PNG under exactly that name (matplotlib alone would add ".png").
+    ``what`` names the flag in error messages (``"--plot"``).
     """
     plt = require_pyplot()
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ext = os.path.splitext(path)[1][1:].lower()
-    fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.tight_layout()
-        fig.savefig(path, dpi=110, format=fmt)
+        save_figure(fig, path, what=what, dpi=110)
     finally:
         plt.close(fig)
     return path
 
 
 def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequence[Tuple[int, float]] = (),
-                    ylabel: str = "loss", title: str = "") -> str:
+                    ylabel: str = "loss", title: str = "", what: Optional[str] = None) -> str:
     """Plot training (and validation) loss against the step and write a PNG; returns the path."""
     plt = require_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -61,4 +63,4 @@ def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequen
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return save_png(fig, path)
+    return save_png(fig, path, what=what)

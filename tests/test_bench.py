@@ -15,17 +15,18 @@ import pytest
 from rnnkit.bench import cases, isolated, timing
 from rnnkit.cli.main import main
 
-torch = pytest.importorskip("torch")
-
 
 def test_quick_bench_writes_table_and_json(tmp_path, capsys):
+    pytest.importorskip("torch")       # the other tests time rnnkit alone and run without torch
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--cells", "lstm,gru", "--charlm", "--json", str(path), "--no-progress",
-                 "--threads", "1"]) == 0
+                 "--threads", "1", "--random-state", "3"]) == 0
     out = capsys.readouterr().out
     assert "Q lstm train L1 uni" in out and "char-LM training step" in out and "speedup" in out
     result = json.loads(path.read_text())
-    assert result["suite"] == "quick" and result["threads"]["torch"] == 1
+    assert result["suite"] == "quick" and result["random_state"] == 3
+    assert result["threads"]["threads"] == 1 and result["threads"]["torch"] == 1      # one count for both sides
+    assert result["threads"]["blas"] in (1, None)
     assert len(result["cases"]) == 8                    # 2 cells x 2 modes x (plain, 2-layer bi varlen)
     for row in result["cases"]:
         assert row["max_abs_diff_vs_torch"] < 1e-3, row["case"]["name"]
@@ -47,26 +48,89 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
 def test_bench_without_torch_and_with_filters(tmp_path, capsys):
     path = tmp_path / "b.json"
     assert main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "train", "--json", str(path),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--target-seconds", "0.01"]) == 0
     result = json.loads(path.read_text())
     assert [r["case"]["name"] for r in result["cases"]] == ["Q rnn train L1 uni", "Q rnn train L2 bi varlen"]
     assert all(r["speedup"] is None and "torch" not in r["sides"] for r in result["cases"])
 
 
-def test_bad_selection_is_a_user_error(capsys):
-    assert main(["bench", "--quick", "--cells", "transformer", "--json", ""]) == 2
-    assert "cells: expected some of lstm, gru, rnn" in capsys.readouterr().err
+@pytest.fixture
+def no_timing(monkeypatch):
+    """Timing anything fails the test: the mistakes below must be refused before any work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark started timing before refusing the mistake")
+    monkeypatch.setattr(timing, "interleaved", refuse)
+    monkeypatch.setattr(timing, "sgemm_peak", refuse)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_selection_is_a_user_error(capsys, no_timing):
+    assert main(["bench", "--quick", "--cells", "transformer", "--json", "none"]) == 2
+    assert "cells: expected some of lstm, gru, rnn" in _one_error_line(capsys)
 
 
 @pytest.mark.parametrize("flags,expect", [
-    (["--threads", "0"], "threads (--threads) must be >= 1, got 0"),
+    (["--threads", "0"], "threads (--threads) must be 'auto' or an integer >= 1, got '0'"),
+    (["--threads", "many"], "threads (--threads) must be 'auto' or an integer >= 1, got 'many'"),
     (["--cells", ""], "cells (--cells): the list is empty"),
     (["--modes", ","], "modes (--modes): the list is empty"),
     (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
 ])
-def test_bad_flags_are_refused_before_timing(capsys, flags, expect):
-    assert main(["bench", "--quick", "--no-torch", "--json", ""] + flags) == 2
-    assert expect in capsys.readouterr().err
+def test_bad_flags_are_refused_before_timing(capsys, no_timing, flags, expect):
+    assert main(["bench", "--quick", "--no-torch", "--json", "none"] + flags) == 2
+    assert expect in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("make,expect", [
+    (lambda d: "", "--json: the path is empty; give a file name such as rnnkit-bench.json"),
+    (lambda d: str(d), "is a directory"),
+    (lambda d: str(d / ("b" * 300 + ".json")), "the file name is 305 bytes long"),
+    (lambda d: str(d / "missing" / "b.json"), "directory does not exist"),
+])
+def test_bad_json_path_is_refused_before_timing(tmp_path, capsys, no_timing, make, expect):
+    # a bad --json used to be found only after the whole benchmark, naming a temporary file
+    assert main(["bench", "--quick", "--no-torch", "--json", make(tmp_path)]) == 2
+    err = _one_error_line(capsys)
+    assert "--json" in err and expect in err and ".tmp" not in err
+
+
+def test_old_flag_spellings_are_gone(capsys, no_timing):
+    assert main(["bench", "--quick", "--seed", "1", "--json", "none"]) == 2
+    assert "unrecognized arguments: --seed" in capsys.readouterr().err
+
+
+def test_random_state_and_auto_threads(tmp_path, monkeypatch):
+    path = tmp_path / "b.json"
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "inference", "--no-progress",
+                 "--target-seconds", "0.01", "--random-state", "none", "--threads", "auto",
+                 "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    from rnnkit.threads import available_cores
+    assert result["threads"]["threads"] == available_cores()          # nothing else running: every core
+    assert isinstance(result["random_state"], int) and result["random_state"] >= 0
+
+
+def test_json_is_written_atomically(tmp_path, monkeypatch):
+    # the results go through rnnkit.io.atomic: a failure while writing leaves the previous file whole
+    from rnnkit.bench import run as run_mod
+    path = tmp_path / "b.json"
+    path.write_text("previous results")
+    calls = []
+
+    def failing_write(target, obj, what=None):
+        calls.append((target, what))
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(run_mod, "write_json", failing_write)
+    with pytest.raises(OSError):
+        run_mod.run_bench("quick", cells=["rnn"], modes=["inference"], use_torch=False, target_seconds=0.01,
+                          threads=1, json=str(path))
+    assert calls == [(str(path), "--json")] and path.read_text() == "previous results"
 
 
 def test_suites_cover_the_standard_configs_and_variants():

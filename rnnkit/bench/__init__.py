@@ -6,6 +6,6 @@ compile times (:mod:`rnnkit.bench.isolated`), timing both sides interleaved
 (:mod:`rnnkit.bench.timing`). :func:`format_table` renders the result.
 """
 
-from .run import format_table, run_bench, write_json
+from .run import format_table, run_bench
 
-__all__ = ["run_bench", "format_table", "write_json"]
+__all__ = ["run_bench", "format_table"]

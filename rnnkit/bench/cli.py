@@ -1,6 +1,9 @@
 """``rnnkit bench``: a thin shell over :func:`rnnkit.bench.run_bench`.
 
-Every flag is the keyword argument of the same name (``--target-seconds`` -> ``target_seconds``).
+Every flag is the keyword argument of the same name (``--target-seconds`` ->
+``target_seconds``, ``--json`` -> ``json``); ``--quick`` is ``--suite quick``
+and ``--no-torch`` is ``use_torch=False``. ``--threads`` (added by
+:func:`rnnkit.cli.builder.command`) is the thread count of both sides.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli.formatting import DefaultsHelpFormatter
+from ..cli.builder import command
 
 __all__ = ["register"]
 
@@ -17,28 +20,40 @@ def _list(text: str):
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _optional_path(text: str):
+    return None if text.strip().lower() == "none" else text
+
+
+def _optional_int(text: str):
+    return None if text.strip().lower() == "none" else int(text)
+
+
+_optional_int.__name__ = "int"          # argparse names the type in its error message
+
+
 def _run(args) -> int:
-    from .run import format_table, run_bench, write_json
+    from .run import format_table, run_bench
 
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None
     result = run_bench(suite="quick" if args.quick else args.suite, cells=args.cells, configs=args.configs,
                        modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,
                        use_torch=args.use_torch, backend=args.backend, charlm=args.charlm, memory=args.memory,
-                       compile_times=args.compile_times, dtype=args.dtype, seed=args.seed, progress=say)
+                       compile_times=args.compile_times, dtype=args.dtype, random_state=args.random_state,
+                       json=args.json, progress=say)
     print(format_table(result))
-    if args.json:
-        write_json(result, args.json)
+    if args.json is not None:
         print(f"results: {args.json}")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "bench", help="time rnnkit's RNN/LSTM/GRU against PyTorch on the same work",
+    p = command(
+        subparsers, "bench", help="time rnnkit's RNN/LSTM/GRU against PyTorch on the same work",
         description="Time rnnkit against PyTorch (if installed) on the same shapes, dtype, threads and inputs, "
                     "interleaved; print a table and write JSON. Configs (T, N, I, H): A=(64,32,64,256), "
-                    "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128).",
-        formatter_class=DefaultsHelpFormatter)
+                    "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128). --threads is the thread count of "
+                    "both sides (NumPy's BLAS, numba and torch).",
+        func=_run)
     p.add_argument("--suite", choices=("standard", "full", "quick"), default="standard",
                    help="standard: every config 1-layer unidirectional, plus 2-layer, bidirectional and "
                         "variable-length variants on A; full: every combination; quick: a tiny smoke test")
@@ -46,7 +61,6 @@ def register(subparsers) -> None:
     p.add_argument("--cells", type=_list, default="lstm,gru,rnn", help="comma-separated")
     p.add_argument("--configs", type=_list, default=None, help="comma-separated, default all of A,B,C,D")
     p.add_argument("--modes", type=_list, default="inference,train", help="comma-separated")
-    p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: all cores)")
     p.add_argument("--target-seconds", type=float, default=None,
                    help="time per case and side (default 1.0; 0.05 with --quick)")
     p.add_argument("--no-torch", dest="use_torch", action="store_false", help="time rnnkit alone")
@@ -60,8 +74,10 @@ def register(subparsers) -> None:
     p.add_argument("--compile-times", help="numba first-call vs cached-call times (default: on, off with --quick)",
                    **onoff)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="dtype of the layer cases")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default="rnnkit-bench.json", help="where to write the results ('' for nowhere)")
+    p.add_argument("--random-state", type=_optional_int, default=0, metavar="SEED",
+                   help="seed of the weights and inputs (none: fresh entropy)")
+    p.add_argument("--json", type=_optional_path, default="rnnkit-bench.json", metavar="PATH",
+                   help="where to write the results, checked before timing and written atomically "
+                        "(none: no file)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="print each case to stderr as it starts")
-    p.set_defaults(func=_run)

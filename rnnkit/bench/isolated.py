@@ -101,9 +101,9 @@ def _child_memory(fw, cell, T, N, I, H, layers, threads) -> dict:
     else:
         from ..nn import GRU, LSTM, RNN
         from ..kernels import resolve_backend
-        from ..kernels.blas import set_blas_threads
+        from ..threads import set_threads
         if threads:
-            set_blas_threads(threads)
+            set_threads(threads)
         layer = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[cell](I, H, layers, rng=0)
 
         def step():

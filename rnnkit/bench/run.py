@@ -11,18 +11,18 @@ thing (largest difference of the outputs, or of the input gradients).
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..optim.checks import check_count, check_real
+from ..checks import check_real, check_seed
+from ..io.atomic import check_outputs, write_json
+from ..threads import auto_threads, parse_threads
 from . import cases as cases_mod
 from . import charlm_case, isolated, timing
 
-__all__ = ["run_bench", "format_table", "write_json"]
+__all__ = ["run_bench", "format_table"]
 
 
 def _import_torch(use_torch: bool):
@@ -64,21 +64,31 @@ def _speedup(sides: Dict[str, dict]) -> Optional[float]:
 
 def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "rnn"),
               configs: Optional[Sequence[str]] = None, modes: Sequence[str] = ("inference", "train"),
-              threads: Optional[int] = None, target_seconds: Optional[float] = None, use_torch: bool = True,
-              backend: Optional[str] = None, charlm: Optional[bool] = None, memory: Optional[bool] = None,
-              compile_times: Optional[bool] = None, dtype: str = "float32", seed: int = 0,
+              threads: Union[int, str, None] = "auto", target_seconds: Optional[float] = None,
+              use_torch: bool = True, backend: Optional[str] = None, charlm: Optional[bool] = None,
+              memory: Optional[bool] = None, compile_times: Optional[bool] = None, dtype: str = "float32",
+              random_state: Optional[int] = 0, json=None,
               progress: Optional[Callable[[str], None]] = None) -> dict:
     """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
 
-    ``charlm``, ``memory`` and ``compile_times`` (None: on for the standard and
-    full suites, off for quick) add the end-to-end character-LM case, the peak
-    memory of a T=1000 training step and numba's first-call/cached-call times.
-    ``dtype`` ("float32" or "float64") applies to the layer cases; those extras run in float32.
+    ``threads`` (an integer, or "auto"/None: :func:`rnnkit.threads.auto_threads`)
+    is used by both sides: NumPy's BLAS, numba and torch. ``charlm``, ``memory``
+    and ``compile_times`` (None: on for the standard and full suites, off for
+    quick) add the end-to-end character-LM case, the peak memory of a T=1000
+    training step and numba's first-call/cached-call times. ``dtype`` ("float32"
+    or "float64") applies to the layer cases; those extras run in float32.
+    ``random_state`` seeds the weights and inputs (None: fresh entropy). ``json``
+    names a file for the results: it is checked before any timing (so a bad path
+    costs nothing) and written atomically at the end.
     """
+    if json is not None:
+        check_outputs({"--json": json}, examples={"--json": "rnnkit-bench.json"})
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    if threads is not None:
-        threads = check_count("threads (--threads)", threads, 1)
+        raise ValueError(f"dtype (--dtype): expected 'float32' or 'float64', got {dtype!r}")
+    threads = parse_threads(threads)
+    seed = check_seed("random_state (--random-state)", random_state)
+    if seed is None or not isinstance(seed, int):
+        seed = int(np.random.default_rng(seed).integers(2 ** 31 - 1))
     if target_seconds is not None:
         target_seconds = check_real("target_seconds (--target-seconds)", target_seconds, low_open=True)
     for name, chosen in (("cells", cells), ("modes", modes), ("configs", configs)):
@@ -91,10 +101,11 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     say = progress or (lambda msg: None)
     case_list = cases_mod.suite(suite, cells, configs, modes)
     torch = _import_torch(use_torch)
-    threads = threads or os.cpu_count() or 1
+    threads = threads or auto_threads()
     t_start = time.time()
     result = {"suite": suite, "dtype": dtype, "threads": timing.set_threads(threads, torch), "target_seconds": target,
-              "environment": timing.environment(torch), "load_average_start": timing.load_average()}
+              "random_state": seed, "environment": timing.environment(torch),
+              "load_average_start": timing.load_average()}
     say(f"sgemm peak ({threads} threads) ...")
     result["sgemm_peak_gflops_start"] = timing.sgemm_peak(torch_module=torch, **peak_size)
 
@@ -146,6 +157,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
             "sampling": {"sides": sampling, "speedup": _speedup(sampling)}}
     result["load_average_end"] = timing.load_average()
     result["wall_seconds"] = time.time() - t_start
+    if json is not None:
+        write_json(json, result, what="--json")
     return result
 
 
@@ -197,9 +210,3 @@ def format_table(result: dict) -> str:
                  f"load average {result['load_average_end']}; {result['wall_seconds']:.0f} s")
     return "\n".join(lines)
 
-
-def write_json(result: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, path)

@@ -54,23 +54,19 @@ def summarize(seconds: List[float]) -> Dict[str, float]:
             "spread_pct": float(100 * (q3 - q1) / 2 / med) if med > 0 else 0.0, "reps": int(ms.size)}
 
 
-def set_threads(n: int, torch_module=None) -> Dict[str, Optional[int]]:
-    """Use ``n`` threads in NumPy's BLAS (which the kernels call) and, if given, in torch."""
-    from ..kernels.blas import get_blas_threads, set_blas_threads
+def set_threads(n, torch_module=None) -> Dict[str, Optional[int]]:
+    """Use ``n`` threads (an integer or "auto") in NumPy's BLAS, numba and, if given, torch: the same for both sides.
 
-    blas = None
-    if set_blas_threads(n):
-        blas = get_blas_threads()
-    else:
-        try:
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(n, user_api="blas")
-            blas = n
-        except ImportError:
-            pass
+    BLAS and numba go through :func:`rnnkit.threads.set_threads`, the one place
+    that knows how; torch gets the count that call settled on.
+    """
+    from ..threads import set_threads as set_rnnkit_threads
+
+    done = set_rnnkit_threads(n)
     if torch_module is not None:
-        torch_module.set_num_threads(n)
-    return {"blas": blas, "torch": None if torch_module is None else torch_module.get_num_threads()}
+        torch_module.set_num_threads(done["threads"])
+    return {"threads": done["threads"], "blas": done["blas"], "numba": done["numba"],
+            "torch": None if torch_module is None else torch_module.get_num_threads()}
 
 
 def sgemm_peak(n: int = 2048, reps: int = 5, torch_module=None) -> Dict[str, float]:

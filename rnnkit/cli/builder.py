@@ -57,7 +57,9 @@ class IntermixedParser(argparse.ArgumentParser):
     _inner = False
 
     def parse_known_args(self, args=None, namespace=None):
-        if self._inner or self._subparsers is not None:
+        # argparse cannot intermix with sub-commands or REMAINDER arguments: those parse the plain way
+        if self._inner or self._subparsers is not None or any(
+                a.nargs in (argparse.REMAINDER, argparse.PARSER) for a in self._actions):
             return super().parse_known_args(args, namespace)
         self._inner = True
         try:
@@ -68,9 +70,22 @@ class IntermixedParser(argparse.ArgumentParser):
 
 def command(subparsers, name: str, *, help: str, description: Optional[str] = None,
             func: Optional[Callable] = None, threads: bool = True) -> argparse.ArgumentParser:
-    """A sub-command parser with the shared help formatter, intermixed parsing and ``--threads``."""
-    p = subparsers.add_parser(name, help=help, description=description or help,
-                              formatter_class=DefaultsHelpFormatter)
+    """A sub-command parser with the shared help formatter, intermixed parsing and ``--threads``.
+
+    The parser is an :class:`IntermixedParser` whatever class ``subparsers`` was
+    made with (``rnnkit``'s own top level uses plain argparse), so options may
+    come between positionals in every command.
+    """
+    cls = getattr(subparsers, "_parser_class", None)
+    if cls is not None and not issubclass(cls, IntermixedParser):
+        subparsers._parser_class = IntermixedParser     # add_parser has no per-call parser class
+    try:
+        # no abbreviations: `--hidden` must not quietly mean `--hidden-size` (one spelling per setting)
+        p = subparsers.add_parser(name, help=help, description=description or help,
+                                  formatter_class=DefaultsHelpFormatter, allow_abbrev=False)
+    finally:
+        if cls is not None:
+            subparsers._parser_class = cls
     if threads:
         p.add_argument("--threads", default="auto", metavar="N",
                        help="threads for the matrix products: an integer, or auto = the cores not already "
@@ -143,8 +158,14 @@ def _none_or(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
 def _converter(annotation: Any, default: Any):
     """(argparse keyword arguments) for a parameter's annotation and default."""
-    ann = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    ann = ann.replace("typing.", "")
+    # typing.Optional[int].__name__ is just "Optional": only plain classes go by their name
+    ann = annotation if isinstance(annotation, str) else annotation.__name__ if isinstance(annotation, type) \
+        else str(annotation)
+    ann = ann.replace("typing.", "").replace(" ", "")
+    if ann.startswith("Union[") and ann.endswith(",None]"):              # Union[int, None]
+        ann = f"Optional[{ann[len('Union['):-len(',None]')]}]"
+    if ann.endswith("|None") or ann.startswith("None|"):                 # int | None (PEP 604)
+        ann = f"Optional[{ann.replace('|None', '').replace('None|', '')}]"
     optional = ann.startswith("Optional[") or default is None
     base = ann[len("Optional["):-1] if ann.startswith("Optional[") else ann
     if base in ("bool",) or isinstance(default, bool):
@@ -184,6 +205,8 @@ def add_estimator_flags(parser, cls, names: Optional[Iterable[str]] = None, *, e
         param = sig.parameters[name]
         default = (defaults or {}).get(name, param.default)
         kw = _converter(param.annotation, param.default)
+        if name == "random_state" and "type" in kw:   # None = fresh entropy, in every application
+            kw = {"type": _none_or(int, "int"), "metavar": "SEED"}
         if name in choices and "type" in kw:
             kw["choices"] = list(choices[name])
             kw.pop("type", None) if all(isinstance(c, str) for c in choices[name]) else None

@@ -8,9 +8,19 @@ __all__ = ["DefaultsHelpFormatter"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each flag's default, except None and on/off flags (their help says what the default means)."""
+    """Show each flag's default: ``--x/--no-x`` pairs by the flag in force, ``(default: --progress)``.
+
+    None defaults (the help says what None means) and plain switches such as
+    ``--resume`` (off unless given) are left alone.
+    """
 
     def _get_help_string(self, action):
+        help = action.help or ""
+        if isinstance(action, argparse.BooleanOptionalAction) and isinstance(action.default, bool):
+            if "default:" in help:           # Python versions whose BooleanOptionalAction adds it itself
+                return help
+            on, off = action.option_strings[0], action.option_strings[-1]
+            return f"{help} (default: {on if action.default else off})"
         if action.default is None or isinstance(action.default, bool):
             return action.help
         return super()._get_help_string(action)

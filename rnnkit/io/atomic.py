@@ -19,6 +19,7 @@ import io
 import json
 import os
 import secrets
+import stat
 import tempfile
 from typing import Any, Callable, Mapping, Optional
 
@@ -45,14 +46,23 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise PathError(f"{_label(path, what)}: directory {directory} does not exist; create it first")
-    tmp = os.path.join(directory, f".{os.path.basename(path)[:180]}.{secrets.token_hex(6)}.tmp")
+    # the temporary name keeps at most 100 *bytes* of the target's name: a name within the file system's
+    # limit (255 bytes) must not fail here because its temporary sibling is longer (é is 2 bytes)
+    stem = os.fsdecode(os.fsencode(os.path.basename(path))[:100])
+    tmp = os.path.join(directory, f".{stem}.{secrets.token_hex(6)}.tmp")
     try:
         # os.open with 0o666 lets the umask decide the permissions, as for any new file
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
         raise OSError(e.errno, f"{e.strerror} (writing {_label(path, what)})", path) from e
     try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:                      # no previous file: the umask's permissions stand
+        mode = None
+    try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)   # replacing a private (0600) file must not make it world-readable
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -115,7 +125,7 @@ def check_writable(path, what: str = "path", example: str = "model.npz") -> str:
         limit = os.pathconf(directory if os.path.isdir(directory) else "/", "PC_NAME_MAX")
     except (OSError, ValueError):
         limit = 255
-    # the temporary sibling adds ".<name>.<12 hex>.tmp" only to a 180-character cut of the name
+    # the temporary sibling ".<name>.<12 hex>.tmp" uses only a 100-byte cut of the name, so it always fits
     if len(os.fsencode(name)) > limit:
         raise PathError(f"{what} {path[:60]}...: the file name is {len(os.fsencode(name))} bytes long, more "
                         f"than this file system allows ({limit}); choose a shorter name")

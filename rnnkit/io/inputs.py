@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..errors import PathError
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "max_input_bytes", "check_input", "read_bytes", "read_text"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "max_input_bytes", "check_input", "refuse_special", "read_bytes", "read_text"]
 
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
 
@@ -68,6 +68,21 @@ def check_input(path, what: str, max_bytes: Optional[int] = None) -> int:
         raise PathError(f"{what} {path}: is {_mib(st.st_size)}, more than the input limit of {_mib(limit)}; "
                         "pass a smaller file or raise the limit with RNNKIT_MAX_INPUT_BYTES")
     return st.st_size
+
+
+def refuse_special(path, what: str) -> None:
+    """Refuse a FIFO, device or socket without opening it (opening a FIFO blocks until a writer comes).
+
+    Regular files, directories and missing paths pass: the caller reports those
+    in its own terms. For readers with their own size checks (model files),
+    which must not get the input limit of :func:`check_input`.
+    """
+    try:
+        st = os.stat(os.fspath(path))
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        check_input(path, what)          # raises the one message for streams and devices
 
 
 def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Mapping
 
+from .inputs import refuse_special
 from .modelfile import load_model_file
 
 __all__ = ["summarize", "format_summary"]
@@ -41,6 +42,7 @@ def _history(h: Any) -> Dict[str, Any]:
 def summarize(path) -> Dict[str, Any]:
     """A JSON-able summary of the model file or checkpoint at ``path`` (see the module docstring)."""
     path = os.fspath(path)
+    refuse_special(path, "MODEL")         # a FIFO would block the reader forever
     mf = load_model_file(path)
     out: Dict[str, Any] = {"path": path, "bytes": os.path.getsize(path), "kind": mf.kind,
                            "format_version": mf.format_version, "rnnkit_version": mf.rnnkit_version}

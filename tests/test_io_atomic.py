@@ -1,0 +1,224 @@
+"""rnnkit.io.atomic: the one writer every output goes through, and the output checks made before any work.
+
+The full-disk tests mount a 256 KiB tmpfs (tests/fullfs.py); where mounting is
+not permitted they are skipped with the reason (CI allows exactly the skips of
+tests named ``test_full_disk_*``).
+"""
+
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fullfs import fill, small_tmpfs
+from rnnkit.cli.main import main
+from rnnkit.errors import PathError
+from rnnkit.io import atomic
+from rnnkit.io.atomic import atomic_write, check_outputs, check_writable, write_json, write_text
+from rnnkit.io.modelfile import load_model_file, save_model_file
+
+PREVIOUS = b"the previous, good contents\n"
+
+
+@pytest.fixture
+def previous(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(PREVIOUS)
+    return path
+
+
+def _leftovers(directory, keep=()):
+    return sorted(n for n in os.listdir(directory) if n not in keep)
+
+
+# -- atomic_write ------------------------------------------------------------------
+def test_writes_and_replaces(tmp_path):
+    path = tmp_path / "a.txt"
+    assert write_text(path, "one") == str(path)
+    write_text(path, "two")
+    assert path.read_text() == "two" and _leftovers(tmp_path) == ["a.txt"]
+    write_json(path, {"x": np.float32(1.5), "n": np.int64(3)})
+    assert json.loads(path.read_text()) == {"x": 1.5, "n": 3}
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value mid-write"), KeyboardInterrupt()])
+def test_writer_raising_midway_keeps_previous_file(previous, error):
+    def half_then_fail(f):
+        f.write(b"half of the new")
+        raise error
+    with pytest.raises(type(error)):
+        atomic_write(previous, half_then_fail)
+    assert previous.read_bytes() == PREVIOUS
+    assert _leftovers(previous.parent) == [previous.name]       # no temporary file left
+
+
+def test_oserror_midway_names_the_target_not_the_temporary_file(previous):
+    def fail(f):
+        f.write(b"x")
+        raise OSError(errno.EIO, "Input/output error")
+    with pytest.raises(OSError) as info:
+        atomic_write(previous, fail, what="--out")
+    msg = str(info.value)
+    assert info.value.filename == str(previous) and ".tmp" not in msg
+    assert "--out" in msg and str(previous) in msg and "unchanged" in msg
+    assert previous.read_bytes() == PREVIOUS and _leftovers(previous.parent) == [previous.name]
+
+
+def test_missing_directory_is_a_path_error(tmp_path):
+    with pytest.raises(PathError, match="does not exist"):
+        write_text(tmp_path / "nope" / "a.txt", "x", what="--out")
+
+
+def test_full_disk_tmpfs_atomic_write_keeps_previous_file(tmp_path):
+    with small_tmpfs(tmp_path) as mnt:
+        target = os.path.join(mnt, "results.json")
+        with open(target, "wb") as f:
+            f.write(PREVIOUS)
+        fill(mnt)
+        with pytest.raises(OSError) as info:
+            write_text(target, "x" * 100_000, what="--json")
+        e = info.value
+        assert e.errno == errno.ENOSPC and e.filename == target
+        assert target in str(e) and "--json" in str(e) and "unchanged" in str(e) and ".tmp" not in str(e)
+        with open(target, "rb") as f:
+            assert f.read() == PREVIOUS
+        assert _leftovers(mnt) == ["filler", "results.json"]      # no temporary file left
+
+
+def test_full_disk_tmpfs_model_file_too_large(tmp_path):
+    # a model file is written through the same writer: a model bigger than the disk leaves the old one whole
+    with small_tmpfs(tmp_path) as mnt:
+        target = os.path.join(mnt, "model.npz")
+        small = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+        save_model_file(target, kind="demo", config={"n": 1}, arrays=small)
+        before = open(target, "rb").read()
+        big = {"w": np.random.default_rng(0).standard_normal((512, 512))}   # 2 MiB of incompressible data
+        with pytest.raises(OSError) as info:
+            save_model_file(target, kind="demo", config={"n": 2}, arrays=big)
+        e = info.value
+        assert e.errno == errno.ENOSPC and e.filename == target and "unchanged" in str(e)
+        assert ".tmp" not in str(e)
+        assert open(target, "rb").read() == before
+        assert load_model_file(target).config == {"n": 1}
+        assert _leftovers(mnt) == ["model.npz"]
+
+
+def test_full_disk_tmpfs_cli_prints_one_line_naming_the_file(tmp_path, capsys):
+    # through the CLI: `rnnkit bench --json` on a full disk fails with exit 2 and one line naming --json
+    with small_tmpfs(tmp_path) as mnt:
+        target = os.path.join(mnt, "bench.json")
+        with open(target, "wb") as f:
+            f.write(PREVIOUS)
+        fill(mnt)
+        code = main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "inference", "--no-progress",
+                     "--target-seconds", "0.01", "--threads", "1", "--json", target])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith("rnnkit: error: No space left on device") and err.count("\n") == 1, err
+        assert "--json" in err and target in err and "unchanged" in err and ".tmp" not in err
+        with open(target, "rb") as f:
+            assert f.read() == PREVIOUS
+        assert _leftovers(mnt) == ["bench.json", "filler"]
+
+
+# -- check_outputs / check_writable ------------------------------------------------------
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("x\n1\n")
+    return path
+
+
+def test_output_equal_to_input_by_path_is_refused(tmp_path, data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for same in (str(data), "data.csv", "./data.csv", os.path.join("..", tmp_path.name, "data.csv")):
+        with pytest.raises(PathError, match=r"--out .* is also the input DATA"):
+            check_outputs({"--out": same}, inputs={"DATA": str(data)})
+    assert data.read_text() == "x\n1\n"
+
+
+def test_output_equal_to_input_by_symlink_is_refused(tmp_path, data):
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    with pytest.raises(PathError, match="is also the input DATA"):
+        check_outputs({"--plot": link}, inputs={"DATA": data})
+    with pytest.raises(PathError, match="is also the input DATA"):
+        check_outputs({"--plot": data}, inputs={"DATA": link})
+
+
+def test_output_equal_to_input_by_hard_link_is_refused(tmp_path, data):
+    hard = tmp_path / "hard.csv"
+    os.link(data, hard)
+    assert os.path.realpath(hard) != os.path.realpath(data)     # only the inode tells them apart
+    with pytest.raises(PathError, match="is also the input DATA"):
+        check_outputs({"--out": hard}, inputs={"DATA": data})
+
+
+def test_two_outputs_the_same_file_are_refused(tmp_path):
+    out = tmp_path / "a.png"
+    with pytest.raises(PathError, match=r"--plot and --out are the same file"):
+        check_outputs({"--out": out, "--plot": str(tmp_path / "." / "a.png")})
+
+
+def test_distinct_outputs_and_none_values_pass(tmp_path, data):
+    check_outputs({"--out": tmp_path / "m.npz", "--plot": None, "--json": tmp_path / "r.json"},
+                  inputs={"DATA": data, "MODEL": None})
+    assert _leftovers(tmp_path) == ["data.csv"]                 # the write probe left nothing behind
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("", "--out: the path is empty; give a file name such as model.npz"),
+    ("   ", "the path is empty"),
+    ("a" * 300 + ".npz", "the file name is 304 bytes long, more than this file system allows"),
+    ("missing/m.npz", "directory does not exist"),
+    (".", "is a directory"),
+])
+def test_unusable_output_names_are_refused(tmp_path, monkeypatch, name, expect):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PathError) as info:
+        check_outputs({"--out": name}, examples={"--out": "model.npz"})
+    assert expect in str(info.value) and str(info.value).startswith("--out")
+    assert "\n" not in str(info.value)
+
+
+def test_output_that_is_a_fifo_or_device_is_refused(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(PathError, match="not a regular file"):
+        check_writable(fifo, "--out")
+    with pytest.raises(PathError, match="not a regular file"):
+        check_writable("/dev/null", "--out")
+
+
+def test_unwritable_directory_is_refused(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)     # root may write anywhere: simulate it
+    with pytest.raises(PathError, match=r"--json .*: cannot write in .*Permission denied"):
+        check_writable(tmp_path / "r.json", "--json")
+
+
+@pytest.mark.parametrize("name", ["é" * 127, "a" * 255, "日本" * 40], ids=["2-byte", "ascii", "3-byte"])
+def test_longest_names_the_file_system_takes_are_written(tmp_path, name):
+    # the temporary sibling must fit too: a 254-byte name of 2-byte characters used to fail in the write
+    path = tmp_path / name
+    check_writable(path, "--out")
+    write_text(path, "x", what="--out")
+    assert path.read_text() == "x" and _leftovers(tmp_path) == [name]
+
+
+def test_replacing_keeps_the_previous_permissions(tmp_path):
+    private = tmp_path / "secret.json"
+    private.write_text("{}")
+    os.chmod(private, 0o600)
+    write_json(private, {"a": 1})
+    assert os.stat(private).st_mode & 0o777 == 0o600 and json.loads(private.read_text()) == {"a": 1}
+    fresh = tmp_path / "new.txt"
+    old_umask = os.umask(0o022)
+    try:
+        write_text(fresh, "x")
+    finally:
+        os.umask(old_umask)
+    assert os.stat(fresh).st_mode & 0o777 == 0o644           # a new file gets the umask's permissions
