@@ -21,7 +21,7 @@ def test_docstring_examples_hold():
 
 def test_every_check_is_exported_and_the_optimiser_module_re_exports_them():
     from rnnkit.optim import checks as optim_checks
-    assert set(checks.__all__) == {"check_real", "check_count", "check_optional_count", "check_flag",
+    assert set(checks.__all__) == {"check_real", "check_optional_real", "check_count", "check_optional_count", "check_flag",
                                    "check_choice", "check_seed", "check_probability"}
     for name in ("check_real", "check_count", "check_flag"):
         assert getattr(optim_checks, name) is getattr(checks, name)

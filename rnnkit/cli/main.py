@@ -131,7 +131,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):  # developers: keep the traceback
             raise
         if isinstance(exc, OSError):  # a missing file, no permission, a full disk (ENOSPC) ...
-            where = f": {exc.filename}" if exc.filename else ""
+            text = str(exc.strerror or exc)
+            where = f": {exc.filename}" if exc.filename and str(exc.filename) not in text else ""
             message = f"{exc.strerror or exc}{where}"
         else:
             message = str(exc)

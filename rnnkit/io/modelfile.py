@@ -145,6 +145,8 @@ def _sniff(path: str) -> None:
                              "`fit`/`save` and usually end in .npz)")
     if os.path.isdir(path):
         raise ModelFileError(f"{path}: is a directory, not a model file; pass the .npz file inside it")
+    if not os.path.isfile(path):   # opening a FIFO would block forever, a device may never end
+        raise ModelFileError(f"{path}: is not a regular file (a FIFO, device or socket); pass a model file")
     try:
         with open(path, "rb") as f:
             start = f.read(6)
