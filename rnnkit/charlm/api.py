@@ -25,10 +25,11 @@ from typing import Dict, Iterator, Optional, Union
 from ..errors import PathError, RnnkitError
 from ..estimator import checkpoint_beside
 from ..io.atomic import check_outputs, save_figure
+from ..io.inputs import check_input
 from ..train.history import History
 from .corpus import DEFAULT_CORPUS_NAME, default_corpus
 from .data import read_text
-from .estimator import CharModel, _say
+from .estimator import CharModel, _say, check_score_args
 
 __all__ = ["train", "sample", "sample_stream", "evaluate", "load", "save", "TrainResult", "DEFAULTS",
            "QUICK_DEFAULTS", "plot_path_beside"]
@@ -168,7 +169,12 @@ def save(model: CharModel, path, meta: Optional[dict] = None) -> str:
 
 
 def _estimator(model: ModelLike) -> CharModel:
-    return model if isinstance(model, CharModel) else CharModel.load(model)
+    if isinstance(model, CharModel):
+        return model
+    if os.path.exists(model) and not os.path.isdir(model):
+        # a FIFO or device would block or never end inside the model-file reader; its own size limits apply
+        check_input(model, "MODEL", max_bytes=1 << 62)
+    return CharModel.load(model)
 
 
 def sample_stream(model: ModelLike, *, prime: str = "", length: int = 500, temperature: float = 0.8,
@@ -195,6 +201,7 @@ def evaluate(model: ModelLike, textfile, *, batch_size: int = 1, seq_len: int = 
     parallel, faster, each starting from a zero state.
     """
     est = _estimator(model)
+    check_score_args(batch_size, seq_len)
     text = read_text(textfile, encoding)
     est.vocab_.encode(text, what=f"TEXTFILE {os.fspath(textfile)}")     # name the file if a character is unknown
     return est.score(text, batch_size=batch_size, seq_len=seq_len)

@@ -38,7 +38,7 @@ from .generate import MAX_LENGTH, beam_search, stream
 from .model import CELLS, MODES, CharLM
 from .training import evaluate_ids, make_batches, make_step_fn
 
-__all__ = ["CharModel", "DEFAULT_EPOCHS"]
+__all__ = ["CharModel", "DEFAULT_EPOCHS", "check_score_args"]
 
 DEFAULT_EPOCHS = 10        # when epochs, max_steps and max_minutes are all None
 _DTYPES = ("float32", "float64")
@@ -51,6 +51,12 @@ def _say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
     except ImportError:
         print(message, file=sys.stderr, flush=True)
+
+
+def check_score_args(batch_size: int, seq_len: int) -> None:
+    """The streams and chunk length of an evaluation (``rnnkit charlm eval --batch-size --seq-len``)."""
+    check_count(flag_of("batch_size"), batch_size, 1)
+    check_count(flag_of("seq_len"), seq_len, 1)
 
 
 class CharModel(Estimator):
@@ -158,6 +164,7 @@ class CharModel(Estimator):
             raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, got {self.sample_length!r}")
         check_real(flag_of("temperature"), self.temperature, 0.0)
         check_flag(flag_of("progress"), self.progress)
+        check_seed(flag_of("random_state"), self.random_state)
         if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
             raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
                                       "laid out over a known number of steps (--max-minutes alone cannot say how many)")
@@ -308,8 +315,7 @@ class CharModel(Estimator):
         faster, each starting from a zero state.
         """
         self._check_fitted()
-        check_count(flag_of("batch_size"), batch_size, 1)
-        check_count(flag_of("seq_len"), seq_len, 1)
+        check_score_args(batch_size, seq_len)
         if not isinstance(text, str) or len(text) < 2:
             raise DataError(f"the text has {len(text) if isinstance(text, str) else 0} character(s); "
                             "scoring needs at least 2")
