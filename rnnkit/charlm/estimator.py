@@ -161,7 +161,8 @@ class CharModel(Estimator):
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
         split_text("", self.validation_fraction, self.test_fraction)      # checks both fractions
         if check_count(flag_of("sample_length"), self.sample_length, 0) > MAX_LENGTH:
-            raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, got {self.sample_length!r}")
+            raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, "
+                                      f"got {self.sample_length!r}")
         check_real(flag_of("temperature"), self.temperature, 0.0)
         check_flag(flag_of("progress"), self.progress)
         check_seed(flag_of("random_state"), self.random_state)
