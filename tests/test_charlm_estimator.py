@@ -135,3 +135,16 @@ def test_file_of_another_application_is_refused(tmp_path):
 def test_bad_hyperparameters_name_the_flag(params, message):
     with pytest.raises(HyperparameterError, match=message):
         CharModel(max_steps=1, **dict(TINY, **params)).fit(TEXT)
+
+
+def test_the_better_of_best_validated_and_final_parameters_is_kept():
+    """A budget that stops between validations: the final parameters are validated too, the lower loss wins."""
+    est = CharModel(max_steps=5, validate_every=2, validation_fraction=0.2, **TINY).fit(TEXT)
+    h, meta = est.history_, est.meta_
+    assert [s for s, _ in h.val_loss] == [2, 4] and meta["final_valid"] is not None
+    best, last = h.best_val_loss, meta["final_valid"]["loss"]
+    assert meta["valid"]["loss"] == pytest.approx(min(best, last), abs=1e-12)
+    assert meta["saved_step"] == (5 if last <= best else h.best_step)
+    valid_text = TEXT[len(TEXT) - round(0.2 * len(TEXT)):]
+    again = est.score(valid_text, batch_size=4, seq_len=8)         # the kept parameters give the kept score
+    assert again["loss"] == pytest.approx(meta["valid"]["loss"], abs=1e-9)
