@@ -109,4 +109,7 @@ def register(subparsers) -> None:
     e.add_argument("--batch-size", type=int, default=1, help="parallel streams (1 = exact single pass)")
     e.add_argument("--seq-len", type=int, default=100, help="characters per chunk (does not change the result)")
     e.add_argument("--encoding", default="utf-8", help="text encoding of TEXTFILE")
+    for parser in (t, s, e):
+        # no abbreviations: rnnkit 0.1's --hidden, --batch, --lr would otherwise pass as --hidden-size, ...
+        parser.allow_abbrev = False
 
