@@ -32,7 +32,8 @@ from ..estimator import available_memory, flag_of
 from ..nn import log_softmax
 from .model import CharLM
 
-__all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling", "MAX_LENGTH", "MAX_BEAM"]
+__all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling", "check_beam", "MAX_LENGTH",
+           "MAX_BEAM"]
 
 MAX_LENGTH = 10 ** 7     # characters per call: 10 MB of text, hours of sampling
 MAX_BEAM = 1000          # beams: far past the point where a wider beam still changes the result
