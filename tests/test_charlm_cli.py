@@ -199,3 +199,13 @@ def test_help(action, capsys):
                            "--validation-fraction", "--progress", "--resume", "--out", "--threads"],
                  "sample": ["--random-state", "--beam", "--top-p"], "eval": ["--batch-size", "--seq-len"]}[action]:
         assert flag in out
+
+
+def test_progress_prints_the_run_and_a_sample_at_each_validation(tmp_path, textfile, capsys):
+    fast = [f for f in FAST if f != "--no-progress"]
+    code, out, err = _cli(capsys, "charlm", "train", textfile, "--out", tmp_path / "m.npz", "--max-steps", 2,
+                          "--validate-every", 1, *fast, "--progress")
+    assert code == 0, err
+    assert f"charlm: training on {textfile}" in err and "LSTM 1x16" in err
+    assert "--- sample at step 1 ---" in err and "--- sample at step 2 ---" in err
+    assert "sample (temperature 0.8):" in out
