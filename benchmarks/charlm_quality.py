@@ -83,8 +83,8 @@ class ClockSchedule:
 
 
 def run_rnnkit(args, vocab, train_ids, valid_ids, log):
-    model = CharLM(vocab, cell=args.cell, hidden=args.hidden, layers=args.layers, embedding=args.embedding,
-                   dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
+    model = CharLM(vocab, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
+                   embedding_size=args.embedding, dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
     chunks = Chunks(*stream_matrix(train_ids, args.batch), args.seq_len)
     budget = 60.0 * args.minutes
     clock = Clock()
@@ -115,8 +115,8 @@ def run_rnnkit(args, vocab, train_ids, valid_ids, log):
 def run_torch(args, vocab, train_ids, valid_ids, log):
     import torch
 
-    ref = CharLM(vocab, cell=args.cell, hidden=args.hidden, layers=args.layers, embedding=args.embedding,
-                 dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
+    ref = CharLM(vocab, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
+                 embedding_size=args.embedding, dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
     V, E, H = len(vocab), args.embedding, args.hidden
     if not E:
         raise SystemExit("--torch needs --embedding > 0")

@@ -1,11 +1,13 @@
 """Character model data: reading text, the vocabulary, splits and stream batching."""
 
+import os
+
 import numpy as np
 import pytest
 
 from rnnkit.charlm.corpus import default_corpus
 from rnnkit.charlm.data import Chunks, Vocab, read_text, split_text, stream_matrix
-from rnnkit.errors import DataError
+from rnnkit.errors import DataError, HyperparameterError, PathError
 
 
 def test_vocab_roundtrip_and_sorted_ids():
@@ -35,17 +37,31 @@ def test_read_text_errors(tmp_path):
     binary.write_bytes(bytes(range(256)))
     with pytest.raises(DataError, match="binary"):
         read_text(binary)
-    with pytest.raises(DataError, match="is a directory"):
+    with pytest.raises(PathError, match="TEXTFILE .*: is a directory"):
         read_text(tmp_path)
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(PathError, match="no such file"):
         read_text(tmp_path / "missing.txt")
     latin = tmp_path / "latin.txt"
     latin.write_bytes("café au lait".encode("latin-1"))
-    with pytest.raises(DataError, match=r"byte 3 \(0xe9\).*--encoding"):
+    with pytest.raises(PathError, match=r"line 1, column 4: byte b'\\xe9' is not valid utf-8.*--encoding"):
         read_text(latin)
     assert read_text(latin, encoding="latin-1") == "café au lait"
-    with pytest.raises(DataError, match="unknown"):
+    with pytest.raises(PathError, match="unknown text encoding 'no-such-codec'"):
         read_text(latin, encoding="no-such-codec")
+
+
+def test_endless_inputs_are_refused_before_reading(tmp_path, monkeypatch):
+    with pytest.raises(PathError, match="/dev/zero: is a device, which may never end"):
+        read_text("/dev/zero")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)                     # opening it for reading would block forever: it must not be opened
+    with pytest.raises(PathError, match="is a FIFO, which may never end"):
+        read_text(fifo)
+    big = tmp_path / "big.txt"
+    big.write_text("abc" * 100)
+    monkeypatch.setenv("RNNKIT_MAX_INPUT_BYTES", "100")
+    with pytest.raises(PathError, match="more than the input limit"):
+        read_text(big)
 
 
 def test_read_text_drops_bom(tmp_path):
@@ -60,8 +76,10 @@ def test_split_is_contiguous_with_validation_last():
     assert (len(tr), len(va), te) == (900, 100, "") and tr + va == text
     tr, va, te = split_text(text, 0.1, 0.2)
     assert (len(tr), len(va), len(te)) == (700, 100, 200) and tr + va + te == text
-    with pytest.raises(DataError):
+    with pytest.raises(HyperparameterError, match=r"validation_fraction \(--validation-fraction\) \+ test_fraction"):
         split_text(text, 0.5, 0.5)
+    with pytest.raises(HyperparameterError, match=r"validation_fraction \(--validation-fraction\) must be in"):
+        split_text(text, 1.5)
 
 
 def test_streams_are_contiguous_and_chunks_tile_them():
@@ -78,9 +96,9 @@ def test_streams_are_contiguous_and_chunks_tile_them():
 
 
 def test_stream_and_chunk_errors():
-    with pytest.raises(DataError, match="--batch"):
+    with pytest.raises(DataError, match="too few for 4 parallel streams .* a smaller --batch-size"):
         stream_matrix(np.arange(3), 4)
-    with pytest.raises(DataError, match="seq_len"):
+    with pytest.raises(HyperparameterError, match=r"seq_len \(--seq-len\) must be >= 1, got 0"):
         Chunks(np.zeros((3, 1)), np.zeros((3, 1)), 0)
 
 

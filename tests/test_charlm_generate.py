@@ -8,13 +8,13 @@ import pytest
 from rnnkit.charlm.data import Vocab
 from rnnkit.charlm.generate import beam_search, sample_text, stream, warm_up
 from rnnkit.charlm.model import CharLM
-from rnnkit.errors import DataError
+from rnnkit.errors import DataError, HyperparameterError
 from rnnkit.nn import log_softmax
 
 
 @pytest.fixture(scope="module")
 def model():
-    m = CharLM(Vocab(list("\n abcdefgh")), hidden=24, layers=2, embedding=6, dropout=0.3, rng=0)
+    m = CharLM(Vocab(list("\n abcdefgh")), hidden_size=24, num_layers=2, embedding_size=6, dropout=0.3, rng=0)
     for p in m.parameters():           # sharper distributions than the initialisation gives
         p.data *= 3
     return m
@@ -61,7 +61,7 @@ def test_top_k_restricts_the_draw(model):
 
 def test_beam_search_finds_the_most_likely_continuation(model):
     """With as many beams as sequences, beam search is exhaustive: compare with brute force."""
-    small = CharLM(Vocab(list("abc")), hidden=8, layers=1, embedding=3, rng=3)
+    small = CharLM(Vocab(list("abc")), hidden_size=8, num_layers=1, embedding_size=3, rng=3)
     for p in small.parameters():
         p.data *= 4
     small.eval()
@@ -90,9 +90,23 @@ def test_prime_with_unknown_characters_fails_before_output(model):
 
 def test_empty_prime_and_bad_arguments(model):
     assert len(sample_text(model, "", 30, seed=0)) == 30
-    with pytest.raises(DataError, match="temperature"):
+    with pytest.raises(HyperparameterError, match=r"temperature \(--temperature\) must be >= 0, got -1"):
         sample_text(model, "a", 5, temperature=-1)
-    with pytest.raises(DataError, match="top_p"):
+    with pytest.raises(HyperparameterError, match=r"top_p \(--top-p\) must be in \(0, 1\], got 0"):
         sample_text(model, "a", 5, top_p=0)
-    with pytest.raises(DataError, match="length"):
+    with pytest.raises(HyperparameterError, match=r"length \(--length\) must be >= 0, got -1"):
         sample_text(model, "a", -1)
+
+
+def test_search_sizes_have_upper_limits(model, monkeypatch):
+    with pytest.raises(HyperparameterError, match=r"length \(--length\) must be <= 10,000,000, got 10000001"):
+        sample_text(model, "a", 10 ** 7 + 1)
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be <= 1,000, got 100000"):
+        beam_search(model, "a", 5, beam=100_000)
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be >= 1, got 0"):
+        beam_search(model, "a", 5, beam=0)
+    import rnnkit.charlm.generate as generate
+    monkeypatch.setattr(generate, "available_memory", lambda: 1 << 30)     # the same on any machine
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) 1000 over length \(--length\) 10,000,000 "
+                                                  r"needs about 74.5 GiB for its back-pointers, but 1.0 GiB"):
+        beam_search(model, "a", 10 ** 7, beam=1000)          # refused before anything is allocated

@@ -22,7 +22,7 @@ def _random_state(model, n, rng):
 @pytest.mark.parametrize("cell,embedding", [("lstm", 5), ("gru", 0), ("rnn", 4)])
 def test_gradients_match_finite_differences(cell, embedding):
     rng = np.random.default_rng(0)
-    m = CharLM(VOCAB, cell=cell, hidden=6, layers=2, embedding=embedding, dtype=np.float64, rng=1)
+    m = CharLM(VOCAB, cell=cell, hidden_size=6, num_layers=2, embedding_size=embedding, dtype=np.float64, rng=1)
     for p in m.parameters():                        # non-zero biases everywhere
         p.data += rng.uniform(-0.3, 0.3, p.data.shape)
     ids = rng.integers(0, 7, (4, 3))
@@ -39,7 +39,7 @@ def test_gradients_match_finite_differences(cell, embedding):
 def test_matches_pytorch_embedding_lstm_linear():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
-    m = CharLM(VOCAB, cell="lstm", hidden=5, layers=2, embedding=4, dtype=np.float64, rng=2)
+    m = CharLM(VOCAB, cell="lstm", hidden_size=5, num_layers=2, embedding_size=4, dtype=np.float64, rng=2)
     emb = torch.nn.Embedding(7, 4).double()
     lstm = torch.nn.LSTM(4, 5, num_layers=2).double()
     head = torch.nn.Linear(5, 7).double()
@@ -66,7 +66,7 @@ def test_matches_pytorch_embedding_lstm_linear():
 
 
 def test_second_step_equals_first():
-    m = CharLM(VOCAB, hidden=8, layers=2, embedding=3, rng=0)
+    m = CharLM(VOCAB, hidden_size=8, num_layers=2, embedding_size=3, rng=0)
     ids = np.arange(12).reshape(4, 3) % 7
     grads = []
     for _ in range(2):
@@ -78,7 +78,7 @@ def test_second_step_equals_first():
 
 
 def test_forward_uses_float32_by_default():
-    m = CharLM(VOCAB, hidden=8, layers=1, rng=0)
+    m = CharLM(VOCAB, hidden_size=8, num_layers=1, rng=0)
     logits, state, _ = m.forward(np.zeros((3, 2), dtype=np.int32))
     assert logits.dtype == np.float32 and logits.shape == (3, 2, 7)
     assert state[0].dtype == np.float32 and state[0].shape == (1, 2, 8)
@@ -87,7 +87,7 @@ def test_forward_uses_float32_by_default():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_chunked_evaluation_equals_one_pass(cell):
     rng = np.random.default_rng(5)
-    m = CharLM(VOCAB, cell=cell, hidden=16, layers=2, embedding=8, rng=4)
+    m = CharLM(VOCAB, cell=cell, hidden_size=16, num_layers=2, embedding_size=8, rng=4)
     ids = rng.integers(0, 7, 301)
     whole = evaluate_ids(m, ids, batch=1, seq_len=1000)
     logits, _, _ = m.forward(ids[:-1, None])            # the whole text as one sequence, by hand
@@ -102,7 +102,7 @@ def test_chunked_evaluation_equals_one_pass(cell):
 
 
 def test_carried_state_is_used_and_gradient_is_truncated():
-    m = CharLM(VOCAB, hidden=8, layers=1, embedding=3, dtype=np.float64, rng=0)
+    m = CharLM(VOCAB, hidden_size=8, num_layers=1, embedding_size=3, dtype=np.float64, rng=0)
     ids = np.array([[1], [2], [3]])
     l0, s1 = m.loss(ids, ids)
     l1, _ = m.loss(ids, ids, s1)
@@ -118,10 +118,19 @@ def test_carried_state_is_used_and_gradient_is_truncated():
 
 
 def test_bad_hyperparameters():
-    from rnnkit.errors import DataError
-    with pytest.raises(DataError, match="cell"):
+    from rnnkit.errors import HyperparameterError
+    with pytest.raises(HyperparameterError, match="cell must be one of 'lstm', 'gru', 'rnn', got 'transformer'"):
         CharLM(VOCAB, cell="transformer")
-    with pytest.raises(DataError, match="hidden"):
-        CharLM(VOCAB, hidden=0)
-    with pytest.raises(DataError, match="dropout"):
+    with pytest.raises(HyperparameterError, match="hidden_size must be >= 1, got 0"):
+        CharLM(VOCAB, hidden_size=0)
+    with pytest.raises(HyperparameterError, match=r"dropout must be in \[0, 1\), got 1.5"):
         CharLM(VOCAB, dropout=1.5)
+
+
+@pytest.mark.parametrize("cell,embedding", [("lstm", 5), ("gru", 0), ("rnn", 3)])
+def test_parameter_shapes_without_building_match_the_network(cell, embedding):
+    from rnnkit.charlm import CharModel
+    est = CharModel(cell=cell, hidden_size=6, num_layers=3, embedding_size=embedding)
+    shapes = est._parameter_shapes({"vocab": VOCAB.chars})
+    m = CharLM(VOCAB, cell=cell, hidden_size=6, num_layers=3, embedding_size=embedding, rng=0)
+    assert shapes == {k: v.shape for k, v in m.state_dict().items()}

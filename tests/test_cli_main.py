@@ -129,7 +129,7 @@ def tiny_charlm(tmp_path_factory):
     from rnnkit import charlm
     d = tmp_path_factory.mktemp("closed")
     (d / "t.txt").write_text("to be or not to be, that is the question. " * 20)
-    charlm.train(d / "t.txt", out=d / "m.npz", hidden=8, layers=1, embedding=4, seq_len=8, batch=2,
+    charlm.train(d / "t.txt", out=d / "m.npz", hidden_size=8, num_layers=1, embedding_size=4, seq_len=8, batch_size=2,
                  max_steps=1, progress=False, plot=False, sample_length=0)
     return d
 
@@ -149,7 +149,8 @@ def test_closed_standard_streams_give_no_traceback(tiny_charlm, redirect):
     code = "import sys; from rnnkit.cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for argv, expect in ((["charlm", "sample", "m.npz", "--length", "5"], 0),
-                         (["charlm", "sample", "m.npz", "--seed", "-1"], 2), (["charlm", "sample", "nope.npz"], 2)):
+                         (["charlm", "sample", "m.npz", "--random-state", "-1"], 2),
+                         (["charlm", "sample", "nope.npz"], 2)):
         cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {' '.join(argv)} {redirect}"
         proc = subprocess.run(["sh", "-c", cmd], cwd=tiny_charlm, capture_output=True, text=True, timeout=120,
                               env=env)

@@ -19,7 +19,10 @@ from typing import Iterable, Iterator, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError
+from ..checks import check_count, check_real
+from ..errors import DataError, HyperparameterError
+from ..estimator import flag_of
+from ..io.inputs import check_input, read_text as _read_checked
 
 __all__ = ["Vocab", "read_text", "split_text", "stream_matrix", "Chunk", "Chunks", "describe_chars"]
 
@@ -94,59 +97,49 @@ class Vocab:
         return "".join(chars[i] for i in ids)
 
 
-def read_text(path, encoding: str = "utf-8") -> str:
-    """The contents of a text file, with a clear :class:`DataError` for anything unusable.
+def read_text(path, encoding: str = "utf-8", what: str = "TEXTFILE") -> str:
+    """The contents of a text file, read with the input limits of :mod:`rnnkit.io.inputs`.
 
-    Refused: a directory, a missing file, an empty file, a binary file (NUL
-    bytes), and bytes that do not decode in ``encoding`` (the message names the
-    offset and suggests ``--encoding``).
+    Refused before reading: a directory, a missing file, a FIFO or device
+    (``/dev/zero``), a file over the input limit. Refused after: an empty file,
+    a binary file (NUL bytes), and bytes that do not decode in ``encoding``
+    (the message names the line and column and suggests ``--encoding``).
+    A leading byte-order mark is dropped.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory; pass a text file")
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file; check the path")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
-    if not raw:
-        raise DataError(f"{path}: is empty; a character model needs text to learn from")
+    size = check_input(path, what)
+    if size == 0:
+        raise DataError(f"{what} {path}: is empty; a character model needs text to learn from")
     # UTF-16/32 text has NULs too, but then its BOM says so and the decoder handles it
     wide = encoding.lower().replace("-", "").replace("_", "") in ("utf16", "utf32", "utf16le", "utf16be",
                                                                    "utf32le", "utf32be")
-    if b"\x00" in raw[:65536] and not wide:
-        raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text; "
-                        "pass a plain-text file")
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise DataError(f"encoding {encoding!r} is unknown; use a Python codec name such as utf-8 or latin-1")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: byte {e.start} (0x{raw[e.start]:02x}) is not valid {e.encoding}; the file "
-                        f"is binary or in another encoding: pass --encoding (e.g. --encoding latin-1)") from None
+    if not wide:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+        if b"\x00" in head:
+            raise DataError(f"{what} {path}: looks like a binary file (it contains NUL bytes), not text; "
+                            "pass a plain-text file")
+    text = _read_checked(path, what, encoding)
     if text.startswith("\ufeff"):
         text = text[1:]            # a BOM is file metadata, not a character of the text
     if not text:
-        raise DataError(f"{path}: has no characters after decoding; pass a text file")
+        raise DataError(f"{what} {path}: has no characters after decoding; pass a text file")
     return text
 
 
-def split_text(text: str, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> Tuple[str, str, str]:
-    """Contiguous ``(train, valid, test)``: train first, then validation, then test at the end.
+def split_text(text: str, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tuple[str, str, str]:
+    """Contiguous ``(train, validation, test)``: train first, then validation, then test at the very end.
 
     With the defaults validation is the last 10% and there is no test split.
     """
-    for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
-        if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
-            raise DataError(f"{name}: expected a fraction in [0, 1), got {v!r}")
-    if valid_fraction + test_fraction >= 1.0:
-        raise DataError(f"valid_fraction + test_fraction must be below 1 so something is left to train on, "
-                        f"got {valid_fraction} + {test_fraction}")
+    check_real(flag_of("validation_fraction"), validation_fraction, 0.0, 1.0, high_open=True)
+    check_real(flag_of("test_fraction"), test_fraction, 0.0, 1.0, high_open=True)
+    if validation_fraction + test_fraction >= 1.0:
+        raise HyperparameterError(f"{flag_of('validation_fraction')} + {flag_of('test_fraction')} must be below 1 "
+                                  f"so something is left to train on, got {validation_fraction} + {test_fraction}")
     n = len(text)
     n_test = int(round(n * test_fraction))
-    n_valid = int(round(n * valid_fraction))
+    n_valid = int(round(n * validation_fraction))
     a, b = n - n_valid - n_test, n - n_test
     return text[:a], text[a:b], text[b:]
 
@@ -157,12 +150,11 @@ def stream_matrix(ids: np.ndarray, streams: int, what: str = "text") -> Tuple[np
     Column n holds ``ids[n*L : (n+1)*L]`` and its targets the same shifted by
     one; the last ``len(ids) - 1 - N*L`` characters (fewer than N) are dropped.
     """
-    if not isinstance(streams, (int, np.integer)) or streams < 1:
-        raise DataError(f"batch: expected a positive number of streams, got {streams!r}")
+    streams = check_count(flag_of("batch_size"), streams, 1)
     L = (len(ids) - 1) // streams
     if L < 1:
         raise DataError(f"the {what} has {len(ids)} characters, too few for {streams} parallel streams "
-                        f"(each needs at least 2); use a longer text, a smaller --batch "
+                        f"(each needs at least 2); use a longer text, a smaller --batch-size "
                         f"(at most {max(len(ids) - 1, 1)}), or other split fractions")
     x = ids[: streams * L].reshape(streams, L).T                   # (L, N)
     y = ids[1: streams * L + 1].reshape(streams, L).T              # (L, N)
@@ -184,9 +176,7 @@ class Chunks:
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, seq_len: int):
-        if not isinstance(seq_len, (int, np.integer)) or isinstance(seq_len, bool) or seq_len < 1:
-            raise DataError(f"seq_len: expected a positive integer, got {seq_len!r}")
-        self.x, self.y, self.seq_len = x, y, int(seq_len)
+        self.x, self.y, self.seq_len = x, y, check_count(flag_of("seq_len"), seq_len, 1)
 
     def __len__(self) -> int:
         return -(-self.x.shape[0] // self.seq_len)

@@ -22,27 +22,48 @@ output. Prime characters outside the vocabulary raise a :class:`DataError`.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataError
+from ..checks import check_count, check_optional_count, check_real
+from ..errors import HyperparameterError
+from ..estimator import available_memory, flag_of
 from ..nn import log_softmax
 from .model import CharLM
 
-__all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling"]
+__all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling", "check_beam", "MAX_LENGTH",
+           "MAX_BEAM"]
+
+MAX_LENGTH = 10 ** 7     # characters per call: 10 MB of text, hours of sampling
+MAX_BEAM = 1000          # beams: far past the point where a wider beam still changes the result
+
+
+def _bounded(name: str, value, low: int, high: int) -> int:
+    n = check_count(flag_of(name), value, low)
+    if n > high:
+        raise HyperparameterError(f"{flag_of(name)} must be <= {high:,}, got {n!r}")
+    return n
 
 
 def check_sampling(length: int, temperature: float, top_k: Optional[int], top_p: Optional[float]) -> None:
-    if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 0:
-        raise DataError(f"length: expected a non-negative integer, got {length!r}")
-    if not isinstance(temperature, (int, float)) or not (temperature >= 0) or temperature == float("inf"):
-        raise DataError(f"temperature: expected a finite number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 0):
-        raise DataError(f"top_k: expected a non-negative integer (0 = off), got {top_k!r}")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0.0 < top_p <= 1.0):
-        raise DataError(f"top_p: expected a probability in (0, 1] (1 = off), got {top_p!r}")
+    """Refuse bad generation settings, naming the flags of ``rnnkit charlm sample``."""
+    _bounded("length", length, 0, MAX_LENGTH)
+    check_real(flag_of("temperature"), temperature, 0.0)
+    check_optional_count(flag_of("top_k"), top_k, 0)
+    if top_p is not None:
+        check_real(flag_of("top_p"), top_p, 0.0, 1.0, low_open=True)
+
+
+def check_beam(beam: int, length: int) -> int:
+    """``beam`` in [1, MAX_BEAM], and the search's back-pointers (8 bytes per beam and step) must fit."""
+    beam = _bounded("beam", beam, 1, MAX_BEAM)
+    need, have = 8 * beam * int(length), available_memory()
+    if have is not None and need > have:
+        raise HyperparameterError(f"{flag_of('beam')} {beam} over {flag_of('length')} {length:,} needs about "
+                                  f"{need / (1 << 30):,.1f} GiB for its back-pointers, but "
+                                  f"{have / (1 << 30):,.1f} GiB is available; use a smaller --beam or --length")
+    return beam
 
 
 def warm_up(model: CharLM, prime: str, n: int = 1):
@@ -91,7 +112,7 @@ def stream(model: CharLM, prime: str = "", length: int = 500, temperature: float
     """
     check_sampling(length, temperature, top_k, top_p)
     rng = np.random.default_rng(seed)
-    with _eval_mode(model):
+    with model.eval_mode():
         cur, state = warm_up(model, prime)
     return _emit(model, cur, state, length, temperature, top_k, top_p, rng)
 
@@ -99,23 +120,12 @@ def stream(model: CharLM, prime: str = "", length: int = 500, temperature: float
 def _emit(model, cur, state, length, temperature, top_k, top_p, rng) -> Iterator[str]:
     chars = model.vocab.chars
     ids = np.empty(1, dtype=np.int64)
-    with _eval_mode(model):
+    with model.eval_mode():
         for _ in range(length):
             ids[0] = cur
             logits, state = model.step(ids, state)                   # (1, V)
             cur = _next_id(logits[0], temperature, top_k, top_p, rng)
             yield chars[cur]
-
-
-@contextmanager
-def _eval_mode(model):
-    """Generation never drops units: eval mode inside, the caller's mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def sample_text(model: CharLM, prime: str = "", length: int = 500, temperature: float = 1.0,
@@ -128,18 +138,19 @@ def beam_search(model: CharLM, prime: str = "", length: int = 100, beam: int = 5
     """The most likely continuation of ``length`` characters found with ``beam`` beams.
 
     Returns ``(text, log_probability)`` (natural log). All beams advance
-    together as one batch of ``beam`` streams.
+    together as one batch of ``beam`` streams; each step keeps back-pointers
+    (which beam, which character), and the best beam is traced back at the end.
     """
     check_sampling(length, 0.0, None, None)
-    if not isinstance(beam, (int, np.integer)) or beam < 1:
-        raise DataError(f"beam: expected a positive integer, got {beam!r}")
-    with _eval_mode(model):
+    beam = check_beam(beam, length)
+    with model.eval_mode():
         cur, state = warm_up(model, prime)
         V = len(model.vocab)
         cur = np.array([cur])                                      # (b,) current input per beam
         scores = np.zeros(1)                                       # (b,) log p of each beam so far
-        seqs = np.zeros((1, 0), dtype=np.int64)                    # (b, steps)
-        for _ in range(length):
+        src_of = np.zeros((length, beam), dtype=np.int32)          # (steps, B) beam each came from
+        char_of = np.zeros((length, beam), dtype=np.int32)         # (steps, B) character it added
+        for t in range(length):
             logits, state = model.step(cur, state)                # (b, V)
             total = (scores[:, None] + log_softmax(logits.astype(np.float64))).ravel()  # (b*V,)
             k = min(beam, total.size)
@@ -147,6 +158,10 @@ def beam_search(model: CharLM, prime: str = "", length: int = 100, beam: int = 5
             top = top[np.argsort(-total[top], kind="stable")]     # best first
             src, cur = np.divmod(top, V)                           # which beam, which character
             scores = total[top]
-            seqs = np.concatenate([seqs[src], cur[:, None]], axis=1)
+            src_of[t, :k], char_of[t, :k] = src, cur
             state = model.select_state(state, src)
-    return model.vocab.decode(seqs[0]), float(scores[0])
+    ids, b = np.zeros(length, dtype=np.int64), 0                   # trace the best beam back
+    for t in range(length - 1, -1, -1):
+        ids[t] = char_of[t, b]
+        b = src_of[t, b]
+    return model.vocab.decode(ids), float(scores[0])

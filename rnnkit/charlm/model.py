@@ -3,7 +3,7 @@ r"""The character-level language model: embedding -> stacked RNN/LSTM/GRU -> dro
 For a chunk of character ids :math:`c_{t,n}` (T time steps, N streams):
 
 .. math::
-    e_t &= E[c_t] \quad\text{(or the one-hot vector of } c_t \text{ when embedding = 0)} \\
+    e_t &= E[c_t] \quad\text{(or the one-hot vector of } c_t \text{ when embedding_size = 0)} \\
     h_t, s_t &= \mathrm{RNN}^{(L)}(e_t, s_{t-1}) \\
     z_t &= \mathrm{dropout}(h_t)\, W^T + b, \qquad p(c_{t+1} \mid c_{\le t}) = \mathrm{softmax}(z_t)
 
@@ -23,19 +23,15 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..checks import check_choice, check_count, check_probability
 from ..errors import DataError
 from ..nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, cross_entropy, log_softmax
 from .data import Vocab
 
-__all__ = ["CharLM", "CELLS"]
+__all__ = ["CharLM", "CELLS", "MODES"]
 
 CELLS = ("lstm", "gru", "rnn")
-
-
-def _positive(name: str, v) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise DataError(f"{name}: expected a positive integer, got {v!r}")
-    return int(v)
+MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}     # cell -> rnnkit.nn.shapes mode
 
 
 class CharLM(Module):
@@ -45,8 +41,9 @@ class CharLM(Module):
     ----------
     vocab : :class:`~rnnkit.charlm.data.Vocab`, the V characters it reads and writes.
     cell : "lstm", "gru" or "rnn" (tanh).
-    hidden : H, units per recurrent layer.  layers : L, stacked recurrent layers.
-    embedding : E, size of the learned character embedding; 0 feeds one-hot vectors.
+    hidden_size : H, units per recurrent layer.
+    num_layers : L, stacked recurrent layers.
+    embedding_size : E, size of the learned character embedding; 0 feeds one-hot vectors.
     dropout : probability, applied between recurrent layers and before the output layer.
     rng : ``numpy.random.Generator`` or int seed for the initialisation.
 
@@ -55,45 +52,31 @@ class CharLM(Module):
     ``head.weight`` (V, H), ``head.bias`` (V,).
     """
 
-    def __init__(self, vocab: Vocab, *, cell: str = "lstm", hidden: int = 256, layers: int = 2,
-                 embedding: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None):
+    def __init__(self, vocab: Vocab, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
+                 embedding_size: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None):
         super().__init__()
-        if cell not in CELLS:
-            raise DataError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
-        hidden, layers = _positive("hidden", hidden), _positive("layers", layers)
-        if not isinstance(embedding, (int, np.integer)) or isinstance(embedding, bool) or embedding < 0:
-            raise DataError(f"embedding: expected a non-negative integer (0 = one-hot), got {embedding!r}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise DataError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        check_choice("cell", cell, CELLS)
+        hidden_size, num_layers = check_count("hidden_size", hidden_size, 1), check_count("num_layers", num_layers, 1)
+        embedding_size = check_count("embedding_size", embedding_size, 0)
+        dropout = check_probability("dropout", dropout)
         rng = np.random.default_rng(rng)
         self.vocab = vocab
-        self.cell, self.hidden, self.layers = cell, hidden, layers
-        self.embedding, self.dropout = int(embedding), float(dropout)
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.embedding_size, self.dropout = embedding_size, dropout
         self.dtype = np.dtype(dtype)
         V = len(vocab)
-        if self.embedding:
-            self.embed = Embedding(V, self.embedding, dtype=dtype, rng=rng)
-        D = self.embedding or V
-        kw = dict(num_layers=layers, dropout=dropout if layers > 1 else 0.0, dtype=dtype, rng=rng)
+        if self.embedding_size:
+            self.embed = Embedding(V, self.embedding_size, dtype=dtype, rng=rng)
+        D = self.embedding_size or V
+        kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, dtype=dtype, rng=rng)
         if cell == "lstm":
-            self.rnn = LSTM(D, hidden, forget_bias=1.0, **kw)
+            self.rnn = LSTM(D, hidden_size, forget_bias=1.0, **kw)
         elif cell == "gru":
-            self.rnn = GRU(D, hidden, **kw)
+            self.rnn = GRU(D, hidden_size, **kw)
         else:
-            self.rnn = RNN(D, hidden, **kw)
+            self.rnn = RNN(D, hidden_size, **kw)
         self.drop = Dropout(dropout)
-        self.head = Linear(hidden, V, dtype=dtype, rng=rng)
-
-    def config(self) -> Dict:
-        """Everything needed to rebuild this model (the vocabulary included), JSON-able."""
-        return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "embedding": self.embedding, "dropout": self.dropout, "dtype": self.dtype.name,
-                "vocab": list(self.vocab.chars)}
-
-    @classmethod
-    def from_config(cls, config: Dict) -> "CharLM":
-        c = dict(config)
-        return cls(Vocab(c.pop("vocab")), dtype=np.dtype(c.pop("dtype", "float32")), **c)
+        self.head = Linear(hidden_size, V, dtype=dtype, rng=rng)
 
     # -- state -------------------------------------------------------------
     @property
@@ -102,7 +85,7 @@ class CharLM(Module):
 
     def initial_state(self, n: int):
         """The zero state for ``n`` streams: (L, N, H), a pair for LSTM."""
-        z = lambda: np.zeros((self.layers, n, self.hidden), self.dtype)
+        z = lambda: np.zeros((self.num_layers, n, self.hidden_size), self.dtype)
         return (z(), z()) if self.cell == "lstm" else z()
 
     def state_arrays(self, state) -> Dict[str, np.ndarray]:
@@ -121,7 +104,7 @@ class CharLM(Module):
 
     # -- forward / backward ------------------------------------------------
     def _inputs(self, ids: np.ndarray):
-        if self.embedding:
+        if self.embedding_size:
             return self.embed.forward(ids)                          # (T, N, E), cache
         V = len(self.vocab)
         if ids.size and (ids.min() < 0 or ids.max() >= V):
@@ -149,7 +132,7 @@ class CharLM(Module):
         dh = self.head.backward(d_logits, c_head)                  # (T, N, H)
         dh = self.drop.backward(dh, c_drop)
         dx, _ = self.rnn.backward(dh, c_rnn)                       # (T, N, D); d_state0 dropped
-        if self.embedding:
+        if self.embedding_size:
             self.embed.backward(dx, c_in)
 
     def loss(self, ids, targets, state=None, rng=None) -> Tuple[float, object]:

@@ -57,16 +57,12 @@ def evaluate_ids(model: CharLM, ids: np.ndarray, batch: int = 1, seq_len: int = 
     a zero state: N times fewer sequential steps, at the price of N cold starts
     (and up to N-1 trailing characters left out).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with model.eval_mode():
         x, y = stream_matrix(ids, batch, "evaluation text")
         total, state = 0.0, None
         for chunk in Chunks(x, y, seq_len):
             nll, state = model.nll(chunk.x, chunk.y, state)
             total += nll
-    finally:
-        model.train(was_training)
     out = metrics_from_loss(total / y.size)
     out["chars"] = int(y.size)
     return out

@@ -1,0 +1,324 @@
+r"""``CharModel``: the character language model with the shared estimator contract.
+
+``CharModel(...).fit(text)`` learns :math:`p(c_{t+1} \mid c_{\le t})` over the
+characters of one string with stateful truncated BPTT (see :mod:`.data` and
+:mod:`.training`), ``sample`` / ``sample_stream`` generate text, ``score``
+reports
+
+.. math::
+    \text{loss} = -\frac{1}{M}\sum_{i=1}^{M} \log p(c_i \mid c_{<i}),\quad
+    \text{bits/char} = \text{loss} / \ln 2,\quad \text{perplexity} = e^{\text{loss}}
+
+and ``save`` / ``CharModel.load`` / ``rnnkit.load`` keep it in a model file of
+kind "charlm" (config: the parameters, the vocabulary; arrays: ``embed.weight``,
+``rnn.*``, ``head.*``). :func:`rnnkit.charlm.train` and the ``rnnkit charlm``
+commands are thin wrappers over this class::
+
+    from rnnkit.charlm import CharModel
+    lm = CharModel(hidden_size=128, num_layers=1, max_minutes=5, progress=True).fit(text)
+    print(lm.sample(prime="The ", length=200, random_state=1))
+    print(lm.score(other_text))        # {"loss": ..., "bits_per_char": ..., "perplexity": ..., "chars": ...}
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real, check_real,
+                      check_seed)
+from ..errors import DataError, HyperparameterError
+from ..estimator import Estimator, fingerprint, flag_of
+from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
+from ..optim import Adam, CosineAnnealingLR
+from .data import Vocab, split_text
+from .generate import MAX_LENGTH, beam_search, stream
+from .model import CELLS, MODES, CharLM
+from .training import evaluate_ids, make_batches, make_step_fn
+
+__all__ = ["CharModel", "DEFAULT_EPOCHS", "check_score_args"]
+
+DEFAULT_EPOCHS = 10        # when epochs, max_steps and max_minutes are all None
+_DTYPES = ("float32", "float64")
+
+
+def _say(message: str) -> None:
+    """A line on stderr that does not break a running tqdm bar."""
+    try:
+        from tqdm import tqdm
+        tqdm.write(message, file=sys.stderr)
+    except ImportError:
+        print(message, file=sys.stderr, flush=True)
+
+
+def check_score_args(batch_size: int, seq_len: int) -> None:
+    """The streams and chunk length of an evaluation (``rnnkit charlm eval --batch-size --seq-len``)."""
+    check_count(flag_of("batch_size"), batch_size, 1)
+    check_count(flag_of("seq_len"), seq_len, 1)
+
+
+class CharModel(Estimator):
+    """Character-level language model: embedding, stacked LSTM/GRU/RNN, dropout, linear (char-rnn).
+
+    ``fit(text)`` holds out the text's *end*, contiguously: the last
+    ``test_fraction`` is the test split, the ``validation_fraction`` before it
+    the validation split, the rest (the beginning) is trained on. Training
+    streams ``batch_size`` parallel positions through the text in chunks of
+    ``seq_len`` characters, carrying the state from chunk to chunk; it validates
+    (with a printed sample when ``progress``) at every epoch's end and every
+    ``validate_every`` steps, and keeps the best validated parameters unless the
+    final ones score lower on the validation text.
+
+    Parameters
+    ----------
+    cell : recurrent cell: lstm, gru or rnn (tanh)
+    hidden_size : units per recurrent layer (H)
+    num_layers : stacked recurrent layers (L)
+    embedding_size : size of the learned character embedding (0 = one-hot inputs)
+    dropout : dropout probability between recurrent layers and before the output layer
+    seq_len : characters per truncated-BPTT chunk (T); the state is carried across chunks
+    batch_size : parallel streams through the text (N)
+    learning_rate : Adam learning rate
+    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run
+        (needs --epochs or --max-steps)
+    clip_norm : clip the global gradient norm to this (none = no clipping)
+    epochs : stop after this many passes over the training text (10 when epochs, max-steps
+        and max-minutes are all unset)
+    max_steps : stop after this many optimiser steps (counted across resumes)
+    max_minutes : stop after this many minutes of training
+    validation_fraction : share of the text before the test split held out for validation
+    test_fraction : share at the very end of the text held out as a test split (0 = none)
+    validate_every : steps between validations and samples (besides every epoch's end)
+    checkpoint_every : steps between checkpoints (when training with a checkpoint path)
+    sample_length : characters sampled at each validation and at the end (0 = none)
+    temperature : temperature of those samples (0 = greedy)
+    random_state : seed of the initialisation, dropout and samples (none = fresh entropy)
+    progress : progress bar, notes and samples on stderr while training
+
+    Attributes (after fit or load)
+    ------------------------------
+    model_ : the :class:`~rnnkit.charlm.model.CharLM` network. vocab_ : its
+    :class:`~rnnkit.charlm.data.Vocab`. history_ : the training
+    :class:`~rnnkit.train.History`. meta_ : facts about the run (``valid``,
+    ``test`` and ``final_valid`` metrics, ``saved_step``, ``data_chars``).
+    """
+
+    kind = "charlm"
+    # the carried TBPTT state is (L, batch_size, H) and the chunks follow seq_len: a resumed
+    # run must keep them, and the split fractions, to continue the same run
+    _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
+                     "validation_fraction", "test_fraction")
+    _choices = {"cell": CELLS, "lr_decay": ("none", "cosine")}
+
+    def __init__(self, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
+                 embedding_size: int = 64, dropout: float = 0.0, seq_len: int = 100, batch_size: int = 32,
+                 learning_rate: float = 2e-3, lr_decay: str = "none", clip_norm: Optional[float] = 5.0,
+                 epochs: Optional[int] = None, max_steps: Optional[int] = None,
+                 max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
+                 test_fraction: float = 0.0, validate_every: Optional[int] = None,
+                 checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
+                 random_state: Optional[int] = 0, progress: bool = False):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
+        self.clip_norm = clip_norm
+        self.epochs = epochs
+        self.max_steps = max_steps
+        self.max_minutes = max_minutes
+        self.validation_fraction = validation_fraction
+        self.test_fraction = test_fraction
+        self.validate_every = validate_every
+        self.checkpoint_every = checkpoint_every
+        self.sample_length = sample_length
+        self.temperature = temperature
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- checks -------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Every hyperparameter, with its flag in the message (before any data is touched)."""
+        check_choice(flag_of("cell"), self.cell, CELLS)
+        check_count(flag_of("hidden_size"), self.hidden_size, 1)
+        if check_count(flag_of("num_layers"), self.num_layers, 1) > MAX_LAYERS:
+            raise HyperparameterError(f"{flag_of('num_layers')} must be <= {MAX_LAYERS}, got {self.num_layers!r}")
+        check_count(flag_of("embedding_size"), self.embedding_size, 0)
+        check_real(flag_of("dropout"), self.dropout, 0.0, 1.0, high_open=True)
+        check_count(flag_of("seq_len"), self.seq_len, 1)
+        check_count(flag_of("batch_size"), self.batch_size, 1)
+        check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
+        check_choice(flag_of("lr_decay"), self.lr_decay, self._choices["lr_decay"])
+        check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
+        for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
+            check_optional_count(flag_of(name), getattr(self, name), 1)
+        check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
+        split_text("", self.validation_fraction, self.test_fraction)      # checks both fractions
+        if check_count(flag_of("sample_length"), self.sample_length, 0) > MAX_LENGTH:
+            raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, "
+                                      f"got {self.sample_length!r}")
+        check_real(flag_of("temperature"), self.temperature, 0.0)
+        check_flag(flag_of("progress"), self.progress)
+        check_seed(flag_of("random_state"), self.random_state)
+        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
+            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
+                                      "laid out over a known number of steps (--max-minutes alone cannot say how many)")
+
+    def _stopping(self) -> Tuple[Optional[int], Optional[int], Optional[float]]:
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            return DEFAULT_EPOCHS, None, None
+        return self.epochs, self.max_steps, self.max_minutes
+
+    # -- the Estimator hooks ---------------------------------------------------------
+    def _fitted_config(self) -> Dict[str, Any]:
+        return {"vocab": list(self.vocab_.chars), "dtype": self.model_.dtype.name}
+
+    def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+        """embed.weight (V, E), rnn.* (PyTorch's names), head.weight (V, H), head.bias (V,); nothing allocated."""
+        V, E, H = len(fitted["vocab"]), int(self.embedding_size), int(self.hidden_size)
+        check_choice(flag_of("cell"), self.cell, CELLS)
+        shapes = embedding_shapes("embed.", V, E) if E else {}
+        shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers)))
+        shapes.update(linear_shapes("head.", H, V))
+        return shapes
+
+    def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+        dtype = check_choice("dtype", fitted.get("dtype", "float32"), _DTYPES)
+        self.vocab_ = Vocab(fitted["vocab"])
+        self.model_ = CharLM(self.vocab_, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                             embedding_size=self.embedding_size, dropout=self.dropout, dtype=dtype, rng=0)
+        self.model_.load_state_dict(arrays)
+        self.model_.eval()
+
+    def _network_state(self) -> Dict[str, np.ndarray]:
+        return self.model_.state_dict()
+
+    def _activation_bytes(self, V: int, itemsize: int) -> int:
+        """Bytes one training step keeps for backward: T*N*(L*(G+2)*H + D + 3V) values (caches, logits, grads)."""
+        T, N, H, L, E = self.seq_len, self.batch_size, self.hidden_size, self.num_layers, self.embedding_size
+        G = GATES[MODES[self.cell]]
+        return T * N * (L * (G + 2) * H + (E or V) + 3 * V) * itemsize
+
+    # -- training ----------------------------------------------------------------------
+    def fit(self, text: str, *, checkpoint_path=None, resume: bool = False) -> "CharModel":
+        """Train on ``text`` (one string); returns self.
+
+        The validation and test splits are cut off the *end* of the text, contiguously
+        (see the class docstring). With ``checkpoint_path``, atomic checkpoints
+        are written every ``checkpoint_every`` steps, at the end and on Ctrl-C or
+        SIGTERM; ``resume=True`` continues from it bit for bit (it must come from
+        the same settings and text: a differing flag is named).
+        """
+        self._check_params()
+        self.__dict__.pop("history_", None)             # not fitted until this fit succeeds
+        if not isinstance(text, str):
+            raise DataError(f"text: expected a str, got {type(text).__name__}; read files with "
+                            "rnnkit.charlm.data.read_text or call rnnkit.charlm.train(path)")
+        seed = self._seed()
+        epochs, max_steps, max_minutes = self._stopping()
+        train_text, valid_text, test_text = split_text(text, self.validation_fraction, self.test_fraction)
+        vocab = Vocab.from_text(text)
+        batches = make_batches(vocab.encode(train_text), self.batch_size, self.seq_len)   # text long enough?
+        valid_ids = vocab.encode(valid_text) if len(valid_text) > 1 else None
+        shapes = self._parameter_shapes({"vocab": vocab.chars})
+        self._check_memory(shapes, np.float32, self._activation_bytes(len(vocab), 4))
+
+        model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                       embedding_size=self.embedding_size, dropout=self.dropout,
+                       rng=np.random.default_rng([seed, 7]))
+        self.vocab_, self.model_ = vocab, model        # the config of the checkpoints needs the vocabulary
+        optimizer = Adam(model.parameters(), lr=self.learning_rate)
+        schedule = None
+        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
+            total = min(n for n in (epochs * len(batches(0, None)) if epochs else None, max_steps) if n)
+            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
+        if self.progress:
+            _say(f"charlm: {len(text):,} characters ({len(vocab)} distinct; train {len(train_text):,}, "
+                 f"validation {len(valid_text):,}{f', test {len(test_text):,}' if test_text else ''}); "
+                 f"{self.cell.upper()} {self.num_layers}x{self.hidden_size}, {model.num_parameters():,} parameters; "
+                 "stopping after " + ", ".join(f"{v} {k}" for k, v in (("epochs", epochs), ("steps", max_steps),
+                                                                      ("minutes", max_minutes)) if v is not None))
+        validate = None
+        if valid_ids is not None:
+            # N streams instead of one: N times fewer sequential steps, a negligible cold-start cost
+            n = min(self.batch_size, len(valid_ids) - 1)
+            validate = lambda m: evaluate_ids(m, valid_ids, batch=n, seq_len=self.seq_len)
+        final = {}
+
+        def on_event(event, info):
+            if event == "validate" and self.progress and self.sample_length:
+                sample = "".join(stream(model, "", self.sample_length, self.temperature, seed=seed))
+                _say(f"--- sample at step {info['step']} ---\n{sample}\n---")
+            elif event == "end":                    # before fit() restores the best validated parameters
+                final["state"] = model.state_dict()
+
+        history = self._fit_loop(
+            model, optimizer, make_step_fn(model), batches, seed=seed, checkpoint_path=checkpoint_path,
+            resume=resume, data_fingerprint=fingerprint(text), checkpoint_every=self.checkpoint_every,
+            epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
+            schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
+            callbacks=[on_event], progress=self.progress, unit="char")
+        model.eval()
+        valid = validate(model) if validate else None
+        saved_step, last = (history.best_step if valid is not None else history.steps), None
+        if valid is not None and history.best_step != history.steps and "state" in final:
+            # a time or step budget usually stops between validations: also try the final parameters
+            best = model.state_dict()
+            model.load_state_dict(final["state"])
+            last = validate(model)
+            if last["loss"] <= valid["loss"]:
+                valid, saved_step = last, history.steps
+            else:
+                model.load_state_dict(best)
+        test = None
+        if len(test_text) > 1:
+            test_ids = vocab.encode(test_text)
+            test = evaluate_ids(model, test_ids, batch=min(self.batch_size, len(test_ids) - 1), seq_len=self.seq_len)
+        self.history_ = history
+        self.meta_ = {"data_chars": len(text), "valid": valid, "test": test, "final_valid": last,
+                      "saved_step": saved_step}
+        return self
+
+    # -- using the model ------------------------------------------------------------------
+    def sample_stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
+                      top_p: float = 1.0, random_state=None) -> Iterator[str]:
+        """The characters of :meth:`sample` one at a time (settings and prime checked before the first)."""
+        self._check_fitted()
+        rng = np.random.default_rng(check_seed(flag_of("random_state"), random_state))
+        return stream(self.model_, prime, length, temperature, top_k or None, top_p, rng)
+
+    def sample(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
+               top_p: float = 1.0, random_state=None, beam: int = 0) -> str:
+        """``length`` characters continuing ``prime`` (the prime itself is not included).
+
+        ``temperature`` 0 is greedy decoding; ``top_k`` (0 = off) and ``top_p``
+        (1 = off) restrict the draw; the same ``random_state`` gives the same
+        text (None: fresh entropy). With ``beam`` > 0 (at most 1,000), beam search
+        returns the most likely continuation instead (no randomness). ``length``
+        is at most 10^7; prime characters the model does not know are an error.
+        """
+        self._check_fitted()
+        if beam:
+            return beam_search(self.model_, prime, length, beam)[0]
+        return "".join(self.sample_stream(prime, length, temperature, top_k, top_p, random_state))
+
+    def score(self, text: str, *, batch_size: int = 1, seq_len: int = 100) -> Dict[str, float]:
+        """Loss (nats/char), bits_per_char, perplexity and chars (characters predicted) on ``text``.
+
+        ``batch_size=1`` evaluates the text in one exact pass (every character
+        predicted from everything before it); N runs N streams in parallel,
+        faster, each starting from a zero state.
+        """
+        self._check_fitted()
+        check_score_args(batch_size, seq_len)
+        if not isinstance(text, str) or len(text) < 2:
+            raise DataError(f"the text has {len(text) if isinstance(text, str) else 0} character(s); "
+                            "scoring needs at least 2")
+        ids = self.vocab_.encode(text, what="the text")
+        return evaluate_ids(self.model_, ids, batch=min(batch_size, len(ids) - 1), seq_len=seq_len)
