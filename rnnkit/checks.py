@@ -155,12 +155,12 @@ def check_seed(name: str, value: Any) -> Any:
 
     Whatever passes can be given to ``numpy.random.default_rng``.
 
-    >>> check_seed("random_state (--seed)", 0)
+    >>> check_seed("random_state (--random-state)", 0)
     0
-    >>> check_seed("random_state (--seed)", -1)
+    >>> check_seed("random_state (--random-state)", -1)
     Traceback (most recent call last):
     ...
-    rnnkit.errors.HyperparameterError: random_state (--seed) must be None, a non-negative integer, \
+    rnnkit.errors.HyperparameterError: random_state (--random-state) must be None, a non-negative integer, \
 a numpy Generator or a SeedSequence, got -1
     """
     if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):

@@ -43,6 +43,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .checks import check_seed
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .io.jsonable import plain
@@ -196,18 +197,10 @@ class Estimator:
     # -- checks shared by every application ---------------------------------------
     def _seed(self) -> int:
         """The integer seed of a fit: ``random_state`` itself, or one drawn from a Generator or from entropy."""
-        rs = self.random_state
-        if isinstance(rs, (bool, np.bool_)):
-            raise HyperparameterError(f"{flag_of('random_state')} must be None, an integer >= 0 or a "
-                                      f"numpy Generator, got {rs!r}")
-        if isinstance(rs, (int, np.integer)):
-            if rs < 0:
-                raise HyperparameterError(f"{flag_of('random_state')} must be >= 0, got {rs!r}")
-            return int(rs)
-        if rs is None or isinstance(rs, (np.random.Generator, np.random.SeedSequence)):
-            return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
-        raise HyperparameterError(f"{flag_of('random_state')} must be None, an integer >= 0 or a numpy "
-                                  f"Generator, got {rs!r}")
+        rs = check_seed(flag_of("random_state"), self.random_state)
+        if isinstance(rs, int):
+            return rs
+        return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
 
     def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,
                       what: str = "these settings") -> None:

@@ -24,7 +24,7 @@ from typing import Dict, Iterator, Optional, Union
 
 from ..errors import PathError, RnnkitError
 from ..estimator import checkpoint_beside
-from ..io.atomic import check_outputs, save_figure
+from ..io.atomic import check_outputs
 from ..io.inputs import check_input
 from ..train.history import History
 from .corpus import DEFAULT_CORPUS_NAME, default_corpus
@@ -137,25 +137,12 @@ def save_loss_curve(path, est: CharModel, title: str = "") -> str:
     The validation curve ends with the final parameters' loss when the run
     stopped between validations (``meta_["final_valid"]``).
     """
-    from ..plotting import require_pyplot
-    plt = require_pyplot()
+    from ..plotting import save_loss_curve as plot_loss
     h = est.history_
     valid = list(h.val_loss)
     if est.meta_.get("final_valid") and (not valid or valid[-1][0] != h.steps):
         valid.append((h.steps, est.meta_["final_valid"]["loss"]))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    try:
-        for curve, style, label in ((h.train, "-", "train"), (valid, "o-", "validation")):
-            if curve:
-                steps, values = zip(*curve)
-                ax.plot(steps, values, style, label=label, lw=1, ms=3)
-        ax.set(xlabel="step", ylabel="nats/char", title=title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        return save_figure(fig, path, what="--plot")
-    finally:
-        plt.close(fig)
+    return plot_loss(path, h.train, valid, ylabel="nats/char", title=title, what="--plot")
 
 
 def load(path) -> CharModel:
