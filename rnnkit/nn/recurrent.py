@@ -18,6 +18,10 @@ K = 2 if bidirectional else 1, G gates: 1 RNN, 4 LSTM, 3 GRU):
   ``weight_hh_l{l}{_reverse}``: (G*H, H); ``bias_ih_*``, ``bias_hh_*``: (G*H,).
 
 Layer l > 0 sees layer l-1's output after dropout (training mode only).
+
+Loops that feed each output back into the next input (decoders, sampling)
+step a unidirectional stack with ``step_forward`` / ``step_backward`` /
+``steps_backward`` (:mod:`rnnkit.nn.recurrent_step`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
+from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, scan_backward, scan_forward
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
@@ -54,7 +59,7 @@ def _orthogonal(rng, n, dtype):
     return (q * np.sign(np.diag(r))).astype(dtype)   # sign fix makes the draw uniform (Haar)
 
 
-class Recurrent(Module):
+class Recurrent(RecurrentSteps, Module):
     r"""A stack of recurrent layers running one cell type (see the module docstring).
 
     Parameters
