@@ -163,13 +163,18 @@ def test_step_api_refuses_what_it_cannot_do():
         layer.step_forward(np.zeros((1, 2, 3)))
     with pytest.raises(ShapeError, match="dtype float64"):
         layer.step_forward(np.zeros((2, 3), np.float32))
-    with pytest.raises(ShapeError, match=r"state h: expected shape \(num_layers, N, H\) = \(2, 2, 4\)"):
+    with pytest.raises(ShapeError, match=r"initial state h: expected shape \(num_layers\*num_directions, N, H\) "
+                                         r"= \(2, 2, 4\)"):
         layer.step_forward(np.zeros((2, 3)), (np.zeros((1, 2, 4)), np.zeros((2, 2, 4))))
+    with pytest.raises(ShapeError, match="initial state: expected dtype float64, got float32"):
+        layer.step_forward(np.zeros((2, 3)), (np.zeros((2, 2, 4), np.float32), np.zeros((2, 2, 4))))
     out, state, cache = layer.step_forward(np.ones((2, 3)))
     assert out.shape == (2, 4) and state[0].shape == state[1].shape == (2, 2, 4)
     np.testing.assert_array_equal(out, state[0][-1])
     with pytest.raises(ShapeError, match=r"d_out: expected the step output's shape \(2, 4\)"):
         layer.step_backward(np.zeros((2, 5)), cache)
+    with pytest.raises(ShapeError, match=r"d_state\[1\]: expected the new state's shape \(2, 2, 4\)"):
+        layer.step_backward(np.zeros((2, 4)), cache, (np.zeros((2, 2, 4)), np.zeros((2, 4))))
     with pytest.raises(ValueError, match="the cache that step_forward returned"):
         layer.step_backward(np.zeros((2, 4)), None)
     with pytest.raises(ShapeError, match="one gradient per step"):
@@ -189,7 +194,8 @@ def test_no_recurrent_private_access_outside_nn():
                 path = os.path.join(folder, name)
                 with open(path, encoding="utf-8") as f:
                     tree = ast.parse(f.read(), path)
-                found += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {getattr(node, 'attr', getattr(node, 'name', ''))}"
+                where = os.path.relpath(path, ROOT)
+                found += [f"{where}:{node.lineno} {getattr(node, 'attr', getattr(node, 'name', ''))}"
                           for node in ast.walk(tree)
                           if (isinstance(node, ast.Attribute) and node.attr in private)
                           or (isinstance(node, ast.FunctionDef) and node.name in private)]

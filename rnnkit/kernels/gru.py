@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import (fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh, transpose_into,
-                         write_output, zero_padded)
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -57,7 +57,7 @@ def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns,
     a_scratch = np.empty((3 * H, N), h.dtype)
     u = np.empty((3 * H, N), h.dtype)
     x_t = np.empty((D, N), h.dtype)
-    h_in, h_out = h.copy(), np.empty_like(h)
+    h_in, h_out = double_buffer(h)
     for s in range(T):
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
@@ -111,7 +111,7 @@ def backward(gemm, W_hh, acts, a_ns, hs, lengths, reverse, dy, dh, dG, dHn):
     dg = np.empty((3 * H, N), dh.dtype)
     dn_x = np.empty((H, N), dh.dtype)
     h_prev = np.empty((H, N), dh.dtype)
-    dh_in, dh_out = dh.copy(), np.empty_like(dh)
+    dh_in, dh_out = double_buffer(dh)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s

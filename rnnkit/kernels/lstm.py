@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import (fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh, transpose_into,
-                         write_output, zero_padded)
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -64,7 +64,7 @@ def forward(gemm, W_hh, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, sto
     z_in[:H] = h
     z_in[H] = one
     z_out[H] = one
-    c_in, c_out = c.copy(), np.empty_like(c)
+    c_in, c_out = double_buffer(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
@@ -120,8 +120,8 @@ def backward(gemm, W_hh, acts, cs, lengths, reverse, dy, dh, dc, dG):
     T = acts.shape[0]
     H, N, HN, one, first_padded = loop_sizes(dh, lengths)
     dg = np.empty((4 * H, N), dh.dtype)
-    dh_in, dc_in = dh.copy(), dc.copy()
-    dh_out, dc_out = np.empty_like(dh), np.empty_like(dc)
+    dh_in, dh_out = double_buffer(dh)
+    dc_in, dc_out = double_buffer(dc)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s

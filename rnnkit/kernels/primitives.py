@@ -27,7 +27,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 __all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
-           "loop_sizes", "write_output", "read_output_grad"]
+           "loop_sizes", "double_buffer", "write_output", "read_output_grad"]
 
 _CLAMP = np.float32(7.90531110763549805)
 _A1, _A3, _A5 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05)
@@ -197,6 +197,12 @@ def loop_sizes(state, lengths):
     """``(H, N, H*N, 1 in the state's dtype, first step that pads some sequence)`` for (H, N) states."""
     H, N = state.shape
     return H, N, H * N, state.dtype.type(1), lengths.min()
+
+
+@njit(**_JIT)
+def double_buffer(a):
+    """``(a copy of a, an empty array like it)``: the state entering a step and the one it writes, swapped per step."""
+    return a.copy(), np.empty_like(a)
 
 
 @njit(**_JIT)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import (fill_rows, keep_padded, loop_sizes, mm, read_output_grad, tanh, transpose_into, write_output,
-                         zero_padded)
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -92,7 +92,7 @@ def backward(gemm, W_hh, acts, lengths, reverse, relu, dy, dh, dG):
     T = acts.shape[0]
     H, N, HN, one, first_padded = loop_sizes(dh, lengths)
     dg = np.empty((H, N), dh.dtype)
-    dh_in, dh_out = dh.copy(), np.empty_like(dh)
+    dh_in, dh_out = double_buffer(dh)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s

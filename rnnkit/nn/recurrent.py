@@ -168,6 +168,22 @@ class Recurrent(RecurrentSteps, Module):
             return tuple(state)
         return (state,)
 
+    def _checked_states(self, state, N: int) -> Tuple:
+        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype."""
+        LK, H = self.num_layers * self.num_directions, self.hidden_size
+        states = self._state_in(state, "state")
+        for j, s in enumerate(states):
+            if s is None:
+                continue
+            s = np.asarray(s)
+            if s.shape != (LK, N, H):
+                which = ("h", "c")[j]
+                raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
+                                 f"{(LK, N, H)}, got {s.shape}")
+            if s.dtype != self.dtype:
+                raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
+        return states
+
     def _check_input(self, x, state, lengths):
         x = np.asarray(x)
         if x.ndim != 3:
@@ -187,18 +203,7 @@ class Recurrent(RecurrentSteps, Module):
         T, N, _ = x.shape
         if T == 0 or N == 0:
             raise ShapeError(f"input: expected at least one time step and one sequence, got T={T}, N={N}")
-        LK, H = self.num_layers * self.num_directions, self.hidden_size
-        states = self._state_in(state, "state")
-        for j, s in enumerate(states):
-            if s is None:
-                continue
-            s = np.asarray(s)
-            if s.shape != (LK, N, H):
-                which = ("h", "c")[j]
-                raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
-                                 f"{(LK, N, H)}, got {s.shape}")
-            if s.dtype != self.dtype:
-                raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
+        states = self._checked_states(state, N)
         if lengths is not None:
             lengths = np.asarray(lengths)
             if lengths.shape != (N,):

@@ -71,21 +71,10 @@ class RecurrentSteps:
             raise ValueError(f"{what}: a bidirectional layer cannot run one step at a time (its reverse "
                              "direction starts at the end of the sequence); use forward on the whole sequence")
 
-    def _step_state(self, state, N: int, name: str):
-        """The state as a tuple of (L, N, H) arrays (zeros for None), checked."""
-        L, H = self.num_layers, self.hidden_size
-        states = self._state_in(state, name)
-        out = []
-        for j, s in enumerate(states):
-            if s is None:
-                out.append(np.zeros((L, N, H), self.dtype))
-                continue
-            s = np.asarray(s)
-            if s.shape != (L, N, H):
-                raise ShapeError(f"{name} {('h', 'c')[j]}: expected shape (num_layers, N, H) = {(L, N, H)}, "
-                                 f"got {s.shape}")
-            out.append(s)
-        return out
+    def _zeros_for_missing(self, states, N: int):
+        """The state tuple with zeros (L, N, H) where an entry is None."""
+        shape = (self.num_layers, N, self.hidden_size)
+        return [np.zeros(shape, self.dtype) if s is None else np.asarray(s) for s in states]
 
     def step_forward(self, x_t, state=None, rng: Optional[np.random.Generator] = None):
         """One time step of the whole stack: ``(out (N, H), state_n, cache)``.
@@ -103,7 +92,7 @@ class RecurrentSteps:
         if x.dtype != self.dtype:
             raise ShapeError(f"x_t: expected dtype {self.dtype} (the parameters' dtype), got {x.dtype}")
         N = x.shape[0]
-        states = self._step_state(state, N, "state")
+        states = self._zeros_for_missing(self._checked_states(state, N), N)
         use_dropout = self.training and self.dropout > 0 and self.num_layers > 1
         if use_dropout and rng is None:
             raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
@@ -139,7 +128,11 @@ class RecurrentSteps:
         if not isinstance(cache, StepCache):
             raise ValueError("step_backward needs the cache that step_forward returned")
         N, H = cache.h_prev[0].shape
-        d_states = self._step_state(d_state, N, "d_state")
+        d_states = self._zeros_for_missing(self._state_in(d_state, "d_state"), N)
+        for j, d in enumerate(d_states):
+            if d.shape != (self.num_layers, N, H):
+                raise ShapeError(f"d_state[{j}]: expected the new state's shape {(self.num_layers, N, H)}, "
+                                 f"got {d.shape}")
         if d_out is not None and np.shape(d_out) != (N, H):
             raise ShapeError(f"d_out: expected the step output's shape {(N, H)}, got {np.shape(d_out)}")
         own = grads is None
