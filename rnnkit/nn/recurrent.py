@@ -237,6 +237,18 @@ class Recurrent(RecurrentSteps, Module):
         return lengths
 
     # -- forward / backward ------------------------------------------------
+    def _uses_dropout(self, rng) -> bool:
+        """Whether dropout acts between layers now (training mode, p > 0, L > 1); it needs ``rng`` then."""
+        use = self.training and self.dropout > 0 and self.num_layers > 1
+        if use and rng is None:
+            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        return use
+
+    def _dropout_mask(self, rng, shape):
+        """Inverted-dropout keep-mask m / (1 - p), m ~ Bernoulli(1 - p), of ``shape``."""
+        keep = 1.0 - self.dropout
+        return (rng.random(shape) < keep).astype(self.dtype) / keep
+
     def forward(self, x, state: Optional[StateLike] = None, lengths=None, rng=None, *,
                 need_cache: bool = True):
         """Run the stack over ``x``.
@@ -250,17 +262,14 @@ class Recurrent(RecurrentSteps, Module):
         x, states0, lengths = self._check_input(x, state, lengths)
         T, N, _ = x.shape
         H, K = self.hidden_size, self.num_directions
-        use_dropout = self.training and self.dropout > 0 and self.num_layers > 1
-        if use_dropout and rng is None:
-            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        use_dropout = self._uses_dropout(rng)
         zeros = np.zeros((N, H), self.dtype)
         scans, masks, finals = [], [], []
         inp = x
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                keep = 1.0 - self.dropout
-                mask = (rng.random(inp.shape) < keep).astype(self.dtype) / keep  # (T, N, K*H)
+                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*H)
                 inp = inp * mask
             masks.append(mask)
             outs, layer_scans = [], []

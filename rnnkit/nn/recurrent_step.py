@@ -93,16 +93,13 @@ class RecurrentSteps:
             raise ShapeError(f"x_t: expected dtype {self.dtype} (the parameters' dtype), got {x.dtype}")
         N = x.shape[0]
         states = self._zeros_for_missing(self._checked_states(state, N), N)
-        use_dropout = self.training and self.dropout > 0 and self.num_layers > 1
-        if use_dropout and rng is None:
-            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        use_dropout = self._uses_dropout(rng)
         cache = StepCache([], [], [], [])
         new = [[] for _ in states]
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                keep = 1.0 - self.dropout
-                mask = (rng.random(x.shape) < keep).astype(self.dtype) / keep   # (N, H)
+                mask = self._dropout_mask(rng, x.shape)                             # (N, H)
                 x = x * mask
             W_ih, W_hh, b_ih, b_hh = self._weights(l, 0)
             s_prev = tuple(s[l] for s in states)

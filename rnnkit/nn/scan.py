@@ -19,10 +19,17 @@ gradients dXW, dHW of all steps, and turns them into
 with one product each. Gradients arriving at the final state (truncated BPTT,
 encoder-decoder bridges) enter the walk as its starting ``d_state``.
 
+The pieces of one step (:func:`input_projection`, :func:`recurrent_step`,
+:func:`recurrent_step_backward`, :func:`weight_gradients`) are public: the
+one-step API of :class:`rnnkit.nn.Recurrent` is built from them, so the cells
+and this module hold the only recurrent math.
+
 This is the reference implementation. With the numba backend (see
 :mod:`rnnkit.kernels.backend`) both functions hand the work to the fused loops
-of :mod:`rnnkit.kernels.fused_scan`: same arguments, same results, and a cache
-that only their ``scan_backward`` reads.
+of :mod:`rnnkit.kernels.fused_scan` for a cell that declares a ``fused_kernel``:
+same arguments, same results, and a cache that only their ``scan_backward``
+reads. A kernel that cannot compile raises ``KernelUnavailable`` and the
+reference below runs instead (the kernels never import this module).
 """
 
 from __future__ import annotations
