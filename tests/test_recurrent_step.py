@@ -200,3 +200,24 @@ def test_no_recurrent_private_access_outside_nn():
                           if (isinstance(node, ast.Attribute) and node.attr in private)
                           or (isinstance(node, ast.FunctionDef) and node.name in private)]
     assert found == []
+
+
+@pytest.mark.parametrize("cell,embedding", [("lstm", 5), ("gru", 0), ("rnn", 4)])
+def test_charlm_step_equals_its_forward(cell, embedding):
+    """CharLM.step (generation) runs the stack's step_forward: same logits and state as forward over the chunk."""
+    from rnnkit.charlm.data import Vocab
+    from rnnkit.charlm.model import CharLM
+    from rnnkit.errors import DataError
+
+    model = CharLM(Vocab(list("abcdefg")), cell=cell, hidden=6, layers=2, embedding=embedding, dropout=0.2,
+                   dtype=np.float64, rng=0).eval()
+    ids = np.random.default_rng(0).integers(0, 7, (5, 3))                      # (T, N)
+    logits, state_n, _ = model.forward(ids, model.initial_state(3))
+    state = model.initial_state(3)
+    for t in range(5):
+        step_logits, state = model.step(ids[t], state)
+        np.testing.assert_allclose(step_logits, logits[t], rtol=1e-12, atol=1e-13)
+    for a, b in zip(as_tuple(state), as_tuple(state_n)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    with pytest.raises(DataError, match=r"ids: expected a 1-D array \(N,\)"):
+        model.step(ids, state)
