@@ -10,9 +10,12 @@ from rnnkit.nn import GRU, LSTM, RNN
 
 CELL_KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
+# varlen: False (every sequence has T steps), True (mixed lengths, one of T), or "short" (every
+# length < T: the last steps are padding for the whole batch, and the reverse direction starts on them)
 GRID = list(itertools.product(CELL_KINDS, [1, 2], [False, True], [False, True], [False, True]))
-GRID_IDS = [f"{c}-L{l}-{'bi' if b else 'uni'}-{'varlen' if v else 'equal'}-{'h0' if s else 'zero'}"
-            for c, l, b, v, s in GRID]
+GRID += [(c, l, b, "short", s) for c in CELL_KINDS for l, b, s in [(1, False, False), (2, True, True)]]
+GRID_IDS = [f"{c}-L{l}-{'bi' if b else 'uni'}-{'short' if v == 'short' else 'varlen' if v else 'equal'}-"
+            f"{'h0' if s else 'zero'}" for c, l, b, v, s in GRID]
 
 
 def make_layer(kind, input_size, hidden_size, num_layers=1, bidirectional=False, dtype=np.float64,
@@ -27,7 +30,10 @@ def make_layer(kind, input_size, hidden_size, num_layers=1, bidirectional=False,
 
 def make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=np.float64, seed=0,
               T=4, N=3, D=3, H=4, batch_first=False):
-    """A layer with random non-zero biases, inputs, state, lengths and upstream gradients."""
+    """A layer with random non-zero biases, inputs, state, lengths and upstream gradients.
+
+    ``varlen``: False, True (mixed lengths, one full) or "short" (every length < T; needs T >= 2).
+    """
     rng = np.random.default_rng(seed)
     layer = make_layer(kind, D, H, num_layers, bidirectional, dtype, seed, batch_first=batch_first)
     for name, p in layer.named_parameters():
@@ -35,7 +41,10 @@ def make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=np.flo
             p.data[...] = rng.uniform(-0.5, 0.5, p.shape)   # random, non-zero, different ih vs hh
     K = 2 if bidirectional else 1
     x = rng.standard_normal((N, T, D) if batch_first else (T, N, D)).astype(dtype)
-    lengths = np.resize([T, 1, T - 1, max(1, T // 2)], N) if varlen else None  # unsorted, one full
+    if varlen == "short":
+        lengths = np.resize([T - 1, 1, max(1, T // 2)], N)                     # unsorted, all < T
+    else:
+        lengths = np.resize([T, 1, T - 1, max(1, T // 2)], N) if varlen else None  # unsorted, one full
     state = None
     if given_state:
         h0 = (0.5 * rng.standard_normal((num_layers * K, N, H))).astype(dtype)

@@ -256,3 +256,49 @@ def test_explicit_numba_request_fails_clearly_where_it_cannot_run(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert kernels.resolve_backend("numba") == "numpy"
+
+
+def test_a_cell_that_overrides_step_runs_the_reference_not_the_kernel():
+    """Dispatch follows the cell's declared fused_kernel: a subclass with its own step is never fused."""
+    from rnnkit.nn import GRUCell, scan_forward
+
+    class ScaledGRU(GRUCell):                  # changes the step, declares no kernel
+        def step(self, xw, hw, state):
+            (h,), cache = super().step(xw, hw, state)
+            return (0.5 * h,), cache
+
+    class SameGRU(GRUCell):                    # same math, says so
+        fused_kernel = "gru"
+
+    rng = np.random.default_rng(0)
+    T, N, D, H = 4, 2, 3, 5
+    x, W_ih, W_hh = rng.standard_normal((T, N, D)), rng.standard_normal((3 * H, D)), rng.standard_normal((3 * H, H))
+    s0 = (rng.standard_normal((N, H)),)
+    y_ref, _, _ = scan_forward(ScaledGRU(), x, s0, W_ih, W_hh, backend="numpy")
+    y, _, cache = scan_forward(ScaledGRU(), x, s0, W_ih, W_hh, backend="numba")
+    assert type(cache) is ScanCache
+    np.testing.assert_array_equal(y, y_ref)
+    assert not np.allclose(y, scan_forward(GRUCell(), x, s0, W_ih, W_hh, backend="numpy")[0])
+    assert type(scan_forward(SameGRU(), x, s0, W_ih, W_hh, backend="numba")[2]) is fused_scan.FusedScanCache
+
+
+def test_a_kernel_that_fails_to_compile_hands_the_scan_back_to_the_reference(monkeypatch):
+    """fused_scan raises KernelUnavailable (it never imports nn); the scanner catches it and runs the reference."""
+    from numba.core.errors import TypingError
+
+    from rnnkit.nn import LSTMCell, scan_forward
+
+    def broken(*args):
+        raise TypingError("no loop for you")
+    monkeypatch.setattr(fused_scan, "_scan_forward", broken)
+    monkeypatch.setattr(backend, "_status", dict(backend._status, warned=False))   # restored afterwards
+    rng = np.random.default_rng(1)
+    x, W_ih, W_hh = rng.standard_normal((3, 2, 4)), rng.standard_normal((8, 4)), rng.standard_normal((8, 2))
+    s0 = (np.zeros((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(backend.KernelUnavailable), pytest.warns(RuntimeWarning, match="compiling the lstm kernel"):
+        fused_scan.scan_forward(LSTMCell(), x, s0, W_ih, W_hh)
+    monkeypatch.setattr(backend, "_status", dict(backend._status, checked=True, ok=True, warned=False))
+    with pytest.warns(RuntimeWarning, match="TypingError compiling the lstm kernel"):
+        y, _, cache = scan_forward(LSTMCell(), x, s0, W_ih, W_hh, backend="auto")
+    assert type(cache) is ScanCache and not backend.numba_status()["ok"]
+    np.testing.assert_array_equal(y, scan_forward(LSTMCell(), x, s0, W_ih, W_hh, backend="numpy")[0])

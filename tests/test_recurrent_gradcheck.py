@@ -57,3 +57,12 @@ def test_gradient_of_padded_outputs_is_ignored():
     dx2, ds2 = layer.backward(noisy, cache, d_state)
     np.testing.assert_array_equal(dx1, dx2)
     np.testing.assert_array_equal(ds1, ds2)
+
+
+def test_the_grid_has_cases_where_every_sequence_is_shorter_than_T():
+    short = [case for case in GRID if case[3] == "short"]
+    assert {case[0] for case in short} == {"rnn_tanh", "rnn_relu", "lstm", "gru"}
+    for case in short:
+        for T in (3, 4, 6):
+            layer, x, state, lengths, dy, d_state = make_case(*case, T=T)
+            assert lengths.max() < x.shape[0] == T and lengths.min() >= 1

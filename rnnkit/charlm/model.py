@@ -154,5 +154,11 @@ class CharLM(Module):
 
     def step(self, ids, state):
         """One character per stream: ids (N,) -> logits (N, V), new state. For generation."""
-        logits, state_n, _ = self.forward(np.asarray(ids)[None, :], state)
-        return logits[0], state_n
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise DataError(f"ids: expected a 1-D array (N,), one character per stream, got shape {ids.shape}")
+        x, _ = self._inputs(ids[None, :])                          # (1, N, D)
+        h, state_n, _ = self.rnn.step_forward(x[0], state)         # (N, H)
+        h, _ = self.drop.forward(h, None)
+        logits, _ = self.head.forward(h)                           # (N, V)
+        return logits, state_n

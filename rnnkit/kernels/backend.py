@@ -28,11 +28,19 @@ from typing import Optional
 from ..errors import RnnkitError
 
 __all__ = ["BACKENDS", "set_backend", "get_backend", "resolve_backend", "numba_status", "fused_scan_module",
-           "disable_numba"]
+           "disable_numba", "KernelUnavailable"]
 
 BACKENDS = ("auto", "numpy", "numba")
 _setting: Optional[str] = None
 _status = {"checked": False, "ok": False, "reason": "", "warned": False}
+
+
+class KernelUnavailable(RuntimeError):
+    """A fused kernel could not run here (it failed to compile); the caller runs its reference instead.
+
+    Raised by :func:`rnnkit.kernels.fused_scan.scan_forward` after :func:`disable_numba`,
+    caught by :func:`rnnkit.nn.scan.scan_forward`: the kernels never import the reference.
+    """
 
 
 def _validate(name, where: str) -> str:

@@ -38,12 +38,14 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba.core.errors import NumbaError
 
-from ..nn.cells import GRUCell, LSTMCell, RNNCell
 from . import gru, lstm, rnn
-from .backend import disable_numba
+from .backend import KernelUnavailable, disable_numba
 from .blas import gemm_pointers
 
-__all__ = ["FusedScanCache", "supports", "scan_forward", "scan_backward"]
+__all__ = ["FusedScanCache", "KERNELS", "supports", "scan_forward", "scan_backward"]
+
+KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+"""The values of a cell's ``fused_kernel`` that have a loop here (see :mod:`rnnkit.nn.cells`)."""
 
 
 class FusedScanCache(NamedTuple):
@@ -60,8 +62,8 @@ class FusedScanCache(NamedTuple):
 
 
 def supports(cell, x) -> bool:
-    """The three built-in cells (exactly: a subclass may change the step), in float32 or float64."""
-    return type(cell) in (RNNCell, LSTMCell, GRUCell) and x.dtype in (np.float32, np.float64)
+    """A cell that declares one of :data:`KERNELS` as its ``fused_kernel``, in float32 or float64."""
+    return getattr(cell, "fused_kernel", None) in KERNELS and x.dtype in (np.float32, np.float64)
 
 
 def _loop(fn, dtype):
@@ -83,15 +85,14 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
     """Fused :func:`rnnkit.nn.scan.scan_forward`; returns ``(y, state_T, cache)`` (cache None if not needed).
 
     If the kernel fails to compile, the numba backend is switched off for this
-    process (with the one-line notice) and the reference computes the result.
+    process (with the one-line notice) and :class:`KernelUnavailable` tells the
+    caller (:func:`rnnkit.nn.scan.scan_forward`) to compute the result itself.
     """
     try:
         return _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
     except NumbaError as exc:
-        disable_numba(f"{type(exc).__name__} compiling the {type(cell).__name__} kernel")
-        from ..nn.scan import scan_forward as reference
-        return reference(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, backend="numpy",
-                         need_cache=need_cache)
+        disable_numba(f"{type(exc).__name__} compiling the {cell.fused_kernel} kernel")
+        raise KernelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
 def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache):
@@ -106,10 +107,11 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     states = [np.array(s.T, order="C") for s in state0]    # (H, N) copies: the loop ends with the final state
     steps = T if need_cache else 0                                         # nothing kept for inference
     acts = np.empty((steps, GH, N), dtype)                                 # (T, G*H, N) gate activations
-    K = H if isinstance(cell, GRUCell) else H + 1 + D
+    kernel = cell.fused_kernel
+    K = H if kernel == "gru" else H + 1 + D
     zs = np.empty((steps, N, K), dtype)                                    # (T, N, K) [h | 1 | x_t], or h
     extra = np.empty((steps, H, N), dtype)
-    if isinstance(cell, GRUCell):
+    if kernel == "gru":
         zeros = np.zeros(GH, dtype)
         fn, gemm = _loop(gru.forward, dtype)
         fn(gemm, W_hh, W_ih, zeros if b_hh is None else b_hh, zeros if b_ih is None else b_ih, x, states[0], lens,
@@ -117,14 +119,13 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     else:
         b = _sum(b_ih, b_hh)                                               # both only ever appear summed
         b = np.zeros(GH, dtype) if b is None else b
-        if isinstance(cell, LSTMCell):
+        if kernel == "lstm":
             fn, gemm = _loop(lstm.forward, dtype)
             fn(gemm, W_hh, W_ih, b, x, states[0], states[1], lens, reverse, y, acts, extra, zs, need_cache)
         else:
             extra = None
             fn, gemm = _loop(rnn.forward, dtype)
-            fn(gemm, W_hh, W_ih, b, x, states[0], lens, reverse, cell.nonlinearity == "relu", y, acts, zs,
-               need_cache)
+            fn(gemm, W_hh, W_ih, b, x, states[0], lens, reverse, kernel == "rnn_relu", y, acts, zs, need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)            # (N, H) each
     if not need_cache:
         return y, state_T, None
@@ -143,19 +144,20 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
                 for d in (d_state_T or (None,) * cell.num_states)]        # (H, N) each
     dy = np.empty((0, N, H), dtype) if dy is None else np.ascontiguousarray(dy, dtype=dtype)
     dG = np.empty((T, N, GH), dtype)                                       # (T, N, G*H) gate gradients
-    if isinstance(cell, LSTMCell):
+    kernel = cell.fused_kernel
+    if kernel == "lstm":
         fn, gemm = _loop(lstm.backward, dtype)
         fn(gemm, W_hh, acts, extra, lens, reverse, dy, d_states[0], d_states[1], dG)
-    elif isinstance(cell, GRUCell):
+    elif kernel == "gru":
         dHn = np.empty((T, N, H), dtype)                                   # d (W_hn h + b_hn)
         fn, gemm = _loop(gru.backward, dtype)
         fn(gemm, W_hh, acts, extra, zs, lens, reverse, dy, d_states[0], dG, dHn)
     else:
         fn, gemm = _loop(rnn.backward, dtype)
-        fn(gemm, W_hh, acts, lens, reverse, cell.nonlinearity == "relu", dy, d_states[0], dG)
+        fn(gemm, W_hh, acts, lens, reverse, kernel == "rnn_relu", dy, d_states[0], dG)
     dG2 = dG.reshape(TN, GH)                                               # (T*N, G*H)
     dx = (dG2 @ W_ih).reshape(T, N, D)                                     # (T, N, D)
-    if isinstance(cell, GRUCell):                # recurrent gradient: rows r, z as dG, rows n their own
+    if kernel == "gru":                          # recurrent gradient: rows r, z as dG, rows n their own
         hs2, dHn2 = zs.reshape(TN, H), dHn.reshape(TN, H)                  # (T*N, H) each
         dW_ih = dG2.T @ x.reshape(TN, D)                                   # (3H, D)
         dW_hh = np.concatenate([dG2[:, :2 * H].T @ hs2, dHn2.T @ hs2])     # (3H, H)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import fill_rows, keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -51,15 +52,12 @@ def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns,
     ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 3H, N),
     ``a_ns`` (T, H, N) and ``hs`` (T, N, H) for backward.
     """
-    T, N, D = x.shape
-    H = h.shape[0]
-    HN = H * N
-    one = h.dtype.type(1)
-    first_padded = lengths.min()
+    T, _, D = x.shape
+    H, N, HN, one, first_padded = loop_sizes(h, lengths)
     a_scratch = np.empty((3 * H, N), h.dtype)
     u = np.empty((3 * H, N), h.dtype)
     x_t = np.empty((D, N), h.dtype)
-    h_in, h_out = h.copy(), np.empty_like(h)
+    h_in, h_out = double_buffer(h)
     for s in range(T):
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
@@ -75,9 +73,7 @@ def forward(gemm, W_hh, W_ih, b_hh, b_ih, x, h, lengths, reverse, y, acts, a_ns,
             keep_padded(t, lengths, h_out, h_in)
         if store:
             a_ns[t] = u[2 * H:]
-        transpose_into(y[t], h_out)
-        if t >= first_padded:
-            zero_padded_rows(t, lengths, y[t])
+        write_output(t, lengths, first_padded, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -111,19 +107,15 @@ def backward(gemm, W_hh, acts, a_ns, hs, lengths, reverse, dy, dh, dG, dHn):
     ``dHn`` (T, N, H) with d a_n (the recurrent r, z ones equal dG's).
     """
     T = acts.shape[0]
-    H, N = dh.shape
-    HN = H * N
-    one = dh.dtype.type(1)
-    first_padded = lengths.min()
+    H, N, HN, one, first_padded = loop_sizes(dh, lengths)
     dg = np.empty((3 * H, N), dh.dtype)
     dn_x = np.empty((H, N), dh.dtype)
     h_prev = np.empty((H, N), dh.dtype)
-    dh_in, dh_out = dh.copy(), np.empty_like(dh)
+    dh_in, dh_out = double_buffer(dh)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        if dy.shape[0] > 0:
-            transpose_into(dy_t, dy[t])
+        read_output_grad(dy, t, dy_t)
         transpose_into(h_prev, hs[t])
         backward_step(acts[t].reshape(3 * HN), a_ns[t].reshape(HN), h_prev.reshape(HN), dh_in.reshape(HN),
                       dy_t.reshape(HN), dg.reshape(3 * HN), dn_x.reshape(HN), dh_out.reshape(HN))

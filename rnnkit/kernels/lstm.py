@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import fill_rows, keep_padded, mm, sigmoid, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, sigmoid, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -55,18 +56,15 @@ def forward(gemm, W_hh, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, sto
     ``y`` (T, N, H) receives the outputs. With ``store``, fills ``acts`` (T, 4H, N),
     ``cs`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's [h | 1 | x_t], for backward.
     """
-    T, N, D = x.shape
-    H = h.shape[0]
-    HN = H * N
-    one = h.dtype.type(1)
-    first_padded = lengths.min()
+    T, _, D = x.shape
+    H, N, HN, one, first_padded = loop_sizes(h, lengths)
     a_scratch = np.empty((4 * H, N), h.dtype)
     z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]: the products' right-hand sides
     z_out = np.empty_like(z_in)
     z_in[:H] = h
     z_in[H] = one
     z_out[H] = one
-    c_in, c_out = c.copy(), np.empty_like(c)
+    c_in, c_out = double_buffer(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
         a = acts[t] if store else a_scratch                        # products land where backward reads them
@@ -81,9 +79,7 @@ def forward(gemm, W_hh, W_ih, b, x, h, c, lengths, reverse, y, acts, cs, zs, sto
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, z_out[:H], z_in[:H])
             keep_padded(t, lengths, c_out, c_in)
-        transpose_into(y[t], z_out[:H])
-        if t >= first_padded:
-            zero_padded_rows(t, lengths, y[t])
+        write_output(t, lengths, first_padded, z_out[:H], y[t])
         z_in, z_out = z_out, z_in
         c_in, c_out = c_out, c_in
     h[...] = z_in[:H]
@@ -122,18 +118,14 @@ def backward(gemm, W_hh, acts, cs, lengths, reverse, dy, dh, dc, dG):
     outputs. Fills ``dG`` (T, N, 4H) with the gate gradients of every step.
     """
     T = acts.shape[0]
-    H, N = dh.shape
-    HN = H * N
-    one = dh.dtype.type(1)
-    first_padded = lengths.min()
+    H, N, HN, one, first_padded = loop_sizes(dh, lengths)
     dg = np.empty((4 * H, N), dh.dtype)
-    dh_in, dc_in = dh.copy(), dc.copy()
-    dh_out, dc_out = np.empty_like(dh), np.empty_like(dc)
+    dh_in, dh_out = double_buffer(dh)
+    dc_in, dc_out = double_buffer(dc)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        if dy.shape[0] > 0:
-            transpose_into(dy_t, dy[t])
+        read_output_grad(dy, t, dy_t)
         backward_step(acts[t].reshape(4 * HN), cs[t].reshape(HN), dh_in.reshape(HN), dc_in.reshape(HN),
                       dy_t.reshape(HN), dg.reshape(4 * HN), dh_out.reshape(HN), dc_out.reshape(HN))
         if t >= first_padded:                                      # padded: the state passes through

@@ -26,7 +26,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded"]
+__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
+           "loop_sizes", "double_buffer", "write_output", "read_output_grad"]
 
 _CLAMP = np.float32(7.90531110763549805)
 _A1, _A3, _A5 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05)
@@ -167,21 +168,53 @@ def zero_padded_rows(t, lengths, y_t):
 
 
 @njit(**_JIT)
-def keep_padded(t, lengths, new, old):
-    """Where step t is padding for sequence n, the column passes through: ``new[:, n] = old[:, n]``."""
-    R, N = new.shape
-    for n in range(N):
-        if t >= lengths[n]:
-            for r in range(R):
-                new[r, n] = old[r, n]
-
-
-@njit(**_JIT)
-def zero_padded(t, lengths, a):
-    """Where step t is padding for sequence n: ``a[:, n] = 0``."""
+def _padded_columns(t, lengths, a, src, from_src):
+    """Where step t is padding for sequence n: ``a[:, n] = src[:, n]`` (``from_src``) or 0."""
     R, N = a.shape
     zero = a.dtype.type(0)
     for n in range(N):
         if t >= lengths[n]:
             for r in range(R):
-                a[r, n] = zero
+                a[r, n] = src[r, n] if from_src else zero
+
+
+@njit(**_JIT)
+def keep_padded(t, lengths, new, old):
+    """Where step t is padding for sequence n, the column passes through: ``new[:, n] = old[:, n]``."""
+    _padded_columns(t, lengths, new, old, True)
+
+
+@njit(**_JIT)
+def zero_padded(t, lengths, a):
+    """Where step t is padding for sequence n: ``a[:, n] = 0``."""
+    _padded_columns(t, lengths, a, a, False)
+
+
+# -- what every loop over time shares ------------------------------------------------------
+
+@njit(**_JIT)
+def loop_sizes(state, lengths):
+    """``(H, N, H*N, 1 in the state's dtype, first step that pads some sequence)`` for (H, N) states."""
+    H, N = state.shape
+    return H, N, H * N, state.dtype.type(1), lengths.min()
+
+
+@njit(**_JIT)
+def double_buffer(a):
+    """``(a copy of a, an empty array like it)``: the state entering a step and the one it writes, swapped per step."""
+    return a.copy(), np.empty_like(a)
+
+
+@njit(**_JIT)
+def write_output(t, lengths, first_padded, h, y_t):
+    """``y_t`` (N, H) = h^T from the (H, N) state, zero in the rows of sequences that step t pads."""
+    transpose_into(y_t, h)
+    if t >= first_padded:
+        zero_padded_rows(t, lengths, y_t)
+
+
+@njit(**_JIT)
+def read_output_grad(dy, t, dy_t):
+    """``dy_t`` (H, N) = dy[t]^T; left as it is (zeros) when no gradient reaches the outputs (dy empty)."""
+    if dy.shape[0] > 0:
+        transpose_into(dy_t, dy[t])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .primitives import fill_rows, keep_padded, mm, tanh, transpose_into, zero_padded, zero_padded_rows
+from .primitives import (double_buffer, fill_rows, keep_padded, loop_sizes, mm, read_output_grad, tanh,
+                         transpose_into, write_output, zero_padded)
 
 __all__ = ["forward", "backward"]
 
@@ -40,11 +41,8 @@ def forward(gemm, W_hh, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, stor
     With ``store``, fills ``acts`` (T, H, N) and ``zs`` (T, N, H+1+D), each step's
     [h | 1 | x_t], for backward.
     """
-    T, N, D = x.shape
-    H = h.shape[0]
-    HN = H * N
-    one = h.dtype.type(1)
-    first_padded = lengths.min()
+    T, _, D = x.shape
+    H, N, HN, one, first_padded = loop_sizes(h, lengths)
     a_scratch = np.empty((H, N), h.dtype)
     z_in = np.empty((H + 1 + D, N), h.dtype)         # [h; 1; x_t^T]
     z_out = np.empty_like(z_in)
@@ -63,9 +61,7 @@ def forward(gemm, W_hh, W_ih, b, x, h, lengths, reverse, relu, y, acts, zs, stor
         forward_step(a.reshape(HN), z_out.reshape(z_out.size), relu)
         if t >= first_padded:                                      # padded sequences keep their state
             keep_padded(t, lengths, z_out[:H], z_in[:H])
-        transpose_into(y[t], z_out[:H])
-        if t >= first_padded:
-            zero_padded_rows(t, lengths, y[t])
+        write_output(t, lengths, first_padded, z_out[:H], y[t])
         z_in, z_out = z_out, z_in
     h[...] = z_in[:H]
 
@@ -94,17 +90,13 @@ def backward(gemm, W_hh, acts, lengths, reverse, relu, dy, dh, dG):
     outputs. Fills ``dG`` (T, N, H) with the pre-activation gradients of every step.
     """
     T = acts.shape[0]
-    H, N = dh.shape
-    HN = H * N
-    one = dh.dtype.type(1)
-    first_padded = lengths.min()
+    H, N, HN, one, first_padded = loop_sizes(dh, lengths)
     dg = np.empty((H, N), dh.dtype)
-    dh_in, dh_out = dh.copy(), np.empty_like(dh)
+    dh_in, dh_out = double_buffer(dh)
     dy_t = np.zeros_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        if dy.shape[0] > 0:
-            transpose_into(dy_t, dy[t])
+        read_output_grad(dy, t, dy_t)
         backward_step(acts[t].reshape(HN), dh_in.reshape(HN), dy_t.reshape(HN), relu, dg.reshape(HN),
                       dh_out.reshape(HN))
         if t >= first_padded:                                      # padded: the state passes through

@@ -206,9 +206,7 @@ class AdditiveAttention(Attention):
         return h @ self.U.data.T                                     # (N, S, A)
 
     def _keys_backward(self, d_keys, h):
-        N, S, K = h.shape
-        self.U.grad += d_keys.reshape(N * S, -1).T @ h.reshape(N * S, K)  # (A, K)
-        return d_keys @ self.U.data                                  # (N, S, K)
+        return _linear_keys_backward(self.U, d_keys, h)
 
     def _scores(self, s, keys):
         ws = s @ self.W.data.T                                       # (N, [T,] A)
@@ -231,7 +229,18 @@ class AdditiveAttention(Attention):
         return d_query, d_keys
 
 
-class DotAttention(Attention):
+class _BilinearScores(Attention):
+    """Luong's scores :math:`e_j = s^T k_j`, shared by dot (k = h) and general (k = W_a h) attention."""
+
+    def _scores(self, s, keys):
+        return _bilinear(s, keys), (s, keys)
+
+    def _scores_backward(self, d_e, cache):
+        s, keys = cache
+        return _bilinear_backward(d_e, s, keys)
+
+
+class DotAttention(_BilinearScores):
     r"""Luong's dot attention, :math:`e_j = s^T h_j` (query and memory of the same size, no parameters).
 
     Backward: :math:`ds = \sum_j d e_j h_j`, :math:`d h_j \mathrel{+}= d e_j s`.
@@ -253,15 +262,8 @@ class DotAttention(Attention):
     def _keys_backward(self, d_keys, h):
         return d_keys
 
-    def _scores(self, s, keys):
-        return _bilinear(s, keys), (s, keys)
 
-    def _scores_backward(self, d_e, cache):
-        s, keys = cache
-        return _bilinear_backward(d_e, s, keys)
-
-
-class GeneralAttention(Attention):
+class GeneralAttention(_BilinearScores):
     r"""Luong's general attention, :math:`e_j = s^T W_a h_j`; the keys are :math:`W_a h_j` (N, S, Q).
 
     ``W_a`` (Q, K). Backward: :math:`ds = \sum_j d e_j k_j`, :math:`d k_j = d e_j s`,
@@ -280,16 +282,14 @@ class GeneralAttention(Attention):
         return h @ self.W_a.data.T                                   # (N, S, Q)
 
     def _keys_backward(self, d_keys, h):
-        N, S, K = h.shape
-        self.W_a.grad += d_keys.reshape(N * S, -1).T @ h.reshape(N * S, K)  # (Q, K)
-        return d_keys @ self.W_a.data                                # (N, S, K)
+        return _linear_keys_backward(self.W_a, d_keys, h)
 
-    def _scores(self, s, keys):
-        return _bilinear(s, keys), (s, keys)
 
-    def _scores_backward(self, d_e, cache):
-        s, keys = cache
-        return _bilinear_backward(d_e, s, keys)
+def _linear_keys_backward(W, d_keys, h):
+    """Backward of keys = h W^T: adds dW = sum_j d k_j^T h_j to ``W.grad``, returns dh = d_keys W (N, S, K)."""
+    N, S, K = h.shape
+    W.grad += d_keys.reshape(N * S, -1).T @ h.reshape(N * S, K)     # (A or Q, K)
+    return d_keys @ W.data                                           # (N, S, K)
 
 
 def _bilinear(s, keys):

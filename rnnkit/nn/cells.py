@@ -22,7 +22,15 @@ Protocol (what the scanner relies on, nothing else):
 - ``step_backward(d_state, cache, d_xw, d_hw) -> d_state_prev``, writing the
   gate gradients into the given ``d_xw`` (and ``d_hw`` if split) buffers and
   returning the elementwise part of the previous state's gradient (``None``
-  for a component with no elementwise path). It is linear in ``d_state``.
+  for a component with no elementwise path). It is linear in ``d_state``;
+- ``fused_kernel``: the name of a compiled loop in :mod:`rnnkit.kernels` that
+  computes exactly this ``step`` ("rnn_tanh", "rnn_relu", "lstm", "gru"), or
+  None to always run the reference scanner. Only a class that writes
+  ``fused_kernel`` in its own body declares one: every subclass of
+  :class:`Cell` that does not is reset to None (see ``__init_subclass__``), so a
+  cell that changes ``step``, ``step_backward`` or anything they read is never
+  sent to a kernel that does not know the change. A subclass whose math is
+  unchanged may declare its parent's kernel again.
 
 All arrays are (N, ...) for one time step; H is the hidden size.
 """
@@ -33,7 +41,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["sigmoid", "RNNCell", "LSTMCell", "GRUCell", "CELLS"]
+__all__ = ["sigmoid", "Cell", "RNNCell", "LSTMCell", "GRUCell", "CELLS"]
 
 State = Tuple[np.ndarray, ...]
 
@@ -46,7 +54,28 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     return s
 
 
-class RNNCell:
+class Cell:
+    """Base of the cells: the protocol above. Subclasses set ``num_gates``, ``num_states``,
+    ``split_recurrent`` and write ``step``/``step_backward``."""
+
+    num_gates: int
+    num_states: int
+    split_recurrent: bool = False
+    fused_kernel = None
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "fused_kernel" not in vars(cls):    # not declared here: the parent's kernel may not fit
+            cls.fused_kernel = None
+
+    def step(self, xw, hw, state):
+        raise NotImplementedError
+
+    def step_backward(self, d_state, cache, d_xw, d_hw=None):
+        raise NotImplementedError
+
+
+class RNNCell(Cell):
     r"""Elman RNN step.
 
     .. math::
@@ -63,6 +92,10 @@ class RNNCell:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
+
+    @property
+    def fused_kernel(self):
+        return "rnn_" + self.nonlinearity
 
     def step(self, xw, hw, state):
         a = xw + hw                                    # (N, H)
@@ -81,7 +114,7 @@ class RNNCell:
         return (None,)  # no elementwise path from h to h': everything flows through hw
 
 
-class LSTMCell:
+class LSTMCell(Cell):
     r"""Long short-term memory step (Hochreiter & Schmidhuber 1997, with forget gate).
 
     .. math::
@@ -96,6 +129,7 @@ class LSTMCell:
     num_gates = 4
     num_states = 2
     split_recurrent = False
+    fused_kernel = "lstm"
 
     def step(self, xw, hw, state):
         h_prev, c_prev = state
@@ -123,7 +157,7 @@ class LSTMCell:
         return (None, dc * f)  # h reaches h' only through hw
 
 
-class GRUCell:
+class GRUCell(Cell):
     r"""Gated recurrent unit step, in PyTorch's (and cuDNN's) form.
 
     .. math::
@@ -140,6 +174,7 @@ class GRUCell:
     num_gates = 3
     num_states = 1
     split_recurrent = True
+    fused_kernel = "gru"
 
     def step(self, xw, hw, state):
         (h_prev,) = state

@@ -18,6 +18,10 @@ K = 2 if bidirectional else 1, G gates: 1 RNN, 4 LSTM, 3 GRU):
   ``weight_hh_l{l}{_reverse}``: (G*H, H); ``bias_ih_*``, ``bias_hh_*``: (G*H,).
 
 Layer l > 0 sees layer l-1's output after dropout (training mode only).
+
+Loops that feed each output back into the next input (decoders, sampling)
+step a unidirectional stack with ``step_forward`` / ``step_backward`` /
+``steps_backward`` (:mod:`rnnkit.nn.recurrent_step`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
+from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, scan_backward, scan_forward
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
@@ -54,7 +59,7 @@ def _orthogonal(rng, n, dtype):
     return (q * np.sign(np.diag(r))).astype(dtype)   # sign fix makes the draw uniform (Haar)
 
 
-class Recurrent(Module):
+class Recurrent(RecurrentSteps, Module):
     r"""A stack of recurrent layers running one cell type (see the module docstring).
 
     Parameters
@@ -163,6 +168,22 @@ class Recurrent(Module):
             return tuple(state)
         return (state,)
 
+    def _checked_states(self, state, N: int) -> Tuple:
+        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype."""
+        LK, H = self.num_layers * self.num_directions, self.hidden_size
+        states = self._state_in(state, "state")
+        for j, s in enumerate(states):
+            if s is None:
+                continue
+            s = np.asarray(s)
+            if s.shape != (LK, N, H):
+                which = ("h", "c")[j]
+                raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
+                                 f"{(LK, N, H)}, got {s.shape}")
+            if s.dtype != self.dtype:
+                raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
+        return states
+
     def _check_input(self, x, state, lengths):
         x = np.asarray(x)
         if x.ndim != 3:
@@ -182,18 +203,7 @@ class Recurrent(Module):
         T, N, _ = x.shape
         if T == 0 or N == 0:
             raise ShapeError(f"input: expected at least one time step and one sequence, got T={T}, N={N}")
-        LK, H = self.num_layers * self.num_directions, self.hidden_size
-        states = self._state_in(state, "state")
-        for j, s in enumerate(states):
-            if s is None:
-                continue
-            s = np.asarray(s)
-            if s.shape != (LK, N, H):
-                which = ("h", "c")[j]
-                raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
-                                 f"{(LK, N, H)}, got {s.shape}")
-            if s.dtype != self.dtype:
-                raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
+        states = self._checked_states(state, N)
         if lengths is not None:
             lengths = np.asarray(lengths)
             if lengths.shape != (N,):
@@ -227,6 +237,18 @@ class Recurrent(Module):
         return lengths
 
     # -- forward / backward ------------------------------------------------
+    def _uses_dropout(self, rng) -> bool:
+        """Whether dropout acts between layers now (training mode, p > 0, L > 1); it needs ``rng`` then."""
+        use = self.training and self.dropout > 0 and self.num_layers > 1
+        if use and rng is None:
+            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        return use
+
+    def _dropout_mask(self, rng, shape):
+        """Inverted-dropout keep-mask m / (1 - p), m ~ Bernoulli(1 - p), of ``shape``."""
+        keep = 1.0 - self.dropout
+        return (rng.random(shape) < keep).astype(self.dtype) / keep
+
     def forward(self, x, state: Optional[StateLike] = None, lengths=None, rng=None, *,
                 need_cache: bool = True):
         """Run the stack over ``x``.
@@ -240,17 +262,14 @@ class Recurrent(Module):
         x, states0, lengths = self._check_input(x, state, lengths)
         T, N, _ = x.shape
         H, K = self.hidden_size, self.num_directions
-        use_dropout = self.training and self.dropout > 0 and self.num_layers > 1
-        if use_dropout and rng is None:
-            raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
+        use_dropout = self._uses_dropout(rng)
         zeros = np.zeros((N, H), self.dtype)
         scans, masks, finals = [], [], []
         inp = x
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                keep = 1.0 - self.dropout
-                mask = (rng.random(inp.shape) < keep).astype(self.dtype) / keep  # (T, N, K*H)
+                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*H)
                 inp = inp * mask
             masks.append(mask)
             outs, layer_scans = [], []

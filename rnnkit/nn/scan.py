@@ -19,10 +19,17 @@ gradients dXW, dHW of all steps, and turns them into
 with one product each. Gradients arriving at the final state (truncated BPTT,
 encoder-decoder bridges) enter the walk as its starting ``d_state``.
 
+The pieces of one step (:func:`input_projection`, :func:`recurrent_step`,
+:func:`recurrent_step_backward`, :func:`weight_gradients`) are public: the
+one-step API of :class:`rnnkit.nn.Recurrent` is built from them, so the cells
+and this module hold the only recurrent math.
+
 This is the reference implementation. With the numba backend (see
 :mod:`rnnkit.kernels.backend`) both functions hand the work to the fused loops
-of :mod:`rnnkit.kernels.fused_scan`: same arguments, same results, and a cache
-that only their ``scan_backward`` reads.
+of :mod:`rnnkit.kernels.fused_scan` for a cell that declares a ``fused_kernel``:
+same arguments, same results, and a cache that only their ``scan_backward``
+reads. A kernel that cannot compile raises ``KernelUnavailable`` and the
+reference below runs instead (the kernels never import this module).
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..kernels.backend import fused_scan_module
+from ..kernels.backend import KernelUnavailable, fused_scan_module
 
-__all__ = ["ScanCache", "scan_forward", "scan_backward"]
+__all__ = ["ScanCache", "scan_forward", "scan_backward", "input_projection", "recurrent_step",
+           "recurrent_step_backward", "weight_gradients"]
 
 State = Tuple[np.ndarray, ...]
 
@@ -54,6 +62,58 @@ def _order(T: int, reverse: bool):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
+def input_projection(cell, x, W_ih, b_ih=None, b_hh=None):
+    """xw = x W_ih^T + b_ih (+ b_hh when the cell does not split it): x (M, D) -> (M, G*H).
+
+    RNN and LSTM use ``xw + hw`` only as a sum, so ``b_hh`` is added here once
+    instead of to every step's ``hw``; :func:`recurrent_step` adds it for GRU.
+    """
+    xw = x @ W_ih.T                                            # (M, G*H)
+    if b_ih is not None:
+        xw += b_ih
+    if b_hh is not None and not cell.split_recurrent:
+        xw += b_hh
+    return xw
+
+
+def recurrent_step(cell, xw, state: State, W_hh, b_hh=None):
+    """One step from ``xw`` (N, G*H): hw = h W_hh^T (+ b_hh if split), then ``cell.step``.
+
+    Returns ``(new_state, cell_cache)``.
+    """
+    hw = state[0] @ W_hh.T                                     # (N, G*H): the only sequential product
+    if b_hh is not None and cell.split_recurrent:
+        hw += b_hh
+    return cell.step(xw, hw, state)
+
+
+def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw) -> List[np.ndarray]:
+    """Backward of :func:`recurrent_step`: the previous state's gradient, as a list.
+
+    Writes the gate gradients into ``d_xw`` (N, G*H) (and ``d_hw`` when the cell
+    splits them; pass ``d_xw`` again when it does not) and adds the recurrent
+    path d h_prev = d_hw W_hh to the cell's elementwise part.
+    """
+    d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
+    dh_prev = d_hw @ W_hh                                      # (N, H)
+    if d_elem[0] is not None:
+        dh_prev += d_elem[0]
+    return [dh_prev] + [np.zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
+
+
+def weight_gradients(dXW, dHW, X, H_prev, has_bias: bool):
+    """dW_ih = dXW^T X, dW_hh = dHW^T H_prev, db_ih = sum dXW, db_hh = sum dHW: one product each.
+
+    dXW, dHW (M, G*H) are the gate gradients of M = steps x batch rows, X (M, D)
+    and H_prev (M, H) what those steps multiplied. Biases are None without bias.
+    """
+    dW_ih = dXW.T @ X                                          # (G*H, D)
+    dW_hh = dHW.T @ H_prev                                     # (G*H, H)
+    if not has_bias:
+        return dW_ih, dW_hh, None, None
+    return dW_ih, dW_hh, dXW.sum(axis=0), dHW.sum(axis=0)
+
+
 def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
                  lengths: Optional[np.ndarray] = None, reverse: bool = False, *,
                  backend: Optional[str] = None, need_cache: bool = True):
@@ -66,28 +126,21 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
     """
     fused = fused_scan_module(backend)
     if fused is not None and fused.supports(cell, x):
-        return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
+        try:
+            return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
+        except KernelUnavailable:        # the kernel did not compile: numba is now off, the reference runs
+            pass
     T, N, D = x.shape
     H = W_hh.shape[1]
     GH = W_hh.shape[0]
-    fold_bias = b_hh is not None and not cell.split_recurrent
-    XW = (x.reshape(T * N, D) @ W_ih.T).reshape(T, N, GH)      # (T, N, G*H)
-    if b_ih is not None:
-        XW += b_ih
-    if fold_bias:
-        XW += b_hh       # RNN/LSTM use xw + hw only as a sum: add b_hh once, not per step
+    XW = input_projection(cell, x.reshape(T * N, D), W_ih, b_ih, b_hh).reshape(T, N, GH)  # (T, N, G*H)
     y = np.empty((T, N, H), dtype=x.dtype)                     # (T, N, H)
     h_prev_all = np.empty((T, N, H), dtype=x.dtype)            # (T, N, H)
     caches: List[object] = [None] * T
-    W_hh_T = W_hh.T
     state = tuple(state0)
     for t in _order(T, reverse):
-        h_prev = state[0]
-        h_prev_all[t] = h_prev
-        hw = h_prev @ W_hh_T                                   # (N, G*H)
-        if b_hh is not None and not fold_bias:
-            hw += b_hh
-        new_state, caches[t] = cell.step(XW[t], hw, state)
+        h_prev_all[t] = state[0]
+        new_state, caches[t] = recurrent_step(cell, XW[t], state, W_hh, b_hh)
         if lengths is not None:
             m = (t < lengths)[:, None]                         # (N, 1) real step?
             new_state = tuple(np.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
@@ -127,11 +180,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
         if lengths is not None:
             m = (t < lengths)[:, None]                          # (N, 1)
             d_new = tuple(d * m for d in d_new)
-        d_elem = cell.step_backward(d_new, caches[t], dXW[t], dHW[t])
-        dh_prev = dHW[t] @ W_hh                                 # (N, H)
-        if d_elem[0] is not None:
-            dh_prev += d_elem[0]
-        d_prev = [dh_prev] + [np.zeros((N, H), dtype) if d is None else d for d in d_elem[1:]]
+        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t])
         if lengths is not None:
             keep = ~m                                           # padded rows pass the state through
             for k in range(len(d_prev)):
@@ -140,11 +189,5 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dXW2 = dXW.reshape(T * N, GH)
     dHW2 = dHW.reshape(T * N, GH)
     dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
-    dW_ih = dXW2.T @ x.reshape(T * N, D)                        # (G*H, D)
-    dW_hh = dHW2.T @ h_prev_all.reshape(T * N, H)               # (G*H, H)
-    if has_bias:
-        db_ih = dXW2.sum(axis=0)
-        db_hh = dHW2.sum(axis=0)
-    else:
-        db_ih = db_hh = None
-    return dx, d_state, (dW_ih, dW_hh, db_ih, db_hh)
+    grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, H), has_bias)
+    return dx, d_state, grads

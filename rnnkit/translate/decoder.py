@@ -21,11 +21,12 @@ Luong et al. (2015), attention *after* it, on the new state, with an attentional
 vector entering :math:`W_o`.
 
 The decoder steps one token at a time because the attention needs the current
-state. The step is lean: it reads the stack's weights directly and runs the
-cells, with no per-step validation; its backward keeps each layer's gate
-gradients of all steps and forms every weight gradient with one product at the
-end, as the scanner does. Luong attention without input feeding under full
-teacher forcing has no dependence between steps outside the RNN, so
+state, through the stack's public one-step API (:meth:`Recurrent.step_forward`,
+:meth:`Recurrent.step_backward`); its backward records each layer's gate
+gradients of all steps in a :class:`~rnnkit.nn.StepGradients` and forms every
+weight gradient with one product at the end, as the scanner does. Luong
+attention without input feeding under full teacher forcing has no dependence
+between steps outside the RNN, so
 :meth:`Decoder.forward_sequence` runs the whole-sequence recurrent layer and
 attends with all T queries at once.
 
@@ -35,7 +36,7 @@ memory (N, S, K); step output (N, O) with O = H (Luong) or H + K (Bahdanau).
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from ..nn.attention import Memory, make_attention
 from ..nn.layers import Dropout, Embedding, Linear
 from ..nn.module import Module
 from ..nn.recurrent import Recurrent
+from ..nn.recurrent_step import StepGradients
 from .data import PAD
 
 __all__ = ["Decoder", "DecoderState"]
@@ -61,7 +63,7 @@ class StepCache(NamedTuple):
     tokens: np.ndarray
     emb_mask: Optional[np.ndarray]
     attn: object
-    layers: List[Tuple[np.ndarray, np.ndarray, object]]   # per layer: (input x, h_prev, cell cache)
+    rnn: object                         # the recurrent stack's step cache
     hc: Optional[np.ndarray]            # Luong: [c; s] (N, K+H)
     ht: Optional[np.ndarray]            # Luong: tanh output (N, H)
     out_mask: Optional[np.ndarray]
@@ -108,8 +110,8 @@ class Decoder(Module):
             x = np.concatenate((emb, c), axis=1)                       # (N, E+K)
         else:
             x = np.concatenate((emb, feed), axis=1) if self.input_feeding else emb
-        new_states, layers = self._rnn_step(x, states)
-        s = new_states[0][-1]                                          # (N, H) top layer
+        s, new_states, rnn_cache = self.rnn.step_forward(x, states)   # s: (N, H) top layer
+        new_states = _as_tuple(new_states)
         hc = ht = None
         if self.luong:
             c, w, attn_cache = self.attention.attend(s, mem)           # query: s_t
@@ -119,29 +121,8 @@ class Decoder(Module):
         else:
             out = np.concatenate((s, c), axis=1)                       # (N, H+K)
         out, out_mask = self.drop(out, rng)
-        cache = StepCache(tokens, emb_mask, attn_cache, layers, hc, ht, out_mask)
+        cache = StepCache(tokens, emb_mask, attn_cache, rnn_cache, hc, ht, out_mask)
         return out, w, DecoderState(new_states, feed if self.input_feeding else None), cache
-
-    def _rnn_step(self, x, states):
-        cell = self.rnn.cell
-        new = [[] for _ in states]
-        layers = []
-        for l in range(self.rnn.num_layers):
-            W_ih, W_hh, b_ih, b_hh = self.rnn._weights(l, 0)
-            xw = x @ W_ih.T                                            # (N, G*H)
-            hw = states[0][l] @ W_hh.T                                 # (N, G*H)
-            if b_ih is not None:
-                xw += b_ih
-                if cell.split_recurrent:
-                    hw += b_hh
-                else:
-                    xw += b_hh
-            st, cc = cell.step(xw, hw, tuple(s[l] for s in states))
-            layers.append((x, states[0][l], cc))
-            for j, v in enumerate(st):
-                new[j].append(v)
-            x = st[0]
-        return tuple(np.stack(v) for v in new), layers                  # each (L, N, H)
 
     def logits(self, out: np.ndarray) -> np.ndarray:
         return self.out(out)[0]                                        # (..., V)
@@ -215,11 +196,9 @@ class Decoder(Module):
     def _backward_steps(self, d_out, caches, mem):
         T, N = d_out.shape[:2]
         E, H, K = self.embedding_size, self.hidden_size, self.memory_size
-        L, cell, dtype = self.rnn.num_layers, self.rnn.cell, d_out.dtype
-        G = cell.num_gates
-        dXW = [np.empty((T, N, G * H), dtype) for _ in range(L)]      # gate gradients of every step
-        dHW = [np.empty((T, N, G * H), dtype) if cell.split_recurrent else dXW[l] for l in range(L)]
-        d_states = [np.zeros((L, N, H), dtype) for _ in range(cell.num_states)]
+        dtype = d_out.dtype
+        grads = StepGradients()                                        # gate gradients of every step
+        d_states = None
         d_feed = None
         d_emb = np.empty((T, N, E), dtype)
         d_pre = np.empty((T, N, H), dtype) if self.luong else None
@@ -239,7 +218,8 @@ class Decoder(Module):
                 d_top = d_hc[:, K:] + d_q
             else:
                 d_top = d_o[:, :H]
-            d_x = self._rnn_step_backward(d_top, d_states, sc.layers, dXW, dHW, t)
+            d_x, d_states = self.rnn.step_backward(d_top, sc.rnn, d_states, grads)
+            d_states = _as_tuple(d_states)
             if not self.luong:
                 d_c = d_o[:, H:] + d_x[:, E:]                           # c_t reaches the input and the output
                 d_q, dk, dv = self.attention.attend_backward(d_c, sc.attn, mem)
@@ -249,39 +229,13 @@ class Decoder(Module):
             elif self.input_feeding:
                 d_feed = d_x[:, E:]
             d_emb[t] = self.drop.backward(d_x[:, :E], sc.emb_mask)
-        self._weight_grads(caches, dXW, dHW)
+        self.rnn.add_step_gradients(grads)
         if self.luong:
             self.combine.backward(d_pre, np.stack([sc.hc for sc in caches]))
         self.embedding.backward(d_emb, np.stack([sc.tokens for sc in caches]))
         return tuple(d_states), d_keys, d_vals
 
-    def _rnn_step_backward(self, d_top, d_states, layers, dXW, dHW, t):
-        """One step of the stack backwards; updates ``d_states`` in place to the previous step's."""
-        cell = self.rnn.cell
-        d_above = d_top
-        for l in range(self.rnn.num_layers - 1, -1, -1):
-            W_ih, W_hh, _, _ = self.rnn._weights(l, 0)
-            d_new = (d_states[0][l] + d_above,) + tuple(d[l] for d in d_states[1:])
-            elem = cell.step_backward(d_new, layers[l][2], dXW[l][t], dHW[l][t])
-            dh_prev = dHW[l][t] @ W_hh                                 # (N, H)
-            if elem[0] is not None:
-                dh_prev += elem[0]
-            d_states[0][l] = dh_prev
-            for j in range(1, len(d_states)):
-                d_states[j][l] = elem[j]
-            d_above = dXW[l][t] @ W_ih                                 # (N, D_l): the layer's input
-        return d_above
 
-    def _weight_grads(self, caches, dXW, dHW):
-        """dW_ih = dXW^T X, dW_hh = dHW^T H_prev, biases: one product per layer over all steps."""
-        for l in range(self.rnn.num_layers):
-            X = np.stack([sc.layers[l][0] for sc in caches])           # (T, N, D_l)
-            Hp = np.stack([sc.layers[l][1] for sc in caches])          # (T, N, H)
-            dx2 = dXW[l].reshape(-1, dXW[l].shape[-1])
-            dh2 = dHW[l].reshape(-1, dHW[l].shape[-1])
-            sfx = self.rnn._suffix(l, 0)
-            getattr(self.rnn, "weight_ih" + sfx).grad += dx2.T @ X.reshape(-1, X.shape[-1])
-            getattr(self.rnn, "weight_hh" + sfx).grad += dh2.T @ Hp.reshape(-1, Hp.shape[-1])
-            if self.rnn.bias:
-                getattr(self.rnn, "bias_ih" + sfx).grad += dx2.sum(axis=0)
-                getattr(self.rnn, "bias_hh" + sfx).grad += dh2.sum(axis=0)
+def _as_tuple(state) -> Tuple[np.ndarray, ...]:
+    """The recurrent layer's state layout ((L, N, H), or (h, c) for LSTM) as the decoder's tuple."""
+    return state if isinstance(state, tuple) else (state,)
