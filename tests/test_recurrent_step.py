@@ -209,7 +209,7 @@ def test_charlm_step_equals_its_forward(cell, embedding):
     from rnnkit.charlm.model import CharLM
     from rnnkit.errors import DataError
 
-    model = CharLM(Vocab(list("abcdefg")), cell=cell, hidden=6, layers=2, embedding=embedding, dropout=0.2,
+    model = CharLM(Vocab(list("abcdefg")), cell=cell, hidden_size=6, num_layers=2, embedding_size=embedding, dropout=0.2,
                    dtype=np.float64, rng=0).eval()
     ids = np.random.default_rng(0).integers(0, 7, (5, 3))                      # (T, N)
     logits, state_n, _ = model.forward(ids, model.initial_state(3))
