@@ -121,6 +121,8 @@ def register(subparsers) -> None:
     m.add_argument("--attention-plot", default=None, metavar="PNG",
                    help="write the first sentence's attention heatmap to this PNG")
     _decode_flags(m)
+    for leaf in (t, e, m):
+        leaf.allow_abbrev = False       # `--hidden` must not pass for --hidden-size: one spelling per setting
 
 
 # -- commands -----------------------------------------------------------------
