@@ -93,13 +93,13 @@ def main(argv=None) -> int:
     results = []
     for name in names:
         tr = Translator(cell="lstm", embedding_size=args.embedding_size, hidden_size=args.hidden_size,
-                        bidirectional=True, dropout=args.dropout, batch_size=args.batch_size, lr=args.lr,
+                        bidirectional=True, dropout=args.dropout, batch_size=args.batch_size, learning_rate=args.lr,
                         clip_norm=5.0, epochs=args.epochs, max_minutes=args.minutes,
                         early_stopping_patience=args.patience, validate_every=None, bleu_sentences=200,
-                        ss_k=args.ss_k, random_state=args.seed, **CONFIGS[name])
+                        ss_k=args.ss_k, random_state=args.seed, progress=False, **CONFIGS[name])
         print(f"\n== {name}: {CONFIGS[name]}", flush=True)
         t0 = time.perf_counter()
-        tr.fit(train, valid, progress=False)
+        tr.fit(train, valid)
         train_s = time.perf_counter() - t0
         h = tr.history_
         row = {"config": name, "settings": CONFIGS[name], "train_seconds": round(train_s, 1), "steps": h.steps,

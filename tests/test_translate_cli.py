@@ -1,6 +1,7 @@
 """`rnnkit translate`: the three forms side by side, and clear one-line errors (no traceback) for bad input."""
 
 import io
+import os
 import sys
 
 import numpy as np
@@ -16,8 +17,8 @@ PAIRS = [("I am tired.", "Je suis fatigué."), ("He is tall.", "Il est grand."),
          ("She is here.", "Elle est ici."), ("I am happy.", "Je suis content."), ("You are late.", "Tu es en retard."),
          ("They are young.", "Ils sont jeunes."), ("He is rich.", "Il est riche."), ("Go!", "Va !"),
          ("I am cold.", "J'ai froid.")] * 2
-SMALL = ["--embedding-size", "16", "--hidden-size", "24", "--batch-size", "8", "--lr", "0.01", "--dropout", "0",
-         "--progress", "false"]
+SMALL = ["--embedding-size", "16", "--hidden-size", "24", "--batch-size", "8", "--learning-rate", "0.01",
+         "--dropout", "0", "--no-progress"]
 
 
 def _run(capsys, argv, stdin=None, monkeypatch=None):
@@ -37,7 +38,8 @@ def files(tmp_path_factory):
                      encoding="utf-8")
     model = d / "fr-en.npz"
     code = main(["translate", "train", str(pairs), "--src-col", "1", "--tgt-col", "0", "--attention", "bahdanau",
-                 "--beam", "2", "--epochs", "40", "--valid", "0", "--test", "0.1", "--out", str(model)] + SMALL)
+                 "--beam", "2", "--epochs", "40", "--validation-fraction", "0", "--test-fraction", "0.1",
+                 "--out", str(model)] + SMALL)
     assert code == 0
     return d, pairs, model
 
@@ -50,6 +52,26 @@ def test_train_then_translate_both_forms(files, capsys):
     code, out, _ = _run(capsys, ["translate", "--beam", "3", "--n-best", "2", str(model), "Il est grand."])
     lines = out.splitlines()
     assert code == 0 and len(lines) == 2 and lines[0].startswith("1\t") and lines[0].endswith("he is tall .")
+
+
+def test_options_before_between_and_after_positionals(files, capsys):
+    _, pairs, model = files
+    for argv in ([str(model), "--beam", "2", "je suis fatigué ."], [str(model), "je", "--beam", "2", "suis fatigué ."],
+                 ["--threads", "1", str(model), "je suis fatigué .", "--beam", "2"]):
+        code, out, err = _run(capsys, ["translate"] + argv)
+        assert code == 0 and out == "i am tired .\n", (argv, err)
+    code, out, err = _run(capsys, ["translate", "eval", "--beam", "2", str(model), "--max-length", "20", str(pairs)])
+    assert code == 0 and "beam 2: BLEU" in out, err
+
+
+def test_a_checkpoint_works_as_model(files, capsys):
+    d, pairs, model = files
+    ckpt = d / "fr-en.ckpt.npz"                                   # written beside --out by the training
+    assert ckpt.exists()
+    for form in (["translate", str(ckpt), "--beam", "2", "il est riche ."], ["translate", "eval", str(ckpt), str(pairs)]):
+        code, out, err = _run(capsys, form)
+        assert code == 0 and out.strip(), err
+    assert _run(capsys, ["translate", str(ckpt), "il est riche ."])[1] == _run(capsys, ["translate", str(model), "il est riche ."])[1]
 
 
 def test_translate_reads_stdin_and_keeps_blank_lines(files, capsys, monkeypatch):
@@ -71,6 +93,15 @@ def test_attention_plot(files, capsys):
     png = d / "att.png"
     code, _, err = _run(capsys, ["translate", str(model), "nous sommes prêts .", "--attention-plot", str(png)])
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]       # written atomically
+
+
+def test_attention_plot_over_the_model_is_refused(files, capsys):
+    _, _, model = files
+    before = model.read_bytes()
+    code, _, err = _run(capsys, ["translate", str(model), "va !", "--attention-plot", str(model)])
+    assert code == 2 and f"--attention-plot {model} is also the input MODEL" in err
+    assert model.read_bytes() == before
 
 
 def test_eval_uses_the_training_columns(files, capsys):
@@ -83,7 +114,8 @@ def test_eval_uses_the_training_columns(files, capsys):
 def test_train_builtin_numbers_task(tmp_path, capsys):
     pytest.importorskip("num2words")
     model = tmp_path / "num.npz"
-    code, out, _ = _run(capsys, ["translate", "train", "--numbers", "0-40", "--epochs", "25", "--valid", "0", "--test", "0", "--out", str(model)]
+    code, out, _ = _run(capsys, ["translate", "train", "--numbers", "0-40", "--epochs", "25",
+                                   "--validation-fraction", "0", "--test-fraction", "0", "--out", str(model)]
                         + SMALL)
     assert code == 0 and "numbers 0-40, English words -> French words" in out and model.exists()
     code, out, _ = _run(capsys, ["translate", str(model), "twenty-seven"])
@@ -113,7 +145,7 @@ def test_bad_pairs_files(tmp_path, capsys, content, argv_extra, message):
 def test_missing_files(tmp_path, capsys, files):
     _, pairs, model = files
     code, _, err = _run(capsys, ["translate", "train", str(tmp_path / "nope.tsv"), "--out", str(tmp_path / "m")])
-    assert code == 2 and "nope.tsv: no such file" in err
+    assert code == 2 and "PAIRS" in err and "nope.tsv: no such file" in err
     code, _, err = _run(capsys, ["translate", str(tmp_path / "nope.npz"), "bonjour"])
     assert code == 2 and "nope.npz" in err
     code, _, err = _run(capsys, ["translate", "eval", str(model), str(tmp_path / "nope.tsv")])
@@ -121,10 +153,21 @@ def test_missing_files(tmp_path, capsys, files):
 
 
 def test_model_file_of_another_application(tmp_path, capsys):
-    other = tmp_path / "lm.npz"
-    save_model_file(str(other), kind="charlm", config={}, arrays={"w": np.zeros(3)}, meta={})
+    other = tmp_path / "f.npz"
+    save_model_file(str(other), kind="forecaster", config={}, arrays={"w": np.zeros(3)}, meta={})
     code, _, err = _run(capsys, ["translate", str(other), "bonjour"])
-    assert code == 2 and "charlm model file, not a translator" in err
+    assert code == 2 and "forecaster model file, not a translator" in err
+
+
+def test_crafted_model_file_is_refused_in_one_line(files, tmp_path, capsys):
+    from rnnkit.translate.translator import Translator
+    _, _, model = files
+    tr = Translator.load(model)
+    config = {"params": dict(tr.get_params(), hidden_size=10 ** 6), "fitted": tr._fitted_config()}
+    bad = tmp_path / "crafted.npz"
+    save_model_file(str(bad), kind="translator", config=config, arrays=tr.model_.state_dict(), meta={})
+    code, _, err = _run(capsys, ["translate", str(bad), "va !"])
+    assert code == 2 and "configuration does not match the stored arrays" in err and len(err.splitlines()) == 1
 
 
 def test_nothing_to_translate_and_bad_flags(files, capsys, monkeypatch):
@@ -132,7 +175,11 @@ def test_nothing_to_translate_and_bad_flags(files, capsys, monkeypatch):
     code, _, err = _run(capsys, ["translate", str(model)], stdin="\n  \n", monkeypatch=monkeypatch)
     assert code == 2 and "nothing to translate" in err
     code, _, err = _run(capsys, ["translate", str(model), "va !", "--n-best", "3"])
-    assert code == 2 and "n_best" in err and "--beam" in err
+    assert code == 2 and "n_best (--n-best) must be <= the beam size 1, got 3; raise --beam too" in err
+    code, _, err = _run(capsys, ["translate", str(model), "va !", "--beam", "100000"])
+    assert code == 2 and "beam (--beam) must be <= 1000, got 100000" in err
+    code, _, err = _run(capsys, ["translate", "eval", str(model), str(model), "--max-length", "100000"])
+    assert code == 2 and "max_length (--max-length) must be <= 10000" in err
     code, _, err = _run(capsys, ["translate", "train", "--out", "x.npz", "--attention", "concat"])
     assert code == 2 and "invalid choice" in err
 
@@ -145,24 +192,54 @@ def test_help_lists_the_three_forms(capsys):
 
 
 @pytest.mark.parametrize("flags,expect", [
-    (["--lr", "0"], "lr (--lr) must be > 0"),
+    (["--learning-rate", "0"], "learning_rate (--learning-rate) must be > 0"),
     (["--max-vocab", "0"], "max_vocab (--max-vocab) must be >= 5"),
     (["--min-freq", "0"], "min_freq (--min-freq) must be >= 1"),
     (["--ss-k", "-1"], "ss_k (--ss-k) must be > 0"),
     (["--dropout", "1.5"], "dropout (--dropout) must be in [0, 1)"),
     (["--embedding-size", "0"], "embedding_size (--embedding-size) must be >= 1"),
-    (["--length-penalty", "nan"], "length_penalty (--length-penalty): expected a finite alpha >= 0"),
-    (["--beam", "0"], "beam (--beam): expected a positive integer"),
-    (["--resume"], "(--resume) needs checkpoint_path (--checkpoint-path)"),
-    (["--resume", "--checkpoint-path", "{tmp}/none.ckpt.npz"], "no checkpoint to resume from"),
-    (["--out", "{tmp}"], "out (--out) {tmp}: is a directory"),
+    (["--random-state", "-1"], "random_state (--random-state) must be"),
+    (["--validation-fraction", "0.6", "--test-fraction", "0.5"], "must be < 1"),
+    (["--length-penalty", "nan"], "length_penalty (--length-penalty) must be >= 0, got nan"),
+    (["--beam", "0"], "beam (--beam) must be >= 1, got 0"),
+    (["--beam", "100000"], "beam (--beam) must be <= 1000, got 100000"),
+    (["--hidden-size", "100000000"], "of memory"),
+    (["--attention", "dot"], "add --no-bidirectional"),
+    (["--resume"], "--resume: there is no checkpoint {tmp}/m.ckpt.npz beside --out {tmp}/m.npz"),
+    (["--out", "{tmp}"], "--out {tmp}: is a directory"),
+    (["--out", ""], "--out: the path is empty"),
+    (["--out", "{tmp}/no/such/dir/m.npz"], "directory does not exist"),
+    (["--out", "{tmp}/" + "x" * 300 + ".npz"], "the file name is 304 bytes long"),
+    (["--out", "{pairs}"], "--out {pairs} is also the input PAIRS"),
+    # the old spellings are gone
+    (["--lr", "0.1"], "unrecognized arguments: --lr"),
+    (["--seed", "1"], "unrecognized arguments: --seed"),
+    (["--progress", "false"], "unrecognized arguments: false"),
+    (["--checkpoint-path", "{tmp}/c.npz"], "unrecognized arguments: --checkpoint-path"),
+    (["--test", "0"], "unrecognized arguments: --test"),           # no abbreviations of the canonical flags
+    (["--hidden", "8"], "unrecognized arguments: --hidden"),
 ])
 def test_train_refuses_bad_flags_before_training(files, tmp_path, capsys, flags, expect):
     _, pairs, _ = files
+    before = pairs.read_bytes()
     argv = ["translate", "train", str(pairs), "--out", str(tmp_path / "m.npz"), "--max-steps", "1"] + SMALL
-    code, _, err = _run(capsys, argv + [f.replace("{tmp}", str(tmp_path)) for f in flags])
-    assert code == 2 and expect.replace("{tmp}", str(tmp_path)) in err, err
+    fill = lambda f: f.replace("{tmp}", str(tmp_path)).replace("{pairs}", str(pairs))
+    code, _, err = _run(capsys, argv + [fill(f) for f in flags])
+    assert code == 2 and fill(expect) in err, err
+    assert len(err.strip().splitlines()) <= 2 and err.strip().splitlines()[-1].startswith(("rnnkit: error:", "usage"))
     assert not list(tmp_path.rglob("*.npz")) and ".tmp" not in err   # refused before training or saving
+    assert pairs.read_bytes() == before
+
+
+def test_fifo_as_pairs_is_refused(tmp_path, capsys):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "pairs.fifo"
+    os.mkfifo(fifo)                       # opening it for reading would block forever
+    code, _, err = _run(capsys, ["translate", "train", str(fifo), "--out", str(tmp_path / "m.npz")])
+    assert code == 2 and "is a FIFO, which may never end" in err
+    code, _, err = _run(capsys, ["translate", "train", "/dev/zero", "--out", str(tmp_path / "m.npz")])
+    assert code == 2 and "/dev/zero: is a device" in err
 
 
 def test_closed_stdin_reads_as_no_input(files):
@@ -184,11 +261,11 @@ def test_closed_stdin_reads_as_no_input(files):
 
 def test_resume_with_other_settings_names_the_flag(files, tmp_path, capsys):
     _, pairs, _ = files
-    ck = str(tmp_path / "run.ckpt.npz")
-    argv = ["translate", "train", str(pairs), "--out", str(tmp_path / "m.npz"), "--checkpoint-path", ck] + SMALL
+    argv = ["translate", "train", str(pairs), "--out", str(tmp_path / "m.npz")] + SMALL
     assert _run(capsys, argv + ["--max-steps", "2"])[0] == 0
+    assert (tmp_path / "m.ckpt.npz").exists()                      # the checkpoint lies beside --out
     code, _, err = _run(capsys, argv + ["--max-steps", "4", "--resume", "--hidden-size", "32"])
-    assert code == 2 and "trained with --hidden-size 24" in err, err
+    assert code == 2 and "trained with --hidden-size 24, not --hidden-size 32" in err, err
     assert len(err.splitlines()) == 1 and len(err) < 300           # one line, not a list of weight names
-    code, _, err = _run(capsys, argv + ["--max-steps", "4", "--resume"])
-    assert code == 0, err
+    code, out, err = _run(capsys, argv + ["--max-steps", "4", "--resume"])
+    assert code == 0 and "trained 4 steps" in out, err

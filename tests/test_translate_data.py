@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnkit.errors import DataError
+from rnnkit.errors import DataError, PathError
 from rnnkit.translate.data import (EOS, PAD, SOS, UNK, TextOptions, Vocab, bucket_batches, detokenize,
                                    filter_pairs, make_batch, normalize_text, read_pairs, split_indices, tokenize)
 
@@ -52,15 +52,15 @@ def test_read_pairs_names_the_bad_line(tmp_path, text, cols, message):
 
 
 def test_read_pairs_bad_paths_and_columns(tmp_path):
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(PathError, match="missing.tsv: no such file"):
         read_pairs(str(tmp_path / "missing.tsv"))
-    with pytest.raises(DataError, match="is a directory"):
+    with pytest.raises(PathError, match="is a directory"):
         read_pairs(str(tmp_path))
     with pytest.raises(DataError, match="both 0"):
         read_pairs(_write(tmp_path, "a\tb\n"), src_col=0, tgt_col=0)
     bad = tmp_path / "latin1.tsv"
     bad.write_bytes("caf\xe9\tx\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not utf-8"):
+    with pytest.raises(PathError, match="line 1, column 4: .* not valid utf-8"):
         read_pairs(str(bad))
 
 

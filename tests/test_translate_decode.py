@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from rnnkit.errors import HyperparameterError
+
 from rnnkit.translate.data import EOS, make_batch
 from rnnkit.translate.decode import beam_search, greedy, length_penalty
 from rnnkit.translate.model import Seq2Seq
@@ -26,9 +28,9 @@ def _reversal_pairs(n, seed):
 
 @pytest.fixture(scope="module")
 def trained():
-    tr = Translator(embedding_size=16, hidden_size=32, epochs=12, batch_size=16, lr=5e-3, dropout=0.0,
-                    lowercase=False, random_state=0)
-    return tr.fit(_reversal_pairs(400, 0), progress=False)
+    tr = Translator(embedding_size=16, hidden_size=32, epochs=12, batch_size=16, learning_rate=5e-3,
+                    dropout=0.0, lowercase=False, random_state=0, progress=False)
+    return tr.fit(_reversal_pairs(400, 0))
 
 
 def _batch(tr, sentences):
@@ -114,15 +116,18 @@ def test_max_length_cuts_unfinished_hypotheses():
 
 def test_bad_beam_settings():
     model = _random_model()
-    with pytest.raises(ValueError, match="beam"):
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be >= 1, got 0"):
         beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=0)
-    with pytest.raises(ValueError, match="n_best"):
+    with pytest.raises(HyperparameterError, match=r"n_best \(--n-best\) must be <= the beam size 2, got 3"):
         beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=2, n_best=3)
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be <= 1000, got 100000"):
+        beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=100000)   # refused before any (N*B, V) array
 
 
 def test_max_length_must_be_positive():
     from rnnkit.translate.decode import _check_max_length
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="max_length: expected a positive number"):
+    for bad in (0, -1, 2.5, True, 10001):
+        with pytest.raises(HyperparameterError, match=r"max_length \(--max-length\) must be"):
             _check_max_length(bad)
     _check_max_length(1)
+    _check_max_length(10000)

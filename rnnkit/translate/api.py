@@ -13,26 +13,34 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ..errors import DataError
-from ..io.modelfile import check_writable
+from ..checks import check_count, check_probability
+from ..errors import DataError, HyperparameterError, PathError
+from ..estimator import checkpoint_beside, flag_of
+from ..io.atomic import check_outputs
+from ..io.inputs import check_input
 from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
 from .default_task import DEFAULT_RANGE, number_pairs
 from .decode import check_decoding
 from .translator import Translation, Translator
 
-__all__ = ["train", "translate", "evaluate", "load", "prepare_pairs"]
+__all__ = ["train", "translate", "translate_lines", "evaluate", "load", "prepare_pairs"]
 
 ModelLike = Union[str, Translator]
 
 
 def load(path: str) -> Translator:
+    """A fitted Translator from a model file or a training checkpoint (the best validated weights)."""
     return Translator.load(path)
 
 
 def _model(model: ModelLike) -> Translator:
     return model if isinstance(model, Translator) else Translator.load(model)
+
+
+def _model_path(model: ModelLike) -> Optional[str]:
+    return None if isinstance(model, Translator) else os.fspath(model)
 
 
 def _number_range(numbers) -> Tuple[int, int]:
@@ -55,7 +63,7 @@ def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int
         raw = number_pairs(low, high)
         source = f"built-in task: numbers {low}-{high}, English words -> French words (num2words)"
     else:
-        raw = read_pairs(pairs, src_col=src_col, tgt_col=tgt_col)
+        raw = read_pairs(pairs, src_col=src_col, tgt_col=tgt_col, what="PAIRS")
         source = f"{pairs} (source column {src_col}, target column {tgt_col})"
     tok = [(tokenize(s, text_options), tokenize(t, text_options)) for s, t in raw]
     keep = filter_pairs(tok, max_words=max_words, prefix_filter=prefix_filter, opts=text_options)
@@ -66,41 +74,52 @@ def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int
     return [raw[i] for i in keep], {"source": source, "read": len(raw), "kept": len(keep)}
 
 
-def train(pairs: Optional[str] = None, *, out: str, src_col: int = 0, tgt_col: int = 1,
+def train(pairs: Optional[str] = None, *, out: str, resume: bool = False, src_col: int = 0, tgt_col: int = 1,
           max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=DEFAULT_RANGE,
-          valid: float = 0.1, test: float = 0.1, split_seed: int = 0, beam: int = 1, length_penalty: float = 0.0,
-          checkpoint_path: Optional[str] = None, checkpoint_every: Optional[int] = None, resume: bool = False,
-          progress: bool = True, **params) -> Dict:
+          validation_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0, beam: int = 1,
+          length_penalty: float = 0.0, checkpoint_every: Optional[int] = None, callbacks: Sequence[Callable] = (),
+          **params) -> Dict:
     """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
 
     ``pairs``: a tab-separated file (columns ``src_col``, ``tgt_col``, counted from 0); None: the
     built-in numbers task over the range ``numbers``. Filters: ``max_words``, ``prefix_filter``.
-    Split: fractions ``valid`` and ``test`` drawn with ``split_seed``. The test split is
-    translated with ``beam`` and ``length_penalty``. ``params``: Translator hyperparameters.
-    ``resume=True`` continues from ``checkpoint_path``, which must exist (unlike
-    :meth:`Translator.fit`, which then starts afresh).
+    Split: fractions ``validation_fraction`` and ``test_fraction`` drawn with ``split_seed``; the
+    test split is translated with ``beam`` and ``length_penalty``. ``params``: Translator
+    hyperparameters. Training checkpoints go beside ``out`` (:func:`rnnkit.estimator.checkpoint_beside`);
+    ``resume=True`` continues from that checkpoint, which must exist. Every output is checked
+    before the data is read.
     """
     unknown = sorted(set(params) - set(Translator._param_names()))
     if unknown:
-        raise ValueError(f"unknown training option(s) {unknown}")
-    check_writable(out, "out (--out)")        # now, not after the training
-    if resume and checkpoint_path is None:
-        raise DataError("resume (--resume) needs checkpoint_path (--checkpoint-path): the checkpoint to continue "
-                        "from")
-    if resume and not os.path.exists(checkpoint_path):   # the command line means "continue": a typo must not
-        raise DataError(f"{checkpoint_path}: no checkpoint to resume from; check --checkpoint-path, or start "
-                        "afresh without --resume")       # silently restart a long run
+        raise HyperparameterError(f"unknown training option(s) {unknown}; see `rnnkit translate train --help`")
+    ckpt = checkpoint_beside(out) if out else out
+    check_outputs({"--out": out, "checkpoint (beside --out)": ckpt}, inputs={"PAIRS": pairs},
+                  examples={"--out": "translator.npz", "checkpoint (beside --out)": "translator.ckpt.npz"})
+    if resume and not os.path.exists(ckpt):   # the command line means "continue": a typo must not restart
+        raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; check --out, or start "
+                        "afresh without --resume")
+    if pairs is not None:
+        check_input(pairs, "PAIRS")
     check_decoding(beam=beam, length_penalty=length_penalty)
+    check_probability(flag_of("validation_fraction"), validation_fraction)
+    check_probability(flag_of("test_fraction"), test_fraction)
+    if validation_fraction + test_fraction >= 1:
+        raise HyperparameterError(f"{flag_of('validation_fraction')} + {flag_of('test_fraction')} must be < 1, "
+                                  f"got {validation_fraction} + {test_fraction}: nothing would be left to train on")
+    check_count(flag_of("split_seed"), split_seed, 0)
     tr = Translator(**params)
+    tr._check_params()
     data, info = prepare_pairs(pairs, src_col=src_col, tgt_col=tgt_col, max_words=max_words,
                                prefix_filter=prefix_filter, numbers=numbers, text_options=tr._text_options())
-    i_train, i_valid, i_test = split_indices(len(data), valid=valid, test=test, seed=split_seed)
+    i_train, i_valid, i_test = split_indices(len(data), valid=validation_fraction, test=test_fraction,
+                                             seed=split_seed)
     if len(i_train) == 0:
-        raise DataError(f"only {len(data)} pairs: nothing left to train on after the validation and test split")
+        raise DataError(f"only {len(data)} pairs: nothing left to train on after the validation and test split "
+                        "(--validation-fraction, --test-fraction)")
     pick = lambda idx: [data[i] for i in idx]
     t0 = time.perf_counter()
-    tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=checkpoint_path,
-           checkpoint_every=checkpoint_every, resume=resume, progress=progress)
+    tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=ckpt, resume=resume, callbacks=callbacks,
+           checkpoint_every=checkpoint_every)
     seconds = time.perf_counter() - t0
     summary = {"data": dict(info, train=len(i_train), valid=len(i_valid), test=len(i_test)),
                "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
@@ -109,8 +128,10 @@ def train(pairs: Optional[str] = None, *, out: str, src_col: int = 0, tgt_col: i
                "columns": {"src_col": src_col, "tgt_col": tgt_col}}
     if len(i_test):
         summary["test"] = dict(tr.evaluate(pick(i_test), beam=beam, length_penalty=length_penalty), beam=beam)
-    tr.save(out, meta={"training": summary, "split": {"valid": valid, "test": test, "split_seed": split_seed}})
+    tr.save(out, meta={"training": summary, "split": {"validation_fraction": validation_fraction,
+                                                      "test_fraction": test_fraction, "split_seed": split_seed}})
     summary["out"] = out
+    summary["checkpoint"] = ckpt
     return summary
 
 
@@ -121,10 +142,14 @@ def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 
 
     With ``attention_plot``, the best translation of the first sentence is drawn as a heatmap PNG.
     """
-    tr = _model(model)
+    check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
+    if attention_plot is not None:
+        check_outputs({"--attention-plot": attention_plot}, inputs={"MODEL": _model_path(model)},
+                      examples={"--attention-plot": "attention.png"})
     sentences = [text] if isinstance(text, str) else list(text)
     if not sentences:
         raise DataError("nothing to translate")
+    tr = _model(model)
     results = tr.translate(sentences, beam=beam, n_best=n_best, length_penalty=length_penalty,
                            max_length=max_length)
     if attention_plot:
@@ -141,9 +166,39 @@ def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_
 
     The columns default to those the model was trained with (else 0 and 1).
     """
+    check_decoding(beam=beam, length_penalty=length_penalty, max_length=max_length)
+    check_input(test, "TEST")
     tr = _model(model)
-    cols = (getattr(tr, "file_meta_", {}).get("training") or {}).get("columns", {})
+    cols = ((getattr(tr, "meta_", None) or {}).get("training") or {}).get("columns", {})
     src_col = cols.get("src_col", 0) if src_col is None else src_col
     tgt_col = cols.get("tgt_col", 1) if tgt_col is None else tgt_col
-    pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col)
+    pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col, what="TEST")
     return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length), beam=beam)
+
+
+def translate_lines(model: ModelLike, lines: Iterable[str], *, beam: int = 1, n_best: int = 1,
+                    length_penalty: float = 0.0, max_length: Optional[int] = None,
+                    attention_plot: Optional[str] = None) -> Tuple[List[List[Translation]], List[str]]:
+    """What ``rnnkit translate MODEL`` prints: the translations of each line ([] for a blank one) and
+    the unknown source words, in order of first appearance.
+
+    ``lines`` may be a stream (stdin): it is read after the settings, the outputs and the model
+    have been checked.
+    """
+    check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
+    if attention_plot is not None:
+        check_outputs({"--attention-plot": attention_plot}, inputs={"MODEL": _model_path(model)},
+                      examples={"--attention-plot": "attention.png"})
+    tr = _model(model)
+    lines = [line.rstrip("\r\n") for line in lines]
+    todo = [i for i, s in enumerate(lines) if s.strip()]
+    if not todo:
+        raise DataError("nothing to translate: give a sentence, or lines on stdin")
+    results = translate(tr, [lines[i] for i in todo], beam=beam, n_best=n_best, length_penalty=length_penalty,
+                        max_length=max_length, attention_plot=attention_plot)
+    rows: List[List[Translation]] = [[] for _ in lines]
+    unknown: List[str] = []
+    for i, hyps in zip(todo, results):
+        rows[i] = hyps
+        unknown += [w for w in hyps[0].unknown if w not in unknown]
+    return rows, unknown

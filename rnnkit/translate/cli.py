@@ -2,14 +2,18 @@
 
 Three forms share the command, told apart by the first word after it::
 
-    rnnkit translate train [PAIRS.tsv] [options] --out MODEL
+    rnnkit translate train [PAIRS.tsv] --out MODEL [options]
     rnnkit translate eval MODEL TEST.tsv [options]
     rnnkit translate MODEL ["sentence" ...] [options]      (no sentence: one per line from stdin)
 
 argparse cannot put a free positional (MODEL) beside sub-commands, so the
-``translate`` parser dispatches on the first word itself: "train" and "eval"
-go to their own parsers, anything else is a model path. (A model file named
-"train" or "eval" is reached as ./train.)
+``translate`` parser puts the hidden sub-command name ``:model`` in front of
+anything that is not "train" or "eval" (a model file named "train" or "eval"
+is reached as ./train). All three are leaf commands of the shared builder
+(:mod:`rnnkit.cli.builder`): options may stand before, between or after the
+positionals (``rnnkit translate MODEL --beam 2 "sentence"``), and the training
+flags are generated from :class:`~rnnkit.translate.translator.Translator`.
+MODEL may be a model file or a training checkpoint.
 """
 
 from __future__ import annotations
@@ -17,160 +21,115 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["register"]
+from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..cli.formatting import DefaultsHelpFormatter
+from .default_task import DEFAULT_RANGE
+from .translator import Translator
 
+__all__ = ["register", "MODEL_FORM"]
+
+MODEL_FORM = ":model"        # the hidden sub-command of `rnnkit translate MODEL ...`
 USAGE = ("rnnkit translate MODEL [TEXT ...] [--beam B] [--n-best K] [--attention-plot PNG]\n"
          "       rnnkit translate train [PAIRS.tsv] --out MODEL [options]\n"
          "       rnnkit translate eval MODEL TEST.tsv [--beam B]")
 
 
-def _none_or(type_):
-    def convert(s):
-        return None if s.lower() == "none" else type_(s)
-    convert.__name__ = type_.__name__
-    return convert
-
-
-def _bool(s):
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
-
-
-def _decode_flags(p, max_length=None):
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy decoding)")
-    p.add_argument("--length-penalty", type=float, default=0.0,
-                   help="alpha of Wu et al. (2016)'s length penalty for the beam (0: plain log probability)")
-    p.add_argument("--max-length", type=int, default=max_length,
-                   help="longest translation in tokens" + (" (default: the model's)" if max_length is None else ""))
-
-
-def _train_parser():
-    p = argparse.ArgumentParser(prog="rnnkit translate train",
-                                description="Train a translator with attention and save it as a model file.")
-    p.add_argument("pairs", nargs="?", default=None, metavar="PAIRS.tsv",
-                   help="tab-separated sentence pairs (Tatoeba/Anki format); omitted: the built-in task, "
-                        "numbers in English words -> French words (needs num2words)")
-    p.add_argument("--out", required=True, help="model file to write (.npz)")
-    d = p.add_argument_group("data")
-    d.add_argument("--src-col", type=int, default=0, help="source column, counted from 0")
-    d.add_argument("--tgt-col", type=int, default=1, help="target column, counted from 0")
-    d.add_argument("--max-words", type=int, default=None, help="keep pairs whose sides have fewer words")
-    d.add_argument("--prefix-filter", choices=["source", "target"], default=None,
-                   help="keep pairs whose English side (source or target) starts with 'i am', 'he is', ... "
-                        "(the PyTorch tutorial's filter)")
-    d.add_argument("--numbers", default="0-999", help="range LOW-HIGH of the built-in task")
-    d.add_argument("--valid", type=float, default=0.1, help="validation fraction")
-    d.add_argument("--test", type=float, default=0.1, help="test fraction")
-    d.add_argument("--split-seed", type=int, default=0)
-    d.add_argument("--tokens", choices=["word", "char"], default="word")
-    d.add_argument("--normalize", choices=["nfkc", "nfc", "ascii", "none"], default="nfkc")
-    d.add_argument("--lowercase", type=_bool, default=True, metavar="BOOL")
-    d.add_argument("--split-punctuation", type=_bool, default=True, metavar="BOOL")
-    d.add_argument("--min-freq", type=int, default=1)
-    d.add_argument("--max-vocab", type=_none_or(int), default=None)
-    m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
-    m.add_argument("--attention", choices=["bahdanau", "dot", "general"], default="bahdanau")
-    m.add_argument("--embedding-size", type=int, default=128)
-    m.add_argument("--hidden-size", type=int, default=256)
-    m.add_argument("--num-layers", type=int, default=1)
-    m.add_argument("--bidirectional", type=_bool, default=True, metavar="BOOL")
-    m.add_argument("--input-feeding", action="store_true", help="Luong's input feeding (dot/general)")
-    m.add_argument("--attention-size", type=_none_or(int), default=None)
-    m.add_argument("--bridge", choices=["linear", "zero"], default="linear")
-    m.add_argument("--dropout", type=float, default=0.1)
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=_none_or(int), default=10)
-    t.add_argument("--max-steps", type=_none_or(int), default=None)
-    t.add_argument("--max-minutes", type=_none_or(float), default=None)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--clip-norm", type=_none_or(float), default=5.0)
-    t.add_argument("--label-smoothing", type=float, default=0.0)
-    t.add_argument("--teacher-forcing", type=float, default=1.0, help="teacher-forcing ratio, decided per batch")
-    t.add_argument("--scheduled-sampling", choices=["none", "linear", "exponential", "inverse_sigmoid"],
-                   default="none", help="decay of the teacher-forcing probability, decided per token")
-    t.add_argument("--ss-k", type=_none_or(float), default=None)
-    t.add_argument("--ss-c", type=float, default=1e-4)
-    t.add_argument("--ss-floor", type=float, default=0.0)
-    t.add_argument("--sampling", choices=["sample", "argmax"], default="sample")
-    t.add_argument("--validate-every", type=_none_or(int), default=None)
-    t.add_argument("--early-stopping-patience", type=_none_or(int), default=None)
-    t.add_argument("--bleu-sentences", type=int, default=300)
-    t.add_argument("--random-state", type=int, default=0)
-    t.add_argument("--checkpoint-path", default=None)
-    t.add_argument("--checkpoint-every", type=_none_or(int), default=None)
-    t.add_argument("--resume", action="store_true")
-    t.add_argument("--progress", type=_bool, default=True, metavar="BOOL")
-    _decode_flags(p, max_length=50)
-    p.set_defaults(func=_run_train)
-    return p
-
-
-def _eval_parser():
-    p = argparse.ArgumentParser(prog="rnnkit translate eval", description="BLEU and chrF on a test file.")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("test", metavar="TEST.tsv")
-    p.add_argument("--src-col", type=int, default=None, help="default: the column the model was trained on")
-    p.add_argument("--tgt-col", type=int, default=None)
-    _decode_flags(p)
-    p.set_defaults(func=_run_eval)
-    return p
-
-
-def _translate_parser():
-    p = argparse.ArgumentParser(prog="rnnkit translate", usage=USAGE,
-                                description="Translate sentences with a trained model (from stdin without TEXT).")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("text", nargs="*", metavar="TEXT")
-    p.add_argument("--n-best", type=int, default=1, help="print the K best translations (needs --beam >= K)")
-    p.add_argument("--attention-plot", default=None, metavar="PNG",
-                   help="write the first sentence's attention heatmap to this PNG")
-    _decode_flags(p)
-    p.set_defaults(func=_run_translate)
-    return p
-
-
-class _DispatchParser(argparse.ArgumentParser):
-    """The ``translate`` parser: hands its arguments to the train, eval or translate parser by the first word."""
+class _TranslateParser(argparse.ArgumentParser):
+    """The ``translate`` parser: a MODEL in the first place is routed to the hidden ``:model`` command."""
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
-        if not args or args[0] in ("-h", "--help"):
-            self.print_help()
-            self.exit(0 if args else 2)
-        parser = {"train": _train_parser, "eval": _eval_parser}.get(args[0])
-        if parser is not None:
-            return parser().parse_args(args[1:], namespace), []
-        return _translate_parser().parse_args(args, namespace), []
+        if args and args[0] not in ("train", "eval", MODEL_FORM, "-h", "--help"):
+            args = [MODEL_FORM] + args
+        return super().parse_known_args(args, namespace)
 
     def format_help(self):
         return (f"usage: {USAGE}\n\nTranslation with attention (sequence to sequence).\n\n"
                 "  rnnkit translate train -h    training options\n"
                 "  rnnkit translate eval -h     evaluation options\n"
-                "  rnnkit translate MODEL -h    translation options\n")
+                "  rnnkit translate MODEL -h    translation options\n"
+                "MODEL is a model file or a training checkpoint.\n")
+
+
+def _decode_flags(p, max_length: bool = True) -> None:
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy decoding; at most 1000)")
+    p.add_argument("--length-penalty", type=float, default=0.0,
+                   help="alpha of Wu et al. (2016)'s length penalty for the beam (0: plain log probability)")
+    if max_length:
+        p.add_argument("--max-length", type=int, default=None,
+                       help="longest translation in tokens (default: the model's; at most 10000)")
+
+
+def _columns(p, default) -> None:
+    p.add_argument("--src-col", type=int, default=default, help="source column, counted from 0"
+                   + ("" if default is not None else " (default: the column the model was trained on)"))
+    p.add_argument("--tgt-col", type=int, default=None if default is None else 1, help="target column, counted from 0"
+                   + ("" if default is not None else " (default: the column the model was trained on)"))
+
+
+_TRAIN_ONLY = ("pairs", "out", "resume", "src_col", "tgt_col", "max_words", "prefix_filter", "numbers",
+               "validation_fraction", "test_fraction", "split_seed", "beam", "length_penalty", "checkpoint_every")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("translate", help="sequence-to-sequence translation with attention",
-                              add_help=False, usage=USAGE)
-    # argparse builds sub-parsers with its own class; switching this one to the dispatching subclass
-    # (same layout, one method overridden) is what lets MODEL stand where "train"/"eval" could.
-    p.__class__ = _DispatchParser
+                              formatter_class=DefaultsHelpFormatter)
+    # argparse builds sub-parsers with its own class; the subclass (same layout, one method more) is
+    # what lets MODEL stand where "train"/"eval" could
+    p.__class__ = _TranslateParser
+    sub = subcommands(p, "action")
+    p.usage = USAGE                     # after add_subparsers, which builds the sub-commands' prog from it
+
+    t = command(sub, "train", help="train a translator with attention and save it as a model file",
+                func=_run_train)
+    t.add_argument("pairs", nargs="?", default=None, metavar="PAIRS.tsv",
+                   help="tab-separated sentence pairs (Tatoeba/Anki format); omitted: the built-in task, "
+                        "numbers in English words -> French words (needs num2words)")
+    t.add_argument("--out", required=True, metavar="PATH",
+                   help="model file to write (.npz); the training checkpoint goes beside it (NAME.ckpt.npz)")
+    add_output_flags(t, resume=True)
+    t.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="also checkpoint every this many steps (default: at each validation and on interrupt)")
+    d = t.add_argument_group("data")
+    _columns(d, 0)
+    d.add_argument("--max-words", type=int, default=None, help="keep pairs whose sides have fewer words")
+    d.add_argument("--prefix-filter", choices=["source", "target"], default=None,
+                   help="keep pairs whose English side (source or target) starts with 'i am', 'he is', ... "
+                        "(the PyTorch tutorial's filter)")
+    d.add_argument("--numbers", default=f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}",
+                   help="range LOW-HIGH of the built-in task")
+    d.add_argument("--validation-fraction", type=float, default=0.1, help="fraction of the pairs held out "
+                   "for validation (loss, BLEU, early stopping)")
+    d.add_argument("--test-fraction", type=float, default=0.1, help="fraction of the pairs held out for the "
+                   "final test scores")
+    d.add_argument("--split-seed", type=int, default=0, help="seed of the validation/test split")
+    add_estimator_flags(t, Translator, title="model and training")
+    _decode_flags(t, max_length=False)
+
+    e = command(sub, "eval", help="BLEU, chrF and exact-match rate of a model on a test file", func=_run_eval)
+    e.add_argument("model", metavar="MODEL", help="model file or training checkpoint")
+    e.add_argument("test", metavar="TEST.tsv", help="tab-separated sentence pairs")
+    _columns(e, None)
+    _decode_flags(e)
+
+    m = command(sub, MODEL_FORM, help="translate sentences with a trained model (from stdin without TEXT)",
+                func=_run_translate)
+    m.prog = "rnnkit translate"
+    m.add_argument("model", metavar="MODEL", help="model file or training checkpoint")
+    m.add_argument("text", nargs="*", metavar="TEXT", help="the sentence (words may be separate arguments)")
+    m.add_argument("--n-best", type=int, default=1, help="print the K best translations (needs --beam >= K)")
+    m.add_argument("--attention-plot", default=None, metavar="PNG",
+                   help="write the first sentence's attention heatmap to this PNG")
+    _decode_flags(m)
+    for leaf in (t, e, m):
+        leaf.allow_abbrev = False       # `--hidden` must not pass for --hidden-size: one spelling per setting
 
 
 # -- commands -----------------------------------------------------------------
-def _kwargs(args, drop=("func", "command")):
-    return {k: v for k, v in vars(args).items() if k not in drop}
-
-
 def _run_train(args) -> int:
     from .api import train
-    kw = _kwargs(args)
-    summary = train(kw.pop("pairs"), **kw)
+    params = estimator_kwargs(args, Translator._param_names())
+    summary = train(args.pairs, **{k: getattr(args, k) for k in _TRAIN_ONLY if k != "pairs"}, **params)
     d = summary["data"]
     print(f"data: {d['source']}: {d['read']} pairs read, {d['kept']} kept; "
           f"train {d['train']}, valid {d['valid']}, test {d['test']}")
@@ -196,28 +155,15 @@ def _run_eval(args) -> int:
 
 
 def _run_translate(args) -> int:
-    from .api import load, translate
-    from ..errors import DataError
-    model = load(args.model)
-    if args.text:
-        lines = [" ".join(args.text)]
-    else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-    todo = [i for i, s in enumerate(lines) if s.strip()]
-    if not todo:
-        raise DataError("nothing to translate: give a sentence, or lines on stdin")
-    results = translate(model, [lines[i] for i in todo], beam=args.beam, n_best=args.n_best,
-                        length_penalty=args.length_penalty, max_length=args.max_length,
-                        attention_plot=args.attention_plot)
-    by_line = dict(zip(todo, results))
-    unknown = []
-    for i, line in enumerate(lines):
-        if i not in by_line:
+    from .api import translate_lines
+    lines = [" ".join(args.text)] if args.text else sys.stdin      # stdin is read after the model is loaded
+    rows, unknown = translate_lines(args.model, lines, beam=args.beam, n_best=args.n_best,
+                                    length_penalty=args.length_penalty, max_length=args.max_length,
+                                    attention_plot=args.attention_plot)
+    for hyps in rows:
+        if not hyps:
             print()                                    # keep the output aligned with the input lines
-            continue
-        hyps = by_line[i]
-        unknown += [w for w in hyps[0].unknown if w not in unknown]
-        if args.n_best == 1:
+        elif args.n_best == 1:
             print(hyps[0].text)
         else:
             for rank, h in enumerate(hyps, 1):

@@ -17,7 +17,7 @@ Batches are time-major like the recurrent layers: ``src`` (S, N), ``tgt_in``
 
 from __future__ import annotations
 
-import os
+import io
 import re
 import unicodedata
 from collections import Counter
@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError
+from ..io.inputs import read_text
 
 __all__ = ["TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
            "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "Batch", "make_batch",
@@ -96,38 +97,38 @@ def detokenize(tokens: Sequence[str], opts: TextOptions = TextOptions()) -> str:
     return "".join(tokens) if opts.tokens == "char" else " ".join(tokens)
 
 
-def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str = "utf-8") -> List[Tuple[str, str]]:
-    """(source, target) strings from a tab-separated file; every malformed line is reported by number."""
+def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str = "utf-8",
+               what: str = "PAIRS") -> List[Tuple[str, str]]:
+    """(source, target) strings from a tab-separated file; every malformed line is reported by number.
+
+    The file is read through :func:`rnnkit.io.inputs.read_text` (a regular file
+    within the input size limit: FIFOs and devices are refused); ``what`` names
+    the argument in messages.
+    """
     if src_col == tgt_col:
-        raise DataError(f"src_col and tgt_col are both {src_col}; choose two different columns")
+        raise DataError(f"src_col and tgt_col (--src-col, --tgt-col) are both {src_col}; choose two different "
+                        "columns")
     if min(src_col, tgt_col) < 0:
-        raise DataError(f"column indices start at 0, got src_col={src_col}, tgt_col={tgt_col}")
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file (expected tab-separated sentence pairs)")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, expected a tab-separated file of sentence pairs")
+        raise DataError(f"column indices (--src-col, --tgt-col) start at 0, got {src_col} and {tgt_col}")
+    text = read_text(path, what, encoding=encoding)
     need = max(src_col, tgt_col) + 1
     pairs = []
-    try:
-        with open(path, encoding=encoding, newline="") as f:
-            for n, line in enumerate(f, 1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    raise DataError(f"{path}, line {n}: empty line; every line must hold a tab-separated pair")
-                cols = line.split("\t")
-                if len(cols) == 1:
-                    raise DataError(f"{path}, line {n}: no tab character; expected tab-separated columns "
-                                    f"(source and target), got {_clip(line)!r}")
-                if len(cols) < need:
-                    raise DataError(f"{path}, line {n}: {len(cols)} columns, but column {need - 1} is needed "
-                                    f"(src_col={src_col}, tgt_col={tgt_col}; columns count from 0)")
-                src, tgt = cols[src_col].strip(), cols[tgt_col].strip()
-                for side, value, col in (("source", src, src_col), ("target", tgt, tgt_col)):
-                    if not value:
-                        raise DataError(f"{path}, line {n}: the {side} column ({col}) is empty")
-                pairs.append((src, tgt))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start})") from None
+    for n, line in enumerate(io.StringIO(text, newline=""), 1):      # \n, \r\n and \r end a line
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            raise DataError(f"{path}, line {n}: empty line; every line must hold a tab-separated pair")
+        cols = line.split("\t")
+        if len(cols) == 1:
+            raise DataError(f"{path}, line {n}: no tab character; expected tab-separated columns "
+                            f"(source and target), got {_clip(line)!r}")
+        if len(cols) < need:
+            raise DataError(f"{path}, line {n}: {len(cols)} columns, but column {need - 1} is needed "
+                            f"(--src-col {src_col}, --tgt-col {tgt_col}; columns count from 0)")
+        src, tgt = cols[src_col].strip(), cols[tgt_col].strip()
+        for side, value, col in (("source", src, src_col), ("target", tgt, tgt_col)):
+            if not value:
+                raise DataError(f"{path}, line {n}: the {side} column ({col}) is empty")
+        pairs.append((src, tgt))
     if not pairs:
         raise DataError(f"{path}: the file holds no sentence pairs")
     return pairs

@@ -20,16 +20,18 @@ decoding, token for token.
 
 from __future__ import annotations
 
-import math
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
+from ..checks import check_count, check_real
+from ..errors import HyperparameterError
+from ..estimator import flag_of
 from ..nn.attention import Memory
 from ..nn.losses import log_softmax
 from .data import EOS, SOS
 
-__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding"]
+__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding", "MAX_BEAM", "MAX_LENGTH"]
 
 
 class Hypothesis(NamedTuple):
@@ -40,33 +42,29 @@ class Hypothesis(NamedTuple):
     finished: bool             # ended with <eos> (False: cut at max_length)
 
 
-def check_decoding(*, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0) -> None:
-    """Refuse decoding settings that cannot work, naming the flag (shared by the API and beam_search)."""
-    if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 1:
-        raise ValueError(f"beam (--beam): expected a positive integer, got {beam!r}")
-    if not 1 <= n_best <= beam:
-        raise ValueError(f"n_best (--n-best): expected between 1 and the beam size {beam}, got {n_best}; "
-                         "raise --beam too")
-    if length_penalty is not None and not (math.isfinite(length_penalty) and length_penalty >= 0):  # NaN: random
-        raise ValueError(f"length_penalty (--length-penalty): expected a finite alpha >= 0, got {length_penalty}")
+MAX_BEAM = 1000          # beams per sentence: far beyond any useful search, and (N*B, V) stays in memory
+MAX_LENGTH = 10000      # target tokens per translation
+
+
+def check_decoding(*, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
+                   max_length: Optional[int] = None) -> None:
+    """Refuse decoding settings that cannot work or would run away, naming the flag."""
+    beam = check_count(flag_of("beam"), beam, 1)
+    if beam > MAX_BEAM:
+        raise HyperparameterError(f"{flag_of('beam')} must be <= {MAX_BEAM}, got {beam}; "
+                                  "beams of 5 to 10 are usual")
+    n_best = check_count(flag_of("n_best"), n_best, 1)
+    if n_best > beam:
+        raise HyperparameterError(f"{flag_of('n_best')} must be <= the beam size {beam}, got {n_best}; "
+                                  "raise --beam too")
+    if length_penalty is not None:
+        check_real(flag_of("length_penalty"), length_penalty)
+    if max_length is not None:
+        _check_max_length(max_length)
 
 
 def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
-
-
-class _EvalMode:
-    """Decode in eval mode (no dropout), then restore the model's mode."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.was = self.model.training
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was)
 
 
 def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) -> List[Hypothesis]:
@@ -74,7 +72,7 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
     _check_max_length(max_length)
     N = src.shape[1]
     dec = model.decoder
-    with _EvalMode(model):
+    with model.eval_mode():
         mem, dstate, _ = model.encode(src, src_len)
         tokens = np.full(N, SOS, dtype=np.int64)
         out_tokens, out_w = [], []
@@ -108,8 +106,9 @@ def _expand(mem: Memory, index: np.ndarray) -> Memory:
 
 
 def _check_max_length(max_length) -> None:
-    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
-        raise ValueError(f"max_length: expected a positive number of target tokens, got {max_length!r}")
+    n = check_count(flag_of("max_length"), max_length, 1)
+    if n > MAX_LENGTH:
+        raise HyperparameterError(f"{flag_of('max_length')} must be <= {MAX_LENGTH} tokens, got {n}")
 
 
 def _cannot_improve(finished: List[Hypothesis], best_alive: float, B: int, alpha: float, max_length: int) -> bool:
@@ -132,7 +131,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
     check_decoding(beam=beam_size, n_best=n_best, length_penalty=alpha)
     N, B = src.shape[1], beam_size
     dec = model.decoder
-    with _EvalMode(model):
+    with model.eval_mode():
         mem, dstate, _ = model.encode(src, src_len)
         expand = np.repeat(np.arange(N), B)                            # row n*B + b is beam b of sentence n
         mem, dstate = _expand(mem, expand), dstate.select(expand)

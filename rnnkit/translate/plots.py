@@ -6,7 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..plotting import require_pyplot, save_png
+from ..io.atomic import save_figure
+from ..plotting import require_pyplot
 
 __all__ = ["save_attention_plot"]
 
@@ -30,4 +31,8 @@ def save_attention_plot(path: str, source_tokens: Sequence[str], output_tokens: 
     if title:
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
-    return save_png(fig, path)
+    try:
+        fig.tight_layout()
+        return save_figure(fig, path, what="--attention-plot")     # atomic: a crash leaves no half PNG
+    finally:
+        plt.close(fig)

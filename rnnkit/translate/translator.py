@@ -1,35 +1,31 @@
-"""Translator: the user-facing estimator (scikit-learn contract) around Seq2Seq.
+"""Translator: the translation application's estimator (the shared contract of :mod:`rnnkit.estimator`).
 
 ``Translator(**hyperparameters).fit(train_pairs, valid_pairs)`` preprocesses the
-text, builds the vocabularies, trains through :func:`rnnkit.train.fit` (Adam,
-gradient clipping, teacher forcing or scheduled sampling, validation loss and
-BLEU, early stopping, checkpoints and resume) and keeps the learned state in
-attributes ending in ``_``. ``translate`` decodes greedily or with a beam;
-``evaluate`` reports BLEU, chrF and the exact-match rate; ``save``/``load`` use
-one model file of kind "translator" holding the weights, configuration,
-vocabularies and training history.
+text, builds the vocabularies, trains through :meth:`Estimator._fit_loop`
+(Adam, gradient clipping, teacher forcing or scheduled sampling, validation loss
+and BLEU, early stopping, checkpoints and a checked resume) and keeps the learned
+state in attributes ending in ``_``. ``translate`` decodes greedily or with a
+beam; ``evaluate`` reports BLEU, chrF and the exact-match rate. ``save`` and
+``Translator.load`` / :func:`rnnkit.load` (model file or checkpoint) come from the base.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError, NotFittedError
-from ..io.jsonable import plain
-from ..io.modelfile import load_model_file, save_model_file
+from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
+                      check_probability, check_real)
+from ..errors import DataError, HyperparameterError
+from ..estimator import Estimator, fingerprint, flag_of
+from ..nn.shapes import embedding_shapes, linear_shapes, recurrent_shapes, GATES
 from ..optim import Adam
-from ..optim.checks import check_count, check_real
-from ..train import History, fit as fit_loop
-from ..train.checkpoint import load_checkpoint
-from .data import (PAD, SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize)
-from .decode import beam_search, check_decoding, greedy
+from .data import SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize
+from .decode import MAX_LENGTH, beam_search, check_decoding, greedy
 from .metrics import scores
 from .model import Seq2Seq
-from .sampling import TeacherForcing
+from .sampling import DECAYS, TeacherForcing
 
 __all__ = ["Translator", "Translation", "KIND"]
 
@@ -47,22 +43,58 @@ class Translation(NamedTuple):
     unknown: List[str]         # source tokens outside the vocabulary (read as <unk>)
 
 
-class Translator:
-    """Sequence-to-sequence translator with attention.
+class Translator(Estimator):
+    """Sequence-to-sequence translator with attention (encoder, bridge, attentional decoder).
 
-    Model: ``cell`` ("lstm"/"gru"), ``attention`` ("bahdanau", "dot", "general"),
-    ``embedding_size``, ``hidden_size``, ``num_layers``, ``bidirectional``,
-    ``input_feeding`` (Luong), ``attention_size`` (Bahdanau), ``bridge``, ``dropout``.
-    Text: ``tokens`` ("word"/"char"), ``normalize``, ``lowercase``, ``split_punctuation``,
-    ``min_freq``, ``max_vocab``.
-    Training: ``epochs``, ``max_steps``, ``max_minutes``, ``batch_size``, ``lr``, ``clip_norm``,
-    ``label_smoothing``, ``teacher_forcing`` (constant ratio, decided per batch),
-    ``scheduled_sampling`` ("none", "linear", "exponential", "inverse_sigmoid"; per token)
-    with ``ss_k``, ``ss_c``, ``ss_floor`` and ``sampling`` ("sample"/"argmax"),
-    ``validate_every`` (steps; default every epoch), ``early_stopping_patience``,
-    ``bleu_sentences`` (validation sentences decoded for BLEU; 0 = none),
-    ``max_length`` (decoding limit), ``random_state``.
+    Parameters
+    ----------
+    cell : recurrent cell of the encoder and the decoder: lstm or gru.
+    attention : bahdanau (additive, before the recurrent step), dot or general (Luong, after it).
+    embedding_size : width of the source and target token embeddings.
+    hidden_size : units of each encoder direction and of the decoder.
+    num_layers : stacked recurrent layers in the encoder and in the decoder.
+    bidirectional : read the source in both directions (dot attention needs --no-bidirectional).
+    input_feeding : Luong's input feeding (dot and general attention only).
+    attention_size : Bahdanau's attention width (none: hidden_size).
+    bridge : decoder start state: linear (tanh of a map of the encoder's final state) or zero.
+    dropout : dropout probability on embeddings, between layers and before the output layer.
+    tokens : word or char tokens.
+    normalize : Unicode normalisation: nfkc, nfc, ascii (strip accents) or none.
+    lowercase : fold the text to lower case.
+    split_punctuation : make each punctuation mark a token of its own.
+    min_freq : keep tokens seen at least this often in the training pairs (others read as <unk>).
+    max_vocab : at most this many tokens per vocabulary, specials included (none: no limit).
+    epochs : passes over the training pairs (none: until another limit stops).
+    max_steps : stop after this many optimiser steps in all (none: no limit).
+    max_minutes : stop after this many minutes of training (none: no limit).
+    batch_size : sentence pairs per step.
+    learning_rate : Adam's step size.
+    clip_norm : rescale the gradients to at most this global L2 norm (none: no clipping).
+    label_smoothing : weight of the uniform distribution mixed into the targets.
+    teacher_forcing : probability that a batch is decoded from the reference tokens.
+    scheduled_sampling : per-token decay of the teacher-forcing probability: none, linear,
+        exponential or inverse_sigmoid.
+    ss_k : the decay's k (inverse_sigmoid: k >= 1; exponential: 0 < k <= 1).
+    ss_c : the linear decay's slope c per step.
+    ss_floor : the lowest teacher-forcing probability the decay reaches.
+    sampling : the model's own token when not teacher forced: sample (from its softmax) or argmax.
+    validate_every : validate every this many steps (none: every epoch).
+    early_stopping_patience : stop after this many validations without improvement (none: never).
+    bleu_sentences : validation sentences translated for BLEU at each validation (0: none).
+    max_length : longest translation in tokens when decoding.
+    random_state : seed of the initialisation, the batch order and the sampling (none: fresh entropy).
+    progress : progress bar and notes while training.
     """
+
+    kind = KIND
+    _choices = {"cell": ("lstm", "gru"), "attention": ("bahdanau", "dot", "general"), "bridge": ("linear", "zero"),
+                "tokens": ("word", "char"), "normalize": ("nfkc", "nfc", "ascii", "none"),
+                "scheduled_sampling": ("none",) + tuple(d for d in DECAYS if d != "constant"),
+                "sampling": ("sample", "argmax")}
+    # settings that shape the weights or the vocabularies: a checkpoint made with others cannot continue
+    _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
+                     "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
+                     "split_punctuation", "min_freq", "max_vocab")
 
     def __init__(self, *, cell: str = "lstm", attention: str = "bahdanau", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
@@ -70,53 +102,79 @@ class Translator:
                  dropout: float = 0.1, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 10, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
-                 batch_size: int = 64, lr: float = 1e-3, clip_norm: Optional[float] = 5.0,
+                 batch_size: int = 64, learning_rate: float = 1e-3, clip_norm: Optional[float] = 5.0,
                  label_smoothing: float = 0.0, teacher_forcing: float = 1.0, scheduled_sampling: str = "none",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
-                 bleu_sentences: int = 300, max_length: int = 50, random_state: int = 0):
+                 bleu_sentences: int = 300, max_length: int = 50, random_state: Optional[int] = 0,
+                 progress: bool = True):
         # stored verbatim (scikit-learn contract); checked in fit
         params = dict(locals())
         del params["self"]
         for name, value in params.items():
             setattr(self, name, value)
 
-    @classmethod
-    def _param_names(cls) -> List[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self) -> Dict:
-        return {k: getattr(self, k) for k in self._param_names()}
-
-    def set_params(self, **params) -> "Translator":
-        for k, v in params.items():
-            if k not in self._param_names():
-                raise ValueError(f"unknown parameter {k!r} for Translator")
-            setattr(self, k, v)
-        return self
-
     def _check_params(self) -> None:
-        """Refuse hyperparameters that would train nothing or fail late (the CLI flags share the names)."""
-        def flag(name):
-            return f"{name} (--{name.replace('_', '-')})"
+        """Refuse hyperparameters that would train nothing or fail late, naming the flag."""
+        for name, choices in self._choices.items():
+            check_choice(flag_of(name), getattr(self, name), choices)
+        for name in ("bidirectional", "input_feeding", "lowercase", "split_punctuation", "progress"):
+            check_flag(flag_of(name), getattr(self, name))
+        for name in ("embedding_size", "hidden_size", "num_layers", "batch_size", "min_freq"):
+            check_count(flag_of(name), getattr(self, name), 1)
+        check_count(flag_of("bleu_sentences"), self.bleu_sentences, 0)
+        if check_count(flag_of("max_length"), self.max_length, 1) > MAX_LENGTH:
+            raise HyperparameterError(f"{flag_of('max_length')} must be <= {MAX_LENGTH} tokens, got {self.max_length}")
+        check_optional_count(flag_of("attention_size"), self.attention_size, 1)
+        check_optional_count(flag_of("max_vocab"), self.max_vocab, len(SPECIALS) + 1)  # room for one real token
+        for name in ("epochs", "max_steps", "validate_every", "early_stopping_patience"):
+            check_optional_count(flag_of(name), getattr(self, name), 1)
+        check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
+        check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
+        check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
+        check_probability(flag_of("dropout"), self.dropout)
+        check_probability(flag_of("label_smoothing"), self.label_smoothing, high_open=False)
+        check_probability(flag_of("teacher_forcing"), self.teacher_forcing, high_open=False)
+        check_probability(flag_of("ss_floor"), self.ss_floor, high_open=False)
+        check_optional_real(flag_of("ss_k"), self.ss_k, low_open=True)
+        check_real(flag_of("ss_c"), self.ss_c)
+        if self.attention == "dot" and self.bidirectional:
+            raise HyperparameterError(f"{flag_of('attention')} dot compares the decoder state with the memory, "
+                                      "which a bidirectional encoder makes twice as wide; add --no-bidirectional "
+                                      "or use --attention general")
+        if self.input_feeding and self.attention == "bahdanau":
+            raise HyperparameterError(f"{flag_of('input_feeding')} applies to --attention dot or general; "
+                                      "Bahdanau attention already feeds the context into the recurrent input")
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise HyperparameterError("epochs (--epochs), max_steps (--max-steps) and max_minutes (--max-minutes) "
+                                      "are all none: set at least one, or training never ends")
 
-        check_real(flag("lr"), self.lr, low_open=True)
-        for name in ("embedding_size", "hidden_size", "num_layers", "max_length"):
-            check_count(flag(name), getattr(self, name), 1)
-        if self.attention_size is not None:
-            check_count(flag("attention_size"), self.attention_size, 1)
-        check_real(flag("dropout"), self.dropout, 0.0, 1.0, high_open=True)
-        check_real(flag("teacher_forcing"), self.teacher_forcing, 0.0, 1.0)
-        check_real(flag("ss_floor"), self.ss_floor, 0.0, 1.0)
-        check_count(flag("min_freq"), self.min_freq, 1)
-        if self.max_vocab is not None:
-            check_count(flag("max_vocab"), self.max_vocab, len(SPECIALS) + 1)  # room for one real token
-        check_count(flag("batch_size"), self.batch_size, 1)
-        check_count(flag("bleu_sentences"), self.bleu_sentences, 0)
-        check_real(flag("label_smoothing"), self.label_smoothing, 0.0, 1.0)
-        if self.ss_k is not None:
-            check_real(flag("ss_k"), self.ss_k, low_open=True)
-        check_real(flag("ss_c"), self.ss_c)
+    # -- the contract's hooks ------------------------------------------------
+    def _fitted_config(self) -> Dict[str, Any]:
+        return {"text": self.text_options_.to_dict(), "src_vocab": list(self.src_vocab_.itos),
+                "tgt_vocab": list(self.tgt_vocab_.itos)}
+
+    def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+        """Every Seq2Seq array by name, from the parameters and the vocabulary sizes (nothing allocated)."""
+        self._check_params()
+        return _seq2seq_shapes(self, len(fitted["src_vocab"]), len(fitted["tgt_vocab"]))
+
+    def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+        self.text_options_ = TextOptions(**fitted["text"])
+        self.src_vocab_, self.tgt_vocab_ = Vocab(fitted["src_vocab"]), Vocab(fitted["tgt_vocab"])
+        self.model_ = self._build(dtype=np.asarray(arrays["decoder.out.weight"]).dtype, rng=0)
+        self.model_.load_state_dict(arrays)
+        self.model_.eval()
+
+    def _network_state(self) -> Dict[str, np.ndarray]:
+        return self.model_.state_dict()
+
+    def _build(self, dtype=np.float32, rng=None) -> Seq2Seq:
+        return Seq2Seq(len(self.src_vocab_), len(self.tgt_vocab_), cell=self.cell, embedding_size=self.embedding_size,
+                       hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
+                       attention=self.attention, attention_size=self.attention_size,
+                       input_feeding=self.input_feeding, bridge=self.bridge, dropout=self.dropout, dtype=dtype,
+                       rng=rng)
 
     # -- preprocessing -------------------------------------------------------
     def _text_options(self) -> TextOptions:
@@ -138,26 +196,31 @@ class Translator:
 
     # -- training ------------------------------------------------------------
     def fit(self, train_pairs: Sequence[Pair], valid_pairs: Optional[Sequence[Pair]] = None, *,
-            checkpoint_path=None, checkpoint_every: Optional[int] = None, resume: bool = False,
-            progress: bool = True, callbacks=()) -> "Translator":
-        """Train on ``train_pairs`` [(source, target) strings]; validate on ``valid_pairs``."""
+            checkpoint_path=None, resume: bool = False, callbacks=(),
+            checkpoint_every: Optional[int] = None) -> "Translator":
+        """Train on ``train_pairs`` [(source, target) strings], validating on ``valid_pairs``; returns self.
+
+        With ``checkpoint_path`` training writes atomic checkpoints (every
+        ``checkpoint_every`` steps, at each validation and when interrupted);
+        ``resume=True`` continues from it bit for bit after checking it was made
+        with the same model settings and data.
+        """
+        train_pairs = list(train_pairs)
+        valid_pairs = list(valid_pairs or [])
         if not train_pairs:
             raise DataError("no training pairs")
         self._check_params()
+        seed = self._seed()
         teacher = self._teacher()
-        if self.sampling not in ("sample", "argmax"):
-            raise ValueError(f"sampling: expected 'sample' or 'argmax', got {self.sampling!r}")
         self.text_options_ = opts = self._text_options()
         tok = [(tokenize(s, opts), tokenize(t, opts)) for s, t in train_pairs]
         self.src_vocab_ = Vocab.build((s for s, _ in tok), min_freq=self.min_freq, max_size=self.max_vocab)
         self.tgt_vocab_ = Vocab.build((t for _, t in tok), min_freq=self.min_freq, max_size=self.max_vocab)
         src, tgt = self._encode_pairs(train_pairs)
-        self.model_ = model = Seq2Seq(
-            len(self.src_vocab_), len(self.tgt_vocab_), cell=self.cell, embedding_size=self.embedding_size,
-            hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
-            attention=self.attention, attention_size=self.attention_size, input_feeding=self.input_feeding,
-            bridge=self.bridge, dropout=self.dropout, rng=self.random_state)
-        optimizer = Adam(model.parameters(), lr=self.lr)
+        shapes = _seq2seq_shapes(self, len(self.src_vocab_), len(self.tgt_vocab_))
+        self._check_memory(shapes, np.float32, extra_bytes=self._activation_bytes(src, tgt))
+        self.model_ = model = self._build(rng=seed)
+        optimizer = Adam(model.parameters(), lr=self.learning_rate)
         batch_size, label_smoothing, sampling = self.batch_size, self.label_smoothing, self.sampling
 
         def batches(epoch, rng):
@@ -171,38 +234,43 @@ class Translator:
         if valid_pairs:
             v_src, v_tgt = self._encode_pairs(valid_pairs)
             v_batches = [make_batch(v_src, v_tgt, idx) for idx in _length_sorted_chunks(v_src, 128)]
-            n_bleu = min(self.bleu_sentences, len(valid_pairs))
-            bleu_pairs = list(valid_pairs)[:n_bleu]
+            bleu_pairs = valid_pairs[:min(self.bleu_sentences, len(valid_pairs))]
 
             def validate(m):
                 out = {"loss": _mean_loss(m, v_batches)}
-                if n_bleu:
-                    out["bleu"] = self.evaluate(bleu_pairs, with_loss=False)["bleu"]
+                if bleu_pairs:
+                    out["bleu"] = self._evaluate(bleu_pairs, with_loss=False)["bleu"]
                 return out
 
-        config = {"model": model.config, "text": opts.to_dict(), "params": plain(self.get_params())}
-        meta = {"src_vocab": self.src_vocab_.itos, "tgt_vocab": self.tgt_vocab_.itos}
-        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            _check_resume(checkpoint_path, config, meta)    # else fit() starts afresh, as documented there
-        self.history_ = fit_loop(
-            model, optimizer, step_fn, batches, seed=int(self.random_state), epochs=self.epochs,
+        data = fingerprint("\x1e".join(f"{s}\x1f{t}" for s, t in train_pairs),
+                           "\x1e".join(f"{s}\x1f{t}" for s, t in valid_pairs))
+        self.history_ = self._fit_loop(
+            model, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
+            data_fingerprint=data, checkpoint_every=checkpoint_every, epochs=self.epochs,
             max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
             validate_every=self.validate_every, early_stopping_patience=self.early_stopping_patience,
-            checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
-            callbacks=callbacks, progress=progress, config=config, meta=meta)
+            callbacks=callbacks, progress=self.progress)
         model.eval()
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this Translator is not trained yet: call fit() or Translator.load(path)")
+    def _activation_bytes(self, src, tgt) -> int:
+        """A rough size of one batch's activations: the logits and their gradient, and the gates of every step."""
+        S, T = max(map(len, src)) + 1, max(map(len, tgt)) + 1
+        N, H, L = self.batch_size, self.hidden_size, self.num_layers
+        K = 2 if self.bidirectional else 1
+        G = GATES[self.cell.upper()]
+        return 4 * N * (3 * T * len(self.tgt_vocab_) + 3 * (S * K + T) * L * (G + 2) * H)
 
     # -- translation ---------------------------------------------------------
     def translate(self, sentences: Sequence[str], *, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
                   max_length: Optional[int] = None, batch_size: int = 64) -> List[List[Translation]]:
         """The ``n_best`` translations of each sentence (beam search when ``beam`` > 1), best first."""
         self._check_fitted()
-        check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty)
+        check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
+        check_count("batch_size", batch_size, 1)
+        return self._translate(sentences, beam, n_best, length_penalty, max_length, batch_size)
+
+    def _translate(self, sentences, beam=1, n_best=1, length_penalty=0.0, max_length=None, batch_size=64):
         max_length = self.max_length if max_length is None else max_length
         opts = self.text_options_
         src_tokens = [tokenize(s, opts) for s in sentences]
@@ -212,7 +280,8 @@ class Translator:
         encoded = [self.src_vocab_.encode(t) for t in src_tokens]
         ids = [e[0] for e in encoded]
         results: List[Optional[List[Translation]]] = [None] * len(sentences)
-        for idx in _length_sorted_chunks(ids, batch_size):
+        # N sentences run as N*beam rows: keep a batch's rows near batch_size
+        for idx in _length_sorted_chunks(ids, max(1, batch_size // beam)):
             b = make_batch(ids, None, idx)
             if beam == 1:
                 hyps = [[h] for h in greedy(self.model_, b.src, b.src_len, max_length)]
@@ -231,10 +300,14 @@ class Translator:
                  max_length: Optional[int] = None, with_loss: bool = True) -> Dict[str, float]:
         """BLEU, chrF, exact-match rate (%) and, with ``with_loss``, the teacher-forced loss on ``pairs``."""
         self._check_fitted()
+        check_decoding(beam=beam, length_penalty=length_penalty, max_length=max_length)
+        return self._evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length,
+                              with_loss=with_loss)
+
+    def _evaluate(self, pairs, *, beam=1, length_penalty=0.0, max_length=None, with_loss=True):
         if not pairs:
             raise DataError("no pairs to evaluate")
-        hyps = [r[0].text for r in self.translate([s for s, _ in pairs], beam=beam, length_penalty=length_penalty,
-                                                  max_length=max_length)]
+        hyps = [r[0].text for r in self._translate([s for s, _ in pairs], beam, 1, length_penalty, max_length)]
         refs = [detokenize(tokenize(t, self.text_options_), self.text_options_) for _, t in pairs]
         out = scores(hyps, refs)
         out["n"] = len(pairs)
@@ -243,34 +316,30 @@ class Translator:
             out["loss"] = _mean_loss(self.model_, [make_batch(src, tgt, i) for i in _length_sorted_chunks(src, 128)])
         return out
 
-    # -- files ---------------------------------------------------------------
-    def save(self, path, meta: Optional[Dict] = None) -> str:
-        """Write the model file (kind "translator"); ``meta`` adds JSON-able facts (data, test scores)."""
-        self._check_fitted()
-        config = {"model": self.model_.config, "text": self.text_options_.to_dict(),
-                  "params": plain(self.get_params())}
-        info = {"src_vocab": self.src_vocab_.itos, "tgt_vocab": self.tgt_vocab_.itos,
-                "history": self.history_.to_dict() if getattr(self, "history_", None) else None}
-        info.update(meta or {})
-        save_model_file(path, kind=KIND, config=config, arrays=self.model_.state_dict(), meta=info)
-        return str(path)
 
-    @classmethod
-    def load(cls, path) -> "Translator":
-        """A trained Translator from a model file; files of other applications are refused."""
-        mf = load_model_file(path, expected_kind=KIND)
-        params = {k: v for k, v in mf.config.get("params", {}).items() if k in cls._param_names()}
-        self = cls(**params)
-        self.text_options_ = TextOptions(**mf.config["text"])
-        self.src_vocab_ = Vocab(mf.meta["src_vocab"])
-        self.tgt_vocab_ = Vocab(mf.meta["tgt_vocab"])
-        self.model_ = Seq2Seq(**mf.config["model"])
-        self.model_.load_state_dict(mf.arrays)
-        self.model_.eval()
-        hist = mf.meta.get("history")
-        self.history_ = History.from_dict(hist) if hist else None
-        self.file_meta_ = mf.meta
-        return self
+def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, Tuple[int, ...]]:
+    """Name -> shape of every Seq2Seq array (see encoder.py, decoder.py, nn/attention.py) for settings ``p``."""
+    mode, E, H, L = p.cell.upper(), int(p.embedding_size), int(p.hidden_size), int(p.num_layers)
+    K = 2 if p.bidirectional else 1
+    luong = p.attention != "bahdanau"
+    shapes = embedding_shapes("encoder.embedding.", src_vocab, E)
+    shapes.update(recurrent_shapes("encoder.rnn.", mode, E, H, L, bidirectional=bool(p.bidirectional)))
+    if p.bridge == "linear":
+        shapes.update(linear_shapes("encoder.bridge_h.", K * H, H))
+        if mode == "LSTM":
+            shapes.update(linear_shapes("encoder.bridge_c.", K * H, H))
+    shapes.update(embedding_shapes("decoder.embedding.", tgt_vocab, E))
+    D = (E + (H if p.input_feeding else 0)) if luong else E + K * H
+    shapes.update(recurrent_shapes("decoder.rnn.", mode, D, H, L))
+    if p.attention == "bahdanau":
+        A = int(p.attention_size or H)
+        shapes.update({"decoder.attention.W": (A, H), "decoder.attention.U": (A, K * H), "decoder.attention.v": (A,)})
+    elif p.attention == "general":
+        shapes["decoder.attention.W_a"] = (H, K * H)
+    if luong:
+        shapes.update(linear_shapes("decoder.combine.", K * H + H, H))
+    shapes.update(linear_shapes("decoder.out.", H if luong else H + K * H, tgt_vocab))
+    return shapes
 
 
 def _length_sorted_chunks(ids: Sequence[Sequence[int]], size: int) -> List[np.ndarray]:
@@ -281,37 +350,10 @@ def _length_sorted_chunks(ids: Sequence[Sequence[int]], size: int) -> List[np.nd
 
 def _mean_loss(model, batches) -> float:
     """Token-weighted teacher-forced cross-entropy, in eval mode, without gradients."""
-    was = model.training
-    model.eval()
-    try:
-        total = n = 0
+    total = n = 0
+    with model.eval_mode():
         for b in batches:
             loss, count = model.loss(b, backward=False)
             total += loss * count
             n += count
-    finally:
-        model.train(was)
     return total / max(n, 1)
-
-
-# Hyperparameters that shape the weights or the vocabularies: a checkpoint made with other
-# values cannot continue. The rest (epochs, budgets, validation) may change on resume.
-_SHAPING = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional", "input_feeding",
-            "attention_size", "bridge", "tokens", "normalize", "lowercase", "split_punctuation", "min_freq",
-            "max_vocab")
-
-
-def _check_resume(checkpoint_path, config: Dict, meta: Dict) -> None:
-    """Refuse, in one line, to resume from a checkpoint made with another model or other data."""
-    ck = load_checkpoint(checkpoint_path)
-    old = (ck.config or {}).get("params", {})
-    diff = [k for k in _SHAPING if old.get(k) != config["params"].get(k)]
-    if diff:
-        was = ", ".join(f"--{k.replace('_', '-')} {old.get(k)}" for k in diff)
-        raise DataError(f"{checkpoint_path}: this checkpoint was trained with {was}; resume with the same "
-                        "settings, or start afresh without --resume")
-    for side in ("src_vocab", "tgt_vocab"):
-        if ck.meta.get(side) != meta[side]:
-            raise DataError(f"{checkpoint_path}: this checkpoint was trained on other sentence pairs (its "
-                            f"{'source' if side == 'src_vocab' else 'target'} vocabulary differs); resume with "
-                            "the same PAIRS file, filters and split, or start afresh without --resume")
