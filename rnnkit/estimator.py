@@ -256,11 +256,11 @@ class Estimator:
                     history = History.from_dict(meta["history"])
                 except (KeyError, TypeError, ValueError) as e:
                     raise ModelFileError(f"{path}: its training history is malformed ({e})") from None
-        cls = _resolve_kind(kind, path)
-        if expected is not None and cls is not expected:
+        if expected is not None and kind != expected.kind:   # refused by name: nothing imported or built
             raise ModelFileError(f"{path}: this is a {kind} model file, not a {expected.kind} one; load it with "
-                                 f"{cls.__name__}.load or rnnkit.load, or pass a file written by "
+                                 f"rnnkit.load, or pass a file written by "
                                  f"`rnnkit {_COMMAND.get(expected.kind, expected.kind)} train`")
+        cls = expected or _resolve_kind(kind, path)
         if not isinstance(config, Mapping) or not isinstance(config.get("params"), Mapping) \
                 or not isinstance(config.get("fitted"), Mapping):
             raise ModelFileError(f"{path}: the {kind} configuration is malformed (no params/fitted); "
