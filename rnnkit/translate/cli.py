@@ -103,7 +103,7 @@ def register(subparsers) -> None:
     d.add_argument("--test-fraction", type=float, default=0.1, help="fraction of the pairs held out for the "
                    "final test scores")
     d.add_argument("--split-seed", type=int, default=0, help="seed of the validation/test split")
-    add_estimator_flags(t, Translator, title="model and training")
+    add_estimator_flags(t, Translator, title="model and training", defaults={"progress": True})
     _decode_flags(t, max_length=False)
 
     e = command(sub, "eval", help="BLEU, chrF and exact-match rate of a model on a test file", func=_run_eval)

@@ -107,7 +107,7 @@ class Translator(Estimator):
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
                  bleu_sentences: int = 300, max_length: int = 50, random_state: Optional[int] = 0,
-                 progress: bool = True):
+                 progress: bool = False):
         # stored verbatim (scikit-learn contract); checked in fit
         params = dict(locals())
         del params["self"]

@@ -1,0 +1,121 @@
+"""One contract, every application: the same tests run over CharModel, RNNForecaster and Translator.
+
+Each case builds a tiny estimator and its data; the tests check what a user of one application may
+expect of the others: scikit-learn's clone, get/set params, fit returning self, save and load through
+``rnnkit.load`` (and from a checkpoint), resume bit for bit, and a file of another kind refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.errors import ModelFileError
+
+TEXT = ("the quick brown fox jumps over the lazy dog. " * 12)
+PAIRS = [(f"{a} {b}", f"{b} {a}") for a in ("one", "two", "three", "four") for b in ("red", "blue", "green")]
+
+
+def _charlm(**kw):
+    from rnnkit.charlm import CharModel
+    params = dict(cell="gru", hidden_size=8, num_layers=1, embedding_size=4, seq_len=6, batch_size=3,
+                  max_steps=6, validation_fraction=0.2, sample_length=0, checkpoint_every=2)
+    params.update(kw)
+    return CharModel(**params), (TEXT,)
+
+
+def _forecast(**kw):
+    from rnnkit.forecast import RNNForecaster
+    params = dict(lookback=6, horizon=2, hidden_size=5, batch_size=8, epochs=50, max_steps=6)
+    params.update(kw)
+    t = np.arange(80, dtype=np.float64)
+    return RNNForecaster(**params), (np.sin(t / 4.0) + 0.01 * t,)
+
+
+def _translate(**kw):
+    from rnnkit.translate import Translator
+    params = dict(embedding_size=6, hidden_size=8, batch_size=4, epochs=None, max_steps=6, bleu_sentences=0,
+                  dropout=0.0)
+    params.update(kw)
+    return Translator(**params), (PAIRS,)
+
+
+CASES = {"charlm": _charlm, "forecaster": _forecast, "translator": _translate}
+KINDS = list(CASES)
+
+
+def _state(est):
+    return est._network_state()
+
+
+def _assert_same(a, b):
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert np.array_equal(sa[k], sb[k]), k
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_blas_thread):
+    yield
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_clone_and_params_round_trip(kind):
+    from sklearn.base import clone
+    est, _ = CASES[kind](random_state=3)
+    params = est.get_params(deep=True)
+    assert params["random_state"] == 3 and "max_minutes" in params and "progress" in params
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == params
+    assert est.set_params(random_state=4) is est and est.get_params()["random_state"] == 4
+    with pytest.raises(ValueError, match="invalid parameter"):
+        est.set_params(no_such_setting=1)
+    assert repr(est).startswith(type(est).__name__ + "(")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_returns_self_and_save_load_round_trip(kind, tmp_path):
+    est, data = CASES[kind]()
+    assert est.fit(*data) is est
+    path = est.save(tmp_path / "m.npz")
+    back = rnnkit.load(path)
+    assert type(back) is type(est) and back.kind == kind
+    assert back.get_params() == est.get_params()
+    _assert_same(back, est)
+    assert type(est).load(path).get_params() == est.get_params()
+    assert back.history_ is not None and back.history_.steps == est.history_.steps
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resume_is_bit_for_bit_and_a_checkpoint_loads_like_a_model(kind, tmp_path):
+    whole, data = CASES[kind](max_steps=6)
+    whole.fit(*data)
+    ck = tmp_path / "run.ckpt.npz"
+    part, _ = CASES[kind](max_steps=3)
+    part.fit(*data, checkpoint_path=ck)
+    from_ck = rnnkit.load(ck)                       # a checkpoint works where a model file does
+    assert type(from_ck) is type(part)
+    resumed, _ = CASES[kind](max_steps=6)
+    resumed.fit(*data, checkpoint_path=ck, resume=True)
+    assert resumed.history_.steps == whole.history_.steps == 6
+    _assert_same(resumed, whole)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_of_another_kind_is_refused(kind, tmp_path):
+    other = next(k for k in KINDS if k != kind)
+    est, data = CASES[other]()
+    path = est.fit(*data).save(tmp_path / "other.npz")
+    cls = type(CASES[kind]()[0])
+    with pytest.raises(ModelFileError, match=f"this is a {other} model file, not a {kind} one"):
+        cls.load(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unfitted_estimator_says_so(kind, tmp_path):
+    from rnnkit.errors import NotFittedError
+    est, _ = CASES[kind]()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        est.save(tmp_path / "m.npz")
