@@ -34,16 +34,15 @@ from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
-from .inference import direct_forecast, recursive_forecast
+from .predicting import forecast
 from .model import CELLS, ForecastNet
 from .scaling import SCALERS, TRANSFORMS, SeriesScaler
 from .validation import as_matrix
 from .windows import direct_windows, recursive_windows, stack_inputs
 
-__all__ = ["RNNForecaster", "MAX_SAMPLES", "MAX_HORIZON"]
+__all__ = ["RNNForecaster", "MAX_SAMPLES"]
 
 MAX_SAMPLES = 100_000        # sample paths of a recursive interval
-MAX_HORIZON = 100_000        # forecast steps
 _MODES = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN_TANH"}
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
 
@@ -358,83 +357,6 @@ class RNNForecaster(Estimator):
         self._fitted = dict(fitted)
 
     # -- predict ----------------------------------------------------------
-    def _inputs_for(self, H: int, y, past, future):
-        """The last lookback input rows, the horizon's scaled future covariates and the last level."""
-        L, d, dt = self.lookback, self.scaler_.order, self.dtype
-        p, f = self.n_past_covariates_, self.n_future_covariates_
-        if y is None:
-            Yh, Ph, Fh = self.last_y_, self.last_past_, self.last_future_
-            if past is not None:
-                raise ValueError("past_covariates without y: pass the history y with its past covariates, "
-                                 "or neither to forecast from the end of the training data")
-            F_fut = as_matrix("future_covariates", future, rows=H, cols=f, what="one row per forecast step")
-        else:
-            Yh = as_matrix("y", y, cols=self.n_targets_)
-            if len(Yh) < L + d:
-                raise DataError(f"y has {len(Yh)} values; forecasting needs at least lookback {L}"
-                                + (" + 1 (differencing)" if d else "") + " values of history")
-            Ph = as_matrix("past_covariates", past, rows=len(Yh), cols=p)
-            F_all = as_matrix("future_covariates", future, rows=len(Yh) + H, cols=f,
-                              what="one row per history value and per forecast step")
-            Fh, F_fut = (None, None) if F_all is None else (F_all[:len(Yh)], F_all[len(Yh):])
-        if p and Ph is None:
-            raise ValueError(f"past_covariates: the model was trained with {p} past covariate(s); pass them "
-                             "for the history y")
-        if f and F_fut is None:
-            raise ValueError(f"future_covariates: the model was trained with {f} known-future covariate(s); "
-                             f"pass their values for the {H} forecast steps")
-        u = self.scaler_.scale_checked(Yh, "y", dt)
-        pc = None if Ph is None else self.past_scaler_.scale_checked(Ph, "past_covariates", dt)[d:]
-        fc = None if not f else self.future_scaler_.scale_checked(np.concatenate([Fh, F_fut]),
-                                                                  "future_covariates", dt)[d:]
-        X = stack_inputs(u, pc, fc)
-        fut_rows = None if fc is None else fc[len(u):len(u) + H]        # f_{o+1} .. f_{o+H}
-        return X[-L:], fut_rows, Yh[-1]
-
-    def _forecast(self, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        self._check_fitted()
-        H = self.horizon if horizon is None else check_count(flag_of("horizon"), horizon, 1)
-        if H > MAX_HORIZON:
-            raise HyperparameterError(f"{flag_of('horizon')} must be <= {MAX_HORIZON:,}, got {H}")
-        direct = self.strategy == "direct"
-        if direct and H > self.horizon:
-            raise ValueError(f"horizon {H}: this direct model was trained for {self.horizon} steps; ask for at "
-                             "most that many, or train with strategy='recursive' (any horizon) or a longer horizon")
-        H_run = self.horizon if direct else H
-        window, fut, last = self._inputs_for(H_run, y, past, future)
-        if quantiles and self.head == "point":
-            raise ValueError("this model has head='point' and gives no intervals or quantiles; train it "
-                             "with head='gaussian' or head='quantile'")
-        if quantiles and self.head == "quantile":
-            lo, hi = min(self.quantiles), max(self.quantiles)
-            if min(quantiles) < lo - 1e-12 or max(quantiles) > hi + 1e-12:
-                raise ValueError(f"quantiles {list(quantiles)}: the model was trained for levels "
-                                 f"{list(self.quantiles)} and can give levels in [{lo}, {hi}] only")
-        with np.errstate(over="ignore", invalid="ignore"), self.net_.eval_mode():
-            if direct:
-                out = direct_forecast(self.net_, window, fut, head=self.head, trained_quantiles=self.quantiles,
-                                      quantiles=quantiles)
-            else:
-                out = recursive_forecast(self.net_, window, None if fut is None else fut[1:], H,
-                                         k=self.n_targets_, head=self.head, order=self.scaler_.order,
-                                         quantiles=quantiles, n_samples=self.n_samples,
-                                         rng=np.random.default_rng([self.seed_, 7]))
-            mean = self.scaler_.to_levels(out["mean"][:H], last)                       # (H, k)
-            q = None
-            if "quantiles" in out:
-                q = self.scaler_.to_levels(out["quantiles"][:H], last)                 # (H, Q, k)
-                q = np.sort(q, axis=1)          # sampling noise must not make quantiles cross
-        for name, a in (("forecast", mean), ("forecast quantiles", q)):
-            if a is not None and not np.isfinite(a).all():
-                step = int(np.argwhere(~np.isfinite(a))[0][0]) + 1
-                raise DataError(f"the {name} overflows (not a finite number) from step {step}: the data's values "
-                                "are too large for this model; rescale the data (e.g. in thousands) or use "
-                                "--transform log")
-        if self.y_is_1d_:
-            mean = mean[:, 0]
-            q = None if q is None else q[..., 0]
-        return mean, q
-
     def predict(self, horizon: Optional[int] = None, y=None, past_covariates=None, future_covariates=None):
         """Point forecasts for the next ``horizon`` steps: (H,) or (H, k).
 
@@ -442,7 +364,7 @@ class RNNForecaster(Estimator):
         with ``y`` (at least ``lookback`` values) at the end of ``y``. Known-future
         covariates: (H, f) without ``y``, (len(y) + H, f) with it.
         """
-        return self._forecast(horizon, y, past_covariates, future_covariates)[0]
+        return forecast(self, horizon, y, past_covariates, future_covariates)[0]
 
     def predict_quantiles(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95), horizon: Optional[int] = None,
                           y=None, past_covariates=None, future_covariates=None) -> np.ndarray:
@@ -450,7 +372,7 @@ class RNNForecaster(Estimator):
         q = [float(v) for v in np.atleast_1d(quantiles)]
         if not q or any(not (0.0 < v < 1.0) for v in q):
             raise ValueError(f"quantiles: expected levels strictly between 0 and 1, got {quantiles!r}")
-        return self._forecast(horizon, y, past_covariates, future_covariates, q)[1]
+        return forecast(self, horizon, y, past_covariates, future_covariates, q)[1]
 
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
                          past_covariates=None, future_covariates=None) -> Tuple[np.ndarray, np.ndarray]:
