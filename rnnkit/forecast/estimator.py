@@ -307,11 +307,13 @@ class RNNForecaster(Estimator):
         return self
 
     def _fit_seed(self, checkpoint_path, resume: bool) -> int:
-        """The run's seed; resuming with random_state=None continues the checkpoint's own seed."""
+        """The run's seed, drawn from ``random_state`` as before issue 10 (so the README's figures stand);
+        resuming with random_state=None continues the checkpoint's own seed."""
         if resume and self.random_state is None and checkpoint_path is not None and os.path.exists(checkpoint_path):
             from ..train.checkpoint import load_checkpoint
             return int(load_checkpoint(checkpoint_path).train_state.get("seed", 0))
-        return self._seed()
+        self._seed()                                    # the shared check of random_state
+        return int(np.random.default_rng(self.random_state).integers(2 ** 31 - 1))
 
     # -- the contract's file hooks ------------------------------------------
     def _fitted_config(self) -> Dict[str, Any]:
