@@ -26,9 +26,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..checks import check_choice, check_count, check_optional_count, check_real
+from ..checks import check_count, check_real
 from ..errors import DataError, PathError
-from ..estimator import checkpoint_beside
+from ..estimator import checkpoint_beside, flag_of
 from ..io.atomic import check_outputs, write_text
 from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
@@ -198,11 +198,11 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
     model_path = None if isinstance(model, RNNForecaster) else model
     check_outputs({"--out": out, "--plot": plot}, inputs={"MODEL": model_path, "DATA": data},
                   examples={"--out": "forecast.csv", "--plot": "forecast.png"})
-    coverage = check_real("coverage (--coverage)", coverage, 0.0, 1.0, low_open=True, high_open=True)
+    coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
     est = RNNForecaster.load(model_path) if model_path is not None else model
     est._check_fitted()
     info = est.series_ or {}
-    H = est.horizon if horizon is None else check_count("horizon (--horizon)", horizon, 1)
+    H = est.horizon if horizon is None else check_count(flag_of("horizon"), horizon, 1)
     if data is None:
         if est.n_future_covariates_:
             raise DataError("this model uses known-future covariates: pass DATA.csv with their values for the "
@@ -294,14 +294,11 @@ def run_backtest(series: SeriesData, model: Optional[RNNForecaster], *, horizon:
     """Rolling-origin backtest of ``model`` beside the baselines on a series already read."""
     say = say or _quiet
     T = len(series.y)
-    initial = max(int(0.7 * T), 1) if initial is None else check_count("initial (--initial)", initial, 1)
-    stride = horizon if stride is None else check_count("stride (--stride)", stride, 1)
-    m = guess_period(series.step) if seasonal_period is None else check_count(
-        "seasonal_period (--seasonal-period)", seasonal_period, 1)
-    refit = check_count("refit (--refit)", refit, 0)
-    check_choice("window (--window)", window, ("expanding", "sliding"))
-    check_optional_count("max_folds (--max-folds)", max_folds, 1)
-    coverage = check_real("coverage (--coverage)", coverage, 0.0, 1.0, low_open=True, high_open=True)
+    initial = max(int(0.7 * T), 1) if initial is None else initial
+    stride = horizon if stride is None else stride
+    m = guess_period(series.step) if seasonal_period is None else seasonal_period
+    refit = check_count(flag_of("refit"), refit, 0)            # 0: fit once; k: refit every k folds
+    coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
     say(f"backtest: origins from {initial} every {stride} step(s), horizon {horizon}, {window} window, "
         f"{'refit every ' + str(refit) + ' fold(s)' if refit else 'fitted once'}, seasonal period {m}")
     t0 = time.perf_counter()

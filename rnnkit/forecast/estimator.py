@@ -209,7 +209,7 @@ class RNNForecaster(Estimator):
         continues from it bit for bit (same settings and data).
         """
         self._check_params()
-        check_flag("resume (--resume)", resume)
+        check_flag(flag_of("resume"), resume)
         Y = as_matrix("y", y)
         T, k = Y.shape
         P = as_matrix("past_covariates", past_covariates, rows=T)
@@ -379,7 +379,7 @@ class RNNForecaster(Estimator):
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
                          past_covariates=None, future_covariates=None) -> Tuple[np.ndarray, np.ndarray]:
         """Central prediction interval (lower, upper) holding ``coverage`` of the forecast distribution."""
-        coverage = check_real("coverage (--coverage)", coverage, 0.0, 1.0, low_open=True, high_open=True)
+        coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
         q = self.predict_quantiles([(1 - coverage) / 2, (1 + coverage) / 2], horizon, y,
                                    past_covariates, future_covariates)
         return q[:, 0], q[:, 1]
