@@ -30,7 +30,7 @@ def test_sklearn_clone_and_params_round_trip():
 def test_init_does_no_work_and_fit_returns_self():
     f = RNNForecaster(lookback=-3, cell="nope")          # stored verbatim, checked in fit
     assert f.lookback == -3 and not hasattr(f, "net_")
-    with pytest.raises(ValueError, match=r"lookback \(--lookback\) must be >= 1, got -3"):
+    with pytest.raises(ValueError, match=r"lookback \(--lookback\) must be .*got -3"):
         f.fit(_sine(50))
     g = RNNForecaster(lookback=5, **SMALL)
     assert g.fit(_sine(50)) is g
