@@ -232,3 +232,13 @@ def test_interrupt_writes_a_checkpoint_and_says_how_to_resume(tmp_path, sig, pro
     assert proc.returncode == 130, stderr
     assert f"checkpoint saved to {ckpt}" in stderr and "--resume" in stderr, stderr
     assert rnnkit.load(ckpt).history_.steps > 0
+
+
+def test_stock_refuses_an_out_dir_that_would_overwrite_its_data(tmp_path, capsys):
+    data, _ = _prices(tmp_path, name="forecast.csv")
+    before = open(data).read()
+    code, out, err = _run(capsys, ["forecast", "stock", "--data", data, "--out-dir", str(tmp_path)] + FAST)
+    assert code == 2 and f"--out-dir (forecast.csv) {data} is also the input --data" in err, err
+    assert open(data).read() == before and "backtest" not in out
+    code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--out-dir", data] + FAST)
+    assert code == 2 and "is a file, not a directory" in err, err

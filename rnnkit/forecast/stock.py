@@ -50,7 +50,7 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
     model._check_params()
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name) for name in STOCK_FILES}
-    check_outputs({f"--out-dir {name}": p for name, p in paths.items()}, inputs={"--data": data})
+    check_outputs({f"--out-dir ({name})": p for name, p in paths.items()}, inputs={"--data": data})
     if data is not None:
         target = target or "Close"
         series = read_data(data, date=date, target=target, past_covariates=past_covariates,
