@@ -242,3 +242,13 @@ def test_stock_refuses_an_out_dir_that_would_overwrite_its_data(tmp_path, capsys
     assert open(data).read() == before and "backtest" not in out
     code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--out-dir", data] + FAST)
     assert code == 2 and "is a file, not a directory" in err, err
+
+
+def test_a_failed_refit_leaves_the_fitted_model_as_it_was(tmp_path):
+    y = np.sin(np.arange(80) / 3) + 5
+    f = RNNForecaster(lookback=5, hidden_size=4, epochs=2).fit(y)
+    before = f.predict(3)
+    with pytest.raises(rnnkit.errors.TrainingError, match="diverged"):
+        f.set_params(learning_rate=1e30, epochs=5).fit(y[:60] * 3)
+    np.testing.assert_array_equal(f.predict(3), before)
+    np.testing.assert_array_equal(RNNForecaster.load(f.save(tmp_path / "m.npz")).predict(3), before)

@@ -259,7 +259,7 @@ class RNNForecaster(Estimator):
 
         keep = L + d                                                    # what predict needs to start
         scalers = {"target": scaler, "past": p_scaler, "future": f_scaler}
-        self._fitted = {
+        fitted = {
             "n_targets": k, "n_past": p, "n_future": f, "y_is_1d": bool(np.ndim(y) == 1),
             "train_size": int(T_train), "seed": int(seed),
             "scalers": {n: None if s is None else s.stats() for n, s in scalers.items()},
@@ -295,14 +295,19 @@ class RNNForecaster(Estimator):
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
-        history = self._fit_loop(
-            net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
-            data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
-            max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
-            early_stopping_patience=self.early_stopping_patience if validate else None,
-            progress=bool(self.progress), unit="win")
+        previous, self._fitted = getattr(self, "_fitted", None), fitted   # the checkpoints' config
+        try:
+            history = self._fit_loop(
+                net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
+                data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
+                max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
+                early_stopping_patience=self.early_stopping_patience if validate else None,
+                progress=bool(self.progress), unit="win")
+        except BaseException:
+            self._fitted = previous                    # a failed fit leaves a fitted model as it was
+            raise
         net.eval()
-        self._set_fitted(self._fitted, net)
+        self._set_fitted(fitted, net)
         self.history_ = history
         return self
 
