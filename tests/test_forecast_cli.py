@@ -158,15 +158,29 @@ def test_bad_model_file_and_bad_flags(tmp_path, capsys):
     code, _, err = _run(capsys, ["forecast", "predict", str(junk), data])
     assert code == 2 and "not an rnnkit model file" in err
     code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--lookback", "0"])
-    assert code == 2 and "lookback" in err
+    assert code == 2 and "lookback (--lookback) must be" in err and "got 0" in err
     code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--fill", "magic"])
-    assert code == 2 and "invalid choice" in err
+    assert code == 2 and "argument --fill: invalid choice: 'magic'" in err
+    for old in ("--seed", "--lr", "--valid-fraction"):            # the old names are gone
+        code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), old, "1"])
+        assert code == 2 and f"unrecognized arguments: {old} 1" in err, (old, err)
 
 
 @pytest.mark.parametrize("argv,expect", [
     (["train", "{data}", "--out", "{tmp}/m.npz", "--early-stopping-patience", "-1"],
-     "early_stopping_patience (--early-stopping-patience): expected a positive integer, got -1"),
-    (["backtest", "{data}", "--max-folds", "-1"], "max_folds (--max-folds): expected a positive integer"),
+     "early_stopping_patience (--early-stopping-patience) must be"),
+    (["backtest", "{data}", "--max-folds", "-1"], "max_folds (--max-folds) must be"),
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--hidden-size", "0"], "hidden_size (--hidden-size) must be"),
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--random-state", "-3"], "random_state (--random-state) must be"),
+    (["train", "{data}", "--out", "", "--epochs", "1"], "--out: the path is empty"),
+    (["train", "{data}", "--out", "{data}"], "--out {data} is also the input DATA"),
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--plot", "{data}"], "--plot {data} is also the input DATA"),
+    (["backtest", "{data}", "--out", "{data}"], "--out {data} is also the input DATA"),
+    (["backtest", "{data}", "--plot", "{data}"], "--plot {data} is also the input DATA"),
+    (["train", "{data}", "--out", "{tmp}/m.npz", "--resume"], "--resume: there is no checkpoint"),
+    (["backtest", "{data}", "--stride", "0"], "stride (--stride) must be"),
+    (["backtest", "{data}", "--refit", "-1"], "refit (--refit) must be"),
+    (["backtest", "{data}", "--coverage", "1.5"], "coverage (--coverage) must be"),
     (["train", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
     (["train", "{data}", "--out", "{tmp}/m.npz", "--plot", "{tmp}"], "--plot {tmp}: is a directory"),
     (["backtest", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
@@ -175,8 +189,9 @@ def test_bad_flags_and_outputs_are_refused_before_training(tmp_path, capsys, arg
     data, _ = _prices(tmp_path, n=30)
     fill = lambda a: a.replace("{data}", data).replace("{tmp}", str(tmp_path))
     code, out, err = _run(capsys, ["forecast"] + [fill(a) for a in argv] + ["--epochs", "1", "--lookback", "6"])
-    assert code == 2 and fill(expect) in err, err
+    assert code == 2 and fill(expect) in err and err.count("\n") == 1, err
     assert "trained" not in out + err and not list(tmp_path.rglob("*.npz"))
+    assert (tmp_path / "prices.csv").read_text().startswith("Date,Close,Volume")       # the input is intact
 
 
 def test_plot_path_without_extension_is_written_as_given(tmp_path, capsys):

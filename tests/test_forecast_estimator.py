@@ -30,11 +30,11 @@ def test_sklearn_clone_and_params_round_trip():
 def test_init_does_no_work_and_fit_returns_self():
     f = RNNForecaster(lookback=-3, cell="nope")          # stored verbatim, checked in fit
     assert f.lookback == -3 and not hasattr(f, "net_")
-    with pytest.raises(ValueError, match="lookback"):
+    with pytest.raises(ValueError, match=r"lookback \(--lookback\) must be .*got -3"):
         f.fit(_sine(50))
     g = RNNForecaster(lookback=5, **SMALL)
     assert g.fit(_sine(50)) is g
-    assert all(hasattr(g, a) for a in ("net_", "scaler_", "training_history_", "n_targets_"))
+    assert all(hasattr(g, a) for a in ("net_", "scaler_", "history_", "n_targets_"))
 
 
 def test_predict_before_fit_is_a_clear_error():
@@ -170,7 +170,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert g.get_params() == f.get_params() and g.meta_ == {"target": ["y"]}
     np.testing.assert_array_equal(f.predict(5), g.predict(5))
     np.testing.assert_array_equal(f.predict_interval(0.8)[1], g.predict_interval(0.8)[1])
-    assert g.training_history_.steps == f.training_history_.steps
+    assert g.history_.steps == f.history_.steps
     with open(path, "rb") as fh:
         assert b"pickle" not in fh.read(200)
     bad = tmp_path / "x.npz"

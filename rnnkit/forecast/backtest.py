@@ -22,7 +22,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..checks import check_choice, check_count, check_optional_count
 from ..errors import DataError
+from ..estimator import flag_of
 from .baselines import baseline_forecasts
 from .metrics import evaluate, mase_scale
 from .validation import as_matrix
@@ -37,14 +39,9 @@ def rolling_origin_splits(n: int, *, initial: int, horizon: int, stride: int = 1
     With ``max_folds`` only the last that many folds are kept (the most recent origins).
     """
     for name, v in (("initial", initial), ("horizon", horizon), ("stride", stride)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if window not in ("expanding", "sliding"):
-        raise ValueError(f"window: expected 'expanding' or 'sliding', got {window!r}")
-    if max_folds is not None and (not isinstance(max_folds, (int, np.integer)) or isinstance(max_folds, bool)
-                                  or max_folds < 1):
-        raise ValueError(f"max_folds (--max-folds): expected a positive integer or None (all folds), "
-                         f"got {max_folds!r}")
+        check_count(flag_of(name), v, 1)
+    check_choice(flag_of("window"), window, ("expanding", "sliding"))
+    check_optional_count(flag_of("max_folds"), max_folds, 1)
     if initial + horizon > n:
         raise DataError(f"backtest: the series has {n} values, fewer than initial {initial} + horizon {horizon}; "
                         "lower initial or horizon")
@@ -125,10 +122,9 @@ def backtest(forecaster, y, *, horizon: int, initial: int, stride: int = 1, wind
     n = len(Y)
     P = as_matrix("past_covariates", past_covariates, rows=n)
     F = as_matrix("future_covariates", future_covariates, rows=n)
-    if not isinstance(seasonal_period, (int, np.integer)) or seasonal_period < 1:
-        raise ValueError(f"seasonal_period: expected a positive integer, got {seasonal_period!r}")
-    if not (refit is True or refit is False or (isinstance(refit, (int, np.integer)) and refit >= 1)):
-        raise ValueError(f"refit: expected True, False or a positive integer (refit every k folds), got {refit!r}")
+    check_count(flag_of("seasonal_period"), seasonal_period, 1)
+    if not (refit is True or refit is False):
+        check_count(flag_of("refit"), refit, 1)        # refit every k folds
     splits = rolling_origin_splits(n, initial=initial, horizon=horizon, stride=stride, window=window,
                                    max_folds=max_folds)
     one_d = np.ndim(y) == 1 or (hasattr(y, "ndim") and y.ndim == 1)

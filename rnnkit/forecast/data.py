@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, PathError
+from ..io.atomic import write_text
+from ..io.inputs import read_text
 from .dates import DateStep, check_order, infer_step, parse_dates
 from .validation import describe_rows
 
@@ -210,20 +213,21 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
 
 
 def read_series_csv(path, *, date: str, target, past_covariates=None, future_covariates=None,
-                    fill: str = "none", date_format: Optional[str] = None, delimiter: Optional[str] = None) -> SeriesData:
-    """Read and validate a CSV file (see the module docstring)."""
+                    fill: str = "none", date_format: Optional[str] = None, delimiter: Optional[str] = None,
+                    what: str = "DATA") -> SeriesData:
+    """Read and validate a CSV file (see the module docstring).
+
+    The file is checked and read with the input limit of :mod:`rnnkit.io.inputs`
+    (a FIFO, a device or a file over the limit is refused before reading);
+    ``what`` names the argument in those messages.
+    """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file; check the path")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory; pass a CSV file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: is not UTF-8 text; is it a CSV file? (save it as UTF-8 CSV)") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+        text = read_text(path, what, encoding="utf-8-sig")
+    except PathError as e:
+        if "is not valid utf-8" in str(e):
+            raise DataError(f"{path}: is not UTF-8 text; is it a CSV file? (save it as UTF-8 CSV)") from None
+        raise
     if not text.strip():
         raise DataError(f"{path}: is empty")
     if delimiter is None:
@@ -263,18 +267,15 @@ def load_stock(ticker: str = "AAPL", *, target: str = "AdjClose", past_covariate
                                source=f"embedded {ticker} prices (bokeh_sampledata)")
 
 
-def write_forecast_csv(path, dates: list, columns: Dict[str, np.ndarray], fmt=str) -> None:
-    """One row per forecast date: the date, then the named columns."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise DataError(f"{path}: directory {directory} does not exist; create it first")
+def write_forecast_csv(path, dates: list, columns: Dict[str, np.ndarray], fmt=str, what: str = "--out") -> str:
+    """One row per forecast date: the date, then the named columns (written atomically)."""
     names = list(columns)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["date"] + names)
-        for i, d in enumerate(dates):
-            w.writerow([fmt(d)] + [_num(columns[n][i]) for n in names])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["date"] + names)
+    for i, d in enumerate(dates):
+        w.writerow([fmt(d)] + [_num(columns[n][i]) for n in names])
+    return write_text(path, buf.getvalue(), what=what)
 
 
 def _num(x) -> str:

@@ -1,4 +1,4 @@
-r"""``RNNForecaster``: a recurrent forecaster with the scikit-learn estimator contract.
+r"""``RNNForecaster``: a recurrent forecaster on the shared estimator contract (:mod:`rnnkit.estimator`).
 
 Given levels :math:`y_1 .. y_T` (one or more target columns), optional past-only
 covariates :math:`p_t` (known up to the forecast origin) and known-future
@@ -6,7 +6,7 @@ covariates :math:`f_t` (known for the horizon too, e.g. calendar flags), it
 forecasts :math:`y_{T+1} .. y_{T+H}` with a distribution for each step:
 
 1. levels are transformed, differenced and scaled (:mod:`.scaling`), fitted on
-   the training part only;
+   the training part only: :math:`u_t = (g(y_t) - g(y_{t-d}) - a) / b`;
 2. a GRU/LSTM/RNN reads ``lookback`` steps (:mod:`.model`) and a head gives a
    point, a Gaussian or quantiles (:mod:`.heads`);
 3. ``strategy="recursive"`` predicts one step and feeds it back (any horizon at
@@ -14,79 +14,92 @@ forecasts :math:`y_{T+1} .. y_{T+H}` with a distribution for each step:
    future is unknown), ``"direct"`` predicts all ``horizon`` steps at once;
 4. forecasts are mapped back to levels exactly (:mod:`.inference`).
 
-Training uses :func:`rnnkit.train.fit` with Adam; ``validation_fraction`` holds
-out the end of the series for early stopping.
+Training runs through :meth:`Estimator._fit_loop` (Adam; checkpoints and bit-for-bit
+resume with ``checkpoint_path``); ``validation_fraction`` holds out the end of
+the series for early stopping. A value whose scaled form overflows is refused
+(:class:`~rnnkit.forecast.scaling.ScaleOverflow`), and so is a non-finite forecast.
 """
 
 from __future__ import annotations
 
-import numbers
-from typing import Dict, Optional, Sequence, Tuple
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError, NotFittedError
-from ..io.modelfile import load_model_file, save_model_file
+from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
+                      check_probability, check_real, check_seed)
+from ..errors import DataError, HyperparameterError
+from ..estimator import Estimator, fingerprint, flag_of
+from ..nn.shapes import GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
-from ..train import fit as train_fit
 from .heads import HEADS, head_loss, head_size
-from .inference import direct_forecast, recursive_forecast
+from .predicting import forecast
 from .model import CELLS, ForecastNet
-from .params import ParamsMixin
 from .scaling import SCALERS, TRANSFORMS, SeriesScaler
 from .validation import as_matrix
 from .windows import direct_windows, recursive_windows, stack_inputs
 
-__all__ = ["RNNForecaster", "MODEL_KIND"]
+__all__ = ["RNNForecaster", "MAX_SAMPLES"]
 
-MODEL_KIND = "forecaster"
-
-
-def _flag(name: str) -> str:
-    """A hyperparameter and the `rnnkit forecast` flag that sets it: "learning_rate (--learning-rate)"."""
-    if name == "dtype":
-        return name
-    return f"{name} (--{'seed' if name == 'random_state' else name.replace('_', '-')})"
+MAX_SAMPLES = 100_000        # sample paths of a recursive interval
+_MODES = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN_TANH"}
+_ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
 
 
-class RNNForecaster(ParamsMixin):
+class RNNForecaster(Estimator):
     """Recurrent-network forecaster (see the module docstring).
 
     Parameters
     ----------
-    lookback : int, steps the network reads before each forecast (L).
-    horizon : int, steps a direct model predicts at once (H); the default
-        length of ``predict``. A recursive model can predict any length.
-    strategy : "recursive" or "direct".
-    cell : "gru", "lstm" or "rnn"; hidden_size, num_layers, dropout : the recurrent stack.
-    head : "gaussian" (mean and standard deviation, trained by negative
-        log-likelihood), "quantile" (``quantiles``, pinball loss; direct only) or "point" (MSE).
+    lookback : steps the network reads before each forecast (L).
+    horizon : steps a direct model predicts at once (H), and the default length of a forecast;
+        a recursive model can forecast any length.
+    strategy : recursive (predict one step, feed it back) or direct (all horizon steps at once).
+    cell : the recurrent cell.
+    hidden_size : units per recurrent layer.
+    num_layers : stacked recurrent layers.
+    dropout : dropout between recurrent layers while training.
+    head : gaussian (mean and standard deviation, negative log-likelihood), quantile (the
+        quantiles, pinball loss; direct strategy only) or point (mean squared error).
     quantiles : levels of the quantile head; must include levels below and above 0.5.
-    transform : "level", "log", "diff" or "log_return" (what the network models).
-    scaler : "standard", "minmax" or "none", fitted on the training part.
-    epochs, batch_size, learning_rate, weight_decay, clip_norm, max_minutes :
-        training (Adam; gradients clipped to ``clip_norm``).
+    transform : what the network models: level, log, diff (differences) or log_return.
+    scaler : scaling fitted on the training part: standard, minmax or none.
+    epochs : passes over the training windows.
+    max_steps : stop after this many optimiser steps in total (none: no limit).
+    batch_size : windows per optimiser step.
+    learning_rate : Adam's step size.
+    weight_decay : Adam's L2 weight decay.
+    clip_norm : clip the global gradient norm to this (none: no clipping).
+    max_minutes : training time budget per fit (none: no limit).
     validation_fraction : share of the series' end held out for early stopping (0: none).
-    early_stopping_patience : validations without improvement before stopping.
+    early_stopping_patience : validations without improvement before stopping (none: never stop early).
     n_samples : sample paths for the intervals of a recursive Gaussian model.
-    dtype : "float32" or "float64" for the network.
-    random_state : int, Generator or None; all randomness of fit and predict derives from it.
+    dtype : floating-point type of the network.
+    random_state : seed of all randomness in fit and predict (none: fresh entropy).
     progress : show a progress bar while training.
 
-    Attributes (after fit)
-    ----------------------
-    net_, scaler_, past_scaler_, future_scaler_, training_history_, n_targets_,
-    n_past_covariates_, n_future_covariates_, train_size_, seed_.
+    Attributes
+    ----------
+    net_, scaler_, past_scaler_, future_scaler_, history_, n_targets_, n_past_covariates_,
+    n_future_covariates_, train_size_, seed_, series_ (what fit's ``series`` recorded), meta_.
     """
+
+    kind = "forecaster"
+    _choices = {"strategy": ("recursive", "direct"), "cell": tuple(CELLS), "head": HEADS,
+                "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
+    _resume_fixed = ("lookback", "horizon", "strategy", "cell", "hidden_size", "num_layers", "head", "quantiles",
+                     "transform", "scaler", "batch_size", "validation_fraction", "dtype", "random_state")
 
     def __init__(self, *, lookback: int = 24, horizon: int = 1, strategy: str = "recursive", cell: str = "gru",
                  hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0, head: str = "gaussian",
                  quantiles: Sequence[float] = (0.05, 0.5, 0.95), transform: str = "level",
-                 scaler: str = "standard", epochs: int = 100, batch_size: int = 32,
-                 learning_rate: float = 3e-3, weight_decay: float = 0.0, clip_norm: Optional[float] = 1.0,
-                 max_minutes: Optional[float] = None, validation_fraction: float = 0.0,
-                 early_stopping_patience: Optional[int] = 10, n_samples: int = 200, dtype: str = "float32",
-                 random_state=None, progress: bool = False):
+                 scaler: str = "standard", epochs: int = 100, max_steps: Optional[int] = None,
+                 batch_size: int = 32, learning_rate: float = 3e-3, weight_decay: float = 0.0,
+                 clip_norm: Optional[float] = 1.0, max_minutes: Optional[float] = None,
+                 validation_fraction: float = 0.0, early_stopping_patience: Optional[int] = 10,
+                 n_samples: int = 200, dtype: str = "float32", random_state: Optional[int] = 0,
+                 progress: bool = False):
         self.lookback = lookback
         self.horizon = horizon
         self.strategy = strategy
@@ -99,6 +112,7 @@ class RNNForecaster(ParamsMixin):
         self.transform = transform
         self.scaler = scaler
         self.epochs = epochs
+        self.max_steps = max_steps
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -113,86 +127,125 @@ class RNNForecaster(ParamsMixin):
 
     # -- checks -----------------------------------------------------------
     def _check_params(self) -> None:
-        def positive_int(name):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{_flag(name)}: expected a positive integer, got {v!r}")
         for name in ("lookback", "horizon", "hidden_size", "num_layers", "epochs", "batch_size", "n_samples"):
-            positive_int(name)
-        if self.early_stopping_patience is not None:
-            positive_int("early_stopping_patience")
-        choices = {"strategy": ("recursive", "direct"), "cell": tuple(CELLS), "head": HEADS,
-                   "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{_flag(name)}: expected one of {list(allowed)}, got {getattr(self, name)!r}")
-        if self.head == "quantile":
+            check_count(flag_of(name), getattr(self, name), 1)
+        check_optional_count(flag_of("max_steps"), self.max_steps, 1)
+        check_optional_count(flag_of("early_stopping_patience"), self.early_stopping_patience, 1)
+        if self.n_samples > MAX_SAMPLES:
+            raise HyperparameterError(f"{flag_of('n_samples')} must be <= {MAX_SAMPLES:,}, got {self.n_samples!r}")
+        for name, allowed in self._choices.items():
+            check_choice(flag_of(name), getattr(self, name), allowed)
+        check_real(flag_of("learning_rate"), self.learning_rate, 0.0, low_open=True)
+        check_real(flag_of("weight_decay"), self.weight_decay, 0.0)
+        check_optional_real(flag_of("clip_norm"), self.clip_norm, 0.0, low_open=True)
+        check_optional_real(flag_of("max_minutes"), self.max_minutes, 0.0, low_open=True)
+        check_real(flag_of("validation_fraction"), self.validation_fraction, 0.0, 0.5, high_open=True)
+        check_probability(flag_of("dropout"), self.dropout)
+        check_seed(flag_of("random_state"), self.random_state)
+        check_flag(flag_of("progress"), self.progress)
+        try:
             q = np.asarray(self.quantiles, dtype=np.float64)
-            if q.ndim != 1 or len(q) < 2 or np.any((q <= 0) | (q >= 1)) or np.any(np.diff(q) <= 0):
-                raise ValueError(f"quantiles: expected increasing levels strictly between 0 and 1, got {self.quantiles!r}")
+        except (TypeError, ValueError):
+            q = np.zeros(0)
+        if q.ndim != 1 or len(q) < 2 or not np.all((q > 0) & (q < 1)) or np.any(np.diff(q) <= 0):
+            raise HyperparameterError(f"{flag_of('quantiles')} must be increasing levels strictly between 0 "
+                                      f"and 1, got {self.quantiles!r}")
+        if self.head == "quantile":
             if not (q[0] <= 0.5 <= q[-1]):
-                raise ValueError(f"quantiles: need levels on both sides of 0.5 for the median forecast, got {self.quantiles!r}")
+                raise HyperparameterError(f"{flag_of('quantiles')} needs levels on both sides of 0.5 for the "
+                                          f"median forecast, got {self.quantiles!r}")
             if self.strategy == "recursive":
-                raise ValueError("head='quantile' needs strategy='direct': a recursive model feeds its forecast back "
-                                 "as an input, and a set of quantiles is not a value; use head='gaussian' for "
-                                 "recursive intervals")
-        if not (0.0 <= self.validation_fraction < 0.5):
-            raise ValueError(f"{_flag('validation_fraction')}: expected a number in [0, 0.5), "
-                             f"got {self.validation_fraction!r}")
-        if not (0.0 <= self.dropout < 1.0):
-            raise ValueError(f"{_flag('dropout')}: expected a number in [0, 1), got {self.dropout!r}")
-        for name in ("learning_rate",):
-            if not (isinstance(getattr(self, name), numbers.Real) and getattr(self, name) > 0):
-                raise ValueError(f"{_flag(name)}: expected a positive number, got {getattr(self, name)!r}")
+                raise HyperparameterError(
+                    "head='quantile' (--head quantile) needs strategy='direct' (--strategy direct): a recursive "
+                    "model feeds its forecast back as an input, and a set of quantiles is not a value; use "
+                    "--head gaussian for recursive intervals")
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(y) before predicting")
+    # -- shapes (no allocation) ---------------------------------------------
+    def _sizes(self, k: int, p: int, f: int) -> Dict[str, int]:
+        direct = self.strategy == "direct"
+        return {"input_size": k + p + f, "n_out": k if direct else k + p, "future_size": f,
+                "horizon": self.horizon if direct else 1, "head_size": head_size(self.head, self.quantiles)}
+
+    def _shapes(self, k: int, p: int, f: int) -> Dict[str, Tuple[int, ...]]:
+        s, Hh = self._sizes(k, p, f), int(self.hidden_size)
+        shapes = recurrent_shapes("rnn.", _MODES[self.cell], s["input_size"], Hh, self.num_layers)
+        head_in = Hh + (s["horizon"] * f if self.strategy == "direct" else 0)
+        shapes.update(linear_shapes("head.", head_in, s["horizon"] * s["n_out"] * s["head_size"]))
+        return shapes
+
+    @staticmethod
+    def _counts(fitted) -> Tuple[int, int, int]:
+        return (check_count("n_targets", fitted["n_targets"], 1), check_count("n_past", fitted["n_past"], 0),
+                check_count("n_future", fitted["n_future"], 0))
+
+    def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+        self._check_params()
+        return self._shapes(*self._counts(fitted))
+
+    def _build_net(self, k: int, p: int, f: int, rng=None) -> ForecastNet:
+        return ForecastNet(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                           dropout=self.dropout, strategy=self.strategy, dtype=np.dtype(self.dtype), rng=rng,
+                           **{n: v for n, v in self._sizes(k, p, f).items()})
+
+    def _check_size(self, T: int, k: int, p: int, f: int) -> None:
+        """Refuse settings whose network, training windows and activations would not fit in memory."""
+        s, L, item = self._sizes(k, p, f), int(self.lookback), np.dtype(self.dtype).itemsize
+        N = max(T - L, 1)
+        windows = (8 + item) * L * N * (s["input_size"] + s["n_out"])      # float64 windows and their cast
+        acts = item * L * min(int(self.batch_size), N) * (GATES[_MODES[self.cell]] + 3) \
+            * int(self.hidden_size) * int(self.num_layers)
+        self._check_memory(self._shapes(k, p, f), self.dtype, extra_bytes=windows + acts,
+                           what=f"--hidden-size {self.hidden_size}, --num-layers {self.num_layers}, "
+                                f"--lookback {self.lookback} and --batch-size {self.batch_size}")
 
     # -- fit --------------------------------------------------------------
-    def fit(self, y, past_covariates=None, future_covariates=None) -> "RNNForecaster":
-        """Learn from levels ``y`` (T,) or (T, k); covariates (T, p) and (T, f) aligned with y."""
+    def fit(self, y, past_covariates=None, future_covariates=None, *, series: Optional[Dict[str, Any]] = None,
+            checkpoint_path=None, resume: bool = False) -> "RNNForecaster":
+        """Learn from levels ``y`` (T,) or (T, k); covariates (T, p) and (T, f) aligned with y.
+
+        ``series`` is a JSON-able dict of facts about the data (column names,
+        dates) kept as ``series_`` in the model and its checkpoints. With
+        ``checkpoint_path`` training writes checkpoints there; ``resume=True``
+        continues from it bit for bit (same settings and data).
+        """
         self._check_params()
+        check_flag(flag_of("resume"), resume)
         Y = as_matrix("y", y)
         T, k = Y.shape
         P = as_matrix("past_covariates", past_covariates, rows=T)
         F = as_matrix("future_covariates", future_covariates, rows=T)
-        L, d = self.lookback, TRANSFORMS[self.transform][1]
+        p, f = (0 if P is None else P.shape[1]), (0 if F is None else F.shape[1])
+        L, d, H = self.lookback, TRANSFORMS[self.transform][1], self.horizon
         direct = self.strategy == "direct"
-        H = self.horizon
         need = L + H + d
         if T < need:
             raise DataError(f"the series has {T} values, too short for lookback {L} + horizon {H}"
-                            + (" + 1 (differencing)" if d else "") + f" = {need}; use a shorter lookback "
-                            "or horizon, or more data")
+                            + (" + 1 (differencing)" if d else "") + f" = {need}; use a shorter --lookback "
+                            "or --horizon, or more data")
         n_val = int(round(self.validation_fraction * T))
         if n_val and (T - n_val < need or n_val < (H if direct else 1)):
-            raise DataError(f"validation_fraction {self.validation_fraction} leaves {T - n_val} training and "
-                            f"{n_val} validation values; need {need} and {H}: lower it or set it to 0")
-        T_train = T - n_val
-        dtype = np.dtype(self.dtype)
-        rng = np.random.default_rng(self.random_state)
-        seed = int(rng.integers(2 ** 31 - 1))
+            raise DataError(f"{flag_of('validation_fraction')} {self.validation_fraction} leaves {T - n_val} "
+                            f"training and {n_val} validation values; need {need} and {H}: lower it or set it to 0")
+        self._check_size(T, k, p, f)
+        T_train, dtype = T - n_val, np.dtype(self.dtype)
+        seed = self._fit_seed(checkpoint_path, resume)
 
-        # 1. scaling, fitted on the training part only
-        # a constant (differenced) series gets b = 1: the network then learns the constant exactly
-        scaler = SeriesScaler(self.transform, self.scaler).fit(Y[:T_train], constant_ok=True)
-        cov_scaler = "standard" if self.scaler == "none" else self.scaler
-        p_scaler = None if P is None else SeriesScaler("level", cov_scaler).fit(P[:T_train], constant_ok=True)
-        f_scaler = None if F is None else SeriesScaler("level", cov_scaler).fit(F[:T_train], constant_ok=True)
-        u = scaler.scale(Y)                                             # (n, k), n = T - d
-        pc = None if P is None else p_scaler.scale(P)[d:]               # (n, p)
-        fc = None if F is None else f_scaler.scale(F)[d:]               # (n, f)
-        X = stack_inputs(u, pc, fc)                                     # (n or n-1, D)
-        n_train = T_train - d                                           # grid steps in the training part
+        # 1. scaling, fitted on the training part only (a constant covariate gets b = 1)
+        scaler = SeriesScaler(self.transform, self.scaler).fit(Y[:T_train], constant_ok=True, what="y")
+        cov = "standard" if self.scaler == "none" else self.scaler
+        p_scaler = None if P is None else SeriesScaler("level", cov).fit(P[:T_train], True, "past_covariates")
+        f_scaler = None if F is None else SeriesScaler("level", cov).fit(F[:T_train], True, "future_covariates")
+        u = scaler.scale_checked(Y, "y", dtype)                                   # (n, k), n = T - d
+        pc = None if P is None else p_scaler.scale_checked(P, "past_covariates", dtype)[d:]      # (n, p)
+        fc = None if F is None else f_scaler.scale_checked(F, "future_covariates", dtype)[d:]    # (n, f)
+        X = stack_inputs(u, pc, fc)                                               # (n or n-1, D)
+        n_train = T_train - d
 
         # 2. windows and which of them train or validate
-        fut = None
+        fut = mask = None
         if direct:
             inputs, fut, targets = direct_windows(X, u, fc, L, H, d)
-            origins = np.arange(inputs.shape[1]) + L - 1
-            is_train = origins + H <= n_train - 1
-            mask = None
+            is_train = np.arange(inputs.shape[1]) + L - 1 + H <= n_train - 1
         else:
             V = u if pc is None else np.concatenate([u, pc], axis=1)
             inputs, targets = recursive_windows(X, V, L)
@@ -204,11 +257,15 @@ class RNNForecaster(ParamsMixin):
         inputs, targets = inputs.astype(dtype), targets.astype(dtype)
         fut = None if fut is None else fut.astype(dtype)
 
-        net = ForecastNet(cell=self.cell, input_size=X.shape[1], hidden_size=self.hidden_size,
-                          num_layers=self.num_layers, dropout=self.dropout, strategy=self.strategy,
-                          n_out=targets.shape[-1], head_size=head_size(self.head, self.quantiles),
-                          horizon=H if direct else 1, future_size=0 if fc is None else fc.shape[1],
-                          dtype=dtype, rng=seed)
+        keep = L + d                                                    # what predict needs to start
+        scalers = {"target": scaler, "past": p_scaler, "future": f_scaler}
+        fitted = {
+            "n_targets": k, "n_past": p, "n_future": f, "y_is_1d": bool(np.ndim(y) == 1),
+            "train_size": int(T_train), "seed": int(seed),
+            "scalers": {n: None if s is None else s.stats() for n, s in scalers.items()},
+            "last": {role: None if a is None else a[-keep:].tolist() for (_, role), a in zip(_ROLES, (Y, P, F))},
+            "series": series}
+        net = self._build_net(k, p, f, rng=seed)
         head, quantiles = self.head, tuple(float(q) for q in self.quantiles)
 
         def loss_on(idx, model, rng=None, val_mask=None, backward=True):
@@ -238,96 +295,75 @@ class RNNForecaster(ParamsMixin):
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
-        history = train_fit(net, optimizer, step_fn, batches, seed=seed, epochs=self.epochs,
-                            max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
-                            early_stopping_patience=self.early_stopping_patience if validate else None,
-                            progress=bool(self.progress), unit="win")
+        previous, self._fitted = getattr(self, "_fitted", None), fitted   # the checkpoints' config
+        try:
+            history = self._fit_loop(
+                net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
+                data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
+                max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
+                early_stopping_patience=self.early_stopping_patience if validate else None,
+                progress=bool(self.progress), unit="win")
+        except BaseException:
+            self._fitted = previous                    # a failed fit leaves a fitted model as it was
+            raise
         net.eval()
-
-        self.net_ = net
-        self.scaler_, self.past_scaler_, self.future_scaler_ = scaler, p_scaler, f_scaler
-        self.training_history_ = history
-        self.n_targets_ = k
-        self.n_past_covariates_ = 0 if P is None else P.shape[1]
-        self.n_future_covariates_ = 0 if F is None else F.shape[1]
-        self.y_is_1d_ = np.ndim(y) == 1
-        self.train_size_ = T_train
-        self.seed_ = seed
-        keep = L + d                                                    # what predict needs to start
-        self.last_y_ = Y[-keep:].copy()
-        self.last_past_ = None if P is None else P[-keep:].copy()
-        self.last_future_ = None if F is None else F[-keep:].copy()
+        self._set_fitted(fitted, net)
+        self.history_ = history
         return self
 
+    def _fit_seed(self, checkpoint_path, resume: bool) -> int:
+        """The run's seed, drawn from ``random_state`` as before issue 10 (so the README's figures stand);
+        resuming with random_state=None continues the checkpoint's own seed."""
+        if resume and self.random_state is None and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            from ..train.checkpoint import load_checkpoint
+            return int(load_checkpoint(checkpoint_path).train_state.get("seed", 0))
+        self._seed()                                    # the shared check of random_state
+        return int(np.random.default_rng(self.random_state).integers(2 ** 31 - 1))
+
+    # -- the contract's file hooks ------------------------------------------
+    def _fitted_config(self) -> Dict[str, Any]:
+        return self._fitted
+
+    def _file_config(self) -> Dict[str, Any]:
+        config = super()._file_config()
+        rs = config["params"].get("random_state")
+        if not (rs is None or isinstance(rs, int)):
+            config["params"]["random_state"] = None   # a Generator is not JSON; the fitted seed keeps the run
+        return config
+
+    def _network_state(self) -> Dict[str, np.ndarray]:
+        return self.net_.state_dict()
+
+    def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+        self.quantiles = tuple(self.quantiles)
+        net = self._build_net(*self._counts(fitted))
+        net.load_state_dict(arrays)
+        net.eval()
+        self._set_fitted(fitted, net)
+
+    def _set_fitted(self, fitted: Dict[str, Any], net: ForecastNet) -> None:
+        """Every fitted attribute from the ``fitted`` config (checked: it may come from a file)."""
+        k, p, f = self._counts(fitted)
+        cov = "standard" if self.scaler == "none" else self.scaler
+        keep = self.lookback + TRANSFORMS[self.transform][1]
+        sc, last = fitted["scalers"], fitted["last"]
+        scalers, rows = {}, {}
+        for (role, name), n, transform in zip(_ROLES, (k, p, f), (self.transform, "level", "level")):
+            scalers[name] = SeriesScaler.from_stats(transform, self.scaler if name == "target" else cov,
+                                                    sc[name], n) if n else None
+            rows[name] = None if not n else np.asarray(last[name], dtype=np.float64)     # (L + d, n)
+            if n and (rows[name].shape != (keep, n) or not np.isfinite(rows[name]).all()):
+                raise ValueError(f"the last {role} rows have shape {rows[name].shape}, expected {(keep, n)}")
+        self.net_ = net
+        self.scaler_, self.past_scaler_, self.future_scaler_ = scalers["target"], scalers["past"], scalers["future"]
+        self.last_y_, self.last_past_, self.last_future_ = rows["target"], rows["past"], rows["future"]
+        self.n_targets_, self.n_past_covariates_, self.n_future_covariates_ = k, p, f
+        self.y_is_1d_ = bool(fitted["y_is_1d"]) and k == 1
+        self.train_size_, self.seed_ = int(fitted["train_size"]), int(fitted["seed"])
+        self.series_ = fitted.get("series")
+        self._fitted = dict(fitted)
+
     # -- predict ----------------------------------------------------------
-    def _inputs_for(self, H: int, y, past, future):
-        """The last lookback input rows, the horizon's scaled future covariates and the last level."""
-        L, d = self.lookback, self.scaler_.order
-        p, f = self.n_past_covariates_, self.n_future_covariates_
-        if y is None:
-            Yh, Ph, Fh = self.last_y_, self.last_past_, self.last_future_
-            if past is not None:
-                raise ValueError("past_covariates without y: pass the history y with its past covariates, "
-                                 "or neither to forecast from the end of the training data")
-            F_fut = as_matrix("future_covariates", future, rows=H, cols=f, what="one row per forecast step")
-        else:
-            Yh = as_matrix("y", y, cols=self.n_targets_)
-            if len(Yh) < L + d:
-                raise DataError(f"y has {len(Yh)} values; forecasting needs at least lookback {L}"
-                                + (" + 1 (differencing)" if d else "") + " values of history")
-            Ph = as_matrix("past_covariates", past, rows=len(Yh), cols=p)
-            F_all = as_matrix("future_covariates", future, rows=len(Yh) + H, cols=f,
-                              what="one row per history value and per forecast step")
-            Fh, F_fut = (None, None) if F_all is None else (F_all[:len(Yh)], F_all[len(Yh):])
-        if p and Ph is None:
-            raise ValueError(f"past_covariates: the model was trained with {p} past covariate(s); pass them "
-                             "for the history y")
-        if f and F_fut is None:
-            raise ValueError(f"future_covariates: the model was trained with {f} known-future covariate(s); "
-                             f"pass their values for the {H} forecast steps")
-        u = self.scaler_.scale(Yh)
-        pc = None if Ph is None else self.past_scaler_.scale(Ph)[d:]
-        fc = None if not f else self.future_scaler_.scale(np.concatenate([Fh, F_fut]))[d:]
-        X = stack_inputs(u, pc, fc)
-        fut_rows = None if fc is None else fc[len(u):len(u) + H]        # f_{o+1} .. f_{o+H}
-        return X[-L:], fut_rows, Yh[-1]
-
-    def _forecast(self, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        self._check_fitted()
-        H = self.horizon if horizon is None else horizon
-        if not isinstance(H, numbers.Integral) or isinstance(H, bool) or H < 1:
-            raise ValueError(f"horizon: expected a positive integer, got {H!r}")
-        direct = self.strategy == "direct"
-        if direct and H > self.horizon:
-            raise ValueError(f"horizon {H}: this direct model was trained for {self.horizon} steps; ask for at "
-                             "most that many, or train with strategy='recursive' (any horizon) or a longer horizon")
-        H_run = self.horizon if direct else H
-        window, fut, last = self._inputs_for(H_run, y, past, future)
-        if quantiles and self.head == "point":
-            raise ValueError("this model has head='point' and gives no intervals or quantiles; train it "
-                             "with head='gaussian' or head='quantile'")
-        if quantiles and self.head == "quantile":
-            lo, hi = min(self.quantiles), max(self.quantiles)
-            if min(quantiles) < lo - 1e-12 or max(quantiles) > hi + 1e-12:
-                raise ValueError(f"quantiles {list(quantiles)}: the model was trained for levels {list(self.quantiles)} "
-                                 f"and can give levels in [{lo}, {hi}] only")
-        if direct:
-            out = direct_forecast(self.net_, window, fut, head=self.head, trained_quantiles=self.quantiles,
-                                  quantiles=quantiles)
-        else:
-            out = recursive_forecast(self.net_, window, None if fut is None else fut[1:], H, k=self.n_targets_,
-                                     head=self.head, order=self.scaler_.order, quantiles=quantiles,
-                                     n_samples=self.n_samples, rng=np.random.default_rng([self.seed_, 7]))
-        mean = self.scaler_.to_levels(out["mean"][:H], last)                           # (H, k)
-        q = None
-        if "quantiles" in out:
-            q = self.scaler_.to_levels(out["quantiles"][:H], last)                     # (H, Q, k)
-            q = np.sort(q, axis=1)          # sampling noise must not make quantiles cross
-        if self.y_is_1d_:
-            mean = mean[:, 0]
-            q = None if q is None else q[..., 0]
-        return mean, q
-
     def predict(self, horizon: Optional[int] = None, y=None, past_covariates=None, future_covariates=None):
         """Point forecasts for the next ``horizon`` steps: (H,) or (H, k).
 
@@ -335,7 +371,7 @@ class RNNForecaster(ParamsMixin):
         with ``y`` (at least ``lookback`` values) at the end of ``y``. Known-future
         covariates: (H, f) without ``y``, (len(y) + H, f) with it.
         """
-        return self._forecast(horizon, y, past_covariates, future_covariates)[0]
+        return forecast(self, horizon, y, past_covariates, future_covariates)[0]
 
     def predict_quantiles(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95), horizon: Optional[int] = None,
                           y=None, past_covariates=None, future_covariates=None) -> np.ndarray:
@@ -343,69 +379,12 @@ class RNNForecaster(ParamsMixin):
         q = [float(v) for v in np.atleast_1d(quantiles)]
         if not q or any(not (0.0 < v < 1.0) for v in q):
             raise ValueError(f"quantiles: expected levels strictly between 0 and 1, got {quantiles!r}")
-        return self._forecast(horizon, y, past_covariates, future_covariates, q)[1]
+        return forecast(self, horizon, y, past_covariates, future_covariates, q)[1]
 
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
                          past_covariates=None, future_covariates=None) -> Tuple[np.ndarray, np.ndarray]:
         """Central prediction interval (lower, upper) holding ``coverage`` of the forecast distribution."""
-        if not (isinstance(coverage, numbers.Real) and 0.0 < coverage < 1.0):
-            raise ValueError(f"coverage: expected a number strictly between 0 and 1, got {coverage!r}")
+        coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
         q = self.predict_quantiles([(1 - coverage) / 2, (1 + coverage) / 2], horizon, y,
                                    past_covariates, future_covariates)
         return q[:, 0], q[:, 1]
-
-    # -- persistence ------------------------------------------------------
-    def save(self, path, meta: Optional[dict] = None) -> None:
-        """Write a model file of kind "forecaster" (npz + JSON header, no pickle)."""
-        self._check_fitted()
-        params = self.get_params()
-        params["quantiles"] = [float(q) for q in params["quantiles"]]
-        if not (params["random_state"] is None or isinstance(params["random_state"], numbers.Integral)):
-            params["random_state"] = None           # a Generator is not JSON; seed_ keeps the run reproducible
-        config = {"params": params, "n_targets": self.n_targets_, "n_past": self.n_past_covariates_,
-                  "n_future": self.n_future_covariates_, "y_is_1d": bool(self.y_is_1d_),
-                  "train_size": int(self.train_size_), "seed": self.seed_}
-        arrays: Dict[str, np.ndarray] = {f"net.{n}": a for n, a in self.net_.state_dict().items()}
-        for prefix, sc in (("target", self.scaler_), ("past", self.past_scaler_), ("future", self.future_scaler_)):
-            if sc is not None:
-                arrays.update({f"{prefix}.{n}": a for n, a in sc.arrays().items()})
-        for name in ("last_y_", "last_past_", "last_future_"):
-            if getattr(self, name) is not None:
-                arrays[name.rstrip("_")] = getattr(self, name)
-        full_meta = {"training_history": self.training_history_.to_dict()}
-        full_meta.update(meta or {})
-        save_model_file(path, kind=MODEL_KIND, config=config, arrays=arrays, meta=full_meta)
-
-    @classmethod
-    def load(cls, path) -> "RNNForecaster":
-        """A fitted forecaster from a model file written by :meth:`save` (its meta in ``meta_``)."""
-        from ..train import History
-        mf = load_model_file(path, expected_kind=MODEL_KIND)
-        c, a = mf.config, mf.arrays
-        params = dict(c["params"])
-        params["quantiles"] = tuple(params["quantiles"])
-        self = cls(**params)
-        self.scaler_ = SeriesScaler.from_arrays(self.transform, self.scaler,
-                                                {n.split(".", 1)[1]: v for n, v in a.items() if n.startswith("target.")})
-        cov = "standard" if self.scaler == "none" else self.scaler
-        self.past_scaler_ = self.future_scaler_ = None
-        if c["n_past"]:
-            self.past_scaler_ = SeriesScaler.from_arrays("level", cov, {n[5:]: v for n, v in a.items() if n.startswith("past.")})
-        if c["n_future"]:
-            self.future_scaler_ = SeriesScaler.from_arrays("level", cov, {n[7:]: v for n, v in a.items() if n.startswith("future.")})
-        k, p, f = c["n_targets"], c["n_past"], c["n_future"]
-        direct = self.strategy == "direct"
-        self.net_ = ForecastNet(cell=self.cell, input_size=k + p + f, hidden_size=self.hidden_size,
-                                num_layers=self.num_layers, dropout=self.dropout, strategy=self.strategy,
-                                n_out=k if direct else k + p, head_size=head_size(self.head, self.quantiles),
-                                horizon=self.horizon if direct else 1, future_size=f, dtype=np.dtype(self.dtype))
-        self.net_.load_state_dict({n[4:]: v for n, v in a.items() if n.startswith("net.")})
-        self.net_.eval()
-        self.n_targets_, self.n_past_covariates_, self.n_future_covariates_ = k, p, f
-        self.y_is_1d_, self.train_size_, self.seed_ = c["y_is_1d"], c["train_size"], c["seed"]
-        self.last_y_ = a["last_y"]
-        self.last_past_ = a.get("last_past")
-        self.last_future_ = a.get("last_future")
-        self.training_history_ = History.from_dict(mf.meta.get("training_history", {}))
-        self.meta_ = {n: v for n, v in mf.meta.items() if n != "training_history"}
-        return self

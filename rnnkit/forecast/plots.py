@@ -4,25 +4,58 @@
   (and the actual values over the forecast period when they are known);
 - :func:`plot_backtest`: every fold's forecast path over the actual series, and
   the error by horizon step for the model and each baseline;
-- the training loss uses :func:`rnnkit.plotting.save_loss_curve`.
+- :func:`save_loss_curve`: training (and validation) loss against the step.
+
+Every figure is written through :func:`rnnkit.io.atomic.save_figure`: a failed
+write leaves the previous file whole.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..plotting import require_pyplot, save_loss_curve, save_png
+from ..io.atomic import save_figure
+from ..plotting import require_pyplot
 from .backtest import BacktestResult
 
 __all__ = ["plot_forecast", "plot_backtest", "save_loss_curve"]
 
 
+def _save(fig, path, what: Optional[str]) -> str:
+    """Lay out, write atomically, close."""
+    plt = require_pyplot()
+    try:
+        fig.tight_layout()
+        return save_figure(fig, path, what=what)
+    finally:
+        plt.close(fig)
+
+
+def save_loss_curve(path, train: Sequence[Tuple[int, float]], valid: Sequence[Tuple[int, float]] = (),
+                    ylabel: str = "loss", title: str = "", what: Optional[str] = "--plot") -> str:
+    """Training (and validation) loss against the step."""
+    plt = require_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for pairs, style in ((train, {"label": "train", "lw": 1}), (valid, {"label": "validation", "lw": 1.5,
+                                                                        "marker": "o", "ms": 3})):
+        if pairs:
+            s, v = zip(*pairs)
+            ax.plot(s, v, **style)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path, what)
+
+
 def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequence, mean: np.ndarray,
                   lower: Optional[np.ndarray] = None, upper: Optional[np.ndarray] = None,
                   actual: Optional[np.ndarray] = None, coverage: Optional[float] = None,
-                  label: str = "value", title: str = "", show_last: int = 200) -> str:
+                  label: str = "value", title: str = "", show_last: int = 200, what: Optional[str] = "--plot") -> str:
     """History (last ``show_last`` points), forecast mean and interval; 1-D series."""
     plt = require_pyplot()
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -42,11 +75,11 @@ def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequen
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.autofmt_xdate()
-    return save_png(fig, path)
+    return _save(fig, path, what)
 
 
 def plot_backtest(path: str, result: BacktestResult, y: np.ndarray, x: Optional[Sequence] = None,
-                  label: str = "value", title: str = "") -> str:
+                  label: str = "value", title: str = "", what: Optional[str] = "--plot") -> str:
     """Top: actual series over the test period with each fold's forecasts (and intervals).
     Bottom: MAE by horizon step for the model and the baselines."""
     plt = require_pyplot()
@@ -79,4 +112,4 @@ def plot_backtest(path: str, result: BacktestResult, y: np.ndarray, x: Optional[
     ax2.set_ylabel("MAE")
     ax2.grid(alpha=0.3)
     ax2.legend(loc="best", fontsize=8)
-    return save_png(fig, path)
+    return _save(fig, path, what)

@@ -32,11 +32,36 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["TRANSFORMS", "SCALERS", "SeriesScaler"]
+__all__ = ["TRANSFORMS", "SCALERS", "SeriesScaler", "ScaleOverflow"]
 
 # name -> (log?, difference order)
 TRANSFORMS = {"level": (False, 0), "log": (True, 0), "diff": (False, 1), "log_return": (True, 1)}
 SCALERS = ("standard", "minmax", "none")
+
+
+class ScaleOverflow(DataError):
+    """A value whose transformed and scaled form is not a finite number (1e300 in a price column).
+
+    ``what`` names the array ("y", "past_covariates", ...), ``column`` and ``row``
+    are 0-based positions in it, so a caller that knows the column names and
+    dates can say where (see :func:`rnnkit.forecast.api.train`).
+    """
+
+    def __init__(self, what: str, column: int, row: int, value: float, why: str):
+        self.what, self.column, self.row, self.value, self.why = what, int(column), int(row), float(value), why
+        super().__init__(f"{what}: column {column}, row {row}: the value {value:g} {why}; rescale the data "
+                         "(e.g. in thousands) or fix the value")
+
+
+def _first_bad(ok: np.ndarray, x: np.ndarray) -> tuple:
+    """(row, column) of the first False in ``ok`` (T', k), or of the largest |x| in a bad column."""
+    if ok.ndim == 1:                                                # per-column statistics
+        j = int(np.argmin(ok))
+        with np.errstate(invalid="ignore"):
+            col = np.where(np.isfinite(x[:, j]), np.abs(x[:, j]), np.inf)
+        return int(np.argmax(col)), j
+    i, j = np.argwhere(~ok)[0]
+    return int(i), int(j)
 
 
 class SeriesScaler:
@@ -74,18 +99,35 @@ class SeriesScaler:
         z = self.g(y)
         return z[1:] - z[:-1] if self.order else z
 
-    def fit(self, y: np.ndarray, constant_ok: bool = False) -> "SeriesScaler":
+    def _checked_unscaled(self, y: np.ndarray, what: str) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = self.unscaled(y)                                   # (T - d, k)
+        ok = np.isfinite(x)
+        if not ok.all():
+            i, j = _first_bad(ok, x)
+            raise ScaleOverflow(what, j, i + self.order, np.asarray(y)[i + self.order, j],
+                                f"overflows under transform {self.transform!r}")
+        return x
+
+    def fit(self, y: np.ndarray, constant_ok: bool = False, what: str = "y") -> "SeriesScaler":
         """Learn a and b from y (the training part). A constant column is an error unless
-        ``constant_ok`` (covariates such as a flag that happens not to change), then b = 1."""
-        x = self.unscaled(y)                                       # (T - d, k)
+        ``constant_ok`` (covariates such as a flag that happens not to change), then b = 1.
+        Statistics that overflow (values near the float64 limit) raise :class:`ScaleOverflow`."""
+        x = self._checked_unscaled(y, what)                        # (T - d, k)
         if len(x) < 2:
             raise DataError(f"need at least {2 + self.order} training values to fit the scaling, got {len(y)}")
-        if self.scaler == "standard":
-            a, b = x.mean(axis=0), x.std(axis=0)
-        elif self.scaler == "minmax":
-            a, b = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
-        else:
-            a, b = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.scaler == "standard":
+                a, b = x.mean(axis=0), x.std(axis=0)
+            elif self.scaler == "minmax":
+                a, b = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
+            else:
+                a, b = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        ok = np.isfinite(a) & np.isfinite(b)
+        if not ok.all():
+            i, j = _first_bad(ok, x)
+            raise ScaleOverflow(what, j, i + self.order, np.asarray(y)[i + self.order, j],
+                                f"makes the {self.scaler} scaling statistics overflow")
         flat = b <= 1e-12 * np.maximum(1.0, np.abs(a))
         if np.any(flat) and constant_ok:
             b = np.where(flat, 1.0, b)
@@ -100,6 +142,20 @@ class SeriesScaler:
         """u = (x - a) / b for the levels y: (T - d, k)."""
         self._check_fitted()
         return (self.unscaled(y) - self.a) / self.b
+
+    def scale_checked(self, y: np.ndarray, what: str = "y", dtype="float64") -> np.ndarray:
+        """:meth:`scale`, refusing (:class:`ScaleOverflow`) a value whose u is not finite in ``dtype``."""
+        self._check_fitted()
+        x = self._checked_unscaled(y, what)
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = (x - self.a) / self.b                              # (T - d, k)
+            ok = np.isfinite(u) & (np.abs(u) <= np.finfo(np.dtype(dtype)).max)
+        if not ok.all():
+            i, j = _first_bad(ok, u)
+            raise ScaleOverflow(what, j, i + self.order, np.asarray(y)[i + self.order, j],
+                                f"is too large for the model's {np.dtype(dtype).name} network after "
+                                f"{self.scaler} scaling")
+        return u
 
     # -- inverse ----------------------------------------------------------
     def to_levels(self, c: np.ndarray, last_level: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -137,13 +193,18 @@ class SeriesScaler:
             raise RuntimeError("SeriesScaler is not fitted: call fit(y_train) first")
 
     # -- persistence ------------------------------------------------------
-    def arrays(self) -> Dict[str, np.ndarray]:
+    def stats(self) -> Dict[str, list]:
+        """``{"a": [...], "b": [...]}``: JSON-able and exact (floats round-trip through JSON)."""
         self._check_fitted()
-        return {"scaler_a": self.a, "scaler_b": self.b}
+        return {"a": [float(v) for v in self.a], "b": [float(v) for v in self.b]}
 
     @classmethod
-    def from_arrays(cls, transform: str, scaler: str, arrays) -> "SeriesScaler":
+    def from_stats(cls, transform: str, scaler: str, stats, k: int) -> "SeriesScaler":
+        """A fitted scaler from :meth:`stats` for ``k`` columns (ValueError if they do not fit)."""
         s = cls(transform, scaler)
-        s.a = np.asarray(arrays["scaler_a"], dtype=np.float64)
-        s.b = np.asarray(arrays["scaler_b"], dtype=np.float64)
+        s.a = np.asarray(stats["a"], dtype=np.float64)
+        s.b = np.asarray(stats["b"], dtype=np.float64)
+        if s.a.shape != (k,) or s.b.shape != (k,) or not (np.isfinite(s.a).all() and np.all(s.b > 0)
+                                                          and np.isfinite(s.b).all()):
+            raise ValueError(f"scaler statistics for {k} column(s) expected, got a {s.a.shape}, b {s.b.shape}")
         return s

@@ -60,7 +60,7 @@ class SktimeRNNForecaster(BaseForecaster):
                  dropout=0.0, head="gaussian", quantiles=(0.05, 0.5, 0.95), transform="level", scaler="standard",
                  epochs=50, batch_size=32, learning_rate=3e-3, weight_decay=0.0, clip_norm=1.0,
                  max_minutes=None, validation_fraction=0.0, early_stopping_patience=10, n_samples=200,
-                 dtype="float32", random_state=None):
+                 dtype="float32", random_state=0):
         self.lookback = lookback
         self.horizon = horizon
         self.strategy = strategy

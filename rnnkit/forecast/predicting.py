@@ -1,0 +1,104 @@
+r"""Forecasting with a fitted :class:`~rnnkit.forecast.estimator.RNNForecaster`: inputs, inference, levels.
+
+:func:`forecast` scales the history (refusing values whose scaled form
+overflows), runs the recursive or direct inference of :mod:`.inference` and
+maps the scaled forecasts back to levels; a forecast that is not finite is
+refused, never returned.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..checks import check_count
+from ..errors import DataError, HyperparameterError
+from ..estimator import flag_of
+from .inference import direct_forecast, recursive_forecast
+from .validation import as_matrix
+from .windows import stack_inputs
+
+__all__ = ["forecast", "MAX_HORIZON"]
+
+MAX_HORIZON = 100_000        # forecast steps
+
+
+def _inputs_for(est, H: int, y, past, future):
+    """The last lookback input rows, the horizon's scaled future covariates and the last level."""
+    L, d, dt = est.lookback, est.scaler_.order, est.dtype
+    p, f = est.n_past_covariates_, est.n_future_covariates_
+    if y is None:
+        Yh, Ph, Fh = est.last_y_, est.last_past_, est.last_future_
+        if past is not None:
+            raise ValueError("past_covariates without y: pass the history y with its past covariates, "
+                             "or neither to forecast from the end of the training data")
+        F_fut = as_matrix("future_covariates", future, rows=H, cols=f, what="one row per forecast step")
+    else:
+        Yh = as_matrix("y", y, cols=est.n_targets_)
+        if len(Yh) < L + d:
+            raise DataError(f"y has {len(Yh)} values; forecasting needs at least lookback {L}"
+                            + (" + 1 (differencing)" if d else "") + " values of history")
+        Ph = as_matrix("past_covariates", past, rows=len(Yh), cols=p)
+        F_all = as_matrix("future_covariates", future, rows=len(Yh) + H, cols=f,
+                          what="one row per history value and per forecast step")
+        Fh, F_fut = (None, None) if F_all is None else (F_all[:len(Yh)], F_all[len(Yh):])
+    if p and Ph is None:
+        raise ValueError(f"past_covariates: the model was trained with {p} past covariate(s); pass them "
+                         "for the history y")
+    if f and F_fut is None:
+        raise ValueError(f"future_covariates: the model was trained with {f} known-future covariate(s); "
+                         f"pass their values for the {H} forecast steps")
+    u = est.scaler_.scale_checked(Yh, "y", dt)
+    pc = None if Ph is None else est.past_scaler_.scale_checked(Ph, "past_covariates", dt)[d:]
+    fc = None if not f else est.future_scaler_.scale_checked(np.concatenate([Fh, F_fut]),
+                                                              "future_covariates", dt)[d:]
+    X = stack_inputs(u, pc, fc)
+    fut_rows = None if fc is None else fc[len(u):len(u) + H]        # f_{o+1} .. f_{o+H}
+    return X[-L:], fut_rows, Yh[-1]
+
+def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(mean (H,) or (H, k), quantiles (H, Q[, k]) or None) from the fitted forecaster ``est``; see RNNForecaster.predict."""
+    est._check_fitted()
+    H = est.horizon if horizon is None else check_count(flag_of("horizon"), horizon, 1)
+    if H > MAX_HORIZON:
+        raise HyperparameterError(f"{flag_of('horizon')} must be <= {MAX_HORIZON:,}, got {H}")
+    direct = est.strategy == "direct"
+    if direct and H > est.horizon:
+        raise ValueError(f"horizon {H}: this direct model was trained for {est.horizon} steps; ask for at "
+                         "most that many, or train with strategy='recursive' (any horizon) or a longer horizon")
+    H_run = est.horizon if direct else H
+    window, fut, last = _inputs_for(est, H_run, y, past, future)
+    if quantiles and est.head == "point":
+        raise ValueError("this model has head='point' and gives no intervals or quantiles; train it "
+                         "with head='gaussian' or head='quantile'")
+    if quantiles and est.head == "quantile":
+        lo, hi = min(est.quantiles), max(est.quantiles)
+        if min(quantiles) < lo - 1e-12 or max(quantiles) > hi + 1e-12:
+            raise ValueError(f"quantiles {list(quantiles)}: the model was trained for levels "
+                             f"{list(est.quantiles)} and can give levels in [{lo}, {hi}] only")
+    with np.errstate(over="ignore", invalid="ignore"), est.net_.eval_mode():
+        if direct:
+            out = direct_forecast(est.net_, window, fut, head=est.head, trained_quantiles=est.quantiles,
+                                  quantiles=quantiles)
+        else:
+            out = recursive_forecast(est.net_, window, None if fut is None else fut[1:], H,
+                                     k=est.n_targets_, head=est.head, order=est.scaler_.order,
+                                     quantiles=quantiles, n_samples=est.n_samples,
+                                     rng=np.random.default_rng([est.seed_, 7]))
+        mean = est.scaler_.to_levels(out["mean"][:H], last)                       # (H, k)
+        q = None
+        if "quantiles" in out:
+            q = est.scaler_.to_levels(out["quantiles"][:H], last)                 # (H, Q, k)
+            q = np.sort(q, axis=1)          # sampling noise must not make quantiles cross
+    for name, a in (("forecast", mean), ("forecast quantiles", q)):
+        if a is not None and not np.isfinite(a).all():
+            step = int(np.argwhere(~np.isfinite(a))[0][0]) + 1
+            raise DataError(f"the {name} overflows (not a finite number) from step {step}: the data's values "
+                            "are too large for this model; rescale the data (e.g. in thousands) or use "
+                            "--transform log")
+    if est.y_is_1d_:
+        mean = mean[:, 0]
+        q = None if q is None else q[..., 0]
+    return mean, q
+
