@@ -202,6 +202,8 @@ class Estimator:
             return rs
         return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
 
+    _size_flags: ClassVar[Tuple[str, ...]] = ("--hidden-size", "--num-layers", "--batch-size")
+
     def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,
                       what: str = "these settings") -> None:
         """Refuse, before allocating, a model whose training state would not fit in the available memory."""
@@ -212,7 +214,7 @@ class Estimator:
             raise HyperparameterError(
                 f"{what} need about {_gib(need)} of memory ({n:,} parameters, with their gradients and "
                 f"optimiser state{', plus activations' if extra_bytes else ''}), but {_gib(have)} is available; "
-                "choose smaller sizes (--hidden-size, --num-layers, --embedding-size, --batch-size)")
+                f"choose smaller sizes ({', '.join(self._size_flags)})")
 
     # -- files ---------------------------------------------------------------
     def _file_config(self) -> Dict[str, Any]:

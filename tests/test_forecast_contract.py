@@ -209,9 +209,7 @@ def test_clone_params_and_kind():
     assert g.get_params() == f.get_params() and g.max_steps == 50
 
 
-# TODO after merging wt-train (SIGTERM handled like SIGINT, notes printed with --no-progress):
-# parametrize over (SIGTERM, --no-progress) too.
-@pytest.mark.parametrize("sig,progress", [(signal.SIGINT, "--progress")])
+@pytest.mark.parametrize("sig,progress", [(signal.SIGINT, "--progress"), (signal.SIGTERM, "--no-progress")])
 def test_interrupt_writes_a_checkpoint_and_says_how_to_resume(tmp_path, sig, progress):
     data, _ = _prices(tmp_path, n=200)
     out = tmp_path / "m.npz"

@@ -108,6 +108,7 @@ class CharModel(Estimator):
     kind = "charlm"
     # the carried TBPTT state is (L, batch_size, H) and the chunks follow seq_len: a resumed
     # run must keep them, and the split fractions, to continue the same run
+    _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
                      "validation_fraction", "test_fraction")
     _choices = {"cell": CELLS, "lr_decay": ("none", "cosine")}

@@ -151,7 +151,7 @@ def train(data, *, out, date: str = "Date", target="Close", past_covariates=None
         from .plots import save_loss_curve
         h = model.history_
         save_loss_curve(plot, h.train, h.val_loss, ylabel=f"{model.head} loss (scaled units)",
-                        title="training loss")
+                        title="training loss", what="--plot")
         say(f"loss curve written to {plot}")
     return model
 

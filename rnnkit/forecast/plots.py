@@ -4,7 +4,8 @@
   (and the actual values over the forecast period when they are known);
 - :func:`plot_backtest`: every fold's forecast path over the actual series, and
   the error by horizon step for the model and each baseline;
-- :func:`save_loss_curve`: training (and validation) loss against the step.
+- :func:`save_loss_curve`: training (and validation) loss against the step (the shared one of
+  :mod:`rnnkit.plotting`).
 
 Every figure is written through :func:`rnnkit.io.atomic.save_figure`: a failed
 write leaves the previous file whole.
@@ -12,44 +13,19 @@ write leaves the previous file whole.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
-from ..io.atomic import save_figure
-from ..plotting import require_pyplot
+from ..plotting import require_pyplot, save_loss_curve, save_png
 from .backtest import BacktestResult
 
 __all__ = ["plot_forecast", "plot_backtest", "save_loss_curve"]
 
 
 def _save(fig, path, what: Optional[str]) -> str:
-    """Lay out, write atomically, close."""
-    plt = require_pyplot()
-    try:
-        fig.tight_layout()
-        return save_figure(fig, path, what=what)
-    finally:
-        plt.close(fig)
-
-
-def save_loss_curve(path, train: Sequence[Tuple[int, float]], valid: Sequence[Tuple[int, float]] = (),
-                    ylabel: str = "loss", title: str = "", what: Optional[str] = "--plot") -> str:
-    """Training (and validation) loss against the step."""
-    plt = require_pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for pairs, style in ((train, {"label": "train", "lw": 1}), (valid, {"label": "validation", "lw": 1.5,
-                                                                        "marker": "o", "ms": 3})):
-        if pairs:
-            s, v = zip(*pairs)
-            ax.plot(s, v, **style)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path, what)
+    """Lay out, write atomically, close (the shared helper)."""
+    return save_png(fig, path, what=what)
 
 
 def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequence, mean: np.ndarray,

@@ -92,6 +92,7 @@ class Translator(Estimator):
                 "scheduled_sampling": ("none",) + tuple(d for d in DECAYS if d != "constant"),
                 "sampling": ("sample", "argmax")}
     # settings that shape the weights or the vocabularies: a checkpoint made with others cannot continue
+    _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
                      "split_punctuation", "min_freq", "max_vocab")
