@@ -61,28 +61,12 @@ class SktimeRNNForecaster(BaseForecaster):
                  epochs=50, batch_size=32, learning_rate=3e-3, weight_decay=0.0, clip_norm=1.0,
                  max_minutes=None, validation_fraction=0.0, early_stopping_patience=10, n_samples=200,
                  dtype="float32", random_state=0):
-        self.lookback = lookback
-        self.horizon = horizon
-        self.strategy = strategy
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.head = head
-        self.quantiles = quantiles
-        self.transform = transform
-        self.scaler = scaler
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.max_minutes = max_minutes
-        self.validation_fraction = validation_fraction
-        self.early_stopping_patience = early_stopping_patience
-        self.n_samples = n_samples
-        self.dtype = dtype
-        self.random_state = random_state
+        # stored verbatim under the keyword names (scikit-learn/sktime contract): the same settings as
+        # RNNForecaster's, which _fit passes on one to one
+        params = dict(locals())
+        del params["self"]
+        for name, value in params.items():
+            setattr(self, name, value)
         super().__init__()
         self.set_config(remember_data=True)     # _predict conditions on every observation seen
 
