@@ -5,31 +5,9 @@ from rnnkit.optim.clip import clip_grad_norm, clip_grad_value
 from rnnkit.optim.adam import Adam, AdamW
 from rnnkit.optim.base import Optimizer
 from rnnkit.optim.optimizers import SGD, Adagrad, RMSprop
-from rnnkit.optim.schedules import (
-    ConstantLR,
-    CosineAnnealingLR,
-    ExponentialLR,
-    LinearWarmup,
-    Schedule,
-    StepLR,
-    make_schedule,
-)
+from rnnkit.optim import schedules
+from rnnkit.optim.schedules import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, Schedule, StepLR,
+                                    make_schedule)
 
-__all__ = [
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "RMSprop",
-    "Adagrad",
-    "HyperparameterError",
-    "clip_grad_norm",
-    "clip_grad_value",
-    "Schedule",
-    "ConstantLR",
-    "StepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "LinearWarmup",
-    "make_schedule",
-]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "HyperparameterError", "clip_grad_norm",
+           "clip_grad_value", *schedules.__all__]
