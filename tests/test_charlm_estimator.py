@@ -1,6 +1,5 @@
 """CharModel: the estimator contract (clone, fit/save/load, resume bit for bit) and the safety checks."""
 
-import os
 import tracemalloc
 
 import numpy as np

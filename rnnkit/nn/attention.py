@@ -46,7 +46,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..errors import ShapeError
-from .module import Module
+from .module import Module, check_array
 
 __all__ = ["Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "Memory",
            "make_attention", "ATTENTION_TYPES"]
@@ -89,12 +89,8 @@ class Attention(Module):
     # -- keys: once per memory ---------------------------------------------
     def prepare(self, memory: np.ndarray, mask: Optional[np.ndarray] = None) -> Memory:
         """Validate the memory (N, S, K) and the mask (N, S), and compute the keys."""
-        memory = np.asarray(memory)
-        if memory.ndim != 3 or memory.shape[2] != self.memory_size:
-            raise ShapeError(f"{type(self).__name__} memory: expected (N, S, K={self.memory_size}), "
-                             f"got shape {memory.shape}")
-        if memory.dtype != self.dtype:
-            raise ShapeError(f"{type(self).__name__} memory: expected dtype {self.dtype}, got {memory.dtype}")
+        memory = check_array(memory, f"{type(self).__name__} memory", ndims=(3,), last=self.memory_size,
+                             layout=f"(N, S, K={self.memory_size})", dtype=self.dtype)
         if mask is not None:
             mask = np.asarray(mask, dtype=bool)
             if mask.shape != memory.shape[:2]:
@@ -147,16 +143,12 @@ class Attention(Module):
     # -- both halves -------------------------------------------------------
     def forward(self, query, memory, mask=None):
         """``(context, weights, cache)`` for query (N, Q) or (N, T, Q) over memory (N, S, K)."""
-        query = np.asarray(query)
-        if query.ndim not in (2, 3) or query.shape[-1] != self.query_size:
-            raise ShapeError(f"{type(self).__name__} query: expected (N, Q={self.query_size}) or "
-                             f"(N, T, Q), got shape {query.shape}")
+        query = check_array(query, f"{type(self).__name__} query", ndims=(2, 3), last=self.query_size,
+                            layout=f"(N, Q={self.query_size}) or (N, T, Q)", dtype=self.dtype)
         mem = self.prepare(memory, mask)
         if query.shape[0] != mem.values.shape[0]:
             raise ShapeError(f"{type(self).__name__}: query batch {query.shape[0]} != memory batch "
                              f"{mem.values.shape[0]}")
-        if query.dtype != self.dtype:
-            raise ShapeError(f"{type(self).__name__} query: expected dtype {self.dtype}, got {query.dtype}")
         context, w, cache = self.attend(query, mem)
         return context, w, (cache, mem)
 

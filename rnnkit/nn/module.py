@@ -26,6 +26,21 @@ from ..errors import ShapeError
 __all__ = ["Parameter", "Module"]
 
 
+def check_array(a, what: str, *, ndims, layout: str, last: Optional[int] = None, dtype=None) -> np.ndarray:
+    """``a`` as an array after checking its rank (one of ``ndims``), last dimension and dtype.
+
+    A mismatch is a :class:`~rnnkit.errors.ShapeError` saying what was expected
+    (``layout``, e.g. ``"(N, S, K=8)"``) and what was given. The layers' eager
+    input checks all go through here.
+    """
+    a = np.asarray(a)
+    if a.ndim not in ndims or (last is not None and a.shape[-1] != last):
+        raise ShapeError(f"{what}: expected {layout}, got shape {a.shape}")
+    if dtype is not None and a.dtype != dtype:
+        raise ShapeError(f"{what}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {a.dtype}")
+    return a
+
+
 class Parameter:
     """A trainable array ``data`` and its gradient ``grad`` (same shape and dtype)."""
 

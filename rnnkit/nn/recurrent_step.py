@@ -36,6 +36,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 
 from ..errors import ShapeError
+from .module import check_array
 from .scan import input_projection, recurrent_step, recurrent_step_backward, weight_gradients
 
 __all__ = ["StepCache", "StepGradients", "RecurrentSteps"]
@@ -85,12 +86,8 @@ class RecurrentSteps:
         required in training mode when ``dropout > 0`` (a fresh mask each step).
         """
         self._check_steppable("step_forward")
-        x = np.asarray(x_t)
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ShapeError(f"x_t: expected one step (N, D) with D = input_size = {self.input_size}, "
-                             f"got shape {x.shape}")
-        if x.dtype != self.dtype:
-            raise ShapeError(f"x_t: expected dtype {self.dtype} (the parameters' dtype), got {x.dtype}")
+        x = check_array(x_t, "x_t", ndims=(2,), last=self.input_size, dtype=self.dtype,
+                        layout=f"one step (N, D) with D = input_size = {self.input_size}")
         N = x.shape[0]
         states = self._zeros_for_missing(self._checked_states(state, N), N)
         use_dropout = self._uses_dropout(rng)
