@@ -20,6 +20,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..nn.shapes import CELL_MODES, GATES as MODE_GATES
+
 __all__ = ["CONFIGS", "QUICK_CONFIG", "Case", "suite", "build", "GATES"]
 
 CONFIGS: Dict[str, Tuple[int, int, int, int]] = {   # (T, N, I, H)
@@ -29,9 +31,9 @@ CONFIGS: Dict[str, Tuple[int, int, int, int]] = {   # (T, N, I, H)
     "D": (200, 16, 32, 128),
 }
 QUICK_CONFIG = ("Q", (8, 4, 8, 16))
-CELLS = ("lstm", "gru", "rnn")
+CELLS = tuple(CELL_MODES)
 MODES = ("inference", "train")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+GATES = {cell: MODE_GATES[mode] for cell, mode in CELL_MODES.items()}
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,11 @@ def _lengths(case: Case, rng: np.random.Generator) -> Optional[np.ndarray]:
 def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np.float32,
           seed: int = 0) -> Dict[str, Callable[[], object]]:
     """Closures running one iteration of the case: ``{"rnnkit": f}`` and, with torch, ``"torch": g``."""
-    from ..nn import GRU, LSTM, RNN
+    from ..nn import Recurrent
 
     rng = np.random.default_rng(seed)
-    cls = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[case.cell]
-    layer = cls(case.I, case.H, case.layers, bidirectional=case.bidirectional, dtype=dtype, rng=seed,
-                backend=backend)
+    layer = Recurrent(CELL_MODES[case.cell], case.I, case.H, case.layers, bidirectional=case.bidirectional,
+                      dtype=dtype, rng=seed, backend=backend)
     K = 2 if case.bidirectional else 1
     x = rng.standard_normal((case.T, case.N, case.I)).astype(dtype)
     lengths = _lengths(case, rng)

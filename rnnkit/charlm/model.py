@@ -25,13 +25,14 @@ import numpy as np
 
 from ..checks import check_choice, check_count, check_probability
 from ..errors import DataError
-from ..nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, cross_entropy, log_softmax
+from ..nn import Dropout, Embedding, Linear, Module, Recurrent, cross_entropy, log_softmax
+from ..nn.shapes import CELL_MODES
 from .data import Vocab
 
 __all__ = ["CharLM", "CELLS", "MODES"]
 
-CELLS = ("lstm", "gru", "rnn")
-MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}     # cell -> rnnkit.nn.shapes mode
+MODES = CELL_MODES
+CELLS = tuple(CELL_MODES)
 
 
 class CharLM(Module):
@@ -70,11 +71,8 @@ class CharLM(Module):
         D = self.embedding_size or V
         kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, dtype=dtype, rng=rng)
         if cell == "lstm":
-            self.rnn = LSTM(D, hidden_size, forget_bias=1.0, **kw)
-        elif cell == "gru":
-            self.rnn = GRU(D, hidden_size, **kw)
-        else:
-            self.rnn = RNN(D, hidden_size, **kw)
+            kw["forget_bias"] = 1.0                                    # char-rnn's choice: remember by default
+        self.rnn = Recurrent(CELL_MODES[cell], D, hidden_size, **kw)
         self.drop = Dropout(dropout)
         self.head = Linear(hidden_size, V, dtype=dtype, rng=rng)
 

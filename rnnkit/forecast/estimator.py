@@ -31,7 +31,7 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
                       check_probability, check_real, check_seed)
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
-from ..nn.shapes import GATES, linear_shapes, recurrent_shapes
+from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
 from .predicting import forecast
@@ -43,7 +43,6 @@ from .windows import direct_windows, recursive_windows, stack_inputs
 __all__ = ["RNNForecaster", "MAX_SAMPLES"]
 
 MAX_SAMPLES = 100_000        # sample paths of a recursive interval
-_MODES = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN_TANH"}
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
 
 
@@ -168,7 +167,7 @@ class RNNForecaster(Estimator):
 
     def _shapes(self, k: int, p: int, f: int) -> Dict[str, Tuple[int, ...]]:
         s, Hh = self._sizes(k, p, f), int(self.hidden_size)
-        shapes = recurrent_shapes("rnn.", _MODES[self.cell], s["input_size"], Hh, self.num_layers)
+        shapes = recurrent_shapes("rnn.", CELL_MODES[self.cell], s["input_size"], Hh, self.num_layers)
         head_in = Hh + (s["horizon"] * f if self.strategy == "direct" else 0)
         shapes.update(linear_shapes("head.", head_in, s["horizon"] * s["n_out"] * s["head_size"]))
         return shapes
@@ -192,7 +191,7 @@ class RNNForecaster(Estimator):
         s, L, item = self._sizes(k, p, f), int(self.lookback), np.dtype(self.dtype).itemsize
         N = max(T - L, 1)
         windows = (8 + item) * L * N * (s["input_size"] + s["n_out"])      # float64 windows and their cast
-        acts = item * L * min(int(self.batch_size), N) * (GATES[_MODES[self.cell]] + 3) \
+        acts = item * L * min(int(self.batch_size), N) * (GATES[CELL_MODES[self.cell]] + 3) \
             * int(self.hidden_size) * int(self.num_layers)
         self._check_memory(self._shapes(k, p, f), self.dtype, extra_bytes=windows + acts,
                            what=f"--hidden-size {self.hidden_size}, --num-layers {self.num_layers}, "

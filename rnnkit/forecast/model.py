@@ -21,11 +21,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..nn import GRU, LSTM, RNN, Linear, Module
+from ..nn import Linear, Module, Recurrent
+from ..nn.shapes import CELL_MODES
 
 __all__ = ["ForecastNet", "CELLS"]
 
-CELLS = {"gru": GRU, "lstm": LSTM, "rnn": RNN}
+CELLS = tuple(CELL_MODES)
 
 
 class NetCache(NamedTuple):
@@ -54,7 +55,8 @@ class ForecastNet(Module):
         rng = np.random.default_rng(rng)
         self.direct = strategy == "direct"
         self.n_out, self.head_size, self.horizon, self.future_size = n_out, head_size, horizon, future_size
-        self.rnn = CELLS[cell](input_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng)
+        self.rnn = Recurrent(CELL_MODES[cell], input_size, hidden_size, num_layers, dropout=dropout, dtype=dtype,
+                             rng=rng)
         head_in = hidden_size + (horizon * future_size if self.direct else 0)
         steps = horizon if self.direct else 1
         self.head = Linear(head_in, steps * n_out * head_size, dtype=dtype, rng=rng)

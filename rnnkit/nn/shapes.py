@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
-__all__ = ["linear_shapes", "embedding_shapes", "recurrent_shapes", "GATES", "MAX_LAYERS", "count"]
+__all__ = ["linear_shapes", "embedding_shapes", "recurrent_shapes", "GATES", "CELL_MODES", "MAX_LAYERS", "count"]
 
 Shape = Tuple[int, ...]
 # gates per cell, as the cells pack them (LSTM i, f, g, o; GRU r, z, n)
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+# the applications' cell names (--cell) -> the Recurrent mode they build
+CELL_MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}
 MAX_LAYERS = 1000  # far beyond any useful stack; keeps a crafted configuration from looping for hours
 
 

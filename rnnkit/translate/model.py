@@ -21,6 +21,7 @@ import numpy as np
 
 from ..nn.losses import cross_entropy, softmax
 from ..nn.module import Module
+from ..nn.shapes import CELL_MODES
 from .data import PAD
 from .decoder import Decoder
 from .encoder import Encoder
@@ -73,7 +74,7 @@ class Seq2Seq(Module):
                                  num_layers=int(num_layers), bidirectional=bool(bidirectional), attention=attention,
                                  attention_size=attention_size, input_feeding=bool(input_feeding), bridge=bridge,
                                  dropout=float(dropout))
-        mode = cell.upper()
+        mode = CELL_MODES[cell]
         self.encoder = Encoder(src_vocab_size, mode=mode, embedding_size=embedding_size, hidden_size=hidden_size,
                                num_layers=num_layers, bidirectional=bidirectional, decoder_size=hidden_size,
                                bridge=bridge, dropout=dropout, dtype=dtype, rng=rng)

@@ -19,7 +19,7 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
                       check_probability, check_real)
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
-from ..nn.shapes import embedding_shapes, linear_shapes, recurrent_shapes, GATES
+from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .data import SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize
 from .decode import MAX_LENGTH, beam_search, check_decoding, greedy
@@ -259,7 +259,7 @@ class Translator(Estimator):
         S, T = max(map(len, src)) + 1, max(map(len, tgt)) + 1
         N, H, L = self.batch_size, self.hidden_size, self.num_layers
         K = 2 if self.bidirectional else 1
-        G = GATES[self.cell.upper()]
+        G = GATES[CELL_MODES[self.cell]]
         return 4 * N * (3 * T * len(self.tgt_vocab_) + 3 * (S * K + T) * L * (G + 2) * H)
 
     # -- translation ---------------------------------------------------------
@@ -320,7 +320,7 @@ class Translator(Estimator):
 
 def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, Tuple[int, ...]]:
     """Name -> shape of every Seq2Seq array (see encoder.py, decoder.py, nn/attention.py) for settings ``p``."""
-    mode, E, H, L = p.cell.upper(), int(p.embedding_size), int(p.hidden_size), int(p.num_layers)
+    mode, E, H, L = CELL_MODES[p.cell], int(p.embedding_size), int(p.hidden_size), int(p.num_layers)
     K = 2 if p.bidirectional else 1
     luong = p.attention != "bahdanau"
     shapes = embedding_shapes("encoder.embedding.", src_vocab, E)
