@@ -327,3 +327,68 @@ def test_load_refuses_a_fifo_without_blocking(tmp_path):
     t.join(5)
     assert not t.is_alive(), "rnnkit.load blocked on a FIFO"
     assert isinstance(box.get("error"), PathError) and "is a FIFO" in str(box["error"])
+
+
+# -- the shared run preamble, resume rules and memory room ------------------------
+def _checkpoint(path, interrupt_at=None, steps=3):
+    """A real checkpoint of a tiny fit(); interrupted at ``interrupt_at`` (so unfinished) or finished."""
+    from rnnkit import optim
+    from rnnkit.nn import Linear
+    from rnnkit.train import fit
+
+    model = Linear(2, 1, dtype=np.float64, rng=0)
+    x = np.ones((4, 2))
+
+    def step_fn(batch, ctx):
+        y, cache = ctx.model.forward(x)
+        ctx.model.backward(np.ones_like(y), cache)
+        return float(y.sum()), 4
+
+    def stop(event, info):
+        if event == "step" and info["step"] == interrupt_at:
+            raise KeyboardInterrupt
+
+    try:
+        fit(model, optim.SGD(model.parameters(), lr=0.1), step_fn, lambda e, r: [0], seed=0, max_steps=steps,
+            checkpoint_path=path, checkpoint_every=1, callbacks=[stop], progress=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def test_a_fresh_run_does_not_overwrite_an_unfinished_checkpoint(tmp_path):
+    from rnnkit.errors import PathError
+    from rnnkit.estimator import prepare_run
+    out = tmp_path / "run.npz"
+    ckpt = tmp_path / "run.ckpt.npz"
+    _checkpoint(ckpt, interrupt_at=2)
+    before = ckpt.read_bytes()
+    with pytest.raises(PathError, match=r"run\.ckpt\.npz \(the checkpoint beside --out\) holds a run interrupted "
+                                        r"at step 2; continue it with --resume, or delete the file"):
+        prepare_run(out, resume=False)
+    assert ckpt.read_bytes() == before
+    assert prepare_run(out, resume=True) == str(ckpt)
+    _checkpoint(ckpt)                                   # a finished run's checkpoint may be replaced
+    assert prepare_run(out, resume=False) == str(ckpt)
+    ckpt.write_bytes(b"not a checkpoint")              # someone else's file: refused, not overwritten
+    with pytest.raises(PathError, match="is not a readable rnnkit checkpoint"):
+        prepare_run(out, resume=False)
+
+
+def test_resume_needs_the_checkpoint(tmp_path):
+    from rnnkit.errors import PathError
+    from rnnkit.estimator import prepare_run
+    with pytest.raises(PathError, match=r"--resume: there is no checkpoint .*run\.ckpt\.npz beside --out"):
+        prepare_run(tmp_path / "run.npz", resume=True)
+    with pytest.raises(PathError, match="is also the input TEXT"):
+        prepare_run(tmp_path / "in.txt", resume=False, inputs={"TEXT": tmp_path / "in.txt"})
+
+
+def test_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch):
+    import rnnkit.estimator as est
+    (tmp_path / "memory.max").write_text("1000000\n")
+    (tmp_path / "memory.current").write_text("400000\n")
+    assert est._cgroup_room(str(tmp_path)) == 600000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert est._cgroup_room(str(tmp_path)) is None
+    monkeypatch.setattr(est, "_cgroup_room", lambda: 12345)
+    assert est.available_memory() == 12345

@@ -93,7 +93,7 @@ def test_resume_is_bit_for_bit_and_a_checkpoint_loads_like_a_model(kind, tmp_pat
     whole, data = CASES[kind](max_steps=6)
     whole.fit(*data)
     ck = tmp_path / "run.ckpt.npz"
-    part, _ = CASES[kind](max_steps=3)
+    part, _ = CASES[kind](max_steps=2)          # mid-epoch for every case: the resume skips the batches done
     part.fit(*data, checkpoint_path=ck)
     from_ck = rnnkit.load(ck)                       # a checkpoint works where a model file does
     assert type(from_ck) is type(part)
@@ -119,3 +119,29 @@ def test_unfitted_estimator_says_so(kind, tmp_path):
     est, _ = CASES[kind]()
     with pytest.raises(NotFittedError, match="not fitted yet"):
         est.save(tmp_path / "m.npz")
+
+
+# a setting each application must refuse to change on resume (it shapes the weights or the batches)
+FIXED = {"charlm": {"batch_size": 2}, "forecaster": {"hidden_size": 6}, "translator": {"batch_size": 3}}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resume_with_other_settings_or_without_a_checkpoint_is_refused(kind, tmp_path):
+    from rnnkit.errors import PathError
+    ck = tmp_path / "run.ckpt.npz"
+    est, data = CASES[kind](max_steps=2)
+    with pytest.raises(PathError, match="no checkpoint"):
+        est.fit(*data, checkpoint_path=ck, resume=True)
+    est.fit(*data, checkpoint_path=ck)
+    (name, value), = FIXED[kind].items()
+    other, _ = CASES[kind](max_steps=4, **{name: value})
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(PathError, match=f"trained with {flag} .*, not {flag} {value}"):
+        other.fit(*data, checkpoint_path=ck, resume=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_state_may_be_a_generator(kind, tmp_path):
+    est, data = CASES[kind](random_state=np.random.default_rng(5))
+    path = est.fit(*data, checkpoint_path=tmp_path / "run.ckpt.npz").save(tmp_path / "m.npz")
+    assert rnnkit.load(path).get_params()["random_state"] is None

@@ -22,9 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Union
 
-from ..errors import PathError, RnnkitError
-from ..estimator import checkpoint_beside
-from ..io.atomic import check_outputs
+from ..errors import RnnkitError
+from ..estimator import beside, prepare_run
 from ..io.inputs import check_input
 from ..train.history import History
 from .corpus import DEFAULT_CORPUS_NAME, default_corpus
@@ -64,8 +63,7 @@ class TrainResult:
 
 def plot_path_beside(out) -> str:
     """The loss curve's default path for model file ``out``: ``run.npz`` -> ``run.loss.png``."""
-    out = os.fspath(out)
-    return (out[:-4] if out.endswith(".npz") else out) + ".loss.png"
+    return beside(out, ".loss.png")
 
 
 def _settings(textfile, params: dict) -> dict:
@@ -103,13 +101,9 @@ def train(textfile=None, *, out="charlm.npz", resume: bool = False, plot: Union[
     """
     est = CharModel(progress=progress, **_settings(textfile, params))
     est._check_params()
-    ckpt = checkpoint_beside(out)
     png = (plot_path_beside(out) if plot is True else None) if isinstance(plot, bool) else os.fspath(plot)
-    check_outputs({"--out": out, "--plot": png, "the checkpoint beside --out": ckpt},
-                  inputs={"TEXTFILE": textfile}, examples={"--out": "charlm.npz", "--plot": "charlm.loss.png"})
-    if resume and not os.path.exists(ckpt):
-        raise PathError(f"--resume: there is no checkpoint {ckpt} to resume from (it is kept beside --out); pass "
-                        "the --out of the run to continue, or start afresh without --resume")
+    ckpt = prepare_run(out, resume=resume, outputs={"--plot": png}, inputs={"TEXTFILE": textfile},
+                       examples={"--out": "charlm.npz", "--plot": "charlm.loss.png"})
     source = DEFAULT_CORPUS_NAME if textfile is None else os.fspath(textfile)
     text = default_corpus() if textfile is None else read_text(textfile, encoding)
     if progress:

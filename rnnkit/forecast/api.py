@@ -18,7 +18,6 @@ receives the progress lines a command prints (default: silent).
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from ..checks import check_count, check_real
-from ..errors import DataError, PathError
-from ..estimator import checkpoint_beside, flag_of
+from ..errors import DataError
+from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
 from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
@@ -129,12 +128,8 @@ def train(data, *, out, date: str = "Date", target="Close", past_covariates=None
     continues from it (it must exist). ``plot`` writes the loss curve.
     """
     say = say or _quiet
-    ckpt = checkpoint_beside(out)
-    check_outputs({"--out": out, "--plot": plot, "checkpoint": ckpt}, inputs={"DATA": data},
-                  examples={"--out": "model.npz", "--plot": "loss.png", "checkpoint": "model.ckpt.npz"})
-    if resume and not os.path.exists(ckpt):
-        raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; run without --resume "
-                        "to start afresh")
+    ckpt = prepare_run(out, resume=resume, outputs={"--plot": plot}, inputs={"DATA": data},
+                       examples={"--out": "model.npz", "--plot": "loss.png"})
     model = RNNForecaster(**params)
     model._check_params()                      # bad settings before reading the data
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,

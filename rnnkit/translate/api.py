@@ -16,8 +16,8 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..checks import check_count, check_probability
-from ..errors import DataError, HyperparameterError, PathError
-from ..estimator import checkpoint_beside, flag_of
+from ..errors import DataError, HyperparameterError
+from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs
 from ..io.inputs import check_input
 from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
@@ -92,12 +92,7 @@ def train(pairs: Optional[str] = None, *, out: str, resume: bool = False, src_co
     unknown = sorted(set(params) - set(Translator._param_names()))
     if unknown:
         raise HyperparameterError(f"unknown training option(s) {unknown}; see `rnnkit translate train --help`")
-    ckpt = checkpoint_beside(out) if out else out
-    check_outputs({"--out": out, "checkpoint (beside --out)": ckpt}, inputs={"PAIRS": pairs},
-                  examples={"--out": "translator.npz", "checkpoint (beside --out)": "translator.ckpt.npz"})
-    if resume and not os.path.exists(ckpt):   # the command line means "continue": a typo must not restart
-        raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; check --out, or start "
-                        "afresh without --resume")
+    ckpt = prepare_run(out, resume=resume, inputs={"PAIRS": pairs}, examples={"--out": "translator.npz"})
     if pairs is not None:
         check_input(pairs, "PAIRS")
     check_decoding(beam=beam, length_penalty=length_penalty)

@@ -95,7 +95,7 @@ class Translator(Estimator):
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
-                     "split_punctuation", "min_freq", "max_vocab")
+                     "split_punctuation", "min_freq", "max_vocab", "batch_size")   # batches are rebuilt on resume
 
     def __init__(self, *, cell: str = "lstm", attention: str = "bahdanau", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
