@@ -28,7 +28,8 @@ from ..io.inputs import check_input
 from ..train.history import History
 from .corpus import DEFAULT_CORPUS_NAME, default_corpus
 from .data import read_text
-from .estimator import CharModel, _say, check_score_args
+from ..train.progress import say
+from .estimator import CharModel, check_score_args
 
 __all__ = ["train", "sample", "sample_stream", "evaluate", "load", "save", "TrainResult", "DEFAULTS",
            "QUICK_DEFAULTS", "plot_path_beside"]
@@ -107,7 +108,7 @@ def train(textfile=None, *, out="charlm.npz", resume: bool = False, plot: Union[
     source = DEFAULT_CORPUS_NAME if textfile is None else os.fspath(textfile)
     text = default_corpus() if textfile is None else read_text(textfile, encoding)
     if progress:
-        _say(f"charlm: training on {source}")
+        say(f"charlm: training on {source}")
     est.fit(text, checkpoint_path=ckpt, resume=resume)
     final_sample = est.sample(length=est.sample_length, temperature=est.temperature,
                               random_state=est.random_state) if est.sample_length else ""
@@ -120,7 +121,7 @@ def train(textfile=None, *, out="charlm.npz", resume: bool = False, plot: Union[
                                                         f"on {os.path.basename(source)}")
         except RnnkitError as e:      # matplotlib is an optional extra
             if progress:
-                _say(f"charlm: no loss curve ({e})")
+                say(f"charlm: no loss curve ({e})")
     return TrainResult(est, est.history_, os.fspath(out), ckpt, plot_path, est.meta_["valid"], est.meta_["test"],
                        final_sample)
 

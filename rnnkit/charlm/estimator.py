@@ -22,7 +22,6 @@ commands are thin wrappers over this class::
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam, CosineAnnealingLR
+from ..train.progress import say
 from .data import Vocab, split_text
 from .generate import MAX_LENGTH, beam_search, stream
 from .model import CELLS, MODES, CharLM
@@ -42,15 +42,6 @@ __all__ = ["CharModel", "DEFAULT_EPOCHS", "check_score_args"]
 
 DEFAULT_EPOCHS = 10        # when epochs, max_steps and max_minutes are all None
 _DTYPES = ("float32", "float64")
-
-
-def _say(message: str) -> None:
-    """A line on stderr that does not break a running tqdm bar."""
-    try:
-        from tqdm import tqdm
-        tqdm.write(message, file=sys.stderr)
-    except ImportError:
-        print(message, file=sys.stderr, flush=True)
 
 
 def check_score_args(batch_size: int, seq_len: int) -> None:
@@ -240,7 +231,7 @@ class CharModel(Estimator):
             total = min(n for n in (epochs * len(batches(0, None)) if epochs else None, max_steps) if n)
             schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
         if self.progress:
-            _say(f"charlm: {len(text):,} characters ({len(vocab)} distinct; train {len(train_text):,}, "
+            say(f"charlm: {len(text):,} characters ({len(vocab)} distinct; train {len(train_text):,}, "
                  f"validation {len(valid_text):,}{f', test {len(test_text):,}' if test_text else ''}); "
                  f"{self.cell.upper()} {self.num_layers}x{self.hidden_size}, {model.num_parameters():,} parameters; "
                  "stopping after " + ", ".join(f"{v} {k}" for k, v in (("epochs", epochs), ("steps", max_steps),
@@ -255,7 +246,7 @@ class CharModel(Estimator):
         def on_event(event, info):
             if event == "validate" and self.progress and self.sample_length:
                 sample = "".join(stream(model, "", self.sample_length, self.temperature, seed=seed))
-                _say(f"--- sample at step {info['step']} ---\n{sample}\n---")
+                say(f"--- sample at step {info['step']} ---\n{sample}\n---")
             elif event == "end":                    # before fit() restores the best validated parameters
                 final["state"] = model.state_dict()
 

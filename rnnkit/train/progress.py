@@ -11,7 +11,16 @@ import sys
 import time
 from typing import Optional, TextIO
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["Progress", "format_duration", "say"]
+
+
+def say(message: str) -> None:
+    """A note on stderr that does not break a running tqdm bar (applications' progress lines use this)."""
+    try:
+        from tqdm import tqdm
+        tqdm.write(message, file=sys.stderr)
+    except ImportError:
+        print(message, file=sys.stderr, flush=True)
 
 
 def format_duration(seconds: float) -> str:
