@@ -3,7 +3,7 @@
 The README's numbers come from a quiet machine with all cores, the BLAS core
 type left to OpenBLAS's own detection:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m rnnkit bench --json benchmarks/speed.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m rnnkit bench --out benchmarks/speed.json
     python benchmarks/speed_table.py benchmarks/speed.json
 
 Columns: median ms per iteration of each side, speedup (torch time / rnnkit

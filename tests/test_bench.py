@@ -19,7 +19,7 @@ from rnnkit.cli.main import main
 def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     pytest.importorskip("torch")       # the other tests time rnnkit alone and run without torch
     path = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--cells", "lstm,gru", "--charlm", "--json", str(path), "--no-progress",
+    assert main(["bench", "--quick", "--cells", "lstm,gru", "--charlm", "--out", str(path), "--no-progress",
                  "--threads", "1", "--random-state", "3"]) == 0
     out = capsys.readouterr().out
     assert "Q lstm train L1 uni" in out and "char-LM training step" in out and "speedup" in out
@@ -47,7 +47,7 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
 
 def test_bench_without_torch_and_with_filters(tmp_path, capsys):
     path = tmp_path / "b.json"
-    assert main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "train", "--json", str(path),
+    assert main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "train", "--out", str(path),
                  "--no-progress", "--target-seconds", "0.01"]) == 0
     result = json.loads(path.read_text())
     assert [r["case"]["name"] for r in result["cases"]] == ["Q rnn train L1 uni", "Q rnn train L2 bi varlen"]
@@ -70,7 +70,7 @@ def _one_error_line(capsys) -> str:
 
 
 def test_bad_selection_is_a_user_error(capsys, no_timing):
-    assert main(["bench", "--quick", "--cells", "transformer", "--json", "none"]) == 2
+    assert main(["bench", "--quick", "--cells", "transformer", "--out", "none"]) == 2
     assert "cells: expected some of lstm, gru, rnn" in _one_error_line(capsys)
 
 
@@ -82,25 +82,25 @@ def test_bad_selection_is_a_user_error(capsys, no_timing):
     (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
 ])
 def test_bad_flags_are_refused_before_timing(capsys, no_timing, flags, expect):
-    assert main(["bench", "--quick", "--no-torch", "--json", "none"] + flags) == 2
+    assert main(["bench", "--quick", "--no-torch", "--out", "none"] + flags) == 2
     assert expect in _one_error_line(capsys)
 
 
 @pytest.mark.parametrize("make,expect", [
-    (lambda d: "", "--json: the path is empty; give a file name such as rnnkit-bench.json"),
+    (lambda d: "", "--out: the path is empty; give a file name such as rnnkit-bench.json"),
     (lambda d: str(d), "is a directory"),
     (lambda d: str(d / ("b" * 300 + ".json")), "the file name is 305 bytes long"),
     (lambda d: str(d / "missing" / "b.json"), "directory does not exist"),
 ])
 def test_bad_json_path_is_refused_before_timing(tmp_path, capsys, no_timing, make, expect):
-    # a bad --json used to be found only after the whole benchmark, naming a temporary file
-    assert main(["bench", "--quick", "--no-torch", "--json", make(tmp_path)]) == 2
+    # a bad --out used to be found only after the whole benchmark, naming a temporary file
+    assert main(["bench", "--quick", "--no-torch", "--out", make(tmp_path)]) == 2
     err = _one_error_line(capsys)
-    assert "--json" in err and expect in err and ".tmp" not in err
+    assert "--out" in err and expect in err and ".tmp" not in err
 
 
 def test_old_flag_spellings_are_gone(capsys, no_timing):
-    assert main(["bench", "--quick", "--seed", "1", "--json", "none"]) == 2
+    assert main(["bench", "--quick", "--seed", "1", "--out", "none"]) == 2
     assert "unrecognized arguments: --seed" in capsys.readouterr().err
 
 
@@ -109,7 +109,7 @@ def test_random_state_and_auto_threads(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "inference", "--no-progress",
                  "--target-seconds", "0.01", "--random-state", "none", "--threads", "auto",
-                 "--json", str(path)]) == 0
+                 "--out", str(path)]) == 0
     result = json.loads(path.read_text())
     from rnnkit.threads import available_cores
     assert result["threads"]["threads"] == available_cores()          # nothing else running: every core
@@ -129,8 +129,8 @@ def test_json_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "write_json", failing_write)
     with pytest.raises(OSError):
         run_mod.run_bench("quick", cells=["rnn"], modes=["inference"], use_torch=False, target_seconds=0.01,
-                          threads=1, json=str(path))
-    assert calls == [(str(path), "--json")] and path.read_text() == "previous results"
+                          threads=1, out=str(path))
+    assert calls == [(str(path), "--out")] and path.read_text() == "previous results"
 
 
 def test_suites_cover_the_standard_configs_and_variants():

@@ -106,18 +106,18 @@ def test_full_disk_tmpfs_model_file_too_large(tmp_path):
 
 
 def test_full_disk_tmpfs_cli_prints_one_line_naming_the_file(tmp_path, capsys):
-    # through the CLI: `rnnkit bench --json` on a full disk fails with exit 2 and one line naming --json
+    # through the CLI: `rnnkit bench --out` on a full disk fails with exit 2 and one line naming --out
     with small_tmpfs(tmp_path) as mnt:
         target = os.path.join(mnt, "bench.json")
         with open(target, "wb") as f:
             f.write(PREVIOUS)
         fill(mnt)
         code = main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "inference", "--no-progress",
-                     "--target-seconds", "0.01", "--threads", "1", "--json", target])
+                     "--target-seconds", "0.01", "--threads", "1", "--out", target])
         err = capsys.readouterr().err
         assert code == 2, err
         assert err.startswith("rnnkit: error: No space left on device") and err.count("\n") == 1, err
-        assert "--json" in err and target in err and "unchanged" in err and ".tmp" not in err
+        assert "--out" in err and target in err and "unchanged" in err and ".tmp" not in err
         with open(target, "rb") as f:
             assert f.read() == PREVIOUS
         assert _leftovers(mnt) == ["bench.json", "filler"]

@@ -1,7 +1,7 @@
 """``rnnkit bench``: a thin shell over :func:`rnnkit.bench.run_bench`.
 
 Every flag is the keyword argument of the same name (``--target-seconds`` ->
-``target_seconds``, ``--json`` -> ``json``); ``--quick`` is ``--suite quick``
+``target_seconds``, ``--out`` -> ``out``); ``--quick`` is ``--suite quick``
 and ``--no-torch`` is ``use_torch=False``. ``--threads`` (added by
 :func:`rnnkit.cli.builder.command`) is the thread count of both sides.
 """
@@ -39,10 +39,10 @@ def _run(args) -> int:
                        modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,
                        use_torch=args.use_torch, backend=args.backend, charlm=args.charlm, memory=args.memory,
                        compile_times=args.compile_times, dtype=args.dtype, random_state=args.random_state,
-                       json=args.json, progress=say)
+                       out=args.out, progress=say)
     print(format_table(result))
-    if args.json is not None:
-        print(f"results: {args.json}")
+    if args.out is not None:
+        print(f"results: {args.out}")
     return 0
 
 
@@ -76,8 +76,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="dtype of the layer cases")
     p.add_argument("--random-state", type=_optional_int, default=0, metavar="SEED",
                    help="seed of the weights and inputs (none: fresh entropy)")
-    p.add_argument("--json", type=_optional_path, default="rnnkit-bench.json", metavar="PATH",
-                   help="where to write the results, checked before timing and written atomically "
+    p.add_argument("--out", type=_optional_path, default="rnnkit-bench.json", metavar="PATH",
+                   help="where to write the results (JSON), checked before timing and written atomically "
                         "(none: no file)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="print each case to stderr as it starts")

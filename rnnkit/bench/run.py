@@ -67,7 +67,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
               threads: Union[int, str, None] = "auto", target_seconds: Optional[float] = None,
               use_torch: bool = True, backend: Optional[str] = None, charlm: Optional[bool] = None,
               memory: Optional[bool] = None, compile_times: Optional[bool] = None, dtype: str = "float32",
-              random_state: Optional[int] = 0, json=None,
+              random_state: Optional[int] = 0, out=None,
               progress: Optional[Callable[[str], None]] = None) -> dict:
     """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
 
@@ -77,12 +77,12 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     quick) add the end-to-end character-LM case, the peak memory of a T=1000
     training step and numba's first-call/cached-call times. ``dtype`` ("float32"
     or "float64") applies to the layer cases; those extras run in float32.
-    ``random_state`` seeds the weights and inputs (None: fresh entropy). ``json``
+    ``random_state`` seeds the weights and inputs (None: fresh entropy). ``out``
     names a file for the results: it is checked before any timing (so a bad path
     costs nothing) and written atomically at the end.
     """
-    if json is not None:
-        check_outputs({"--json": json}, examples={"--json": "rnnkit-bench.json"})
+    if out is not None:
+        check_outputs({"--out": out}, examples={"--out": "rnnkit-bench.json"})
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype (--dtype): expected 'float32' or 'float64', got {dtype!r}")
     threads = parse_threads(threads)
@@ -157,8 +157,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
             "sampling": {"sides": sampling, "speedup": _speedup(sampling)}}
     result["load_average_end"] = timing.load_average()
     result["wall_seconds"] = time.time() - t_start
-    if json is not None:
-        write_json(json, result, what="--json")
+    if out is not None:
+        write_json(out, result, what="--out")
     return result
 
 
