@@ -120,3 +120,16 @@ def test_info_on_a_fifo_does_not_block(tmp_path, capsys):
 def test_info_has_no_threads_flag(capsys):
     assert main(["info", "--threads", "2", "x.npz"]) == 2
     assert "unrecognized arguments: --threads" in capsys.readouterr().err
+
+
+def test_info_refuses_a_crafted_header_in_one_line(tmp_path, capsys):
+    """Checksums right, fields of the wrong type: one line, exit 2 (it used to be a traceback)."""
+    from rnnkit.io import save_model_file
+    bad_history = tmp_path / "h.npz"
+    save_model_file(bad_history, kind="charlm", config={"params": {}}, arrays={}, meta={"history": {"train": 5}})
+    bad_train = tmp_path / "c.npz"
+    save_model_file(bad_train, kind="checkpoint", config={}, arrays={}, meta={"train": [1]})
+    for path in (bad_history, bad_train):
+        assert main(["info", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"rnnkit: error: {path}: the header is malformed") and err.count("\n") == 1

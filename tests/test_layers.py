@@ -203,3 +203,13 @@ def test_mse_mask_that_does_not_broadcast_is_a_shape_error():
     with pytest.raises(ShapeError, match=r"mse: mask shape \(5, 3, 2\) does not broadcast to the prediction "
                                          r"shape \(5, 3\)"):
         mse(np.zeros((5, 3)), np.zeros((5, 3)), mask=np.ones((5, 3, 2), bool))
+
+
+def test_layer_sizes_go_through_the_shared_checks():
+    """A bool is not a size (Linear(True, 3) used to build a 1-input layer); messages name the argument."""
+    from rnnkit.errors import HyperparameterError
+    from rnnkit.nn import Linear
+    with pytest.raises(HyperparameterError, match="in_features must be an integer, got True"):
+        Linear(True, 3)
+    with pytest.raises(HyperparameterError, match="out_features must be >= 1, got 0"):
+        Linear(3, 0)

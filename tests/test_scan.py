@@ -216,8 +216,8 @@ def test_bad_input_says_expected_vs_got(call, message):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(input_size=0, hidden_size=4), "input_size: expected a positive integer"),
-    (dict(input_size=3, hidden_size=4, dropout=1.5), r"dropout: expected a number in \[0, 1\)"),
+    (dict(input_size=0, hidden_size=4), "input_size must be >= 1, got 0"),
+    (dict(input_size=3, hidden_size=4, dropout=1.5), r"dropout must be in \[0, 1\), got 1.5"),
     (dict(input_size=3, hidden_size=4, nonlinearity="sigmoid"), "nonlinearity: expected 'tanh' or 'relu'"),
     (dict(input_size=3, hidden_size=4, dtype=np.int32), "dtype: expected float32 or float64"),
 ])

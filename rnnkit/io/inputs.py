@@ -89,7 +89,11 @@ def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:
     """The bytes of a checked input file, never more than the limit."""
     check_input(path, what, max_bytes)
     limit = max_input_bytes(max_bytes)
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO swapped in after the check must not block the open; fstat re-checks what was opened
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PathError(f"{what} {path}: is not a regular file (it changed while being opened); give a file")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise PathError(f"{what} {path}: grew past the input limit of {_mib(limit)} while being read; "

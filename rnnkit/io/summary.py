@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, Mapping
 
 from .inputs import refuse_special
+from ..errors import ModelFileError
 from .modelfile import load_model_file
 
 __all__ = ["summarize", "format_summary"]
@@ -40,8 +41,19 @@ def _history(h: Any) -> Dict[str, Any]:
 
 
 def summarize(path) -> Dict[str, Any]:
-    """A JSON-able summary of the model file or checkpoint at ``path`` (see the module docstring)."""
-    path = os.fspath(path)
+    """A JSON-able summary of the model file or checkpoint at ``path`` (see the module docstring).
+
+    The header's checksums may be right and its fields still malformed (a crafted file):
+    anything of the wrong type is a :class:`ModelFileError` naming the file, never a traceback.
+    """
+    try:
+        return _summarize(os.fspath(path))
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+        raise ModelFileError(f"{os.fspath(path)}: the header is malformed ({type(e).__name__}: {e}); the file was "
+                             "not written by rnnkit or was edited") from None
+
+
+def _summarize(path: str) -> Dict[str, Any]:
     refuse_special(path, "MODEL")         # a FIFO would block the reader forever
     mf = load_model_file(path)
     out: Dict[str, Any] = {"path": path, "bytes": os.path.getsize(path), "kind": mf.kind,

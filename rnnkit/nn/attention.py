@@ -45,6 +45,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, check_array
 
@@ -169,8 +170,7 @@ def _init(rng, shape, fan_in, dtype):
 
 def _check_sizes(**sizes):
     for name, v in sizes.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        check_count(name, v, 1)
 
 
 class AdditiveAttention(Attention):

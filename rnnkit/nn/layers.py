@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, Parameter
 
@@ -31,8 +32,7 @@ class Linear(Module):
                  dtype=np.float32, rng=None):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            check_count(name, v, 1)
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = np.random.default_rng(rng)
         bound = 1.0 / np.sqrt(in_features)

@@ -26,12 +26,12 @@ step a unidirectional stack with ``step_forward`` / ``step_backward`` /
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from ..checks import check_count, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
@@ -89,10 +89,8 @@ class Recurrent(RecurrentSteps, Module):
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
                         ("num_layers", num_layers)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        if isinstance(dropout, bool) or not (isinstance(dropout, numbers.Real) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+            check_count(name, v, 1)
+        check_probability("dropout", dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout applies between recurrent layers; with num_layers=1 it has no effect "
                           f"(dropout={dropout})", stacklevel=3)
