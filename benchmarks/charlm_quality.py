@@ -7,11 +7,11 @@ side. Validation time is not counted as training time (both sides pause the
 clock for it), and both use the same batches, initial weights (copied from
 rnnkit's initialisation), Adam, clipping and validation streams.
 
-    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --minutes 10 --cell lstm
-    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --minutes 10 --cell lstm --torch
+    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm
+    python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm --torch
     python benchmarks/charlm_quality.py --compare benchmarks/results/charlm_*.json
 
-Each run writes a JSON result (``--json``, default ``benchmarks/results/charlm_<impl>_<cell>_<minutes>m.json``).
+Each run writes a JSON result (``--out``, default ``benchmarks/results/charlm_<impl>_<cell>_<minutes>m.json``).
 The rnnkit side trains through :func:`rnnkit.train.fit`, exactly as ``rnnkit charlm train`` does.
 """
 
@@ -27,10 +27,12 @@ import time
 
 import numpy as np
 
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from rnnkit.charlm.data import Chunks, Vocab, read_text, split_text, stream_matrix  # noqa: E402
 from rnnkit.charlm.model import CharLM  # noqa: E402
+from rnnkit.io.atomic import write_json  # noqa: E402
 from rnnkit.charlm.training import evaluate_ids, make_step_fn  # noqa: E402
 from rnnkit.optim import Adam  # noqa: E402
 from rnnkit.train import StopTraining, fit  # noqa: E402
@@ -57,8 +59,8 @@ class Clock:
 def lr_now(args, train_s: float) -> float:
     """The learning rate after ``train_s`` training seconds.
 
-    ``--decay none`` keeps ``lr`` constant, so that one run gives honest readings at every
-    time on its curve. ``--decay cosine`` anneals it over the time budget,
+    ``--lr-decay none`` keeps ``lr`` constant, so that one run gives honest readings at every
+    time on its curve. ``--lr-decay cosine`` anneals it over the time budget,
     lr(t) = lr_min + (lr - lr_min) (1 + cos(pi t / budget)) / 2 with lr_min = lr / 20,
     which only suits the reading at the end of the budget.
     """
@@ -202,23 +204,23 @@ def compare(paths):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.path.join("..", "shared", "data", "tinyshakespeare.txt"))
-    p.add_argument("--minutes", type=float, default=10.0, help="training budget (validation not counted)")
+    p.add_argument("--max-minutes", dest="minutes", type=float, default=10.0, help="training budget (validation not counted)")
     p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     p.add_argument("--torch", action="store_true", help="train the same model in PyTorch instead")
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--embedding", type=int, default=64)
+    p.add_argument("--hidden-size", dest="hidden", type=int, default=256)
+    p.add_argument("--num-layers", dest="layers", type=int, default=2)
+    p.add_argument("--embedding-size", dest="embedding", type=int, default=64)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seq-len", type=int, default=100)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--decay", choices=["none", "cosine"], default="none",
+    p.add_argument("--batch-size", dest="batch", type=int, default=32)
+    p.add_argument("--learning-rate", dest="lr", type=float, default=2e-3)
+    p.add_argument("--lr-decay", dest="decay", choices=["none", "cosine"], default="none",
                    help="learning-rate decay over the time budget (see lr_now)")
     p.add_argument("--clip-norm", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-state", dest="seed", type=int, default=0)
     p.add_argument("--eval-seconds", type=float, default=None, help="training seconds between validations "
                    "(default: budget / 20)")
-    p.add_argument("--json", default=None, help="where to write the result")
+    p.add_argument("--out", dest="json", default=None, help="where to write the result")
     p.add_argument("--compare", nargs="+", metavar="JSON", help="print a time-to-loss table of earlier results")
     args = p.parse_args(argv)
     if args.compare:
@@ -257,8 +259,7 @@ def main(argv=None):
         import torch
         info["machine"].update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(info, f, indent=1)
+    write_json(out, info, what="--out")          # atomic, like every rnnkit output
     print(f"{impl}: {last[2]} steps, {info['chars_per_s']:,.0f} chars/s, final validation {last[4]:.4f} "
           f"nats/char -> {out}")
     return 0

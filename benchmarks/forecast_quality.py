@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=",".join(SEASONAL), help="seasonal series to run")
     ap.add_argument("--tickers", default="AAPL,GOOG,IBM,MSFT")
     ap.add_argument("--no-stocks", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", dest="seed", type=int, default=0)
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     if names:

@@ -10,13 +10,13 @@ Grid: attention {Bahdanau, Luong general} x {teacher forcing, scheduled
 sampling (inverse sigmoid, per token)}; each trained model is scored on the
 test set with greedy decoding and with beam search (sacrebleu corpus BLEU and
 chrF on lowercased, punctuation-split text). Every configuration has its own
-budget (``--minutes``, ``--epochs``); training time is wall-clock on the machine
+budget (``--max-minutes``, ``--epochs``); training time is wall-clock on the machine
 that runs the script, with one BLAS thread (more threads only fight over these
 small matrices on a shared machine).
 
     python benchmarks/translate_quality.py                      # the grid, ~8 min per configuration
     python benchmarks/translate_quality.py --smoke              # a 1-minute check that everything runs
-    python benchmarks/translate_quality.py --configs bahdanau --minutes 3
+    python benchmarks/translate_quality.py --configs bahdanau --max-minutes 3
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from rnnkit.io.atomic import write_json  # noqa: E402
 from rnnkit.translate.api import prepare_pairs  # noqa: E402
 from rnnkit.translate.data import split_indices  # noqa: E402
 from rnnkit.translate.translator import Translator  # noqa: E402
@@ -48,22 +49,22 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--configs", default="bahdanau,bahdanau+ss,luong,luong+ss",
                    help=f"comma-separated, from {sorted(CONFIGS)}")
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget per configuration")
+    p.add_argument("--max-minutes", dest="minutes", type=float, default=8.0, help="training budget per configuration")
     p.add_argument("--epochs", type=int, default=30, help="epoch budget per configuration")
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--embedding-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--learning-rate", dest="lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--ss-k", type=float, default=500.0,
                    help="inverse-sigmoid k: the teacher-forcing probability is 0.5 at step k ln k")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--length-penalty", type=float, default=0.6)
-    p.add_argument("--patience", type=int, default=4, help="early stopping: validations without improvement")
+    p.add_argument("--early-stopping-patience", dest="patience", type=int, default=4, help="early stopping: validations without improvement")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-state", dest="seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
-    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--out", dest="json", default=None, help="write the results here")
     p.add_argument("--save-dir", default=None, help="save each trained model here")
     args = p.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -128,9 +129,8 @@ def main(argv=None) -> int:
               f"{r['greedy']['chrf']:.1f} / {r[beam_label]['chrf']:.1f} | {r['steps']} ({r['epochs']}) | "
               f"{r['train_seconds'] / 60:.1f} min | {r['stop_reason']} |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"data": dict(info, train=len(train), valid=len(valid), test=len(test)), "args": vars(args),
-                       "results": results}, f, indent=1)
+        write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test)),
+                               "args": vars(args), "results": results}, what="--out")
     return 0
 
 
