@@ -110,3 +110,39 @@ def test_every_command_has_help_with_defaults(path, capsys):
         if "(default:" not in text or "".join(text.split()) not in flat:
             missing.append(f"{'/'.join(action.option_strings)} (default {action.default!r}): {text!r}")
     assert not missing, f"rnnkit {' '.join(path)} --help does not show these defaults:\n" + "\n".join(missing)
+
+
+def _kind(action) -> str:
+    """What kind of value a flag takes: a switch, one value of a type, several values, a choice."""
+    if action.nargs == 0:
+        return "switch"
+    if action.choices is not None:
+        return "choice"
+    name = getattr(action.type, "__name__", "str") if action.type is not None else "str"
+    return f"{'several ' if action.nargs in ('+', '*') else ''}{name}"
+
+
+def test_a_setting_shared_by_commands_is_the_same_flag_of_the_same_kind_everywhere():
+    """Beyond SHARED: a flag means one kind of value in every command (``--json`` is not a path in one and a
+    switch in another), and a keyword two commands take is spelled the same in both."""
+    kinds, spellings, problems = {}, {}, []
+    for path, parser in _commands():
+        where = "rnnkit " + " ".join(path)
+        by_dest = {}
+        for action in _options(parser):
+            for f in action.option_strings:
+                if f.startswith("--"):
+                    kinds.setdefault(f, {}).setdefault(_kind(action), where)
+            by_dest.setdefault(action.dest, set()).update(f for f in action.option_strings if f.startswith("--"))
+        for dest, flags in by_dest.items():
+            spellings.setdefault(dest, {})[where] = flags
+    for f, seen in kinds.items():
+        if len(seen) > 1:
+            problems.append(f"{f} takes different kinds of value: " + ", ".join(f"{k} in {w}" for k, w in seen.items()))
+    for dest, per_command in spellings.items():
+        canonical = "--" + dest.replace("_", "-")
+        if any(canonical in flags for flags in per_command.values()):
+            for where, flags in per_command.items():
+                if canonical not in flags:
+                    problems.append(f"{dest}: {where} spells it {sorted(flags)}, elsewhere it is {canonical}")
+    assert not problems, "\n" + "\n".join(problems)

@@ -11,24 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli.builder import command
+from ..cli.builder import command, none_or
 
 __all__ = ["register"]
 
 
 def _list(text: str):
     return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _optional_path(text: str):
-    return None if text.strip().lower() == "none" else text
-
-
-def _optional_int(text: str):
-    return None if text.strip().lower() == "none" else int(text)
-
-
-_optional_int.__name__ = "int"          # argparse names the type in its error message
 
 
 def _run(args) -> int:
@@ -74,10 +63,9 @@ def register(subparsers) -> None:
     p.add_argument("--compile-times", help="numba first-call vs cached-call times (default: on, off with --quick)",
                    **onoff)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="dtype of the layer cases")
-    p.add_argument("--random-state", type=_optional_int, default=0, metavar="SEED",
+    p.add_argument("--random-state", type=none_or(int), default=0, metavar="SEED",
                    help="seed of the weights and inputs (none: fresh entropy)")
-    p.add_argument("--out", type=_optional_path, default="rnnkit-bench.json", metavar="PATH",
-                   help="where to write the results (JSON), checked before timing and written atomically "
-                        "(none: no file)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="also write the results as JSON here (checked before timing, written atomically)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="print each case to stderr as it starts")

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from .formatting import DefaultsHelpFormatter
 
 __all__ = ["SHARED", "IntermixedParser", "command", "add_estimator_flags", "estimator_kwargs", "param_docs",
-           "add_output_flags", "flag"]
+           "add_output_flags", "flag", "none_or"]
 
 # The settings shared across applications: one keyword, one flag, everywhere.
 SHARED = {
@@ -37,7 +37,7 @@ SHARED = {
     "learning_rate": "--learning-rate", "clip_norm": "--clip-norm", "epochs": "--epochs",
     "max_steps": "--max-steps", "max_minutes": "--max-minutes", "validation_fraction": "--validation-fraction",
     "random_state": "--random-state", "progress": "--progress", "out": "--out", "resume": "--resume",
-    "threads": "--threads",
+    "threads": "--threads", "test_fraction": "--test-fraction", "checkpoint_every": "--checkpoint-every",
 }
 
 
@@ -147,6 +147,11 @@ def param_docs(cls) -> Dict[str, str]:
 
 
 # -- types -------------------------------------------------------------------------
+def none_or(convert: Callable[[str], Any], what: Optional[str] = None) -> Callable[[str], Any]:
+    """An argparse type: the word ``none`` gives None, anything else ``convert(text)``."""
+    return _none_or(convert, what or convert.__name__)
+
+
 def _none_or(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     def parse(text: str):
         if text.strip().lower() == "none":
