@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p = command(
         subparsers, "bench", help="time rnnkit's RNN/LSTM/GRU against PyTorch on the same work",
         description="Time rnnkit against PyTorch (if installed) on the same shapes, dtype, threads and inputs, "
-                    "interleaved; print a table and write JSON. Configs (T, N, I, H): A=(64,32,64,256), "
+                    "interleaved; print a table (and with --out write JSON). Configs (T, N, I, H): A=(64,32,64,256), "
                     "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128). --threads is the thread count of "
                     "both sides (NumPy's BLAS, numba and torch).",
         func=_run)
