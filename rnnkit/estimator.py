@@ -46,7 +46,7 @@ import numpy as np
 from .checks import check_seed
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
-from .io.atomic import check_outputs
+from .runs import _gib, available_memory, beside, checkpoint_beside, prepare_run  # noqa: F401 (re-exported)
 from .io.jsonable import plain
 from .io.modelfile import load_model_file, save_model_file
 from .nn.shapes import count
@@ -67,99 +67,6 @@ _STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam
 def flag_of(name: str) -> str:
     """``"hidden_size (--hidden-size)"``: a keyword and the CLI flag that sets it, for messages."""
     return f"{name} (--{name.replace('_', '-')})"
-
-
-def _cgroup_room(root: str = "/sys/fs/cgroup") -> Optional[int]:
-    """Bytes left under this process's cgroup memory limit (v2, then v1), or None without a limit."""
-    for limit_file, usage_file in ((f"{root}/memory.max", f"{root}/memory.current"),
-                                   (f"{root}/memory/memory.limit_in_bytes", f"{root}/memory/memory.usage_in_bytes")):
-        try:
-            with open(limit_file) as f:
-                limit = f.read().strip()
-            with open(usage_file) as f:
-                usage = int(f.read().strip())
-        except (OSError, ValueError):
-            continue
-        if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:   # no limit set
-            return None
-        return max(0, int(limit) - usage)
-    return None
-
-
-def available_memory() -> Optional[int]:
-    """Bytes a new allocation may use: the machine's MemAvailable, capped by a cgroup limit (a container, a
-    Slurm or Kubernetes job), whichever is lower; None where neither is known."""
-    machine = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    machine = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if machine is None:
-        try:
-            machine = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            machine = None
-    room = _cgroup_room()
-    known = [m for m in (machine, room) if m is not None]
-    return min(known) if known else None
-
-
-def _gib(n: float) -> str:
-    return f"{n / (1 << 30):,.1f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
-
-
-def beside(out, suffix: str) -> str:
-    """A file beside model file ``out``: ``beside("run.npz", ".ckpt.npz")`` is ``run.ckpt.npz``."""
-    out = os.fspath(out)
-    return (out[:-4] if out.endswith(".npz") else out) + suffix
-
-
-def checkpoint_beside(out) -> str:
-    """The checkpoint path the CLI and the function APIs use for model file ``out``: ``run.npz`` -> ``run.ckpt.npz``."""
-    return beside(out, ".ckpt.npz")
-
-
-def _unfinished(ckpt: str) -> Optional[str]:
-    """Why ``ckpt`` must not be overwritten by a fresh run (it holds an unfinished one), or None."""
-    from .train.checkpoint import load_checkpoint
-    try:
-        ck = load_checkpoint(ckpt)
-    except ModelFileError as e:
-        return f"it is not a readable rnnkit checkpoint ({e})"
-    reason = ck.history.stop_reason
-    if reason in (None, "interrupted"):
-        how = "interrupted" if reason else "stopped without finishing (killed, or still running)"
-        return f"a run {how} at step {ck.step}"
-    return None
-
-
-def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = None,
-                inputs: Optional[Mapping[str, Any]] = None,
-                examples: Optional[Mapping[str, str]] = None) -> str:
-    """The checks every ``train`` command and function make before any work; returns the checkpoint path.
-
-    ``--out``, the checkpoint beside it and the other ``outputs`` are checked
-    (:func:`rnnkit.io.atomic.check_outputs`, ``inputs`` included). With
-    ``resume`` the checkpoint must exist (a typo must not restart a long run);
-    without it, a checkpoint of an unfinished run is not overwritten: the user
-    continues it with ``--resume`` or deletes it.
-    """
-    ckpt = checkpoint_beside(out)
-    check_outputs({"--out": out, **(outputs or {}), "the checkpoint beside --out": ckpt}, inputs=inputs,
-                  examples={"the checkpoint beside --out": "model.ckpt.npz", **(examples or {})})
-    if resume and not os.path.exists(ckpt):
-        raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
-                        "to continue, or start afresh without --resume")
-    if not resume and os.path.exists(ckpt):
-        why = _unfinished(ckpt)
-        if why:
-            raise PathError(f"{ckpt} (the checkpoint beside --out) holds {why}; continue it with --resume, or "
-                            "delete the file to start afresh")
-    return ckpt
 
 
 def thin_history(history: Optional[Mapping[str, Any]], points: int = HISTORY_POINTS) -> Optional[Dict[str, Any]]:

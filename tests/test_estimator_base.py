@@ -384,7 +384,7 @@ def test_resume_needs_the_checkpoint(tmp_path):
 
 
 def test_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch):
-    import rnnkit.estimator as est
+    import rnnkit.runs as est
     (tmp_path / "memory.max").write_text("1000000\n")
     (tmp_path / "memory.current").write_text("400000\n")
     assert est._cgroup_room(str(tmp_path)) == 600000
