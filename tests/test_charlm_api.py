@@ -59,6 +59,11 @@ def test_same_seed_same_sample(trained):
     assert a == "".join(charlm.sample_stream(trained.model, prime="the", length=100, temperature=1.0,
                                              random_state=3))
     assert len(charlm.sample(trained.model, prime="the", length=30, beam=3)) == 30
+    # beam N >= 1 is the number of beams, as in rnnkit translate: 1 is greedy
+    assert charlm.sample(trained.model_path, prime="the", length=30, beam=1) == \
+        charlm.sample(trained.model_path, prime="the", length=30, temperature=0)
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be >= 1, got 0"):
+        charlm.sample(trained.model_path, length=30, beam=0)
 
 
 def test_resumed_run_ends_with_the_same_parameters(tmp_path, textfile):

@@ -163,7 +163,7 @@ def test_sample_bad_input(case, tmp_path, model_file, capsys):
         save_model_file(path, kind="forecaster", config={"params": {}, "fitted": {}}, arrays={"w": np.ones(2)})
         expect = "this is a forecaster model file, not a charlm one"
     elif case == "unknown_prime":
-        extra, expect = ["--prime", "QUICK Ω"], "'Ω' (U+03A9)"
+        extra, expect = ["--prime", "QUICK Ω"], "the prime text (--prime) has 6 character(s) that are not in"
     elif case == "bad_temperature":
         extra, expect = ["--temperature", -1], "temperature (--temperature) must be >= 0, got -1.0"
     elif case == "huge_beam":
@@ -209,3 +209,53 @@ def test_progress_prints_the_run_and_a_sample_at_each_validation(tmp_path, textf
     assert f"charlm: training on {textfile}" in err and "LSTM 1x16" in err
     assert "--- sample at step 1 ---" in err and "--- sample at step 2 ---" in err
     assert "sample (temperature 0.8):" in out
+
+
+def test_beam_is_the_number_of_beams_as_in_translate(model_file, capsys):
+    code, greedy, e = _cli(capsys, "charlm", "sample", model_file, "--prime", "the ", "--length", 20,
+                           "--temperature", 0)
+    assert code == 0, e
+    code, beam1, e = _cli(capsys, "charlm", "sample", model_file, "--prime", "the ", "--length", 20, "--beam", 1)
+    assert code == 0 and beam1 == greedy, e
+    out = _refused(capsys, "beam (--beam) must be >= 1, got 0: --beam N searches with N beams (1 = greedy); leave "
+                           "--beam out to sample", "charlm", "sample", model_file, "--beam", 0)
+    assert out == ""
+
+
+def test_random_state_none_works_as_on_every_other_command(model_file, capsys):
+    runs = [_cli(capsys, "charlm", "sample", model_file, "--length", 30, "--temperature", 3, "--random-state", s)
+            for s in ("none", "None", 4, 4)]
+    assert all(code == 0 for code, _, _ in runs), runs
+    assert runs[2][1] == runs[3][1] and len(runs[0][1]) == 31
+    code, _, err = _cli(capsys, "charlm", "sample", model_file, "--random-state", "x")
+    assert code == 2 and "--random-state" in err
+
+
+def test_a_huge_beam_search_is_refused_before_it_starts(model_file, capsys, monkeypatch):
+    import rnnkit.charlm.generate as generate
+    monkeypatch.setattr(generate, "available_memory", lambda: None)
+    out = _refused(capsys, "beam (--beam) 1000 over length (--length) 10,000,000 needs about 74.5 GiB for its "
+                           "back-pointers", "charlm", "sample", model_file, "--beam", 1000, "--length", 10 ** 7)
+    assert out == ""
+
+
+def test_checkpoint_every_is_the_estimators_keyword(tmp_path, textfile, capsys):
+    assert main(["charlm", "train", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--checkpoint-every CHECKPOINT_EVERY steps between checkpoints" in help_text
+    assert "none = only at each epoch's end" in help_text and "(default: 100)" in help_text
+    out = tmp_path / "m.npz"
+    code, _, err = _cli(capsys, "charlm", "train", textfile, "--out", out, "--max-steps", 2, *FAST,
+                        "--checkpoint-every", "none")
+    assert code == 0, err
+    from rnnkit import load
+    assert load(out).get_params()["checkpoint_every"] is None
+    _refused(capsys, "checkpoint_every (--checkpoint-every) must be an integer >= 1", "charlm", "train", textfile,
+             "--out", tmp_path / "n.npz", "--max-steps", 2, *FAST, "--checkpoint-every", 0)
+
+
+def test_a_one_character_textfile_is_named(tmp_path, model_file, capsys):
+    one = tmp_path / "one.txt"
+    one.write_text("t")
+    _refused(capsys, f"TEXTFILE {one} has 1 character(s); scoring needs at least 2", "charlm", "eval", model_file,
+             one)

@@ -147,3 +147,67 @@ def test_the_better_of_best_validated_and_final_parameters_is_kept():
     valid_text = TEXT[len(TEXT) - round(0.2 * len(TEXT)):]
     again = est.score(valid_text, batch_size=4, seq_len=8)         # the kept parameters give the kept score
     assert again["loss"] == pytest.approx(meta["valid"]["loss"], abs=1e-9)
+
+
+@pytest.mark.parametrize("how", ["refused_resume", "short_text", "interrupt"])
+def test_a_failed_refit_leaves_the_fitted_model_as_it_was(how, tmp_path, monkeypatch):
+    est = CharModel(max_steps=2, **TINY).fit(TEXT)
+    before = {n: a.copy() for n, a in _params(est).items()}
+    model, vocab, history, meta = est.model_, est.vocab_, est.history_, dict(est.meta_)
+    other = "A NEW TEXT WITH OTHER CHARACTERS; " * 20                  # another vocabulary
+    if how == "refused_resume":
+        with pytest.raises(PathError, match="no checkpoint"):
+            est.fit(other, checkpoint_path=tmp_path / "missing.ckpt.npz", resume=True)
+    elif how == "short_text":
+        with pytest.raises(Exception, match="too few for 4 parallel streams"):
+            est.fit("xyz")
+    else:                        # Ctrl-C in the final validation, after the new network has trained
+        import rnnkit.charlm.estimator as module
+
+        def interrupt(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(module, "evaluate_ids", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(other, checkpoint_path=tmp_path / "new.ckpt.npz")
+        monkeypatch.undo()
+    assert est.model_ is model and est.vocab_ is vocab and est.history_ is history and est.meta_ == meta
+    for name, a in _params(est).items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)
+    est.save(tmp_path / "after.npz")
+    back = CharModel.load(tmp_path / "after.npz")
+    assert back.vocab_.chars == vocab.chars and back.history_.steps == 2
+    for name, a in _params(back).items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)
+    assert back.sample(prime="the ", length=15, random_state=2) == est.sample(prime="the ", length=15,
+                                                                              random_state=2)
+
+
+def test_a_refit_checkpoints_its_own_vocabulary_and_then_replaces_the_model(tmp_path):
+    from rnnkit.train.checkpoint import load_checkpoint
+    est = CharModel(max_steps=2, **TINY).fit(TEXT)
+    other = "A NEW TEXT WITH OTHER CHARACTERS; " * 20
+    est.fit(other, checkpoint_path=tmp_path / "c.ckpt.npz")
+    assert set(est.vocab_.chars) == set(other)
+    assert load_checkpoint(tmp_path / "c.ckpt.npz").config["fitted"]["vocab"] == list(est.vocab_.chars)
+    assert "_pending" not in est.__dict__
+
+
+def test_checkpoint_every_documents_none():
+    from rnnkit.cli.builder import param_docs
+    doc = param_docs(CharModel)["checkpoint_every"]
+    assert "none = only at each epoch's end" in doc and "Ctrl-C" in doc
+
+
+def test_beam_means_the_number_of_beams(fitted):
+    est, _ = fitted
+    assert est.sample(prime="the ", length=25, beam=1) == est.sample(prime="the ", length=25, temperature=0)
+    # beam None (the default) samples: the seed matters
+    a = [est.sample(prime="the ", length=40, temperature=2.0, random_state=s) for s in range(4)]
+    assert len(set(a)) > 1 and est.sample(prime="the ", length=40, temperature=2.0, random_state=1) == a[1]
+    with pytest.raises(HyperparameterError, match=r"^beam \(--beam\) must be >= 1, got 0: .*leave --beam out to "
+                                                  r"sample$"):
+        est.sample(length=5, beam=0)
+    with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be an integer, got True"):
+        est.sample(length=5, beam=True)
+    with pytest.raises(HyperparameterError, match=r"temperature \(--temperature\) must be >= 0, got -1"):
+        est.sample(length=5, beam=2, temperature=-1)          # ignored by the search, still not accepted

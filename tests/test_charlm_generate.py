@@ -110,3 +110,25 @@ def test_search_sizes_have_upper_limits(model, monkeypatch):
     with pytest.raises(HyperparameterError, match=r"beam \(--beam\) 1000 over length \(--length\) 10,000,000 "
                                                   r"needs about 74.5 GiB for its back-pointers, but 1.0 GiB"):
         beam_search(model, "a", 10 ** 7, beam=1000)          # refused before anything is allocated
+
+
+@pytest.mark.parametrize("memory", [None, 1 << 50])
+def test_a_huge_beam_search_is_refused_with_its_size_on_any_machine(model, memory, monkeypatch):
+    import rnnkit.charlm.generate as generate
+    monkeypatch.setattr(generate, "available_memory", lambda: memory)   # unknown, or a petabyte free
+
+    def started(*args, **kwargs):
+        raise AssertionError("the search started")
+    monkeypatch.setattr(generate, "warm_up", started)
+    with pytest.raises(HyperparameterError, match=r"^beam \(--beam\) 1000 over length \(--length\) 10,000,000 "
+                                                  r"needs about 74.5 GiB for its back-pointers, more than the "
+                                                  r"7.5 GiB one search may use \(--beam x --length at most "
+                                                  r"1,000,000,000\); use a smaller --beam or --length$"):
+        beam_search(model, "a", 10 ** 7, beam=1000)
+    with pytest.raises(AssertionError, match="the search started"):     # the largest search allowed
+        beam_search(model, "a", 10 ** 6, beam=1000)
+
+
+def test_an_unknown_prime_names_the_flag(model):
+    with pytest.raises(DataError, match=r"the prime text \(--prime\) has 1 character"):
+        sample_text(model, "abz", 3)

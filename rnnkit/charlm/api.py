@@ -166,11 +166,12 @@ def sample_stream(model: ModelLike, *, prime: str = "", length: int = 500, tempe
 
 
 def sample(model: ModelLike, *, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
-           top_p: float = 1.0, random_state: Optional[int] = None, beam: int = 0) -> str:
+           top_p: float = 1.0, random_state: Optional[int] = None, beam: Optional[int] = None) -> str:
     """``length`` characters continuing ``prime`` from a model file, checkpoint or CharModel.
 
-    See :meth:`CharModel.sample`: ``temperature`` 0 is greedy, ``top_k`` 0 and
-    ``top_p`` 1 are off, ``beam`` > 0 is beam search.
+    See :meth:`CharModel.sample`: ``beam`` None samples (``temperature`` 0 is
+    greedy, ``top_k`` 0 and ``top_p`` 1 are off); ``beam`` N >= 1 is beam
+    search with N beams, as in ``rnnkit translate`` (1 = greedy).
     """
     return _estimator(model).sample(prime, length, temperature, top_k, top_p, random_state, beam)
 
@@ -185,5 +186,4 @@ def evaluate(model: ModelLike, textfile, *, batch_size: int = 1, seq_len: int = 
     est = _estimator(model)
     check_score_args(batch_size, seq_len)
     text = read_text(textfile, encoding)
-    est.vocab_.encode(text, what=f"TEXTFILE {os.fspath(textfile)}")     # name the file if a character is unknown
-    return est.score(text, batch_size=batch_size, seq_len=seq_len)
+    return est.score(text, batch_size=batch_size, seq_len=seq_len, what=f"TEXTFILE {os.fspath(textfile)}")

@@ -37,7 +37,7 @@ def _train(args, names: List[str]) -> int:
 
 def _sample(args) -> int:
     out = sys.stdout
-    if args.beam:
+    if args.beam is not None:
         text = api.sample(args.model, prime=args.prime, length=args.length, beam=args.beam)
         out.write(args.prime + text + "\n")
         return 0
@@ -99,9 +99,13 @@ def register(subparsers) -> None:
     s.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     s.add_argument("--top-k", type=int, default=0, help="sample among the k most likely (0 = off)")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-    s.add_argument("--random-state", type=int, default=None, help="same random state, same text (default: fresh)")
-    s.add_argument("--beam", type=int, default=0,
-                   help=f"beam search with this many beams, at most {MAX_BEAM} (0 = sample)")
+    # the same --random-state as every train command (`none` = fresh entropy), but fresh by default here
+    add_estimator_flags(s, CharModel, ["random_state"], defaults={"random_state": None},
+                        helps={"random_state": "seed of the sample: the same seed, the same text (default: none "
+                                               "= fresh entropy)"})
+    s.add_argument("--beam", type=int, default=None, metavar="N",
+                   help=f"beam search with N beams, as in `rnnkit translate` (1 = greedy; at most {MAX_BEAM:,}); "
+                        "default: none = sample with --temperature, --top-k, --top-p")
 
     e = command(sub, "eval", help="loss, bits/char and perplexity on a text file", func=_eval)
     e.add_argument("model", metavar="MODEL", help="model file, or the checkpoint of a training run")

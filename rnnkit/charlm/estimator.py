@@ -34,7 +34,7 @@ from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recu
 from ..optim import Adam, CosineAnnealingLR
 from ..train.progress import say
 from .data import Vocab, split_text
-from .generate import MAX_LENGTH, beam_search, stream
+from .generate import MAX_LENGTH, beam_search, check_sampling, stream
 from .model import CELLS, MODES, CharLM
 from .training import evaluate_ids, make_batches, make_step_fn
 
@@ -82,7 +82,9 @@ class CharModel(Estimator):
     validation_fraction : share of the text before the test split held out for validation
     test_fraction : share at the very end of the text held out as a test split (0 = none)
     validate_every : steps between validations and samples (besides every epoch's end)
-    checkpoint_every : steps between checkpoints (when training with a checkpoint path)
+    checkpoint_every : steps between checkpoints of a run with a checkpoint (every ``train``, beside
+        --out); none = only at each epoch's end. One is also written when training stops and on Ctrl-C
+        or SIGTERM
     sample_length : characters sampled at each validation and at the end (0 = none)
     temperature : temperature of those samples (0 = greedy)
     random_state : seed of the initialisation, dropout and samples (none = fresh entropy)
@@ -169,6 +171,9 @@ class CharModel(Estimator):
 
     # -- the Estimator hooks ---------------------------------------------------------
     def _fitted_config(self) -> Dict[str, Any]:
+        pending = self.__dict__.get("_pending")       # during fit: the run being trained, for its checkpoints
+        if pending is not None:
+            return dict(pending)
         return {"vocab": list(self.vocab_.chars), "dtype": self.model_.dtype.name}
 
     def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
@@ -181,7 +186,7 @@ class CharModel(Estimator):
         return shapes
 
     def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
-        dtype = check_choice("dtype", fitted.get("dtype", "float32"), _DTYPES)
+        dtype = check_choice("the file's dtype", fitted.get("dtype", "float32"), _DTYPES)
         self.vocab_ = Vocab(fitted["vocab"])
         self.model_ = CharLM(self.vocab_, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                              embedding_size=self.embedding_size, dropout=self.dropout, dtype=dtype, rng=0)
@@ -208,7 +213,7 @@ class CharModel(Estimator):
         the same settings and text: a differing flag is named).
         """
         self._check_params()
-        self.__dict__.pop("history_", None)             # not fitted until this fit succeeds
+        check_flag(flag_of("resume"), resume)
         if not isinstance(text, str):
             raise DataError(f"text: expected a str, got {type(text).__name__}; read files with "
                             "rnnkit.charlm.data.read_text or call rnnkit.charlm.train(path)")
@@ -224,7 +229,6 @@ class CharModel(Estimator):
         model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                        embedding_size=self.embedding_size, dropout=self.dropout,
                        rng=np.random.default_rng([seed, 7]))
-        self.vocab_, self.model_ = vocab, model        # the config of the checkpoints needs the vocabulary
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
         schedule = None
         if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
@@ -250,12 +254,17 @@ class CharModel(Estimator):
             elif event == "end":                    # before fit() restores the best validated parameters
                 final["state"] = model.state_dict()
 
-        history = self._fit_loop(
-            model, optimizer, make_step_fn(model), batches, seed=seed, checkpoint_path=checkpoint_path,
-            resume=resume, data_fingerprint=fingerprint(text), checkpoint_every=self.checkpoint_every,
-            epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
-            schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
-            callbacks=[on_event], progress=self.progress, unit="char")
+        # the checkpoints' config needs the new vocabulary; the fitted attributes change only on success
+        self._pending = {"vocab": list(vocab.chars), "dtype": model.dtype.name}
+        try:
+            history = self._fit_loop(
+                model, optimizer, make_step_fn(model), batches, seed=seed, checkpoint_path=checkpoint_path,
+                resume=resume, data_fingerprint=fingerprint(text), checkpoint_every=self.checkpoint_every,
+                epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
+                schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
+                callbacks=[on_event], progress=self.progress, unit="char")
+        finally:
+            del self._pending
         model.eval()
         valid = validate(model) if validate else None
         saved_step, last = (history.best_step if valid is not None else history.steps), None
@@ -272,7 +281,8 @@ class CharModel(Estimator):
         if len(test_text) > 1:
             test_ids = vocab.encode(test_text)
             test = evaluate_ids(model, test_ids, batch=min(self.batch_size, len(test_ids) - 1), seq_len=self.seq_len)
-        self.history_ = history
+        # only now, after everything that can fail: a failed re-fit leaves a fitted model exactly as it was
+        self.vocab_, self.model_, self.history_ = vocab, model, history
         self.meta_ = {"data_chars": len(text), "valid": valid, "test": test, "final_valid": last,
                       "saved_step": saved_step}
         return self
@@ -286,31 +296,35 @@ class CharModel(Estimator):
         return stream(self.model_, prime, length, temperature, top_k or None, top_p, rng)
 
     def sample(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
-               top_p: float = 1.0, random_state=None, beam: int = 0) -> str:
+               top_p: float = 1.0, random_state=None, beam: Optional[int] = None) -> str:
         """``length`` characters continuing ``prime`` (the prime itself is not included).
 
-        ``temperature`` 0 is greedy decoding; ``top_k`` (0 = off) and ``top_p``
-        (1 = off) restrict the draw; the same ``random_state`` gives the same
-        text (None: fresh entropy). With ``beam`` > 0 (at most 1,000), beam search
-        returns the most likely continuation instead (no randomness). ``length``
-        is at most 10^7; prime characters the model does not know are an error.
+        ``beam`` None samples: ``temperature`` 0 is greedy decoding; ``top_k``
+        (0 = off) and ``top_p`` (1 = off) restrict the draw; the same
+        ``random_state`` gives the same text (None: fresh entropy). ``beam`` N
+        (1 to 1,000) is beam search with N beams instead, as in ``rnnkit
+        translate``: the most likely continuation found, no randomness (1 =
+        greedy). ``length`` is at most 10^7; prime characters the model does not
+        know are an error.
         """
         self._check_fitted()
-        if beam:
+        if beam is not None:
+            check_sampling(length, temperature, top_k, top_p)   # unused by the search, but never wrong
+            check_seed(flag_of("random_state"), random_state)
             return beam_search(self.model_, prime, length, beam)[0]
         return "".join(self.sample_stream(prime, length, temperature, top_k, top_p, random_state))
 
-    def score(self, text: str, *, batch_size: int = 1, seq_len: int = 100) -> Dict[str, float]:
+    def score(self, text: str, *, batch_size: int = 1, seq_len: int = 100, what: str = "the text") -> Dict[str, float]:
         """Loss (nats/char), bits_per_char, perplexity and chars (characters predicted) on ``text``.
 
         ``batch_size=1`` evaluates the text in one exact pass (every character
         predicted from everything before it); N runs N streams in parallel,
-        faster, each starting from a zero state.
+        faster, each starting from a zero state. ``what`` names the text in messages.
         """
         self._check_fitted()
         check_score_args(batch_size, seq_len)
         if not isinstance(text, str) or len(text) < 2:
-            raise DataError(f"the text has {len(text) if isinstance(text, str) else 0} character(s); "
+            raise DataError(f"{what} has {len(text) if isinstance(text, str) else 0} character(s); "
                             "scoring needs at least 2")
-        ids = self.vocab_.encode(text, what="the text")
+        ids = self.vocab_.encode(text, what=what)
         return evaluate_ids(self.model_, ids, batch=min(batch_size, len(ids) - 1), seq_len=seq_len)

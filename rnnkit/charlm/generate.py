@@ -33,10 +33,13 @@ from ..nn import log_softmax
 from .model import CharLM
 
 __all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling", "check_beam", "MAX_LENGTH",
-           "MAX_BEAM"]
+           "MAX_BEAM", "MAX_BEAM_STEPS"]
 
 MAX_LENGTH = 10 ** 7     # characters per call: 10 MB of text, hours of sampling
 MAX_BEAM = 1000          # beams: far past the point where a wider beam still changes the result
+# beams x characters of one search: its back-pointers (8 bytes each) stay below 7.5 GiB on any machine,
+# so --beam 1000 --length 10000000 is refused even where 75 GiB happen to be free (it would run for hours)
+MAX_BEAM_STEPS = 10 ** 9
 
 
 def _bounded(name: str, value, low: int, high: int) -> int:
@@ -56,14 +59,26 @@ def check_sampling(length: int, temperature: float, top_k: Optional[int], top_p:
 
 
 def check_beam(beam: int, length: int) -> int:
-    """``beam`` in [1, MAX_BEAM], and the search's back-pointers (8 bytes per beam and step) must fit."""
+    """``beam`` in [1, MAX_BEAM]; the search's back-pointers (8 bytes per beam and step) must fit in the
+    available memory and in ``MAX_BEAM_STEPS``. Checked before anything is allocated."""
+    if isinstance(beam, (int, np.integer)) and not isinstance(beam, bool) and beam == 0:   # 0.1's "0 = sample"
+        raise HyperparameterError(f"{flag_of('beam')} must be >= 1, got 0: --beam N searches with N beams "
+                                  "(1 = greedy); leave --beam out to sample")
     beam = _bounded("beam", beam, 1, MAX_BEAM)
-    need, have = 8 * beam * int(length), available_memory()
+    length = _bounded("length", length, 0, MAX_LENGTH)
+    need, have = 8 * beam * length, available_memory()
+    what = f"{flag_of('beam')} {beam} over {flag_of('length')} {length:,} needs about {_gib(need)} for its " \
+           "back-pointers"
     if have is not None and need > have:
-        raise HyperparameterError(f"{flag_of('beam')} {beam} over {flag_of('length')} {length:,} needs about "
-                                  f"{need / (1 << 30):,.1f} GiB for its back-pointers, but "
-                                  f"{have / (1 << 30):,.1f} GiB is available; use a smaller --beam or --length")
+        raise HyperparameterError(f"{what}, but {_gib(have)} is available; use a smaller --beam or --length")
+    if beam * length > MAX_BEAM_STEPS:
+        raise HyperparameterError(f"{what}, more than the {_gib(8 * MAX_BEAM_STEPS)} one search may use "
+                                  f"(--beam x --length at most {MAX_BEAM_STEPS:,}); use a smaller --beam or --length")
     return beam
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):,.1f} GiB"
 
 
 def warm_up(model: CharLM, prime: str, n: int = 1):
@@ -73,7 +88,7 @@ def warm_up(model: CharLM, prime: str, n: int = 1):
     """
     if not prime:
         prime = "\n" if "\n" in model.vocab else model.vocab.chars[0]
-    ids = model.vocab.encode(prime, what="the prime text")
+    ids = model.vocab.encode(prime, what="the prime text (--prime)")
     state = model.initial_state(n)
     if len(ids) > 1:
         body = np.repeat(ids[:-1, None], n, axis=1)               # (P-1, n)
