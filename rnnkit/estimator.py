@@ -201,11 +201,17 @@ class Estimator:
     def save(self, path, meta: Optional[Mapping[str, Any]] = None) -> str:
         """Write a model file of this estimator's kind (atomically); ``meta`` adds JSON-able facts."""
         self._check_fitted()
+        config, arrays = self._file_config(), self._network_state()
+        shapes = self._parameter_shapes(config["fitted"])
+        if shapes != {name: tuple(a.shape) for name, a in arrays.items()}:
+            # set_params(hidden_size=...) after fit: such a file would be refused on load, so refuse it now
+            changed = sorted(k for k in self._resume_fixed if k in config["params"])
+            raise NotFittedError(f"the settings of this {type(self).__name__} changed since it was fitted "
+                                 f"(one of {', '.join(changed)}); fit it again before saving")
         info = {"history": thin_history(self.history_.to_dict()) if getattr(self, "history_", None) else None}
         info.update(getattr(self, "meta_", None) or {})
         info.update(meta or {})
-        save_model_file(path, kind=self.kind, config=self._file_config(), arrays=self._network_state(),
-                        meta=info)
+        save_model_file(path, kind=self.kind, config=config, arrays=arrays, meta=info)
         return os.fspath(path)
 
     @classmethod

@@ -145,3 +145,13 @@ def test_random_state_may_be_a_generator(kind, tmp_path):
     est, data = CASES[kind](random_state=np.random.default_rng(5))
     path = est.fit(*data, checkpoint_path=tmp_path / "run.ckpt.npz").save(tmp_path / "m.npz")
     assert rnnkit.load(path).get_params()["random_state"] is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_settings_changed_after_fit_are_refused_at_save_not_at_load(kind, tmp_path):
+    from rnnkit.errors import NotFittedError
+    est, data = CASES[kind]()
+    est.fit(*data).set_params(hidden_size=est.hidden_size + 3)
+    with pytest.raises(NotFittedError, match="changed since it was fitted.*fit it again before saving"):
+        est.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
