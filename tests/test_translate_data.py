@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rnnkit.errors import DataError, PathError
-from rnnkit.translate.data import (EOS, PAD, SOS, UNK, TextOptions, Vocab, bucket_batches, detokenize,
+from rnnkit.errors import DataError, HyperparameterError, PathError
+from rnnkit.translate.data import (EOS, PAD, SOS, SPECIALS, UNK, TextOptions, Vocab, bucket_batches, detokenize,
                                    filter_pairs, make_batch, normalize_text, read_pairs, split_indices, tokenize)
 
 
@@ -97,8 +97,36 @@ def test_split_is_seeded_and_partitions():
     assert sorted(np.concatenate([tr, va, te]).tolist()) == list(range(100))
     tr2, va2, te2 = split_indices(100, valid=0.1, test=0.2, seed=3)
     assert np.array_equal(te, te2) and not np.array_equal(te, split_indices(100, valid=0.1, test=0.2, seed=4)[2])
-    with pytest.raises(ValueError, match="leave some"):
+    with pytest.raises(HyperparameterError, match=r"--validation-fraction\) \+ test_fraction \(--test-fraction\)"):
         split_indices(10, valid=0.5, test=0.5)
+
+
+@pytest.mark.parametrize("kwargs, flag", [({"valid": 1.5}, "--validation-fraction"), ({"test": -0.1}, "--test-fraction")])
+def test_split_names_the_flags(kwargs, flag):
+    with pytest.raises(HyperparameterError) as e:
+        split_indices(10, **kwargs)
+    assert flag in str(e.value) and "valid:" not in str(e.value) and "test:" not in str(e.value)
+
+
+@pytest.mark.parametrize("size", [0, 2.5, True])
+def test_bucket_batches_checks_the_batch_size_through_rnnkit_checks(size):
+    with pytest.raises(HyperparameterError, match=r"batch_size \(--batch-size\) must be"):
+        bucket_batches([[5]], [[6]], size, np.random.default_rng(0))
+
+
+def test_one_shared_vocabulary_base():
+    from rnnkit.vocab import Vocab as Shared
+    from rnnkit.charlm.data import Vocab as CharVocab
+    words = Vocab.build([["b", "a", "b"], ["c"]], max_size=6)
+    chars = CharVocab.from_text("hello")
+    assert isinstance(words, Shared) and isinstance(chars, Shared)
+    assert words.itos == SPECIALS + ["b", "a"] and "b" in words and "c" not in words
+    assert words.encode(["a", "z"]) == ([5, UNK], ["z"])
+    assert chars.itos == chars.chars == ["e", "h", "l", "o"] and chars.stoi["l"] == 2 and "h" in chars
+    assert chars.decode(chars.encode("hello")) == "hello"
+    assert Shared(["x", "y"]).encode(["y", "x"]) == [1, 0]
+    with pytest.raises(DataError, match="not in the vocabulary"):
+        Shared(["x"]).encode(["q"])
 
 
 def test_batches_are_padded_time_major_and_bucketed():

@@ -23,6 +23,7 @@ from ..checks import check_count, check_real
 from ..errors import DataError, HyperparameterError
 from ..estimator import flag_of
 from ..io.inputs import check_input, read_text as _read_checked
+from ..vocab import Vocab as _Vocab
 
 __all__ = ["Vocab", "read_text", "split_text", "stream_matrix", "Chunk", "Chunks", "describe_chars"]
 
@@ -34,12 +35,16 @@ def describe_chars(chars: Iterable[str], limit: int = 8) -> str:
     return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
-class Vocab:
-    """The characters a model knows, in sorted order; id ``i`` is ``chars[i]``.
+class Vocab(_Vocab):
+    """The characters a model knows, in sorted order; id ``i`` is ``chars[i]`` (``itos``).
 
     Built from the whole training file (so the validation split never meets an
-    unknown character) and saved with the model.
+    unknown character) and saved with the model. The shared :class:`rnnkit.vocab.Vocab`
+    with single characters as tokens: encoding takes a string and returns an
+    int32 array, decoding returns a string.
     """
+
+    what = "characters"
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
@@ -47,34 +52,23 @@ class Vocab:
             raise DataError("vocabulary is empty: the text has no characters")
         if any(not isinstance(c, str) or len(c) != 1 for c in chars):
             raise DataError("vocabulary: expected single characters")
-        if len(set(chars)) != len(chars):
-            raise DataError("vocabulary: characters must be distinct")
-        self.chars: List[str] = chars
-        self.index = {c: i for i, c in enumerate(chars)}
+        super().__init__(chars)
         # ids for ASCII/BMP text: a code-point lookup table turns encoding into one fancy index
         top = max(ord(c) for c in chars)
         self._table = np.full(top + 1, -1, dtype=np.int32)
         self._table[[ord(c) for c in chars]] = np.arange(len(chars), dtype=np.int32)
 
+    @property
+    def chars(self) -> List[str]:
+        return self.itos
+
+    @property
+    def index(self):
+        return self.stoi
+
     @classmethod
     def from_text(cls, text: str) -> "Vocab":
         return cls(sorted(set(text)))
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def __contains__(self, ch: str) -> bool:
-        return ch in self.index
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Vocab) and self.chars == other.chars
-
-    def __repr__(self) -> str:
-        return f"Vocab({len(self)} characters)"
-
-    def unknown(self, text: str) -> List[str]:
-        """Characters of ``text`` that are not in the vocabulary (sorted, distinct)."""
-        return sorted(set(text) - self.index.keys())
 
     def encode(self, text: str, what: str = "text") -> np.ndarray:
         """Ids (int32) of ``text``; a character outside the vocabulary is a :class:`DataError`."""

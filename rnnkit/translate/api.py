@@ -19,13 +19,15 @@ from ..checks import check_count, check_probability
 from ..errors import DataError, HyperparameterError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs
-from ..io.inputs import check_input
+from ..io.inputs import check_input, max_input_bytes
 from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
 from .default_task import DEFAULT_RANGE, number_pairs
 from .decode import check_decoding
 from .translator import Translation, Translator
 
-__all__ = ["train", "translate", "translate_lines", "evaluate", "load", "prepare_pairs"]
+__all__ = ["train", "translate", "translate_lines", "stdin_lines", "evaluate", "load", "prepare_pairs"]
+
+MAX_LINE_BYTES = 1 << 20      # one sentence: far beyond any real one
 
 ModelLike = Union[str, Translator]
 
@@ -74,11 +76,10 @@ def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int
     return [raw[i] for i in keep], {"source": source, "read": len(raw), "kept": len(keep)}
 
 
-def train(pairs: Optional[str] = None, *, out: str, resume: bool = False, src_col: int = 0, tgt_col: int = 1,
+def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: bool = False, src_col: int = 0, tgt_col: int = 1,
           max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=DEFAULT_RANGE,
           validation_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0, beam: int = 1,
-          length_penalty: float = 0.0, checkpoint_every: Optional[int] = None, callbacks: Sequence[Callable] = (),
-          **params) -> Dict:
+          length_penalty: float = 0.0, callbacks: Sequence[Callable] = (), **params) -> Dict:
     """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
 
     ``pairs``: a tab-separated file (columns ``src_col``, ``tgt_col``, counted from 0); None: the
@@ -113,8 +114,7 @@ def train(pairs: Optional[str] = None, *, out: str, resume: bool = False, src_co
                         "(--validation-fraction, --test-fraction)")
     pick = lambda idx: [data[i] for i in idx]
     t0 = time.perf_counter()
-    tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=ckpt, resume=resume, callbacks=callbacks,
-           checkpoint_every=checkpoint_every)
+    tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=ckpt, resume=resume, callbacks=callbacks)
     seconds = time.perf_counter() - t0
     summary = {"data": dict(info, train=len(i_train), valid=len(i_valid), test=len(i_test)),
                "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
@@ -169,6 +169,42 @@ def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_
     tgt_col = cols.get("tgt_col", 1) if tgt_col is None else tgt_col
     pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col, what="TEST")
     return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length), beam=beam)
+
+
+def stdin_lines(stream=None, *, max_bytes: Optional[int] = None, max_line: int = MAX_LINE_BYTES) -> Iterable[str]:
+    """The lines of ``stream`` (default: stdin), read one at a time within the input limit.
+
+    Refused with one line naming stdin: more than ``max_bytes`` in all (default
+    :func:`rnnkit.io.inputs.max_input_bytes`, RNNKIT_MAX_INPUT_BYTES) or a line
+    longer than ``max_line`` bytes (``/dev/zero`` is one endless line).
+    """
+    import sys
+    stream = sys.stdin if stream is None else stream
+    limit, total = max_input_bytes(max_bytes), 0
+    raw = getattr(stream, "buffer", None)
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    while True:
+        if raw is not None:
+            line = raw.readline(max_line + 1)
+            size = len(line)
+        else:
+            line = stream.readline(max_line + 1)
+            size = len(line.encode("utf-8", "surrogatepass"))
+        if not line:
+            return
+        total += size
+        if total > limit:
+            raise DataError(f"stdin: more than {limit:,} bytes (RNNKIT_MAX_INPUT_BYTES); translate a shorter "
+                            "input, or raise RNNKIT_MAX_INPUT_BYTES")
+        if size > max_line and not (line.endswith(b"\n") if raw is not None else line.endswith("\n")):
+            raise DataError(f"stdin: a line longer than {max_line:,} bytes (RNNKIT_MAX_INPUT_BYTES limits the "
+                            "whole input); give one sentence per line")
+        if raw is not None:
+            try:
+                line = line.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise DataError(f"stdin: bytes that are not {encoding} ({e.reason}); give text") from None
+        yield line
 
 
 def translate_lines(model: ModelLike, lines: Iterable[str], *, beam: int = 1, n_best: int = 1,

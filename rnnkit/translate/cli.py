@@ -2,7 +2,7 @@
 
 Three forms share the command, told apart by the first word after it::
 
-    rnnkit translate train [PAIRS.tsv] --out MODEL [options]
+    rnnkit translate train [PAIRS.tsv] [--out MODEL] [options]
     rnnkit translate eval MODEL TEST.tsv [options]
     rnnkit translate MODEL ["sentence" ...] [options]      (no sentence: one per line from stdin)
 
@@ -30,7 +30,7 @@ __all__ = ["register", "MODEL_FORM"]
 
 MODEL_FORM = ":model"        # the hidden sub-command of `rnnkit translate MODEL ...`
 USAGE = ("rnnkit translate MODEL [TEXT ...] [--beam B] [--n-best K] [--attention-plot PNG]\n"
-         "       rnnkit translate train [PAIRS.tsv] --out MODEL [options]\n"
+         "       rnnkit translate train [PAIRS.tsv] [--out MODEL] [options]\n"
          "       rnnkit translate eval MODEL TEST.tsv [--beam B]")
 
 
@@ -68,7 +68,7 @@ def _columns(p, default) -> None:
 
 
 _TRAIN_ONLY = ("pairs", "out", "resume", "src_col", "tgt_col", "max_words", "prefix_filter", "numbers",
-               "validation_fraction", "test_fraction", "split_seed", "beam", "length_penalty", "checkpoint_every")
+               "validation_fraction", "test_fraction", "split_seed", "beam", "length_penalty")
 
 
 def register(subparsers) -> None:
@@ -85,11 +85,8 @@ def register(subparsers) -> None:
     t.add_argument("pairs", nargs="?", default=None, metavar="PAIRS.tsv",
                    help="tab-separated sentence pairs (Tatoeba/Anki format); omitted: the built-in task, "
                         "numbers in English words -> French words (needs num2words)")
-    t.add_argument("--out", required=True, metavar="PATH",
-                   help="model file to write (.npz); the training checkpoint goes beside it (NAME.ckpt.npz)")
-    add_output_flags(t, resume=True)
-    t.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
-                   help="also checkpoint every this many steps (default: at each validation and on interrupt)")
+    add_output_flags(t, out="translator.npz", resume=True,
+                     out_help="model file to write (.npz); the training checkpoint goes beside it (NAME.ckpt.npz)")
     d = t.add_argument_group("data")
     _columns(d, 0)
     d.add_argument("--max-words", type=int, default=None, help="keep pairs whose sides have fewer words")
@@ -155,8 +152,9 @@ def _run_eval(args) -> int:
 
 
 def _run_translate(args) -> int:
-    from .api import translate_lines
-    lines = [" ".join(args.text)] if args.text else sys.stdin      # stdin is read after the model is loaded
+    from .api import stdin_lines, translate_lines
+    # stdin is read (line by line, within the input limit) after the model is loaded
+    lines = [" ".join(args.text)] if args.text else stdin_lines()
     rows, unknown = translate_lines(args.model, lines, beam=args.beam, n_best=args.n_best,
                                     length_penalty=args.length_penalty, max_length=args.max_length,
                                     attention_plot=args.attention_plot)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError
+from ..checks import check_count, check_probability
+from ..errors import DataError, HyperparameterError
+from ..estimator import flag_of
 from ..io.inputs import read_text
+from ..vocab import Vocab as _Vocab
 
 __all__ = ["TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
            "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "Batch", "make_batch",
@@ -164,31 +166,25 @@ def filter_pairs(pairs: Sequence[Tuple[List[str], List[str]]], *, max_words: Opt
     return keep
 
 
-class Vocab:
-    """Token <-> id maps with the specials <pad>=0, <sos>=1, <eos>=2, <unk>=3 first."""
+class Vocab(_Vocab):
+    """The shared :class:`rnnkit.vocab.Vocab` with the specials <pad>=0, <sos>=1, <eos>=2, <unk>=3 first;
+    unknown tokens read as <unk>."""
+
+    unk_id = UNK
 
     def __init__(self, itos: Sequence[str]):
         if list(itos[:4]) != SPECIALS:
             raise DataError(f"vocabulary must start with {SPECIALS}, got {list(itos[:4])}")
-        self.itos = list(itos)
-        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        super().__init__(itos)
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], *, min_freq: int = 1, max_size: Optional[int] = None) -> "Vocab":
         """Tokens seen at least ``min_freq`` times, most frequent first (ties alphabetical), at most ``max_size`` in all."""
-        counts = Counter(t for s in sentences for t in s)
-        tokens = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIALS),
-                        key=lambda t: (-counts[t], t))
-        if max_size is not None:
-            tokens = tokens[:max(0, max_size - len(SPECIALS))]
-        return cls(SPECIALS + tokens)
-
-    def __len__(self) -> int:
-        return len(self.itos)
+        return cls.from_sequences(sentences, min_freq=min_freq, max_size=max_size, reserved=SPECIALS)
 
     def encode(self, tokens: Sequence[str]) -> Tuple[List[int], List[str]]:
         """Ids (unknown tokens -> <unk>) and the list of tokens that were unknown."""
-        ids = [self.stoi.get(t, UNK) for t in tokens]
+        ids = super().encode(tokens)
         return ids, [t for t, i in zip(tokens, ids) if i == UNK]
 
     def decode(self, ids: Iterable[int]) -> List[str]:
@@ -205,11 +201,11 @@ class Vocab:
 
 def split_indices(n: int, *, valid: float = 0.1, test: float = 0.1, seed: int = 0):
     """A seeded random partition of range(n) into (train, valid, test) index arrays."""
-    for name, v in (("valid", valid), ("test", test)):
-        if not 0.0 <= v < 1.0:
-            raise ValueError(f"{name}: expected a fraction in [0, 1), got {v}")
+    check_probability(flag_of("validation_fraction"), valid)
+    check_probability(flag_of("test_fraction"), test)
     if valid + test >= 1.0:
-        raise ValueError(f"valid + test must leave some training data, got {valid} + {test}")
+        raise HyperparameterError(f"{flag_of('validation_fraction')} + {flag_of('test_fraction')} must be < 1, "
+                                  f"got {valid} + {test}: nothing would be left to train on")
     perm = np.random.default_rng(seed).permutation(n)
     n_test, n_valid = int(round(test * n)), int(round(valid * n))
     return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
@@ -256,8 +252,7 @@ def bucket_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[
     shuffled. Similar lengths waste little work on padding, while the pools keep
     the batches' contents different from epoch to epoch.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    check_count(flag_of("batch_size"), batch_size, 1)
     perm = rng.permutation(len(src_ids))
     chunks = []
     size = pool * batch_size

@@ -31,7 +31,8 @@ from ..nn.attention import Memory
 from ..nn.losses import log_softmax
 from .data import EOS, SOS
 
-__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding", "MAX_BEAM", "MAX_LENGTH"]
+__all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding", "decoding_bytes", "MAX_BEAM",
+           "MAX_LENGTH"]
 
 
 class Hypothesis(NamedTuple):
@@ -61,6 +62,23 @@ def check_decoding(*, beam: int = 1, n_best: int = 1, length_penalty: float = 0.
         check_real(flag_of("length_penalty"), length_penalty)
     if max_length is not None:
         _check_max_length(max_length)
+
+
+def decoding_bytes(n: int, beam: int, max_length: int, src_len: int, hidden: int, directions: int,
+                   attention: int, layers: int, vocab: int) -> int:
+    """Bytes a search over ``n`` sentences keeps at its longest, R = n * beam rows, T = max_length steps:
+
+        tokens (R, T) int64 and attention weights (R, T, S) float64, each twice while extended,
+        plus the finished hypotheses' copies of both (up to 2 * beam per sentence and step),
+        the memory (R, S, K*H) and its keys (R, S, A) float32, the states (R, 2*L*H),
+        and the step's log-probabilities, candidates and their order (R, V) float64/int64.
+    """
+    R, T, S = n * beam, max_length, src_len
+    history = 2 * R * T * (8 + 8 * S)                        # hist, hist_w and their extended copies
+    finished = R * T * (8 + 8 * S)                           # finished hypotheses copy their rows
+    memory = 4 * R * S * (directions * hidden + attention)   # (R, S, K*H) values, (R, S, A) keys
+    step = 8 * R * (4 * vocab + 4 * layers * hidden)         # logp, cand, argsort, states
+    return int(history + finished + memory + step)
 
 
 def length_penalty(length: int, alpha: float) -> float:

@@ -18,11 +18,11 @@ import numpy as np
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
                       check_probability, check_real)
 from ..errors import DataError, HyperparameterError
-from ..estimator import Estimator, fingerprint, flag_of
+from ..estimator import Estimator, _gib, available_memory, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .data import SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize
-from .decode import MAX_LENGTH, beam_search, check_decoding, greedy
+from .decode import MAX_LENGTH, beam_search, check_decoding, decoding_bytes, greedy
 from .metrics import scores
 from .model import Seq2Seq
 from .sampling import DECAYS, TeacherForcing
@@ -82,6 +82,7 @@ class Translator(Estimator):
     early_stopping_patience : stop after this many validations without improvement (none: never).
     bleu_sentences : validation sentences translated for BLEU at each validation (0: none).
     max_length : longest translation in tokens when decoding.
+    checkpoint_every : also checkpoint every this many steps (none: at each validation and on interrupt).
     random_state : seed of the initialisation, the batch order and the sampling (none: fresh entropy).
     progress : progress bar and notes while training.
     """
@@ -107,8 +108,8 @@ class Translator(Estimator):
                  label_smoothing: float = 0.0, teacher_forcing: float = 1.0, scheduled_sampling: str = "none",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
-                 bleu_sentences: int = 300, max_length: int = 50, random_state: Optional[int] = 0,
-                 progress: bool = False):
+                 bleu_sentences: int = 300, max_length: int = 50, checkpoint_every: Optional[int] = None,
+                 random_state: Optional[int] = 0, progress: bool = False):
         # stored verbatim (scikit-learn contract); checked in fit
         params = dict(locals())
         del params["self"]
@@ -128,7 +129,7 @@ class Translator(Estimator):
             raise HyperparameterError(f"{flag_of('max_length')} must be <= {MAX_LENGTH} tokens, got {self.max_length}")
         check_optional_count(flag_of("attention_size"), self.attention_size, 1)
         check_optional_count(flag_of("max_vocab"), self.max_vocab, len(SPECIALS) + 1)  # room for one real token
-        for name in ("epochs", "max_steps", "validate_every", "early_stopping_patience"):
+        for name in ("epochs", "max_steps", "validate_every", "early_stopping_patience", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
@@ -196,29 +197,45 @@ class Translator(Estimator):
         return TeacherForcing(decay, ratio=self.teacher_forcing, k=self.ss_k, c=self.ss_c, floor=self.ss_floor)
 
     # -- training ------------------------------------------------------------
+    _FITTED = ("text_options_", "src_vocab_", "tgt_vocab_", "model_", "history_")
+
     def fit(self, train_pairs: Sequence[Pair], valid_pairs: Optional[Sequence[Pair]] = None, *,
-            checkpoint_path=None, resume: bool = False, callbacks=(),
-            checkpoint_every: Optional[int] = None) -> "Translator":
+            checkpoint_path=None, resume: bool = False, callbacks=()) -> "Translator":
         """Train on ``train_pairs`` [(source, target) strings], validating on ``valid_pairs``; returns self.
 
         With ``checkpoint_path`` training writes atomic checkpoints (every
         ``checkpoint_every`` steps, at each validation and when interrupted);
         ``resume=True`` continues from it bit for bit after checking it was made
-        with the same model settings and data.
+        with the same model settings and data. A fit that fails or is
+        interrupted leaves the translator exactly as it was (fitted or not).
         """
         train_pairs = list(train_pairs)
         valid_pairs = list(valid_pairs or [])
         if not train_pairs:
             raise DataError("no training pairs")
         self._check_params()
+        previous = {name: self.__dict__[name] for name in self._FITTED if name in self.__dict__}
+        try:
+            self._fit(train_pairs, valid_pairs, checkpoint_path, resume, callbacks)
+        except BaseException:
+            # validation and the checkpoints' config read the new state from self: put the old one back
+            for name in self._FITTED:
+                self.__dict__.pop(name, None)
+            self.__dict__.update(previous)
+            raise
+        return self
+
+    def _fit(self, train_pairs, valid_pairs, checkpoint_path, resume, callbacks) -> None:
         seed = self._seed()
         teacher = self._teacher()
-        self.text_options_ = opts = self._text_options()
+        opts = self._text_options()
         tok = [(tokenize(s, opts), tokenize(t, opts)) for s, t in train_pairs]
-        self.src_vocab_ = Vocab.build((s for s, _ in tok), min_freq=self.min_freq, max_size=self.max_vocab)
-        self.tgt_vocab_ = Vocab.build((t for _, t in tok), min_freq=self.min_freq, max_size=self.max_vocab)
+        src_vocab = Vocab.build((s for s, _ in tok), min_freq=self.min_freq, max_size=self.max_vocab)
+        tgt_vocab = Vocab.build((t for _, t in tok), min_freq=self.min_freq, max_size=self.max_vocab)
+        self.__dict__.pop("history_", None)          # not fitted until training succeeds
+        self.text_options_, self.src_vocab_, self.tgt_vocab_ = opts, src_vocab, tgt_vocab
         src, tgt = self._encode_pairs(train_pairs)
-        shapes = _seq2seq_shapes(self, len(self.src_vocab_), len(self.tgt_vocab_))
+        shapes = _seq2seq_shapes(self, len(src_vocab), len(tgt_vocab))
         self._check_memory(shapes, np.float32, extra_bytes=self._activation_bytes(src, tgt))
         self.model_ = model = self._build(rng=seed)
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
@@ -245,14 +262,14 @@ class Translator(Estimator):
 
         data = fingerprint("\x1e".join(f"{s}\x1f{t}" for s, t in train_pairs),
                            "\x1e".join(f"{s}\x1f{t}" for s, t in valid_pairs))
-        self.history_ = self._fit_loop(
+        history = self._fit_loop(
             model, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
-            data_fingerprint=data, checkpoint_every=checkpoint_every, epochs=self.epochs,
+            data_fingerprint=data, checkpoint_every=self.checkpoint_every, epochs=self.epochs,
             max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
             validate_every=self.validate_every, early_stopping_patience=self.early_stopping_patience,
             callbacks=callbacks, progress=self.progress)
         model.eval()
-        return self
+        self.history_ = history
 
     def _activation_bytes(self, src, tgt) -> int:
         """A rough size of one batch's activations: the logits and their gradient, and the gates of every step."""
@@ -268,7 +285,7 @@ class Translator(Estimator):
         """The ``n_best`` translations of each sentence (beam search when ``beam`` > 1), best first."""
         self._check_fitted()
         check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
-        check_count("batch_size", batch_size, 1)
+        check_count(flag_of("batch_size"), batch_size, 1)
         return self._translate(sentences, beam, n_best, length_penalty, max_length, batch_size)
 
     def _translate(self, sentences, beam=1, n_best=1, length_penalty=0.0, max_length=None, batch_size=64):
@@ -282,7 +299,9 @@ class Translator(Estimator):
         ids = [e[0] for e in encoded]
         results: List[Optional[List[Translation]]] = [None] * len(sentences)
         # N sentences run as N*beam rows: keep a batch's rows near batch_size
-        for idx in _length_sorted_chunks(ids, max(1, batch_size // beam)):
+        chunks = _length_sorted_chunks(ids, max(1, batch_size // beam))
+        self._check_decoding_memory(ids, chunks, beam, max_length)
+        for idx in chunks:
             b = make_batch(ids, None, idx)
             if beam == 1:
                 hyps = [[h] for h in greedy(self.model_, b.src, b.src_len, max_length)]
@@ -291,6 +310,18 @@ class Translator(Estimator):
             for i, hs in zip(idx, hyps):
                 results[i] = [self._translation(h, src_tokens[i], encoded[i][1]) for h in hs]
         return results
+
+    def _check_decoding_memory(self, ids, chunks, beam: int, max_length: int) -> None:
+        """Refuse, before decoding, a search whose kept arrays (see :func:`decoding_bytes`) exceed the memory."""
+        K = 2 if self.bidirectional else 1
+        need = max(decoding_bytes(len(idx), beam, max_length, max(len(ids[i]) for i in idx), self.hidden_size,
+                                  K, int(self.attention_size or self.hidden_size), self.num_layers,
+                                  len(self.tgt_vocab_)) for idx in chunks)
+        have = available_memory()
+        if have is not None and need > have:
+            raise HyperparameterError(
+                f"decoding with {flag_of('beam')} {beam} and {flag_of('max_length')} {max_length} needs about "
+                f"{_gib(need)} of memory, but {_gib(have)} is available; choose a smaller --beam or --max-length")
 
     def _translation(self, h, src_tokens, unknown) -> Translation:
         tokens = self.tgt_vocab_.decode(h.tokens)
