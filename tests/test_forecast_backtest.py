@@ -42,7 +42,7 @@ def test_rolling_origin_splits():
     assert rolling_origin_splits(10, initial=5, horizon=2, stride=1, window="sliding") == \
         [(0, 5), (1, 6), (2, 7), (3, 8)]
     assert rolling_origin_splits(10, initial=5, horizon=2, max_folds=1) == [(0, 8)]
-    with pytest.raises(DataError, match="fewer than initial"):
+    with pytest.raises(DataError, match="fewer than --initial 5 \\+ --horizon 2; lower --initial"):
         rolling_origin_splits(6, initial=5, horizon=2)
 
 

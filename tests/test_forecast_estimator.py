@@ -43,7 +43,7 @@ def test_predict_before_fit_is_a_clear_error():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(strategy="sideways"), "strategy"), (dict(head="quantile"), "strategy='direct'"),
+    (dict(strategy="sideways"), "strategy"), (dict(head="quantile"), "--head quantile needs --strategy direct"),
     (dict(head="quantile", strategy="direct", quantiles=(0.6, 0.9)), "both sides of 0.5"),
     (dict(transform="sqrt"), "transform"), (dict(validation_fraction=0.7), "validation_fraction")])
 def test_bad_parameters(kw, match):
@@ -110,7 +110,7 @@ def test_forecast_lengths(strategy):
             f.predict(7)
     # forecasting from another history: at least lookback values
     assert f.predict(3, y=y[:30]).shape == (3,)
-    with pytest.raises(DataError, match="at least lookback 8"):
+    with pytest.raises(DataError, match="at least the model's --lookback 8"):
         f.predict(3, y=y[:5])
 
 
@@ -140,9 +140,9 @@ def test_quantile_head_intervals():
                       hidden_size=8, epochs=10, random_state=0).fit(y)
     q = f.predict_quantiles([0.05, 0.25, 0.5, 0.75, 0.95])
     assert np.all(np.diff(q, axis=1) >= 0)                              # never cross
-    with pytest.raises(ValueError, match="trained for levels"):
+    with pytest.raises(ValueError, match="trained with --quantiles 0.05,0.5,0.95 .* lower --coverage"):
         f.predict_interval(0.99)
-    with pytest.raises(ValueError, match="head='point'"):
+    with pytest.raises(ValueError, match="has --head point .* --head gaussian"):
         RNNForecaster(lookback=5, head="point", **SMALL).fit(y).predict_interval(0.9)
 
 

@@ -43,8 +43,8 @@ def rolling_origin_splits(n: int, *, initial: int, horizon: int, stride: int = 1
     check_choice(flag_of("window"), window, ("expanding", "sliding"))
     check_optional_count(flag_of("max_folds"), max_folds, 1)
     if initial + horizon > n:
-        raise DataError(f"backtest: the series has {n} values, fewer than initial {initial} + horizon {horizon}; "
-                        "lower initial or horizon")
+        raise DataError(f"backtest: the series has {n} values, fewer than --initial {initial} + --horizon "
+                        f"{horizon}; lower --initial or --horizon")
     origins = list(range(initial, n - horizon + 1, stride))
     if max_folds is not None:
         origins = origins[-max_folds:]

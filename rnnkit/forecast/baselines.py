@@ -30,7 +30,8 @@ def naive(y, horizon: int) -> np.ndarray:
 def seasonal_naive(y, horizon: int, m: int = 1) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     if len(y) < m:
-        raise DataError(f"seasonal naive with period {m} needs at least {m} values, got {len(y)}")
+        raise DataError(f"seasonal naive with --seasonal-period {m} needs at least {m} values, got {len(y)}; "
+                        "lower --seasonal-period")
     h = np.arange(1, horizon + 1)
     idx = len(y) - 1 + h - m * np.ceil(h / m).astype(int)           # T + h - m*ceil(h/m), 0-based
     return y[idx]

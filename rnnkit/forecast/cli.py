@@ -37,8 +37,10 @@ def _add_data_flags(p, target: str | None = "Close") -> None:
     g.add_argument("--date-format", default=None, help="strptime format of the dates, e.g. %%d/%%m/%%Y")
 
 
-def _add_model_flags(p, defaults=None):
-    return add_estimator_flags(p, RNNForecaster, exclude=("progress",), defaults=defaults, title="model")
+def _add_model_flags(p, defaults=None, checkpoints: bool = False):
+    """The model flags; ``--checkpoint-every`` only where the command trains with a checkpoint (train)."""
+    exclude = ("progress",) if checkpoints else ("progress", "checkpoint_every")
+    return add_estimator_flags(p, RNNForecaster, exclude=exclude, defaults=defaults, title="model")
 
 
 def _add_backtest_flags(p, refit: int = 1) -> None:
@@ -63,7 +65,7 @@ def register(subparsers) -> None:
     t = command(sub, "train", help="train a forecaster on a CSV file and save it", func=cmd_train)
     t.add_argument("data", metavar="DATA", help="CSV file with a header row")
     _add_data_flags(t)
-    t.set_defaults(model_flags=_add_model_flags(t))
+    t.set_defaults(model_flags=_add_model_flags(t, checkpoints=True))
     add_output_flags(t, out="forecaster.npz", out_help="the model file; the checkpoint (NAME.ckpt.npz) is "
                                                        "written beside it", resume=True, progress=True)
     t.add_argument("--plot", default=None, metavar="PNG", help="training-loss curve")

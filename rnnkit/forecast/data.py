@@ -148,7 +148,7 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
                         source: str = "data") -> SeriesData:
     """Validate columns of text (name -> values) into a :class:`SeriesData` (see the module docstring)."""
     if fill not in FILL_POLICIES:
-        raise DataError(f"fill: expected one of {list(FILL_POLICIES)}, got {fill!r}")
+        raise DataError(f"--fill: expected one of {list(FILL_POLICIES)}, got {fill!r}")
     available = list(columns)
     targets, past, future = _split_names(target), _split_names(past_covariates), _split_names(future_covariates)
     if not targets:

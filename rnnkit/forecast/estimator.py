@@ -77,6 +77,8 @@ class RNNForecaster(Estimator):
     dtype : floating-point type of the network.
     random_state : seed of all randomness in fit and predict (none: fresh entropy).
     progress : show a progress bar while training.
+    checkpoint_every : steps between checkpoints when training with a checkpoint path (none: only at the end
+        of each epoch and of the run, and when interrupted).
 
     Attributes
     ----------
@@ -98,7 +100,7 @@ class RNNForecaster(Estimator):
                  clip_norm: Optional[float] = 1.0, max_minutes: Optional[float] = None,
                  validation_fraction: float = 0.0, early_stopping_patience: Optional[int] = 10,
                  n_samples: int = 200, dtype: str = "float32", random_state: Optional[int] = 0,
-                 progress: bool = False):
+                 progress: bool = False, checkpoint_every: Optional[int] = 100):
         self.lookback = lookback
         self.horizon = horizon
         self.strategy = strategy
@@ -123,6 +125,7 @@ class RNNForecaster(Estimator):
         self.dtype = dtype
         self.random_state = random_state
         self.progress = progress
+        self.checkpoint_every = checkpoint_every
 
     # -- checks -----------------------------------------------------------
     def _check_params(self) -> None:
@@ -130,6 +133,7 @@ class RNNForecaster(Estimator):
             check_count(flag_of(name), getattr(self, name), 1)
         check_optional_count(flag_of("max_steps"), self.max_steps, 1)
         check_optional_count(flag_of("early_stopping_patience"), self.early_stopping_patience, 1)
+        check_optional_count(flag_of("checkpoint_every"), self.checkpoint_every, 1)
         if self.n_samples > MAX_SAMPLES:
             raise HyperparameterError(f"{flag_of('n_samples')} must be <= {MAX_SAMPLES:,}, got {self.n_samples!r}")
         for name, allowed in self._choices.items():
@@ -155,7 +159,7 @@ class RNNForecaster(Estimator):
                                           f"median forecast, got {self.quantiles!r}")
             if self.strategy == "recursive":
                 raise HyperparameterError(
-                    "head='quantile' (--head quantile) needs strategy='direct' (--strategy direct): a recursive "
+                    "--head quantile needs --strategy direct: a recursive "
                     "model feeds its forecast back as an input, and a set of quantiles is not a value; use "
                     "--head gaussian for recursive intervals")
 
@@ -204,7 +208,8 @@ class RNNForecaster(Estimator):
 
         ``series`` is a JSON-able dict of facts about the data (column names,
         dates) kept as ``series_`` in the model and its checkpoints. With
-        ``checkpoint_path`` training writes checkpoints there; ``resume=True``
+        ``checkpoint_path`` training writes checkpoints there (every
+        ``checkpoint_every`` steps, at the end and when interrupted); ``resume=True``
         continues from it bit for bit (same settings and data).
         """
         self._check_params()
@@ -300,6 +305,7 @@ class RNNForecaster(Estimator):
                 net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
                 data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
                 max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
+                checkpoint_every=self.checkpoint_every,
                 early_stopping_patience=self.early_stopping_patience if validate else None,
                 progress=bool(self.progress), unit="win")
         except BaseException:

@@ -71,7 +71,8 @@ def mase_scale(train, m: int = 1) -> np.ndarray:
     if train.ndim == 1:
         train = train[:, None]
     if len(train) <= m:
-        raise DataError(f"MASE with period {m} needs more than {m} training values, got {len(train)}")
+        raise DataError(f"MASE with --seasonal-period {m} needs more than {m} training values, got {len(train)}; "
+                        "lower --seasonal-period or give a longer --initial")
     return np.mean(np.abs(train[m:] - train[:-m]), axis=0)
 
 
@@ -80,8 +81,8 @@ def mase(y, yhat, train, m: int = 1) -> float:
     y, yhat = _pair(y, yhat)
     scale = mase_scale(train, m)
     if np.any(scale == 0):
-        raise DataError(f"MASE is undefined: the training series does not change at lag {m}, so the "
-                        "seasonal-naive error it is scaled by is 0")
+        raise DataError(f"MASE is undefined: the training series does not change at lag {m} (--seasonal-period), "
+                        "so the seasonal-naive error it is scaled by is 0; choose another --seasonal-period")
     err = np.abs(y - yhat).reshape(len(y), -1) if y.ndim > 1 else np.abs(y - yhat)[:, None]
     return float(np.mean(err.mean(axis=0) / scale))
 

@@ -12,14 +12,16 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .. import estimator as _estimator
 from ..checks import check_count
 from ..errors import DataError, HyperparameterError
-from ..estimator import flag_of
+from ..estimator import _gib, flag_of
+from ..nn.shapes import CELL_MODES, GATES
 from .inference import direct_forecast, recursive_forecast
 from .validation import as_matrix
 from .windows import stack_inputs
 
-__all__ = ["forecast", "MAX_HORIZON"]
+__all__ = ["forecast", "MAX_HORIZON", "sample_path_bytes"]
 
 MAX_HORIZON = 100_000        # forecast steps
 
@@ -37,8 +39,9 @@ def _inputs_for(est, H: int, y, past, future):
     else:
         Yh = as_matrix("y", y, cols=est.n_targets_)
         if len(Yh) < L + d:
-            raise DataError(f"y has {len(Yh)} values; forecasting needs at least lookback {L}"
-                            + (" + 1 (differencing)" if d else "") + " values of history")
+            raise DataError(f"the history (y; DATA on the command line) has {len(Yh)} values; forecasting needs "
+                            f"at least the model's --lookback {L}" + (" + 1 (differencing)" if d else "")
+                            + " values of history: give a longer history")
         Ph = as_matrix("past_covariates", past, rows=len(Yh), cols=p)
         F_all = as_matrix("future_covariates", future, rows=len(Yh) + H, cols=f,
                           what="one row per history value and per forecast step")
@@ -57,6 +60,31 @@ def _inputs_for(est, H: int, y, past, future):
     fut_rows = None if fc is None else fc[len(u):len(u) + H]        # f_{o+1} .. f_{o+H}
     return X[-L:], fut_rows, Yh[-1]
 
+def sample_path_bytes(est, H: int) -> int:
+    r"""Peak bytes of a recursive Gaussian interval's ``n_samples`` sample paths over ``H`` steps.
+
+    The paths (S, H, k) exist as the list of steps, their float64 stack, the
+    cumulative sum (differenced series) and np.quantile's sorted copy: about
+    :math:`4 \cdot 8 S H k`; the S carried states and one step's activations add
+    :math:`S \cdot n_{layers} \cdot (G + 3) \cdot h` values of the network's dtype.
+    """
+    S, k = int(est.n_samples), int(est.n_targets_)
+    item = np.dtype(est.dtype).itemsize
+    paths = 4 * 8 * S * int(H) * k                                                  # (S, H, k) x 4
+    state = item * S * int(est.num_layers) * int(est.hidden_size) * (GATES[CELL_MODES[est.cell]] + 3)
+    return paths + state
+
+
+def _check_sample_memory(est, H: int) -> None:
+    """Refuse, before allocating, sample paths that would not fit in the available memory."""
+    need, have = sample_path_bytes(est, H), _estimator.available_memory()
+    if have is not None and need > have:
+        raise HyperparameterError(
+            f"--horizon {H} with --n-samples {est.n_samples} sample paths needs about {_gib(need)} of memory for "
+            f"the prediction intervals ({est.n_samples:,} x {H:,} x {est.n_targets_} values), but {_gib(have)} "
+            "is available; forecast fewer steps (--horizon) or use fewer sample paths (--n-samples)")
+
+
 def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(mean (H,) or (H, k), quantiles (H, Q[, k]) or None) from the fitted forecaster ``est``; see RNNForecaster.predict."""
     est._check_fitted()
@@ -65,18 +93,23 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
         raise HyperparameterError(f"{flag_of('horizon')} must be <= {MAX_HORIZON:,}, got {H}")
     direct = est.strategy == "direct"
     if direct and H > est.horizon:
-        raise ValueError(f"horizon {H}: this direct model was trained for {est.horizon} steps; ask for at "
-                         "most that many, or train with strategy='recursive' (any horizon) or a longer horizon")
+        raise HyperparameterError(f"{flag_of('horizon')} {H}: this direct model was trained for {est.horizon} "
+                                  "steps; ask for at most that many, or train with --strategy recursive (any "
+                                  "horizon) or a longer --horizon")
     H_run = est.horizon if direct else H
     window, fut, last = _inputs_for(est, H_run, y, past, future)
     if quantiles and est.head == "point":
-        raise ValueError("this model has head='point' and gives no intervals or quantiles; train it "
-                         "with head='gaussian' or head='quantile'")
+        raise HyperparameterError("this model has --head point and gives no intervals or quantiles; train it "
+                                  "with --head gaussian or --head quantile")
     if quantiles and est.head == "quantile":
         lo, hi = min(est.quantiles), max(est.quantiles)
         if min(quantiles) < lo - 1e-12 or max(quantiles) > hi + 1e-12:
-            raise ValueError(f"quantiles {list(quantiles)}: the model was trained for levels "
-                             f"{list(est.quantiles)} and can give levels in [{lo}, {hi}] only")
+            raise HyperparameterError(
+                f"quantile levels {list(quantiles)} (from --coverage): the model was trained with --quantiles "
+                f"{','.join(f'{q:g}' for q in est.quantiles)} and gives levels in [{lo:g}, {hi:g}] only, so "
+                f"coverage up to {hi - lo:g}; lower --coverage or train with wider --quantiles")
+    if quantiles and not direct and est.head == "gaussian":
+        _check_sample_memory(est, H)
     with np.errstate(over="ignore", invalid="ignore"), est.net_.eval_mode():
         if direct:
             out = direct_forecast(est.net_, window, fut, head=est.head, trained_quantiles=est.quantiles,

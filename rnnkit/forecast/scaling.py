@@ -90,8 +90,8 @@ class SeriesScaler:
             return y
         if np.any(y <= 0):
             bad = np.argwhere(y <= 0)[:5, 0].tolist()
-            raise DataError(f"transform {self.transform!r} takes logarithms, so every value must be > 0; "
-                            f"rows {bad} are <= 0 (use transform='level' or 'diff' instead)")
+            raise DataError(f"--transform {self.transform} takes logarithms, so every value must be > 0; "
+                            f"rows {bad} are <= 0 (use --transform level or --transform diff instead)")
         return np.log(y)
 
     def unscaled(self, y: np.ndarray) -> np.ndarray:
