@@ -182,3 +182,21 @@ def test_sigterm_outside_training_exits_130_without_traceback(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip() == "rnnkit: interrupted"
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["charlm", "train", "x.txt", "--hidden-size", "nan"],
+     "rnnkit: error: rnnkit charlm train: argument --hidden-size: invalid int value: 'nan'"),
+    (["charlm", "train", "x.txt", "--hidden", "5"],
+     "rnnkit: error: rnnkit charlm train: unrecognized arguments: --hidden 5; --hidden is spelled --hidden-size here"),
+    (["forecast", "train", "d.csv", "--lr", "0.1", "--seed", "3"],
+     "--lr is spelled --learning-rate here, --seed is spelled --random-state here"),
+    (["bench", "--json", "x.json"], "--json is spelled --out here"),
+    (["translate", "m.npz", "--beem", "3", "hi"], "--beem is spelled --beam here"),
+    (["chrlm"], "rnnkit: error: rnnkit: argument COMMAND: invalid choice: 'chrlm'"),
+])
+def test_parse_errors_are_one_line_naming_the_command_and_the_right_flag(argv, expect, capsys):
+    """argparse printed the whole usage (20-40 lines) before the problem; a renamed flag got no hint."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expect in err and err.count("\n") == 1, err

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .formatting import DefaultsHelpFormatter
 
-__all__ = ["SHARED", "IntermixedParser", "command", "add_estimator_flags", "estimator_kwargs", "param_docs",
+__all__ = ["SHARED", "RENAMED", "RnnkitParser", "IntermixedParser", "command", "add_estimator_flags", "estimator_kwargs", "param_docs",
            "add_output_flags", "flag", "none_or"]
 
 # The settings shared across applications: one keyword, one flag, everywhere.
@@ -46,7 +46,42 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-class IntermixedParser(argparse.ArgumentParser):
+# old or other toolkits' spellings -> the flag rnnkit uses (suggested when a user types the old one)
+RENAMED = {"--hidden": "--hidden-size", "--layers": "--num-layers", "--batch": "--batch-size",
+           "--lr": "--learning-rate", "--seed": "--random-state", "--valid-fraction": "--validation-fraction",
+           "--valid": "--validation-fraction", "--test": "--test-fraction", "--embedding": "--embedding-size",
+           "--embed": "--embedding-size", "--json": "--out", "--checkpoint-path": "--out"}
+
+
+class RnnkitParser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes are one line: ``rnnkit: error: <command>: <problem>``, exit 2.
+
+    argparse prints the whole usage before a bad value; this names the command, the
+    flag and the problem, and for an unknown flag the one it most likely meant.
+    """
+
+    def error(self, message: str):
+        message = " ".join(str(message).split())
+        if message.startswith("unrecognized arguments:"):
+            message += self._suggest(message.split(":", 1)[1].split())
+        self.exit(2, f"rnnkit: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+    def _suggest(self, unknown) -> str:
+        import difflib
+        options = [f for a in self._actions for f in a.option_strings if f.startswith("--")]
+        hints = []
+        for word in unknown:
+            flag = word.split("=", 1)[0]
+            if not flag.startswith("--"):
+                continue
+            guess = RENAMED.get(flag) if RENAMED.get(flag) in options else None
+            guess = guess or next(iter(difflib.get_close_matches(flag, options, n=1, cutoff=0.75)), None)
+            if guess:
+                hints.append(f"{flag} is spelled {guess} here")
+        return f"; {', '.join(hints)}" if hints else ""
+
+
+class IntermixedParser(RnnkitParser):
     """An ArgumentParser whose leaf commands accept options between positionals.
 
     argparse's ``parse_known_intermixed_args`` does this but calls
@@ -90,6 +125,7 @@ def command(subparsers, name: str, *, help: str, description: Optional[str] = No
         p.add_argument("--threads", default="auto", metavar="N",
                        help="threads for the matrix products: an integer, or auto = the cores not already "
                             "busy (OpenBLAS's own default slows down many times when other jobs share the cores)")
+    p.set_defaults(_parser=p)          # main() lets the command's own parser report unknown flags
     if func is not None:
         p.set_defaults(func=func)
     return p

@@ -23,6 +23,7 @@ from typing import List, Optional
 
 from .. import __version__
 from ..errors import RnnkitError
+from .builder import RnnkitParser
 
 __all__ = ["main", "build_parser", "main_entry"]
 
@@ -37,7 +38,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RnnkitParser(
         prog="rnnkit",
         description="Recurrent neural networks on NumPy: character language models, forecasting, translation.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
@@ -110,7 +111,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     _plug_closed_streams()
     try:
         parser = build_parser()        # imports the applications: Ctrl-C can land here too
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:                      # the command's own parser names it and suggests the right flag
+            getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:          # argparse has printed its usage message already
         return int(exc.code or 0)
     except KeyboardInterrupt:

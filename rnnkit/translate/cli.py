@@ -18,10 +18,9 @@ MODEL may be a model file or a training checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..cli.builder import RnnkitParser, add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
 from ..cli.formatting import DefaultsHelpFormatter
 from .default_task import DEFAULT_RANGE
 from .translator import Translator
@@ -34,7 +33,7 @@ USAGE = ("rnnkit translate MODEL [TEXT ...] [--beam B] [--n-best K] [--attention
          "       rnnkit translate eval MODEL TEST.tsv [--beam B]")
 
 
-class _TranslateParser(argparse.ArgumentParser):
+class _TranslateParser(RnnkitParser):
     """The ``translate`` parser: a MODEL in the first place is routed to the hidden ``:model`` command."""
 
     def parse_known_args(self, args=None, namespace=None):
