@@ -197,6 +197,6 @@ def test_sigterm_outside_training_exits_130_without_traceback(tmp_path):
 ])
 def test_parse_errors_are_one_line_naming_the_command_and_the_right_flag(argv, expect, capsys):
     """argparse printed the whole usage (20-40 lines) before the problem; a renamed flag got no hint."""
-    assert main(argv) == 2
+    assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert expect in err and err.count("\n") == 1, err
