@@ -222,3 +222,26 @@ def test_replacing_keeps_the_previous_permissions(tmp_path):
     finally:
         os.umask(old_umask)
     assert os.stat(fresh).st_mode & 0o777 == 0o644           # a new file gets the umask's permissions
+
+
+def test_a_later_write_removes_what_a_killed_writer_left(tmp_path):
+    """kill -9 mid-write leaves the temporary sibling; the next write of that file removes it (73 MB each)."""
+    import subprocess
+    import sys
+    target = tmp_path / "m.npz"
+    code = ("import os, sys, time\n"
+            "from rnnkit.io.atomic import atomic_write\n"
+            "def slow(f):\n"
+            "    f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+            f"atomic_write({str(target)!r}, slow)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait()
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".m.npz.")
+    live = tmp_path / f".m.npz.{os.getppid()}-abcdef.tmp"     # a writer that still runs: kept
+    live.write_bytes(b"busy")
+    write_text(target, "new")
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".tmp")) == [live.name]
+    assert target.read_text() == "new"

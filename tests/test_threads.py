@@ -98,3 +98,13 @@ def test_set_threads_refuses_before_changing_anything(restore_threads):
     with pytest.raises(HyperparameterError):
         threads.set_threads("0")
     assert all(n == 1 for n in _blas_counts())
+
+
+def test_more_threads_than_cores_is_refused(monkeypatch):
+    """Oversubscription ran the sgemm peak at 3 GFLOP/s instead of 141 on 2 cores; say so instead."""
+    import rnnkit.threads as threads
+    from rnnkit.errors import HyperparameterError
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    with pytest.raises(HyperparameterError, match=r"threads \(--threads\) is 3, but this process may use 2 core"):
+        threads.set_threads(3)
+    assert threads.set_threads(2)["threads"] == 2

@@ -49,7 +49,8 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
     # the temporary name keeps at most 100 *bytes* of the target's name: a name within the file system's
     # limit (255 bytes) must not fail here because its temporary sibling is longer (é is 2 bytes)
     stem = os.fsdecode(os.fsencode(os.path.basename(path))[:100])
-    tmp = os.path.join(directory, f".{stem}.{secrets.token_hex(6)}.tmp")
+    # the writer's pid in the name lets a later write remove what a killed writer (kill -9) left behind
+    tmp = os.path.join(directory, f".{stem}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
     try:
         # os.open with 0o666 lets the umask decide the permissions, as for any new file
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -77,6 +78,7 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
             raise OSError(e.errno, f"{e.strerror or e} (writing {_label(path, what)}; the previous file, "
                                    "if any, is unchanged)", path) from e
         raise
+    _remove_stale(directory, stem)
     try:  # make the rename itself durable; not possible on every platform
         dfd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -88,6 +90,37 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
     finally:
         os.close(dfd)
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):     # another user's process, or no way to ask: assume it lives
+        return True
+    return True
+
+
+def _remove_stale(directory: str, stem: str) -> None:
+    """Delete temporary siblings of this target left by writers that no longer run (killed mid-write).
+
+    A sibling whose writer is alive (another process writing the same file now) is left alone.
+    """
+    prefix = f".{stem}."
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        tag = name[len(prefix):-len(".tmp")]
+        pid = tag.split("-", 1)[0]
+        if "-" not in tag or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 def write_text(path, text: str, *, what: Optional[str] = None, encoding: str = "utf-8") -> str:
