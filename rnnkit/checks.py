@@ -54,7 +54,7 @@ def check_real(name: str, value: Any, low: float = 0.0, high: float = math.inf,
     """
     if value is None and allow_none:
         return None
-    kind = f"a real number{' or None' if allow_none else ''}"
+    kind = f"a real number{' or none' if allow_none else ''}"
     if _is_bool(value) or isinstance(value, (str, bytes)):  # float("1e3") parses: a string is a mistake too
         raise HyperparameterError(f"{name} must be {kind}, got {value!r}")
     try:
@@ -103,14 +103,14 @@ def check_optional_count(name: str, value: Any, low: int) -> Optional[int]:
     >>> check_optional_count("max_steps", "10", 1)
     Traceback (most recent call last):
     ...
-    rnnkit.errors.HyperparameterError: max_steps must be an integer >= 1 or None, got '10'
+    rnnkit.errors.HyperparameterError: max_steps must be an integer >= 1 or none, got '10'
     """
     if value is None:
         return None
     try:
         return check_count(name, value, low)
     except HyperparameterError:
-        raise HyperparameterError(f"{name} must be an integer >= {low} or None, got {value!r}") from None
+        raise HyperparameterError(f"{name} must be an integer >= {low} or none, got {value!r}") from None
 
 
 def check_flag(name: str, value: Any) -> bool:
@@ -160,8 +160,8 @@ def check_seed(name: str, value: Any) -> Any:
     >>> check_seed("random_state (--random-state)", -1)
     Traceback (most recent call last):
     ...
-    rnnkit.errors.HyperparameterError: random_state (--random-state) must be None, a non-negative integer, \
-a numpy Generator or a SeedSequence, got -1
+    rnnkit.errors.HyperparameterError: random_state (--random-state) must be an integer >= 0, or none for fresh \
+entropy (in Python also a numpy Generator or SeedSequence), got -1
     """
     if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
         return value
@@ -172,8 +172,8 @@ a numpy Generator or a SeedSequence, got -1
             n = -1
         if n >= 0:
             return n
-    raise HyperparameterError(f"{name} must be None, a non-negative integer, a numpy Generator or a "
-                              f"SeedSequence, got {value!r}")
+    raise HyperparameterError(f"{name} must be an integer >= 0, or none for fresh entropy (in Python also a numpy "
+                              f"Generator or SeedSequence), got {value!r}")
 
 
 def check_probability(name: str, value: Any, high_open: bool = True) -> float:

@@ -99,7 +99,7 @@ def test_endless_textfile_is_refused(kind, tmp_path, capsys):
 @pytest.mark.parametrize("flags,expect", [
     (["--learning-rate", 0], "learning_rate (--learning-rate) must be > 0, got 0.0"),
     (["--learning-rate", "nan"], "learning_rate (--learning-rate) must be > 0, got nan"),
-    (["--random-state", -1], "random_state (--random-state) must be None, a non-negative integer"),
+    (["--random-state", -1], "random_state (--random-state) must be an integer >= 0, or none for fresh entropy"),
     (["--seq-len", 0], "seq_len (--seq-len) must be >= 1, got 0"),
     (["--resume"], "--resume: there is no checkpoint"),
     (["--out", "{dir}"], "--out {dir}: is a directory"),

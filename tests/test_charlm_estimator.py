@@ -125,7 +125,7 @@ def test_file_of_another_application_is_refused(tmp_path):
     (dict(hidden_size=0), r"hidden_size \(--hidden-size\) must be >= 1, got 0"),
     (dict(batch_size=1.5), r"batch_size \(--batch-size\) must be an integer, got 1.5"),
     (dict(learning_rate=float("nan")), r"learning_rate \(--learning-rate\) must be > 0, got nan"),
-    (dict(random_state=-1), r"random_state \(--random-state\) must be None, a non-negative integer"),
+    (dict(random_state=-1), r"random_state \(--random-state\) must be an integer >= 0, or none for fresh entropy"),
     (dict(cell="lstmm"), r"cell \(--cell\) must be one of 'lstm', 'gru', 'rnn', got 'lstmm'"),
     (dict(validation_fraction=0.6, test_fraction=0.5), r"validation_fraction \(--validation-fraction\) \+ "),
     (dict(sample_length=10 ** 8), r"sample_length \(--sample-length\) must be <= 10,000,000"),

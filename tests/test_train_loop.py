@@ -549,16 +549,16 @@ def test_bad_arguments(tmp_path):
         fit(m, opt, plain_step, batches, seed=-1, epochs=1)
     with pytest.raises(HyperparameterError, match="^seed must be an integer, got 1.5$"):
         fit(m, opt, plain_step, batches, seed=1.5, epochs=1)
-    for name, value, message in [("epochs", 0, "an integer >= 1 or None, got 0"),
-                                 ("max_steps", 2.0, "an integer >= 1 or None, got 2.0"),
-                                 ("validate_every", True, "an integer >= 1 or None, got True"),
-                                 ("checkpoint_every", -3, "an integer >= 1 or None, got -3"),
-                                 ("early_stopping_patience", "2", "an integer >= 1 or None, got '2'"),
+    for name, value, message in [("epochs", 0, "an integer >= 1 or none, got 0"),
+                                 ("max_steps", 2.0, "an integer >= 1 or none, got 2.0"),
+                                 ("validate_every", True, "an integer >= 1 or none, got True"),
+                                 ("checkpoint_every", -3, "an integer >= 1 or none, got -3"),
+                                 ("early_stopping_patience", "2", "an integer >= 1 or none, got '2'"),
                                  ("log_every", None, "an integer, got None"),
                                  ("log_every", 0, ">= 1, got 0"),
                                  ("max_minutes", 0, "> 0, got 0"),
                                  ("max_minutes", float("inf"), "finite, got inf"),
-                                 ("clip_norm", "1", "a real number or None, got '1'"),
+                                 ("clip_norm", "1", "a real number or none, got '1'"),
                                  ("clip_value", -1.0, "> 0, got -1.0")]:
         kw = dict(epochs=1, validate=validate, checkpoint_path=tmp_path / "c.npz")
         kw[name] = value

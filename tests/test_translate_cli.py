@@ -193,7 +193,7 @@ def test_help_lists_the_three_forms(capsys):
 
 @pytest.mark.parametrize("flags,expect", [
     (["--learning-rate", "0"], "learning_rate (--learning-rate) must be > 0"),
-    (["--max-vocab", "0"], "max_vocab (--max-vocab) must be an integer >= 5 or None"),
+    (["--max-vocab", "0"], "max_vocab (--max-vocab) must be an integer >= 5 or none"),
     (["--min-freq", "0"], "min_freq (--min-freq) must be >= 1"),
     (["--ss-k", "-1"], "ss_k (--ss-k) must be > 0"),
     (["--dropout", "1.5"], "dropout (--dropout) must be in [0, 1)"),

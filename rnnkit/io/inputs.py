@@ -101,15 +101,23 @@ def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:
     return data
 
 
-def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int] = None) -> str:
-    """The text of a checked input file; an undecodable byte is named with its line and column."""
+def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int] = None,
+              encoding_flag: Optional[str] = "--encoding") -> str:
+    """The text of a checked input file; an undecodable byte is named with its line and column.
+
+    ``encoding_flag`` is the command's flag for the encoding; None where there is
+    none, and then the message says how to convert the file instead.
+    """
     data = read_bytes(path, what, max_bytes)
     try:
         return data.decode(encoding)
     except LookupError:
-        raise PathError(f"{what}: unknown text encoding {encoding!r} (--encoding); try utf-8 or latin-1") from None
+        raise PathError(f"{what}: unknown text encoding {encoding!r} ({encoding_flag or 'encoding'}); try utf-8 "
+                        "or latin-1") from None
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        fix = (f"pass the right {encoding_flag} (e.g. latin-1) or fix the file" if encoding_flag else
+               f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8 {os.path.basename(os.fspath(path))})")
         raise PathError(f"{what} {path}: line {line}, column {col}: byte {data[e.start:e.start + 1]!r} is not "
-                        f"valid {encoding}; pass the right --encoding (e.g. latin-1) or fix the file") from None
+                        f"valid {encoding}; {fix}") from None

@@ -39,7 +39,7 @@ def recurrent_shapes(prefix: str, mode: str, input_size: int, hidden_size: int, 
     if mode not in GATES:
         raise ValueError(f"mode: expected one of {sorted(GATES)}, got {mode!r}")
     if not 1 <= int(num_layers) <= MAX_LAYERS:
-        raise ValueError(f"num_layers must be in [1, {MAX_LAYERS}], got {num_layers!r}")
+        raise ValueError(f"num_layers (--num-layers) must be in [1, {MAX_LAYERS}], got {num_layers!r}")
     G, H, K = GATES[mode], int(hidden_size), 2 if bidirectional else 1
     shapes: Dict[str, Shape] = {}
     for layer in range(int(num_layers)):

@@ -112,7 +112,7 @@ def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str =
                         "columns")
     if min(src_col, tgt_col) < 0:
         raise DataError(f"column indices (--src-col, --tgt-col) start at 0, got {src_col} and {tgt_col}")
-    text = read_text(path, what, encoding=encoding)
+    text = read_text(path, what, encoding=encoding, encoding_flag=None)   # the CLI has no --encoding
     need = max(src_col, tgt_col) + 1
     pairs = []
     for n, line in enumerate(io.StringIO(text, newline=""), 1):      # \n, \r\n and \r end a line
