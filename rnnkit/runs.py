@@ -71,16 +71,18 @@ def checkpoint_beside(out) -> str:
 
 
 def _unfinished(ckpt: str) -> Optional[str]:
-    """Why ``ckpt`` must not be overwritten by a fresh run (it holds an unfinished one), or None."""
+    """Why a fresh run must not overwrite ``ckpt``: the refusal's message, or None when it may."""
     from .train.checkpoint import load_checkpoint
+    where = f"{ckpt} (the checkpoint beside --out)"
     try:
         ck = load_checkpoint(ckpt)
     except ModelFileError as e:
-        return f"it is not a readable rnnkit checkpoint ({e})"
+        return f"{where} is not a readable rnnkit checkpoint ({e}); move it away, or choose another --out"
     reason = ck.history.stop_reason
     if reason in (None, "interrupted"):
         how = "interrupted" if reason else "stopped without finishing (killed, or still running)"
-        return f"a run {how} at step {ck.step}"
+        return f"{where} holds a run {how} at step {ck.step}; continue it with --resume, or delete the file to " \
+               "start afresh"
     return None
 
 
@@ -102,8 +104,7 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
         raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
                         "to continue, or start afresh without --resume")
     if not resume and os.path.exists(ckpt):
-        why = _unfinished(ckpt)
-        if why:
-            raise PathError(f"{ckpt} (the checkpoint beside --out) holds {why}; continue it with --resume, or "
-                            "delete the file to start afresh")
+        refusal = _unfinished(ckpt)
+        if refusal:
+            raise PathError(refusal)
     return ckpt

@@ -200,3 +200,19 @@ def test_parse_errors_are_one_line_naming_the_command_and_the_right_flag(argv, e
     assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert expect in err and err.count("\n") == 1, err
+
+
+def test_warnings_are_one_line(capsys, monkeypatch):
+    """A RuntimeWarning (resuming with another seed) printed the file, line number and source line."""
+    import warnings
+    import rnnkit.cli.info as info
+
+    def warn(args):
+        warnings.warn("resuming r.ckpt.npz (seed 0) with seed 5: the data order will differ", RuntimeWarning)
+        return 0
+    monkeypatch.setattr(info, "_info", warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli_main.main(["info", "x.npz"]) == 0
+    err = capsys.readouterr().err
+    assert err == "rnnkit: warning: resuming r.ckpt.npz (seed 0) with seed 5: the data order will differ\n"

@@ -370,7 +370,7 @@ def test_a_fresh_run_does_not_overwrite_an_unfinished_checkpoint(tmp_path):
     _checkpoint(ckpt)                                   # a finished run's checkpoint may be replaced
     assert prepare_run(out, resume=False) == str(ckpt)
     ckpt.write_bytes(b"not a checkpoint")              # someone else's file: refused, not overwritten
-    with pytest.raises(PathError, match="is not a readable rnnkit checkpoint"):
+    with pytest.raises(PathError, match=r"beside --out\) is not a readable rnnkit checkpoint .*; move it away"):
         prepare_run(out, resume=False)
 
 

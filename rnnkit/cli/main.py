@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from typing import List, Optional
 
 from .. import __version__
@@ -83,6 +84,13 @@ def _plug_closed_streams() -> None:
         setattr(sys, name, open(fd, mode, closefd=False, errors="replace"))
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    try:
+        print(f"rnnkit: warning: {message}", file=file or sys.stderr, flush=True)
+    except (OSError, ValueError):   # a closed stream: the warning has nowhere to go
+        pass
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -100,9 +108,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             old = signal.signal(signal.SIGTERM, _raise_interrupt)
         except (ValueError, OSError):   # no signals here (an embedded interpreter): keep the default
             old = None
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning       # a warning is a line for the user, not a source listing
     try:
         return _main(argv)
     finally:
+        warnings.showwarning = shown
         if old is not None:
             signal.signal(signal.SIGTERM, old)
 
