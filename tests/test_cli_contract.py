@@ -17,7 +17,7 @@ FORBIDDEN = {"--hidden": "--hidden-size", "--layers": "--num-layers", "--batch":
              "--lr": "--learning-rate", "--seed": "--random-state", "--valid-fraction": "--validation-fraction",
              "--valid": "--validation-fraction", "--test": "--test-fraction", "--embedding": "--embedding-size",
              "--embed": "--embedding-size", "--no-progress-bar": "--no-progress"}
-NO_THREADS = {("info",)}                 # reads one file's header: no matrix products
+NO_THREADS = set()                       # every command takes --threads
 TRAIN_FLAGS = ("--out", "--resume", "--random-state", "--max-minutes", "--progress", "--no-progress",
                "--batch-size", "--validation-fraction")
 

@@ -117,9 +117,12 @@ def test_info_on_a_fifo_does_not_block(tmp_path, capsys):
     assert box["code"] == 2 and "is a FIFO" in capsys.readouterr().err
 
 
-def test_info_has_no_threads_flag(capsys):
-    assert main(["info", "--threads", "2", "x.npz"]) == 2
-    assert "unrecognized arguments: --threads" in capsys.readouterr().err
+def test_info_takes_threads_like_every_command(tmp_path, capsys):
+    """The README says every command takes --threads; info used to refuse it."""
+    path = tmp_path / "m.npz"
+    save_model_file(path, kind="charlm", config={"params": {}}, arrays={"w": np.ones(2)})
+    assert main(["info", "--threads", "1", str(path)]) == 0
+    assert "charlm" in capsys.readouterr().out
 
 
 def test_info_refuses_a_crafted_header_in_one_line(tmp_path, capsys):

@@ -18,6 +18,6 @@ def _info(args) -> int:
 
 def register(subparsers) -> None:
     p = command(subparsers, "info", help="what a model file or checkpoint holds: kind, settings, history, size",
-                func=_info, threads=False)
+                func=_info)
     p.add_argument("model", help="a model file or training checkpoint of any rnnkit application")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -39,7 +39,7 @@ def max_input_bytes(max_bytes: Optional[int] = None) -> int:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):,.1f} MiB"
+    return f"{n / (1 << 20):,.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def check_input(path, what: str, max_bytes: Optional[int] = None) -> int:
