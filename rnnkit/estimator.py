@@ -46,6 +46,7 @@ import numpy as np
 from .checks import check_seed
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
+from .train.history import thin_history
 from .runs import _gib, available_memory, beside, checkpoint_beside, prepare_run  # noqa: F401 (re-exported)
 from .io.jsonable import plain
 from .io.modelfile import load_model_file, save_model_file
@@ -67,21 +68,6 @@ _STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam
 def flag_of(name: str) -> str:
     """``"hidden_size (--hidden-size)"``: a keyword and the CLI flag that sets it, for messages."""
     return f"{name} (--{name.replace('_', '-')})"
-
-
-def thin_history(history: Optional[Mapping[str, Any]], points: int = HISTORY_POINTS) -> Optional[Dict[str, Any]]:
-    """A training history with each curve cut to at most ``points`` evenly spaced entries (the last kept).
-
-    Model files keep this summary, so their size does not grow with the number of steps.
-    """
-    if history is None:
-        return None
-    out = dict(history)
-    for key, value in history.items():
-        if isinstance(value, list) and len(value) > points:
-            idx = np.unique(np.linspace(0, len(value) - 1, points).round().astype(int))
-            out[key] = [value[i] for i in idx]
-    return out
 
 
 def _resolve_kind(kind: str, path: str):
@@ -208,7 +194,7 @@ class Estimator:
             changed = sorted(k for k in self._resume_fixed if k in config["params"])
             raise NotFittedError(f"the settings of this {type(self).__name__} changed since it was fitted "
                                  f"(one of {', '.join(changed)}); fit it again before saving")
-        info = {"history": thin_history(self.history_.to_dict()) if getattr(self, "history_", None) else None}
+        info = {"history": thin_history(self.history_.to_dict(), HISTORY_POINTS) if getattr(self, "history_", None) else None}
         info.update(getattr(self, "meta_", None) or {})
         info.update(meta or {})
         save_model_file(path, kind=self.kind, config=config, arrays=arrays, meta=info)

@@ -669,3 +669,17 @@ def test_optimiser_that_does_not_fit_the_checkpoint_leaves_the_model_untouched(t
         fit(model, wrong, noisy_carry_step, batches, seed=7, max_steps=9,
             checkpoint_path=tmp_path / "ck.npz", resume=True, progress=False)
     assert_same_params(params(model), before)
+
+
+def test_checkpoint_headers_do_not_grow_with_the_steps(tmp_path):
+    """One history entry per step made a million-step checkpoint header about 75 MB; curves are now capped."""
+    from rnnkit.train.checkpoint import CHECKPOINT_HISTORY_POINTS, Checkpoint, load_checkpoint, save_checkpoint
+    from rnnkit.train.history import History
+    h = History(train=[(s, 1.0 / s) for s in range(1, 50_001)], steps=50_000)
+    path = tmp_path / "ck.npz"
+    save_checkpoint(path, Checkpoint(model_state={"w": np.zeros(2)}, optimizer_state={}, train_state={"step": 50_000},
+                                     history=h))
+    back = load_checkpoint(path).history
+    assert len(back.train) == CHECKPOINT_HISTORY_POINTS
+    assert tuple(back.train[0]) == (1, 1.0) and tuple(back.train[-1]) == (50_000, 1.0 / 50_000)
+    assert path.stat().st_size < 2_000_000

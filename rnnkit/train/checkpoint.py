@@ -29,11 +29,13 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..io.modelfile import load_model_file, save_model_file
-from .history import History
+from .history import History, thin_history
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND"]
 
 CHECKPOINT_KIND = "checkpoint"
+# curve entries a checkpoint keeps: all of any run up to 20,000 logged steps, a thinned curve beyond
+CHECKPOINT_HISTORY_POINTS = 20_000
 _PREFIXES = ("model/", "best/", "optim/", "carry/")
 
 
@@ -78,7 +80,7 @@ def save_checkpoint(path, ck: Checkpoint) -> None:
                                 f"{type(a).__name__}; store each array under its own key")
             arrays[prefix + key] = a
     meta = {"user": ck.meta, "train": ck.train_state, "optimizer": ck.optimizer_state.get("scalars", {}),
-            "history": ck.history.to_dict(), "has_best": ck.best_state is not None}
+            "history": thin_history(ck.history.to_dict(), CHECKPOINT_HISTORY_POINTS), "has_best": ck.best_state is not None}
     save_model_file(path, kind=CHECKPOINT_KIND, config=ck.config, arrays=arrays, meta=meta)
 
 

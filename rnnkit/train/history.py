@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["History"]
+import numpy as np
+
+__all__ = ["History", "thin_history"]
 
 
 @dataclass
@@ -62,3 +64,19 @@ class History:
                    epochs=pairs(d.get("epochs", [])), best_step=d.get("best_step"),
                    best_val_loss=d.get("best_val_loss"), stop_reason=d.get("stop_reason"),
                    steps=int(d.get("steps", 0)), elapsed_s=float(d.get("elapsed_s", 0.0)))
+
+
+def thin_history(history: Optional[Mapping[str, Any]], points: int = 500) -> Optional[Dict[str, Any]]:
+    """A training history with each curve cut to at most ``points`` evenly spaced entries (the last kept).
+
+    Model files keep this summary (500 points), and checkpoints keep 20,000 per curve, so neither grows
+    with the number of steps (a million-step run rewrote about 75 MB of header at every checkpoint).
+    """
+    if history is None:
+        return None
+    out = dict(history)
+    for key, value in history.items():
+        if isinstance(value, list) and len(value) > points:
+            idx = np.unique(np.linspace(0, len(value) - 1, points).round().astype(int))
+            out[key] = [value[i] for i in idx]
+    return out
