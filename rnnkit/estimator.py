@@ -254,6 +254,10 @@ class Estimator:
                       f"{wrong[0]} is {got[wrong[0]]}, the configuration says {shapes[wrong[0]]}")
             raise ModelFileError(f"{path}: the configuration does not match the stored arrays ({detail}); the "
                                  "file is damaged or was edited, re-create it")
+        bad = sorted(n for n, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
+        if bad:
+            raise ModelFileError(f"{path}: the weights {bad[:3]} hold NaN or infinity; the model is broken (training "
+                                 "diverged, or the file was edited): re-create it")
         try:
             est._restore(dict(config["fitted"]), dict(arrays), meta)
         except (KeyError, TypeError, ValueError, IndexError) as e:

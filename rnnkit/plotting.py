@@ -14,7 +14,13 @@ from typing import Optional, Sequence, Tuple
 from .errors import RnnkitError
 from .io.atomic import save_figure
 
-__all__ = ["require_pyplot", "save_png", "save_loss_curve"]
+__all__ = ["require_pyplot", "save_png", "save_loss_curve", "printable"]
+
+
+def printable(text: str) -> str:
+    """``text`` with what matplotlib cannot draw replaced: a file name that is not UTF-8 reaches Python as
+    lone surrogates, and matplotlib refused it after a whole training run."""
+    return str(text).encode("utf-8", "replace").decode("utf-8")
 
 
 def require_pyplot():
@@ -60,7 +66,7 @@ def save_loss_curve(path: str, train: Sequence[Tuple[int, float]], valid: Sequen
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
+        ax.set_title(printable(title))
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, path, what=what)

@@ -155,3 +155,17 @@ def test_settings_changed_after_fit_are_refused_at_save_not_at_load(kind, tmp_pa
     with pytest.raises(NotFittedError, match="changed since it was fitted.*fit it again before saving"):
         est.save(tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_model_file_with_nan_weights_is_refused(kind, tmp_path):
+    """Checksums can be recomputed: a file whose weights hold NaN loaded and scored 'loss nan' with exit 0."""
+    from rnnkit.io import load_model_file, save_model_file
+    est, data = CASES[kind]()
+    path = est.fit(*data).save(tmp_path / "m.npz")
+    mf = load_model_file(path)
+    name = sorted(mf.arrays)[0]
+    mf.arrays[name] = np.full_like(mf.arrays[name], np.nan)
+    save_model_file(path, kind=mf.kind, config=mf.config, arrays=mf.arrays, meta=mf.meta)
+    with pytest.raises(ModelFileError, match="hold NaN or infinity"):
+        rnnkit.load(path)

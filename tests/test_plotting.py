@@ -48,3 +48,12 @@ def test_failing_savefig_leaves_the_previous_png_intact(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["loss.png"]      # and no temporary file is left
     assert "--plot" in str(info.value) and str(path) in str(info.value) and "unchanged" in str(info.value)
     assert len(plt.get_fignums()) == open_before             # the figure was closed anyway
+
+
+def test_a_title_from_a_non_utf8_file_name_is_drawn(tmp_path):
+    """`rnnkit charlm train $'\\xff.txt'` trained, saved, then crashed drawing the loss curve."""
+    import os
+    from rnnkit.plotting import save_loss_curve
+    title = "charlm on " + os.fsdecode(b"\xff.txt")            # a lone surrogate, as Python decodes the name
+    path = save_loss_curve(tmp_path / "l.png", [(1, 2.0), (2, 1.5)], title=title)
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
