@@ -158,8 +158,9 @@ def test_closed_standard_streams_give_no_traceback(tiny_charlm, redirect):
         assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_sigterm_outside_training_exits_130_without_traceback(tmp_path):
-    """A scheduler's SIGTERM while a command loads data is an interrupt (130, one line), not a kill (143)."""
+def test_sigterm_outside_training_exits_143_without_traceback(tmp_path):
+    """A scheduler's SIGTERM while a command loads data stops it cleanly: one line, 143 (128 + 15) as shells
+    report a terminated job, no traceback."""
     import signal
     import subprocess
     import sys
@@ -179,8 +180,8 @@ def test_sigterm_outside_training_exits_130_without_traceback(tmp_path):
     assert ready.exists(), proc.communicate()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert err.strip() == "rnnkit: interrupted"
+    assert proc.returncode == 143, err
+    assert err.strip() == "rnnkit: terminated"
     assert "Traceback" not in err
 
 

@@ -227,7 +227,7 @@ def test_interrupt_writes_a_checkpoint_and_says_how_to_resume(tmp_path, sig, pro
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + sig, stderr       # 130 after Ctrl-C, 143 after SIGTERM, as shells report
     assert f"checkpoint saved to {ckpt}" in stderr and "--resume" in stderr, stderr
     assert rnnkit.load(ckpt).history_.steps > 0
 

@@ -6,7 +6,7 @@ calls the library with keyword arguments named like the flags.
 
 User mistakes (:class:`rnnkit.errors.RnnkitError`, bad values) and system
 errors (a missing file, no permission, a full disk: any ``OSError``) print one
-clear line and exit with status 2; an interrupted run exits 130. Anything else
+clear line and exit with status 2; an interrupted run exits 130 (Ctrl-C) or 143 (SIGTERM). Anything else
 is a bug and keeps its traceback. With the environment variable
 ``RNNKIT_DEBUG=1`` the errors keep their traceback too (for developers).
 """
@@ -24,6 +24,7 @@ from typing import List, Optional
 
 from .. import __version__
 from ..errors import RnnkitError
+from ..train.interrupt import last_signal, note_signal
 from .builder import RnnkitParser
 
 __all__ = ["main", "build_parser", "main_entry"]
@@ -92,7 +93,17 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _raise_interrupt(signum, frame):
+    note_signal(signum)
     raise KeyboardInterrupt
+
+
+def _interrupted() -> int:
+    """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
+    if last_signal() == "SIGTERM":
+        print("rnnkit: terminated", file=sys.stderr)
+        return 143
+    print("rnnkit: interrupted", file=sys.stderr)
+    return 130
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -100,9 +111,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     SIGTERM (what job schedulers send) stops a command like Ctrl-C: training saves a
     checkpoint first (rnnkit.train.interrupt defers both signals there), anything else
-    exits 130 without a traceback. The previous handler is restored on return.
+    exits 143 without a traceback. The previous handler is restored on return.
     """
     old = None
+    note_signal(None)
     if threading.current_thread() is threading.main_thread():
         try:
             old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -128,8 +140,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as exc:          # argparse has printed its usage message already
         return int(exc.code or 0)
     except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     try:
         if getattr(args, "threads", None) is not None:
             from ..threads import set_threads
@@ -159,8 +170,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
               "--beam)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 def main_entry() -> None:

@@ -19,13 +19,27 @@ import signal
 import threading
 from typing import Dict, Optional
 
-__all__ = ["DeferredSigint", "SIGNALS"]
+__all__ = ["DeferredSigint", "SIGNALS", "note_signal", "last_signal"]
 
 # The signals that ask training to stop; SIGTERM does not exist on every platform.
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
+_received: Dict[str, Optional[str]] = {"last": None}
+
+
+def note_signal(signum: Optional[int]) -> None:
+    """Record the signal that asked the program to stop (None: forget); the CLI's exit status says which."""
+    _received["last"] = None if signum is None else signal.Signals(signum).name
+
+
+def last_signal() -> Optional[str]:
+    """"SIGINT" or "SIGTERM": the last stop signal a handler of rnnkit's received, or None."""
+    return _received["last"]
+
+
 def _raise_now(signum, frame):
+    note_signal(signum)
     raise KeyboardInterrupt
 
 
@@ -50,6 +64,7 @@ class DeferredSigint:
         self._old: Dict[int, object] = {}
 
     def _handler(self, signum, frame):
+        note_signal(signum)
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True  # nothing else here: see the module docstring
