@@ -50,7 +50,7 @@ class DeferredSigint:
     ``enabled=False`` does not defer: SIGINT keeps its handler (Python's raises
     ``KeyboardInterrupt``) and a SIGTERM that would kill the process at once
     (``SIG_DFL``) raises ``KeyboardInterrupt`` instead, so it too unwinds the
-    stack and lets the caller clean up and exit 130. Outside the main thread,
+    stack and lets the caller clean up and exit (130, or 143 for SIGTERM). Outside the main thread,
     where Python cannot set signal handlers, nothing is changed. A signal whose
     handler is ``SIG_IGN`` on entry (a background job's SIGINT) stays ignored.
     Both previous handlers are restored on exit.

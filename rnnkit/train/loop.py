@@ -25,7 +25,7 @@ checkpoint and then raise ``KeyboardInterrupt``; a second signal stops at once
 (:mod:`rnnkit.train.interrupt`). A ``KeyboardInterrupt`` raised by a callback,
 ``validate`` or ``batches`` does the same. In every case ``fit`` re-raises the
 ``KeyboardInterrupt`` after saving: the caller decides what an interrupt means
-(the CLI exits with status 130). A ``KeyboardInterrupt`` in the middle of a step
+(the CLI exits with status 130, or 143 after SIGTERM). A ``KeyboardInterrupt`` in the middle of a step
 (inside ``step_fn`` or the update) saves nothing, since the parameters may be
 half updated; the last checkpoint stays. After an interrupt a note on stderr
 says where the checkpoint is and how to resume, even with ``progress=False``.
