@@ -71,7 +71,7 @@ def _one_error_line(capsys) -> str:
 
 def test_bad_selection_is_a_user_error(capsys, no_timing):
     assert main(["bench", "--quick", "--cells", "transformer", "--out", "none"]) == 2
-    assert "cells: expected some of lstm, gru, rnn" in _one_error_line(capsys)
+    assert "cells (--cells): expected some of lstm, gru, rnn" in _one_error_line(capsys)
 
 
 @pytest.mark.parametrize("flags,expect", [
@@ -162,3 +162,9 @@ def test_peak_memory_child_reports_a_positive_step_peak():
 def test_compile_time_child_times_each_cell():
     out = isolated._child_compile("rnn")
     assert out["rnn"] > 0 and out["backend"] in ("numpy", "numba")
+
+
+def test_quick_refuses_configs_it_would_ignore(capsys):
+    """`bench --quick --configs Z` ran the quick suite and said nothing about Z."""
+    assert main(["bench", "--quick", "--no-torch", "--configs", "Z"]) == 2
+    assert "configs (--configs) do not apply to the quick suite" in capsys.readouterr().err

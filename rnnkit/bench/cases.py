@@ -83,11 +83,14 @@ def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optiona
     """
     for cell in cells:
         if cell not in CELLS:
-            raise ValueError(f"cells: expected some of {', '.join(CELLS)}, got {cell!r}")
+            raise ValueError(f"cells (--cells): expected some of {', '.join(CELLS)}, got {cell!r}")
     for mode in modes:
         if mode not in MODES:
-            raise ValueError(f"modes: expected some of {', '.join(MODES)}, got {mode!r}")
+            raise ValueError(f"modes (--modes): expected some of {', '.join(MODES)}, got {mode!r}")
     if name == "quick":
+        if configs is not None:
+            raise ValueError("configs (--configs) do not apply to the quick suite, which times one tiny shape; "
+                             "leave out --quick (or --configs)")
         variants = [(1, False, False), (2, True, True)]
         shapes = {QUICK_CONFIG[0]: QUICK_CONFIG[1]}
     else:
@@ -96,7 +99,7 @@ def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optiona
         chosen = list(CONFIGS) if configs is None else list(configs)
         for c in chosen:
             if c not in CONFIGS:
-                raise ValueError(f"configs: expected some of {', '.join(CONFIGS)}, got {c!r}")
+                raise ValueError(f"configs (--configs): expected some of {', '.join(CONFIGS)}, got {c!r}")
         shapes = {c: CONFIGS[c] for c in chosen}
         variants = ([(1, False, False)] if name == "standard"
                     else list(itertools.product((1, 2), (False, True), (False, True))))
