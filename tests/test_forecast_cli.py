@@ -86,7 +86,8 @@ def test_future_covariates_in_trailing_rows(tmp_path, capsys):
 
 @pytest.mark.parametrize("case,match", [
     ("missing_file", "no such file"),
-    ("misspelled", "target column 'Clsoe' not found; did you mean 'Close'? Available columns: Date, Close, Volume"),
+    ("misspelled", "target column 'Clsoe' (--target) not found among the columns Date, Close, Volume; "
+                   "did you mean 'Close'?"),
     ("text", "line 5: 'abc' is not a number"),
     ("missing", "missing values in column(s) 'Close' at line(s) 4 and 7"),
     ("unsorted", "dates are not sorted: line 4"),

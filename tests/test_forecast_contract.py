@@ -116,7 +116,7 @@ def test_1e300_in_a_csv_is_refused_naming_column_and_date(tmp_path, capsys):
     data, rows = _prices(tmp_path, big=30)
     code, out, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz")] + FAST)
     assert code == 2, out
-    assert f"column 'Close' at {rows[30][0]}: the value 1e+300" in err and "rescale" in err, err
+    assert f"column 'Close' at {rows[30][0]} (line 32): the value 1e+300" in err and "rescale" in err, err
     assert not (tmp_path / "m.npz").exists()
     # scaler none: the level itself does not fit the float32 network
     code, _, err = _run(capsys, ["forecast", "train", data, "--out", str(tmp_path / "m.npz"), "--scaler", "none"]

@@ -53,7 +53,7 @@ def test_constant_and_nonpositive_errors():
         SeriesScaler("level", "standard").fit(np.full((10, 1), 3.0))
     s = SeriesScaler("level", "standard").fit(np.full((10, 1), 3.0), constant_ok=True)
     assert s.b[0] == 1.0
-    with pytest.raises(DataError, match="rows \\[2\\]"):
+    with pytest.raises(DataError, match=r"y: column 0, row 2: the value 0 is <= 0, but --transform log"):
         SeriesScaler("log", "standard").fit(np.array([[1.0], [2.0], [0.0], [3.0]]))
     with pytest.raises(ValueError, match="transform"):
         SeriesScaler("logdiff")

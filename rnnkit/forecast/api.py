@@ -48,10 +48,11 @@ def _quiet(msg: str) -> None:
 
 # -- data ---------------------------------------------------------------------------
 def read_data(path, *, date: str = "Date", target="Close", past_covariates=None, future_covariates=None,
-              fill: str = "none", date_format: Optional[str] = None) -> SeriesData:
-    """A validated series from a CSV file (see :func:`rnnkit.forecast.data.read_series_csv`)."""
+              fill: str = "none", date_format: Optional[str] = None, what: str = "DATA") -> SeriesData:
+    """A validated series from a CSV file (see :func:`rnnkit.forecast.data.read_series_csv`);
+    ``what`` names the file's argument or flag in the messages (``"DATA"``, ``"--data"``)."""
     return read_series_csv(path, date=date, target=target, past_covariates=past_covariates,
-                           future_covariates=future_covariates, fill=fill, date_format=date_format, what="DATA")
+                           future_covariates=future_covariates, fill=fill, date_format=date_format, what=what)
 
 
 def describe(data: SeriesData) -> str:
@@ -92,10 +93,9 @@ def _named(data: SeriesData, offset: int = 0):
         names = {"y": data.target, "past_covariates": data.past_names,
                  "future_covariates": data.future_names}.get(e.what, [])
         col = names[e.column] if e.column < len(names) else f"#{e.column + 1}"
-        row = e.row + offset
-        when = data.format_date(data.dates[row]) if row < len(data.dates) else f"row {row + 1}"
-        raise DataError(f"{data.source}: column {col!r} at {when}: the value {e.value:g} {e.why}; rescale the "
-                        "column (e.g. in thousands) or fix the value") from None
+        fix = e.fix.replace("the data", "the column")
+        raise DataError(f"{data.source}: column {col!r} at {data.where(e.row + offset)}: the value {e.value:g} "
+                        f"{e.why}; {fix}") from None
 
 
 def guess_period(step: Optional[DateStep]) -> int:

@@ -27,6 +27,7 @@ from ..errors import DataError
 from ..estimator import flag_of
 from .baselines import baseline_forecasts
 from .metrics import evaluate, mase_scale
+from .scaling import ScaleOverflow
 from .validation import as_matrix
 
 __all__ = ["rolling_origin_splits", "backtest", "BacktestResult", "Fold"]
@@ -140,15 +141,18 @@ def backtest(forecaster, y, *, horizon: int, initial: int, stride: int = 1, wind
         forecasts = baseline_forecasts(hist, horizon, seasonal_period)
         lower = upper = None
         if forecaster is not None:
-            if model is None or (every and j % every == 0):
-                model = _clone(forecaster)
-                model.fit(_flat(hist, one_d), **kw_hist)
-            kw_pred = {"y": _flat(hist, one_d), "past_covariates": kw_hist["past_covariates"],
-                       "future_covariates": _slice(F, s, o + horizon)}
-            forecasts["model"] = _cols(model.predict(horizon, **kw_pred))
-            if use_intervals:
-                lo, hi = model.predict_interval(coverage, horizon, **kw_pred)
-                lower, upper = _cols(lo), _cols(hi)
+            try:
+                if model is None or (every and j % every == 0):
+                    model = _clone(forecaster)
+                    model.fit(_flat(hist, one_d), **kw_hist)
+                kw_pred = {"y": _flat(hist, one_d), "past_covariates": kw_hist["past_covariates"],
+                           "future_covariates": _slice(F, s, o + horizon)}
+                forecasts["model"] = _cols(model.predict(horizon, **kw_pred))
+                if use_intervals:
+                    lo, hi = model.predict_interval(coverage, horizon, **kw_pred)
+                    lower, upper = _cols(lo), _cols(hi)
+            except ScaleOverflow as e:   # positions in the fold's window -> positions in the whole series
+                raise type(e)(e.what, e.column, e.row + s, e.value, e.why, e.fix) from None
         folds.append(Fold(start=s, origin=o, actual=Y[o:o + horizon], forecasts=forecasts, lower=lower,
                           upper=upper, scale=mase_scale(hist, seasonal_period),
                           seconds=time.perf_counter() - t0))

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import DataError, PathError
 from ..io.atomic import write_text
 from ..io.inputs import read_text
-from .dates import DateStep, check_order, infer_step, parse_dates
+from .dates import DateStep, check_order, infer_step, line_numbers, parse_dates
 from .validation import describe_rows
 
 __all__ = ["SeriesData", "read_series_csv", "series_from_columns", "load_stock", "STOCK_TICKERS",
@@ -61,6 +61,7 @@ class SeriesData:
     step: Optional[DateStep] = None
     source: str = ""
     notes: List[str] = field(default_factory=list)
+    lines: List[int] = field(default_factory=list)  # file line of each date (empty: not from a file)
 
     @property
     def y_1d(self) -> np.ndarray:
@@ -68,6 +69,13 @@ class SeriesData:
 
     def format_date(self, d) -> str:
         return self.step.format(d) if self.step else str(d)
+
+    def where(self, row: int) -> str:
+        """Row ``row`` (0-based) as a user finds it: its date, and its file line when read from a file."""
+        if row >= len(self.dates):
+            return f"row {row + 1}"
+        line = f" (line {self.lines[row]})" if row < len(self.lines) else ""
+        return f"{self.format_date(self.dates[row])}{line}"
 
 
 def _split_names(names) -> List[str]:
@@ -78,13 +86,19 @@ def _split_names(names) -> List[str]:
     return [n.strip() for n in names if n and n.strip()]
 
 
+_ROLE_FLAGS = {"date": "--date", "target": "--target", "past covariate": "--past-covariates",
+               "future covariate": "--future-covariates"}
+
+
 def _column_error(name: str, available: Sequence[str], role: str, source: str) -> DataError:
+    """One sentence: the role, the flag, the columns there are, and the closest name if any."""
     close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
     if not close:
         close = [a for a in available if a.lower() == name.lower()]
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return DataError(f"{source}: {role} column {name!r} not found{hint} Available columns: "
-                     f"{', '.join(available)}")
+    flag = _ROLE_FLAGS.get(role, role)
+    fix = f"did you mean {close[0]!r}?" if close else f"give {flag} one of them."
+    return DataError(f"{source}: {role} column {name!r} ({flag}) not found among the columns "
+                     f"{', '.join(available)}; {fix}")
 
 
 def _to_float(text: str):
@@ -97,20 +111,23 @@ def _to_float(text: str):
     return float(t)
 
 
-def _numeric(values: Sequence[str], name: str, first_line: int) -> np.ndarray:
+def _numeric(values: Sequence[str], name: str, first_line) -> np.ndarray:
+    lines = line_numbers(first_line, len(values))
     out = np.empty(len(values))
     for i, v in enumerate(values):
         try:
             x = _to_float(v)
         except ValueError:
-            raise DataError(f"column {name!r} line {first_line + i}: {v.strip()!r} is not a number; fix the "
+            raise DataError(f"column {name!r} line {lines[i]}: {v.strip()!r} is not a number; fix the "
                             "value, or choose another column") from None
         out[i] = np.nan if x is None else x
     return out
 
 
-def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, first_line: int, fmt) -> np.ndarray:
-    """Apply the fill policy to NaN cells of a (T, c); returns the rows to keep (mask)."""
+def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, lines: np.ndarray, fmt) -> np.ndarray:
+    """Apply the fill policy to NaN cells of a (T, c); returns the rows to keep (mask).
+
+    ``lines`` (T,) are the file lines of the rows, for the messages."""
     keep = np.ones(len(a), bool)
     miss = np.isnan(a)
     if not miss.any():
@@ -118,7 +135,7 @@ def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, first_line:
     rows = np.nonzero(miss.any(axis=1))[0]
     cols = [names[j] for j in np.nonzero(miss.any(axis=0))[0]]
     if policy == "none":
-        lines = describe_rows(rows + first_line)
+        lines = describe_rows(lines[rows])
         raise DataError(f"missing values in column(s) {', '.join(map(repr, cols))} at line(s) {lines} "
                         f"(dates {', '.join(fmt(dates[r]) for r in rows[:3])}{', ...' if len(rows) > 3 else ''}); "
                         "fix them or choose a --fill policy: ffill, interpolate or drop")
@@ -134,7 +151,7 @@ def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, first_line:
             raise DataError(f"column {names[j]!r} has no values at all")
         if policy == "ffill":
             if m[0]:
-                raise DataError(f"column {names[j]!r}: the first value (line {first_line}) is missing, so "
+                raise DataError(f"column {names[j]!r}: the first value (line {lines[0]}) is missing, so "
                                 "ffill has nothing to carry forward; use --fill interpolate or drop")
             idx = np.maximum.accumulate(np.where(m, 0, np.arange(len(col))))
             a[:, j] = col[idx]
@@ -145,8 +162,11 @@ def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, first_line:
 
 def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, past_covariates=None,
                         future_covariates=None, fill: str = "none", date_format: Optional[str] = None,
-                        source: str = "data") -> SeriesData:
-    """Validate columns of text (name -> values) into a :class:`SeriesData` (see the module docstring)."""
+                        source: str = "data", lines=None) -> SeriesData:
+    """Validate columns of text (name -> values) into a :class:`SeriesData` (see the module docstring).
+
+    ``lines``: the file line of each row for the messages (default: 2, 3, ... under a header line).
+    """
     if fill not in FILL_POLICIES:
         raise DataError(f"--fill: expected one of {list(FILL_POLICIES)}, got {fill!r}")
     available = list(columns)
@@ -165,10 +185,10 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     T = len(columns[date])
     if T == 0:
         raise DataError(f"{source}: has a header but no data rows")
-    first_line = 2                                             # line 1 is the header
-    Y = np.stack([_numeric(columns[n], n, first_line) for n in targets], axis=1)
-    P = np.stack([_numeric(columns[n], n, first_line) for n in past], axis=1) if past else None
-    F = np.stack([_numeric(columns[n], n, first_line) for n in future], axis=1) if future else None
+    lines = line_numbers(2 if lines is None else lines, T)    # (T,): line 1 is the header
+    Y = np.stack([_numeric(columns[n], n, lines) for n in targets], axis=1)
+    P = np.stack([_numeric(columns[n], n, lines) for n in past], axis=1) if past else None
+    F = np.stack([_numeric(columns[n], n, lines) for n in future], axis=1) if future else None
     notes = []
     # trailing rows with no target but known-future covariates: the forecast steps' covariates
     n_obs = T
@@ -179,11 +199,11 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
             notes.append(f"{T - n_obs} trailing row(s) without a target hold the known-future covariates "
                          "of the forecast steps")
     raw_dates = columns[date]
-    dates, kind = parse_dates(raw_dates, date, date_format, first_line)
-    check_order(dates, date, first_line)
+    dates, kind = parse_dates(raw_dates, date, date_format, lines)
+    check_order(dates, date, lines)
     for name, arr in (("target", Y), ("past covariate", P), ("future covariate", F)):
         if arr is not None and np.isinf(arr).any():
-            rows = np.nonzero(np.isinf(arr).any(axis=1))[0] + first_line
+            rows = lines[np.nonzero(np.isinf(arr).any(axis=1))[0]]
             raise DataError(f"{name} values are infinite at line(s) {describe_rows(rows)}; fix or remove them")
     step = infer_step(dates, kind, date_format, raw_dates)
     obs = np.concatenate([a[:n_obs] for a in (Y, P) if a is not None], axis=1)
@@ -191,7 +211,7 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     if F is not None:
         obs = np.concatenate([obs, F[:n_obs]], axis=1)
         names = names + future
-    keep = _fill(obs, fill, names, dates, first_line, step.format)
+    keep = _fill(obs, fill, names, dates, lines[:n_obs], step.format)
     if F is not None and np.isnan(F[n_obs:]).any():
         raise DataError("the known-future covariates of the forecast rows have missing values")
     k, p = len(targets), len(past)
@@ -208,8 +228,9 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     if F is not None:
         Fk = np.concatenate([obs[keep, k + p:], F[n_obs:]])
     kept_dates = [d for d, ok in zip(dates[:n_obs], keep) if ok] + dates[n_obs:]
+    kept_lines = np.concatenate([lines[:n_obs][keep], lines[n_obs:]])          # (len(kept_dates),)
     return SeriesData(dates=kept_dates, y=Yk, target=targets, past=Pk, past_names=past, future=Fk,
-                      future_names=future, step=step, source=source, notes=notes)
+                      future_names=future, step=step, source=source, notes=notes, lines=kept_lines.tolist())
 
 
 def read_series_csv(path, *, date: str, target, past_covariates=None, future_covariates=None,
@@ -235,17 +256,45 @@ def read_series_csv(path, *, date: str, target, past_covariates=None, future_cov
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if r and any(c.strip() for c in r)]
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
-    for i, r in enumerate(body):
-        if len(r) != len(header):
-            raise DataError(f"{path}: line {i + 2} has {len(r)} fields but the header has {len(header)}; "
-                            "check the delimiter and quoting")
+    header, body, lines = _csv_rows(text, delimiter, path)
+    if header is None:
+        raise DataError(f"{path}: is empty (no header row)")
     columns = {h: [r[j] for r in body] for j, h in enumerate(header)}
     return series_from_columns(columns, date=date, target=target, past_covariates=past_covariates,
                                future_covariates=future_covariates, fill=fill, date_format=date_format,
-                               source=path)
+                               source=path, lines=lines)
+
+
+def _csv_rows(text: str, delimiter: str, path: str):
+    """(header, body rows, file line of each body row) of a CSV text; blank rows are skipped.
+
+    A record's line is the file line it starts on (1-based, the header is line 1
+    when it is the first). Any :class:`csv.Error` (a field over the csv module's
+    size limit, a NUL byte, a quote left open) is a :class:`DataError` naming the line.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header, body, lines = None, [], []
+    start = 1
+    try:
+        for r in reader:
+            if r and any(c.strip() for c in r):
+                if header is None:
+                    header = [h.strip() for h in r]
+                else:
+                    if len(r) != len(header):
+                        raise DataError(f"{path}: line {start} has {len(r)} fields but the header has "
+                                        f"{len(header)}; check the delimiter and quoting")
+                    body.append(r)
+                    lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if "field limit" in str(e):
+            why = (f"a field is longer than {csv.field_size_limit()} characters; is it the right file, "
+                   "or is a quote left open?")
+        else:
+            why = f"it is not valid CSV ({e}); check the quoting and the delimiter"
+        raise DataError(f"{path}: line {start}: {why}") from None
+    return header, body, lines
 
 
 def load_stock(ticker: str = "AAPL", *, target: str = "AdjClose", past_covariates=None) -> SeriesData:

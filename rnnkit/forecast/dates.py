@@ -21,9 +21,11 @@ import datetime as dt
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..errors import DataError
 
-__all__ = ["parse_dates", "DateStep", "infer_step"]
+__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
 
@@ -43,11 +45,23 @@ def _parse_one(text: str, fmt: Optional[str]):
     raise ValueError(text)
 
 
+def line_numbers(first_line, n: int) -> np.ndarray:
+    """The file line of each of n values: ``first_line`` is the line of value 0 (consecutive lines), or
+    a sequence of one line number per value (a CSV file with blank or multi-line records)."""
+    if np.ndim(first_line) == 0:
+        return np.arange(int(first_line), int(first_line) + n)        # (n,)
+    lines = np.asarray(first_line, dtype=np.int64)                    # (n,)
+    if lines.shape != (n,):
+        raise ValueError(f"lines: expected one line number per value ({n}), got shape {lines.shape}")
+    return lines
+
+
 def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] = None,
-                first_line: int = 2) -> Tuple[list, str]:
+                first_line=2) -> Tuple[list, str]:
     """Parse every value; returns (dates, kind) with kind "number" or "datetime".
 
-    Errors name the column and the file line (``first_line`` is the line of value 0).
+    Errors name the column and the file line (``first_line`` is the line of value 0,
+    or a sequence of one line per value, see :func:`line_numbers`).
     """
     values = [v.strip() for v in values]
     if date_format is None:
@@ -57,25 +71,27 @@ def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] =
         except ValueError:
             pass
     out = []
+    lines = line_numbers(first_line, len(values))
     for i, v in enumerate(values):
         try:
             out.append(_parse_one(v, date_format))
         except ValueError:
             hint = (f"it does not match --date-format {date_format!r}" if date_format else
                     "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
-            raise DataError(f"column {column!r} line {first_line + i}: cannot read {v!r} as a date; {hint}") from None
+            raise DataError(f"column {column!r} line {lines[i]}: cannot read {v!r} as a date; {hint}") from None
     return out, "datetime"
 
 
-def check_order(dates: list, column: str, first_line: int = 2) -> None:
+def check_order(dates: list, column: str, first_line=2) -> None:
     """Dates must increase strictly: unsorted or duplicate dates are an error naming the lines."""
+    line = line_numbers(first_line, len(dates))
     for i in range(1, len(dates)):
         if dates[i] == dates[i - 1]:
-            raise DataError(f"column {column!r}: duplicate date {_show(dates[i])} at lines {first_line + i - 1} "
-                            f"and {first_line + i}; keep one row per date")
+            raise DataError(f"column {column!r}: duplicate date {_show(dates[i])} at lines {line[i - 1]} "
+                            f"and {line[i]}; keep one row per date")
         if dates[i] < dates[i - 1]:
-            raise DataError(f"column {column!r}: dates are not sorted: line {first_line + i} ({_show(dates[i])}) "
-                            f"comes after line {first_line + i - 1} ({_show(dates[i - 1])}); sort the file by date")
+            raise DataError(f"column {column!r}: dates are not sorted: line {line[i]} ({_show(dates[i])}) "
+                            f"comes after line {line[i - 1]} ({_show(dates[i - 1])}); sort the file by date")
 
 
 def _show(d) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["TRANSFORMS", "SCALERS", "SeriesScaler", "ScaleOverflow"]
+__all__ = ["TRANSFORMS", "SCALERS", "SeriesScaler", "ScaleOverflow", "NonPositiveLog"]
 
 # name -> (log?, difference order)
 TRANSFORMS = {"level": (False, 0), "log": (True, 0), "diff": (False, 1), "log_return": (True, 1)}
@@ -47,10 +47,15 @@ class ScaleOverflow(DataError):
     dates can say where (see :func:`rnnkit.forecast.api.train`).
     """
 
-    def __init__(self, what: str, column: int, row: int, value: float, why: str):
+    def __init__(self, what: str, column: int, row: int, value: float, why: str,
+                 fix: str = "rescale the data (e.g. in thousands) or fix the value"):
         self.what, self.column, self.row, self.value, self.why = what, int(column), int(row), float(value), why
-        super().__init__(f"{what}: column {column}, row {row}: the value {value:g} {why}; rescale the data "
-                         "(e.g. in thousands) or fix the value")
+        self.fix = fix
+        super().__init__(f"{what}: column {column}, row {row}: the value {value:g} {why}; {fix}")
+
+
+class NonPositiveLog(ScaleOverflow):
+    """A value <= 0 under a log transform (``log``, ``log_return``); positions as in :class:`ScaleOverflow`."""
 
 
 def _first_bad(ok: np.ndarray, x: np.ndarray) -> tuple:
@@ -83,25 +88,30 @@ class SeriesScaler:
         self.b = None
 
     # -- forward ----------------------------------------------------------
-    def g(self, y: np.ndarray) -> np.ndarray:
-        """The level transform g (log or identity)."""
+    def g(self, y: np.ndarray, what: str = "y") -> np.ndarray:
+        """The level transform g (log or identity); a value <= 0 under log raises :class:`NonPositiveLog`
+        naming the first one by its (row, column) in ``y`` (``what`` names ``y`` in the message)."""
         y = np.asarray(y, dtype=np.float64)
         if not self.log:
             return y
-        if np.any(y <= 0):
-            bad = np.argwhere(y <= 0)[:5, 0].tolist()
-            raise DataError(f"--transform {self.transform} takes logarithms, so every value must be > 0; "
-                            f"rows {bad} are <= 0 (use --transform level or --transform diff instead)")
+        bad = y <= 0
+        if np.any(bad):
+            pos = np.argwhere(bad.reshape(len(y), -1))             # (n_bad, 2): (row, column)
+            i, j = pos[0]
+            more = f" ({len(pos)} values are <= 0 in all)" if len(pos) > 1 else ""
+            raise NonPositiveLog(what, j, i, y.reshape(len(y), -1)[i, j],
+                                 f"is <= 0, but --transform {self.transform} takes logarithms{more}",
+                                 "use --transform level or --transform diff instead, or fix the value")
         return np.log(y)
 
-    def unscaled(self, y: np.ndarray) -> np.ndarray:
+    def unscaled(self, y: np.ndarray, what: str = "y") -> np.ndarray:
         """x = g(y), differenced: (T - d, k)."""
-        z = self.g(y)
+        z = self.g(y, what)
         return z[1:] - z[:-1] if self.order else z
 
     def _checked_unscaled(self, y: np.ndarray, what: str) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            x = self.unscaled(y)                                   # (T - d, k)
+            x = self.unscaled(y, what)                             # (T - d, k)
         ok = np.isfinite(x)
         if not ok.all():
             i, j = _first_bad(ok, x)

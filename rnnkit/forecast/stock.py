@@ -3,7 +3,8 @@
 :func:`stock` takes the embedded daily prices of a ticker (or your own CSV),
 runs a rolling-origin backtest beside the random walk and the other baselines,
 trains the final model on everything and forecasts the next ``horizon`` days.
-It writes six files into ``out_dir`` (all checked before any work, all atomic):
+It writes six files into ``out_dir`` (all checked before any work, all atomic; the
+directory is made, if missing, only once the data and the outputs passed their checks):
 ``model.npz``, ``forecast.csv``, ``forecast.png``, ``backtest.png``,
 ``backtest_metrics.csv`` and ``loss.png``.
 """
@@ -14,17 +15,40 @@ import os
 from typing import Dict, Optional
 
 from ..errors import DataError, PathError
-from ..io.atomic import check_outputs
+from ..io.atomic import check_outputs, check_writable
 from .api import Say, _named, _quiet, describe, predict, read_data, run_backtest, series_info, write_metrics
 from .data import load_stock
 from .estimator import RNNForecaster
 
-__all__ = ["stock", "STOCK_DEFAULTS", "STOCK_FILES"]
+__all__ = ["stock", "check_out_dir", "STOCK_DEFAULTS", "STOCK_FILES"]
 
 # early stopping on the last 10%: without it the network learns the training period's drift
 STOCK_DEFAULTS = {"lookback": 60, "horizon": 5, "epochs": 20, "transform": "log_return",
                   "validation_fraction": 0.1, "early_stopping_patience": 3}
 STOCK_FILES = ("model.npz", "forecast.csv", "forecast.png", "backtest.png", "backtest_metrics.csv", "loss.png")
+
+
+def check_out_dir(out_dir: str, what: str = "--out-dir") -> bool:
+    """Whether ``out_dir`` exists, after checking that it is (or can be made as) a directory; creates nothing.
+
+    A missing directory needs an existing, writable parent and a name the file
+    system takes; missing parents are refused, not made (as ``--out`` refuses a
+    missing folder). Every refusal is one :class:`PathError` line naming ``what``.
+    """
+    if not out_dir.strip():
+        raise PathError(f"{what}: the path is empty; give a directory such as stock_forecast")
+    if os.path.isdir(out_dir):
+        return True
+    if os.path.lexists(out_dir):
+        raise PathError(f"{what} {out_dir}: is a file, not a directory; choose a directory")
+    name = out_dir.rstrip("/" + (os.altsep or "")) or out_dir
+    parent = os.path.dirname(os.path.abspath(name))
+    if not os.path.isdir(parent):
+        raise PathError(f"{what} {out_dir}: its parent directory {parent} does not exist; create the parent "
+                        f"first (or choose another {what})")
+    # the directory is made only after every check: probe its parent as a file would be (name length, write)
+    check_writable(name, what, example="stock_forecast")
+    return False
 
 
 def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Optional[str] = None,
@@ -39,28 +63,36 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
     """
     say = say or _quiet
     out_dir = os.fspath(out_dir)
-    if not out_dir.strip():
-        raise PathError("--out-dir: the path is empty; give a directory such as stock_forecast")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise PathError(f"--out-dir {out_dir}: is a file, not a directory; choose a directory")
     if future_covariates:
         raise DataError("--future-covariates: the stock example forecasts from the prices alone; use "
                         "`rnnkit forecast train` and `predict` for a model with known-future covariates")
     model = RNNForecaster(**{**STOCK_DEFAULTS, **params})
     model._check_params()
-    os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name) for name in STOCK_FILES}
-    check_outputs({f"--out-dir ({name})": p for name, p in paths.items()}, inputs={"--data": data})
+    outputs = {f"--out-dir ({name})": p for name, p in paths.items()}
+    # every check before the directory is made: a refused run leaves nothing behind
+    exists = check_out_dir(out_dir)
+    if exists:
+        check_outputs(outputs, inputs={"--data": data})
     if data is not None:
         target = target or "Close"
         series = read_data(data, date=date, target=target, past_covariates=past_covariates,
-                           future_covariates=future_covariates, fill=fill, date_format=date_format)
+                           future_covariates=future_covariates, fill=fill, date_format=date_format, what="--data")
     else:
         series = load_stock(ticker, target=target or "AdjClose", past_covariates=past_covariates)
         date, date_format = "Date", None
-    say(describe(series))
     if series.y.shape[1] != 1:
-        raise DataError("the stock example forecasts one price column; give a single --target")
+        raise DataError("--target: the stock example forecasts one price column; give a single --target")
+    if not exists:
+        try:
+            os.mkdir(out_dir)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise PathError(f"--out-dir {out_dir}: cannot create the directory ({e.strerror or e}); "
+                            "choose another --out-dir") from None
+        check_outputs(outputs, inputs={"--data": data})
+    say(describe(series))
     result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
                           refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
                           progress=bool(model.progress), say=say)

@@ -1,0 +1,201 @@
+"""`rnnkit forecast` messages found by a user sweep: malformed CSV files, --out-dir of the stock example,
+and line numbers that agree across messages (1-based file lines, the header is line 1)."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from rnnkit.cli.main import main
+from rnnkit.errors import DataError
+from rnnkit.forecast.data import read_series_csv
+from rnnkit.forecast import scaling
+
+FAST = ["--lookback", "6", "--hidden-size", "4", "--epochs", "1", "--no-progress"]
+
+
+def _air(path, n=48, edit=None):
+    """A monthly series Month,Passengers; ``edit`` maps a 0-based data row to a new Passengers text."""
+    rows = [[f"{1949 + i // 12}-{i % 12 + 1:02d}", str(100 + (i * 7) % 23 + i)] for i in range(n)]
+    for i, v in (edit or {}).items():
+        rows[i][1] = v
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Month", "Passengers"])
+        w.writerows(rows)
+    return str(path)
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+# -- 1. a malformed CSV file is a DataError naming the file and the line ---------------------------------
+def test_a_field_over_the_csv_limit_names_the_file_and_line(tmp_path, capsys):
+    data = _air(tmp_path / "longline.csv", edit={10: "9" * (csv.field_size_limit() + 10)})   # data row 10: line 12
+    code, _, err = _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                                 "--out", str(tmp_path / "f.npz")] + FAST)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), err
+    assert f"{data}: line 12: a field is longer than {csv.field_size_limit()} characters" in err, err
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_predict_reports_the_long_field_too(tmp_path, capsys):
+    good = _air(tmp_path / "air.csv")
+    model = str(tmp_path / "air.npz")
+    assert _run(capsys, ["forecast", "train", good, "--date", "Month", "--target", "Passengers",
+                         "--out", model] + FAST)[0] == 0
+    bad = _air(tmp_path / "longline.csv", edit={0: "1" * (csv.field_size_limit() + 1)})
+    code, _, err = _run(capsys, ["forecast", "predict", model, bad])
+    assert code == 2 and f"{bad}: line 2: a field is longer than" in err, err
+
+
+def test_any_csv_error_while_reading_is_a_data_error(tmp_path, monkeypatch):
+    data = _air(tmp_path / "air.csv")
+
+    def broken(*args, **kwargs):
+        def rows():
+            yield ["Month", "Passengers"]
+            raise csv.Error("some new csv complaint")
+        return _Reader(rows())
+
+    class _Reader:
+        line_num = 1
+
+        def __init__(self, it):
+            self.it = it
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.it)
+
+    monkeypatch.setattr(csv, "reader", broken)
+    with pytest.raises(DataError, match=r"air\.csv: line 2: it is not valid CSV \(some new csv complaint\)"):
+        read_series_csv(data, date="Month", target="Passengers")
+
+
+def test_line_numbers_count_blank_lines_and_multi_line_records(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text('Month,Passengers,Note\n1949-01,1,a\n\n1949-02,2,"two\nlines"\n1949-03,abc,c\n')
+    with pytest.raises(DataError, match=r"column 'Passengers' line 6: 'abc' is not a number"):
+        read_series_csv(str(path), date="Month", target="Passengers")
+    path.write_text("Month,Passengers\n1949-01,1\n\n1949-03,2\n1949-02,3\n")
+    with pytest.raises(DataError, match=r"dates are not sorted: line 5 \(1949-02-01\) comes after line 4"):
+        read_series_csv(str(path), date="Month", target="Passengers")
+    path.write_text("Month,Passengers\n\n1949-01,1\n1949-02,\n1949-03,3\n")
+    with pytest.raises(DataError, match=r"at line\(s\) 4 "):
+        read_series_csv(str(path), date="Month", target="Passengers")
+    s = read_series_csv(str(path), date="Month", target="Passengers", fill="drop")
+    assert s.lines == [3, 5]
+
+
+# -- 3. one sentence for a missing column; positions as dates and file lines ----------------------------------
+def test_a_missing_column_is_one_sentence_naming_the_flag(tmp_path, capsys):
+    data = _air(tmp_path / "air.csv")
+    code, _, err = _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Passengers",
+                                 "--out", str(tmp_path / "f.npz")] + FAST)
+    assert code == 2
+    assert (f"{data}: date column 'Date' (--date) not found among the columns Month, Passengers; "
+            "give --date one of them.") in err, err
+
+
+def test_log_transform_names_the_date_and_file_line(tmp_path, capsys):
+    data = _air(tmp_path / "neg.csv", edit={40: "0", 45: "-5"})          # data rows 40, 45: lines 42, 47
+    code, _, err = _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                                 "--transform", "log", "--out", str(tmp_path / "f.npz")] + FAST)
+    assert code == 2, err
+    assert "column 'Passengers' at 1952-05 (line 42): the value 0 is <= 0, but --transform log takes " in err, err
+    assert "(2 values are <= 0 in all); use --transform level or --transform diff" in err, err
+    assert "rows [" not in err
+
+
+def test_log_transform_in_a_sliding_backtest_names_the_series_row(tmp_path, capsys):
+    data = _air(tmp_path / "neg.csv", edit={40: "-1"})
+    code, _, err = _run(capsys, ["forecast", "backtest", data, "--date", "Month", "--target", "Passengers",
+                                 "--transform", "log_return", "--window", "sliding", "--initial", "30",
+                                 "--max-folds", "1"] + FAST)
+    assert code == 2 and "at 1952-05 (line 42): the value -1 is <= 0" in err, err
+
+
+def test_scaler_reports_positions_in_the_array():
+    y = np.array([[1.0, 2.0], [3.0, -1.0], [0.0, 4.0]])                  # (3, 2)
+    with pytest.raises(DataError, match=r"y: column 1, row 1: the value -1 is <= 0") as e:
+        scaling.SeriesScaler("log").fit(y)
+    assert isinstance(e.value, scaling.NonPositiveLog)
+    assert (e.value.row, e.value.column) == (1, 1)
+    assert isinstance(e.value, DataError)
+
+
+# -- 2. `forecast stock --out-dir`: checked before it is made; one line naming --out-dir -------------------
+@pytest.mark.parametrize("case", ["no_such_data", "fifo", "bad_column"])
+def test_a_refused_stock_run_leaves_no_out_dir(tmp_path, capsys, case):
+    data = _air(tmp_path / "air.csv")
+    date = "Month"
+    if case == "no_such_data":
+        data = str(tmp_path / "nosuch.csv")
+    elif case == "fifo":
+        data = str(tmp_path / "fifo")
+        os.mkfifo(data)
+    else:
+        date = "Date"
+    out_dir = tmp_path / "sd"
+    code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--date", date, "--target", "Passengers",
+                                 "--out-dir", str(out_dir)] + FAST)
+    assert code == 2, err
+    assert not out_dir.exists(), err
+    if case != "bad_column":
+        assert f"--data {data}: " in err and "DATA" not in err, err
+
+
+def test_stock_refuses_a_missing_parent_without_making_it(tmp_path, capsys):
+    data = _air(tmp_path / "air.csv")
+    out_dir = tmp_path / "nope" / "sd"
+    code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--date", "Month", "--target", "Passengers",
+                                 "--out-dir", str(out_dir)] + FAST)
+    assert code == 2
+    assert f"--out-dir {out_dir}: its parent directory {tmp_path / 'nope'} does not exist; create the parent" in err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_stock_out_dir_name_too_long_or_parent_not_writable(tmp_path, capsys, monkeypatch):
+    data = _air(tmp_path / "air.csv")
+    argv = ["forecast", "stock", "--data", data, "--date", "Month", "--target", "Passengers"] + FAST
+    long_dir = str(tmp_path / ("d" * 300))
+    code, _, err = _run(capsys, argv + ["--out-dir", long_dir])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "rnnkit: error: --out-dir " in err and "300 bytes long" in err and "choose a shorter name" in err, err
+    assert long_dir not in err                      # cut, not the whole name
+
+    import rnnkit.io.atomic as atomic
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)       # as in /sys: the parent takes no new entry
+    code, _, err = _run(capsys, argv + ["--out-dir", str(tmp_path / "x")])
+    assert code == 2 and err.count("\n") == 1, err
+    assert (f"--out-dir {tmp_path / 'x'}: cannot write in {tmp_path} (Operation not permitted); "
+            "choose a writable directory") in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_stock_mkdir_failure_is_one_line_naming_out_dir(tmp_path, capsys, monkeypatch):
+    data = _air(tmp_path / "air.csv")
+    import rnnkit.forecast.stock as stock_mod
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(stock_mod.os, "mkdir", refuse)
+    code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--date", "Month", "--target", "Passengers",
+                                 "--out-dir", str(tmp_path / "sd")] + FAST)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--out-dir {tmp_path / 'sd'}: cannot create the directory (Operation not permitted)" in err, err
