@@ -4,10 +4,15 @@ NumPy's OpenBLAS starts one thread per core and spins them between products.
 When other jobs share the cores, that collapses: this project measured a
 training step 4-40x slower with OpenBLAS's default threading than with one
 thread on a loaded 2-core machine. So the default, ``"auto"``, takes the cores
-this process may run on, subtracts the load already on them (the one-minute
-load average, rounded) and uses what is left, at least one:
+this process may run on, subtracts the cores other work keeps busy now and uses
+what is left, at least one:
 
-    threads = max(1, min(cores, cores - round(loadavg_1min)))
+    threads = max(1, min(cores, cores - round(busy)))
+
+``busy`` is measured over a tenth of a second from ``/proc/stat`` (the busy share
+of each of this process's cores, summed). Where that cannot be read, it is the
+one-minute load average, which lags: right after ``pip install`` it still counts
+the installer, and a run then got one thread on an idle 2-core machine.
 
 An integer fixes the count. The setting covers NumPy's BLAS (through the
 OpenBLAS that NumPy loaded, or threadpoolctl when installed), which the
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Dict, Optional, Union
 
 from .errors import HyperparameterError
 
-__all__ = ["set_threads", "auto_threads", "available_cores", "parse_threads"]
+__all__ = ["set_threads", "auto_threads", "available_cores", "busy_cores", "parse_threads"]
 
 
 def available_cores() -> int:
@@ -33,14 +39,49 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _cpu_times(cpus, stat_file: str):
+    """{cpu: (busy, total)} jiffies of the given CPUs from /proc/stat."""
+    times = {}
+    with open(stat_file) as f:
+        for line in f:
+            name, *fields = line.split()
+            if not name.startswith("cpu") or name == "cpu":
+                continue
+            cpu = int(name[3:])
+            if cpu in cpus:
+                values = [int(v) for v in fields[:8]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)     # idle + iowait
+                times[cpu] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_cores(window: float = 0.1, stat_file: str = "/proc/stat") -> Optional[float]:
+    """How many of this process's cores other work keeps busy now (0 .. cores), or None where unknown."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+        before = _cpu_times(cpus, stat_file)
+        time.sleep(window)
+        after = _cpu_times(cpus, stat_file)
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+    busy = 0.0
+    for cpu, (b1, t1) in after.items():
+        b0, t0 = before.get(cpu, (b1, t1))
+        if t1 > t0:
+            busy += (b1 - b0) / (t1 - t0)
+    return busy if after else None
+
+
 def auto_threads() -> int:
     """The ``"auto"`` policy of the module docstring."""
     cores = available_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return cores
-    return max(1, min(cores, cores - int(round(load))))
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return cores
+    return max(1, min(cores, cores - int(round(busy))))
 
 
 def parse_threads(value: Union[str, int, None], name: str = "threads (--threads)") -> Optional[int]:

@@ -41,12 +41,14 @@ def test_parse_threads_refuses(value):
                                          (-1.0, 8)])
 def test_auto_threads_subtracts_the_load(monkeypatch, load, expect):
     monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    monkeypatch.setattr(threads, "busy_cores", lambda: None)        # no /proc/stat: the load average
     monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
     assert threads.auto_threads() == expect
 
 
 def test_auto_threads_without_a_load_average(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 6)
+    monkeypatch.setattr(threads, "busy_cores", lambda: None)
 
     def unavailable():
         raise OSError("no load average here")
@@ -85,6 +87,7 @@ def test_set_threads_one_sets_blas_to_one(restore_threads):
 
 def test_set_threads_auto_and_the_package_shortcut(restore_threads, monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 0.0, 0.0))
     assert threads.set_threads("auto")["threads"] == 1
     assert all(n == 1 for n in _blas_counts())
@@ -108,3 +111,27 @@ def test_more_threads_than_cores_is_refused(monkeypatch):
     with pytest.raises(HyperparameterError, match=r"threads \(--threads\) is 3, but this process may use 2 core"):
         threads.set_threads(3)
     assert threads.set_threads(2)["threads"] == 2
+
+
+def test_busy_cores_reads_the_share_of_each_core_from_proc_stat(tmp_path, monkeypatch):
+    """The load average lags (pip's install counted against the run after it): busy cores are measured now."""
+    stat = tmp_path / "stat"
+    samples = iter([
+        "cpu  0 0 0 0 0 0 0 0\ncpu0 100 0 0 900 0 0 0 0\ncpu1 0 0 0 1000 0 0 0 0\ncpu2 0 0 0 0 0 0 0 0\n",
+        "cpu  0 0 0 0 0 0 0 0\ncpu0 190 0 0 910 0 0 0 0\ncpu1 5 0 0 1095 0 0 0 0\ncpu2 99 0 0 1 0 0 0 0\n",
+    ])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})          # cpu2 is not ours
+    real_open = open
+
+    def fake_open(path, *a, **k):
+        if str(path) == str(stat):
+            stat.write_text(next(samples))
+        return real_open(path, *a, **k)
+    monkeypatch.setattr("builtins.open", fake_open)
+    busy = threads.busy_cores(window=0.0, stat_file=str(stat))
+    assert busy == pytest.approx(0.9 + 0.05)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.95)
+    assert threads.auto_threads() == 1
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.2)
+    assert threads.auto_threads() == 2
