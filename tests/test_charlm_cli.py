@@ -259,3 +259,12 @@ def test_a_one_character_textfile_is_named(tmp_path, model_file, capsys):
     one.write_text("t")
     _refused(capsys, f"TEXTFILE {one} has 1 character(s); scoring needs at least 2", "charlm", "eval", model_file,
              one)
+
+
+@pytest.mark.parametrize("flags,named", [(["--top-k", "2"], "--top-k applies"),
+                                         (["--temperature", "0.5", "--random-state", "1"],
+                                          "--temperature, --random-state apply")])
+def test_beam_refuses_sampling_flags_it_would_ignore(model_file, capsys, flags, named):
+    """`sample --beam 3 --top-k 2` dropped --top-k without a word."""
+    _refused(capsys, f"beam (--beam) searches for the most likely text; {named} to sampling and would be ignored",
+             "charlm", "sample", model_file, "--beam", "3", *flags)

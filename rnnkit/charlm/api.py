@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Union
 
-from ..errors import RnnkitError
+from ..errors import HyperparameterError, RnnkitError
 from ..estimator import beside, prepare_run
 from ..io.inputs import check_input
 from ..train.history import History
@@ -172,8 +172,18 @@ def sample(model: ModelLike, *, prime: str = "", length: int = 500, temperature:
 
     See :meth:`CharModel.sample`: ``beam`` None samples (``temperature`` 0 is
     greedy, ``top_k`` 0 and ``top_p`` 1 are off); ``beam`` N >= 1 is beam
-    search with N beams, as in ``rnnkit translate`` (1 = greedy).
+    search with N beams, as in ``rnnkit translate`` (1 = greedy). A beam search
+    draws nothing, so sampling settings other than their defaults are refused with it.
     """
+    if beam is not None:
+        given = [flag for flag, value, default in (("--temperature", temperature, 0.8), ("--top-k", top_k, 0),
+                                                  ("--top-p", top_p, 1.0), ("--random-state", random_state, None))
+                 if value != default]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise HyperparameterError(f"beam (--beam) searches for the most likely text; {', '.join(given)} {verb} "
+                                      "to sampling and would be ignored: leave out --beam to sample, or leave out "
+                                      f"{', '.join(given)}")
     return _estimator(model).sample(prime, length, temperature, top_k, top_p, random_state, beam)
 
 

@@ -38,7 +38,9 @@ def _train(args, names: List[str]) -> int:
 def _sample(args) -> int:
     out = sys.stdout
     if args.beam is not None:
-        text = api.sample(args.model, prime=args.prime, length=args.length, beam=args.beam)
+        text = api.sample(args.model, prime=args.prime, length=args.length, beam=args.beam,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          random_state=args.random_state)
         out.write(args.prime + text + "\n")
         return 0
     chars = api.sample_stream(args.model, prime=args.prime, length=args.length, temperature=args.temperature,
