@@ -143,3 +143,51 @@ def test_batches_are_padded_time_major_and_bucketed():
         assert np.ptp(bb.src_len) <= 1
     again = bucket_batches(src, tgt, 2, np.random.default_rng(0), pool=4)
     assert [bb.index.tolist() for bb in batches] == [bb.index.tolist() for bb in again]
+
+
+# -- held out means unseen: the split by sentence groups (issue 15) -------------------------------
+def _paraphrase_pairs(rng, n_targets=60):
+    """Tatoeba's shape: several source phrasings per target sentence, and some sources shared across targets."""
+    pairs = []
+    for t in range(n_targets):
+        for k in range(int(rng.integers(1, 5))):
+            pairs.append((f"Je suis fatigue numero {t} variante {k} .", f"I am tired number {t} ."))
+    pairs += [("Bonjour !", "Hello!"), ("Bonjour !", "Good morning!"), ("Salut !", "Hello!")]   # a chain
+    pairs += [(s.upper(), t) for s, t in pairs[:10]]          # the same sentence, differently cased
+    return pairs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_grouped_split_puts_no_held_out_sentence_on_the_training_side(seed):
+    from rnnkit.translate.data import sentence_groups
+    rng = np.random.default_rng(seed)
+    pairs = _paraphrase_pairs(rng)
+    opts = TextOptions()
+    norm = lambda s: " ".join(tokenize(s, opts))
+    tr, va, te = split_indices(len(pairs), valid=0.15, test=0.2, seed=seed, groups=sentence_groups(pairs, opts))
+    assert sorted(np.concatenate([tr, va, te])) == list(range(len(pairs)))      # a partition
+    assert len(te) >= 0.2 * len(pairs) - 5 and len(va) > 0 and len(tr) > 0
+    train_sentences = {norm(s) for i in tr for s in pairs[i]}
+    for side in (va, te):
+        held = {norm(s) for i in side for s in pairs[i]}
+        assert not held & train_sentences, held & train_sentences
+    assert not {norm(s) for i in va for s in pairs[i]} & {norm(s) for i in te for s in pairs[i]}
+    # the pair-by-pair split, as before, leaks on this data
+    tr0, _, te0 = split_indices(len(pairs), valid=0.15, test=0.2, seed=seed)
+    assert {norm(t) for i in te0 for t in pairs[i][1:]} & {norm(t) for i in tr0 for t in pairs[i][1:]}
+
+
+def test_sentence_groups_follow_chains_of_shared_sentences():
+    from rnnkit.translate.data import sentence_groups
+    pairs = [("a", "x"), ("b", "x"), ("b", "y"), ("c", "z"), ("C", "v"), ("d", "w")]
+    g = sentence_groups(pairs, TextOptions(lowercase=True))
+    assert g[0] == g[1] == g[2] != g[3]            # a-x, b-x, b-y: one group through x and b
+    assert g[3] == g[4]                             # c-z and C-v share c once lowercased
+    assert len(set(g.tolist())) == 3
+
+
+def test_one_pair_per_group_splits_exactly_as_the_pair_by_pair_split():
+    """The built-in numbers task (every sentence unique) keeps its split, so its README figures stand."""
+    plain = split_indices(500, valid=0.1, test=0.1, seed=7)
+    grouped = split_indices(500, valid=0.1, test=0.1, seed=7, groups=np.arange(500))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, grouped))

@@ -15,12 +15,15 @@ import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from ..checks import check_count, check_probability
 from ..errors import DataError, HyperparameterError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs
 from ..io.inputs import check_input, max_input_bytes
-from .data import TextOptions, filter_pairs, read_pairs, split_indices, tokenize
+from ..train.progress import say
+from .data import TextOptions, filter_pairs, read_pairs, sentence_groups, split_indices, tokenize
 from .default_task import DEFAULT_RANGE, number_pairs
 from .decode import check_decoding
 from .translator import Translation, Translator
@@ -107,16 +110,25 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
     tr._check_params()
     data, info = prepare_pairs(pairs, src_col=src_col, tgt_col=tgt_col, max_words=max_words,
                                prefix_filter=prefix_filter, numbers=numbers, text_options=tr._text_options())
+    # held out means unseen: pairs sharing a source or target sentence stay on one side of the split
+    groups = sentence_groups(data, tr._text_options())
     i_train, i_valid, i_test = split_indices(len(data), valid=validation_fraction, test=test_fraction,
-                                             seed=split_seed)
+                                             seed=split_seed, groups=groups)
     if len(i_train) == 0:
         raise DataError(f"only {len(data)} pairs: nothing left to train on after the validation and test split "
                         "(--validation-fraction, --test-fraction)")
     pick = lambda idx: [data[i] for i in idx]
+    n_groups = lambda idx: len(np.unique(groups[idx]))
+    if tr.progress:
+        say(f"translate: {len(data)} pairs in {len(np.unique(groups))} sentence groups (pairs sharing a source or "
+            f"target sentence); train {len(i_train)} pairs in {n_groups(i_train)} groups, validation "
+            f"{len(i_valid)} in {n_groups(i_valid)}, test {len(i_test)} in {n_groups(i_test)}")
     t0 = time.perf_counter()
     tr.fit(pick(i_train), pick(i_valid) or None, checkpoint_path=ckpt, resume=resume, callbacks=callbacks)
     seconds = time.perf_counter() - t0
-    summary = {"data": dict(info, train=len(i_train), valid=len(i_valid), test=len(i_test)),
+    summary = {"data": dict(info, train=len(i_train), valid=len(i_valid), test=len(i_test),
+                            groups={"train": n_groups(i_train), "valid": n_groups(i_valid),
+                                    "test": n_groups(i_test)}),
                "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
                "train_seconds": round(seconds, 1), "steps": tr.history_.steps,
                "stop_reason": tr.history_.stop_reason, "best_val_loss": tr.history_.best_val_loss,

@@ -127,8 +127,10 @@ def _run_train(args) -> int:
     params = estimator_kwargs(args, Translator._param_names())
     summary = train(args.pairs, **{k: getattr(args, k) for k in _TRAIN_ONLY if k != "pairs"}, **params)
     d = summary["data"]
-    print(f"data: {d['source']}: {d['read']} pairs read, {d['kept']} kept; "
-          f"train {d['train']}, valid {d['valid']}, test {d['test']}")
+    g = d["groups"]
+    print(f"data: {d['source']}: {d['read']} pairs read, {d['kept']} kept; split by sentence groups (no sentence on "
+          f"two sides): train {d['train']} pairs in {g['train']} groups, valid {d['valid']} in {g['valid']}, "
+          f"test {d['test']} in {g['test']}")
     print(f"vocabulary: source {summary['vocab']['source']}, target {summary['vocab']['target']} tokens")
     best = summary["best_val_loss"]
     print(f"trained {summary['steps']} steps in {summary['train_seconds']} s (stopped: {summary['stop_reason']})"

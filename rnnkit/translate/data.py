@@ -32,7 +32,7 @@ from ..io.inputs import read_text
 from ..vocab import Vocab as _Vocab
 
 __all__ = ["TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
-           "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "Batch", "make_batch",
+           "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "sentence_groups", "Batch", "make_batch",
            "bucket_batches"]
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
@@ -199,16 +199,70 @@ class Vocab(_Vocab):
         return out
 
 
-def split_indices(n: int, *, valid: float = 0.1, test: float = 0.1, seed: int = 0):
-    """A seeded random partition of range(n) into (train, valid, test) index arrays."""
+def split_indices(n: int, *, valid: float = 0.1, test: float = 0.1, seed: int = 0, groups=None):
+    """A seeded partition of range(n) into (train, valid, test) index arrays.
+
+    Without ``groups`` the pairs are shuffled one by one. With ``groups`` (a group
+    id per pair, from :func:`sentence_groups`) whole groups are shuffled and
+    dealt to the test side until it holds ``test * n`` pairs, then to the
+    validation side, the rest to training: no group is split, so a held-out
+    sentence never occurs on the training side.
+    """
     check_probability(flag_of("validation_fraction"), valid)
     check_probability(flag_of("test_fraction"), test)
     if valid + test >= 1.0:
         raise HyperparameterError(f"{flag_of('validation_fraction')} + {flag_of('test_fraction')} must be < 1, "
                                   f"got {valid} + {test}: nothing would be left to train on")
-    perm = np.random.default_rng(seed).permutation(n)
+    rng = np.random.default_rng(seed)
     n_test, n_valid = int(round(test * n)), int(round(valid * n))
-    return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
+    if groups is None:
+        perm = rng.permutation(n)
+        return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups: expected one group id per pair ({n}), got shape {groups.shape}")
+    ids, members = np.unique(groups, return_inverse=True)
+    order = rng.permutation(len(ids))                              # groups in a random order
+    sizes = np.bincount(members, minlength=len(ids))[order]        # pairs per group, in that order
+    ends = np.cumsum(sizes)
+    test_groups = order[:int(np.searchsorted(ends, n_test, side="left")) + 1] if n_test else order[:0]
+    rest = order[len(test_groups):]
+    ends = np.cumsum(np.bincount(members, minlength=len(ids))[rest])
+    valid_groups = rest[:int(np.searchsorted(ends, n_valid, side="left")) + 1] if n_valid else rest[:0]
+    side = np.zeros(len(ids), np.int8)                             # 0 train, 1 valid, 2 test
+    side[valid_groups], side[test_groups] = 1, 2
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.arange(len(ids))
+    dealt = np.argsort(rank[members], kind="stable")               # pairs in the groups' random order
+    where = side[members][dealt]
+    # with one pair per group this is exactly the pair-by-pair split above, for the same seed
+    return dealt[where == 0], dealt[where == 1], dealt[where == 2]
+
+
+def sentence_groups(pairs: Sequence[Tuple[str, str]], opts: TextOptions = TextOptions()) -> np.ndarray:
+    """A group id per pair: pairs that share a normalised source or target sentence, directly or through a
+    chain of pairs (several French phrasings of one English sentence), get the same id.
+
+    The connected components of the graph whose nodes are sentences and whose edges are pairs (union-find).
+    """
+    parent: Dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]                          # path halving
+            x = parent[x]
+        return x
+
+    keys = []
+    for src, tgt in pairs:
+        a = "S\t" + " ".join(tokenize(src, opts))
+        b = "T\t" + " ".join(tokenize(tgt, opts))
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+        keys.append(a)
+    roots = {}
+    return np.array([roots.setdefault(find(k), len(roots)) for k in keys], dtype=np.int64)
 
 
 class Batch(NamedTuple):
