@@ -30,6 +30,16 @@ __all__ = ["check_real", "check_optional_real", "check_count", "check_optional_c
            "check_probability"]
 
 
+def flag(name: str) -> str:
+    """The command-line flag of keyword ``name``: ``hidden_size`` -> ``--hidden-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def flag_of(name: str) -> str:
+    """``"hidden_size (--hidden-size)"``: a keyword and the flag that sets it, as the checks' messages name them."""
+    return f"{name} ({flag(name)})"
+
+
 def _is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .checks import check_seed
+from .checks import check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported)
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .train.history import thin_history
@@ -63,11 +63,6 @@ KINDS = {
 CHECKPOINT_KIND = "checkpoint"
 HISTORY_POINTS = 500      # entries kept per curve in a model file's header
 _STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam)
-
-
-def flag_of(name: str) -> str:
-    """``"hidden_size (--hidden-size)"``: a keyword and the CLI flag that sets it, for messages."""
-    return f"{name} (--{name.replace('_', '-')})"
 
 
 def _resolve_kind(kind: str, path: str):
@@ -305,8 +300,8 @@ class Estimator:
         old_params, new_params = old.get("params", {}), config["params"]
         diff = [k for k in self._resume_fixed if old_params.get(k) != new_params.get(k)]
         if diff:
-            was = ", ".join(f"--{k.replace('_', '-')} {old_params.get(k)}" for k in diff)
-            now = ", ".join(f"--{k.replace('_', '-')} {new_params.get(k)}" for k in diff)
+            was = ", ".join(f"{flag(k)} {old_params.get(k)}" for k in diff)
+            now = ", ".join(f"{flag(k)} {new_params.get(k)}" for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
         if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:

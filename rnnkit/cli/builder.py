@@ -25,6 +25,7 @@ import inspect
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from ..checks import flag
 from .formatting import DefaultsHelpFormatter
 
 __all__ = ["SHARED", "RENAMED", "RnnkitParser", "IntermixedParser", "command", "add_estimator_flags", "estimator_kwargs", "param_docs",
@@ -39,11 +40,6 @@ SHARED = {
     "random_state": "--random-state", "progress": "--progress", "out": "--out", "resume": "--resume",
     "threads": "--threads", "test_fraction": "--test-fraction", "checkpoint_every": "--checkpoint-every",
 }
-
-
-def flag(name: str) -> str:
-    """The flag of keyword ``name``."""
-    return "--" + name.replace("_", "-")
 
 
 # old or other toolkits' spellings -> the flag rnnkit uses (suggested when a user types the old one)
