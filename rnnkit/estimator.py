@@ -47,7 +47,7 @@ from .checks import check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .train.history import thin_history
-from .runs import _gib, available_memory, beside, checkpoint_beside, prepare_run  # noqa: F401 (re-exported)
+from .runs import format_bytes, available_memory, beside, checkpoint_beside, prepare_run  # noqa: F401 (re-exported)
 from .io.jsonable import plain
 from .io.modelfile import load_model_file, save_model_file
 from .nn.shapes import count
@@ -168,8 +168,8 @@ class Estimator:
         have = available_memory()
         if have is not None and need > have:
             raise HyperparameterError(
-                f"{what} need about {_gib(need)} of memory ({n:,} parameters, with their gradients and "
-                f"optimiser state{', plus activations' if extra_bytes else ''}), but {_gib(have)} is available; "
+                f"{what} need about {format_bytes(need)} of memory ({n:,} parameters, with their gradients and "
+                f"optimiser state{', plus activations' if extra_bytes else ''}), but {format_bytes(have)} is available; "
                 f"choose smaller sizes ({', '.join(self._size_flags)})")
 
     # -- files ---------------------------------------------------------------

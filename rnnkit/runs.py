@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 from .errors import ModelFileError, PathError
 from .io.atomic import check_outputs
 
-__all__ = ["available_memory", "beside", "checkpoint_beside", "prepare_run"]
+__all__ = ["available_memory", "beside", "checkpoint_beside", "format_bytes", "prepare_run"]
 
 
 def _cgroup_room(root: str = "/sys/fs/cgroup") -> Optional[int]:
@@ -55,7 +55,8 @@ def available_memory() -> Optional[int]:
     return min(known) if known else None
 
 
-def _gib(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """A memory size for messages: GiB from 1 GiB up, MiB below."""
     return f"{n / (1 << 30):,.1f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from ..checks import check_count, check_optional_count, check_real
 from ..errors import HyperparameterError
 from ..estimator import available_memory, flag_of
+from ..runs import format_bytes
 from ..nn import log_softmax
 from .model import CharLM
 
@@ -67,18 +68,14 @@ def check_beam(beam: int, length: int) -> int:
     beam = _bounded("beam", beam, 1, MAX_BEAM)
     length = _bounded("length", length, 0, MAX_LENGTH)
     need, have = 8 * beam * length, available_memory()
-    what = f"{flag_of('beam')} {beam} over {flag_of('length')} {length:,} needs about {_gib(need)} for its " \
+    what = f"{flag_of('beam')} {beam} over {flag_of('length')} {length:,} needs about {format_bytes(need)} for its " \
            "back-pointers"
     if have is not None and need > have:
-        raise HyperparameterError(f"{what}, but {_gib(have)} is available; use a smaller --beam or --length")
+        raise HyperparameterError(f"{what}, but {format_bytes(have)} is available; use a smaller --beam or --length")
     if beam * length > MAX_BEAM_STEPS:
-        raise HyperparameterError(f"{what}, more than the {_gib(8 * MAX_BEAM_STEPS)} one search may use "
+        raise HyperparameterError(f"{what}, more than the {format_bytes(8 * MAX_BEAM_STEPS)} one search may use "
                                   f"(--beam x --length at most {MAX_BEAM_STEPS:,}); use a smaller --beam or --length")
     return beam
-
-
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):,.1f} GiB"
 
 
 def warm_up(model: CharLM, prime: str, n: int = 1):

@@ -15,7 +15,8 @@ import numpy as np
 from .. import estimator as _estimator
 from ..checks import check_count
 from ..errors import DataError, HyperparameterError
-from ..estimator import _gib, flag_of
+from ..estimator import flag_of
+from ..runs import format_bytes
 from ..nn.shapes import CELL_MODES, GATES
 from .inference import direct_forecast, recursive_forecast
 from .validation import as_matrix
@@ -80,8 +81,8 @@ def _check_sample_memory(est, H: int) -> None:
     need, have = sample_path_bytes(est, H), _estimator.available_memory()
     if have is not None and need > have:
         raise HyperparameterError(
-            f"--horizon {H} with --n-samples {est.n_samples} sample paths needs about {_gib(need)} of memory for "
-            f"the prediction intervals ({est.n_samples:,} x {H:,} x {est.n_targets_} values), but {_gib(have)} "
+            f"--horizon {H} with --n-samples {est.n_samples} sample paths needs about {format_bytes(need)} of memory for "
+            f"the prediction intervals ({est.n_samples:,} x {H:,} x {est.n_targets_} values), but {format_bytes(have)} "
             "is available; forecast fewer steps (--horizon) or use fewer sample paths (--n-samples)")
 
 

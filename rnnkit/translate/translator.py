@@ -18,7 +18,8 @@ import numpy as np
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
                       check_probability, check_real)
 from ..errors import DataError, HyperparameterError
-from ..estimator import Estimator, _gib, available_memory, fingerprint, flag_of
+from ..estimator import Estimator, available_memory, fingerprint, flag_of
+from ..runs import format_bytes
 from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .data import SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize
@@ -321,7 +322,7 @@ class Translator(Estimator):
         if have is not None and need > have:
             raise HyperparameterError(
                 f"decoding with {flag_of('beam')} {beam} and {flag_of('max_length')} {max_length} needs about "
-                f"{_gib(need)} of memory, but {_gib(have)} is available; choose a smaller --beam or --max-length")
+                f"{format_bytes(need)} of memory, but {format_bytes(have)} is available; choose a smaller --beam or --max-length")
 
     def _translation(self, h, src_tokens, unknown) -> Translation:
         tokens = self.tgt_vocab_.decode(h.tokens)
