@@ -173,11 +173,12 @@ class Estimator:
                 f"choose smaller sizes ({', '.join(self._size_flags)})")
 
     # -- files ---------------------------------------------------------------
-    def _file_config(self) -> Dict[str, Any]:
+    def _file_config(self, fitted: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """``{"params", "fitted"}`` as files store them; ``fitted`` defaults to the fitted estimator's own."""
         params = plain(self.get_params())
         if not (params.get("random_state") is None or isinstance(params.get("random_state"), int)):
             params["random_state"] = None    # a Generator is not JSON; the fit's own seed is in the checkpoint
-        return {"params": params, "fitted": self._fitted_config()}
+        return {"params": params, "fitted": dict(self._fitted_config() if fitted is None else fitted)}
 
     def save(self, path, meta: Optional[Mapping[str, Any]] = None) -> str:
         """Write a model file of this estimator's kind (atomically); ``meta`` adds JSON-able facts."""
@@ -265,8 +266,12 @@ class Estimator:
     # -- training --------------------------------------------------------------
     def _fit_loop(self, net, optimizer, step_fn: Callable, batches: Callable, *, seed: int,
                   checkpoint_path=None, resume: bool = False, data_fingerprint: str = "",
-                  checkpoint_every: Optional[int] = None, **fit_kwargs):
+                  checkpoint_every: Optional[int] = None, fitted: Optional[Mapping[str, Any]] = None,
+                  **fit_kwargs):
         """Run :func:`rnnkit.train.fit` with this estimator's config in the checkpoints.
+
+        ``fitted`` is the fitted config of the run being trained (its vocabulary, scalers), which the
+        checkpoints carry; the estimator's own fitted attributes change only after training succeeded.
 
         ``resume=True`` needs an existing checkpoint, made with the same
         ``_resume_fixed`` parameters, fitted state and data (``data_fingerprint``);
@@ -275,7 +280,7 @@ class Estimator:
         from .train import fit
         if checkpoint_path is not None:
             checkpoint_path = os.fspath(checkpoint_path)
-        config = dict(self._file_config(), kind=self.kind)
+        config = dict(self._file_config(fitted), kind=self.kind)
         meta = {"data_sha256": data_fingerprint}
         if resume:
             if checkpoint_path is None:

@@ -171,9 +171,6 @@ class CharModel(Estimator):
 
     # -- the Estimator hooks ---------------------------------------------------------
     def _fitted_config(self) -> Dict[str, Any]:
-        pending = self.__dict__.get("_pending")       # during fit: the run being trained, for its checkpoints
-        if pending is not None:
-            return dict(pending)
         return {"vocab": list(self.vocab_.chars), "dtype": self.model_.dtype.name}
 
     def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
@@ -254,17 +251,14 @@ class CharModel(Estimator):
             elif event == "end":                    # before fit() restores the best validated parameters
                 final["state"] = model.state_dict()
 
-        # the checkpoints' config needs the new vocabulary; the fitted attributes change only on success
-        self._pending = {"vocab": list(vocab.chars), "dtype": model.dtype.name}
-        try:
-            history = self._fit_loop(
-                model, optimizer, make_step_fn(model), batches, seed=seed, checkpoint_path=checkpoint_path,
-                resume=resume, data_fingerprint=fingerprint(text), checkpoint_every=self.checkpoint_every,
-                epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
-                schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
-                callbacks=[on_event], progress=self.progress, unit="char")
-        finally:
-            del self._pending
+        # the checkpoints carry the new vocabulary; the fitted attributes change only on success
+        history = self._fit_loop(
+            model, optimizer, make_step_fn(model), batches, seed=seed, checkpoint_path=checkpoint_path,
+            resume=resume, data_fingerprint=fingerprint(text), checkpoint_every=self.checkpoint_every,
+            fitted={"vocab": list(vocab.chars), "dtype": model.dtype.name},
+            epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
+            schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
+            callbacks=[on_event], progress=self.progress, unit="char")
         model.eval()
         valid = validate(model) if validate else None
         saved_step, last = (history.best_step if valid is not None else history.steps), None

@@ -299,18 +299,14 @@ class RNNForecaster(Estimator):
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
-        previous, self._fitted = getattr(self, "_fitted", None), fitted   # the checkpoints' config
-        try:
-            history = self._fit_loop(
-                net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
-                data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
-                max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
-                checkpoint_every=self.checkpoint_every,
-                early_stopping_patience=self.early_stopping_patience if validate else None,
-                progress=bool(self.progress), unit="win")
-        except BaseException:
-            self._fitted = previous                    # a failed fit leaves a fitted model as it was
-            raise
+        # the checkpoints carry the new fitted config; a failed fit leaves a fitted model as it was
+        history = self._fit_loop(
+            net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
+            data_fingerprint=fingerprint(Y, P, F), epochs=self.epochs, max_steps=self.max_steps,
+            max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
+            checkpoint_every=self.checkpoint_every, fitted=fitted,
+            early_stopping_patience=self.early_stopping_patience if validate else None,
+            progress=bool(self.progress), unit="win")
         net.eval()
         self._set_fitted(fitted, net)
         self.history_ = history
@@ -328,13 +324,6 @@ class RNNForecaster(Estimator):
     # -- the contract's file hooks ------------------------------------------
     def _fitted_config(self) -> Dict[str, Any]:
         return self._fitted
-
-    def _file_config(self) -> Dict[str, Any]:
-        config = super()._file_config()
-        rs = config["params"].get("random_state")
-        if not (rs is None or isinstance(rs, int)):
-            config["params"]["random_state"] = None   # a Generator is not JSON; the fitted seed keeps the run
-        return config
 
     def _network_state(self) -> Dict[str, np.ndarray]:
         return self.net_.state_dict()
