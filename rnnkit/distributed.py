@@ -45,7 +45,7 @@ import numpy as np
 from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
-           "is_collective", "StepFlags", "MPI_HINT"]
+           "is_collective", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "auto_threads_per_process"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -342,6 +342,21 @@ def cli_setup(enabled: bool) -> World:
     if not w.is_root:
         sys.stdout = open(os.devnull, "w")
     return w
+
+
+def auto_threads_per_process(w: World) -> int:
+    """``--threads auto`` in a data-parallel run: the free cores of this host shared by its ranks.
+
+    Every rank measures the cores at the same moment and would otherwise take all of them.
+    """
+    from .threads import auto_threads
+    local = 1
+    if w.size > 1:
+        from mpi4py import MPI
+        node = w.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        local = node.Get_size()
+        node.Free()
+    return max(1, auto_threads() // local)
 
 
 def cli_report(exc: BaseException, code: int) -> Optional[str]:

@@ -146,7 +146,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return _interrupted()
     try:
         if hasattr(args, "distributed"):   # train commands: join the MPI job (or refuse a bare launch)
-            distributed.cli_setup(args.distributed)
+            w = distributed.cli_setup(args.distributed)
+            if w.size > 1 and str(getattr(args, "threads", "")).strip().lower() == "auto":
+                args.threads = distributed.auto_threads_per_process(w)
         if getattr(args, "threads", None) is not None:
             from ..threads import set_threads
             set_threads(args.threads)
