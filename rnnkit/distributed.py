@@ -17,6 +17,16 @@ update. The same buffer carries three flags (a rank failed, a rank was asked to
 stop, a rank's time budget ran out), so every rank takes the same decision at
 the same step and no rank waits forever for another.
 
+In :func:`rnnkit.train.fit`: rank 0's parameters and optimiser state are
+broadcast at the start (and after a resume); a rank whose share of a batch is
+empty (``batches`` gave None) adds nothing; the step's randomness comes from
+``[seed, 0, rank]`` (``[seed, 0]`` on one process) while every rank builds the
+same batches in the same order from ``[seed, 1, epoch]``; an exception in one
+rank's ``step_fn`` is raised on every rank after that step's reduce, naming the
+rank; rank 0 alone validates (the metrics are broadcast, so early stopping
+decides alike), shows progress and writes checkpoints, which hold every rank's
+random state and ``carry`` and resume only on as many processes as wrote them.
+
 Everything goes through MPI (mpi4py on an installed MPI library, the ``mpi``
 extra); metadata travels as JSON and arrays as raw buffers, never pickled.
 
@@ -120,6 +130,8 @@ class World:
         """
         if self.size == 1:
             return loss, n_units, flags
+        if not all(g.flags.c_contiguous for g in grads):   # the results are written back through views
+            raise TypeError("reduce_step: every gradient must be a C-contiguous array")
         total = sum(g.size for g in grads)
         dtype = np.result_type(*grads) if grads else np.float64
         if self._buffer is None or self._buffer.size != total + 5 or self._buffer.dtype != dtype:
@@ -214,6 +226,15 @@ class World:
                 at += nbytes
             result.append(d)
         return result
+
+    def gather_rank_states(self, rng: np.random.Generator, carry: Dict[str, np.ndarray]):
+        """For a checkpoint: every rank's ``(rng state, carry)`` in rank order on rank 0 (None elsewhere and
+        on one process, where the loop's own state is all there is)."""
+        if self.size == 1:
+            return None
+        states = self.gather_json(rng.bit_generator.state)
+        carries = self.gather_arrays(carry)
+        return None if states is None else list(zip(states, carries))
 
     def allgather_text(self, text: str) -> List[str]:
         """Every rank's ``text``, on every rank (used only when a step failed somewhere)."""

@@ -37,20 +37,13 @@ The loop's state and a checkpoint are converted into each other in
 A non-finite loss or gradient raises :class:`TrainingError` before the update,
 so the model keeps the last good parameters and no checkpoint is written.
 
-Several processes (:mod:`rnnkit.distributed`, after ``distributed.init()``
-under ``mpiexec``). Every rank runs this loop on its own share of each batch
-(the application's ``batches`` shards; a rank whose share is empty gets None and
-adds nothing). Rank 0's parameters and optimiser state are broadcast at the
-start (and after a resume); after ``step_fn`` one all-reduce averages the
-gradients and the loss, weighted by ``n_units``, so clipping, the non-finite
-checks and the update see the whole batch's gradient on every rank. The step's
-randomness comes from ``[seed, 0, rank]`` (``[seed, 0]`` on one process); the
-epochs' batch order is the same on every rank. The stop signals and the time
-budget are agreed at each reduce, so every rank stops after the same step. An
-exception in one rank's ``step_fn`` is raised on every rank after that reduce,
-naming the rank. Rank 0 alone validates (the metrics are broadcast), shows
-progress and writes checkpoints, which hold every rank's random state and
-``carry``; a checkpoint resumes only on as many processes as wrote it.
+Several processes (:mod:`rnnkit.distributed`, what it does here is described
+there): the application's ``batches`` gives each rank its share of every batch
+(None: nothing), one all-reduce after ``step_fn`` gives every rank the whole
+batch's gradient and loss before clipping and the update, the stop decisions
+are agreed at that reduce, rank 0 alone validates (metrics broadcast), shows
+progress and writes checkpoints (with every rank's random state and carry), and
+callbacks, which run on every rank, must decide alike.
 """
 
 from __future__ import annotations
@@ -428,19 +421,14 @@ class _Loop:
 
     def _save_checkpoint(self) -> None:
         for name, p in self.params:  # never replace a good checkpoint with a broken model
-            if not np.isfinite(p.data).all():
-                raise TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
+            if not np.isfinite(p.data).all():   # (the same parameters, so the same error, on every rank)
+                raise _distributed.mark_collective(TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
                                     f"{self.checkpoint_path} was not overwritten (it is from step "
-                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm")
+                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm"))
         self._sync_history()
-        w = self.world
-        ranks = None
-        if w.size > 1:  # every rank's own random state and carry go into rank 0's file
-            states = w.gather_json(self.ctx.rng.bit_generator.state)
-            carries = w.gather_arrays(self.ctx.carry)
-            ranks = None if states is None else list(zip(states, carries))
+        ranks = self.world.gather_rank_states(self.ctx.rng, self.ctx.carry)     # None on one process
         ck = _resume.capture(self, _clock(), ranks=ranks)
-        w.on_root(lambda: save_checkpoint(self.checkpoint_path, ck), "saving the checkpoint")
+        self.world.on_root(lambda: save_checkpoint(self.checkpoint_path, ck), "saving the checkpoint")
         self.last_checkpoint_step = self.ctx.step
         self._callback("checkpoint", path=str(self.checkpoint_path))
 
