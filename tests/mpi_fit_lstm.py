@@ -48,7 +48,8 @@ def data():
 
 
 def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False):
-    """Train and return the model; ``fail = (rank, step, what)`` makes that rank's step_fn fail."""
+    """Train and return the model; ``fail = (rank, step, what)`` makes that rank's step fail: ``what`` is
+    "raise" (step_fn raises), "nan" (its loss is NaN) or "validate" (validation, which rank 0 runs, raises)."""
     w = distributed.world()
     x, y = data()
     net = Net(np.random.default_rng(7))
@@ -65,8 +66,15 @@ def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False):
             return float("nan"), len(idx)
         return net.loss(x[:, idx], y[idx]), len(idx)
 
+    validate = None
+    if fail is not None and fail[2] == "validate":
+        def validate(model):
+            if w.rank == fail[0]:
+                raise DataError(f"validation set is unreadable (found on rank {w.rank})")
+            return {"loss": 0.0}
     fit(net, opt, step_fn, batches, seed=5, max_steps=steps, clip_norm=0.05, progress=False,
-        checkpoint_path=checkpoint, resume=resume, checkpoint_every=1 if checkpoint else None)
+        checkpoint_path=checkpoint, resume=resume, checkpoint_every=1 if checkpoint else None,
+        validate=validate, validate_every=fail[1] if validate else None)
     return net
 
 

@@ -233,6 +233,21 @@ def test_a_failing_rank_stops_every_rank_with_its_message(kind, message, tmp_pat
 
 
 @needs_mpi
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_failure_in_fit_on_one_rank_or_in_rank_0s_validation_stops_every_rank(k, tmp_path):
+    script = os.path.join(HERE, "mpi_fit_lstm.py")
+    t0 = time.monotonic()
+    run = _mpiexec(k, script, str(tmp_path), "5", "6", str(k - 1), "2", "raise", timeout=120)
+    assert run.returncode != 0 and time.monotonic() - t0 < 120
+    assert "sample" in run.stderr and f"is corrupt (found on rank {k - 1})" in run.stderr, run.stderr
+    assert not (tmp_path / "rank0.npz").exists()        # no rank went on past the failing step
+    run = _mpiexec(k, script, str(tmp_path), "5", "6", "0", "2", "validate", timeout=120)
+    assert run.returncode != 0
+    assert "validation set is unreadable (found on rank 0)" in run.stderr, run.stderr
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".npz")]
+
+
+@needs_mpi
 def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tmp_path):
     text = _corpus(tmp_path / "text.txt")
     args = _charlm_args(text, tmp_path / "m.npz", 10 ** 6)
