@@ -100,7 +100,8 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
     H_run = est.horizon if direct else H
     window, fut, last = _inputs_for(est, H_run, y, past, future)
     if quantiles and est.head == "point":
-        raise HyperparameterError("this model has --head point and gives no intervals or quantiles; train it "
+        raise HyperparameterError("this model has --head point and gives no intervals or quantiles of its own; "
+                                  "use the conformal ones (--interval-method conformal, the default) or train "
                                   "with --head gaussian or --head quantile")
     if quantiles and est.head == "quantile":
         lo, hi = min(est.quantiles), max(est.quantiles)
@@ -108,7 +109,8 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
             raise HyperparameterError(
                 f"quantile levels {list(quantiles)} (from --coverage): the model was trained with --quantiles "
                 f"{','.join(f'{q:g}' for q in est.quantiles)} and gives levels in [{lo:g}, {hi:g}] only, so "
-                f"coverage up to {hi - lo:g}; lower --coverage or train with wider --quantiles")
+                f"coverage up to {hi - lo:g}; lower --coverage, train with wider --quantiles or use the conformal "
+                "intervals (--interval-method conformal)")
     if quantiles and not direct and est.head == "gaussian":
         _check_sample_memory(est, H)
     with np.errstate(over="ignore", invalid="ignore"), est.net_.eval_mode():
