@@ -41,7 +41,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["calibration_scores", "calibrate", "conformal_interval", "conformal_quantiles", "head_spread", "shortfall",
+__all__ = ["calibration_scores", "checkpoint_calibration", "calibrate", "conformal_interval", "conformal_quantiles", "head_spread", "shortfall",
            "SPREAD_LEVELS", "MAX_ORIGINS"]
 
 SPREAD_LEVELS = (0.1, 0.9)      # the head's central 80% interval sets the spread of a Gaussian head
@@ -150,3 +150,21 @@ def conformal_quantiles(centre: np.ndarray, spread: np.ndarray, scores: Sequence
 def shortfall(scores: Sequence[np.ndarray], coverage: float) -> List[int]:
     """Steps h (1-based) with too few scores for a finite conformal interval at ``coverage``."""
     return [h + 1 for h, z in enumerate(scores) if np.ceil((len(z) + 1) * coverage) > len(z)]
+
+
+def checkpoint_calibration(path, calibration) -> None:
+    """Store (or, with None, drop) the scores in the fitted config of the training checkpoint at ``path``.
+
+    The scores exist only once training has ended; the final checkpoint gets them so that it forecasts
+    like the model file, and a resumed run drops them (its config must match the run's, which has none yet).
+    """
+    from ..train.checkpoint import load_checkpoint, save_checkpoint
+    ck = load_checkpoint(path)
+    fitted = dict(ck.config.get("fitted") or {})
+    if calibration is None and "calibration" not in fitted:
+        return
+    fitted.pop("calibration", None)
+    if calibration is not None:
+        fitted["calibration"] = calibration
+    ck.config = dict(ck.config, fitted=fitted)
+    save_checkpoint(path, ck)

@@ -38,17 +38,14 @@ from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
-from .conformal import (calibration_scores, conformal_interval, conformal_quantiles, head_spread, shortfall,
-                        spread_levels)
-from .predicting import forecast
+from .conformal import calibration_scores, checkpoint_calibration, shortfall
+from .predicting import INTERVAL_METHODS, forecast, forecast_interval, forecast_quantiles
 from .model import CELLS, ForecastNet
 from .scaling import SCALERS, TRANSFORMS, SeriesScaler
 from .validation import as_matrix
 from .windows import direct_windows, recursive_windows, stack_inputs
 
 __all__ = ["RNNForecaster", "MAX_SAMPLES", "INTERVAL_METHODS"]
-
-INTERVAL_METHODS = ("conformal", "head")
 
 MAX_SAMPLES = 100_000        # sample paths of a recursive interval
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
@@ -322,7 +319,7 @@ class RNNForecaster(Estimator):
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
         if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            _checkpoint_calibration(checkpoint_path, None)   # a finished run's scores; training changes them
+            checkpoint_calibration(checkpoint_path, None)   # a finished run's scores; training changes them
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
         # the checkpoints carry the new fitted config; a failed fit leaves a fitted model as it was
         history = self._fit_loop(
@@ -339,7 +336,7 @@ class RNNForecaster(Estimator):
             fitted = dict(fitted, calibration=calibration_scores(self, Y, P, F, Tw))
             self._set_fitted(fitted, net)
             if checkpoint_path is not None and os.path.exists(checkpoint_path):
-                _checkpoint_calibration(checkpoint_path, fitted["calibration"])   # it predicts like the model
+                checkpoint_calibration(checkpoint_path, fitted["calibration"])   # it predicts like the model
         return self
 
     def _fit_seed(self, checkpoint_path, resume: bool) -> int:
@@ -404,25 +401,6 @@ class RNNForecaster(Estimator):
         """
         return forecast(self, horizon, y, past_covariates, future_covariates)[0]
 
-    def _check_method(self, method: str) -> None:
-        check_choice("method (--interval-method)", method, INTERVAL_METHODS)
-        if method == "conformal" and self.calibration_ is None:
-            raise HyperparameterError(
-                "this model has no conformal calibration (it was trained with --calibration-fraction 0, or it is "
-                "a checkpoint saved before training ended): train with --calibration-fraction above 0, or ask "
-                "for the head's uncalibrated intervals with method=\"head\" (--interval-method head)")
-
-    def _centre_spread(self, horizon, y, past_covariates, future_covariates):
-        """(centre (H, k), spread (H, k)) of a forecast, the inputs of the conformal intervals."""
-        levels = spread_levels(self)
-        mean, q = forecast(self, horizon, y, past_covariates, future_covariates, levels)
-        H = len(mean)
-        mean = mean.reshape(H, -1)                                                # (H, k)
-        return mean, head_spread(mean, None if q is None else q.reshape(H, len(levels), -1))
-
-    def _shaped(self, a: np.ndarray) -> np.ndarray:
-        return a[..., 0] if self.y_is_1d_ else a
-
     def predict_quantiles(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95), horizon: Optional[int] = None,
                           y=None, past_covariates=None, future_covariates=None, *,
                           method: str = "conformal") -> np.ndarray:
@@ -436,12 +414,7 @@ class RNNForecaster(Estimator):
         q = [float(v) for v in np.atleast_1d(quantiles)]
         if not q or any(not (0.0 < v < 1.0) for v in q):
             raise ValueError(f"quantiles: expected levels strictly between 0 and 1, got {quantiles!r}")
-        self._check_fitted()
-        self._check_method(method)
-        if method == "head":
-            return forecast(self, horizon, y, past_covariates, future_covariates, q)[1]
-        centre, spread = self._centre_spread(horizon, y, past_covariates, future_covariates)
-        return self._shaped(conformal_quantiles(centre, spread, self.calibration_, q))
+        return forecast_quantiles(self, q, horizon, y, past_covariates, future_covariates, method)
 
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
                          past_covariates=None, future_covariates=None, *,
@@ -457,35 +430,10 @@ class RNNForecaster(Estimator):
         quantiles or sample paths, or the quantile head's levels), which carries no such promise.
         """
         coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
-        self._check_fitted()
-        self._check_method(method)
-        if method == "head":
-            q = forecast(self, horizon, y, past_covariates, future_covariates,
-                         [(1 - coverage) / 2, (1 + coverage) / 2])[1]
-            return q[:, 0], q[:, 1]
-        centre, spread = self._centre_spread(horizon, y, past_covariates, future_covariates)
-        lo, hi = conformal_interval(centre, spread, self.calibration_, coverage)
-        return self._shaped(lo), self._shaped(hi)
+        return forecast_interval(self, coverage, horizon, y, past_covariates, future_covariates, method)
 
     def calibration_shortfall(self, coverage: float = 0.9):
         """Horizon steps whose calibration has too few scores to promise ``coverage`` (see :mod:`.conformal`)."""
         self._check_fitted()
         return [] if self.calibration_ is None else shortfall(self.calibration_, coverage)
 
-
-def _checkpoint_calibration(path, calibration) -> None:
-    """Store (or, with None, drop) the conformal scores in the fitted config of the checkpoint at ``path``.
-
-    The scores exist only once training has ended; the final checkpoint gets them so that it forecasts
-    like the model file, and a resumed run drops them (its config must match the run's, which has none yet).
-    """
-    from ..train.checkpoint import load_checkpoint, save_checkpoint
-    ck = load_checkpoint(path)
-    fitted = dict(ck.config.get("fitted") or {})
-    if calibration is None and "calibration" not in fitted:
-        return
-    fitted.pop("calibration", None)
-    if calibration is not None:
-        fitted["calibration"] = calibration
-    ck.config = dict(ck.config, fitted=fitted)
-    save_checkpoint(path, ck)
