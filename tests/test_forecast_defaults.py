@@ -78,6 +78,8 @@ def test_settings_chosen_from_the_data():
     t = np.arange(144)
     grows = (100 + 2 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
     assert is_multiplicative(grows, 12) and not is_multiplicative(y, 12)
+    # with few seasons noise can fake a growing swing: about 3% of additive 120-value series (10 seasons)
+    assert sum(is_multiplicative(_trend_season(120, seed), 12) for seed in range(100)) <= 6
     assert not is_multiplicative(grows - 150, 12)                             # not all positive
     assert data_defaults(grows, 12, {"horizon": 3})["transform"] == "log_return"
 
@@ -101,3 +103,24 @@ def test_default_settings_beat_seasonal_naive_on_trend_plus_season(tmp_path):
     mase = {m: res.metrics[m]["mase"] for m in res.methods}
     assert mase["model"] < mase["seasonal_naive"], mase
     assert 0.8 <= res.metrics["model"]["coverage_90"] <= 1.0
+
+
+def test_cli_interval_method(tmp_path, capsys):
+    from rnnkit.cli.main import main
+    data, model = _csv(tmp_path, _trend_season(240)), os.path.join(tmp_path, "m.npz")
+    fast = ["--date", "Month", "--target", "Value", "--hidden-size", "4", "--epochs", "1", "--no-progress"]
+    assert main(["forecast", "train", data, "--out", model, "--calibration-fraction", "0"] + fast) == 0
+    capsys.readouterr()
+    assert main(["forecast", "predict", model, "--horizon", "2"]) == 2          # conformal, but none calibrated
+    err = capsys.readouterr().err
+    assert "--interval-method head" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["forecast", "predict", model, "--horizon", "2", "--interval-method", "head"]) == 0
+    assert "with 90% intervals" in capsys.readouterr().out
+    assert main(["forecast", "train", data, "--out", model, "--horizon", "3"] + fast) == 0
+    out = capsys.readouterr().out
+    assert "settings from the data: --lookback 24, --strategy direct, --transform diff" in out
+    assert main(["forecast", "predict", model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["date", "Value", "Value_lower", "Value_upper"]
+    mid, lo, hi = (float(v) for v in lines[2].split()[1:])
+    assert lo < mid < hi

@@ -69,7 +69,8 @@ class Fold:
     forecasts: Dict[str, np.ndarray]                    # method -> (H, k)
     lower: Optional[np.ndarray] = None                  # model interval at the coverage level, (H, k)
     upper: Optional[np.ndarray] = None
-    intervals: Dict[str, Dict[float, Tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)  # method -> level -> (lower, upper)
+    # method -> nominal level -> (lower, upper), each (H, k): the model's and the baselines'
+    intervals: Dict[str, Dict[float, Tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     scale: Optional[np.ndarray] = None                  # MASE scale of this fold's training window
     seconds: float = 0.0
 
@@ -94,8 +95,9 @@ class BacktestResult:
 
     def table(self, columns=("mase", "rmse", "mae", "mape", "smape", "directional_accuracy", "coverage")) -> str:
         """The metrics as an aligned text table, one row per method (interval scores appended)."""
-        extra = sorted({c for m in self.metrics.values() for c in m if c.startswith(("coverage_", "width_", "winkler_"))},
-                       key=lambda c: (c.split("_", 1)[1], ("coverage_", "width_", "winkler_").index(c.split("_")[0] + "_")))
+        kinds = ("coverage", "width", "winkler")
+        extra = sorted({c for m in self.metrics.values() for c in m if c.split("_")[0] in kinds and "_" in c},
+                       key=lambda c: (c.split("_", 1)[1], kinds.index(c.split("_")[0])))   # by level, then kind
         columns = tuple(c for c in columns if c != "coverage") + tuple(extra) + ("pinball",)
         cols = [c for c in columns if any(c in m for m in self.metrics.values())]
         head = ["method"] + cols
@@ -150,7 +152,8 @@ def backtest(forecaster, y, *, horizon: int, initial: int, stride: int = 1, wind
     levels = [] if coverage is None else sorted({float(c) for c in levels} | {float(coverage)})
     iv_methods = _interval_methods(forecaster, interval_method)
     use_intervals = forecaster is not None and coverage is not None and bool(iv_methods)
-    rows = {meth: ("model" if i == 0 else f"model_{meth}") for i, meth in enumerate(iv_methods)} if use_intervals else {}
+    rows = {meth: ("model" if i == 0 else f"model_{meth}") for i, meth in enumerate(iv_methods)} \
+        if use_intervals else {}
     methods = (["model"] if forecaster is not None else []) + [r for r in rows.values() if r != "model"] \
         + ["naive", "seasonal_naive", "drift"]
     every = 1 if refit is True else (0 if refit is False else int(refit))

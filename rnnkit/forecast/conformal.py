@@ -41,8 +41,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["calibration_scores", "checkpoint_calibration", "calibrate", "conformal_interval", "conformal_quantiles", "head_spread", "shortfall",
-           "SPREAD_LEVELS", "MAX_ORIGINS"]
+__all__ = ["calibration_scores", "checkpoint_calibration", "calibrate", "conformal_interval", "conformal_quantiles",
+           "head_spread", "shortfall", "spread_levels", "SPREAD_LEVELS", "MAX_ORIGINS"]
 
 SPREAD_LEVELS = (0.1, 0.9)      # the head's central 80% interval sets the spread of a Gaussian head
 MAX_ORIGINS = 2000              # calibration origins at most (the most recent ones)

@@ -55,7 +55,8 @@ def is_multiplicative(y, period: int, threshold: float = 0.5) -> bool:
 
     Per season :math:`s` (consecutive blocks of ``period`` values, at least 4): the level
     :math:`\bar y_s` and the swing :math:`r_s`, the range of the block's first differences; true if
-    the correlation of :math:`\bar y_s` and :math:`r_s` exceeds ``threshold`` for the first column.
+    their correlation exceeds ``threshold`` and the swing grows (from the first half of the seasons to
+    the second) at least 0.7 times as fast as the level, in logs, for the first column.
     """
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
     if np.any(y <= 0) or not np.all(np.isfinite(y)):
@@ -69,7 +70,12 @@ def is_multiplicative(y, period: int, threshold: float = 0.5) -> bool:
     swing = np.ptp(np.diff(seasons, axis=1), axis=1)
     if np.std(level) == 0 or np.std(swing) == 0:
         return False
-    return bool(np.corrcoef(level, swing)[0, 1] > threshold)
+    half = blocks // 2
+    level_growth = np.log(level[-half:].mean() / level[:half].mean())
+    swing_growth = np.log(swing[-half:].mean() / swing[:half].mean())
+    # the swing grows at least 0.7 times as fast as the level (proportionally: the same rate), and with it
+    return bool(np.corrcoef(level, swing)[0, 1] > threshold and abs(level_growth) > 0.05
+                and swing_growth / level_growth > 0.7)
 
 
 def data_defaults(y, period: int, params: Dict[str, Any], calibration_fraction: float = 0.2) -> Dict[str, Any]:

@@ -243,7 +243,8 @@ class RNNForecaster(Estimator):
         n_cal = max(1, int(round(self.calibration_fraction * T))) if self.calibration_fraction > 0 else 0
         if n_cal and (T - n_cal < need or n_cal < H):
             raise DataError(f"{flag_of('calibration_fraction')} {self.calibration_fraction} leaves {T - n_cal} "
-                            f"values to train on and {n_cal} to calibrate; need {need} and {H}: change it (0 turns the calibrated intervals off) "
+                            f"values to train on and {n_cal} to calibrate; need {need} and {H}: change it (0 turns "
+                            "the calibrated intervals off) "
                             "or give more data")
         Tw = T - n_cal                                           # the values the network may learn from
         n_val = int(round(self.validation_fraction * T))
