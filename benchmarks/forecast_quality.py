@@ -15,7 +15,13 @@ accuracy against the random walk (naive forecast).
     python benchmarks/forecast_quality.py            # everything (about 10 minutes on 2 cores)
     python benchmarks/forecast_quality.py --only airline,co2 --no-stocks
 
-Prints Markdown tables for the README.
+Every series runs twice: with the **default** settings (``rnnkit forecast backtest`` given only the
+horizon: lookback, transform, strategy and early stopping chosen from the data by
+``rnnkit.forecast.defaults.data_defaults``) and with the **tuned** settings below. Both report the
+calibrated (split-conformal, the default) and the head's own 90% intervals: coverage, mean width
+and interval (Winkler) score, beside the naive and seasonal-naive baselines' residual-based intervals.
+
+Prints Markdown tables for the README; ``--out results.json`` also keeps every metric.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import time
 import numpy as np
 
 from rnnkit.forecast import RNNForecaster, backtest
+from rnnkit.forecast.defaults import data_defaults
+from rnnkit.io.atomic import check_outputs, write_json
 
 
 def load_airline():
@@ -62,42 +70,60 @@ SEASONAL = {
 
 STOCK = dict(lookback=60, horizon=5, strategy="recursive", transform="log_return", hidden_size=32, epochs=20,
              validation_fraction=0.1, early_stopping_patience=3)
+METHODS = ("conformal", "head")
 
 
-def run_seasonal(names, seed):
-    print("| series | n | folds x horizon | model MASE | seasonal-naive MASE | naive MASE | drift MASE | "
-          "90% coverage | config | run time |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def _row(mt, name):
+    m = mt[name]
+    return f"{m['coverage_90']:.2f} / {m['width_90']:.4g} / {m['winkler_90']:.4g}"
+
+
+def run_seasonal(names, seed, record):
+    print("| series | settings | folds x h | model MASE | seasonal-naive MASE | naive MASE | "
+          "model 90% conformal: coverage / width / interval score | model 90% head (uncalibrated) | "
+          "seasonal naive 90% | naive 90% | run time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        loader, m, cfg, bt = SEASONAL[name]
+        loader, m, tuned, bt = SEASONAL[name]
         y = loader()
-        t0 = time.perf_counter()
-        res = backtest(RNNForecaster(**cfg, random_state=seed), y, seasonal_period=m, coverage=0.9, **bt)
-        sec = time.perf_counter() - t0
-        mt = res.metrics
-        config = (f"{cfg['strategy']} GRU-{cfg['hidden_size']}, L={cfg['lookback']}, {cfg['transform']}, "
-                  f"gaussian, {cfg['epochs']} epochs, m={m}")
-        print(f"| {name} | {len(y)} | {len(res.folds)} x {bt['horizon']} | **{mt['model']['mase']:.3f}** | "
-              f"{mt['seasonal_naive']['mase']:.3f} | {mt['naive']['mase']:.3f} | {mt['drift']['mase']:.3f} | "
-              f"{mt['model']['coverage']:.2f} | {config} | {sec:.0f} s |", flush=True)
+        defaults = data_defaults(y[:bt["initial"]], m, {"horizon": bt["horizon"]})
+        for label, cfg in (("default", defaults), ("tuned", tuned)):
+            t0 = time.perf_counter()
+            res = backtest(RNNForecaster(**cfg, random_state=seed), y, seasonal_period=m, coverage=0.9,
+                           interval_method=METHODS, **bt)
+            sec = time.perf_counter() - t0
+            mt = res.metrics
+            config = (f"{cfg.get('strategy', 'recursive')} GRU-{cfg.get('hidden_size', 32)}, L={cfg['lookback']}, {cfg['transform']}"
+                      + (f", early stopping on {cfg['validation_fraction']:.0%}" if cfg.get("validation_fraction")
+                         else f", {cfg['epochs']} epochs"))
+            print(f"| {name} | {label}: {config} | {len(res.folds)} x {bt['horizon']} | **{mt['model']['mase']:.3f}** | "
+                  f"{mt['seasonal_naive']['mase']:.3f} | {mt['naive']['mase']:.3f} | {_row(mt, 'model')} | "
+                  f"{_row(mt, 'model_head')} | {_row(mt, 'seasonal_naive')} | {_row(mt, 'naive')} | {sec:.0f} s |",
+                  flush=True)
+            record.append({"series": name, "settings": label, "config": cfg, "folds": len(res.folds),
+                           "horizon": bt["horizon"], "seconds": sec, "metrics": mt})
 
 
-def run_stocks(tickers, seed):
+def run_stocks(tickers, seed, record):
     from rnnkit.forecast.data import load_stock
     print("| ticker | test days | model RMSE | random-walk RMSE | RMSE vs RW | model directional accuracy | "
-          "drift directional accuracy | 90% coverage | run time |")
+          "90% coverage conformal / head / random walk | 90% interval score conformal / head / random walk | run time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for t in tickers:
         s = load_stock(t)
         y = s.y[:, 0]
         t0 = time.perf_counter()
         res = backtest(RNNForecaster(**STOCK, random_state=seed), y, horizon=5, initial=int(0.7 * len(y)),
-                       stride=5, refit=False, seasonal_period=5, coverage=0.9)
+                       stride=5, refit=False, seasonal_period=5, coverage=0.9, interval_method=METHODS)
         sec = time.perf_counter() - t0
-        mm, rw, dr = res.metrics["model"], res.metrics["naive"], res.metrics["drift"]
+        mt = res.metrics
+        mm, rw = mt["model"], mt["naive"]
         print(f"| {t} | {len(y) - int(0.7 * len(y))} | {mm['rmse']:.3f} | {rw['rmse']:.3f} | "
               f"{mm['rmse'] / rw['rmse'] - 1:+.1%} | {mm['directional_accuracy']:.3f} | "
-              f"{dr['directional_accuracy']:.3f} | {mm['coverage']:.2f} | {sec:.0f} s |", flush=True)
+              f"{mm['coverage_90']:.2f} / {mt['model_head']['coverage_90']:.2f} / {rw['coverage_90']:.2f} | "
+              f"{mm['winkler_90']:.3g} / {mt['model_head']['winkler_90']:.3g} / {rw['winkler_90']:.3g} | "
+              f"{sec:.0f} s |", flush=True)
+        record.append({"ticker": t, "config": STOCK, "seconds": sec, "metrics": mt})
 
 
 def main(argv=None) -> int:
@@ -106,13 +132,19 @@ def main(argv=None) -> int:
     ap.add_argument("--tickers", default="AAPL,GOOG,IBM,MSFT")
     ap.add_argument("--no-stocks", action="store_true")
     ap.add_argument("--random-state", dest="seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="JSON file for every metric")
     args = ap.parse_args(argv)
+    if args.out:
+        check_outputs({"--out": args.out})
     names = [n for n in args.only.split(",") if n]
+    record = {"seasonal": [], "stocks": []}
     if names:
-        run_seasonal(names, args.seed)
+        run_seasonal(names, args.seed, record["seasonal"])
     if not args.no_stocks:
         print()
-        run_stocks([t for t in args.tickers.split(",") if t], args.seed)
+        run_stocks([t for t in args.tickers.split(",") if t], args.seed, record["stocks"])
+    if args.out:
+        write_json(args.out, record, what="--out")
     return 0
 
 

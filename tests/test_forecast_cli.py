@@ -43,6 +43,7 @@ def test_train_predict_backtest_session(tmp_path, capsys):
     model = str(tmp_path / "m.npz")
     code, out, _ = _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Close",
                                  "--past-covariates", "Volume", "--horizon", "3", "--transform", "log_return",
+                                 "--strategy", "recursive",                    # predicts 4 steps below
                                  "--out", model, "--plot", str(tmp_path / "loss.png")] + FAST)
     assert code == 0, out
     assert "model written to" in out and (tmp_path / "loss.png").stat().st_size > 1000

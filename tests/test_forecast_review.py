@@ -44,7 +44,8 @@ def test_checkpoint_every_writes_checkpoints_during_an_epoch(tmp_path, monkeypat
 def test_checkpoint_every_default_none_and_check(tmp_path, monkeypatch):
     assert RNNForecaster().checkpoint_every == 100
     steps = _saved_steps(monkeypatch)
-    RNNForecaster(lookback=5, hidden_size=4, batch_size=8, epochs=2, checkpoint_every=None).fit(
+    RNNForecaster(lookback=5, hidden_size=4, batch_size=8, epochs=2, checkpoint_every=None,
+                  calibration_fraction=0).fit(
         _sine(), checkpoint_path=tmp_path / "m.ckpt.npz")
     assert steps[:2] == [37, 74]              # None: at each epoch's end only (37 batches an epoch)
     with pytest.raises(HyperparameterError, match=r"checkpoint_every \(--checkpoint-every\) must be"):
@@ -132,12 +133,12 @@ def test_prediction_messages_name_flags():
     assert "--horizon" in str(e.value) and "--strategy recursive" in str(e.value) and "='" not in str(e.value)
     point = RNNForecaster(lookback=5, head="point", hidden_size=4, epochs=1).fit(y)
     with pytest.raises(HyperparameterError) as e:
-        point.predict_interval(0.9)
+        point.predict_interval(0.9, method="head")
     assert "--head point" in str(e.value) and "='" not in str(e.value)
     quant = RNNForecaster(lookback=5, horizon=2, strategy="direct", head="quantile", hidden_size=4,
                           epochs=1).fit(y)
     with pytest.raises(HyperparameterError) as e:
-        quant.predict_interval(0.99)
+        quant.predict_interval(0.99, method="head")
     assert "--coverage" in str(e.value) and "--quantiles" in str(e.value)
     with pytest.raises(HyperparameterError) as e:
         RNNForecaster(head="quantile").fit(y)

@@ -33,3 +33,23 @@ def test_adapter_forecasts_airline_with_intervals():
     iv = f.predict_interval(fh=[1, 6, 12], coverage=0.9)
     lower, upper = iv.iloc[:, 0].to_numpy(), iv.iloc[:, 1].to_numpy()
     assert np.all(lower < upper)
+
+
+def test_adapter_intervals_are_the_conformal_ones():
+    from sktime.datasets import load_airline
+
+    from rnnkit.forecast.sktime_adapter import SktimeRNNForecaster
+
+    y = load_airline()
+    f = SktimeRNNForecaster(lookback=12, transform="log_return", epochs=3, random_state=0).fit(y, fh=[1, 2, 3])
+    assert [len(z) for z in f.forecaster_.calibration_] == [29, 28, 27]     # calibrated for each step of fh
+    iv = f.predict_interval(fh=[1, 3], coverage=[0.8, 0.9])
+    lo, hi = f.forecaster_.predict_interval(0.9, 3, y=y.to_numpy(dtype=float))
+    np.testing.assert_allclose(iv[("Number of airline passengers", 0.9, "lower")].to_numpy(), lo[[0, 2], 0])
+    np.testing.assert_allclose(iv[("Number of airline passengers", 0.9, "upper")].to_numpy(), hi[[0, 2], 0])
+    q = f.predict_quantiles(fh=[1, 2, 3], alpha=[0.1, 0.9])
+    np.testing.assert_allclose(q.to_numpy(), f.forecaster_.predict_quantiles([0.1, 0.9], 3,
+                                                                              y=y.to_numpy(dtype=float))[..., 0])
+    g = SktimeRNNForecaster(lookback=12, transform="log_return", epochs=3, random_state=0, interval_method="head")
+    head = g.fit(y, fh=[1, 2, 3]).predict_interval(fh=[1, 3], coverage=0.9)
+    assert not np.allclose(head.to_numpy(), iv.xs(0.9, axis=1, level=1).to_numpy())

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..checks import check_count, check_real
+from ..checks import check_choice, check_count, check_real
 from ..errors import DataError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
@@ -33,7 +33,8 @@ from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
 from .data import SeriesData, read_series_csv, write_forecast_csv
 from .dates import DateStep, parse_dates
-from .estimator import RNNForecaster
+from .defaults import AUTO, data_defaults, guess_period
+from .estimator import INTERVAL_METHODS, RNNForecaster
 from .scaling import ScaleOverflow
 
 __all__ = ["train", "predict", "backtest", "read_data", "describe", "write_metrics", "ForecastTable",
@@ -79,6 +80,25 @@ def _step(info: Dict[str, Any]) -> DateStep:
     return step
 
 
+def _checked_params(params: Dict[str, Any]) -> RNNForecaster:
+    """The settings checked before any data is read (those chosen from the data take the estimator's default)."""
+    model = RNNForecaster(**{k: v for k, v in params.items() if not (k in AUTO and v is None)})
+    model._check_params()
+    return model
+
+
+def _from_data(series: SeriesData, y, params: Dict[str, Any], say, period: Optional[int] = None) -> RNNForecaster:
+    """The model with every setting the user left out chosen from the data (:mod:`.defaults`), said in one line;
+    ``period``: the seasonal period (default: from the dates)."""
+    m = guess_period(series.step) if period is None else period
+    full = data_defaults(y, m, params)
+    chosen = [k for k in AUTO if params.get(k) is None]
+    if chosen:
+        say("settings from the data: " + ", ".join(f"--{k.replace('_', '-')} {full[k]}" for k in chosen)
+            + f" (seasonal period {m}{' from the dates' if period is None else ''})")
+    return RNNForecaster(**full)
+
+
 def _fit_kwargs(data: SeriesData) -> Dict[str, Any]:
     F = None if data.future is None else data.future[:len(data.y)]
     return {"past_covariates": data.past, "future_covariates": F}
@@ -98,19 +118,6 @@ def _named(data: SeriesData, offset: int = 0):
                         f"{e.why}; {fix}") from None
 
 
-def guess_period(step: Optional[DateStep]) -> int:
-    """The seasonal period of a date step: 12 monthly, 4 quarterly, 5 business days, 7 daily, else 1."""
-    if step is None:
-        return 1
-    if step.kind == "months":
-        return {1: 12, 3: 4}.get(step.size, 1)
-    if step.kind == "bdays":
-        return 5
-    if step.kind == "seconds" and step.size == 86400:
-        return 7
-    return 1
-
-
 def _summary(model: RNNForecaster, seconds: float) -> str:
     h = model.history_
     last = h.train[-1][1] if h.train else float("nan")
@@ -125,16 +132,18 @@ def train(data, *, out, date: str = "Date", target="Close", past_covariates=None
     """Train an :class:`RNNForecaster` (keywords ``params``) on a CSV file and save it to ``out``.
 
     The checkpoint beside ``out`` is written during training; ``resume=True``
-    continues from it (it must exist). ``plot`` writes the loss curve.
+    continues from it (it must exist). ``plot`` writes the loss curve. The settings of
+    :data:`rnnkit.forecast.defaults.AUTO` that ``params`` leaves out (or gives as None)
+    are chosen from the data (:func:`rnnkit.forecast.defaults.data_defaults`).
     """
     say = say or _quiet
     ckpt = prepare_run(out, resume=resume, outputs={"--plot": plot}, inputs={"DATA": data},
                        examples={"--out": "model.npz", "--plot": "loss.png"})
-    model = RNNForecaster(**params)
-    model._check_params()                      # bad settings before reading the data
+    _checked_params(params)                    # bad settings before reading the data
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,
                        future_covariates=future_covariates, fill=fill, date_format=date_format)
     say(describe(series))
+    model = _from_data(series, series.y, params, say)
     t0 = time.perf_counter()
     with _named(series):
         model.fit(series.y_1d, **_fit_kwargs(series), series=series_info(series, date, date_format),
@@ -181,19 +190,23 @@ class ForecastTable:
 
 
 def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float = 0.9, fill: str = "none",
-            date_format: Optional[str] = None, out=None, plot=None, say: Say = None) -> ForecastTable:
+            date_format: Optional[str] = None, out=None, plot=None, say: Say = None,
+            interval_method: str = "conformal") -> ForecastTable:
     """Forecast the steps after the end of ``data`` (a CSV file) or of the training data.
 
     ``model`` is a model file, a checkpoint of ``train``, or a fitted
     :class:`RNNForecaster`. ``data`` is read with the columns the model was
     trained on; known-future covariates of the forecast steps go in trailing
     rows without a target. ``out`` writes the table as CSV, ``plot`` a PNG.
+    ``interval_method``: ``"conformal"`` (calibrated, see :meth:`RNNForecaster.predict_interval`)
+    or ``"head"`` (the head's own interval, uncalibrated).
     """
     say = say or _quiet
     model_path = None if isinstance(model, RNNForecaster) else model
     check_outputs({"--out": out, "--plot": plot}, inputs={"MODEL": model_path, "DATA": data},
                   examples={"--out": "forecast.csv", "--plot": "forecast.png"})
     coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
+    check_choice(flag_of("interval_method"), interval_method, INTERVAL_METHODS)
     est = RNNForecaster.load(model_path) if model_path is not None else model
     est._check_fitted()
     info = est.series_ or {}
@@ -222,8 +235,8 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
     with _named(series) if series is not None else _nothing():
         mean = est.predict(H, **kw)
         lower = upper = None
-        if est.head != "point":
-            lower, upper = est.predict_interval(coverage, H, **kw)
+        if est.head != "point" or interval_method == "conformal":
+            lower, upper = est.predict_interval(coverage, H, method=interval_method, **kw)
     names = info.get("target") or [f"y{j}" for j in range(est.n_targets_)]
     if series is not None:
         step, last = series.step, series.dates[len(series.y) - 1]
@@ -285,7 +298,7 @@ def verdict(result: BacktestResult) -> str:
 def run_backtest(series: SeriesData, model: Optional[RNNForecaster], *, horizon: int, initial: Optional[int] = None,
                  stride: Optional[int] = None, window: str = "expanding", refit: int = 1,
                  max_folds: Optional[int] = None, seasonal_period: Optional[int] = None, coverage: float = 0.9,
-                 progress: bool = False, say: Say = None) -> BacktestResult:
+                 progress: bool = False, say: Say = None, interval_method="conformal") -> BacktestResult:
     """Rolling-origin backtest of ``model`` beside the baselines on a series already read."""
     say = say or _quiet
     T = len(series.y)
@@ -294,6 +307,8 @@ def run_backtest(series: SeriesData, model: Optional[RNNForecaster], *, horizon:
     m = guess_period(series.step) if seasonal_period is None else seasonal_period
     refit = check_count(flag_of("refit"), refit, 0)            # 0: fit once; k: refit every k folds
     coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
+    for meth in [interval_method] if isinstance(interval_method, str) else interval_method:
+        check_choice(flag_of("interval_method"), meth, INTERVAL_METHODS)
     say(f"backtest: origins from {initial} every {stride} step(s), horizon {horizon}, {window} window, "
         f"{'refit every ' + str(refit) + ' fold(s)' if refit else 'fitted once'}, seasonal period {m}")
     t0 = time.perf_counter()
@@ -301,7 +316,8 @@ def run_backtest(series: SeriesData, model: Optional[RNNForecaster], *, horizon:
         result = rolling_backtest(model, series.y_1d, horizon=horizon, initial=initial, stride=stride,
                                   window=window, refit={0: False, 1: True}.get(refit, refit),
                                   past_covariates=series.past, future_covariates=_fit_kwargs(series)["future_covariates"],
-                                  seasonal_period=m, coverage=coverage, max_folds=max_folds, progress=progress)
+                                  seasonal_period=m, coverage=coverage, max_folds=max_folds, progress=progress,
+                                  interval_method=interval_method)
     say(f"{len(result.folds)} folds in {time.perf_counter() - t0:.1f}s")
     return result
 
@@ -310,23 +326,26 @@ def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, 
              fill: str = "none", date_format: Optional[str] = None, initial: Optional[int] = None,
              stride: Optional[int] = None, window: str = "expanding", refit: int = 1,
              max_folds: Optional[int] = None, seasonal_period: Optional[int] = None, coverage: float = 0.9,
-             out=None, plot=None, say: Say = None, **params) -> BacktestResult:
+             out=None, plot=None, say: Say = None, interval_method="conformal", **params) -> BacktestResult:
     """Rolling-origin backtest of an :class:`RNNForecaster` (``params``) on a CSV file, beside the baselines.
 
     ``refit``: refit every k folds, 0 = fit once on the first window. ``out``
-    writes the metrics CSV, ``plot`` the forecasts and the error by step.
+    writes the metrics CSV, ``plot`` the forecasts and the error by step. Settings that
+    ``params`` leaves out are chosen from the first fold's training window as in :func:`train`.
+    ``interval_method``: see :func:`rnnkit.forecast.backtest.backtest`.
     """
     say = say or _quiet
     check_outputs({"--out": out, "--plot": plot}, inputs={"DATA": data},
                   examples={"--out": "metrics.csv", "--plot": "backtest.png"})
-    model = RNNForecaster(**params)
-    model._check_params()
+    _checked_params(params)
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,
                        future_covariates=future_covariates, fill=fill, date_format=date_format)
     say(describe(series))
+    first = max(int(0.7 * len(series.y)), 1) if initial is None else initial
+    model = _from_data(series, series.y[:first], params, say, seasonal_period)
     result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
                           refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
-                          progress=bool(model.progress), say=say)
+                          progress=bool(model.progress), say=say, interval_method=interval_method)
     say(result.table())
     say(verdict(result))
     if out:

@@ -10,16 +10,21 @@ are those of :func:`rnnkit.forecast.api.read_data`. User mistakes raise
 
 from __future__ import annotations
 
-from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, param_docs, subcommands
 from . import api
 from .data import FILL_POLICIES, STOCK_TICKERS
-from .estimator import RNNForecaster
+from .defaults import AUTO
+from .estimator import INTERVAL_METHODS, RNNForecaster
 from .stock import STOCK_DEFAULTS
 
 __all__ = ["register"]
 
 DATA_FLAGS = ("date", "target", "past_covariates", "future_covariates", "fill", "date_format")
-BACKTEST_FLAGS = ("initial", "stride", "window", "refit", "max_folds", "seasonal_period", "coverage")
+BACKTEST_FLAGS = ("initial", "stride", "window", "refit", "max_folds", "seasonal_period", "coverage",
+                  "interval_method")
+INTERVAL_HELP = ("conformal: calibrated on the held-out end of the training data (see --calibration-fraction); "
+                 "head: the network's own interval, uncalibrated")
+AUTO_HELP = " (default: chosen from the data; see the README's Forecasting section)"
 
 
 def _say(msg: str = "") -> None:
@@ -37,10 +42,16 @@ def _add_data_flags(p, target: str | None = "Close") -> None:
     g.add_argument("--date-format", default=None, help="strptime format of the dates, e.g. %%d/%%m/%%Y")
 
 
-def _add_model_flags(p, defaults=None, checkpoints: bool = False):
-    """The model flags; ``--checkpoint-every`` only where the command trains with a checkpoint (train)."""
+def _add_model_flags(p, defaults=None, checkpoints: bool = False, auto: bool = False):
+    """The model flags; ``--checkpoint-every`` only where the command trains with a checkpoint (train);
+    with ``auto`` the settings of :data:`~rnnkit.forecast.defaults.AUTO` default to "chosen from the data"."""
     exclude = ("progress",) if checkpoints else ("progress", "checkpoint_every")
-    return add_estimator_flags(p, RNNForecaster, exclude=exclude, defaults=defaults, title="model")
+    helps = None
+    if auto:
+        docs = param_docs(RNNForecaster)
+        defaults = dict(defaults or {}, **{name: None for name in AUTO})
+        helps = {name: docs.get(name, name) + AUTO_HELP for name in AUTO}
+    return add_estimator_flags(p, RNNForecaster, exclude=exclude, defaults=defaults, helps=helps, title="model")
 
 
 def _add_backtest_flags(p, refit: int = 1) -> None:
@@ -53,7 +64,9 @@ def _add_backtest_flags(p, refit: int = 1) -> None:
     g.add_argument("--seasonal-period", type=int, default=None,
                    help="m of seasonal naive and MASE (default: from the dates: 12 monthly, 4 quarterly, "
                         "5 business days, 7 daily, else 1)")
-    g.add_argument("--coverage", type=float, default=0.9, help="prediction-interval coverage")
+    g.add_argument("--coverage", type=float, default=0.9, help="prediction-interval coverage (the 80%% and 90%% "
+                                                               "intervals are scored too)")
+    g.add_argument("--interval-method", choices=INTERVAL_METHODS, default="conformal", help=INTERVAL_HELP)
 
 
 def register(subparsers) -> None:
@@ -65,7 +78,7 @@ def register(subparsers) -> None:
     t = command(sub, "train", help="train a forecaster on a CSV file and save it", func=cmd_train)
     t.add_argument("data", metavar="DATA", help="CSV file with a header row")
     _add_data_flags(t)
-    t.set_defaults(model_flags=_add_model_flags(t, checkpoints=True))
+    t.set_defaults(model_flags=_add_model_flags(t, checkpoints=True, auto=True))
     add_output_flags(t, out="forecaster.npz", out_help="the model file; the checkpoint (NAME.ckpt.npz) is "
                                                        "written beside it", resume=True, progress=True)
     t.add_argument("--plot", default=None, metavar="PNG", help="training-loss curve")
@@ -77,6 +90,7 @@ def register(subparsers) -> None:
                    help="history to forecast from (default: the end of the training data)")
     p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the model's)")
     p.add_argument("--coverage", type=float, default=0.9, help="prediction-interval coverage")
+    p.add_argument("--interval-method", choices=INTERVAL_METHODS, default="conformal", help=INTERVAL_HELP)
     p.add_argument("--fill", choices=FILL_POLICIES, default="none", help="what to do with missing values")
     p.add_argument("--date-format", default=None, help="strptime format of the dates (default: the model's)")
     p.add_argument("--out", default=None, metavar="CSV", help="write the forecast here")
@@ -85,7 +99,7 @@ def register(subparsers) -> None:
     b = command(sub, "backtest", help="rolling-origin backtest with the baselines beside", func=cmd_backtest)
     b.add_argument("data", metavar="DATA", help="CSV file with a header row")
     _add_data_flags(b)
-    b.set_defaults(model_flags=_add_model_flags(b))
+    b.set_defaults(model_flags=_add_model_flags(b, auto=True))
     _add_backtest_flags(b)
     add_output_flags(b, progress=True)
     b.add_argument("--out", default=None, metavar="CSV", help="metrics table")
@@ -114,7 +128,8 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     table = api.predict(args.model, args.data, horizon=args.horizon, coverage=args.coverage, fill=args.fill,
-                        date_format=args.date_format, out=args.out, plot=args.plot, say=None)
+                        date_format=args.date_format, out=args.out, plot=args.plot, say=None,
+                        interval_method=args.interval_method)
     _say(table.text())
     if args.out:
         _say(f"forecast written to {args.out}")

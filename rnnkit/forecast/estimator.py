@@ -16,7 +16,11 @@ forecasts :math:`y_{T+1} .. y_{T+H}` with a distribution for each step:
 
 Training runs through :meth:`Estimator._fit_loop` (Adam; checkpoints and bit-for-bit
 resume with ``checkpoint_path``); ``validation_fraction`` holds out the end of
-the series for early stopping. A value whose scaled form overflows is refused
+the series for early stopping. ``calibration_fraction`` holds out the very end
+for split-conformal calibration (:mod:`.conformal`): the weights never see it, and
+the scaled residuals of forecasts from every origin in it set the intervals of
+``predict_interval`` and ``predict_quantiles`` (their default ``method="conformal"``;
+``method="head"`` gives the head's own, uncalibrated intervals). A value whose scaled form overflows is refused
 (:class:`~rnnkit.forecast.scaling.ScaleOverflow`), and so is a non-finite forecast.
 """
 
@@ -35,13 +39,14 @@ from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
-from .predicting import forecast
+from .conformal import calibration_scores, checkpoint_calibration, shortfall
+from .predicting import INTERVAL_METHODS, forecast, forecast_interval, forecast_quantiles
 from .model import CELLS, ForecastNet
 from .scaling import SCALERS, TRANSFORMS, SeriesScaler
 from .validation import as_matrix
 from .windows import direct_windows, recursive_windows, stack_inputs
 
-__all__ = ["RNNForecaster", "MAX_SAMPLES"]
+__all__ = ["RNNForecaster", "MAX_SAMPLES", "INTERVAL_METHODS"]
 
 MAX_SAMPLES = 100_000        # sample paths of a recursive interval
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
@@ -72,7 +77,10 @@ class RNNForecaster(Estimator):
     weight_decay : Adam's L2 weight decay.
     clip_norm : clip the global gradient norm to this (none: no clipping).
     max_minutes : training time budget per fit (none: no limit).
-    validation_fraction : share of the series' end held out for early stopping (0: none).
+    validation_fraction : share of the series held out for early stopping (0: none); it lies just before the
+        calibration part.
+    calibration_fraction : share of the series' end held out of training to calibrate the prediction intervals
+        (split conformal, per horizon step; 0: none, and only the head's own intervals are available).
     early_stopping_patience : validations without improvement before stopping (none: never stop early).
     n_samples : sample paths for the intervals of a recursive Gaussian model.
     dtype : floating-point type of the network.
@@ -84,14 +92,16 @@ class RNNForecaster(Estimator):
     Attributes
     ----------
     net_, scaler_, past_scaler_, future_scaler_, history_, n_targets_, n_past_covariates_,
-    n_future_covariates_, train_size_, seed_, series_ (what fit's ``series`` recorded), meta_.
+    n_future_covariates_, train_size_, seed_, series_ (what fit's ``series`` recorded), meta_,
+    calibration_ (the conformal scores: one (n_h, k) array per horizon step, or None).
     """
 
     kind = "forecaster"
     _choices = {"strategy": ("recursive", "direct"), "cell": tuple(CELLS), "head": HEADS,
                 "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
     _resume_fixed = ("lookback", "horizon", "strategy", "cell", "hidden_size", "num_layers", "head", "quantiles",
-                     "transform", "scaler", "batch_size", "validation_fraction", "dtype", "random_state")
+                     "transform", "scaler", "batch_size", "validation_fraction", "calibration_fraction", "dtype",
+                     "random_state")
 
     def __init__(self, *, lookback: int = 24, horizon: int = 1, strategy: str = "recursive", cell: str = "gru",
                  hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0, head: str = "gaussian",
@@ -99,7 +109,8 @@ class RNNForecaster(Estimator):
                  scaler: str = "standard", epochs: int = 100, max_steps: Optional[int] = None,
                  batch_size: int = 32, learning_rate: float = 3e-3, weight_decay: float = 0.0,
                  clip_norm: Optional[float] = 1.0, max_minutes: Optional[float] = None,
-                 validation_fraction: float = 0.0, early_stopping_patience: Optional[int] = 10,
+                 validation_fraction: float = 0.0, calibration_fraction: float = 0.2,
+                 early_stopping_patience: Optional[int] = 10,
                  n_samples: int = 200, dtype: str = "float32", random_state: Optional[int] = 0,
                  progress: bool = False, checkpoint_every: Optional[int] = 100):
         self.lookback = lookback
@@ -121,6 +132,7 @@ class RNNForecaster(Estimator):
         self.clip_norm = clip_norm
         self.max_minutes = max_minutes
         self.validation_fraction = validation_fraction
+        self.calibration_fraction = calibration_fraction
         self.early_stopping_patience = early_stopping_patience
         self.n_samples = n_samples
         self.dtype = dtype
@@ -144,6 +156,7 @@ class RNNForecaster(Estimator):
         check_optional_real(flag_of("clip_norm"), self.clip_norm, 0.0, low_open=True)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, 0.0, low_open=True)
         check_real(flag_of("validation_fraction"), self.validation_fraction, 0.0, 0.5, high_open=True)
+        check_real(flag_of("calibration_fraction"), self.calibration_fraction, 0.0, 0.5, high_open=True)
         check_probability(flag_of("dropout"), self.dropout)
         check_seed(flag_of("random_state"), self.random_state)
         check_flag(flag_of("progress"), self.progress)
@@ -227,12 +240,20 @@ class RNNForecaster(Estimator):
             raise DataError(f"the series has {T} values, too short for lookback {L} + horizon {H}"
                             + (" + 1 (differencing)" if d else "") + f" = {need}; use a shorter --lookback "
                             "or --horizon, or more data")
+        # the series' end calibrates the intervals; the part before it trains (and validates)
+        n_cal = max(1, int(round(self.calibration_fraction * T))) if self.calibration_fraction > 0 else 0
+        if n_cal and (T - n_cal < need or n_cal < H):
+            raise DataError(f"{flag_of('calibration_fraction')} {self.calibration_fraction} leaves {T - n_cal} "
+                            f"values to train on and {n_cal} to calibrate; need {need} and {H}: change it (0 turns "
+                            "the calibrated intervals off) "
+                            "or give more data")
+        Tw = T - n_cal                                           # the values the network may learn from
         n_val = int(round(self.validation_fraction * T))
-        if n_val and (T - n_val < need or n_val < (H if direct else 1)):
-            raise DataError(f"{flag_of('validation_fraction')} {self.validation_fraction} leaves {T - n_val} "
+        if n_val and (Tw - n_val < need or n_val < (H if direct else 1)):
+            raise DataError(f"{flag_of('validation_fraction')} {self.validation_fraction} leaves {Tw - n_val} "
                             f"training and {n_val} validation values; need {need} and {H}: lower it or set it to 0")
         self._check_size(T, k, p, f)
-        T_train, dtype = T - n_val, np.dtype(self.dtype)
+        T_train, dtype = Tw - n_val, np.dtype(self.dtype)
         seed = self._fit_seed(checkpoint_path, resume)
 
         # 1. scaling, fitted on the training part only (a constant covariate gets b = 1)
@@ -240,9 +261,9 @@ class RNNForecaster(Estimator):
         cov = "standard" if self.scaler == "none" else self.scaler
         p_scaler = None if P is None else SeriesScaler("level", cov).fit(P[:T_train], True, "past_covariates")
         f_scaler = None if F is None else SeriesScaler("level", cov).fit(F[:T_train], True, "future_covariates")
-        u = scaler.scale_checked(Y, "y", dtype)                                   # (n, k), n = T - d
-        pc = None if P is None else p_scaler.scale_checked(P, "past_covariates", dtype)[d:]      # (n, p)
-        fc = None if F is None else f_scaler.scale_checked(F, "future_covariates", dtype)[d:]    # (n, f)
+        u = scaler.scale_checked(Y, "y", dtype)[:Tw - d]                          # (n, k), n = Tw - d
+        pc = None if P is None else p_scaler.scale_checked(P, "past_covariates", dtype)[d:Tw]    # (n, p)
+        fc = None if F is None else f_scaler.scale_checked(F, "future_covariates", dtype)[d:Tw]  # (n, f)
         X = stack_inputs(u, pc, fc)                                               # (n or n-1, D)
         n_train = T_train - d
 
@@ -302,6 +323,8 @@ class RNNForecaster(Estimator):
             vmask = None if direct else (tgt_index[:, val_idx] >= n_train)
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
+        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            checkpoint_calibration(checkpoint_path, None)   # a finished run's scores; training changes them
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
         # the checkpoints carry the new fitted config; a failed fit leaves a fitted model as it was
         history = self._fit_loop(
@@ -314,6 +337,11 @@ class RNNForecaster(Estimator):
         net.eval()
         self._set_fitted(fitted, net)
         self.history_ = history
+        if n_cal:
+            fitted = dict(fitted, calibration=calibration_scores(self, Y, P, F, Tw))
+            self._set_fitted(fitted, net)
+            if checkpoint_path is not None and os.path.exists(checkpoint_path):
+                checkpoint_calibration(checkpoint_path, fitted["calibration"])   # it predicts like the model
         return self
 
     def _fit_seed(self, checkpoint_path, resume: bool) -> int:
@@ -359,6 +387,13 @@ class RNNForecaster(Estimator):
         self.y_is_1d_ = bool(fitted["y_is_1d"]) and k == 1
         self.train_size_, self.seed_ = int(fitted["train_size"]), int(fitted["seed"])
         self.series_ = fitted.get("series")
+        cal = fitted.get("calibration")
+        self.calibration_ = None
+        if cal is not None:
+            self.calibration_ = [np.asarray(z, dtype=np.float64).reshape(-1, k) for z in cal]
+            if len(self.calibration_) != self.horizon or not all(np.isfinite(z).all() for z in self.calibration_):
+                raise ValueError(f"the calibration scores have {len(self.calibration_)} steps, expected "
+                                 f"{self.horizon} steps of finite values")
         self._fitted = dict(fitted)
 
     # -- predict ----------------------------------------------------------
@@ -372,17 +407,38 @@ class RNNForecaster(Estimator):
         return forecast(self, horizon, y, past_covariates, future_covariates)[0]
 
     def predict_quantiles(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95), horizon: Optional[int] = None,
-                          y=None, past_covariates=None, future_covariates=None) -> np.ndarray:
-        """Forecast quantiles: (H, Q) or (H, Q, k), increasing along Q."""
+                          y=None, past_covariates=None, future_covariates=None, *,
+                          method: str = "conformal") -> np.ndarray:
+        """Forecast quantiles: (H, Q) or (H, Q, k), increasing along Q.
+
+        ``method="conformal"`` (default): the point forecast plus the head's spread times the
+        split-conformal quantile of the calibration scores at each level (:mod:`.conformal`): an upper
+        level tau lies above the outcome with probability >= tau if calibration and forecast errors are
+        exchangeable. ``method="head"``: the head's own quantiles, uncalibrated.
+        """
         q = [float(v) for v in np.atleast_1d(quantiles)]
         if not q or any(not (0.0 < v < 1.0) for v in q):
             raise ValueError(f"quantiles: expected levels strictly between 0 and 1, got {quantiles!r}")
-        return forecast(self, horizon, y, past_covariates, future_covariates, q)[1]
+        return forecast_quantiles(self, q, horizon, y, past_covariates, future_covariates, method)
 
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
-                         past_covariates=None, future_covariates=None) -> Tuple[np.ndarray, np.ndarray]:
-        """Central prediction interval (lower, upper) holding ``coverage`` of the forecast distribution."""
+                         past_covariates=None, future_covariates=None, *,
+                         method: str = "conformal") -> Tuple[np.ndarray, np.ndarray]:
+        """Central prediction interval (lower, upper), each (H,) or (H, k), meant to hold ``coverage``.
+
+        ``method="conformal"`` (default): split-conformal per horizon step (:mod:`.conformal`): point
+        forecast +- the head's spread times the ceil((n_h + 1) * coverage)-th smallest absolute score of
+        step h. **Guarantee:** if the n_h calibration residuals (forecasts from origins in the held-out
+        end of the training series) and the new forecast's are exchangeable, the interval covers with
+        probability >= ``coverage``; a series whose error distribution changes after the calibration
+        part breaks that assumption. ``method="head"``: the head's own central interval (Gaussian
+        quantiles or sample paths, or the quantile head's levels), which carries no such promise.
+        """
         coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
-        q = self.predict_quantiles([(1 - coverage) / 2, (1 + coverage) / 2], horizon, y,
-                                   past_covariates, future_covariates)
-        return q[:, 0], q[:, 1]
+        return forecast_interval(self, coverage, horizon, y, past_covariates, future_covariates, method)
+
+    def calibration_shortfall(self, coverage: float = 0.9):
+        """Horizon steps whose calibration has too few scores to promise ``coverage`` (see :mod:`.conformal`)."""
+        self._check_fitted()
+        return [] if self.calibration_ is None else shortfall(self.calibration_, coverage)
+

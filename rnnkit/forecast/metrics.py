@@ -14,7 +14,15 @@ r"""Forecast accuracy metrics. ``y`` is the actual, :math:`\hat y` the forecast,
   :math:`\mathrm{sign}(\hat y - y_o) = \mathrm{sign}(y - y_o)`; steps where either
   change is exactly 0 are left out (NaN if none remain: the naive forecast
   never moves, so it has none).
-- Coverage: the share of actuals inside [lower, upper].
+- Coverage: the share of actuals inside [lower, upper]; width: the mean of
+  :math:`u - l`.
+- Interval (Winkler) score of a central :math:`(1-\alpha)` interval (Winkler 1972;
+  Gneiting & Raftery 2007, eq. 43):
+  :math:`\overline{(u - l) + \tfrac{2}{\alpha}(l - y)[y < l] + \tfrac{2}{\alpha}(y - u)[y > u]}`,
+  lower is better: it rewards narrow intervals and charges each miss by how far
+  it misses, so an interval cannot win by being narrow and wrong.
+- Pinball loss of a quantile :math:`q_\tau`: :math:`\overline{\max(\tau e, (\tau - 1) e)}`
+  with :math:`e = y - q_\tau`, averaged over the levels given.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["mse", "rmse", "mae", "mape", "smape", "mase", "mase_scale", "directional_accuracy",
-           "coverage", "evaluate"]
+           "coverage", "interval_width", "interval_score", "pinball_loss", "interval_metrics", "evaluate"]
 
 
 def _pair(y, yhat):
@@ -100,6 +108,45 @@ def coverage(y, lower, upper) -> float:
     y, lower = _pair(y, lower)
     upper = np.asarray(upper, dtype=np.float64)
     return float(np.mean((y >= lower) & (y <= upper)))
+
+
+def interval_width(lower, upper) -> float:
+    lower, upper = _pair(lower, upper)
+    return float(np.mean(upper - lower))
+
+
+def interval_score(y, lower, upper, coverage: float) -> float:
+    """Mean Winkler score of the central ``coverage`` interval [lower, upper] (see the module docstring)."""
+    y, lower = _pair(y, lower)
+    upper = np.asarray(upper, dtype=np.float64)
+    alpha = 1.0 - coverage
+    below, above = np.maximum(lower - y, 0.0), np.maximum(y - upper, 0.0)
+    return float(np.mean(upper - lower + (2.0 / alpha) * (below + above)))
+
+
+def pinball_loss(y, quantiles: Dict[float, np.ndarray]) -> float:
+    """Mean pinball loss over the levels ``tau -> q_tau`` (each shaped like y)."""
+    losses = []
+    for tau, q in quantiles.items():
+        y_, q = _pair(y, q)
+        e = y_ - q
+        losses.append(np.mean(np.maximum(tau * e, (tau - 1.0) * e)))
+    return float(np.mean(losses))
+
+
+def interval_metrics(y, intervals: Dict[float, tuple]) -> Dict[str, float]:
+    """Coverage, width and interval score per nominal level (keys ``coverage_90`` ...), and the
+    pinball loss of the interval ends as quantiles (levels (1 -+ c) / 2) in ``pinball``."""
+    out, quant = {}, {}
+    for c, (lo, hi) in sorted(intervals.items()):
+        tag = f"{100 * c:g}".replace(".", "_")
+        out[f"coverage_{tag}"] = coverage(y, lo, hi)
+        out[f"width_{tag}"] = interval_width(lo, hi)
+        out[f"winkler_{tag}"] = interval_score(y, lo, hi, c)
+        quant[(1 - c) / 2], quant[(1 + c) / 2] = lo, hi
+    if quant:
+        out["pinball"] = pinball_loss(y, quant)
+    return out
 
 
 def evaluate(y, yhat, *, train=None, m: int = 1, origin=None, lower=None, upper=None) -> Dict[str, float]:

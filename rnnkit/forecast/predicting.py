@@ -13,18 +13,21 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import estimator as _estimator
-from ..checks import check_count
+from ..checks import check_choice, check_count
 from ..errors import DataError, HyperparameterError
 from ..estimator import flag_of
 from ..runs import format_bytes
 from ..nn.shapes import CELL_MODES, GATES
+from .conformal import conformal_interval, conformal_quantiles, head_spread, spread_levels
 from .inference import direct_forecast, recursive_forecast
 from .validation import as_matrix
 from .windows import stack_inputs
 
-__all__ = ["forecast", "MAX_HORIZON", "sample_path_bytes"]
+__all__ = ["forecast", "forecast_interval", "forecast_quantiles", "MAX_HORIZON", "INTERVAL_METHODS",
+           "sample_path_bytes"]
 
 MAX_HORIZON = 100_000        # forecast steps
+INTERVAL_METHODS = ("conformal", "head")
 
 
 def _inputs_for(est, H: int, y, past, future):
@@ -100,7 +103,8 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
     H_run = est.horizon if direct else H
     window, fut, last = _inputs_for(est, H_run, y, past, future)
     if quantiles and est.head == "point":
-        raise HyperparameterError("this model has --head point and gives no intervals or quantiles; train it "
+        raise HyperparameterError("this model has --head point and gives no intervals or quantiles of its own; "
+                                  "use the conformal ones (--interval-method conformal, the default) or train "
                                   "with --head gaussian or --head quantile")
     if quantiles and est.head == "quantile":
         lo, hi = min(est.quantiles), max(est.quantiles)
@@ -108,7 +112,8 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
             raise HyperparameterError(
                 f"quantile levels {list(quantiles)} (from --coverage): the model was trained with --quantiles "
                 f"{','.join(f'{q:g}' for q in est.quantiles)} and gives levels in [{lo:g}, {hi:g}] only, so "
-                f"coverage up to {hi - lo:g}; lower --coverage or train with wider --quantiles")
+                f"coverage up to {hi - lo:g}; lower --coverage, train with wider --quantiles or use the conformal "
+                "intervals (--interval-method conformal)")
     if quantiles and not direct and est.head == "gaussian":
         _check_sample_memory(est, H)
     with np.errstate(over="ignore", invalid="ignore"), est.net_.eval_mode():
@@ -136,3 +141,47 @@ def forecast(est, horizon, y, past, future, quantiles=()) -> Tuple[np.ndarray, O
         q = None if q is None else q[..., 0]
     return mean, q
 
+
+# -- intervals: conformal (default) or the head's own -------------------------------------------
+def _check_method(est, method: str) -> None:
+    check_choice("method (--interval-method)", method, INTERVAL_METHODS)
+    if method == "conformal" and est.calibration_ is None:
+        raise HyperparameterError(
+            "this model has no conformal calibration (it was trained with --calibration-fraction 0, or it is "
+            "a checkpoint saved before training ended): train with --calibration-fraction above 0, or ask "
+            "for the head's uncalibrated intervals with method=\"head\" (--interval-method head)")
+
+
+def _centre_spread(est, horizon, y, past, future):
+    """(centre (H, k), spread (H, k)) of a forecast: the inputs of the conformal intervals."""
+    levels = spread_levels(est)
+    mean, q = forecast(est, horizon, y, past, future, levels)
+    H = len(mean)
+    mean = mean.reshape(H, -1)                                                    # (H, k)
+    return mean, head_spread(mean, None if q is None else q.reshape(H, len(levels), -1))
+
+
+def _shaped(est, a: np.ndarray) -> np.ndarray:
+    return a[..., 0] if est.y_is_1d_ else a
+
+
+def forecast_quantiles(est, levels, horizon, y, past, future, method: str = "conformal") -> np.ndarray:
+    """Quantiles (H, Q[, k]) at ``levels``; see RNNForecaster.predict_quantiles."""
+    est._check_fitted()
+    _check_method(est, method)
+    if method == "head":
+        return forecast(est, horizon, y, past, future, levels)[1]
+    centre, spread = _centre_spread(est, horizon, y, past, future)
+    return _shaped(est, conformal_quantiles(centre, spread, est.calibration_, levels))
+
+
+def forecast_interval(est, coverage: float, horizon, y, past, future, method: str = "conformal"):
+    """(lower, upper), each (H[, k]); see RNNForecaster.predict_interval."""
+    est._check_fitted()
+    _check_method(est, method)
+    if method == "head":
+        q = forecast(est, horizon, y, past, future, [(1 - coverage) / 2, (1 + coverage) / 2])[1]
+        return q[:, 0], q[:, 1]
+    centre, spread = _centre_spread(est, horizon, y, past, future)
+    lo, hi = conformal_interval(centre, spread, est.calibration_, coverage)
+    return _shaped(est, lo), _shaped(est, hi)

@@ -8,6 +8,11 @@ Forecasts start at the cutoff and condition on every observation seen so far
 (``update`` adds observations; weights change only with ``update_params=True``,
 which refits). Horizons are out-of-sample only.
 
+``predict_interval`` and ``predict_quantiles`` are split-conformal by default
+(``interval_method="conformal"``: calibrated per horizon step on the held-out
+``calibration_fraction`` of the training series, see :mod:`rnnkit.forecast.conformal`);
+``interval_method="head"`` gives the network head's own, uncalibrated ones.
+
 The hyperparameters are :class:`RNNForecaster`'s; the defaults are kept small
 here so that sktime's test suite runs quickly.
 """
@@ -59,10 +64,10 @@ class SktimeRNNForecaster(BaseForecaster):
     def __init__(self, lookback=12, horizon=1, strategy="recursive", cell="gru", hidden_size=16, num_layers=1,
                  dropout=0.0, head="gaussian", quantiles=(0.05, 0.5, 0.95), transform="level", scaler="standard",
                  epochs=50, batch_size=32, learning_rate=3e-3, weight_decay=0.0, clip_norm=1.0,
-                 max_minutes=None, validation_fraction=0.0, early_stopping_patience=10, n_samples=200,
-                 dtype="float32", random_state=0):
+                 max_minutes=None, validation_fraction=0.0, calibration_fraction=0.2, early_stopping_patience=10,
+                 n_samples=200, dtype="float32", random_state=0, interval_method="conformal"):
         # stored verbatim under the keyword names (scikit-learn/sktime contract): the same settings as
-        # RNNForecaster's, which _fit passes on one to one
+        # RNNForecaster's (which _fit passes on one to one) and the interval method
         params = dict(locals())
         del params["self"]
         for name, value in params.items():
@@ -108,7 +113,8 @@ class SktimeRNNForecaster(BaseForecaster):
             F = np.concatenate([X_hist, self._future_rows(X, H)])
         kw = {"y": y_hist, "future_covariates": F}
         if quantiles:
-            out = self.forecaster_.predict_quantiles(list(quantiles), H, **kw)        # (H, Q, k)
+            out = self.forecaster_.predict_quantiles(list(quantiles), H, **kw,
+                                                     method=self.interval_method)    # (H, Q, k)
         else:
             out = self.forecaster_.predict(H, **kw)                                   # (H, k)
         index = fh.to_absolute(self.cutoff).to_pandas()
@@ -117,7 +123,9 @@ class SktimeRNNForecaster(BaseForecaster):
     # -- sktime interface -------------------------------------------------
     def _fit(self, y, X=None, fh=None):
         params = self.get_params(deep=False)
-        if self.strategy == "direct" and fh is not None:     # a direct model needs its horizon up front
+        params.pop("interval_method")
+        # a direct model needs its horizon up front, and the conformal calibration is per step of it
+        if fh is not None:
             params["horizon"] = max(self.horizon, int(np.max(fh.to_relative(self.cutoff))))
         self.forecaster_ = RNNForecaster(**params)
         self._X_columns = None if X is None else list(X.columns)
@@ -142,16 +150,23 @@ class SktimeRNNForecaster(BaseForecaster):
         return pd.DataFrame(flat, index=index, columns=cols)
 
     def _predict_interval(self, fh, X, coverage):
-        alphas = []
+        """Each coverage's central interval from RNNForecaster.predict_interval (symmetric conformal by default)."""
+        steps = self._steps(fh)
+        H = int(steps.max())
+        y_hist, X_hist = self._history()
+        F = None if X_hist is None else np.concatenate([X_hist, self._future_rows(X, H)])
+        bounds = {}
         for c in coverage:
-            alphas += [0.5 - c / 2, 0.5 + c / 2]
-        q = self._predict_quantiles(fh, X, alphas)
+            lo, hi = self.forecaster_.predict_interval(float(c), H, y=y_hist, future_covariates=F,
+                                                       method=self.interval_method)
+            bounds[c] = (lo.reshape(H, -1)[steps - 1], hi.reshape(H, -1)[steps - 1])     # (n, k) each
         cols, data = [], []
-        for var in self._y.columns:
+        for j, var in enumerate(self._y.columns):
             for c in coverage:
                 cols += [(var, c, "lower"), (var, c, "upper")]
-                data += [q[(var, 0.5 - c / 2)].to_numpy(), q[(var, 0.5 + c / 2)].to_numpy()]
-        return pd.DataFrame(np.stack(data, axis=1), index=q.index, columns=pd.MultiIndex.from_tuples(cols))
+                data += [bounds[c][0][:, j], bounds[c][1][:, j]]
+        index = fh.to_absolute(self.cutoff).to_pandas()
+        return pd.DataFrame(np.stack(data, axis=1), index=index, columns=pd.MultiIndex.from_tuples(cols))
 
     @classmethod
     def get_test_params(cls, parameter_set="default"):

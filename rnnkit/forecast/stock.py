@@ -55,7 +55,8 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
           past_covariates=None, future_covariates=None, fill: str = "none", date_format: Optional[str] = None,
           initial: Optional[int] = None, stride: Optional[int] = None, window: str = "expanding", refit: int = 0,
           max_folds: Optional[int] = None, seasonal_period: Optional[int] = None, coverage: float = 0.9,
-          out_dir="stock_forecast", say: Say = None, **params) -> Dict[str, str]:
+          out_dir="stock_forecast", say: Say = None, interval_method: str = "conformal",
+          **params) -> Dict[str, str]:
     """The whole stock example (see the module docstring); returns file name -> path written.
 
     ``params`` are :class:`RNNForecaster` keywords over :data:`STOCK_DEFAULTS`.
@@ -95,7 +96,7 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
     say(describe(series))
     result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
                           refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
-                          progress=bool(model.progress), say=say)
+                          progress=bool(model.progress), say=say, interval_method=interval_method)
     say(result.table())
     mm, rw = result.metrics["model"], result.metrics["naive"]
     rel = mm["rmse"] / rw["rmse"] - 1
@@ -116,7 +117,7 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
     h = model.history_
     save_loss_curve(paths["loss.png"], h.train, h.val_loss, ylabel=f"{model.head} loss", title="training loss",
                     what="--out-dir")
-    table = predict(model, coverage=coverage, out=paths["forecast.csv"])
+    table = predict(model, coverage=coverage, out=paths["forecast.csv"], interval_method=interval_method)
     from .plots import plot_forecast
     name = series.target[0]
     lower, upper = table.columns.get(f"{name}_lower"), table.columns.get(f"{name}_upper")
