@@ -8,7 +8,9 @@ type left to OpenBLAS's own detection:
 
 Columns: median ms per iteration of each side, speedup (torch time / rnnkit
 time; above 1 rnnkit is faster), rnnkit's tokens/s and its share of the sgemm
-peak measured in the same run.
+peak measured in the same run; when the run had an onnxruntime side (inference
+cases, the layer exported with ``rnnkit.io.to_onnx``), its median ms and
+rnnkit's speedup over it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ def markdown(result: dict) -> str:
              "",
              "| case | rnnkit ms | PyTorch ms | speedup | rnnkit tokens/s | % of sgemm peak |",
              "|---|---:|---:|---:|---:|---:|"]
+    ort = any("onnxruntime" in row["sides"] for row in result["cases"])
+    if ort:
+        lines[-2] += " onnxruntime ms | vs onnxruntime |"
+        lines[-1] += "---:|---:|"
     for row in result["cases"]:
         r, t = row["sides"]["rnnkit"], row["sides"].get("torch")
         lines.append(f"| {row['case']['name']} | {r['median_ms']:.2f} | {t['median_ms']:.2f} | "
                      f"{row['speedup']:.2f}x | {r['tokens_per_s']:,.0f} | {100 * r['peak_fraction']:.0f}% |"
                      if t else f"| {row['case']['name']} | {r['median_ms']:.2f} | - | - | "
                                f"{r['tokens_per_s']:,.0f} | {100 * r['peak_fraction']:.0f}% |")
+        if ort:
+            o = row["sides"].get("onnxruntime")
+            lines[-1] += (f" {o['median_ms']:.2f} | {row['speedup_vs_onnxruntime']:.2f}x |" if o else " | |")
     if "charlm" in result:
         tr, sa = result["charlm"]["train_step"], result["charlm"]["sampling"]
         r, t = tr["sides"]["rnnkit"], tr["sides"].get("torch")

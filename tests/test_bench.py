@@ -35,6 +35,11 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
             assert s["reps"] >= 3 and 0 < s["min_ms"] <= s["median_ms"]
             assert s["tokens_per_s"] > 0 and s["gflops"] > 0
         assert row["speedup"] > 0
+        if row["case"]["mode"] == "inference":      # the layer exported to ONNX, run by onnxruntime
+            assert row["max_abs_diff_vs_onnxruntime"] < 1e-4, row["case"]["name"]
+            assert row["sides"]["onnxruntime"]["median_ms"] > 0 and row["speedup_vs_onnxruntime"] > 0
+        else:
+            assert "onnxruntime" not in row["sides"] and row["speedup_vs_onnxruntime"] is None
     first = result["charlm"]["train_step"]["first_loss"]
     assert first["rnnkit"] == pytest.approx(first["torch"], rel=1e-4)   # the same model on both sides
     assert result["charlm"]["sampling"]["sides"]["rnnkit"]["chars_per_s"] > 0
@@ -42,7 +47,7 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     table = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "speed_table.py"), str(path)],
                            capture_output=True, text=True, check=True).stdout
-    assert "| Q lstm train L1 uni |" in table and "char-LM sampling" in table
+    assert "| Q lstm train L1 uni |" in table and "char-LM sampling" in table and "vs onnxruntime" in table
 
 
 def test_bench_without_torch_and_with_filters(tmp_path, capsys):
