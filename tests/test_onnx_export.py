@@ -217,5 +217,10 @@ def test_cli_export_writes_the_file_and_refuses_mistakes_in_one_line(charmodel, 
     assert main(["export", str(tmp_path / "missing.npz"), str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "MODEL" in err and "no such file" in err
-    assert main(["export", str(model), str(out), "--opset", "9"]) == 2
-    assert "--opset" in capsys.readouterr().err
+    for opset in ("9", "999"):
+        assert main(["export", str(model), str(out), "--opset", opset]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--opset" in err
+    newest = onnx.defs.onnx_opset_version()
+    assert main(["export", str(model), str(out), "--opset", str(newest)]) == 0
+    assert onnx.load(str(out)).opset_import[0].version == newest

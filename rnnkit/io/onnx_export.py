@@ -165,8 +165,10 @@ def to_onnx(model, *, lengths: bool = True, initial_state: bool = True, opset: i
     feed it back) and have no padding.
     """
     onnx, helper, _ = onnx_modules()
-    if not isinstance(opset, int) or isinstance(opset, bool) or opset < 14:
-        raise RnnkitError(f"opset (--opset) must be an integer >= 14, got {opset!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 14 <= opset <= newest:
+        raise RnnkitError(f"opset (--opset) must be an integer from 14 to {newest} (what this onnx {onnx.__version__} "
+                          f"knows), got {opset!r}")
     kind, net = _network(model)
     size = sum(p.data.size for p in net.parameters()) * 4
     if size > MAX_BYTES:
@@ -181,9 +183,9 @@ def to_onnx(model, *, lengths: bool = True, initial_state: bool = True, opset: i
         meta = _forecast_graph(g, net)
     graph = helper.make_graph(g.nodes, f"rnnkit_{kind}", g.inputs, g.outputs, g.initializers,
                               doc_string=__doc__.split("\n\n")[0])
-    proto = helper.make_model(graph, producer_name="rnnkit", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", opset)])
-    proto.ir_version = min(proto.ir_version, 8)       # IR 8 (ONNX 1.10+) is what opset 17 needs: older runtimes load it
+    opsets = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(graph, producer_name="rnnkit", producer_version=__version__, opset_imports=opsets)
+    proto.ir_version = helper.find_min_ir_version_for(opsets)   # the oldest IR the opset allows: older runtimes load it
     helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)
     return proto
