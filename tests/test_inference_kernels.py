@@ -27,10 +27,9 @@ if not backend.numba_status()["ok"]:
     pytest.skip(_unavailable, allow_module_level=True)
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-13), np.float32: dict(rtol=1e-5, atol=1e-6)}
-# (numbers per chunk, largest product of a block): one chunk and one block; chunks of one step, and blocks of
-# 4 units of the 10 at N = 10 (4 + 4 + 2: the last one partial); chunks of a few steps and the same blocks
-SPLITS = [(2 ** 16, None), (1, "blocks"), (100, "blocks")]
-BLOCKS = {"lstm": 2000, "gru": 2000, "rnn_tanh": 600, "rnn_relu": 600}   # gives 4 units per block at H = N = 10
+# (numbers per chunk, product size per block): one chunk and one block; chunks of one step and blocks of
+# 4 units of 10 (4 + 4 + 2: the last one partial); mid-sized chunks, one block per... unit count
+SPLITS = [(2 ** 16, 10 ** 6), (1, 400), (100, 400)]
 
 
 @pytest.fixture
@@ -59,9 +58,8 @@ def forward(layer, x, state, lengths, backend_name):
 def test_inference_loops_equal_the_reference(kind, num_layers, bidirectional, varlen, given_state, split, dtype,
                                              monkeypatch, spy):
     monkeypatch.setattr(inference, "CHUNK_NUMBERS", split[0])
-    if split[1] == "blocks":
-        monkeypatch.setattr(inference, "SMALL_PRODUCT", BLOCKS[kind])
-    case = make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=dtype, T=7, N=10, D=3, H=10)
+    monkeypatch.setattr(inference, "SMALL_PRODUCT", split[1])
+    case = make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=dtype, T=7, N=2, D=3, H=10)
     layer, x, state, lengths = case[:4]
     ref = forward(layer, x, state, lengths, "numpy")
     assert spy == []
@@ -77,11 +75,10 @@ def test_the_splits_really_split():
     assert inference.chunk_steps(7, 40, 2) > inference.chunk_steps(7, 40 * 2 ** 16, 2) == 1
     old = inference.SMALL_PRODUCT
     try:
-        for G, kind in ((4, "lstm"), (3, "gru"), (1, "rnn_tanh")):
-            inference.SMALL_PRODUCT = BLOCKS[kind]
-            assert inference.block_units(10, G, 10, threads=1, T=7) == 4       # blocks 4, 4, 2
-            assert inference.block_units(10, G, 10, threads=2, T=7) == 10      # threads: one product, BLAS splits it
-            assert inference.block_units(10, G, 10, threads=1, T=6) == 10      # T*N < 64: no reordering per call
+        inference.SMALL_PRODUCT = 400
+        assert inference.block_units(10, 4, 2, threads=1) == 4         # blocks 4, 4, 2
+        assert inference.block_units(10, 3, 2, threads=1) == 4
+        assert inference.block_units(10, 4, 2, threads=2) == 10        # threads: one product, BLAS splits it
     finally:
         inference.SMALL_PRODUCT = old
     order = inference.block_order(10, 4, 4)
@@ -99,8 +96,8 @@ def test_chunk_rows_are_an_odd_number_of_cache_lines_apart(cols):
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_relu"])
 def test_python_driven_inference_loop(kind, monkeypatch):
     """Without NumPy's gemm symbol the same loops run as Python calling np.matmul: same results."""
-    monkeypatch.setattr(inference, "SMALL_PRODUCT", BLOCKS[kind])
-    layer, x, state, lengths = make_case(kind, 1, False, True, True, dtype=np.float64, T=7, N=10, D=3, H=10)[:4]
+    monkeypatch.setattr(inference, "SMALL_PRODUCT", 400)
+    layer, x, state, lengths = make_case(kind, 1, False, True, True, dtype=np.float64, T=5, N=2, D=3, H=10)[:4]
     ref = forward(layer, x, state, lengths, "numpy")
     w = dict(layer.named_parameters())
     states = [s[0] for s in as_tuple(state)]

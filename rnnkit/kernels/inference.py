@@ -182,7 +182,7 @@ SMALL_PRODUCT = 10 ** 6
 """M*K*N up to which OpenBLAS multiplies without packing its operands (its "small matrix" kernels)."""
 
 
-def block_units(H: int, G: int, N: int, threads: int, T: int = 1 << 30) -> int:
+def block_units(H: int, G: int, N: int, threads: int) -> int:
     """Hidden units per block of the recurrent product: ``H`` (one product) or fewer, so that each block's
     product (G*B rows) is small enough for OpenBLAS's unpacked kernels.
 
@@ -190,11 +190,9 @@ def block_units(H: int, G: int, N: int, threads: int, T: int = 1 << 30) -> int:
     a third of the product's time at configs A and D (measured with ``perf``). Its
     kernels for small products read the operands in place, so blocks of rows below
     :data:`SMALL_PRODUCT` skip the copy. With several BLAS threads the one large
-    product is kept, since OpenBLAS runs small products on one thread, and so it
-    is for short calls (T*N < 64: a step of generation), where reordering the
-    weights' rows (a copy per call) would cost more than the steps save.
+    product is kept, since OpenBLAS runs small products on one thread.
     """
-    if threads > 1 or G * H * H * N <= SMALL_PRODUCT or T * N < 64:
+    if threads > 1 or G * H * H * N <= SMALL_PRODUCT:
         return H
     B = 1
     while 2 * B < H and G * (2 * B) * H * N <= SMALL_PRODUCT:
@@ -228,8 +226,8 @@ def scan_forward(kernel: str, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, revers
     b_ih = zeros if b_ih is None else b_ih
     b_hh = zeros if b_hh is None else b_hh
     chunk = chunk_steps(T, GH, N)
-    B = block_units(H, G, N, threads, T)
-    order = slice(None) if B == H else block_order(H, G, B)            # one block: the rows as they are
+    B = block_units(H, G, N, threads)
+    order = block_order(H, G, B)
     W_hh, W_ih = W_hh[order], W_ih[order]                              # (G*H, H), (G*H, D) in block order
     if kernel == "lstm":
         fn, gemm = loop(lstm, dtype)
