@@ -96,11 +96,9 @@ def test_inference_without_cache_gives_the_same_outputs():
     y, s, cache = layer.forward(x, state, lengths)
     y2, s2, none = layer.forward(x, state, lengths, need_cache=False)
     assert none is None
-    # inference runs its own loop (kernels/inference.py: the input product hoisted, other summation order),
-    # so equal up to float32 rounding; tests/test_inference_kernels.py checks it against the reference
-    np.testing.assert_allclose(y, y2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y, y2)
     for a, b in zip(s, s2):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("N", [1, 3])

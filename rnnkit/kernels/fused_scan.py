@@ -38,9 +38,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba.core.errors import NumbaError
 
-from . import gru, inference, lstm, rnn
+from . import gru, lstm, rnn
 from .backend import KernelUnavailable, disable_numba
-from .blas import gemm_pointers, get_blas_threads
+from .blas import gemm_pointers
 
 __all__ = ["FusedScanCache", "KERNELS", "supports", "scan_forward", "scan_backward"]
 
@@ -99,10 +99,6 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
     # the loops assume C order with the dtype of x (a no-op for a layer's own parameters)
     x, W_ih, W_hh, b_ih, b_hh = (None if a is None else np.ascontiguousarray(a, dtype=x.dtype)
                                  for a in (x, W_ih, W_hh, b_ih, b_hh))
-    if not need_cache:                   # inference: the input product leaves the time loop (kernels/inference.py)
-        y, state_T = inference.scan_forward(cell.fused_kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
-                                            _loop, get_blas_threads() or 1)
-        return y, state_T, None
     T, N, D = x.shape
     GH, H = W_hh.shape
     dtype = x.dtype
