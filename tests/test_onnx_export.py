@@ -80,6 +80,16 @@ def test_dynamic_axes_batch_first_and_no_bias(kind):
             assert_close(got, want, f"T={T} N={N}")
 
 
+def test_a_float64_layer_exports_in_float32():
+    layer, x, state, lengths, _, _ = make_case("gru", 2, True, True, True, dtype=np.float64, T=5, N=4, D=3, H=4)
+    y = layer.eval().forward(x, state, lengths, need_cache=False)[0]
+    proto = to_onnx(layer)
+    weights = [i.data_type for i in proto.graph.initializer if i.name.startswith(("rnn_W", "rnn_R", "rnn_B"))]
+    assert len(weights) == 6 and set(weights) == {onnx.TensorProto.FLOAT}        # W, R, B of two layers
+    got = run_stack(session(proto), "gru", x.astype(np.float32), state.astype(np.float32), lengths)[0]
+    np.testing.assert_allclose(got, y, rtol=1e-5, atol=1e-6)
+
+
 def test_weight_reordering_is_what_makes_it_match():
     """Sanity of the oracle: with rnnkit's gate order copied unchanged, the LSTM differs."""
     from rnnkit.io import onnx_graph
@@ -178,7 +188,8 @@ def test_forecaster_network_equals_rnnkit(strategy, future):
 
 
 class PeepholeCell(LSTMCell):
-    """A variant step (the parent's math changed): ONNX's LSTM operator cannot run it."""
+    """Stands for a variant step (peepholes, say): a subclass of the cell, which ONNX's LSTM operator may not
+    compute, so export must refuse it without looking at what it overrides."""
 
     def step(self, xw, hw, state):
         return super().step(xw, hw, state)
