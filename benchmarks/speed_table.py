@@ -46,10 +46,13 @@ def markdown(result: dict) -> str:
         if t:
             lines.append(f"| char-LM training step (2-layer LSTM, Adam) | {r['median_ms']:.2f} | "
                          f"{t['median_ms']:.2f} | {tr['speedup']:.2f}x | {r['tokens_per_s']:,.0f} | "
-                         f"{100 * r['peak_fraction']:.0f}% |")
+                         f"{100 * r['peak_fraction']:.0f}% |" + (" | |" if ort else ""))
             r, t = sa["sides"]["rnnkit"], sa["sides"]["torch"]
             lines.append(f"| char-LM sampling, batch 1 (chars/s) | {r['chars_per_s']:,.0f} | {t['chars_per_s']:,.0f} "
                          f"| {sa['speedup']:.2f}x | | |")
+            o = sa["sides"].get("onnxruntime")
+            if ort:
+                lines[-1] += (f" {o['chars_per_s']:,.0f} | {sa['speedup_vs_onnxruntime']:.2f}x |" if o else " | |")
     if "memory" in result:
         mem = result["memory"]
         m = next(iter(mem.values()))

@@ -43,6 +43,8 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     first = result["charlm"]["train_step"]["first_loss"]
     assert first["rnnkit"] == pytest.approx(first["torch"], rel=1e-4)   # the same model on both sides
     assert result["charlm"]["sampling"]["sides"]["rnnkit"]["chars_per_s"] > 0
+    assert result["charlm"]["sampling"]["sides"]["onnxruntime"]["chars_per_s"] > 0   # the exported char LM
+    assert result["charlm"]["sampling"]["speedup_vs_onnxruntime"] > 0
     assert result["environment"]["numpy"] == np.__version__
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     table = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "speed_table.py"), str(path)],
@@ -173,3 +175,14 @@ def test_quick_refuses_configs_it_would_ignore(capsys):
     """`bench --quick --configs Z` ran the quick suite and said nothing about Z."""
     assert main(["bench", "--quick", "--no-torch", "--configs", "Z"]) == 2
     assert "configs (--configs) do not apply to the quick suite" in capsys.readouterr().err
+
+
+def test_charlm_sampling_through_onnxruntime_draws_the_same_characters():
+    """The bench's onnxruntime sampler runs the same model (exported) with the same draws as rnnkit's side."""
+    pytest.importorskip("onnxruntime")
+    from rnnkit.bench import charlm_case
+
+    c = charlm_case.CharLMCase(T=8, N=4, hidden=32, embedding=16, sample_chars=40)
+    fns = charlm_case.build_sampling(c, None, seed=3, onnx_threads=1)
+    ours = fns["rnnkit"]()
+    assert fns["onnxruntime"]() == ours and len(set(ours)) > 5

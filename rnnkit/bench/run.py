@@ -135,7 +135,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
         first_loss = {k: f() for k, f in fns.items()}    # both start from the same weights: the same first loss
         lm_train = timing.interleaved(fns, **reps)
         say("char-LM sampling ...")
-        lm_sample = timing.interleaved(charlm_case.build_sampling(lm, torch, seed=seed), **reps)
+        lm_sample = timing.interleaved(charlm_case.build_sampling(lm, torch, seed=seed, onnx_threads=onnx_threads),
+                                       **reps)
     if (not quick) if memory is None else memory:
         say("peak memory of a T=1000 LSTM training step (subprocesses) ...")
         result["memory"] = isolated.peak_memory(T=50 if quick else 1000, threads=threads,
@@ -167,7 +168,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
         result["charlm"] = {
             "train_step": {"config": lm.as_dict(), "first_loss": first_loss, "sides": sides,
                            "speedup": _speedup(sides)},
-            "sampling": {"sides": sampling, "speedup": _speedup(sampling)}}
+            "sampling": {"sides": sampling, "speedup": _speedup(sampling),
+                         "speedup_vs_onnxruntime": _speedup(sampling, "onnxruntime")}}
     result["load_average_end"] = timing.load_average()
     result["wall_seconds"] = time.time() - t_start
     if out is not None:
@@ -205,9 +207,11 @@ def format_table(result: dict) -> str:
                      f"{(format(tr['speedup'], '.2f') + 'x' if tr['speedup'] else '-'):>8s} "
                      f"{r['tokens_per_s']:10.0f} {r['gflops']:8.1f} {100 * r['peak_fraction']:5.0f}%")
         r, t = sa["sides"]["rnnkit"], sa["sides"].get("torch")
+        o = sa["sides"].get("onnxruntime")
         lines.append(f"{'char-LM sampling (chars/s, N=1)':34s} {r['chars_per_s']:15.0f} "
                      f"{(format(t['chars_per_s'], '.0f') if t else '-'):>15s} "
-                     f"{(format(sa['speedup'], '.2f') + 'x' if sa['speedup'] else '-'):>8s}")
+                     f"{(format(sa['speedup'], '.2f') + 'x' if sa['speedup'] else '-'):>8s}"
+                     + (f"{'':48s} {o['chars_per_s']:15.0f} {sa['speedup_vs_onnxruntime']:6.2f}x" if o else ""))
     if "memory" in result:
         for fw, m in result["memory"].items():
             lines.append(f"peak memory, LSTM training step T={m['T']} N={m['N']} H={m['H']}: {fw} "
