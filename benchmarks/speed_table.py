@@ -8,7 +8,9 @@ type left to OpenBLAS's own detection:
 
 Columns: median ms per iteration of each side, speedup (torch time / rnnkit
 time; above 1 rnnkit is faster), rnnkit's tokens/s and its share of the sgemm
-peak measured in the same run.
+peak measured in the same run; when the run had an onnxruntime side (inference
+cases, the layer exported with ``rnnkit.io.to_onnx``), its median ms and
+rnnkit's speedup over it.
 """
 
 from __future__ import annotations
@@ -25,22 +27,32 @@ def markdown(result: dict) -> str:
              "",
              "| case | rnnkit ms | PyTorch ms | speedup | rnnkit tokens/s | % of sgemm peak |",
              "|---|---:|---:|---:|---:|---:|"]
+    ort = any("onnxruntime" in row["sides"] for row in result["cases"])
+    if ort:
+        lines[-2] += " onnxruntime ms | vs onnxruntime |"
+        lines[-1] += "---:|---:|"
     for row in result["cases"]:
         r, t = row["sides"]["rnnkit"], row["sides"].get("torch")
         lines.append(f"| {row['case']['name']} | {r['median_ms']:.2f} | {t['median_ms']:.2f} | "
                      f"{row['speedup']:.2f}x | {r['tokens_per_s']:,.0f} | {100 * r['peak_fraction']:.0f}% |"
                      if t else f"| {row['case']['name']} | {r['median_ms']:.2f} | - | - | "
                                f"{r['tokens_per_s']:,.0f} | {100 * r['peak_fraction']:.0f}% |")
+        if ort:
+            o = row["sides"].get("onnxruntime")
+            lines[-1] += (f" {o['median_ms']:.2f} | {row['speedup_vs_onnxruntime']:.2f}x |" if o else " | |")
     if "charlm" in result:
         tr, sa = result["charlm"]["train_step"], result["charlm"]["sampling"]
         r, t = tr["sides"]["rnnkit"], tr["sides"].get("torch")
         if t:
             lines.append(f"| char-LM training step (2-layer LSTM, Adam) | {r['median_ms']:.2f} | "
                          f"{t['median_ms']:.2f} | {tr['speedup']:.2f}x | {r['tokens_per_s']:,.0f} | "
-                         f"{100 * r['peak_fraction']:.0f}% |")
+                         f"{100 * r['peak_fraction']:.0f}% |" + (" | |" if ort else ""))
             r, t = sa["sides"]["rnnkit"], sa["sides"]["torch"]
             lines.append(f"| char-LM sampling, batch 1 (chars/s) | {r['chars_per_s']:,.0f} | {t['chars_per_s']:,.0f} "
                          f"| {sa['speedup']:.2f}x | | |")
+            o = sa["sides"].get("onnxruntime")
+            if ort:
+                lines[-1] += (f" {o['chars_per_s']:,.0f} | {sa['speedup_vs_onnxruntime']:.2f}x |" if o else " | |")
     if "memory" in result:
         mem = result["memory"]
         m = next(iter(mem.values()))

@@ -35,14 +35,21 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
             assert s["reps"] >= 3 and 0 < s["min_ms"] <= s["median_ms"]
             assert s["tokens_per_s"] > 0 and s["gflops"] > 0
         assert row["speedup"] > 0
+        if row["case"]["mode"] == "inference":      # the layer exported to ONNX, run by onnxruntime
+            assert row["max_abs_diff_vs_onnxruntime"] < 1e-4, row["case"]["name"]
+            assert row["sides"]["onnxruntime"]["median_ms"] > 0 and row["speedup_vs_onnxruntime"] > 0
+        else:
+            assert "onnxruntime" not in row["sides"] and row["speedup_vs_onnxruntime"] is None
     first = result["charlm"]["train_step"]["first_loss"]
     assert first["rnnkit"] == pytest.approx(first["torch"], rel=1e-4)   # the same model on both sides
     assert result["charlm"]["sampling"]["sides"]["rnnkit"]["chars_per_s"] > 0
+    assert result["charlm"]["sampling"]["sides"]["onnxruntime"]["chars_per_s"] > 0   # the exported char LM
+    assert result["charlm"]["sampling"]["speedup_vs_onnxruntime"] > 0
     assert result["environment"]["numpy"] == np.__version__
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     table = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "speed_table.py"), str(path)],
                            capture_output=True, text=True, check=True).stdout
-    assert "| Q lstm train L1 uni |" in table and "char-LM sampling" in table
+    assert "| Q lstm train L1 uni |" in table and "char-LM sampling" in table and "vs onnxruntime" in table
 
 
 def test_bench_without_torch_and_with_filters(tmp_path, capsys):
@@ -168,3 +175,14 @@ def test_quick_refuses_configs_it_would_ignore(capsys):
     """`bench --quick --configs Z` ran the quick suite and said nothing about Z."""
     assert main(["bench", "--quick", "--no-torch", "--configs", "Z"]) == 2
     assert "configs (--configs) do not apply to the quick suite" in capsys.readouterr().err
+
+
+def test_charlm_sampling_through_onnxruntime_draws_the_same_characters():
+    """The bench's onnxruntime sampler runs the same model (exported) with the same draws as rnnkit's side."""
+    pytest.importorskip("onnxruntime")
+    from rnnkit.bench import charlm_case
+
+    c = charlm_case.CharLMCase(T=8, N=4, hidden=32, embedding=16, sample_chars=40)
+    fns = charlm_case.build_sampling(c, None, seed=3, onnx_threads=1)
+    ours = fns["rnnkit"]()
+    assert fns["onnxruntime"]() == ours and len(set(ours)) > 5

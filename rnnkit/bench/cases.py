@@ -122,8 +122,12 @@ def _lengths(case: Case, rng: np.random.Generator) -> Optional[np.ndarray]:
 
 
 def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np.float32,
-          seed: int = 0) -> Dict[str, Callable[[], object]]:
-    """Closures running one iteration of the case: ``{"rnnkit": f}`` and, with torch, ``"torch": g``."""
+          seed: int = 0, onnx_threads: Optional[int] = None) -> Dict[str, Callable[[], object]]:
+    """Closures running one iteration of the case: ``{"rnnkit": f}`` and, with torch, ``"torch": g``.
+
+    With ``onnx_threads`` (an inference case in float32), also ``"onnxruntime"``:
+    the same layer exported to ONNX, run on that many threads (:mod:`rnnkit.bench.onnx_side`).
+    """
     from ..nn import Recurrent
 
     rng = np.random.default_rng(seed)
@@ -150,6 +154,9 @@ def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np
     fns = {"rnnkit": rnnkit_step}
     if torch_module is not None:
         fns["torch"] = _torch_step(case, layer, x, lengths, dy, torch_module)
+    if onnx_threads is not None and case.mode == "inference" and np.dtype(dtype) == np.float32:
+        from .onnx_side import ort_step
+        fns["onnxruntime"] = ort_step(layer, x, lengths, onnx_threads)
     return fns
 
 

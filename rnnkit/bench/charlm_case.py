@@ -8,13 +8,14 @@ weights. Two measurements:
 
 - a training step on a (T, N) batch: forward, loss, backward, Adam update;
 - sampling at batch 1, one character per step with the state carried
-  (embedding, LSTM step, head, softmax, draw), in characters per second.
+  (embedding, LSTM step, head, softmax, draw), in characters per second; with
+  onnxruntime installed also the same model exported to ONNX, stepped by onnxruntime.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -109,8 +110,45 @@ def build_training(c: CharLMCase, torch_module=None, seed: int = 0) -> Dict[str,
     return fns
 
 
-def build_sampling(c: CharLMCase, torch_module=None, seed: int = 0) -> Dict[str, Callable[[], str]]:
-    """Closures each generating ``c.sample_chars`` characters at batch 1 (ids; temperature 1)."""
+def _onnx_sampler(c: CharLMCase, lm: _RnnkitLM, seed: int, threads: int) -> Callable[[], list]:
+    """The same model exported as a character LM (:func:`rnnkit.io.onnx_export.to_onnx`), sampled through
+    onnxruntime one step (T = 1) at a time with the state fed back, with the same draws as rnnkit's side."""
+    import onnxruntime as ort
+
+    from ..charlm.data import Vocab
+    from ..charlm.model import CharLM
+    from ..io.onnx_export import to_onnx
+    from ..nn import softmax
+
+    net = CharLM(Vocab([chr(0x100 + i) for i in range(c.vocab)]), cell="lstm", hidden_size=c.hidden,
+                 num_layers=c.layers, embedding_size=c.embedding, rng=seed)
+    weights = {"embed.weight": lm.embed.weight.data, "head.weight": lm.head.weight.data, "head.bias": lm.head.bias.data}
+    weights.update({"rnn." + k: v for k, v in lm.rnn.state_dict().items()})
+    net.load_state_dict(weights)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = int(threads), 1, 3
+    sess = ort.InferenceSession(to_onnx(net).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    zeros = np.zeros((c.layers, 1, c.hidden), np.float32)
+
+    def onnx_sample():
+        rng = np.random.default_rng(seed)
+        ids, h, cc, out = np.zeros((1, 1), np.int64), zeros, zeros, []
+        for _ in range(c.sample_chars):
+            logits, h, cc = sess.run(None, {"ids": ids, "h0": h, "c0": cc})      # (1, 1, V), state
+            p = softmax(logits[0, 0].astype(np.float64))
+            cur = min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum())), c.vocab - 1)
+            ids[0, 0] = cur
+            out.append(cur)
+        return out
+    return onnx_sample
+
+
+def build_sampling(c: CharLMCase, torch_module=None, seed: int = 0,
+                   onnx_threads: Optional[int] = None) -> Dict[str, Callable[[], str]]:
+    """Closures each generating ``c.sample_chars`` characters at batch 1 (ids; temperature 1).
+
+    With ``onnx_threads``, also ``"onnxruntime"``: the same model exported to ONNX (:func:`_onnx_sampler`).
+    """
     from ..nn import softmax
 
     lm = _RnnkitLM(c, seed)
@@ -145,4 +183,6 @@ def build_sampling(c: CharLMCase, torch_module=None, seed: int = 0) -> Dict[str,
                     out.append(int(cur))
             return out
         fns["torch"] = torch_sample
+    if onnx_threads is not None:
+        fns["onnxruntime"] = _onnx_sampler(c, lm, seed, onnx_threads)
     return fns

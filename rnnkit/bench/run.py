@@ -56,10 +56,10 @@ def _sides(samples: Dict[str, List[float]], tokens: int, flops: float, peak: flo
     return out
 
 
-def _speedup(sides: Dict[str, dict]) -> Optional[float]:
-    if "torch" not in sides:
+def _speedup(sides: Dict[str, dict], other: str = "torch") -> Optional[float]:
+    if other not in sides:
         return None
-    return sides["torch"]["median_ms"] / sides["rnnkit"]["median_ms"]
+    return sides[other]["median_ms"] / sides["rnnkit"]["median_ms"]
 
 
 def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "rnn"),
@@ -68,7 +68,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
               use_torch: bool = True, backend: Optional[str] = None, charlm: Optional[bool] = None,
               memory: Optional[bool] = None, compile_times: Optional[bool] = None, dtype: str = "float32",
               random_state: Optional[int] = 0, out=None,
-              progress: Optional[Callable[[str], None]] = None) -> dict:
+              progress: Optional[Callable[[str], None]] = None, use_onnx: bool = True) -> dict:
     """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
 
     ``threads`` (an integer, or "auto"/None: :func:`rnnkit.threads.auto_threads`)
@@ -79,7 +79,10 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     or "float64") applies to the layer cases; those extras run in float32.
     ``random_state`` seeds the weights and inputs (None: fresh entropy). ``out``
     names a file for the results: it is checked before any timing (so a bad path
-    costs nothing) and written atomically at the end.
+    costs nothing) and written atomically at the end. ``use_onnx`` adds an
+    onnxruntime side to the float32 inference cases (the layer exported to ONNX,
+    when the ``onnx`` extra is installed); ``speedup_vs_onnxruntime`` is its
+    median time over rnnkit's.
     """
     if out is not None:
         check_outputs({"--out": out}, examples={"--out": "rnnkit-bench.json"})
@@ -102,18 +105,26 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     case_list = cases_mod.suite(suite, cells, configs, modes)
     torch = _import_torch(use_torch)
     threads = threads or auto_threads()
+    from .onnx_side import available as onnx_available
+    onnx_threads = None
     t_start = time.time()
     result = {"suite": suite, "dtype": dtype, "threads": timing.set_threads(threads, torch), "target_seconds": target,
               "random_state": seed, "environment": timing.environment(torch),
               "load_average_start": timing.load_average()}
+    if use_onnx and onnx_available():
+        onnx_threads = result["threads"]["threads"]
+        import onnxruntime
+        result["environment"]["onnxruntime"] = onnxruntime.__version__
     say(f"sgemm peak ({threads} threads) ...")
     result["sgemm_peak_gflops_start"] = timing.sgemm_peak(torch_module=torch, **peak_size)
 
     timed = []                                           # (case, check, samples): summarised once the peak is known
     for i, case in enumerate(case_list):
         say(f"[{i + 1}/{len(case_list)}] {case.name}")
-        fns = cases_mod.build(case, torch, backend=backend, dtype=np.dtype(dtype), seed=seed)
-        check = _max_diff(fns["rnnkit"](), fns["torch"]()) if "torch" in fns else None
+        fns = cases_mod.build(case, torch, backend=backend, dtype=np.dtype(dtype), seed=seed,
+                              onnx_threads=onnx_threads)
+        reference = fns["rnnkit"]()
+        check = {side: _max_diff(reference, fns[side]()) for side in ("torch", "onnxruntime") if side in fns}
         timed.append((case, check, timing.interleaved(fns, **reps)))
     lm = None
     if (not quick) if charlm is None else charlm:
@@ -124,7 +135,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
         first_loss = {k: f() for k, f in fns.items()}    # both start from the same weights: the same first loss
         lm_train = timing.interleaved(fns, **reps)
         say("char-LM sampling ...")
-        lm_sample = timing.interleaved(charlm_case.build_sampling(lm, torch, seed=seed), **reps)
+        lm_sample = timing.interleaved(charlm_case.build_sampling(lm, torch, seed=seed, onnx_threads=onnx_threads),
+                                       **reps)
     if (not quick) if memory is None else memory:
         say("peak memory of a T=1000 LSTM training step (subprocesses) ...")
         result["memory"] = isolated.peak_memory(T=50 if quick else 1000, threads=threads,
@@ -144,8 +156,10 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     result["cases"] = []
     for case, check, samples in timed:
         sides = _sides(samples, case.tokens, case.flops(), peak)
-        result["cases"].append({"case": case.as_dict(), "max_abs_diff_vs_torch": check, "sides": sides,
-                                "speedup": _speedup(sides)})
+        result["cases"].append({"case": case.as_dict(), "max_abs_diff_vs_torch": check.get("torch"),
+                                "max_abs_diff_vs_onnxruntime": check.get("onnxruntime"), "sides": sides,
+                                "speedup": _speedup(sides),
+                                "speedup_vs_onnxruntime": _speedup(sides, "onnxruntime")})
     if lm is not None:
         sides = _sides(lm_train, lm.T * lm.N, lm.flops(), peak)
         sampling = {side: dict(timing.summarize(secs)) for side, secs in lm_sample.items()}
@@ -154,7 +168,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
         result["charlm"] = {
             "train_step": {"config": lm.as_dict(), "first_loss": first_loss, "sides": sides,
                            "speedup": _speedup(sides)},
-            "sampling": {"sides": sampling, "speedup": _speedup(sampling)}}
+            "sampling": {"sides": sampling, "speedup": _speedup(sampling),
+                         "speedup_vs_onnxruntime": _speedup(sampling, "onnxruntime")}}
     result["load_average_end"] = timing.load_average()
     result["wall_seconds"] = time.time() - t_start
     if out is not None:
@@ -174,15 +189,17 @@ def format_table(result: dict) -> str:
              + (f", torch {peak['torch']:.0f}" if "torch" in peak else "")
              + f"); load average {result['load_average_start']}",
              f"{'case':34s} {'rnnkit ms':>15s} {'torch ms':>15s} {'speedup':>8s} {'tokens/s':>10s} "
-             f"{'GFLOP/s':>8s} {'%peak':>6s} {'torch %peak':>11s}"]
+             f"{'GFLOP/s':>8s} {'%peak':>6s} {'torch %peak':>11s} {'onnxrt ms':>15s} {'vs ort':>7s}"]
     for row in result["cases"]:
         r, t = row["sides"]["rnnkit"], row["sides"].get("torch")
         speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
         torch_ms = _fmt_ms(t) if t else "-"
         torch_peak = f"{100 * t['peak_fraction']:.0f}%" if t else "-"
+        o = row["sides"].get("onnxruntime")
+        vs_ort = f"{row['speedup_vs_onnxruntime']:.2f}x" if row.get("speedup_vs_onnxruntime") else "-"
         lines.append(f"{row['case']['name']:34s} {_fmt_ms(r):>15s} {torch_ms:>15s} {speedup:>8s} "
                      f"{r['tokens_per_s']:10.0f} {r['gflops']:8.1f} {100 * r['peak_fraction']:5.0f}% "
-                     f"{torch_peak:>11s}")
+                     f"{torch_peak:>11s} {(_fmt_ms(o) if o else '-'):>15s} {vs_ort:>7s}")
     if "charlm" in result:
         tr, sa = result["charlm"]["train_step"], result["charlm"]["sampling"]
         r, t = tr["sides"]["rnnkit"], tr["sides"].get("torch")
@@ -190,9 +207,11 @@ def format_table(result: dict) -> str:
                      f"{(format(tr['speedup'], '.2f') + 'x' if tr['speedup'] else '-'):>8s} "
                      f"{r['tokens_per_s']:10.0f} {r['gflops']:8.1f} {100 * r['peak_fraction']:5.0f}%")
         r, t = sa["sides"]["rnnkit"], sa["sides"].get("torch")
+        o = sa["sides"].get("onnxruntime")
         lines.append(f"{'char-LM sampling (chars/s, N=1)':34s} {r['chars_per_s']:15.0f} "
                      f"{(format(t['chars_per_s'], '.0f') if t else '-'):>15s} "
-                     f"{(format(sa['speedup'], '.2f') + 'x' if sa['speedup'] else '-'):>8s}")
+                     f"{(format(sa['speedup'], '.2f') + 'x' if sa['speedup'] else '-'):>8s}"
+                     + (f"{'':48s} {o['chars_per_s']:15.0f} {sa['speedup_vs_onnxruntime']:6.2f}x" if o else ""))
     if "memory" in result:
         for fw, m in result["memory"].items():
             lines.append(f"peak memory, LSTM training step T={m['T']} N={m['N']} H={m['H']}: {fw} "

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "rnnkit.forecast.cli",
     "rnnkit.translate.cli",
     "rnnkit.bench.cli",
+    "rnnkit.cli.export",
 ]
 
 
