@@ -133,7 +133,7 @@ class LSTMCell(Cell):
 
     def step(self, xw, hw, state):
         h_prev, c_prev = state
-        H = h_prev.shape[1]
+        H = c_prev.shape[1]                            # h_prev may be projected to P < H
         a = xw + hw                                    # (N, 4H)
         ifo = np.concatenate((a[:, : 2 * H], a[:, 3 * H:]), axis=1)
         ifo = sigmoid(ifo)                             # (N, 3H): i, f, o

@@ -19,6 +19,20 @@ K = 2 if bidirectional else 1, G gates: 1 RNN, 4 LSTM, 3 GRU):
 
 Layer l > 0 sees layer l-1's output after dropout (training mode only).
 
+Variants (keyword arguments; see :mod:`rnnkit.nn.variants` for the equations):
+
+- ``proj_size`` P (LSTM only, exactly ``torch.nn.LSTM(proj_size=P)``): h = (o * tanh(c)) W_hr^T,
+  so ``h`` and the output have P features and ``c`` keeps H; ``weight_hh_l{l}`` is (4H, P),
+  ``weight_ih_l{l}`` (4H, K*P) above layer 0, and ``weight_hr_l{l}{_reverse}`` (P, H) is added;
+- ``variational_dropout`` p: one mask per sequence on each layer's input and on h_{t-1} in the
+  recurrent product, the same at every step;
+- ``weight_drop`` p: DropConnect on every ``weight_hh``, one mask per forward call;
+- ``zoneout`` p (and ``zoneout_cell`` for LSTM's c, default the same p): each unit keeps its
+  previous value with probability p in training, the expectation at evaluation.
+
+The three regularisers act in training mode only (zoneout's expectation at evaluation) and draw
+their masks from the ``rng`` passed to :meth:`forward`.
+
 Loops that feed each output back into the next input (decoders, sampling)
 step a unidirectional stack with ``step_forward`` / ``step_backward`` /
 ``steps_backward`` (:mod:`rnnkit.nn.recurrent_step`).
@@ -36,7 +50,8 @@ from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
 from .recurrent_step import RecurrentSteps
-from .scan import ScanCache, scan_backward, scan_forward
+from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
+from .variants import keep_mask, zoneout_probabilities
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
 
@@ -48,6 +63,8 @@ class RecurrentCache(NamedTuple):
     dropout_masks: List[Optional[np.ndarray]]  # scaled keep-masks applied to each layer's input (None for l=0)
     lengths: Optional[np.ndarray]
     batch_first: bool
+    input_masks: List[Optional[np.ndarray]] = []     # variational dropout: (N, D_l) per layer, or None
+    weight_masks: List[List[Optional[np.ndarray]]] = []  # weight drop: (G*H, P) per [layer][direction], or None
 
 
 def _uniform(rng, shape, bound, dtype):
@@ -77,13 +94,17 @@ class Recurrent(RecurrentSteps, Module):
         ``weight_hh`` an independent random orthogonal matrix).
     backend : "auto", "numpy" or "numba" for this layer's scans; None (default)
         follows :func:`rnnkit.kernels.set_backend` / ``RNNKIT_BACKEND``.
+    proj_size : LSTM only: 0 (none) or P < hidden_size, PyTorch's projection (see the module docstring).
+    variational_dropout, weight_drop, zoneout, zoneout_cell : probabilities of the regularisers
+        (see the module docstring); zoneout_cell (LSTM's c) defaults to zoneout.
     """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32, rng=None,
                  forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, proj_size: int = 0, variational_dropout: float = 0.0,
+                 weight_drop: float = 0.0, zoneout: float = 0.0, zoneout_cell: Optional[float] = None):
         super().__init__()
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -100,6 +121,23 @@ class Recurrent(RecurrentSteps, Module):
             raise ValueError(f"forget_bias applies to LSTM only, got mode {mode!r}")
         if backend not in (None, "auto", "numpy", "numba"):
             raise ValueError(f"backend: expected None, 'auto', 'numpy' or 'numba', got {backend!r}")
+        check_count("proj_size", proj_size, 0)
+        if proj_size and mode != "LSTM":
+            raise ValueError(f"proj_size applies to LSTM only, got mode {mode!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
+        for name, v in (("variational_dropout", variational_dropout), ("weight_drop", weight_drop),
+                        ("zoneout", zoneout)):
+            check_probability(name, v)
+        if zoneout_cell is not None:
+            if mode != "LSTM":
+                raise ValueError(f"zoneout_cell applies to LSTM only (its cell state c), got mode {mode!r}")
+            check_probability("zoneout_cell", zoneout_cell)
+        self.proj_size = int(proj_size)
+        self.variational_dropout = float(variational_dropout)
+        self.weight_drop = float(weight_drop)
+        self.zoneout = float(zoneout)
+        self.zoneout_cell = None if zoneout_cell is None else float(zoneout_cell)
         self.backend = backend
         self.mode = mode
         self.cell = CELLS[mode]()
@@ -115,17 +153,18 @@ class Recurrent(RecurrentSteps, Module):
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
         rng = np.random.default_rng(rng)
+        self.output_size = P = self.proj_size or H              # the size of h and of each output
         G = self.cell.num_gates
         bound = 1.0 / np.sqrt(H)
-        # Same creation order as PyTorch: layer, direction, then w_ih, w_hh, b_ih, b_hh.
+        # Same creation order as PyTorch: layer, direction, then w_ih, w_hh, b_ih, b_hh, w_hr.
         for l in range(self.num_layers):
-            D = self.input_size if l == 0 else K * H
+            D = self.input_size if l == 0 else K * P
             for k in range(K):
                 sfx = self._suffix(l, k)
                 self.add_parameter("weight_ih" + sfx, _uniform(rng, (G * H, D), bound, self.dtype))
-                w_hh = _uniform(rng, (G * H, H), bound, self.dtype)
+                w_hh = _uniform(rng, (G * H, P), bound, self.dtype)
                 if recurrent_init == "orthogonal":
-                    w_hh = np.concatenate([_orthogonal(rng, H, self.dtype) for _ in range(G)])
+                    w_hh = np.concatenate([_orthogonal(rng, H, self.dtype)[:, :P] for _ in range(G)])
                 self.add_parameter("weight_hh" + sfx, w_hh)
                 if self.bias:
                     b_ih = _uniform(rng, (G * H,), bound, self.dtype)
@@ -135,6 +174,8 @@ class Recurrent(RecurrentSteps, Module):
                         b_hh[H: 2 * H] = 0.0
                     self.add_parameter("bias_ih" + sfx, b_ih)
                     self.add_parameter("bias_hh" + sfx, b_hh)
+                if self.proj_size:
+                    self.add_parameter("weight_hr" + sfx, _uniform(rng, (P, H), bound, self.dtype))
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -147,6 +188,26 @@ class Recurrent(RecurrentSteps, Module):
         if not self.bias:
             return W_ih, W_hh, None, None
         return W_ih, W_hh, getattr(self, "bias_ih" + sfx).data, getattr(self, "bias_hh" + sfx).data
+
+    def _projection(self, l: int, k: int) -> Optional[np.ndarray]:
+        """W_hr (P, H) of layer l, direction k, or None without projection."""
+        return getattr(self, "weight_hr" + self._suffix(l, k)).data if self.proj_size else None
+
+    def _state_sizes(self) -> Tuple[int, ...]:
+        """Features of each state component: (P,) or, for LSTM, (P, H) (h projected, c not)."""
+        return (self.output_size,) + (self.hidden_size,) * (self.cell.num_states - 1)
+
+    @property
+    def has_variant(self) -> bool:
+        """Whether any variant of the plain cell is on (projection or a regulariser)."""
+        return bool(self.proj_size or self.variational_dropout or self.weight_drop or self.zoneout
+                    or self.zoneout_cell)
+
+    def _zoneout_probs(self) -> Optional[Tuple[float, ...]]:
+        """Zoneout probability per state component, or None when zoneout is off."""
+        ps = (self.zoneout,) + ((self.zoneout if self.zoneout_cell is None else self.zoneout_cell),) * (
+            self.cell.num_states - 1)
+        return ps if any(ps) else None
 
     # -- state conversion: the public layout is PyTorch's, inside it is a tuple -----
     def _state_out(self, per_layer: List[Tuple[np.ndarray, ...]]) -> StateLike:
@@ -167,10 +228,11 @@ class Recurrent(RecurrentSteps, Module):
         return (state,)
 
     def _checked_states(self, state, N: int) -> Tuple:
-        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype."""
-        LK, H = self.num_layers * self.num_directions, self.hidden_size
+        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype
+        ((L*K, N, P) for a projected h)."""
+        LK = self.num_layers * self.num_directions
         states = self._state_in(state, "state")
-        for j, s in enumerate(states):
+        for j, (s, H) in enumerate(zip(states, self._state_sizes())):
             if s is None:
                 continue
             s = np.asarray(s)
@@ -242,6 +304,14 @@ class Recurrent(RecurrentSteps, Module):
             raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
         return use
 
+    def _uses_regularisers(self, rng) -> bool:
+        """Whether variational dropout, weight drop or zoneout draw masks now (training mode); needs ``rng``."""
+        use = self.training and bool(self.variational_dropout or self.weight_drop or self._zoneout_probs())
+        if use and rng is None:
+            raise ValueError("rng: variational_dropout, weight_drop or zoneout in training mode needs a "
+                             "numpy.random.Generator")
+        return use
+
     def _dropout_mask(self, rng, shape):
         """Inverted-dropout keep-mask m / (1 - p), m ~ Bernoulli(1 - p), of ``shape``."""
         keep = 1.0 - self.dropout
@@ -259,30 +329,49 @@ class Recurrent(RecurrentSteps, Module):
         """
         x, states0, lengths = self._check_input(x, state, lengths)
         T, N, _ = x.shape
-        H, K = self.hidden_size, self.num_directions
+        K = self.num_directions
         use_dropout = self._uses_dropout(rng)
-        zeros = np.zeros((N, H), self.dtype)
-        scans, masks, finals = [], [], []
+        regularise = self._uses_regularisers(rng)
+        p_var, p_wd = (self.variational_dropout, self.weight_drop) if regularise else (0.0, 0.0)
+        p_zone = self._zoneout_probs()
+        sizes = self._state_sizes()
+        zeros = tuple(np.zeros((N, n), self.dtype) for n in sizes)
+        scans, masks, finals, in_masks, w_masks = [], [], [], [], []
         inp = x
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*H)
+                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*P)
                 inp = inp * mask
             masks.append(mask)
-            outs, layer_scans = [], []
+            in_mask = keep_mask(rng, p_var, (N, inp.shape[2]), self.dtype) if p_var else None  # (N, D_l)
+            if in_mask is not None:
+                inp = inp * in_mask                                             # the same at every step
+            in_masks.append(in_mask)
+            outs, layer_scans, layer_w = [], [], []
             for k in range(K):
                 i = l * K + k
-                s0 = tuple(zeros if s is None else s[i] for s in states0)
-                y, s_n, c = scan_forward(self.cell, inp, s0, *self._weights(l, k), lengths=lengths,
-                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache)
+                s0 = tuple(z if s is None else s[i] for s, z in zip(states0, zeros))
+                W_ih, W_hh, b_ih, b_hh = self._weights(l, k)
+                w_mask = keep_mask(rng, p_wd, W_hh.shape, self.dtype) if p_wd else None  # (G*H, P)
+                if w_mask is not None:
+                    W_hh = W_hh * w_mask
+                layer_w.append(w_mask)
+                h_mask = keep_mask(rng, p_var, (N, sizes[0]), self.dtype) if p_var else None  # (N, P)
+                zone = None if p_zone is None else zoneout_probabilities(rng, p_zone, regularise, T, N, sizes,
+                                                                         self.dtype)
+                variant = ScanVariant(self._projection(l, k), h_mask, zone)
+                y, s_n, c = scan_forward(self.cell, inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
+                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache,
+                                         variant=variant)
                 outs.append(y)
                 layer_scans.append(c)
                 finals.append(s_n)
             scans.append(layer_scans)
-            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*H)
+            w_masks.append(layer_w)
+            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*P)
         out = inp.transpose(1, 0, 2) if self.batch_first else inp
-        cache = RecurrentCache(scans, masks, lengths, self.batch_first) if need_cache else None
+        cache = RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks) if need_cache else None
         return out, self._state_out(finals), cache
 
     def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
@@ -294,13 +383,13 @@ class Recurrent(RecurrentSteps, Module):
         """
         if cache is None:
             raise ValueError("backward needs the cache of a forward call made with need_cache=True")
-        scans, masks, _, batch_first = cache
-        H, K = self.hidden_size, self.num_directions
+        scans, masks, _, batch_first, in_masks, w_masks = cache
+        H, K = self.output_size, self.num_directions
         T, N = scans[0][0].x.shape[:2]
         d_states_n = self._state_in(d_state, "d_state")
-        for j, d in enumerate(d_states_n):
-            if d is not None and np.shape(d) != (self.num_layers * K, N, H):
-                raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, H)}, "
+        for j, (d, n) in enumerate(zip(d_states_n, self._state_sizes())):
+            if d is not None and np.shape(d) != (self.num_layers * K, N, n):
+                raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, n)}, "
                                  f"got {np.shape(d)}")
         dy = None
         if d_output is not None:
@@ -319,10 +408,15 @@ class Recurrent(RecurrentSteps, Module):
                 ds = tuple(None if d is None else d[i] for d in d_states_n)
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
-                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads):
+                w_mask = w_masks[l][k] if w_masks else None
+                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), grads):
                     if g is not None:
+                        if name == "weight_hh" and w_mask is not None:
+                            g = g * w_mask                      # only the kept weights learn
                         getattr(self, name + self._suffix(l, k)).grad += g
                 d_in = dx if d_in is None else d_in + dx
+            if in_masks and in_masks[l] is not None:
+                d_in = d_in * in_masks[l]
             if masks[l] is not None:
                 d_in = d_in * masks[l]
             dy = d_in
@@ -330,8 +424,10 @@ class Recurrent(RecurrentSteps, Module):
         return dx, self._state_out(d_finals)
 
     def extra_repr(self) -> str:
+        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "variational_dropout", "weight_drop",
+                                                               "zoneout", "zoneout_cell") if getattr(self, n))
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype}")
+                f"bidirectional={self.bidirectional}, dropout={self.dropout}{extra}, dtype={self.dtype}")
 
 
 class RNN(Recurrent):
