@@ -100,7 +100,7 @@ def test_evaluation_is_deterministic_and_needs_no_generator(kind, kw):
     y2, s2, _ = layer.forward(x, state, lengths)
     np.testing.assert_array_equal(y1, y2)
     layer.train()
-    if kw.keys() - {"proj_size"}:
+    if kw.keys() - {"proj_size", "peephole"}:
         with pytest.raises(ValueError, match="rng"):
             layer.forward(x, state, lengths)
         y3, _, _ = layer.forward(x, state, lengths, rng=np.random.default_rng(3))
@@ -169,3 +169,12 @@ def test_bad_variant_settings_are_refused(kw, match):
     from rnnkit.nn import GRU
     with pytest.raises(ValueError, match="LSTM only"):
         GRU(3, 4, proj_size=2)
+
+
+@pytest.mark.parametrize("kind,kw", VARIANTS, ids=VARIANT_IDS)
+def test_the_shape_table_knows_every_variant_parameter(kind, kw):
+    from rnnkit.nn.shapes import recurrent_shapes
+    layer = make_variant_case(kind, kw)[0]
+    table = recurrent_shapes("", layer.mode, layer.input_size, layer.hidden_size, layer.num_layers,
+                             bidirectional=layer.bidirectional, proj_size=layer.proj_size, peephole=layer.peephole)
+    assert table == {n: p.shape for n, p in layer.named_parameters()}

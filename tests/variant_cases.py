@@ -18,7 +18,9 @@ VARIANTS = [
     ("lstm", dict(zoneout=0.2, zoneout_cell=0.5)),
     ("gru", dict(zoneout=0.3)),
     ("rnn_tanh", dict(zoneout=0.3)),
+    ("lstm", dict(peephole=True)),
     ("lstm", dict(proj_size=3, variational_dropout=0.3, weight_drop=0.4, zoneout=0.3, dropout=0.2)),
+    ("lstm", dict(peephole=True, proj_size=3, variational_dropout=0.3, zoneout=0.2, zoneout_cell=0.4)),
     ("gru", dict(variational_dropout=0.3, weight_drop=0.4, zoneout=0.3, dropout=0.2)),
 ]
 VARIANT_IDS = [kind + "-" + "-".join(f"{k}{v}" for k, v in kw.items()) for kind, kw in VARIANTS]
@@ -75,7 +77,13 @@ def torch_twin_forward(layer, cache, x, state, lengths):
                 hw = hm @ W_hh.T + b_hh
                 if layer.mode == "LSTM":
                     i, f, g, o = (xw + hw).chunk(4, dim=1)
+                    W_ph = params.get("weight_ph" + sfx)
+                    if W_ph is not None:                       # peepholes [p_i, p_f, p_o]: i, f see c, o sees c'
+                        p_i, p_f, p_o = W_ph.chunk(3)
+                        i, f = i + p_i * s[1], f + p_f * s[1]
                     c = torch.sigmoid(f) * s[1] + torch.sigmoid(i) * torch.tanh(g)
+                    if W_ph is not None:
+                        o = o + p_o * c
                     hn = torch.sigmoid(o) * torch.tanh(c)
                     if W_hr is not None:
                         hn = hn @ W_hr.T

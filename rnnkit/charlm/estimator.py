@@ -70,6 +70,7 @@ class CharModel(Estimator):
     embedding_size : size of the learned character embedding (0 = one-hot inputs)
     dropout : dropout probability between recurrent layers and before the output layer
     proj_size : LSTM only: project h to this many units (0 = none), as PyTorch's nn.LSTM(proj_size)
+    peephole : LSTM only: peephole connections from the cell state to the input, forget and output gates
     variational_dropout : probability of variational recurrent dropout (Gal and Ghahramani 2016): one
         mask per sequence on each recurrent layer's input and on h(t-1), the same at every step
     weight_drop : probability of DropConnect on the recurrent weights W_hh (AWD-LSTM's weight drop),
@@ -110,12 +111,12 @@ class CharModel(Estimator):
     # run must keep them, and the split fractions, to continue the same run
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
-                     "validation_fraction", "test_fraction", "proj_size", "variational_dropout", "weight_drop",
+                     "validation_fraction", "test_fraction", "proj_size", "peephole", "variational_dropout", "weight_drop",
                      "zoneout")
     _choices = {"cell": CELLS, "lr_decay": ("none", "cosine")}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
-                 embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0,
+                 embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
                  seq_len: int = 100, batch_size: int = 32,
                  learning_rate: float = 2e-3, lr_decay: str = "none", clip_norm: Optional[float] = 5.0,
@@ -130,6 +131,7 @@ class CharModel(Estimator):
         self.embedding_size = embedding_size
         self.dropout = dropout
         self.proj_size = proj_size
+        self.peephole = peephole
         self.variational_dropout = variational_dropout
         self.weight_drop = weight_drop
         self.zoneout = zoneout
@@ -159,6 +161,8 @@ class CharModel(Estimator):
             raise HyperparameterError(f"{flag_of('num_layers')} must be <= {MAX_LAYERS}, got {self.num_layers!r}")
         check_count(flag_of("embedding_size"), self.embedding_size, 0)
         check_real(flag_of("dropout"), self.dropout, 0.0, 1.0, high_open=True)
+        if check_flag(flag_of("peephole"), self.peephole) and self.cell != "lstm":
+            raise HyperparameterError(f"{flag_of('peephole')} applies to --cell lstm only, got --cell {self.cell}")
         for name in ("variational_dropout", "weight_drop", "zoneout"):
             check_real(flag_of(name), getattr(self, name), 0.0, 1.0, high_open=True)
         if check_count(flag_of("proj_size"), self.proj_size, 0):
@@ -201,7 +205,8 @@ class CharModel(Estimator):
         check_choice(flag_of("cell"), self.cell, CELLS)
         shapes = embedding_shapes("embed.", V, E) if E else {}
         P = int(self.proj_size or 0)
-        shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers), proj_size=P))
+        shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers), proj_size=P,
+                                       peephole=bool(self.peephole)))
         shapes.update(linear_shapes("head.", P or H, V))
         return shapes
 
@@ -215,7 +220,7 @@ class CharModel(Estimator):
         self.model_.eval()
 
     def _variant_kw(self) -> Dict[str, Any]:
-        return dict(proj_size=self.proj_size, variational_dropout=self.variational_dropout,
+        return dict(proj_size=self.proj_size, peephole=self.peephole, variational_dropout=self.variational_dropout,
                     weight_drop=self.weight_drop, zoneout=self.zoneout)
 
     def _network_state(self) -> Dict[str, np.ndarray]:

@@ -65,9 +65,9 @@ def supports(cell, x, variant=None) -> bool:
     """A cell that declares one of :data:`KERNELS` as its ``fused_kernel``, in float32 or float64,
     with a variant (projection, recurrent mask, zoneout) only where a variant loop exists for it."""
     kernel = getattr(cell, "fused_kernel", None)
-    if kernel not in KERNELS or x.dtype not in (np.float32, np.float64):
+    if x.dtype not in (np.float32, np.float64):
         return False
-    return variant is None or variant.plain or kernel in variant_scan.KERNELS
+    return (variant is None or variant.plain) and kernel in KERNELS or kernel in variant_scan.KERNELS
 
 
 def _loop(fn, dtype):
@@ -93,7 +93,7 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
     caller (:func:`rnnkit.nn.scan.scan_forward`) to compute the result itself.
     """
     try:
-        if variant is not None and not variant.plain:
+        if variant is not None and not variant.plain or cell.fused_kernel not in KERNELS:
             return variant_scan.scan_forward(_loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
                                              need_cache, variant)
         return _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
@@ -141,7 +141,7 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
 
 
 def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
-    """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr))``."""
+    """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``."""
     if isinstance(cache, variant_scan.VariantScanCache):
         return variant_scan.scan_backward(_loop, dy, d_state_T, cache)
     cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, zs, extra = cache
@@ -178,4 +178,4 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
         db_ih = dW[:, H] if has_bias else None
         db_hh = dW[:, H].copy() if has_bias else None
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)        # (N, H) each
-    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, None)
+    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, None, None)

@@ -8,7 +8,8 @@ The plain loop (:mod:`rnnkit.kernels.lstm`) plus, per step, in the layout of
     (h_{cell}, c_{new}) = \mathrm{LSTM}(a, c), \quad h_{new} = W_{hr} h_{cell}, \\
     h' = h_{new} + d^h_t \odot (h - h_{new}), \quad c' = c_{new} + d^c_t \odot (c - c_{new})
 
-with ``W_hr`` (P, H) only when projected (else h_new = h_cell and P = H), ``m_h`` (P, N)
+and, with peepholes ``ph`` (3H,) = [p_i, p_f, p_o] (:mod:`rnnkit.nn.peephole`),
+i and f see ``p c`` and o sees ``p_o c_new`` in their pre-activations; with ``W_hr`` (P, H) only when projected (else h_new = h_cell and P = H), ``m_h`` (P, N)
 the per-sequence recurrent keep-mask and ``d`` (T, ., N) zoneout's keep-previous
 weights; an absent one is passed as an array with a zero-length first axis.
 The elementwise gate arithmetic is :func:`rnnkit.kernels.lstm.forward_step` /
@@ -25,8 +26,8 @@ import numpy as np
 from numba import njit
 
 from .lstm import backward_step, forward_step
-from .primitives import double_buffer, fill_rows, keep_padded, mm, read_output_grad, tanh, transpose_into, \
-    write_output, zero_padded
+from .primitives import double_buffer, fill_rows, keep_padded, mm, read_output_grad, sigmoid, tanh, \
+    transpose_into, write_output, zero_padded
 
 __all__ = ["forward", "backward"]
 
@@ -72,7 +73,55 @@ def _split(g, d, into, direct, zoned):
 
 
 @njit(**_JIT)
-def forward(gemm, W_hh, W_ih, b, W_hr, x, h, c, lengths, reverse, h_mask, zh, zc, y, acts, cs, zs, store):
+def forward_step_peephole(a, c, h_out, c_out, ph, N):
+    """:func:`rnnkit.kernels.lstm.forward_step` with peepholes ``ph`` (3H,); block row r = k // N."""
+    HN = c.shape[0]
+    H = HN // N
+    for k in range(HN):
+        r = k // N
+        c_prev = c[k]
+        i = sigmoid(a[k] + ph[r] * c_prev)
+        f = sigmoid(a[HN + k] + ph[H + r] * c_prev)
+        g = tanh(a[2 * HN + k])
+        c_new = f * c_prev + i * g
+        o = sigmoid(a[3 * HN + k] + ph[2 * H + r] * c_new)
+        c_out[k] = c_new
+        h_out[k] = o * tanh(c_new)
+        a[k], a[HN + k], a[2 * HN + k], a[3 * HN + k] = i, f, g, o
+
+
+@njit(**_JIT)
+def backward_step_peephole(act, c, dh, dc, dg, dc_out, ph, N):
+    """Elementwise backward of :func:`forward_step_peephole`: gate gradients ``dg`` (4*H*N,) and d c."""
+    HN = c.shape[0]
+    H = HN // N
+    one = c.dtype.type(1)
+    for k in range(HN):
+        r = k // N
+        i, f, g, o = act[k], act[HN + k], act[2 * HN + k], act[3 * HN + k]
+        c_prev = c[k]
+        tanh_c = tanh(f * c_prev + i * g)
+        da_o = dh[k] * tanh_c * o * (one - o)
+        dc_t = dc[k] + dh[k] * o * (one - tanh_c * tanh_c) + da_o * ph[2 * H + r]
+        da_i = dc_t * g * i * (one - i)
+        da_f = dc_t * c_prev * f * (one - f)
+        dg[k] = da_i
+        dg[HN + k] = da_f
+        dg[2 * HN + k] = dc_t * i * (one - g * g)
+        dg[3 * HN + k] = da_o
+        dc_out[k] = dc_t * f + da_i * ph[r] + da_f * ph[H + r]
+
+
+@njit(**_JIT)
+def _cell_step(a, c, h_out, c_out, ph, N):
+    if ph.shape[0] > 0:
+        forward_step_peephole(a, c, h_out, c_out, ph, N)
+    else:
+        forward_step(a, c, h_out, c_out)
+
+
+@njit(**_JIT)
+def forward(gemm, W_hh, W_ih, b, W_hr, ph, x, h, c, lengths, reverse, h_mask, zh, zc, y, acts, cs, zs, store):
     """Run all T steps; ``h`` (P, N), ``c`` (H, N) hold the initial state and end as the final one.
 
     ``y`` (T, N, P) receives the outputs. With ``store``, fills ``acts`` (T, 4H, N), ``cs`` (T, H, N)
@@ -104,10 +153,10 @@ def forward(gemm, W_hh, W_ih, b, W_hr, x, h, c, lengths, reverse, h_mask, zh, zc
             transpose_into(zs[t], z_in)                            # [h m_h | 1 | x_t] (N, P+1+D)
             cs[t] = c_in
         if proj:
-            forward_step(a.reshape(4 * HN), c_in.reshape(HN), h_cell.reshape(HN), c_out.reshape(HN))
+            _cell_step(a.reshape(4 * HN), c_in.reshape(HN), h_cell.reshape(HN), c_out.reshape(HN), ph, N)
             mm(gemm, False, W_hr, h_cell, one, zero, h_out)        # h_new = W_hr (P, H) @ h_cell (H, N)
         else:
-            forward_step(a.reshape(4 * HN), c_in.reshape(HN), h_out.reshape(HN), c_out.reshape(HN))
+            _cell_step(a.reshape(4 * HN), c_in.reshape(HN), h_out.reshape(HN), c_out.reshape(HN), ph, N)
         if zh.shape[0] > 0:
             _zone(h_out, h_in, zh[t])
         if zc.shape[0] > 0:
@@ -123,7 +172,7 @@ def forward(gemm, W_hh, W_ih, b, W_hr, x, h, c, lengths, reverse, h_mask, zh, zc
 
 
 @njit(**_JIT)
-def backward(gemm, W_hh, W_hr, acts, cs, lengths, reverse, h_mask, zh, zc, dy, dh, dc, dG, dHP, HC):
+def backward(gemm, W_hh, W_hr, ph, acts, cs, lengths, reverse, h_mask, zh, zc, dy, dh, dc, dG, dHP, HC):
     """Walk the steps backwards; ``dh`` (P, N), ``dc`` (H, N) enter as d state_T and end as d state_0.
 
     Fills ``dG`` (T, N, 4H) with the gate gradients and, when projected, ``dHP`` (T, N, P) with
@@ -170,8 +219,12 @@ def backward(gemm, W_hh, W_hr, acts, cs, lengths, reverse, h_mask, zh, zc, dy, d
             for k in range(HN):                                    # h_cell = o tanh(f c + i g), for dW_hr
                 hc[k] = act[3 * HN + k] * tanh(act[HN + k] * c_prev[k] + act[k] * act[2 * HN + k])
             transpose_into(HC[t], h_cell)
-        backward_step(acts[t].reshape(4 * HN), cs[t].reshape(HN), d_cell.reshape(HN), g_c.reshape(HN),
-                      no_dy.reshape(HN), dg.reshape(4 * HN), scratch.reshape(HN), dc_out.reshape(HN))
+        if ph.shape[0] > 0:
+            backward_step_peephole(acts[t].reshape(4 * HN), cs[t].reshape(HN), d_cell.reshape(HN), g_c.reshape(HN),
+                                   dg.reshape(4 * HN), dc_out.reshape(HN), ph, N)
+        else:
+            backward_step(acts[t].reshape(4 * HN), cs[t].reshape(HN), d_cell.reshape(HN), g_c.reshape(HN),
+                          no_dy.reshape(HN), dg.reshape(4 * HN), scratch.reshape(HN), dc_out.reshape(HN))
         dco, cd = dc_out.reshape(HN), c_direct.reshape(HN)
         for k in range(HN):
             dco[k] += cd[k]

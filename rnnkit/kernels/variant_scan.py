@@ -18,8 +18,8 @@ from . import gru_variants, lstm_variants
 
 __all__ = ["KERNELS", "VariantScanCache", "scan_forward", "scan_backward"]
 
-KERNELS = ("lstm", "gru")
-"""The plain kernels that have a variant loop here."""
+KERNELS = ("lstm", "gru", "lstm_peephole")
+"""The cells' kernels that have a variant loop here (the peephole LSTM has only this one)."""
 
 
 class VariantScanCache(NamedTuple):
@@ -40,7 +40,7 @@ class VariantScanCache(NamedTuple):
 
 def _feature_major(variant, T, N, P, H, dtype):
     """(W_hr or (0, 0), h_mask (P, N) or (0, N), d_h (T, P, N) or (0, P, N), d_c (T, H, N) or (0, H, N))."""
-    W_hr, h_mask, zone = variant
+    W_hr, h_mask, zone = (None, None, None) if variant is None else variant
     W_hr = np.zeros((0, 0), dtype) if W_hr is None else np.ascontiguousarray(W_hr, dtype=dtype)
     h_mask = np.zeros((0, N), dtype) if h_mask is None else np.ascontiguousarray(np.asarray(h_mask, dtype).T)
     zone = (None, None) if zone is None else tuple(zone) + (None,) * (2 - len(zone))
@@ -80,7 +80,7 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse
                 b = b + bias
         zs = np.empty((steps, N, P + 1 + D), dtype)                        # (T, N, P+1+D)
         fn, gemm = loop(lstm_variants.forward, dtype)
-        fn(gemm, W_hh, W_ih, b, W_hr, x, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, extra, zs,
+        fn(gemm, W_hh, W_ih, b, W_hr, _peephole(cell, dtype), x, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, extra, zs,
            need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)
     if not need_cache:
@@ -102,7 +102,7 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
                 for d, n in zip(d_state_T or (None,) * cell.num_states, (P, H))]  # (P, N), (H, N)
     dy = np.empty((0, N, P), dtype) if dy is None else np.ascontiguousarray(dy, dtype=dtype)
     dG = np.empty((T, N, GH), dtype)                                       # (T, N, G*H)
-    dW_hr = None
+    dW_hr = d_cell = None
     if cell.fused_kernel == "gru":
         dHn = np.empty((T, N, H), dtype)                                   # d (W_hn h m + b_hn)
         fn, gemm = loop(gru_variants.backward, dtype)
@@ -117,7 +117,7 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
         dHP = np.empty((T if proj else 0, N, P), dtype)                    # (T, N, P) d h_new
         HC = np.empty((T if proj else 0, N, H), dtype)                     # (T, N, H) h_cell
         fn, gemm = loop(lstm_variants.backward, dtype)
-        fn(gemm, W_hh, W_hr, acts, extra, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dG, dHP, HC)
+        fn(gemm, W_hh, W_hr, _peephole(cell, dtype), acts, extra, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dG, dHP, HC)
         dG2 = dG.reshape(TN, GH)
         dW = dG2.T @ zs.reshape(TN, P + 1 + D)                             # (4H, P+1+D): [dW_hh | db | dW_ih]
         dW_hh, dW_ih = dW[:, :P], dW[:, P + 1:]
@@ -125,6 +125,25 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
         db_hh = dW[:, P].copy() if has_bias else None
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)               # (P, H)
+        if cell.fused_kernel == "lstm_peephole":
+            d_cell = _peephole_gradient(dG, acts, extra)
     dx = (dG.reshape(TN, GH) @ W_ih).reshape(T, N, D)                      # (T, N, D)
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)
-    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr)
+    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell)
+
+
+def _peephole(cell, dtype):
+    """The cell's peephole weights (3H,) for the loop, or an empty array."""
+    if cell.fused_kernel != "lstm_peephole":
+        return np.zeros(0, dtype)
+    return np.ascontiguousarray(cell.peephole, dtype=dtype)
+
+
+def _peephole_gradient(dG, acts, cs):
+    """[dp_i, dp_f, dp_o] (3H,): sums over steps and sequences of da_i c, da_f c and da_o c_new."""
+    H = cs.shape[1]
+    i, f, g = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:3 * H]          # (T, H, N) each
+    c_new = f * cs + i * g                                                 # (T, H, N)
+    dA = dG.transpose(0, 2, 1)                                             # (T, 4H, N)
+    return np.concatenate([(dA[:, :H] * cs).sum(axis=(0, 2)), (dA[:, H:2 * H] * cs).sum(axis=(0, 2)),
+                           (dA[:, 3 * H:] * c_new).sum(axis=(0, 2))])

@@ -28,7 +28,9 @@ Variants (keyword arguments; see :mod:`rnnkit.nn.variants` for the equations):
   recurrent product, the same at every step;
 - ``weight_drop`` p: DropConnect on every ``weight_hh``, one mask per forward call;
 - ``zoneout`` p (and ``zoneout_cell`` for LSTM's c, default the same p): each unit keeps its
-  previous value with probability p in training, the expectation at evaluation.
+  previous value with probability p in training, the expectation at evaluation;
+- ``peephole`` (LSTM only): diagonal peephole weights ``weight_ph_l{l}{_reverse}`` (3H,) =
+  [p_i, p_f, p_o] from c to the i, f, o gates (:mod:`rnnkit.nn.peephole`; ONNX packs [i, o, f]).
 
 The three regularisers act in training mode only (zoneout's expectation at evaluation) and draw
 their masks from the ``rng`` passed to :meth:`forward`.
@@ -49,6 +51,7 @@ from ..checks import check_count, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
+from .peephole import PeepholeLSTMCell
 from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
 from .variants import keep_mask, zoneout_probabilities
@@ -95,6 +98,7 @@ class Recurrent(RecurrentSteps, Module):
     backend : "auto", "numpy" or "numba" for this layer's scans; None (default)
         follows :func:`rnnkit.kernels.set_backend` / ``RNNKIT_BACKEND``.
     proj_size : LSTM only: 0 (none) or P < hidden_size, PyTorch's projection (see the module docstring).
+    peephole : LSTM only: add peephole connections (see the module docstring).
     variational_dropout, weight_drop, zoneout, zoneout_cell : probabilities of the regularisers
         (see the module docstring); zoneout_cell (LSTM's c) defaults to zoneout.
     """
@@ -104,7 +108,8 @@ class Recurrent(RecurrentSteps, Module):
                  bidirectional: bool = False, *, dtype=np.float32, rng=None,
                  forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
                  backend: Optional[str] = None, proj_size: int = 0, variational_dropout: float = 0.0,
-                 weight_drop: float = 0.0, zoneout: float = 0.0, zoneout_cell: Optional[float] = None):
+                 weight_drop: float = 0.0, zoneout: float = 0.0, zoneout_cell: Optional[float] = None,
+                 peephole: bool = False):
         super().__init__()
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -133,6 +138,9 @@ class Recurrent(RecurrentSteps, Module):
             if mode != "LSTM":
                 raise ValueError(f"zoneout_cell applies to LSTM only (its cell state c), got mode {mode!r}")
             check_probability("zoneout_cell", zoneout_cell)
+        if peephole and mode != "LSTM":
+            raise ValueError(f"peephole applies to LSTM only, got mode {mode!r}")
+        self.peephole = bool(peephole)
         self.proj_size = int(proj_size)
         self.variational_dropout = float(variational_dropout)
         self.weight_drop = float(weight_drop)
@@ -176,6 +184,8 @@ class Recurrent(RecurrentSteps, Module):
                     self.add_parameter("bias_hh" + sfx, b_hh)
                 if self.proj_size:
                     self.add_parameter("weight_hr" + sfx, _uniform(rng, (P, H), bound, self.dtype))
+                if self.peephole:
+                    self.add_parameter("weight_ph" + sfx, _uniform(rng, (3 * H,), bound, self.dtype))
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -193,6 +203,12 @@ class Recurrent(RecurrentSteps, Module):
         """W_hr (P, H) of layer l, direction k, or None without projection."""
         return getattr(self, "weight_hr" + self._suffix(l, k)).data if self.proj_size else None
 
+    def _cell_for(self, l: int, k: int):
+        """The cell that runs layer l, direction k: the shared one, or a peephole cell bound to its weights."""
+        if not self.peephole:
+            return self.cell
+        return PeepholeLSTMCell(getattr(self, "weight_ph" + self._suffix(l, k)).data)
+
     def _state_sizes(self) -> Tuple[int, ...]:
         """Features of each state component: (P,) or, for LSTM, (P, H) (h projected, c not)."""
         return (self.output_size,) + (self.hidden_size,) * (self.cell.num_states - 1)
@@ -201,7 +217,7 @@ class Recurrent(RecurrentSteps, Module):
     def has_variant(self) -> bool:
         """Whether any variant of the plain cell is on (projection or a regulariser)."""
         return bool(self.proj_size or self.variational_dropout or self.weight_drop or self.zoneout
-                    or self.zoneout_cell)
+                    or self.zoneout_cell or self.peephole)
 
     def _zoneout_probs(self) -> Optional[Tuple[float, ...]]:
         """Zoneout probability per state component, or None when zoneout is off."""
@@ -361,7 +377,7 @@ class Recurrent(RecurrentSteps, Module):
                 zone = None if p_zone is None else zoneout_probabilities(rng, p_zone, regularise, T, N, sizes,
                                                                          self.dtype)
                 variant = ScanVariant(self._projection(l, k), h_mask, zone)
-                y, s_n, c = scan_forward(self.cell, inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
+                y, s_n, c = scan_forward(self._cell_for(l, k), inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
                                          reverse=(k == 1), backend=self.backend, need_cache=need_cache,
                                          variant=variant)
                 outs.append(y)
@@ -409,7 +425,7 @@ class Recurrent(RecurrentSteps, Module):
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
                 w_mask = w_masks[l][k] if w_masks else None
-                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), grads):
+                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ph"), grads):
                     if g is not None:
                         if name == "weight_hh" and w_mask is not None:
                             g = g * w_mask                      # only the kept weights learn
@@ -424,8 +440,9 @@ class Recurrent(RecurrentSteps, Module):
         return dx, self._state_out(d_finals)
 
     def extra_repr(self) -> str:
-        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "variational_dropout", "weight_drop",
-                                                               "zoneout", "zoneout_cell") if getattr(self, n))
+        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "peephole", "variational_dropout",
+                                                               "weight_drop", "zoneout", "zoneout_cell")
+                        if getattr(self, n))
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}, dropout={self.dropout}{extra}, dtype={self.dtype}")
 

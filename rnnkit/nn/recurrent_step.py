@@ -114,7 +114,7 @@ class RecurrentSteps:
             W_ih, W_hh, b_ih, b_hh = self._weights(l, 0)
             s_prev = tuple(s[l] for s in states)
             xw = input_projection(self.cell, x, W_ih, b_ih, b_hh)               # (N, G*H)
-            s_new, cell_cache = recurrent_step(self.cell, xw, s_prev, W_hh, b_hh)
+            s_new, cell_cache = recurrent_step(self._cell_for(l, 0), xw, s_prev, W_hh, b_hh)
             if self.proj_size:
                 cell_cache = (cell_cache, s_new[0])                             # h_cell (N, H) for dW_hr
                 s_new = (s_new[0] @ self._projection(l, 0).T,) + tuple(s_new[1:])  # (N, P)
@@ -171,8 +171,12 @@ class RecurrentSteps:
                 d_new = (d_new[0] @ W_hr.data,) + tuple(d_new[1:])              # (N, H)
             d_xw = np.empty((N, GH), self.dtype)                                # (N, G*H) gate gradients
             d_hw = np.empty((N, GH), self.dtype) if cell.split_recurrent else d_xw
-            for j, d in enumerate(recurrent_step_backward(cell, d_new, cell_cache, W_hh, d_xw, d_hw)):
+            step_cell = self._cell_for(l, 0)
+            for j, d in enumerate(recurrent_step_backward(step_cell, d_new, cell_cache, W_hh, d_xw, d_hw)):
                 d_prev[j][l] = d + direct[j]
+            if self.peephole:
+                getattr(self, "weight_ph" + self._suffix(l, 0)).grad += step_cell.parameter_gradients(
+                    d_xw[None], [cell_cache])
             grads.append(l, d_xw, d_hw, cache.xs[l], cache.h_prev[l])
             d_above = d_xw @ W_ih                                               # (N, D_l): the layer's input
             if cache.masks[l] is not None:

@@ -203,8 +203,9 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
 
     ``dy`` (T, N, P) is the gradient at the outputs (or None), ``d_state_T`` the
     gradient at the final state (a tuple, entries may be None). Returns
-    ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr))``; the bias gradients are None
-    without bias, dW_hr None without projection. With zoneout the gradient splits
+    ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``; the bias gradients are None
+    without bias, dW_hr None without projection, d_cell the gradient of the cell's own weights
+    (``cell.parameter_gradients(dXW, step caches)``, e.g. peepholes) or None. With zoneout the gradient splits
     at every step: ``(1 - d_t) ds_t`` into the cell, ``d_t ds_t`` straight to s_{t-1}.
     """
     if not isinstance(cache, ScanCache):            # made by the fused kernels: they take it back
@@ -249,4 +250,5 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
     grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, P), has_bias)
     dW_hr = None if W_hr is None else dHP.reshape(T * N, P).T @ h_full.reshape(T * N, -1)  # (P, H)
-    return dx, d_state, grads + (dW_hr,)
+    d_cell = cell.parameter_gradients(dXW, caches) if hasattr(cell, "parameter_gradients") else None
+    return dx, d_state, grads + (dW_hr, d_cell)
