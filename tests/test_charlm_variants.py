@@ -13,6 +13,7 @@ TEXT = "the quick brown fox jumps over the lazy dog. " * 12
 TINY = dict(hidden_size=12, num_layers=2, embedding_size=4, seq_len=8, batch_size=4, learning_rate=1e-2,
             sample_length=0, max_steps=3)
 VARIANTS = [dict(cell="lstm", proj_size=5, zoneout=0.1), dict(cell="gru", variational_dropout=0.2, weight_drop=0.3),
+            dict(cell="gru", layer_norm=True, zoneout=0.1), dict(cell="lstm", layer_norm=True, proj_size=5),
             dict(cell="lstm", variational_dropout=0.2, weight_drop=0.3, zoneout=0.1, proj_size=6, peephole=True)]
 
 
@@ -61,7 +62,8 @@ def test_a_file_whose_projection_does_not_match_its_arrays_is_refused(tmp_path):
 @pytest.mark.parametrize("params,message", [
     (dict(cell="gru", proj_size=4), "--proj-size"), (dict(proj_size=12), "--proj-size"),
     (dict(zoneout=1.0), "--zoneout"), (dict(weight_drop=-0.5), "--weight-drop"),
-    (dict(variational_dropout=2), "--variational-dropout"), (dict(cell="gru", peephole=True), "--peephole")])
+    (dict(variational_dropout=2), "--variational-dropout"), (dict(cell="gru", peephole=True), "--peephole"),
+    (dict(cell="rnn", layer_norm=True), "--layer-norm"), (dict(layer_norm=True, peephole=True), "--layer-norm")])
 def test_bad_variant_settings_name_the_flag(params, message):
     with pytest.raises(HyperparameterError, match=message):
         CharModel(**dict(TINY, **params)).fit(TEXT)

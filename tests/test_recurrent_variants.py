@@ -80,7 +80,8 @@ def test_variant_equals_a_step_by_step_torch_twin(kind, kw):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_compiled_variant_equals_the_reference(kind, kw, dtype):
     _backend_or_skip("numba")
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    # float32: sums over T*N terms in another order (and the kernels' tanh approximation); float64 is the check
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=1e-4)
     case = make_variant_case(kind, kw, dtype=dtype, T=6, N=4, D=5, H=7)
     layer = case[0]
     out = {}
@@ -89,7 +90,8 @@ def test_compiled_variant_equals_the_reference(kind, kw, dtype):
         y, s, cache, dx, ds0 = _grads(*case)
         out[name] = [y, dx, *as_tuple(s), *as_tuple(ds0)] + [p.grad.copy() for _, p in layer.named_parameters()]
     for a, b in zip(out["numpy"], out["numba"]):
-        np.testing.assert_allclose(b, a, **tol)
+        scale = max(1.0, float(np.abs(a).max()))          # float32: errors relative to the array's size
+        np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
 @pytest.mark.parametrize("kind,kw", VARIANTS, ids=VARIANT_IDS)
@@ -100,7 +102,7 @@ def test_evaluation_is_deterministic_and_needs_no_generator(kind, kw):
     y2, s2, _ = layer.forward(x, state, lengths)
     np.testing.assert_array_equal(y1, y2)
     layer.train()
-    if kw.keys() - {"proj_size", "peephole"}:
+    if kw.keys() & {"variational_dropout", "weight_drop", "zoneout", "zoneout_cell", "dropout"}:
         with pytest.raises(ValueError, match="rng"):
             layer.forward(x, state, lengths)
         y3, _, _ = layer.forward(x, state, lengths, rng=np.random.default_rng(3))
@@ -132,10 +134,11 @@ def test_weight_drop_trains_only_the_kept_weights_and_variational_masks_hold_ove
     assert m.shape == (x.shape[1], 2 * layer.hidden_size) and set(np.unique(m)) == {0.0, 2.0}
 
 
-def test_projection_step_api_equals_forward():
-    """The one-step API runs the projection (and zoneout's expectation) exactly as the scanner does."""
-    layer, x, state, _, dy, d_state = make_variant_case("lstm", dict(proj_size=2, zoneout=0.2), varlen=False,
-                                                        bidirectional=False)
+@pytest.mark.parametrize("kind,kw", [("lstm", dict(proj_size=2, zoneout=0.2)), ("lstm", dict(peephole=True)),
+                                     ("lstm", dict(layer_norm=True, proj_size=3)), ("gru", dict(layer_norm=True))])
+def test_step_api_equals_forward(kind, kw):
+    """The one-step API runs the variants (zoneout as its expectation) exactly as the scanner does."""
+    layer, x, state, _, dy, d_state = make_variant_case(kind, kw, varlen=False, bidirectional=False)
     layer.eval()
     y, s_n, cache = layer.forward(x, state)
     caches, s, outs = [], state, []
@@ -155,8 +158,9 @@ def test_projection_step_api_equals_forward():
     for n, p in layer.named_parameters():
         np.testing.assert_allclose(p.grad, g_seq[n], rtol=1e-10, atol=1e-13, err_msg=n)
     layer.train()
-    with pytest.raises(ValueError, match="single step"):
-        layer.step_forward(x[0], state)
+    if "zoneout" in kw:                                        # training-mode masks need a whole sequence
+        with pytest.raises(ValueError, match="single step"):
+            layer.step_forward(x[0], state)
 
 
 @pytest.mark.parametrize("kw,match", [(dict(proj_size=4), "smaller than hidden_size"),
@@ -176,5 +180,6 @@ def test_the_shape_table_knows_every_variant_parameter(kind, kw):
     from rnnkit.nn.shapes import recurrent_shapes
     layer = make_variant_case(kind, kw)[0]
     table = recurrent_shapes("", layer.mode, layer.input_size, layer.hidden_size, layer.num_layers,
-                             bidirectional=layer.bidirectional, proj_size=layer.proj_size, peephole=layer.peephole)
+                             bidirectional=layer.bidirectional, proj_size=layer.proj_size, peephole=layer.peephole,
+                             layer_norm=layer.layer_norm)
     assert table == {n: p.shape for n, p in layer.named_parameters()}

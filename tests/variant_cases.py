@@ -19,6 +19,10 @@ VARIANTS = [
     ("gru", dict(zoneout=0.3)),
     ("rnn_tanh", dict(zoneout=0.3)),
     ("lstm", dict(peephole=True)),
+    ("lstm", dict(layer_norm=True)),
+    ("gru", dict(layer_norm=True)),
+    ("lstm", dict(layer_norm=True, proj_size=3, variational_dropout=0.3, weight_drop=0.4, zoneout=0.3)),
+    ("gru", dict(layer_norm=True, variational_dropout=0.3, zoneout=0.3)),
     ("lstm", dict(proj_size=3, variational_dropout=0.3, weight_drop=0.4, zoneout=0.3, dropout=0.2)),
     ("lstm", dict(peephole=True, proj_size=3, variational_dropout=0.3, zoneout=0.2, zoneout_cell=0.4)),
     ("gru", dict(variational_dropout=0.3, weight_drop=0.4, zoneout=0.3, dropout=0.2)),
@@ -32,6 +36,10 @@ def make_variant_case(kind, kw, varlen=True, given_state=True, dtype=np.float64,
     layer, x, state, lengths, dy, d_state = make_case(kind, num_layers, bidirectional, varlen, given_state,
                                                       dtype=dtype, seed=seed, T=T, N=N, D=D, H=H,
                                                       batch_first=batch_first, **kw)
+    rng = np.random.default_rng(seed + 100)
+    for name, p in layer.named_parameters():                  # the cells' own weights: random, not 1 and 0
+        if name.startswith(("ln_", "weight_ph")):
+            p.data[...] = rng.uniform(0.5, 1.5, p.shape) if "ln_weight" in name else rng.uniform(-0.5, 0.5, p.shape)
     return layer, x, state, lengths, dy, d_state
 
 
@@ -70,11 +78,17 @@ def torch_twin_forward(layer, cache, x, state, lengths):
             s = [s0[l * K + k] for s0 in states0]
             ys = [None] * T
             order = range(T - 1, -1, -1) if k == 1 else range(T)
+            ln = "ln_weight_ih" + sfx in params
             for t in order:
                 h = s[0]
                 hm = h if h_mask is None else h * h_mask
-                xw = inp[t] @ W_ih.T + b_ih
-                hw = hm @ W_hh.T + b_hh
+                xw = inp[t] @ W_ih.T
+                hw = hm @ W_hh.T
+                if ln:                                         # Ba et al.: normalise each product, then the biases
+                    norm = lambda v: torch.nn.functional.layer_norm(v, v.shape[1:], eps=1e-5)
+                    xw = norm(xw) * params["ln_weight_ih" + sfx]
+                    hw = norm(hw) * params["ln_weight_hh" + sfx]
+                xw, hw = xw + b_ih, hw + b_hh
                 if layer.mode == "LSTM":
                     i, f, g, o = (xw + hw).chunk(4, dim=1)
                     W_ph = params.get("weight_ph" + sfx)
@@ -84,7 +98,11 @@ def torch_twin_forward(layer, cache, x, state, lengths):
                     c = torch.sigmoid(f) * s[1] + torch.sigmoid(i) * torch.tanh(g)
                     if W_ph is not None:
                         o = o + p_o * c
-                    hn = torch.sigmoid(o) * torch.tanh(c)
+                    c_out = c
+                    if ln:
+                        c_out = torch.nn.functional.layer_norm(c, c.shape[1:], params["ln_weight_c" + sfx],
+                                                               params["ln_bias_c" + sfx], eps=1e-5)
+                    hn = torch.sigmoid(o) * torch.tanh(c_out)
                     if W_hr is not None:
                         hn = hn @ W_hr.T
                     new = [hn, c]

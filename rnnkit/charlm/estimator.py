@@ -71,6 +71,7 @@ class CharModel(Estimator):
     dropout : dropout probability between recurrent layers and before the output layer
     proj_size : LSTM only: project h to this many units (0 = none), as PyTorch's nn.LSTM(proj_size)
     peephole : LSTM only: peephole connections from the cell state to the input, forget and output gates
+    layer_norm : layer-normalised LSTM or GRU cells (Ba et al. 2016): both products and LSTM's cell state
     variational_dropout : probability of variational recurrent dropout (Gal and Ghahramani 2016): one
         mask per sequence on each recurrent layer's input and on h(t-1), the same at every step
     weight_drop : probability of DropConnect on the recurrent weights W_hh (AWD-LSTM's weight drop),
@@ -111,12 +112,13 @@ class CharModel(Estimator):
     # run must keep them, and the split fractions, to continue the same run
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
-                     "validation_fraction", "test_fraction", "proj_size", "peephole", "variational_dropout", "weight_drop",
+                     "validation_fraction", "test_fraction", "proj_size", "peephole", "layer_norm", "variational_dropout", "weight_drop",
                      "zoneout")
     _choices = {"cell": CELLS, "lr_decay": ("none", "cosine")}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
                  embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0, peephole: bool = False,
+                 layer_norm: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
                  seq_len: int = 100, batch_size: int = 32,
                  learning_rate: float = 2e-3, lr_decay: str = "none", clip_norm: Optional[float] = 5.0,
@@ -132,6 +134,7 @@ class CharModel(Estimator):
         self.dropout = dropout
         self.proj_size = proj_size
         self.peephole = peephole
+        self.layer_norm = layer_norm
         self.variational_dropout = variational_dropout
         self.weight_drop = weight_drop
         self.zoneout = zoneout
@@ -163,6 +166,10 @@ class CharModel(Estimator):
         check_real(flag_of("dropout"), self.dropout, 0.0, 1.0, high_open=True)
         if check_flag(flag_of("peephole"), self.peephole) and self.cell != "lstm":
             raise HyperparameterError(f"{flag_of('peephole')} applies to --cell lstm only, got --cell {self.cell}")
+        if check_flag(flag_of("layer_norm"), self.layer_norm) and self.cell == "rnn":
+            raise HyperparameterError(f"{flag_of('layer_norm')} applies to --cell lstm or gru, got --cell rnn")
+        if self.layer_norm and self.peephole:
+            raise HyperparameterError(f"{flag_of('layer_norm')} and {flag_of('peephole')} together are not supported")
         for name in ("variational_dropout", "weight_drop", "zoneout"):
             check_real(flag_of(name), getattr(self, name), 0.0, 1.0, high_open=True)
         if check_count(flag_of("proj_size"), self.proj_size, 0):
@@ -206,7 +213,7 @@ class CharModel(Estimator):
         shapes = embedding_shapes("embed.", V, E) if E else {}
         P = int(self.proj_size or 0)
         shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers), proj_size=P,
-                                       peephole=bool(self.peephole)))
+                                       peephole=bool(self.peephole), layer_norm=bool(self.layer_norm)))
         shapes.update(linear_shapes("head.", P or H, V))
         return shapes
 
@@ -220,7 +227,8 @@ class CharModel(Estimator):
         self.model_.eval()
 
     def _variant_kw(self) -> Dict[str, Any]:
-        return dict(proj_size=self.proj_size, peephole=self.peephole, variational_dropout=self.variational_dropout,
+        return dict(proj_size=self.proj_size, peephole=self.peephole, layer_norm=self.layer_norm,
+                    variational_dropout=self.variational_dropout,
                     weight_drop=self.weight_drop, zoneout=self.zoneout)
 
     def _network_state(self) -> Dict[str, np.ndarray]:

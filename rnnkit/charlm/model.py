@@ -46,7 +46,7 @@ class CharLM(Module):
     num_layers : L, stacked recurrent layers.
     embedding_size : E, size of the learned character embedding; 0 feeds one-hot vectors.
     dropout : probability, applied between recurrent layers and before the output layer.
-    proj_size, peephole, variational_dropout, weight_drop, zoneout : the recurrent variants of
+    proj_size, peephole, layer_norm, variational_dropout, weight_drop, zoneout : the recurrent variants of
         :class:`~rnnkit.nn.Recurrent` (LSTM projection P; regularisers' probabilities).
     rng : ``numpy.random.Generator`` or int seed for the initialisation.
 
@@ -57,6 +57,7 @@ class CharLM(Module):
 
     def __init__(self, vocab: Vocab, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
                  embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0, peephole: bool = False,
+                 layer_norm: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
                  dtype=np.float32, rng=None):
         super().__init__()
@@ -74,7 +75,7 @@ class CharLM(Module):
             self.embed = Embedding(V, self.embedding_size, dtype=dtype, rng=rng)
         D = self.embedding_size or V
         kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, dtype=dtype, rng=rng,
-                  proj_size=proj_size, peephole=peephole, variational_dropout=variational_dropout, weight_drop=weight_drop,
+                  proj_size=proj_size, peephole=peephole, layer_norm=layer_norm, variational_dropout=variational_dropout, weight_drop=weight_drop,
                   zoneout=zoneout)
         if cell == "lstm":
             kw["forget_bias"] = 1.0                                    # char-rnn's choice: remember by default

@@ -157,9 +157,9 @@ def _drop_stale_compiled_code(dirs=None) -> None:
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from . import gru, gru_variants, lstm, lstm_variants, primitives, rnn
+    from . import gru, gru_variants, layernorm, lstm, lstm_variants, primitives, rnn
 
-    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants)
+    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm)
     digest = hashlib.sha256(numba.__version__.encode())
     for module in modules:
         with open(module.__file__, "rb") as f:

@@ -142,7 +142,7 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
 
 def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
     """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``."""
-    if isinstance(cache, variant_scan.VariantScanCache):
+    if isinstance(cache, (variant_scan.VariantScanCache, variant_scan.layernorm_scan.LayerNormScanCache)):
         return variant_scan.scan_backward(_loop, dy, d_state_T, cache)
     cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, zs, extra = cache
     T, N, D = x.shape

@@ -14,12 +14,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import gru_variants, lstm_variants
+from . import gru_variants, layernorm_scan, lstm_variants
 
 __all__ = ["KERNELS", "VariantScanCache", "scan_forward", "scan_backward"]
 
-KERNELS = ("lstm", "gru", "lstm_peephole")
-"""The cells' kernels that have a variant loop here (the peephole LSTM has only this one)."""
+KERNELS = ("lstm", "gru", "lstm_peephole") + layernorm_scan.KERNELS
+"""The cells' kernels that have a variant loop here (peephole and layer-norm cells have only these)."""
 
 
 class VariantScanCache(NamedTuple):
@@ -57,6 +57,9 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse
     GH, P = W_hh.shape
     H = GH // cell.num_gates
     dtype = x.dtype
+    if cell.fused_kernel in layernorm_scan.KERNELS:
+        return layernorm_scan.scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant,
+                                           _feature_major(variant, T, N, P, H, dtype))
     lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
     y = np.empty((T, N, P), dtype)                                         # (T, N, P)
     states = [np.array(s.T, order="C") for s in state0]                   # (P, N), (H, N)
@@ -90,7 +93,10 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse
 
 
 def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
-    """``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr))`` for a :class:`VariantScanCache`."""
+    """``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))`` for a :class:`VariantScanCache`
+    (or a :class:`~rnnkit.kernels.layernorm_scan.LayerNormScanCache`)."""
+    if isinstance(cache, layernorm_scan.LayerNormScanCache):
+        return layernorm_scan.scan_backward(loop, dy, d_state_T, cache)
     cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, zs, extra, hs, masks, _ = cache
     W_hr, h_mask, d_h, d_c = masks
     T, N, D = x.shape
@@ -126,7 +132,7 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)               # (P, H)
         if cell.fused_kernel == "lstm_peephole":
-            d_cell = _peephole_gradient(dG, acts, extra)
+            d_cell = {"weight_ph": _peephole_gradient(dG, acts, extra)}
     dx = (dG.reshape(TN, GH) @ W_ih).reshape(T, N, D)                      # (T, N, D)
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)
     return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell)

@@ -26,7 +26,7 @@ gradients, one sum each (:meth:`PeepholeLSTMCell.parameter_gradients`):
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 import numpy as np
 
@@ -74,8 +74,8 @@ class PeepholeLSTMCell(Cell):
         d_xw[:, 3 * H:] = da_o
         return (None, dc * f + da_i * p_i + da_f * p_f)
 
-    def parameter_gradients(self, dXW: np.ndarray, caches: List[object]) -> np.ndarray:
-        """d peephole (3H,) from the gate gradients dXW (T, N, 4H) and the step caches (None where unused)."""
+    def parameter_gradients(self, dXW: np.ndarray, caches: List[object]) -> Dict[str, np.ndarray]:
+        """``{"weight_ph": d peephole (3H,)}`` from the gate gradients dXW (T, N, 4H) and the step caches."""
         H = dXW.shape[2] // 4
         d = np.zeros(3 * H, dtype=dXW.dtype)
         for t, cache in enumerate(caches):
@@ -85,4 +85,4 @@ class PeepholeLSTMCell(Cell):
             d[:H] += (dXW[t, :, :H] * c_prev).sum(axis=0)
             d[H:2 * H] += (dXW[t, :, H:2 * H] * c_prev).sum(axis=0)
             d[2 * H:] += (dXW[t, :, 3 * H:] * c).sum(axis=0)
-        return d
+        return {"weight_ph": d}

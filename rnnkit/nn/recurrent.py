@@ -29,6 +29,9 @@ Variants (keyword arguments; see :mod:`rnnkit.nn.variants` for the equations):
 - ``weight_drop`` p: DropConnect on every ``weight_hh``, one mask per forward call;
 - ``zoneout`` p (and ``zoneout_cell`` for LSTM's c, default the same p): each unit keeps its
   previous value with probability p in training, the expectation at evaluation;
+- ``layer_norm`` (LSTM, GRU): layer normalisation of both products and of LSTM's c before its
+  tanh (:mod:`rnnkit.nn.layernorm_cells`), adding ``ln_weight_ih_l{l}``, ``ln_weight_hh_l{l}``
+  (G*H,) and for LSTM ``ln_weight_c_l{l}``, ``ln_bias_c_l{l}`` (H,);
 - ``peephole`` (LSTM only): diagonal peephole weights ``weight_ph_l{l}{_reverse}`` (3H,) =
   [p_i, p_f, p_o] from c to the i, f, o gates (:mod:`rnnkit.nn.peephole`; ONNX packs [i, o, f]).
 
@@ -51,6 +54,7 @@ from ..checks import check_count, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
+from .layernorm_cells import LayerNormGRUCell, LayerNormLSTMCell
 from .peephole import PeepholeLSTMCell
 from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
@@ -99,6 +103,7 @@ class Recurrent(RecurrentSteps, Module):
         follows :func:`rnnkit.kernels.set_backend` / ``RNNKIT_BACKEND``.
     proj_size : LSTM only: 0 (none) or P < hidden_size, PyTorch's projection (see the module docstring).
     peephole : LSTM only: add peephole connections (see the module docstring).
+    layer_norm : LSTM or GRU: layer-normalised cell (see the module docstring).
     variational_dropout, weight_drop, zoneout, zoneout_cell : probabilities of the regularisers
         (see the module docstring); zoneout_cell (LSTM's c) defaults to zoneout.
     """
@@ -109,7 +114,7 @@ class Recurrent(RecurrentSteps, Module):
                  forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
                  backend: Optional[str] = None, proj_size: int = 0, variational_dropout: float = 0.0,
                  weight_drop: float = 0.0, zoneout: float = 0.0, zoneout_cell: Optional[float] = None,
-                 peephole: bool = False):
+                 peephole: bool = False, layer_norm: bool = False):
         super().__init__()
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -141,6 +146,11 @@ class Recurrent(RecurrentSteps, Module):
         if peephole and mode != "LSTM":
             raise ValueError(f"peephole applies to LSTM only, got mode {mode!r}")
         self.peephole = bool(peephole)
+        if layer_norm and mode not in ("LSTM", "GRU"):
+            raise ValueError(f"layer_norm applies to LSTM and GRU, got mode {mode!r}")
+        if layer_norm and peephole:
+            raise ValueError("layer_norm and peephole together are not supported; choose one")
+        self.layer_norm = bool(layer_norm)
         self.proj_size = int(proj_size)
         self.variational_dropout = float(variational_dropout)
         self.weight_drop = float(weight_drop)
@@ -186,6 +196,10 @@ class Recurrent(RecurrentSteps, Module):
                     self.add_parameter("weight_hr" + sfx, _uniform(rng, (P, H), bound, self.dtype))
                 if self.peephole:
                     self.add_parameter("weight_ph" + sfx, _uniform(rng, (3 * H,), bound, self.dtype))
+                if self.layer_norm:
+                    for name, size in self._layer_norm_shapes():
+                        init = np.zeros if name == "ln_bias_c" else np.ones
+                        self.add_parameter(name + sfx, init(size, self.dtype))
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -203,11 +217,28 @@ class Recurrent(RecurrentSteps, Module):
         """W_hr (P, H) of layer l, direction k, or None without projection."""
         return getattr(self, "weight_hr" + self._suffix(l, k)).data if self.proj_size else None
 
+    def _layer_norm_shapes(self):
+        GH, H = self.cell.num_gates * self.hidden_size, self.hidden_size
+        shapes = [("ln_weight_ih", GH), ("ln_weight_hh", GH)]
+        return shapes + ([("ln_weight_c", H), ("ln_bias_c", H)] if self.mode == "LSTM" else [])
+
     def _cell_for(self, l: int, k: int):
-        """The cell that runs layer l, direction k: the shared one, or a peephole cell bound to its weights."""
-        if not self.peephole:
-            return self.cell
-        return PeepholeLSTMCell(getattr(self, "weight_ph" + self._suffix(l, k)).data)
+        """The cell that runs layer l, direction k: the shared one, or one bound to its own weights."""
+        sfx = self._suffix(l, k)
+        if self.peephole:
+            return PeepholeLSTMCell(getattr(self, "weight_ph" + sfx).data)
+        if self.layer_norm:
+            GH = self.cell.num_gates * self.hidden_size
+            params = {n: getattr(self, n + sfx).data for n, _ in self._layer_norm_shapes()}
+            for b in ("bias_ih", "bias_hh"):   # the norms' shifts; zeros (and no gradient kept) without bias
+                params[b] = getattr(self, b + sfx).data if self.bias else np.zeros(GH, self.dtype)
+            return (LayerNormLSTMCell if self.mode == "LSTM" else LayerNormGRUCell)(params)
+        return self.cell
+
+    def _scan_weights(self, l: int, k: int):
+        """(W_ih, W_hh, b_ih, b_hh) as the scanner takes them: a layer-normalised cell adds the biases itself."""
+        W_ih, W_hh, b_ih, b_hh = self._weights(l, k)
+        return (W_ih, W_hh, None, None) if self.layer_norm else (W_ih, W_hh, b_ih, b_hh)
 
     def _state_sizes(self) -> Tuple[int, ...]:
         """Features of each state component: (P,) or, for LSTM, (P, H) (h projected, c not)."""
@@ -217,7 +248,7 @@ class Recurrent(RecurrentSteps, Module):
     def has_variant(self) -> bool:
         """Whether any variant of the plain cell is on (projection or a regulariser)."""
         return bool(self.proj_size or self.variational_dropout or self.weight_drop or self.zoneout
-                    or self.zoneout_cell or self.peephole)
+                    or self.zoneout_cell or self.peephole or self.layer_norm)
 
     def _zoneout_probs(self) -> Optional[Tuple[float, ...]]:
         """Zoneout probability per state component, or None when zoneout is off."""
@@ -368,7 +399,7 @@ class Recurrent(RecurrentSteps, Module):
             for k in range(K):
                 i = l * K + k
                 s0 = tuple(z if s is None else s[i] for s, z in zip(states0, zeros))
-                W_ih, W_hh, b_ih, b_hh = self._weights(l, k)
+                W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, k)
                 w_mask = keep_mask(rng, p_wd, W_hh.shape, self.dtype) if p_wd else None  # (G*H, P)
                 if w_mask is not None:
                     W_hh = W_hh * w_mask
@@ -425,11 +456,7 @@ class Recurrent(RecurrentSteps, Module):
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
                 w_mask = w_masks[l][k] if w_masks else None
-                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ph"), grads):
-                    if g is not None:
-                        if name == "weight_hh" and w_mask is not None:
-                            g = g * w_mask                      # only the kept weights learn
-                        getattr(self, name + self._suffix(l, k)).grad += g
+                self._add_gradients(l, k, grads, w_mask)
                 d_in = dx if d_in is None else d_in + dx
             if in_masks and in_masks[l] is not None:
                 d_in = d_in * in_masks[l]
@@ -439,8 +466,21 @@ class Recurrent(RecurrentSteps, Module):
         dx = dy.transpose(1, 0, 2) if batch_first else dy
         return dx, self._state_out(d_finals)
 
+    def _add_gradients(self, l: int, k: int, grads, w_mask=None) -> None:
+        """Add a scan's (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell) to layer l, direction k's ``.grad``."""
+        sfx = self._suffix(l, k)
+        named = list(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), grads[:5]))
+        if len(grads) > 5 and grads[5] is not None:
+            named += list(grads[5].items())                    # the cell's own weights, by name
+        for name, g in named:
+            if g is None or not hasattr(self, name + sfx):
+                continue
+            if name == "weight_hh" and w_mask is not None:
+                g = g * w_mask                                  # only the kept weights learn
+            getattr(self, name + sfx).grad += g
+
     def extra_repr(self) -> str:
-        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "peephole", "variational_dropout",
+        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "peephole", "layer_norm", "variational_dropout",
                                                                "weight_drop", "zoneout", "zoneout_cell")
                         if getattr(self, n))
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "

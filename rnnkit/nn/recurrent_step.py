@@ -111,10 +111,11 @@ class RecurrentSteps:
             if l > 0 and use_dropout:
                 mask = self._dropout_mask(rng, x.shape)                             # (N, H)
                 x = x * mask
-            W_ih, W_hh, b_ih, b_hh = self._weights(l, 0)
+            W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, 0)
+            cell = self._cell_for(l, 0)
             s_prev = tuple(s[l] for s in states)
-            xw = input_projection(self.cell, x, W_ih, b_ih, b_hh)               # (N, G*H)
-            s_new, cell_cache = recurrent_step(self._cell_for(l, 0), xw, s_prev, W_hh, b_hh)
+            xw = input_projection(cell, x, W_ih, b_ih, b_hh)                    # (N, G*H)
+            s_new, cell_cache = recurrent_step(cell, xw, s_prev, W_hh, b_hh)
             if self.proj_size:
                 cell_cache = (cell_cache, s_new[0])                             # h_cell (N, H) for dW_hr
                 s_new = (s_new[0] @ self._projection(l, 0).T,) + tuple(s_new[1:])  # (N, P)
@@ -151,7 +152,7 @@ class RecurrentSteps:
         own = grads is None
         if own:
             grads = StepGradients()
-        cell, GH = self.cell, self.cell.num_gates * self.hidden_size
+        GH = self.cell.num_gates * self.hidden_size
         zone = self._zoneout_probs()
         d_prev = [np.empty_like(d) for d in d_states]
         d_above = d_out
@@ -169,14 +170,17 @@ class RecurrentSteps:
                 W_hr = getattr(self, "weight_hr" + self._suffix(l, 0))
                 W_hr.grad += d_new[0].T @ h_cell                                # (P, H)
                 d_new = (d_new[0] @ W_hr.data,) + tuple(d_new[1:])              # (N, H)
-            d_xw = np.empty((N, GH), self.dtype)                                # (N, G*H) gate gradients
-            d_hw = np.empty((N, GH), self.dtype) if cell.split_recurrent else d_xw
             step_cell = self._cell_for(l, 0)
-            for j, d in enumerate(recurrent_step_backward(step_cell, d_new, cell_cache, W_hh, d_xw, d_hw)):
+            d_xw = np.empty((N, GH), self.dtype)                                # (N, G*H) gate gradients
+            d_hw = np.empty((N, GH), self.dtype) if step_cell.split_recurrent else d_xw
+            acc = step_cell.zero_parameter_gradients() if self.layer_norm else None
+            for j, d in enumerate(recurrent_step_backward(step_cell, d_new, cell_cache, W_hh, d_xw, d_hw,
+                                                          acc=acc)):
                 d_prev[j][l] = d + direct[j]
             if self.peephole:
-                getattr(self, "weight_ph" + self._suffix(l, 0)).grad += step_cell.parameter_gradients(
-                    d_xw[None], [cell_cache])
+                acc = step_cell.parameter_gradients(d_xw[None], [cell_cache])
+            if acc is not None:                                                 # the cell's own weights, now
+                self._add_gradients(l, 0, (None,) * 5 + (acc,))
             grads.append(l, d_xw, d_hw, cache.xs[l], cache.h_prev[l])
             d_above = d_xw @ W_ih                                               # (N, D_l): the layer's input
             if cache.masks[l] is not None:
@@ -194,7 +198,7 @@ class RecurrentSteps:
         for l, rows in grads.rows.items():
             d_xw, d_hw, x, h_prev = (np.concatenate(parts) for parts in zip(*rows))  # (steps*N, .)
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-                               weight_gradients(d_xw, d_hw, x, h_prev, self.bias)):
+                               weight_gradients(d_xw, d_hw, x, h_prev, self.bias and not self.layer_norm)):
                 if g is not None:
                     getattr(self, name + self._suffix(l, 0)).grad += g
         grads.rows.clear()

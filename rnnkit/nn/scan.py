@@ -113,14 +113,19 @@ def recurrent_step(cell, xw, state: State, W_hh, b_hh=None, h_mask=None):
     return cell.step(xw, hw, state)
 
 
-def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, h_mask=None) -> List[np.ndarray]:
+def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, h_mask=None,
+                            acc=None) -> List[np.ndarray]:
     """Backward of :func:`recurrent_step`: the previous state's gradient, as a list.
 
     Writes the gate gradients into ``d_xw`` (N, G*H) (and ``d_hw`` when the cell
     splits them; pass ``d_xw`` again when it does not) and adds the recurrent
-    path d h_prev = (d_hw W_hh) * h_mask to the cell's elementwise part.
+    path d h_prev = (d_hw W_hh) * h_mask to the cell's elementwise part. ``acc``: the
+    accumulator of a cell with its own weights (``cell.zero_parameter_gradients()``).
     """
-    d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
+    if acc is None:
+        d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
+    else:
+        d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw, acc=acc)
     dh_prev = d_hw @ W_hh                                      # (N, P)
     if h_mask is not None:
         dh_prev *= h_mask
@@ -204,8 +209,9 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     ``dy`` (T, N, P) is the gradient at the outputs (or None), ``d_state_T`` the
     gradient at the final state (a tuple, entries may be None). Returns
     ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``; the bias gradients are None
-    without bias, dW_hr None without projection, d_cell the gradient of the cell's own weights
-    (``cell.parameter_gradients(dXW, step caches)``, e.g. peepholes) or None. With zoneout the gradient splits
+    without bias, dW_hr None without projection, d_cell the gradients of the cell's own weights
+    as a dict by name (peepholes: ``cell.parameter_gradients(dXW, step caches)``; layer norm:
+    summed step by step into ``cell.zero_parameter_gradients()``), or None. With zoneout the gradient splits
     at every step: ``(1 - d_t) ds_t`` into the cell, ``d_t ds_t`` straight to s_{t-1}.
     """
     if not isinstance(cache, ScanCache):            # made by the fused kernels: they take it back
@@ -224,6 +230,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dXW = np.empty((T, N, GH), dtype=dtype)                     # (T, N, G*H)
     dHW = np.empty((T, N, GH), dtype=dtype) if cell.split_recurrent else dXW
     dHP = None if W_hr is None else np.empty((T, N, P), dtype=dtype)  # (T, N, P) d of the projected h
+    acc = cell.zero_parameter_gradients() if hasattr(cell, "zero_parameter_gradients") else None
     for t in reversed(_order(T, reverse)):
         dh = d_state[0] if dy is None else d_state[0] + dy[t]   # (N, P); dy is 0 where padded
         d_new = (dh,) + d_state[1:]
@@ -237,7 +244,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
         if W_hr is not None:
             dHP[t] = d_new[0]
             d_new = (d_new[0] @ W_hr,) + tuple(d_new[1:])       # (N, H): through h = h_cell W_hr^T
-        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t], h_mask)
+        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t], h_mask, acc)
         if direct is not None:
             d_prev = [d if e is None else d + e for d, e in zip(d_prev, direct)]
         if lengths is not None:
@@ -250,5 +257,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
     grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, P), has_bias)
     dW_hr = None if W_hr is None else dHP.reshape(T * N, P).T @ h_full.reshape(T * N, -1)  # (P, H)
-    d_cell = cell.parameter_gradients(dXW, caches) if hasattr(cell, "parameter_gradients") else None
+    d_cell = acc
+    if hasattr(cell, "parameter_gradients"):
+        d_cell = cell.parameter_gradients(dXW, caches)
     return dx, d_state, grads + (dW_hr, d_cell)
