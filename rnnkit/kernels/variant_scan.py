@@ -83,7 +83,7 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse
                 b = b + bias
         zs = np.empty((steps, N, P + 1 + D), dtype)                        # (T, N, P+1+D)
         fn, gemm = loop(lstm_variants.forward, dtype)
-        fn(gemm, W_hh, W_ih, b, W_hr, _peephole(cell, dtype), x, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, extra, zs,
+        fn(gemm, W_hh, W_ih, b, W_hr, _peephole(cell, dtype, N), x, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, extra, zs,
            need_cache)
     state_T = tuple(np.ascontiguousarray(s.T) for s in states)
     if not need_cache:
@@ -123,7 +123,10 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
         dHP = np.empty((T if proj else 0, N, P), dtype)                    # (T, N, P) d h_new
         HC = np.empty((T if proj else 0, N, H), dtype)                     # (T, N, H) h_cell
         fn, gemm = loop(lstm_variants.backward, dtype)
-        fn(gemm, W_hh, W_hr, _peephole(cell, dtype), acts, extra, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dG, dHP, HC)
+        ph = _peephole(cell, dtype, N)
+        g_ph = np.zeros_like(ph)                                           # (3*H*N,) per-entry peephole sums
+        fn(gemm, W_hh, W_hr, ph, acts, extra, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dG, dHP,
+           HC, g_ph)
         dG2 = dG.reshape(TN, GH)
         dW = dG2.T @ zs.reshape(TN, P + 1 + D)                             # (4H, P+1+D): [dW_hh | db | dW_ih]
         dW_hh, dW_ih = dW[:, :P], dW[:, P + 1:]
@@ -132,24 +135,15 @@ def scan_backward(loop, dy, d_state_T, cache: VariantScanCache):
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)               # (P, H)
         if cell.fused_kernel == "lstm_peephole":
-            d_cell = {"weight_ph": _peephole_gradient(dG, acts, extra)}
+            d_cell = {"weight_ph": g_ph.reshape(3 * H, N).sum(axis=1)}     # [dp_i, dp_f, dp_o] (3H,)
     dx = (dG.reshape(TN, GH) @ W_ih).reshape(T, N, D)                      # (T, N, D)
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)
     return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell)
 
 
-def _peephole(cell, dtype):
-    """The cell's peephole weights (3H,) for the loop, or an empty array."""
+def _peephole(cell, dtype, N):
+    """The cell's peephole weights for the loop, each repeated over the batch (3*H*N,), or an empty array."""
     if cell.fused_kernel != "lstm_peephole":
         return np.zeros(0, dtype)
-    return np.ascontiguousarray(cell.peephole, dtype=dtype)
+    return np.repeat(np.asarray(cell.peephole, dtype=dtype), N)
 
-
-def _peephole_gradient(dG, acts, cs):
-    """[dp_i, dp_f, dp_o] (3H,): sums over steps and sequences of da_i c, da_f c and da_o c_new."""
-    H = cs.shape[1]
-    i, f, g = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:3 * H]          # (T, H, N) each
-    c_new = f * cs + i * g                                                 # (T, H, N)
-    dA = dG.transpose(0, 2, 1)                                             # (T, 4H, N)
-    return np.concatenate([(dA[:, :H] * cs).sum(axis=(0, 2)), (dA[:, H:2 * H] * cs).sum(axis=(0, 2)),
-                           (dA[:, 3 * H:] * c_new).sum(axis=(0, 2))])
