@@ -63,9 +63,12 @@ def _norm_backward(d_hat, v_hat, rstd, dv):
         for n in range(N):
             m1[n] += d_hat[r, n]
             m2[n] += d_hat[r, n] * v_hat[r, n]
+    for n in range(N):
+        m1[n] /= R
+        m2[n] /= R
     for r in range(R):
         for n in range(N):
-            dv[r, n] = rstd[n] * (d_hat[r, n] - m1[n] / R - v_hat[r, n] * (m2[n] / R))
+            dv[r, n] = rstd[n] * (d_hat[r, n] - m1[n] - v_hat[r, n] * m2[n])
 
 
 @njit(**_JIT)
@@ -185,10 +188,16 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, xhat, hhat, rstd, cs, chat, le
                 o = a[3 * H + r, n]
                 tm = tanh(b[0, r] * c_hat[r, n] + b[1, r])
                 dm = d_cell[r, n] * o * (one - tm * tm)
-                g_b[0, r] += dm * c_hat[r, n]
-                g_b[1, r] += dm
-                d_chat[r, n] = dm * b[0, r]
+                d_chat[r, n] = dm                      # d of gamma_c c_hat + beta_c, for the sums below
                 da[3 * H + r, n] = d_cell[r, n] * tm * o * (one - o)
+        for r in range(H):
+            s0, s1 = zero, zero
+            for n in range(N):
+                s0 += d_chat[r, n] * c_hat[r, n]
+                s1 += d_chat[r, n]
+                d_chat[r, n] *= b[0, r]
+            g_b[0, r] += s0
+            g_b[1, r] += s1
         _norm_backward(d_chat, c_hat, rstd[t, 2], dc_ln)
         c_prev = cs[t]
         for r in range(H):
@@ -214,13 +223,20 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, xhat, hhat, rstd, cs, chat, le
 def _lstm_gate_norms(da, gam, x_hat, h_hat, rs, g_gam, d_hat, dv, dxw_t, dhw_t):
     """From d a (4H, N): the cell's gradient sums, dXW[t] and dHW[t] (N, 4H); leaves d hw in ``dv``."""
     G, N = da.shape
-    for r in range(G):
+    zero = da.dtype.type(0)
+    for r in range(G):                      # sums in registers: a read-modify-write of g_gam per entry is slow
+        s0, s1, s2 = zero, zero, zero
+        g0 = gam[0, r]
         for n in range(N):
-            g_gam[0, r] += da[r, n] * x_hat[r, n]
-            g_gam[1, r] += da[r, n] * h_hat[r, n]
-            g_gam[2, r] += da[r, n]
-            g_gam[3, r] += da[r, n]
-            d_hat[r, n] = da[r, n] * gam[0, r]
+            d = da[r, n]
+            s0 += d * x_hat[r, n]
+            s1 += d * h_hat[r, n]
+            s2 += d
+            d_hat[r, n] = d * g0
+        g_gam[0, r] += s0
+        g_gam[1, r] += s1
+        g_gam[2, r] += s2
+        g_gam[3, r] += s2
     _norm_backward(d_hat, x_hat, rs[0], dv)
     transpose_into(dxw_t, dv)
     for r in range(G):
@@ -334,13 +350,20 @@ def gru_backward(gemm, W_hh, gam, acts, xhat, hhat, rstd, a_ns, hs, lengths, rev
                 du[2 * H + r, n] = dn
                 da[r, n], da[H + r, n], da[2 * H + r, n] = du[r, n], du[H + r, n], dn * rr
                 dh_out[r, n] += gh * z
+        zero = one - one
         for r in range(G):
+            s0, s1, s2, s3 = zero, zero, zero, zero
+            g0 = gam[0, r]
             for n in range(N):
-                g_gam[0, r] += du[r, n] * x_hat[r, n]
-                g_gam[1, r] += da[r, n] * h_hat[r, n]
-                g_gam[2, r] += du[r, n]
-                g_gam[3, r] += da[r, n]
-                d_hat[r, n] = du[r, n] * gam[0, r]
+                s0 += du[r, n] * x_hat[r, n]
+                s1 += da[r, n] * h_hat[r, n]
+                s2 += du[r, n]
+                s3 += da[r, n]
+                d_hat[r, n] = du[r, n] * g0
+            g_gam[0, r] += s0
+            g_gam[1, r] += s1
+            g_gam[2, r] += s2
+            g_gam[3, r] += s3
         _norm_backward(d_hat, x_hat, rstd[t, 0], dv)
         transpose_into(dXW[t], dv)
         for r in range(G):
