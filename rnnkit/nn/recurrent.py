@@ -54,11 +54,9 @@ from ..checks import check_count, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
-from .layernorm_cells import LayerNormGRUCell, LayerNormLSTMCell
-from .peephole import PeepholeLSTMCell
 from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
-from .variants import keep_mask, zoneout_probabilities
+from .variants import RecurrentVariants, keep_mask, zoneout_probabilities
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
 
@@ -83,7 +81,7 @@ def _orthogonal(rng, n, dtype):
     return (q * np.sign(np.diag(r))).astype(dtype)   # sign fix makes the draw uniform (Haar)
 
 
-class Recurrent(RecurrentSteps, Module):
+class Recurrent(RecurrentSteps, RecurrentVariants, Module):
     r"""A stack of recurrent layers running one cell type (see the module docstring).
 
     Parameters
@@ -213,49 +211,6 @@ class Recurrent(RecurrentSteps, Module):
             return W_ih, W_hh, None, None
         return W_ih, W_hh, getattr(self, "bias_ih" + sfx).data, getattr(self, "bias_hh" + sfx).data
 
-    def _projection(self, l: int, k: int) -> Optional[np.ndarray]:
-        """W_hr (P, H) of layer l, direction k, or None without projection."""
-        return getattr(self, "weight_hr" + self._suffix(l, k)).data if self.proj_size else None
-
-    def _layer_norm_shapes(self):
-        GH, H = self.cell.num_gates * self.hidden_size, self.hidden_size
-        shapes = [("ln_weight_ih", GH), ("ln_weight_hh", GH)]
-        return shapes + ([("ln_weight_c", H), ("ln_bias_c", H)] if self.mode == "LSTM" else [])
-
-    def _cell_for(self, l: int, k: int):
-        """The cell that runs layer l, direction k: the shared one, or one bound to its own weights."""
-        sfx = self._suffix(l, k)
-        if self.peephole:
-            return PeepholeLSTMCell(getattr(self, "weight_ph" + sfx).data)
-        if self.layer_norm:
-            GH = self.cell.num_gates * self.hidden_size
-            params = {n: getattr(self, n + sfx).data for n, _ in self._layer_norm_shapes()}
-            for b in ("bias_ih", "bias_hh"):   # the norms' shifts; zeros (and no gradient kept) without bias
-                params[b] = getattr(self, b + sfx).data if self.bias else np.zeros(GH, self.dtype)
-            return (LayerNormLSTMCell if self.mode == "LSTM" else LayerNormGRUCell)(params)
-        return self.cell
-
-    def _scan_weights(self, l: int, k: int):
-        """(W_ih, W_hh, b_ih, b_hh) as the scanner takes them: a layer-normalised cell adds the biases itself."""
-        W_ih, W_hh, b_ih, b_hh = self._weights(l, k)
-        return (W_ih, W_hh, None, None) if self.layer_norm else (W_ih, W_hh, b_ih, b_hh)
-
-    def _state_sizes(self) -> Tuple[int, ...]:
-        """Features of each state component: (P,) or, for LSTM, (P, H) (h projected, c not)."""
-        return (self.output_size,) + (self.hidden_size,) * (self.cell.num_states - 1)
-
-    @property
-    def has_variant(self) -> bool:
-        """Whether any variant of the plain cell is on (projection or a regulariser)."""
-        return bool(self.proj_size or self.variational_dropout or self.weight_drop or self.zoneout
-                    or self.zoneout_cell or self.peephole or self.layer_norm)
-
-    def _zoneout_probs(self) -> Optional[Tuple[float, ...]]:
-        """Zoneout probability per state component, or None when zoneout is off."""
-        ps = (self.zoneout,) + ((self.zoneout if self.zoneout_cell is None else self.zoneout_cell),) * (
-            self.cell.num_states - 1)
-        return ps if any(ps) else None
-
     # -- state conversion: the public layout is PyTorch's, inside it is a tuple -----
     def _state_out(self, per_layer: List[Tuple[np.ndarray, ...]]) -> StateLike:
         stacked = tuple(np.stack([s[j] for s in per_layer]) for j in range(self.cell.num_states))
@@ -349,14 +304,6 @@ class Recurrent(RecurrentSteps, Module):
         use = self.training and self.dropout > 0 and self.num_layers > 1
         if use and rng is None:
             raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
-        return use
-
-    def _uses_regularisers(self, rng) -> bool:
-        """Whether variational dropout, weight drop or zoneout draw masks now (training mode); needs ``rng``."""
-        use = self.training and bool(self.variational_dropout or self.weight_drop or self._zoneout_probs())
-        if use and rng is None:
-            raise ValueError("rng: variational_dropout, weight_drop or zoneout in training mode needs a "
-                             "numpy.random.Generator")
         return use
 
     def _dropout_mask(self, rng, shape):
@@ -465,19 +412,6 @@ class Recurrent(RecurrentSteps, Module):
             dy = d_in
         dx = dy.transpose(1, 0, 2) if batch_first else dy
         return dx, self._state_out(d_finals)
-
-    def _add_gradients(self, l: int, k: int, grads, w_mask=None) -> None:
-        """Add a scan's (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell) to layer l, direction k's ``.grad``."""
-        sfx = self._suffix(l, k)
-        named = list(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), grads[:5]))
-        if len(grads) > 5 and grads[5] is not None:
-            named += list(grads[5].items())                    # the cell's own weights, by name
-        for name, g in named:
-            if g is None or not hasattr(self, name + sfx):
-                continue
-            if name == "weight_hh" and w_mask is not None:
-                g = g * w_mask                                  # only the kept weights learn
-            getattr(self, name + sfx).grad += g
 
     def extra_repr(self) -> str:
         extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "peephole", "layer_norm", "variational_dropout",
