@@ -56,6 +56,12 @@ class Clock:
             self.paused += time.perf_counter() - t
 
 
+def variant_kw(args) -> dict:
+    """The recurrent variants asked for (rnnkit side only; PyTorch has none of them but the projection)."""
+    return {k: getattr(args, k) for k in ("proj_size", "variational_dropout", "weight_drop", "zoneout")
+            if getattr(args, k, 0)}
+
+
 def lr_now(args, train_s: float) -> float:
     """The learning rate after ``train_s`` training seconds.
 
@@ -86,7 +92,8 @@ class ClockSchedule:
 
 def run_rnnkit(args, vocab, train_ids, valid_ids, log):
     model = CharLM(vocab, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-                   embedding_size=args.embedding, dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]))
+                   embedding_size=args.embedding, dropout=args.dropout, rng=np.random.default_rng([args.seed, 7]),
+                   **variant_kw(args))
     chunks = Chunks(*stream_matrix(train_ids, args.batch), args.seq_len)
     budget = 60.0 * args.minutes
     clock = Clock()
@@ -211,6 +218,9 @@ def main(argv=None):
     p.add_argument("--num-layers", dest="layers", type=int, default=2)
     p.add_argument("--embedding-size", dest="embedding", type=int, default=64)
     p.add_argument("--dropout", type=float, default=0.0)
+    for flag in ("--variational-dropout", "--weight-drop", "--zoneout"):   # rnnkit's recurrent variants
+        p.add_argument(flag, type=float, default=0.0, help="rnnkit only (see rnnkit.nn.Recurrent)")
+    p.add_argument("--proj-size", type=int, default=0, help="rnnkit only: LSTM projection")
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--batch-size", dest="batch", type=int, default=32)
     p.add_argument("--learning-rate", dest="lr", type=float, default=2e-3)
@@ -229,6 +239,9 @@ def main(argv=None):
     if args.eval_seconds is None:
         args.eval_seconds = max(60.0 * args.minutes / 20, 5.0)
     impl = "torch" if args.torch else "rnnkit"
+    if args.torch and variant_kw(args):
+        sys.exit("charlm_quality: --variational-dropout, --weight-drop, --zoneout and --proj-size are rnnkit's; "
+                 "drop them with --torch")
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                     f"charlm_{impl}_{args.cell}_{args.minutes:g}m.json")
 

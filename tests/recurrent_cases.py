@@ -29,13 +29,15 @@ def make_layer(kind, input_size, hidden_size, num_layers=1, bidirectional=False,
 
 
 def make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=np.float64, seed=0,
-              T=4, N=3, D=3, H=4, batch_first=False):
+              T=4, N=3, D=3, H=4, batch_first=False, **layer_kw):
     """A layer with random non-zero biases, inputs, state, lengths and upstream gradients.
 
     ``varlen``: False, True (mixed lengths, one full) or "short" (every length < T; needs T >= 2).
+    ``layer_kw`` go to the layer (the variants: ``proj_size`` P makes h, the outputs and d h P wide).
     """
     rng = np.random.default_rng(seed)
-    layer = make_layer(kind, D, H, num_layers, bidirectional, dtype, seed, batch_first=batch_first)
+    layer = make_layer(kind, D, H, num_layers, bidirectional, dtype, seed, batch_first=batch_first, **layer_kw)
+    P = layer_kw.get("proj_size") or H
     for name, p in layer.named_parameters():
         if name.startswith("bias"):
             p.data[...] = rng.uniform(-0.5, 0.5, p.shape)   # random, non-zero, different ih vs hh
@@ -47,14 +49,14 @@ def make_case(kind, num_layers, bidirectional, varlen, given_state, dtype=np.flo
         lengths = np.resize([T, 1, T - 1, max(1, T // 2)], N) if varlen else None  # unsorted, one full
     state = None
     if given_state:
-        h0 = (0.5 * rng.standard_normal((num_layers * K, N, H))).astype(dtype)
+        h0 = (0.5 * rng.standard_normal((num_layers * K, N, P))).astype(dtype)
         c0 = (0.5 * rng.standard_normal((num_layers * K, N, H))).astype(dtype)
         state = (h0, c0) if kind == "lstm" else h0
-    dy = rng.standard_normal((N, T, K * H) if batch_first else (T, N, K * H)).astype(dtype)
+    dy = rng.standard_normal((N, T, K * P) if batch_first else (T, N, K * P)).astype(dtype)
     if varlen:
         real = np.arange(T)[:, None] < lengths[None, :]       # (T, N)
         dy *= (real.T if batch_first else real)[:, :, None]
-    d_h = rng.standard_normal((num_layers * K, N, H)).astype(dtype)
+    d_h = rng.standard_normal((num_layers * K, N, P)).astype(dtype)
     d_c = rng.standard_normal((num_layers * K, N, H)).astype(dtype)
     d_state = (d_h, d_c) if kind == "lstm" else d_h
     return layer, x, state, lengths, dy, d_state

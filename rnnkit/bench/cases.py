@@ -10,6 +10,11 @@ packing is part of what a torch user pays), rnnkit with ``lengths``.
 FLOPs count the matrix products only (2 per multiply-add): per layer and
 direction ``2 T N G H (D + H)`` forward, twice that again for backward
 (input/state gradients and weight gradients).
+
+The ``variants`` suite times the recurrent variants (:data:`VARIANTS`: projection,
+peepholes, layer norm, variational dropout, weight drop, zoneout) against the plain
+cell on configs A and D, rnnkit alone except the projection, which PyTorch has.
+Their FLOPs are counted as the plain cell's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 
 from ..nn.shapes import CELL_MODES, GATES as MODE_GATES
 
-__all__ = ["CONFIGS", "QUICK_CONFIG", "Case", "suite", "build", "GATES"]
+__all__ = ["CONFIGS", "QUICK_CONFIG", "Case", "suite", "build", "GATES", "VARIANTS"]
 
 CONFIGS: Dict[str, Tuple[int, int, int, int]] = {   # (T, N, I, H)
     "A": (64, 32, 64, 256),
@@ -34,6 +39,14 @@ QUICK_CONFIG = ("Q", (8, 4, 8, 16))
 CELLS = tuple(CELL_MODES)
 MODES = ("inference", "train")
 GATES = {cell: MODE_GATES[mode] for cell, mode in CELL_MODES.items()}
+VARIANTS = {   # name -> (cells, Recurrent keywords); "proj" is proj_size = H/2
+    "proj": (("lstm",), {}),
+    "peephole": (("lstm",), {"peephole": True}),
+    "layer_norm": (("lstm", "gru"), {"layer_norm": True}),
+    "variational": (("lstm", "gru", "rnn"), {"variational_dropout": 0.25}),
+    "weight_drop": (("lstm", "gru", "rnn"), {"weight_drop": 0.25}),
+    "zoneout": (("lstm", "gru", "rnn"), {"zoneout": 0.1}),
+}
 
 
 @dataclass(frozen=True)
@@ -48,11 +61,18 @@ class Case:
     layers: int = 1
     bidirectional: bool = False
     varlen: bool = False
+    variant: str = ""                 # "" (the plain cell) or a key of VARIANTS
 
     @property
     def name(self) -> str:
         return (f"{self.config} {self.cell} {self.mode} L{self.layers} {'bi' if self.bidirectional else 'uni'}"
-                f"{' varlen' if self.varlen else ''}")
+                f"{' varlen' if self.varlen else ''}{' ' + self.variant if self.variant else ''}")
+
+    def layer_kw(self) -> dict:
+        """The Recurrent keywords of the variant."""
+        if self.variant == "proj":
+            return {"proj_size": self.H // 2}
+        return dict(VARIANTS[self.variant][1]) if self.variant else {}
 
     @property
     def tokens(self) -> int:
@@ -79,7 +99,9 @@ def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optiona
       config A the three variants (2 layers; bidirectional; variable lengths);
     - ``full``: every combination of configs, layers 1-2, directions and lengths;
     - ``quick``: a tiny shape (T, N, I, H) = (8, 4, 8, 16), the plain case and one
-      with 2 layers, both directions and variable lengths (a smoke test).
+      with 2 layers, both directions and variable lengths (a smoke test);
+    - ``variants``: configs A and D (or ``configs``), 1 layer, the plain cell and each
+      of its :data:`VARIANTS`.
     """
     for cell in cells:
         if cell not in CELLS:
@@ -87,6 +109,13 @@ def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optiona
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"modes (--modes): expected some of {', '.join(MODES)}, got {mode!r}")
+    if name == "variants":
+        chosen = ["A", "D"] if configs is None else list(configs)
+        for c in chosen:
+            if c not in CONFIGS:
+                raise ValueError(f"configs (--configs): expected some of {', '.join(CONFIGS)}, got {c!r}")
+        return [Case(cell, c, *CONFIGS[c], mode, variant=v) for c in chosen for cell in cells for mode in modes
+                for v in ("",) + tuple(k for k, (allowed, _) in VARIANTS.items() if cell in allowed)]
     if name == "quick":
         if configs is not None:
             raise ValueError("configs (--configs) do not apply to the quick suite, which times one tiny shape; "
@@ -95,7 +124,7 @@ def suite(name: str = "standard", cells: Sequence[str] = CELLS, configs: Optiona
         shapes = {QUICK_CONFIG[0]: QUICK_CONFIG[1]}
     else:
         if name not in ("standard", "full"):
-            raise ValueError(f"suite: expected 'quick', 'standard' or 'full', got {name!r}")
+            raise ValueError(f"suite: expected 'quick', 'standard', 'full' or 'variants', got {name!r}")
         chosen = list(CONFIGS) if configs is None else list(configs)
         for c in chosen:
             if c not in CONFIGS:
@@ -132,11 +161,12 @@ def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np
 
     rng = np.random.default_rng(seed)
     layer = Recurrent(CELL_MODES[case.cell], case.I, case.H, case.layers, bidirectional=case.bidirectional,
-                      dtype=dtype, rng=seed, backend=backend)
+                      dtype=dtype, rng=seed, backend=backend, **case.layer_kw())
     K = 2 if case.bidirectional else 1
     x = rng.standard_normal((case.T, case.N, case.I)).astype(dtype)
     lengths = _lengths(case, rng)
-    dy = rng.standard_normal((case.T, case.N, K * case.H)).astype(dtype)
+    dy = rng.standard_normal((case.T, case.N, K * layer.output_size)).astype(dtype)
+    masks_rng = np.random.default_rng(seed + 1)            # the regularisers draw fresh masks every step
     if lengths is not None:
         dy *= (np.arange(case.T)[:, None] < lengths[None, :])[:, :, None]
 
@@ -148,11 +178,11 @@ def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np
     else:
         def rnnkit_step():
             layer.zero_grad()
-            y, _, cache = layer.forward(x, None, lengths)
+            y, _, cache = layer.forward(x, None, lengths, rng=masks_rng)
             return layer.backward(dy, cache)[0]
 
     fns = {"rnnkit": rnnkit_step}
-    if torch_module is not None:
+    if torch_module is not None and case.variant in ("", "proj"):      # PyTorch has no other variant
         fns["torch"] = _torch_step(case, layer, x, lengths, dy, torch_module)
     if onnx_threads is not None and case.mode == "inference" and np.dtype(dtype) == np.float32:
         from .onnx_side import ort_step
@@ -161,7 +191,7 @@ def build(case: Case, torch_module=None, backend: Optional[str] = None, dtype=np
 
 
 def _torch_step(case: Case, layer, x, lengths, dy, torch):
-    kw = dict(num_layers=case.layers, bidirectional=case.bidirectional)
+    kw = dict(num_layers=case.layers, bidirectional=case.bidirectional, **case.layer_kw())
     if case.cell == "rnn":
         module = torch.nn.RNN(case.I, case.H, nonlinearity="tanh", **kw)
     else:

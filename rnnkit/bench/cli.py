@@ -43,9 +43,11 @@ def register(subparsers) -> None:
                     "B=(100,64,128,512), C=(50,1,65,100), D=(200,16,32,128). --threads is the thread count of "
                     "both sides (NumPy's BLAS, numba and torch).",
         func=_run)
-    p.add_argument("--suite", choices=("standard", "full", "quick"), default="standard",
+    p.add_argument("--suite", choices=("standard", "full", "quick", "variants"), default="standard",
                    help="standard: every config 1-layer unidirectional, plus 2-layer, bidirectional and "
-                        "variable-length variants on A; full: every combination; quick: a tiny smoke test")
+                        "variable-length variants on A; full: every combination; quick: a tiny smoke test; "
+                        "variants: the recurrent variants (projection, peephole, layer norm, variational "
+                        "dropout, weight drop, zoneout) against the plain cell on A and D")
     p.add_argument("--quick", action="store_true", help="same as --suite quick (tiny shapes, a few seconds)")
     p.add_argument("--cells", type=_list, default="lstm,gru,rnn", help="comma-separated")
     p.add_argument("--configs", type=_list, default=None, help="comma-separated, default all of A,B,C,D")

@@ -69,6 +69,15 @@ class CharModel(Estimator):
     num_layers : stacked recurrent layers (L)
     embedding_size : size of the learned character embedding (0 = one-hot inputs)
     dropout : dropout probability between recurrent layers and before the output layer
+    proj_size : LSTM only: project h to this many units (0 = none), as PyTorch's nn.LSTM(proj_size)
+    peephole : LSTM only: peephole connections from the cell state to the input, forget and output gates
+    layer_norm : layer-normalised LSTM or GRU cells (Ba et al. 2016): both products and LSTM's cell state
+    variational_dropout : probability of variational recurrent dropout (Gal and Ghahramani 2016): one
+        mask per sequence on each recurrent layer's input and on h(t-1), the same at every step
+    weight_drop : probability of DropConnect on the recurrent weights W_hh (AWD-LSTM's weight drop),
+        one mask per training step
+    zoneout : probability that a recurrent unit keeps its previous value at a training step (Krueger
+        et al. 2017; the expectation at evaluation)
     seq_len : characters per truncated-BPTT chunk (T); the state is carried across chunks
     batch_size : parallel streams through the text (N)
     learning_rate : Adam learning rate
@@ -105,11 +114,15 @@ class CharModel(Estimator):
     # run must keep them, and the split fractions, to continue the same run
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
-                     "validation_fraction", "test_fraction", "dtype")
+                     "validation_fraction", "test_fraction", "dtype", "proj_size", "peephole", "layer_norm",
+                     "variational_dropout", "weight_drop", "zoneout")
     _choices = {"cell": CELLS, "lr_decay": ("none", "cosine"), "dtype": _DTYPES}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
-                 embedding_size: int = 64, dropout: float = 0.0, seq_len: int = 100, batch_size: int = 32,
+                 embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0, peephole: bool = False,
+                 layer_norm: bool = False,
+                 variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
+                 seq_len: int = 100, batch_size: int = 32,
                  learning_rate: float = 2e-3, lr_decay: str = "none", clip_norm: Optional[float] = 5.0,
                  epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
@@ -121,6 +134,12 @@ class CharModel(Estimator):
         self.num_layers = num_layers
         self.embedding_size = embedding_size
         self.dropout = dropout
+        self.proj_size = proj_size
+        self.peephole = peephole
+        self.layer_norm = layer_norm
+        self.variational_dropout = variational_dropout
+        self.weight_drop = weight_drop
+        self.zoneout = zoneout
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -148,6 +167,20 @@ class CharModel(Estimator):
             raise HyperparameterError(f"{flag_of('num_layers')} must be <= {MAX_LAYERS}, got {self.num_layers!r}")
         check_count(flag_of("embedding_size"), self.embedding_size, 0)
         check_real(flag_of("dropout"), self.dropout, 0.0, 1.0, high_open=True)
+        if check_flag(flag_of("peephole"), self.peephole) and self.cell != "lstm":
+            raise HyperparameterError(f"{flag_of('peephole')} applies to --cell lstm only, got --cell {self.cell}")
+        if check_flag(flag_of("layer_norm"), self.layer_norm) and self.cell == "rnn":
+            raise HyperparameterError(f"{flag_of('layer_norm')} applies to --cell lstm or gru, got --cell rnn")
+        if self.layer_norm and self.peephole:
+            raise HyperparameterError(f"{flag_of('layer_norm')} and {flag_of('peephole')} together are not supported")
+        for name in ("variational_dropout", "weight_drop", "zoneout"):
+            check_real(flag_of(name), getattr(self, name), 0.0, 1.0, high_open=True)
+        if check_count(flag_of("proj_size"), self.proj_size, 0):
+            if self.cell != "lstm":
+                raise HyperparameterError(f"{flag_of('proj_size')} applies to --cell lstm only, got --cell {self.cell}")
+            if self.proj_size >= self.hidden_size:
+                raise HyperparameterError(f"{flag_of('proj_size')} must be smaller than --hidden-size "
+                                          f"({self.hidden_size}), got {self.proj_size}")
         check_count(flag_of("seq_len"), self.seq_len, 1)
         check_count(flag_of("batch_size"), self.batch_size, 1)
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
@@ -182,17 +215,25 @@ class CharModel(Estimator):
         V, E, H = len(fitted["vocab"]), int(self.embedding_size), int(self.hidden_size)
         check_choice(flag_of("cell"), self.cell, CELLS)
         shapes = embedding_shapes("embed.", V, E) if E else {}
-        shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers)))
-        shapes.update(linear_shapes("head.", H, V))
+        P = int(self.proj_size or 0)
+        shapes.update(recurrent_shapes("rnn.", MODES[self.cell], E or V, H, int(self.num_layers), proj_size=P,
+                                       peephole=bool(self.peephole), layer_norm=bool(self.layer_norm)))
+        shapes.update(linear_shapes("head.", P or H, V))
         return shapes
 
     def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
         dtype = check_choice("the file's dtype", fitted.get("dtype", "float32"), _DTYPES)
         self.vocab_ = Vocab(fitted["vocab"])
         self.model_ = CharLM(self.vocab_, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                             embedding_size=self.embedding_size, dropout=self.dropout, dtype=dtype, rng=0)
+                             embedding_size=self.embedding_size, dropout=self.dropout, dtype=dtype, rng=0,
+                             **self._variant_kw())
         self.model_.load_state_dict(arrays)
         self.model_.eval()
+
+    def _variant_kw(self) -> Dict[str, Any]:
+        return dict(proj_size=self.proj_size, peephole=self.peephole, layer_norm=self.layer_norm,
+                    variational_dropout=self.variational_dropout,
+                    weight_drop=self.weight_drop, zoneout=self.zoneout)
 
     def _network_state(self) -> Dict[str, np.ndarray]:
         return self.model_.state_dict()
@@ -230,7 +271,7 @@ class CharModel(Estimator):
 
         model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                        embedding_size=self.embedding_size, dropout=self.dropout, dtype=self.dtype,
-                       rng=np.random.default_rng([seed, 7]))
+                       rng=np.random.default_rng([seed, 7]), **self._variant_kw())
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
         schedule = None
         if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly

@@ -46,15 +46,20 @@ class CharLM(Module):
     num_layers : L, stacked recurrent layers.
     embedding_size : E, size of the learned character embedding; 0 feeds one-hot vectors.
     dropout : probability, applied between recurrent layers and before the output layer.
+    proj_size, peephole, layer_norm, variational_dropout, weight_drop, zoneout : the recurrent variants of
+        :class:`~rnnkit.nn.Recurrent` (LSTM projection P; regularisers' probabilities).
     rng : ``numpy.random.Generator`` or int seed for the initialisation.
 
     LSTM forget-gate biases start at 1 (char-rnn's choice: remember by default).
     Parameter names: ``embed.weight`` (V, E), ``rnn.weight_ih_l0`` ... (PyTorch's),
-    ``head.weight`` (V, H), ``head.bias`` (V,).
+    ``head.weight`` (V, P), ``head.bias`` (V,), with P = proj_size or H.
     """
 
     def __init__(self, vocab: Vocab, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
-                 embedding_size: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None):
+                 embedding_size: int = 64, dropout: float = 0.0, proj_size: int = 0, peephole: bool = False,
+                 layer_norm: bool = False,
+                 variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
+                 dtype=np.float32, rng=None):
         super().__init__()
         check_choice("cell", cell, CELLS)
         hidden_size, num_layers = check_count("hidden_size", hidden_size, 1), check_count("num_layers", num_layers, 1)
@@ -69,12 +74,14 @@ class CharLM(Module):
         if self.embedding_size:
             self.embed = Embedding(V, self.embedding_size, dtype=dtype, rng=rng)
         D = self.embedding_size or V
-        kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, dtype=dtype, rng=rng)
+        kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, dtype=dtype, rng=rng,
+                  proj_size=proj_size, peephole=peephole, layer_norm=layer_norm, variational_dropout=variational_dropout, weight_drop=weight_drop,
+                  zoneout=zoneout)
         if cell == "lstm":
             kw["forget_bias"] = 1.0                                    # char-rnn's choice: remember by default
         self.rnn = Recurrent(CELL_MODES[cell], D, hidden_size, **kw)
         self.drop = Dropout(dropout)
-        self.head = Linear(hidden_size, V, dtype=dtype, rng=rng)
+        self.head = Linear(self.rnn.output_size, V, dtype=dtype, rng=rng)
 
     # -- state -------------------------------------------------------------
     @property
@@ -82,9 +89,9 @@ class CharLM(Module):
         return 2 if self.cell == "lstm" else 1
 
     def initial_state(self, n: int):
-        """The zero state for ``n`` streams: (L, N, H), a pair for LSTM."""
-        z = lambda: np.zeros((self.num_layers, n, self.hidden_size), self.dtype)
-        return (z(), z()) if self.cell == "lstm" else z()
+        """The zero state for ``n`` streams: (L, N, P), for LSTM the pair with c (L, N, H)."""
+        z = tuple(np.zeros((self.num_layers, n, size), self.dtype) for size in self.rnn._state_sizes())
+        return z if self.cell == "lstm" else z[0]
 
     def state_arrays(self, state) -> Dict[str, np.ndarray]:
         """The state as named arrays (``h``, and ``c`` for LSTM), e.g. for a checkpoint."""

@@ -2,7 +2,10 @@
 
 rnnkit's parameter names, shapes and gate order are PyTorch's by design
 (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``decoder.weight`` ...), so the
-conversion is a one-to-one copy by name. PyTorch is imported only inside these
+conversion is a one-to-one copy by name. A projected LSTM (``proj_size``) has
+PyTorch's ``weight_hr_l{k}[_reverse]`` (P, H) too; the regularisers (variational
+dropout, weight drop, zoneout) have no parameters, so their state_dicts are
+plain ones. PyTorch is imported only inside these
 functions: rnnkit itself never needs it.
 """
 

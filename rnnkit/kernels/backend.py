@@ -149,17 +149,17 @@ def _drop_stale_compiled_code(dirs=None) -> None:
     """Remove cached kernels compiled from other sources than these.
 
     numba keys a cached function on its own source file only, but the loops in
-    lstm.py, gru.py and rnn.py also compile in what they use from
-    primitives.py. A stamp over all four files (and numba's version) beside the
+    lstm.py, gru.py, rnn.py and the variant loops also compile in what they use from
+    primitives.py (and the variants from lstm.py and gru.py). A stamp over all these files (and numba's version) beside the
     cache says which sources the cached code came from; on a mismatch the
     kernels' cache files are deleted, before any is loaded, and compiled anew.
     """
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from . import gru, lstm, primitives, rnn
+    from . import gru, gru_variants, layernorm, lstm, lstm_variants, primitives, rnn
 
-    modules = (primitives, lstm, gru, rnn)
+    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm)
     digest = hashlib.sha256(numba.__version__.encode())
     for module in modules:
         with open(module.__file__, "rb") as f:

@@ -38,7 +38,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba.core.errors import NumbaError
 
-from . import gru, lstm, rnn
+from . import gru, lstm, rnn, variant_scan
 from .backend import KernelUnavailable, disable_numba
 from .blas import gemm_pointers
 
@@ -61,9 +61,13 @@ class FusedScanCache(NamedTuple):
     extra: Optional[np.ndarray]   # (T, H, N): c entering each step (LSTM), W_hn h + b_hn (GRU), None (RNN)
 
 
-def supports(cell, x) -> bool:
-    """A cell that declares one of :data:`KERNELS` as its ``fused_kernel``, in float32 or float64."""
-    return getattr(cell, "fused_kernel", None) in KERNELS and x.dtype in (np.float32, np.float64)
+def supports(cell, x, variant=None) -> bool:
+    """A cell that declares one of :data:`KERNELS` as its ``fused_kernel``, in float32 or float64,
+    with a variant (projection, recurrent mask, zoneout) only where a variant loop exists for it."""
+    kernel = getattr(cell, "fused_kernel", None)
+    if x.dtype not in (np.float32, np.float64):
+        return False
+    return (variant is None or variant.plain) and kernel in KERNELS or kernel in variant_scan.KERNELS
 
 
 def _loop(fn, dtype):
@@ -81,7 +85,7 @@ def _sum(b_ih, b_hh):
 
 
 def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None, reverse=False,
-                 need_cache=True):
+                 need_cache=True, variant=None):
     """Fused :func:`rnnkit.nn.scan.scan_forward`; returns ``(y, state_T, cache)`` (cache None if not needed).
 
     If the kernel fails to compile, the numba backend is switched off for this
@@ -89,6 +93,9 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
     caller (:func:`rnnkit.nn.scan.scan_forward`) to compute the result itself.
     """
     try:
+        if variant is not None and not variant.plain or cell.fused_kernel not in KERNELS:
+            return variant_scan.scan_forward(_loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
+                                             need_cache, variant)
         return _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
     except NumbaError as exc:
         disable_numba(f"{type(exc).__name__} compiling the {cell.fused_kernel} kernel")
@@ -134,7 +141,9 @@ def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, nee
 
 
 def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
-    """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh))``."""
+    """Fused :func:`rnnkit.nn.scan.scan_backward`: ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``."""
+    if isinstance(cache, (variant_scan.VariantScanCache, variant_scan.layernorm_scan.LayerNormScanCache)):
+        return variant_scan.scan_backward(_loop, dy, d_state_T, cache)
     cell, x, W_ih, W_hh, has_bias, lens, reverse, acts, zs, extra = cache
     T, N, D = x.shape
     GH, H = W_hh.shape
@@ -169,4 +178,4 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T, cache: FusedScanCache):
         db_ih = dW[:, H] if has_bias else None
         db_hh = dW[:, H].copy() if has_bias else None
     d_state0 = tuple(np.ascontiguousarray(d.T) for d in d_states)        # (N, H) each
-    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh)
+    return dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, None, None)

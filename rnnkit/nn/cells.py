@@ -32,6 +32,13 @@ Protocol (what the scanner relies on, nothing else):
   sent to a kernel that does not know the change. A subclass whose math is
   unchanged may declare its parent's kernel again.
 
+Cells with weights of their own (peepholes, :mod:`rnnkit.nn.peephole`; layer
+norm, :mod:`rnnkit.nn.layernorm_cells`) are made by the layer for one forward
+call, bound to those weights, and report their gradients as a dict by name, either
+from the walk's gate gradients at the end (``parameter_gradients(dXW, caches)``)
+or summed step by step into an accumulator the scanner makes for each backward
+call (``zero_parameter_gradients()``, passed to ``step_backward(..., acc=)``).
+
 All arrays are (N, ...) for one time step; H is the hidden size.
 """
 
@@ -133,7 +140,7 @@ class LSTMCell(Cell):
 
     def step(self, xw, hw, state):
         h_prev, c_prev = state
-        H = h_prev.shape[1]
+        H = c_prev.shape[1]                            # h_prev may be projected to P < H
         a = xw + hw                                    # (N, 4H)
         ifo = np.concatenate((a[:, : 2 * H], a[:, 3 * H:]), axis=1)
         ifo = sigmoid(ifo)                             # (N, 3H): i, f, o

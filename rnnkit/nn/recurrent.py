@@ -19,6 +19,25 @@ K = 2 if bidirectional else 1, G gates: 1 RNN, 4 LSTM, 3 GRU):
 
 Layer l > 0 sees layer l-1's output after dropout (training mode only).
 
+Variants (keyword arguments; see :mod:`rnnkit.nn.variants` for the equations):
+
+- ``proj_size`` P (LSTM only, exactly ``torch.nn.LSTM(proj_size=P)``): h = (o * tanh(c)) W_hr^T,
+  so ``h`` and the output have P features and ``c`` keeps H; ``weight_hh_l{l}`` is (4H, P),
+  ``weight_ih_l{l}`` (4H, K*P) above layer 0, and ``weight_hr_l{l}{_reverse}`` (P, H) is added;
+- ``variational_dropout`` p: one mask per sequence on each layer's input and on h_{t-1} in the
+  recurrent product, the same at every step;
+- ``weight_drop`` p: DropConnect on every ``weight_hh``, one mask per forward call;
+- ``zoneout`` p (and ``zoneout_cell`` for LSTM's c, default the same p): each unit keeps its
+  previous value with probability p in training, the expectation at evaluation;
+- ``layer_norm`` (LSTM, GRU): layer normalisation of both products and of LSTM's c before its
+  tanh (:mod:`rnnkit.nn.layernorm_cells`), adding ``ln_weight_ih_l{l}``, ``ln_weight_hh_l{l}``
+  (G*H,) and for LSTM ``ln_weight_c_l{l}``, ``ln_bias_c_l{l}`` (H,);
+- ``peephole`` (LSTM only): diagonal peephole weights ``weight_ph_l{l}{_reverse}`` (3H,) =
+  [p_i, p_f, p_o] from c to the i, f, o gates (:mod:`rnnkit.nn.peephole`; ONNX packs [i, o, f]).
+
+The three regularisers act in training mode only (zoneout's expectation at evaluation) and draw
+their masks from the ``rng`` passed to :meth:`forward`.
+
 Loops that feed each output back into the next input (decoders, sampling)
 step a unidirectional stack with ``step_forward`` / ``step_backward`` /
 ``steps_backward`` (:mod:`rnnkit.nn.recurrent_step`).
@@ -36,7 +55,8 @@ from ..errors import ShapeError
 from .cells import CELLS
 from .module import Module
 from .recurrent_step import RecurrentSteps
-from .scan import ScanCache, scan_backward, scan_forward
+from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
+from .variants import RecurrentVariants, keep_mask, zoneout_probabilities
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
 
@@ -48,6 +68,8 @@ class RecurrentCache(NamedTuple):
     dropout_masks: List[Optional[np.ndarray]]  # scaled keep-masks applied to each layer's input (None for l=0)
     lengths: Optional[np.ndarray]
     batch_first: bool
+    input_masks: List[Optional[np.ndarray]] = []     # variational dropout: (N, D_l) per layer, or None
+    weight_masks: List[List[Optional[np.ndarray]]] = []  # weight drop: (G*H, P) per [layer][direction], or None
 
 
 def _uniform(rng, shape, bound, dtype):
@@ -59,7 +81,7 @@ def _orthogonal(rng, n, dtype):
     return (q * np.sign(np.diag(r))).astype(dtype)   # sign fix makes the draw uniform (Haar)
 
 
-class Recurrent(RecurrentSteps, Module):
+class Recurrent(RecurrentSteps, RecurrentVariants, Module):
     r"""A stack of recurrent layers running one cell type (see the module docstring).
 
     Parameters
@@ -77,13 +99,20 @@ class Recurrent(RecurrentSteps, Module):
         ``weight_hh`` an independent random orthogonal matrix).
     backend : "auto", "numpy" or "numba" for this layer's scans; None (default)
         follows :func:`rnnkit.kernels.set_backend` / ``RNNKIT_BACKEND``.
+    proj_size : LSTM only: 0 (none) or P < hidden_size, PyTorch's projection (see the module docstring).
+    peephole : LSTM only: add peephole connections (see the module docstring).
+    layer_norm : LSTM or GRU: layer-normalised cell (see the module docstring).
+    variational_dropout, weight_drop, zoneout, zoneout_cell : probabilities of the regularisers
+        (see the module docstring); zoneout_cell (LSTM's c) defaults to zoneout.
     """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32, rng=None,
                  forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, proj_size: int = 0, variational_dropout: float = 0.0,
+                 weight_drop: float = 0.0, zoneout: float = 0.0, zoneout_cell: Optional[float] = None,
+                 peephole: bool = False, layer_norm: bool = False):
         super().__init__()
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -100,6 +129,31 @@ class Recurrent(RecurrentSteps, Module):
             raise ValueError(f"forget_bias applies to LSTM only, got mode {mode!r}")
         if backend not in (None, "auto", "numpy", "numba"):
             raise ValueError(f"backend: expected None, 'auto', 'numpy' or 'numba', got {backend!r}")
+        check_count("proj_size", proj_size, 0)
+        if proj_size and mode != "LSTM":
+            raise ValueError(f"proj_size applies to LSTM only, got mode {mode!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
+        for name, v in (("variational_dropout", variational_dropout), ("weight_drop", weight_drop),
+                        ("zoneout", zoneout)):
+            check_probability(name, v)
+        if zoneout_cell is not None:
+            if mode != "LSTM":
+                raise ValueError(f"zoneout_cell applies to LSTM only (its cell state c), got mode {mode!r}")
+            check_probability("zoneout_cell", zoneout_cell)
+        if peephole and mode != "LSTM":
+            raise ValueError(f"peephole applies to LSTM only, got mode {mode!r}")
+        self.peephole = bool(peephole)
+        if layer_norm and mode not in ("LSTM", "GRU"):
+            raise ValueError(f"layer_norm applies to LSTM and GRU, got mode {mode!r}")
+        if layer_norm and peephole:
+            raise ValueError("layer_norm and peephole together are not supported; choose one")
+        self.layer_norm = bool(layer_norm)
+        self.proj_size = int(proj_size)
+        self.variational_dropout = float(variational_dropout)
+        self.weight_drop = float(weight_drop)
+        self.zoneout = float(zoneout)
+        self.zoneout_cell = None if zoneout_cell is None else float(zoneout_cell)
         self.backend = backend
         self.mode = mode
         self.cell = CELLS[mode]()
@@ -115,17 +169,18 @@ class Recurrent(RecurrentSteps, Module):
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
         rng = np.random.default_rng(rng)
+        self.output_size = P = self.proj_size or H              # the size of h and of each output
         G = self.cell.num_gates
         bound = 1.0 / np.sqrt(H)
-        # Same creation order as PyTorch: layer, direction, then w_ih, w_hh, b_ih, b_hh.
+        # Same creation order as PyTorch: layer, direction, then w_ih, w_hh, b_ih, b_hh, w_hr.
         for l in range(self.num_layers):
-            D = self.input_size if l == 0 else K * H
+            D = self.input_size if l == 0 else K * P
             for k in range(K):
                 sfx = self._suffix(l, k)
                 self.add_parameter("weight_ih" + sfx, _uniform(rng, (G * H, D), bound, self.dtype))
-                w_hh = _uniform(rng, (G * H, H), bound, self.dtype)
+                w_hh = _uniform(rng, (G * H, P), bound, self.dtype)
                 if recurrent_init == "orthogonal":
-                    w_hh = np.concatenate([_orthogonal(rng, H, self.dtype) for _ in range(G)])
+                    w_hh = np.concatenate([_orthogonal(rng, H, self.dtype)[:, :P] for _ in range(G)])
                 self.add_parameter("weight_hh" + sfx, w_hh)
                 if self.bias:
                     b_ih = _uniform(rng, (G * H,), bound, self.dtype)
@@ -135,6 +190,14 @@ class Recurrent(RecurrentSteps, Module):
                         b_hh[H: 2 * H] = 0.0
                     self.add_parameter("bias_ih" + sfx, b_ih)
                     self.add_parameter("bias_hh" + sfx, b_hh)
+                if self.proj_size:
+                    self.add_parameter("weight_hr" + sfx, _uniform(rng, (P, H), bound, self.dtype))
+                if self.peephole:
+                    self.add_parameter("weight_ph" + sfx, _uniform(rng, (3 * H,), bound, self.dtype))
+                if self.layer_norm:
+                    for name, size in self._layer_norm_shapes():
+                        init = np.zeros if name == "ln_bias_c" else np.ones
+                        self.add_parameter(name + sfx, init(size, self.dtype))
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -167,10 +230,11 @@ class Recurrent(RecurrentSteps, Module):
         return (state,)
 
     def _checked_states(self, state, N: int) -> Tuple:
-        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype."""
-        LK, H = self.num_layers * self.num_directions, self.hidden_size
+        """The initial state as a tuple (None where not given), each checked to be (L*K, N, H) of our dtype
+        ((L*K, N, P) for a projected h)."""
+        LK = self.num_layers * self.num_directions
         states = self._state_in(state, "state")
-        for j, s in enumerate(states):
+        for j, (s, H) in enumerate(zip(states, self._state_sizes())):
             if s is None:
                 continue
             s = np.asarray(s)
@@ -259,30 +323,49 @@ class Recurrent(RecurrentSteps, Module):
         """
         x, states0, lengths = self._check_input(x, state, lengths)
         T, N, _ = x.shape
-        H, K = self.hidden_size, self.num_directions
+        K = self.num_directions
         use_dropout = self._uses_dropout(rng)
-        zeros = np.zeros((N, H), self.dtype)
-        scans, masks, finals = [], [], []
+        regularise = self._uses_regularisers(rng)
+        p_var, p_wd = (self.variational_dropout, self.weight_drop) if regularise else (0.0, 0.0)
+        p_zone = self._zoneout_probs()
+        sizes = self._state_sizes()
+        zeros = tuple(np.zeros((N, n), self.dtype) for n in sizes)
+        scans, masks, finals, in_masks, w_masks = [], [], [], [], []
         inp = x
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*H)
+                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*P)
                 inp = inp * mask
             masks.append(mask)
-            outs, layer_scans = [], []
+            in_mask = keep_mask(rng, p_var, (N, inp.shape[2]), self.dtype) if p_var else None  # (N, D_l)
+            if in_mask is not None:
+                inp = inp * in_mask                                             # the same at every step
+            in_masks.append(in_mask)
+            outs, layer_scans, layer_w = [], [], []
             for k in range(K):
                 i = l * K + k
-                s0 = tuple(zeros if s is None else s[i] for s in states0)
-                y, s_n, c = scan_forward(self.cell, inp, s0, *self._weights(l, k), lengths=lengths,
-                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache)
+                s0 = tuple(z if s is None else s[i] for s, z in zip(states0, zeros))
+                W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, k)
+                w_mask = keep_mask(rng, p_wd, W_hh.shape, self.dtype) if p_wd else None  # (G*H, P)
+                if w_mask is not None:
+                    W_hh = W_hh * w_mask
+                layer_w.append(w_mask)
+                h_mask = keep_mask(rng, p_var, (N, sizes[0]), self.dtype) if p_var else None  # (N, P)
+                zone = None if p_zone is None else zoneout_probabilities(rng, p_zone, regularise, T, N, sizes,
+                                                                         self.dtype)
+                variant = ScanVariant(self._projection(l, k), h_mask, zone)
+                y, s_n, c = scan_forward(self._cell_for(l, k), inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
+                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache,
+                                         variant=variant)
                 outs.append(y)
                 layer_scans.append(c)
                 finals.append(s_n)
             scans.append(layer_scans)
-            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*H)
+            w_masks.append(layer_w)
+            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*P)
         out = inp.transpose(1, 0, 2) if self.batch_first else inp
-        cache = RecurrentCache(scans, masks, lengths, self.batch_first) if need_cache else None
+        cache = RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks) if need_cache else None
         return out, self._state_out(finals), cache
 
     def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
@@ -294,13 +377,13 @@ class Recurrent(RecurrentSteps, Module):
         """
         if cache is None:
             raise ValueError("backward needs the cache of a forward call made with need_cache=True")
-        scans, masks, _, batch_first = cache
-        H, K = self.hidden_size, self.num_directions
+        scans, masks, _, batch_first, in_masks, w_masks = cache
+        H, K = self.output_size, self.num_directions
         T, N = scans[0][0].x.shape[:2]
         d_states_n = self._state_in(d_state, "d_state")
-        for j, d in enumerate(d_states_n):
-            if d is not None and np.shape(d) != (self.num_layers * K, N, H):
-                raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, H)}, "
+        for j, (d, n) in enumerate(zip(d_states_n, self._state_sizes())):
+            if d is not None and np.shape(d) != (self.num_layers * K, N, n):
+                raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, n)}, "
                                  f"got {np.shape(d)}")
         dy = None
         if d_output is not None:
@@ -319,10 +402,11 @@ class Recurrent(RecurrentSteps, Module):
                 ds = tuple(None if d is None else d[i] for d in d_states_n)
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
-                for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads):
-                    if g is not None:
-                        getattr(self, name + self._suffix(l, k)).grad += g
+                w_mask = w_masks[l][k] if w_masks else None
+                self._add_gradients(l, k, grads, w_mask)
                 d_in = dx if d_in is None else d_in + dx
+            if in_masks and in_masks[l] is not None:
+                d_in = d_in * in_masks[l]
             if masks[l] is not None:
                 d_in = d_in * masks[l]
             dy = d_in
@@ -330,8 +414,11 @@ class Recurrent(RecurrentSteps, Module):
         return dx, self._state_out(d_finals)
 
     def extra_repr(self) -> str:
+        extra = "".join(f", {n}={getattr(self, n)}" for n in ("proj_size", "peephole", "layer_norm", "variational_dropout",
+                                                               "weight_drop", "zoneout", "zoneout_cell")
+                        if getattr(self, n))
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype}")
+                f"bidirectional={self.bidirectional}, dropout={self.dropout}{extra}, dtype={self.dtype}")
 
 
 class RNN(Recurrent):

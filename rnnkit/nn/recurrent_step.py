@@ -25,8 +25,14 @@ the scanner does; :meth:`step_backward` alone adds them at every step.
 Unidirectional stacks only: the reverse direction of a bidirectional layer
 starts at the end of the sequence, which a step does not know.
 
-Shapes: x_t (N, D); out (N, H); state as in :class:`Recurrent`, (L, N, H)
-(LSTM: the pair ``(h, c)``).
+Shapes: x_t (N, D); out (N, P); state as in :class:`Recurrent`, (L, N, P)
+(LSTM: the pair ``(h, c)``, c (L, N, H)); P = H unless the LSTM is projected.
+
+Variants: the projection ``h = h_cell W_hr^T`` runs here as in the scanner, and
+zoneout at evaluation (its deterministic expectation, ``s = p s_prev + (1-p) s_new``).
+The training-mode regularisers (variational dropout, weight drop, zoneout) draw
+one mask per *sequence*, which a single step cannot know: in training mode they
+are refused here; train with :meth:`Recurrent.forward` over whole chunks.
 """
 
 from __future__ import annotations
@@ -73,9 +79,15 @@ class RecurrentSteps:
                              "direction starts at the end of the sequence); use forward on the whole sequence")
 
     def _zeros_for_missing(self, states, N: int):
-        """The state tuple with zeros (L, N, H) where an entry is None."""
-        shape = (self.num_layers, N, self.hidden_size)
-        return [np.zeros(shape, self.dtype) if s is None else np.asarray(s) for s in states]
+        """The state tuple with zeros (L, N, size) where an entry is None."""
+        return [np.zeros((self.num_layers, N, n), self.dtype) if s is None else np.asarray(s)
+                for s, n in zip(states, self._state_sizes())]
+
+    def _check_step_regularisers(self) -> None:
+        if self.training and (self.variational_dropout or self.weight_drop or self._zoneout_probs()):
+            raise ValueError("step_forward: variational_dropout, weight_drop and zoneout draw one mask per "
+                             "sequence, which a single step cannot do in training mode; run forward over the "
+                             "sequence, or call eval() to step the trained layer")
 
     def step_forward(self, x_t, state=None, rng: Optional[np.random.Generator] = None):
         """One time step of the whole stack: ``(out (N, H), state_n, cache)``.
@@ -86,6 +98,7 @@ class RecurrentSteps:
         required in training mode when ``dropout > 0`` (a fresh mask each step).
         """
         self._check_steppable("step_forward")
+        self._check_step_regularisers()
         x = check_array(x_t, "x_t", ndims=(2,), last=self.input_size, dtype=self.dtype,
                         layout=f"one step (N, D) with D = input_size = {self.input_size}")
         N = x.shape[0]
@@ -98,10 +111,17 @@ class RecurrentSteps:
             if l > 0 and use_dropout:
                 mask = self._dropout_mask(rng, x.shape)                             # (N, H)
                 x = x * mask
-            W_ih, W_hh, b_ih, b_hh = self._weights(l, 0)
+            W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, 0)
+            cell = self._cell_for(l, 0)
             s_prev = tuple(s[l] for s in states)
-            xw = input_projection(self.cell, x, W_ih, b_ih, b_hh)               # (N, G*H)
-            s_new, cell_cache = recurrent_step(self.cell, xw, s_prev, W_hh, b_hh)
+            xw = input_projection(cell, x, W_ih, b_ih, b_hh)                    # (N, G*H)
+            s_new, cell_cache = recurrent_step(cell, xw, s_prev, W_hh, b_hh)
+            if self.proj_size:
+                cell_cache = (cell_cache, s_new[0])                             # h_cell (N, H) for dW_hr
+                s_new = (s_new[0] @ self._projection(l, 0).T,) + tuple(s_new[1:])  # (N, P)
+            zone = self._zoneout_probs()
+            if zone is not None:                                                # evaluation: the expectation
+                s_new = tuple(n + p * (o - n) for n, o, p in zip(s_new, s_prev, zone))
             for field, value in zip(cache, (x, s_prev[0], cell_cache, mask)):
                 field.append(value)
             for j, v in enumerate(s_new):
@@ -123,26 +143,44 @@ class RecurrentSteps:
             raise ValueError("step_backward needs the cache that step_forward returned")
         N, H = cache.h_prev[0].shape
         d_states = self._zeros_for_missing(self._state_in(d_state, "d_state"), N)
-        for j, d in enumerate(d_states):
-            if d.shape != (self.num_layers, N, H):
-                raise ShapeError(f"d_state[{j}]: expected the new state's shape {(self.num_layers, N, H)}, "
+        for j, (d, n) in enumerate(zip(d_states, self._state_sizes())):
+            if d.shape != (self.num_layers, N, n):
+                raise ShapeError(f"d_state[{j}]: expected the new state's shape {(self.num_layers, N, n)}, "
                                  f"got {d.shape}")
         if d_out is not None and np.shape(d_out) != (N, H):
             raise ShapeError(f"d_out: expected the step output's shape {(N, H)}, got {np.shape(d_out)}")
         own = grads is None
         if own:
             grads = StepGradients()
-        cell, GH = self.cell, self.cell.num_gates * H
+        GH = self.cell.num_gates * self.hidden_size
+        zone = self._zoneout_probs()
         d_prev = [np.empty_like(d) for d in d_states]
         d_above = d_out
         for l in range(self.num_layers - 1, -1, -1):
             W_ih, W_hh, _, _ = self._weights(l, 0)
             dh = d_states[0][l] if d_above is None else d_states[0][l] + d_above
             d_new = (dh,) + tuple(d[l] for d in d_states[1:])
+            direct = [0.0] * len(d_new)
+            if zone is not None:                                                # s = s_new + p (s_prev - s_new)
+                direct = [p * d for d, p in zip(d_new, zone)]
+                d_new = tuple((1.0 - p) * d for d, p in zip(d_new, zone))
+            cell_cache = cache.cells[l]
+            if self.proj_size:
+                cell_cache, h_cell = cell_cache
+                W_hr = getattr(self, "weight_hr" + self._suffix(l, 0))
+                W_hr.grad += d_new[0].T @ h_cell                                # (P, H)
+                d_new = (d_new[0] @ W_hr.data,) + tuple(d_new[1:])              # (N, H)
+            step_cell = self._cell_for(l, 0)
             d_xw = np.empty((N, GH), self.dtype)                                # (N, G*H) gate gradients
-            d_hw = np.empty((N, GH), self.dtype) if cell.split_recurrent else d_xw
-            for j, d in enumerate(recurrent_step_backward(cell, d_new, cache.cells[l], W_hh, d_xw, d_hw)):
-                d_prev[j][l] = d
+            d_hw = np.empty((N, GH), self.dtype) if step_cell.split_recurrent else d_xw
+            acc = step_cell.zero_parameter_gradients() if self.layer_norm else None
+            for j, d in enumerate(recurrent_step_backward(step_cell, d_new, cell_cache, W_hh, d_xw, d_hw,
+                                                          acc=acc)):
+                d_prev[j][l] = d + direct[j]
+            if self.peephole:
+                acc = step_cell.parameter_gradients(d_xw[None], [cell_cache])
+            if acc is not None:                                                 # the cell's own weights, now
+                self._add_gradients(l, 0, (None,) * 5 + (acc,))
             grads.append(l, d_xw, d_hw, cache.xs[l], cache.h_prev[l])
             d_above = d_xw @ W_ih                                               # (N, D_l): the layer's input
             if cache.masks[l] is not None:
@@ -160,7 +198,7 @@ class RecurrentSteps:
         for l, rows in grads.rows.items():
             d_xw, d_hw, x, h_prev = (np.concatenate(parts) for parts in zip(*rows))  # (steps*N, .)
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-                               weight_gradients(d_xw, d_hw, x, h_prev, self.bias)):
+                               weight_gradients(d_xw, d_hw, x, h_prev, self.bias and not self.layer_norm)):
                 if g is not None:
                     getattr(self, name + self._suffix(l, 0)).grad += g
         grads.rows.clear()

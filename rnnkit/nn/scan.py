@@ -40,7 +40,7 @@ import numpy as np
 
 from ..kernels.backend import KernelUnavailable, fused_scan_module
 
-__all__ = ["ScanCache", "scan_forward", "scan_backward", "input_projection", "recurrent_step",
+__all__ = ["ScanCache", "ScanVariant", "PLAIN", "scan_forward", "scan_backward", "input_projection", "recurrent_step",
            "recurrent_step_backward", "weight_gradients"]
 
 State = Tuple[np.ndarray, ...]
@@ -49,13 +49,37 @@ State = Tuple[np.ndarray, ...]
 class ScanCache(NamedTuple):
     cell: object
     x: np.ndarray                 # (T, N, D) input
-    h_prev: np.ndarray            # (T, N, H) state h entering each step (for dW_hh)
+    h_prev: np.ndarray            # (T, N, P) h entering each step's product, masked (for dW_hh)
     step_caches: List[object]     # what cell.step returned, indexed by t
     W_ih: np.ndarray
     W_hh: np.ndarray
     has_bias: bool
     lengths: Optional[np.ndarray]
     reverse: bool
+    variant: "ScanVariant"        # projection, recurrent mask, zoneout (all None for the plain cell)
+    h_full: Optional[np.ndarray]  # (T, N, H) the cell's h before the projection (None without W_hr)
+
+
+class ScanVariant(NamedTuple):
+    """What the variants of a cell add to the scan; every field None is the plain scan.
+
+    - ``W_hr`` (P, H): LSTM projection (Sak et al. 2014), the state's h is ``h_cell W_hr^T``;
+    - ``h_mask`` (N, P): variational recurrent dropout (Gal and Ghahramani 2016), one scaled
+      keep-mask per sequence multiplying h_{t-1} in the recurrent product at every step;
+    - ``zoneout``: a tuple with one (T, N, .) array per state component (or None), the
+      probability d that a unit keeps its previous value (Krueger et al. 2017): 0/1 draws in
+      training, the constant p at evaluation: ``s_t = s_new + d (s_{t-1} - s_new)``.
+    """
+    W_hr: Optional[np.ndarray] = None
+    h_mask: Optional[np.ndarray] = None
+    zoneout: Optional[Tuple[Optional[np.ndarray], ...]] = None
+
+    @property
+    def plain(self) -> bool:
+        return self.W_hr is None and self.h_mask is None and self.zoneout is None
+
+
+PLAIN = ScanVariant()
 
 
 def _order(T: int, reverse: bool):
@@ -76,26 +100,35 @@ def input_projection(cell, x, W_ih, b_ih=None, b_hh=None):
     return xw
 
 
-def recurrent_step(cell, xw, state: State, W_hh, b_hh=None):
-    """One step from ``xw`` (N, G*H): hw = h W_hh^T (+ b_hh if split), then ``cell.step``.
+def recurrent_step(cell, xw, state: State, W_hh, b_hh=None, h_mask=None):
+    """One step from ``xw`` (N, G*H): hw = (h * h_mask) W_hh^T (+ b_hh if split), then ``cell.step``.
 
-    Returns ``(new_state, cell_cache)``.
+    Returns ``(new_state, cell_cache)``. The cell sees the unmasked state (GRU's
+    ``z h`` term keeps h as it is); only the recurrent product sees the mask.
     """
-    hw = state[0] @ W_hh.T                                     # (N, G*H): the only sequential product
+    h_in = state[0] if h_mask is None else state[0] * h_mask   # (N, P)
+    hw = h_in @ W_hh.T                                         # (N, G*H): the only sequential product
     if b_hh is not None and cell.split_recurrent:
         hw += b_hh
     return cell.step(xw, hw, state)
 
 
-def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw) -> List[np.ndarray]:
+def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, h_mask=None,
+                            acc=None) -> List[np.ndarray]:
     """Backward of :func:`recurrent_step`: the previous state's gradient, as a list.
 
     Writes the gate gradients into ``d_xw`` (N, G*H) (and ``d_hw`` when the cell
     splits them; pass ``d_xw`` again when it does not) and adds the recurrent
-    path d h_prev = d_hw W_hh to the cell's elementwise part.
+    path d h_prev = (d_hw W_hh) * h_mask to the cell's elementwise part. ``acc``: the
+    accumulator of a cell with its own weights (``cell.zero_parameter_gradients()``).
     """
-    d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
-    dh_prev = d_hw @ W_hh                                      # (N, H)
+    if acc is None:
+        d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
+    else:
+        d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw, acc=acc)
+    dh_prev = d_hw @ W_hh                                      # (N, P)
+    if h_mask is not None:
+        dh_prev *= h_mask
     if d_elem[0] is not None:
         dh_prev += d_elem[0]
     return [dh_prev] + [np.zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
@@ -116,31 +149,47 @@ def weight_gradients(dXW, dHW, X, H_prev, has_bias: bool):
 
 def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
                  lengths: Optional[np.ndarray] = None, reverse: bool = False, *,
-                 backend: Optional[str] = None, need_cache: bool = True):
+                 backend: Optional[str] = None, need_cache: bool = True, variant: ScanVariant = PLAIN):
     """Run ``cell`` over ``x`` (T, N, D) from ``state0``.
 
-    Returns ``(y, state_T, cache)``: outputs (T, N, H) (zero at padded steps), the
-    final state (each sequence's state after its last real step), and the cache
-    for :func:`scan_backward` (None with ``need_cache=False``: inference only).
+    Returns ``(y, state_T, cache)``: outputs (T, N, P) (zero at padded steps; P = H
+    unless projected), the final state (each sequence's state after its last real
+    step), and the cache for :func:`scan_backward` (None with ``need_cache=False``:
+    inference only). ``variant`` adds a projection, a recurrent mask or zoneout
+    (:class:`ScanVariant`); per step, after ``cell.step``:
+
+        h = h_cell W_hr^T                          # projection (P, H)
+        s_t = s_new + d_t (s_{t-1} - s_new)        # zoneout, each state component
+        s_t = m_t s_t + (1 - m_t) s_{t-1}           # variable lengths
+
     ``backend`` ("auto", "numpy", "numba"; None: the global setting) picks the implementation.
     """
     fused = fused_scan_module(backend)
-    if fused is not None and fused.supports(cell, x):
+    if fused is not None and fused.supports(cell, x, variant):
         try:
-            return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache)
+            return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache,
+                                      variant=variant)
         except KernelUnavailable:        # the kernel did not compile: numba is now off, the reference runs
             pass
     T, N, D = x.shape
-    H = W_hh.shape[1]
+    P = W_hh.shape[1]                                          # size of h: H, or the projection's P
     GH = W_hh.shape[0]
+    W_hr, h_mask, zoneout = variant
     XW = input_projection(cell, x.reshape(T * N, D), W_ih, b_ih, b_hh).reshape(T, N, GH)  # (T, N, G*H)
-    y = np.empty((T, N, H), dtype=x.dtype)                     # (T, N, H)
-    h_prev_all = np.empty((T, N, H), dtype=x.dtype)            # (T, N, H)
+    y = np.empty((T, N, P), dtype=x.dtype)                     # (T, N, P)
+    h_prev_all = np.empty((T, N, P), dtype=x.dtype)            # (T, N, P)
+    h_full = None if W_hr is None else np.empty((T, N, W_hr.shape[1]), dtype=x.dtype)  # (T, N, H)
     caches: List[object] = [None] * T
     state = tuple(state0)
     for t in _order(T, reverse):
-        h_prev_all[t] = state[0]
-        new_state, caches[t] = recurrent_step(cell, XW[t], state, W_hh, b_hh)
+        h_prev_all[t] = state[0] if h_mask is None else state[0] * h_mask
+        new_state, caches[t] = recurrent_step(cell, XW[t], state, W_hh, b_hh, h_mask)
+        if W_hr is not None:
+            h_full[t] = new_state[0]
+            new_state = (new_state[0] @ W_hr.T,) + tuple(new_state[1:])    # (N, P)
+        if zoneout is not None:
+            new_state = tuple(s_new if d is None else s_new + d[t] * (s_old - s_new)
+                              for s_new, s_old, d in zip(new_state, state, zoneout))
         if lengths is not None:
             m = (t < lengths)[:, None]                         # (N, 1) real step?
             new_state = tuple(np.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
@@ -150,37 +199,54 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
         state = new_state
     if not need_cache:
         return y, state, None
-    cache = ScanCache(cell, x, h_prev_all, caches, W_ih, W_hh, b_ih is not None, lengths, reverse)
+    cache = ScanCache(cell, x, h_prev_all, caches, W_ih, W_hh, b_ih is not None, lengths, reverse, variant, h_full)
     return y, state, cache
 
 
 def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: ScanCache):
     """Backpropagate through :func:`scan_forward`.
 
-    ``dy`` (T, N, H) is the gradient at the outputs (or None), ``d_state_T`` the
+    ``dy`` (T, N, P) is the gradient at the outputs (or None), ``d_state_T`` the
     gradient at the final state (a tuple, entries may be None). Returns
-    ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh))``; the bias gradients are None
-    without bias.
+    ``(dx, d_state0, (dW_ih, dW_hh, db_ih, db_hh, dW_hr, d_cell))``; the bias gradients are None
+    without bias, dW_hr None without projection, d_cell the gradients of the cell's own weights
+    as a dict by name (peepholes: ``cell.parameter_gradients(dXW, step caches)``; layer norm:
+    summed step by step into ``cell.zero_parameter_gradients()``), or None. With zoneout the gradient splits
+    at every step: ``(1 - d_t) ds_t`` into the cell, ``d_t ds_t`` straight to s_{t-1}.
     """
     if not isinstance(cache, ScanCache):            # made by the fused kernels: they take it back
         from ..kernels.fused_scan import scan_backward as fused_scan_backward
         return fused_scan_backward(dy, d_state_T, cache)
-    cell, x, h_prev_all, caches, W_ih, W_hh, has_bias, lengths, reverse = cache
+    cell, x, h_prev_all, caches, W_ih, W_hh, has_bias, lengths, reverse, variant, h_full = cache
+    W_hr, h_mask, zoneout = variant
     T, N, D = x.shape
-    H = W_hh.shape[1]
+    P = W_hh.shape[1]
     GH = W_hh.shape[0]
+    H = GH // cell.num_gates
     dtype = x.dtype
-    d_state = tuple(np.zeros((N, H), dtype) if d is None else np.array(d, dtype=dtype)
-                    for d in (d_state_T or (None,) * cell.num_states))
+    sizes = (P,) + (H,) * (cell.num_states - 1)
+    d_state = tuple(np.zeros((N, n), dtype) if d is None else np.array(d, dtype=dtype)
+                    for d, n in zip(d_state_T or (None,) * cell.num_states, sizes))
     dXW = np.empty((T, N, GH), dtype=dtype)                     # (T, N, G*H)
     dHW = np.empty((T, N, GH), dtype=dtype) if cell.split_recurrent else dXW
+    dHP = None if W_hr is None else np.empty((T, N, P), dtype=dtype)  # (T, N, P) d of the projected h
+    acc = cell.zero_parameter_gradients() if hasattr(cell, "zero_parameter_gradients") else None
     for t in reversed(_order(T, reverse)):
-        dh = d_state[0] if dy is None else d_state[0] + dy[t]   # (N, H); dy is 0 where padded
+        dh = d_state[0] if dy is None else d_state[0] + dy[t]   # (N, P); dy is 0 where padded
         d_new = (dh,) + d_state[1:]
         if lengths is not None:
             m = (t < lengths)[:, None]                          # (N, 1)
             d_new = tuple(d * m for d in d_new)
-        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t])
+        direct = None
+        if zoneout is not None:                                 # s_t = (1 - d) s_new + d s_{t-1}
+            direct = [None if z is None else z[t] * d for d, z in zip(d_new, zoneout)]
+            d_new = tuple(d if z is None else (1.0 - z[t]) * d for d, z in zip(d_new, zoneout))
+        if W_hr is not None:
+            dHP[t] = d_new[0]
+            d_new = (d_new[0] @ W_hr,) + tuple(d_new[1:])       # (N, H): through h = h_cell W_hr^T
+        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t], h_mask, acc)
+        if direct is not None:
+            d_prev = [d if e is None else d + e for d, e in zip(d_prev, direct)]
         if lengths is not None:
             keep = ~m                                           # padded rows pass the state through
             for k in range(len(d_prev)):
@@ -189,5 +255,9 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dXW2 = dXW.reshape(T * N, GH)
     dHW2 = dHW.reshape(T * N, GH)
     dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
-    grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, H), has_bias)
-    return dx, d_state, grads
+    grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, P), has_bias)
+    dW_hr = None if W_hr is None else dHP.reshape(T * N, P).T @ h_full.reshape(T * N, -1)  # (P, H)
+    d_cell = acc
+    if hasattr(cell, "parameter_gradients"):
+        d_cell = cell.parameter_gradients(dXW, caches)
+    return dx, d_state, grads + (dW_hr, d_cell)

@@ -34,23 +34,46 @@ def embedding_shapes(prefix: str, num_embeddings: int, embedding_dim: int) -> Di
 
 
 def recurrent_shapes(prefix: str, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                     bias: bool = True, bidirectional: bool = False) -> Dict[str, Shape]:
-    """``weight_ih_l{k}[_reverse]`` (G*H, D_k), ``weight_hh_l{k}`` (G*H, H) and the biases (G*H,)."""
+                     bias: bool = True, bidirectional: bool = False, proj_size: int = 0,
+                     peephole: bool = False, layer_norm: bool = False) -> Dict[str, Shape]:
+    """``weight_ih_l{k}[_reverse]`` (G*H, D_k), ``weight_hh_l{k}`` (G*H, P), the biases (G*H,) and, for a
+    projected LSTM (``proj_size`` P > 0), ``weight_hr_l{k}`` (P, H); D_k = K*P above layer 0, P = H unprojected.
+    A peephole LSTM adds ``weight_ph_l{k}`` (3H,); a layer-normalised cell ``ln_weight_ih_l{k}``,
+    ``ln_weight_hh_l{k}`` (G*H,) and, for LSTM, ``ln_weight_c_l{k}``, ``ln_bias_c_l{k}`` (H,).
+
+    The regularisers (variational dropout, weight drop, zoneout) add no parameters.
+    """
     if mode not in GATES:
         raise ValueError(f"mode: expected one of {sorted(GATES)}, got {mode!r}")
     if not 1 <= int(num_layers) <= MAX_LAYERS:
         raise ValueError(f"num_layers (--num-layers) must be in [1, {MAX_LAYERS}], got {num_layers!r}")
     G, H, K = GATES[mode], int(hidden_size), 2 if bidirectional else 1
+    P = int(proj_size) or H
+    if layer_norm and mode not in ("LSTM", "GRU"):
+        raise ValueError(f"layer_norm (--layer-norm) applies to LSTM and GRU, got mode {mode}")
+    if peephole and mode != "LSTM":
+        raise ValueError(f"peephole (--peephole) applies to LSTM only, got mode {mode}")
+    if proj_size and (mode != "LSTM" or not 0 < P < H):
+        raise ValueError(f"proj_size (--proj-size) must be 0, or in [1, hidden_size) for an LSTM, got {proj_size!r} "
+                         f"with mode {mode} and hidden_size {H}")
     shapes: Dict[str, Shape] = {}
     for layer in range(int(num_layers)):
-        D = int(input_size) if layer == 0 else K * H
+        D = int(input_size) if layer == 0 else K * P
         for k in range(K):
             sfx = f"_l{layer}" + ("_reverse" if k == 1 else "")
             shapes[f"{prefix}weight_ih{sfx}"] = (G * H, D)
-            shapes[f"{prefix}weight_hh{sfx}"] = (G * H, H)
+            shapes[f"{prefix}weight_hh{sfx}"] = (G * H, P)
             if bias:
                 shapes[f"{prefix}bias_ih{sfx}"] = (G * H,)
                 shapes[f"{prefix}bias_hh{sfx}"] = (G * H,)
+            if P != H:
+                shapes[f"{prefix}weight_hr{sfx}"] = (P, H)
+            if peephole:
+                shapes[f"{prefix}weight_ph{sfx}"] = (3 * H,)
+            if layer_norm:
+                shapes[f"{prefix}ln_weight_ih{sfx}"] = shapes[f"{prefix}ln_weight_hh{sfx}"] = (G * H,)
+                if mode == "LSTM":
+                    shapes[f"{prefix}ln_weight_c{sfx}"] = shapes[f"{prefix}ln_bias_c{sfx}"] = (H,)
     return shapes
 
 

@@ -74,7 +74,7 @@ class Decoder(Module):
 
     def __init__(self, vocab_size: int, *, mode: str, embedding_size: int, hidden_size: int, num_layers: int,
                  memory_size: int, attention: str = "bahdanau", attention_size: Optional[int] = None,
-                 input_feeding: bool = False, dropout: float = 0.0, dtype=np.float32, rng=None):
+                 input_feeding: bool = False, dropout: float = 0.0, dtype=np.float32, rng=None, rnn_kw=None):
         super().__init__()
         rng = np.random.default_rng(rng)
         self.luong = attention != "bahdanau"
@@ -85,7 +85,7 @@ class Decoder(Module):
         E, H, K = embedding_size, hidden_size, memory_size
         self.embedding = Embedding(vocab_size, E, padding_idx=PAD, dtype=dtype, rng=rng)
         D = E + (H if self.input_feeding else 0) if self.luong else E + K
-        self.rnn = Recurrent(mode, D, H, num_layers, dtype=dtype, rng=rng)
+        self.rnn = Recurrent(mode, D, H, num_layers, dtype=dtype, rng=rng, **(rnn_kw or {}))
         self.attention = make_attention(attention, H, K, attention_size, dtype=dtype, rng=rng)
         if self.luong:
             self.combine = Linear(K + H, H, dtype=dtype, rng=rng)

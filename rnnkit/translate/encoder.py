@@ -38,7 +38,7 @@ class Encoder(Module):
 
     def __init__(self, vocab_size: int, *, mode: str, embedding_size: int, hidden_size: int, num_layers: int,
                  bidirectional: bool, decoder_size: int, bridge: str = "linear", dropout: float = 0.0,
-                 dtype=np.float32, rng=None):
+                 dtype=np.float32, rng=None, rnn_kw=None):
         super().__init__()
         if bridge not in ("linear", "zero"):
             raise ValueError(f"bridge: expected 'linear' or 'zero', got {bridge!r}")
@@ -48,7 +48,7 @@ class Encoder(Module):
         # Dropout between encoder layers; with one layer self.drop below is the only dropout.
         self.rnn = Recurrent(mode, embedding_size, hidden_size, num_layers,
                              dropout=dropout if num_layers > 1 else 0.0,
-                             bidirectional=bidirectional, dtype=dtype, rng=rng)
+                             bidirectional=bidirectional, dtype=dtype, rng=rng, **(rnn_kw or {}))
         self.drop = Dropout(dropout)
         K = self.rnn.num_directions
         self.memory_size = K * hidden_size

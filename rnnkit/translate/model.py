@@ -29,7 +29,8 @@ from .encoder import Encoder
 __all__ = ["Seq2Seq", "CONFIG_KEYS"]
 
 CONFIG_KEYS = ("src_vocab_size", "tgt_vocab_size", "cell", "embedding_size", "hidden_size", "num_layers",
-               "bidirectional", "attention", "attention_size", "input_feeding", "bridge", "dropout")
+               "bidirectional", "attention", "attention_size", "input_feeding", "bridge", "dropout", "layer_norm",
+               "peephole", "variational_dropout", "weight_drop", "zoneout")
 
 
 class ForwardCache(NamedTuple):
@@ -55,12 +56,17 @@ class Seq2Seq(Module):
     input_feeding : Luong's input feeding.
     bridge : "linear" (tanh of a linear map of the encoder's final state) or "zero".
     dropout : on embeddings, between encoder layers and before the output projection.
+    layer_norm, peephole : recurrent cell variants of the encoder and the decoder (:class:`~rnnkit.nn.Recurrent`).
+    variational_dropout, weight_drop, zoneout : recurrent regularisers of the encoder only: they draw one
+        mask per sequence, and the decoder steps one token at a time.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, cell: str = "lstm", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
                  attention: str = "bahdanau", attention_size: Optional[int] = None, input_feeding: bool = False,
-                 bridge: str = "linear", dropout: float = 0.0, dtype=np.float32, rng=None):
+                 bridge: str = "linear", dropout: float = 0.0, layer_norm: bool = False, peephole: bool = False,
+                 variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
+                 dtype=np.float32, rng=None):
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell: expected 'lstm' or 'gru', got {cell!r}")
@@ -73,15 +79,20 @@ class Seq2Seq(Module):
                                  embedding_size=int(embedding_size), hidden_size=int(hidden_size),
                                  num_layers=int(num_layers), bidirectional=bool(bidirectional), attention=attention,
                                  attention_size=attention_size, input_feeding=bool(input_feeding), bridge=bridge,
-                                 dropout=float(dropout))
+                                 dropout=float(dropout), layer_norm=bool(layer_norm), peephole=bool(peephole),
+                                 variational_dropout=float(variational_dropout), weight_drop=float(weight_drop),
+                                 zoneout=float(zoneout))
+        cell_kw = dict(layer_norm=bool(layer_norm), peephole=bool(peephole))
         mode = CELL_MODES[cell]
         self.encoder = Encoder(src_vocab_size, mode=mode, embedding_size=embedding_size, hidden_size=hidden_size,
                                num_layers=num_layers, bidirectional=bidirectional, decoder_size=hidden_size,
-                               bridge=bridge, dropout=dropout, dtype=dtype, rng=rng)
+                               bridge=bridge, dropout=dropout, dtype=dtype, rng=rng,
+                               rnn_kw=dict(cell_kw, variational_dropout=variational_dropout, weight_drop=weight_drop,
+                                           zoneout=zoneout))
         self.decoder = Decoder(tgt_vocab_size, mode=mode, embedding_size=embedding_size, hidden_size=hidden_size,
                                num_layers=num_layers, memory_size=self.encoder.memory_size, attention=attention,
                                attention_size=attention_size, input_feeding=input_feeding, dropout=dropout,
-                               dtype=dtype, rng=rng)
+                               dtype=dtype, rng=rng, rnn_kw=cell_kw)
         self.dtype = np.dtype(dtype)
 
     @property

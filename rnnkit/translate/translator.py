@@ -60,6 +60,12 @@ class Translator(Estimator):
     attention_size : Bahdanau's attention width (none: hidden_size).
     bridge : decoder start state: linear (tanh of a map of the encoder's final state) or zero.
     dropout : dropout probability on embeddings, between layers and before the output layer.
+    layer_norm : layer-normalised LSTM/GRU cells (Ba et al. 2016) in the encoder and the decoder.
+    peephole : LSTM only: peephole connections from the cell state to the gates, encoder and decoder.
+    variational_dropout : the encoder's variational recurrent dropout (one mask per sentence on each layer's
+        input and on h(t-1)); the decoder, stepped token by token, has none.
+    weight_drop : the encoder's DropConnect on its recurrent weights W_hh (one mask per step).
+    zoneout : the encoder's zoneout probability (each unit keeps its previous value).
     tokens : word or char tokens.
     normalize : Unicode normalisation: nfkc, nfc, ascii (strip accents) or none.
     lowercase : fold the text to lower case.
@@ -98,12 +104,15 @@ class Translator(Estimator):
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
-                     "split_punctuation", "min_freq", "max_vocab", "batch_size")   # batches are rebuilt on resume
+                     "split_punctuation", "min_freq", "max_vocab", "batch_size",   # batches are rebuilt on resume
+                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout")
 
     def __init__(self, *, cell: str = "lstm", attention: str = "bahdanau", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
                  input_feeding: bool = False, attention_size: Optional[int] = None, bridge: str = "linear",
-                 dropout: float = 0.1, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
+                 dropout: float = 0.1, layer_norm: bool = False, peephole: bool = False,
+                 variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
+                 tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 10, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  batch_size: int = 64, learning_rate: float = 1e-3, clip_norm: Optional[float] = 5.0,
@@ -122,7 +131,8 @@ class Translator(Estimator):
         """Refuse hyperparameters that would train nothing or fail late, naming the flag."""
         for name, choices in self._choices.items():
             check_choice(flag_of(name), getattr(self, name), choices)
-        for name in ("bidirectional", "input_feeding", "lowercase", "split_punctuation", "progress"):
+        for name in ("bidirectional", "input_feeding", "lowercase", "split_punctuation", "progress", "layer_norm",
+                     "peephole"):
             check_flag(flag_of(name), getattr(self, name))
         for name in ("embedding_size", "hidden_size", "num_layers", "batch_size", "min_freq"):
             check_count(flag_of(name), getattr(self, name), 1)
@@ -137,6 +147,11 @@ class Translator(Estimator):
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         check_probability(flag_of("dropout"), self.dropout)
+        for name in ("variational_dropout", "weight_drop", "zoneout"):
+            check_probability(flag_of(name), getattr(self, name))
+        if self.peephole and (self.cell != "lstm" or self.layer_norm):
+            raise HyperparameterError(f"{flag_of('peephole')} applies to --cell lstm without --layer-norm, got --cell "
+                                      f"{self.cell}{' with --layer-norm' if self.layer_norm else ''}")
         check_probability(flag_of("label_smoothing"), self.label_smoothing, high_open=False)
         check_probability(flag_of("teacher_forcing"), self.teacher_forcing, high_open=False)
         check_probability(flag_of("ss_floor"), self.ss_floor, high_open=False)
@@ -177,8 +192,10 @@ class Translator(Estimator):
         return Seq2Seq(len(self.src_vocab_), len(self.tgt_vocab_), cell=self.cell, embedding_size=self.embedding_size,
                        hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
                        attention=self.attention, attention_size=self.attention_size,
-                       input_feeding=self.input_feeding, bridge=self.bridge, dropout=self.dropout, dtype=dtype,
-                       rng=rng)
+                       input_feeding=self.input_feeding, bridge=self.bridge, dropout=self.dropout,
+                       layer_norm=self.layer_norm, peephole=self.peephole,
+                       variational_dropout=self.variational_dropout, weight_drop=self.weight_drop,
+                       zoneout=self.zoneout, dtype=dtype, rng=rng)
 
     # -- preprocessing -------------------------------------------------------
     def _text_options(self) -> TextOptions:
@@ -358,14 +375,15 @@ def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, 
     K = 2 if p.bidirectional else 1
     luong = p.attention != "bahdanau"
     shapes = embedding_shapes("encoder.embedding.", src_vocab, E)
-    shapes.update(recurrent_shapes("encoder.rnn.", mode, E, H, L, bidirectional=bool(p.bidirectional)))
+    cell_kw = dict(layer_norm=bool(p.layer_norm), peephole=bool(p.peephole))
+    shapes.update(recurrent_shapes("encoder.rnn.", mode, E, H, L, bidirectional=bool(p.bidirectional), **cell_kw))
     if p.bridge == "linear":
         shapes.update(linear_shapes("encoder.bridge_h.", K * H, H))
         if mode == "LSTM":
             shapes.update(linear_shapes("encoder.bridge_c.", K * H, H))
     shapes.update(embedding_shapes("decoder.embedding.", tgt_vocab, E))
     D = (E + (H if p.input_feeding else 0)) if luong else E + K * H
-    shapes.update(recurrent_shapes("decoder.rnn.", mode, D, H, L))
+    shapes.update(recurrent_shapes("decoder.rnn.", mode, D, H, L, **cell_kw))
     if p.attention == "bahdanau":
         A = int(p.attention_size or H)
         shapes.update({"decoder.attention.W": (A, H), "decoder.attention.U": (A, K * H), "decoder.attention.v": (A,)})
