@@ -36,6 +36,8 @@ COMMAND_MODULES = [
     "rnnkit.forecast.cli",
     "rnnkit.translate.cli",
     "rnnkit.bench.cli",
+    "rnnkit.compare.cli",
+    "rnnkit.music.cli",
 ]
 
 
