@@ -150,3 +150,16 @@ def test_bad_cell_is_one_line_exit_2(tmp_path, matfile, capsys):
     rc = main(["music", "train", str(matfile), "--cell", "transformer", "--out", str(tmp_path / "m.npz")])
     err = capsys.readouterr().err
     assert rc == 2 and "--cell" in err and err.count("\n") == 1
+
+
+def test_validation_fraction_holds_out_the_last_training_pieces(data, tmp_path):
+    from rnnkit.music import train
+    mat = tmp_path / "v.mat"
+    scipy_io.savemat(mat, {f"{s}data": _cell(data[s]) for s in ("train", "valid", "test")})
+    run = train(mat, out=tmp_path / "m.npz", progress=False, cell="rnn", hidden_size=3, max_steps=2,
+                batch_size=2, seq_len=3, validation_fraction=0.25)
+    held = data["train"][-3:]                                                  # ceil(0.25 * 12) = 3 pieces
+    assert run.valid["steps"] == sum(r.shape[0] - 1 for r in held)
+    assert run.baseline["valid"] == pytest.approx(marginal_baseline(data["train"][:-3], held))
+    with pytest.raises(rnnkit.errors.HyperparameterError, match="--validation-fraction"):
+        train(mat, out=tmp_path / "m2.npz", progress=False, max_steps=1, validation_fraction=0.99)

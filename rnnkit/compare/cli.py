@@ -9,7 +9,7 @@ from ..cli.builder import command, none_or
 __all__ = ["register"]
 
 
-def _cells(text: str):
+def _list(text: str):   # the same kind of value as `rnnkit bench --cells`
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                 func=_run)
     p.add_argument("task", metavar="TASK", help="adding, copy or temporal_order")
     p.add_argument("--seq-len", type=int, default=100, help="sequence length T (copy: the delay)")
-    p.add_argument("--cells", type=_cells, default="lstm,gru,rnn", help="comma-separated cells to compare")
+    p.add_argument("--cells", type=_list, default="lstm,gru,rnn", help="comma-separated cells to compare")
     p.add_argument("--params", type=int, default=5000, help="parameter budget each cell's hidden size is matched to")
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per training step")

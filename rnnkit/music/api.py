@@ -15,6 +15,7 @@ beside the marginal per-key Bernoulli baseline fitted on the training pieces.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
@@ -64,6 +65,12 @@ def train(datafile, *, out="music.npz", resume: bool = False, progress: bool = T
     est._check_params()
     ckpt = prepare_run(out, resume=resume, inputs={"DATAFILE": datafile}, examples={"--out": "music.npz"})
     data = read_rolls(datafile)
+    if est.validation_fraction is not None:       # the same split MusicModel.fit makes: the last training pieces
+        n = math.ceil(est.validation_fraction * len(data["train"]))
+        if n >= len(data["train"]):
+            raise HyperparameterError(f"validation_fraction (--validation-fraction) {est.validation_fraction} leaves "
+                                      f"no training piece out of {len(data['train'])}; choose a smaller fraction")
+        data = dict(data, train=data["train"][:-n], valid=data["train"][-n:])
     baseline = {s: marginal_baseline(data["train"], data[s]) for s in ("valid", "test")}
     if progress:
         say(f"music: {os.fspath(datafile)}: " + ", ".join(f"{s} {len(data[s])} pieces" for s in SPLITS)

@@ -59,6 +59,8 @@ class MusicModel(Estimator):
     epochs : stop after this many passes (20 when epochs, max-steps and max-minutes are all unset)
     max_steps : stop after this many optimiser steps (counted across resumes)
     max_minutes : stop after this many minutes of training
+    validation_fraction : share of the training pieces (the last ones) held out for validation instead of the
+        data file's own validation pieces; none = the file's validation pieces
     validate_every : steps between validations (besides every epoch's end)
     checkpoint_every : steps between checkpoints (none = only at each epoch's end)
     random_state : seed of the initialisation and the windows (none = fresh entropy)
@@ -67,13 +69,14 @@ class MusicModel(Estimator):
 
     kind = "music"
     _size_flags = ("--hidden-size", "--num-layers", "--batch-size", "--seq-len")
-    _resume_fixed = ("cell", "hidden_size", "num_layers", "seq_len", "batch_size")
+    _resume_fixed = ("cell", "hidden_size", "num_layers", "seq_len", "batch_size", "validation_fraction")
     _choices = {"cell": tuple(CELL_MODES)}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: Optional[int] = None, num_layers: int = 1,
                  seq_len: int = 100, batch_size: int = 16, learning_rate: float = 3e-3,
                  clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
-                 max_minutes: Optional[float] = None, validate_every: Optional[int] = None,
+                 max_minutes: Optional[float] = None, validation_fraction: Optional[float] = None,
+                 validate_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = 200, random_state: Optional[int] = 0, progress: bool = False):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -85,6 +88,7 @@ class MusicModel(Estimator):
         self.epochs = epochs
         self.max_steps = max_steps
         self.max_minutes = max_minutes
+        self.validation_fraction = validation_fraction
         self.validate_every = validate_every
         self.checkpoint_every = checkpoint_every
         self.random_state = random_state
@@ -103,6 +107,8 @@ class MusicModel(Estimator):
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
+        check_optional_real(flag_of("validation_fraction"), self.validation_fraction, 0.0, 1.0, low_open=True,
+                            high_open=True)
         check_seed(flag_of("random_state"), self.random_state)
         check_flag(flag_of("progress"), self.progress)
 
@@ -155,6 +161,8 @@ class MusicModel(Estimator):
     def fit(self, train, *, valid=None, checkpoint_path=None, resume: bool = False) -> "MusicModel":
         """Train on ``train`` (a list of (T, 88) 0/1 rolls); ``valid`` pieces pick the best parameters.
 
+        Without ``valid``, ``validation_fraction`` (if set) holds out the last pieces of ``train``.
+
         With ``checkpoint_path``, atomic checkpoints are written every
         ``checkpoint_every`` steps, at the end and on Ctrl-C or SIGTERM;
         ``resume=True`` continues from it (same settings and data, else refused).
@@ -163,6 +171,12 @@ class MusicModel(Estimator):
         check_flag(flag_of("resume"), resume)
         train = check_rolls(train, "training pieces")
         valid = check_rolls(valid, "validation pieces") if valid is not None else None
+        if valid is None and self.validation_fraction is not None:
+            n = math.ceil(self.validation_fraction * len(train))
+            if n >= len(train):
+                raise HyperparameterError(f"{flag_of('validation_fraction')} {self.validation_fraction} leaves no "
+                                          f"training piece out of {len(train)}; choose a smaller fraction")
+            train, valid = train[:-n], train[-n:]
         seed = self._seed()
         epochs, max_steps, max_minutes = self._stopping()
         shapes = self._parameter_shapes({})
