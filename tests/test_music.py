@@ -163,3 +163,15 @@ def test_validation_fraction_holds_out_the_last_training_pieces(data, tmp_path):
     assert run.baseline["valid"] == pytest.approx(marginal_baseline(data["train"][:-3], held))
     with pytest.raises(rnnkit.errors.HyperparameterError, match="--validation-fraction"):
         train(mat, out=tmp_path / "m2.npz", progress=False, max_steps=1, validation_fraction=0.99)
+
+
+def test_resume_continues_bit_for_bit(matfile, tmp_path):
+    from rnnkit.music import train
+    kw = dict(progress=False, cell="lstm", hidden_size=4, batch_size=2, seq_len=4, validate_every=2,
+              checkpoint_every=1)
+    whole = train(matfile, out=tmp_path / "whole.npz", max_steps=4, **kw)
+    train(matfile, out=tmp_path / "part.npz", max_steps=2, **kw)
+    resumed = train(matfile, out=tmp_path / "part.npz", max_steps=4, resume=True, **kw)
+    assert resumed.history.steps == 4
+    for name, a in whole.model.model_.state_dict().items():
+        assert np.array_equal(a, resumed.model.model_.state_dict()[name]), name
