@@ -5,8 +5,8 @@
         python benchmarks/music_quality.py DATADIR OUT.json [MINUTES] [DATASET[:MINUTES] ...]
 
 DATADIR holds JSB_Chorales.mat, Nottingham.mat, MuseData.mat, Piano_midi.mat. Each run trains for MINUTES
-(default 4; DATASET:MINUTES overrides it for one data set) on the file's training pieces, keeps the parameters of the best validation NLL (validated every
-200 steps) and reports the file's test pieces. The JSON is rewritten after every run.
+(default 4; DATASET:MINUTES overrides it for one data set) on the file's training pieces, keeps the
+parameters of the best validation NLL (validated every 200 steps) and reports the file's test pieces. The JSON is rewritten after every run.
 """
 
 import os
