@@ -15,7 +15,6 @@ the first seed's model, at initialisation and after training, go beside them.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
