@@ -14,13 +14,14 @@ from ..plotting import require_pyplot, save_png
 
 __all__ = ["plot_curves", "plot_gradients"]
 
+_FLOOR = 1e-30                  # a norm that underflowed to 0 is drawn here on the log scale
 _COLOURS = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
 
 
 def plot_curves(path, report: Dict[str, Any]) -> str:
     """Validation loss against steps (left) and training seconds (right): one line per run, baseline dashed."""
     plt = require_pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), sharey=True)
     for cell, r in report["cells"].items():
         colour = _COLOURS.get(cell)
         for i, run in enumerate(r["runs"]):
@@ -43,16 +44,16 @@ def plot_curves(path, report: Dict[str, Any]) -> str:
 def plot_gradients(path, report: Dict[str, Any]) -> str:
     """||dL_T/dh_t|| against t (log scale), at initialisation (dashed) and trained (solid); gate saturation."""
     plt = require_pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     for cell, r in report["cells"].items():
         d = r["runs"][0].get("diagnostics")
         if not d:
             continue
         colour = _COLOURS.get(cell)
         t = np.arange(len(d["grad_norm_init"]))
-        axes[0].semilogy(t, np.maximum(d["grad_norm_init"], 1e-30), color=colour, ls="--", lw=1,
+        axes[0].semilogy(t, np.maximum(d["grad_norm_init"], _FLOOR), color=colour, ls="--", lw=1,
                          label=f"{cell} at init")
-        axes[0].semilogy(t, np.maximum(d["grad_norm_trained"], 1e-30), color=colour, lw=1.5,
+        axes[0].semilogy(t, np.maximum(d["grad_norm_trained"], _FLOOR), color=colour, lw=1.5,
                          label=f"{cell} trained")
         if "saturation_trained" in d:
             s = d["saturation_trained"]
@@ -61,10 +62,11 @@ def plot_gradients(path, report: Dict[str, Any]) -> str:
             axes[1].plot(t, np.add(s0["high"], s0["low"]), color=colour, ls="--", lw=1, label=f"{cell} at init")
     axes[0].set_xlabel("time step t")
     axes[0].set_ylabel("mean ||dL_T / dh_t||")
-    axes[0].set_title("how far back the last step's gradient reaches", fontsize=10)
+    axes[0].set_title(f"how far back the last step's gradient reaches\n(0, underflowed, drawn at {_FLOOR:g})",
+                      fontsize=9)
     axes[1].set_xlabel("time step t")
-    axes[1].set_ylabel("fraction of sigmoid gates > 0.95 or < 0.05")
-    axes[1].set_title("gate saturation (tanh RNN has no gates)", fontsize=10)
+    axes[1].set_ylabel("share of sigmoid gates saturated")
+    axes[1].set_title("gates > 0.95 or < 0.05 (the tanh RNN has none)", fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
