@@ -175,3 +175,12 @@ def test_resume_continues_bit_for_bit(matfile, tmp_path):
     assert resumed.history.steps == 4
     for name, a in whole.model.model_.state_dict().items():
         assert np.array_equal(a, resumed.model.model_.state_dict()[name]), name
+
+
+def test_cosine_lr_decay_anneals_to_a_twentieth(data):
+    m = MusicModel(cell="gru", hidden_size=3, max_steps=5, batch_size=2, seq_len=3, learning_rate=0.01,
+                   lr_decay="cosine").fit(data["train"])
+    lrs = [lr for _, lr in m.history_.lr]
+    assert lrs[0] == pytest.approx(0.01) and lrs[-1] < lrs[0] and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(rnnkit.errors.HyperparameterError, match=r"\(--lr-decay\) cosine needs"):
+        MusicModel(lr_decay="cosine", max_minutes=1).fit(data["train"])

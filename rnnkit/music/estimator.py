@@ -24,7 +24,7 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
 from ..errors import HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, MAX_LAYERS, linear_shapes, recurrent_shapes
-from ..optim import Adam
+from ..optim import Adam, CosineAnnealingLR
 from ..train.progress import say
 from .data import KEYS, check_rolls, predicted_steps
 from .model import MusicNet
@@ -55,6 +55,8 @@ class MusicModel(Estimator):
     seq_len : time steps per training window
     batch_size : windows per optimiser step (N)
     learning_rate : Adam learning rate
+    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run
+        (needs --epochs or --max-steps)
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes (20 when epochs, max-steps and max-minutes are all unset)
     max_steps : stop after this many optimiser steps (counted across resumes)
@@ -70,10 +72,10 @@ class MusicModel(Estimator):
     kind = "music"
     _size_flags = ("--hidden-size", "--num-layers", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "seq_len", "batch_size", "validation_fraction")
-    _choices = {"cell": tuple(CELL_MODES)}
+    _choices = {"cell": tuple(CELL_MODES), "lr_decay": ("none", "cosine")}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: Optional[int] = None, num_layers: int = 1,
-                 seq_len: int = 100, batch_size: int = 16, learning_rate: float = 3e-3,
+                 seq_len: int = 100, batch_size: int = 16, learning_rate: float = 3e-3, lr_decay: str = "none",
                  clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: Optional[float] = None,
                  validate_every: Optional[int] = None,
@@ -84,6 +86,7 @@ class MusicModel(Estimator):
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
         self.clip_norm = clip_norm
         self.epochs = epochs
         self.max_steps = max_steps
@@ -104,6 +107,10 @@ class MusicModel(Estimator):
         check_count(flag_of("batch_size"), self.batch_size, 1)
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
+        check_choice(flag_of("lr_decay"), self.lr_decay, self._choices["lr_decay"])
+        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
+            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
+                                      "laid out over a known number of steps (--max-minutes alone cannot say how many)")
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
@@ -142,11 +149,15 @@ class MusicModel(Estimator):
         return self.model_.state_dict()
 
     # -- training -------------------------------------------------------------------------
+    def _per_epoch(self, train: List[np.ndarray]) -> int:
+        """Batches per epoch: about as many windowed steps as the training pieces hold."""
+        return max(1, math.ceil(sum(r.shape[0] for r in train) / (self.batch_size * (self.seq_len + 1))))
+
     def _batches(self, train: List[np.ndarray]):
         lengths = np.array([r.shape[0] for r in train])
         weights = lengths / lengths.sum()                # long pieces are drawn as often as they hold steps
         W = self.seq_len + 1
-        per_epoch = max(1, math.ceil(int(lengths.sum()) / (self.batch_size * W)))
+        per_epoch = self._per_epoch(train)
 
         def batches(epoch, rng):
             for _ in range(per_epoch):
@@ -185,6 +196,12 @@ class MusicModel(Estimator):
         self._check_memory(shapes, np.float32, activations)
         model = MusicNet(self.cell, self._units(), self.num_layers, rng=np.random.default_rng([seed, 7]))
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
+        batches = self._batches(train)
+        schedule = None
+        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
+            per_epoch = self._per_epoch(train)
+            total = min(n for n in (epochs * per_epoch if epochs else None, max_steps) if n)
+            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
         if self.progress:
             say(f"music: {len(train)} training pieces ({predicted_steps(train):,} predicted steps)"
                 f"{f', {len(valid)} validation pieces' if valid else ''}; {self.cell.upper()} "
@@ -196,10 +213,11 @@ class MusicModel(Estimator):
 
         validate = (lambda m: {"loss": _score(m, valid)["nll"]}) if valid else None
         history = self._fit_loop(
-            model, optimizer, step_fn, self._batches(train), seed=seed, checkpoint_path=checkpoint_path,
+            model, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path,
             resume=resume, data_fingerprint=fingerprint(*train), checkpoint_every=self.checkpoint_every,
             fitted={"dtype": model.dtype.name}, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
-            clip_norm=self.clip_norm, validate=validate, validate_every=self.validate_every if validate else None,
+            clip_norm=self.clip_norm, schedule=schedule, validate=validate,
+            validate_every=self.validate_every if validate else None,
             progress=self.progress, unit="step")
         model.eval()
         self.model_, self.history_ = model, history
