@@ -59,6 +59,7 @@ KINDS = {
     "charlm": "rnnkit.charlm.estimator:CharModel",
     "forecaster": "rnnkit.forecast.estimator:RNNForecaster",
     "translator": "rnnkit.translate.translator:Translator",
+    "music": "rnnkit.music.estimator:MusicModel",
 }
 CHECKPOINT_KIND = "checkpoint"
 HISTORY_POINTS = 500      # entries kept per curve in a model file's header
@@ -314,7 +315,7 @@ class Estimator:
                             "data file and data settings, or start afresh without --resume")
 
 
-_COMMAND = {"charlm": "charlm", "forecaster": "forecast", "translator": "translate"}
+_COMMAND = {"charlm": "charlm", "forecaster": "forecast", "translator": "translate", "music": "music"}
 
 
 def fingerprint(*parts: Any) -> str:

@@ -37,6 +37,8 @@ COMMAND_MODULES = [
     "rnnkit.translate.cli",
     "rnnkit.bench.cli",
     "rnnkit.cli.export",
+    "rnnkit.compare.cli",
+    "rnnkit.music.cli",
 ]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError
 
-__all__ = ["log_softmax", "softmax", "cross_entropy", "mse"]
+__all__ = ["log_softmax", "softmax", "cross_entropy", "mse", "bce_with_logits"]
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -112,3 +112,41 @@ def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = No
         count = diff.size
     denom = max(count, 1) if reduction == "mean" else 1
     return float((diff * diff).sum() / denom), (2.0 / denom) * diff
+
+
+def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[np.ndarray] = None,
+                    reduction: str = "sum") -> Tuple[float, np.ndarray]:
+    r"""Binary cross-entropy of independent sigmoid outputs, from the logits, and its gradient.
+
+    .. math::
+        \ell = -\sum [y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))]
+              = \sum [\max(z, 0) - z y + \log(1 + e^{-|z|})], \qquad
+        \frac{\partial \ell}{\partial z} = \sigma(z) - y
+
+    (the right-hand form never overflows). ``targets`` in [0, 1] with the logits'
+    shape; ``mask`` (broadcast to that shape) marks the real elements. Summed
+    (``reduction="sum"``, as PyTorch's ``BCEWithLogitsLoss(reduction="sum")``)
+    or averaged over the real elements (``"mean"``). Returns ``(loss, d_logits)``.
+    """
+    z = np.asarray(logits)
+    y = np.asarray(targets)
+    if z.shape != y.shape:
+        raise ShapeError(f"bce_with_logits: targets shape {y.shape} must equal logits shape {z.shape}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    y = y.astype(z.dtype, copy=False)
+    per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))   # (...) per-element loss
+    grad = 0.5 * (1.0 + np.tanh(0.5 * z)) - y                         # sigma(z) - y, no overflow
+    if mask is not None:
+        try:
+            m = np.broadcast_to(np.asarray(mask, dtype=bool), z.shape)
+        except ValueError:
+            raise ShapeError(f"bce_with_logits: mask shape {np.shape(mask)} does not broadcast to the logits "
+                             f"shape {z.shape}") from None
+        per = np.where(m, per, 0.0)
+        grad = np.where(m, grad, 0.0)
+        count = int(m.sum())
+    else:
+        count = z.size
+    denom = max(count, 1) if reduction == "mean" else 1
+    return float(per.sum(dtype=np.float64) / denom), (grad / denom).astype(z.dtype, copy=False)

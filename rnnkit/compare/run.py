@@ -1,0 +1,188 @@
+r"""``compare``: the same task, budget and parameter count for every cell, several seeds, one table.
+
+For each cell c and seed s a :class:`~.model.SeqModel` with the hidden size that
+matches the parameter budget is trained with Adam by :func:`rnnkit.train.fit`
+for the same ``max_steps`` (or ``max_minutes``), on fresh batches drawn from
+``Generator([s, 1, epoch])``. Every ``eval_every`` steps it is scored on a fixed
+validation batch (``Generator([VALID_SEED, 2])``), which gives the learning
+curves against steps and against training seconds (validation time excluded);
+at the end on a test batch from another seed (``Generator([TEST_SEED, 2])``),
+unseen in training. The table reports, per cell, the mean and the spread
+(min..max) over seeds of the final test loss, the seconds per training step and
+the parameter count. The gradient diagnostics (:mod:`rnnkit.nn.diagnostics`) of
+the first seed's model, at initialisation and after training, go beside them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..checks import check_choice, check_count, check_optional_count, check_optional_real, check_real
+from ..errors import HyperparameterError
+from ..io.atomic import check_outputs, write_json
+from ..nn.shapes import CELL_MODES
+from ..optim import Adam
+from ..train import fit
+from ..train.progress import say
+from .model import SeqModel, matched_hidden_sizes, parameter_count
+from .tasks import make_task
+
+__all__ = ["compare", "format_table", "CELLS", "VALID_SEED", "TEST_SEED"]
+
+CELLS = tuple(CELL_MODES)              # lstm, gru, rnn (tanh)
+VALID_SEED, TEST_SEED = 1_000_003, 2_000_003
+_EPOCH = 100                           # batches per "epoch" of the endless generator (only for fit's bookkeeping)
+
+
+def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
+           test_size) -> List[str]:
+    cells = [cells] if isinstance(cells, str) else list(cells)
+    if not cells:
+        raise HyperparameterError("cells (--cells) must name at least one cell: lstm, gru, rnn")
+    for c in cells:
+        check_choice("cells (--cells)", c, CELLS)
+    if len(set(cells)) != len(cells):
+        raise HyperparameterError(f"cells (--cells) names a cell twice: {' '.join(cells)}")
+    check_count("params (--params)", params, 10)
+    if check_count("seeds (--seeds)", seeds, 1) > 100:
+        raise HyperparameterError(f"seeds (--seeds) must be <= 100, got {seeds}")
+    check_count("batch_size (--batch-size)", batch_size, 1)
+    check_real("learning_rate (--learning-rate)", learning_rate, low_open=True)
+    check_optional_real("clip_norm (--clip-norm)", clip_norm, low_open=True)
+    check_optional_count("max_steps (--max-steps)", max_steps, 1)
+    check_optional_real("max_minutes (--max-minutes)", max_minutes, low_open=True)
+    if max_steps is None and max_minutes is None:
+        raise HyperparameterError("give the budget: --max-steps or --max-minutes (the same for every cell)")
+    check_count("eval_every (--eval-every)", eval_every, 1)
+    check_count("test_size (--test-size)", test_size, 1)
+    return cells
+
+
+def _train_one(task, cell, H, seed, *, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
+               valid, progress) -> Dict[str, Any]:
+    model = SeqModel(task, cell, H, rng=np.random.default_rng([seed, 0]))
+    optimizer = Adam(model.parameters(), lr=learning_rate)
+    step_fn = lambda batch, ctx: (model.loss(*batch), batch[0].shape[1])
+    batches = lambda epoch, rng: (task.draw(rng, batch_size) for _ in range(_EPOCH))
+    spent = {"valid": 0.0}
+    curve: List[List[float]] = []
+    t0 = time.perf_counter()
+
+    def validate(m):
+        v0 = time.perf_counter()
+        out = m.evaluate(*valid)
+        spent["valid"] += time.perf_counter() - v0
+        return out
+
+    def on_event(event, info):
+        if event == "validate":
+            curve.append([info["step"], time.perf_counter() - t0 - spent["valid"], info["metrics"]["loss"]])
+
+    start = validate(model)
+    curve.append([0, 0.0, start["loss"]])
+    history = fit(model, optimizer, step_fn, batches, seed=seed, max_steps=max_steps, max_minutes=max_minutes,
+                  clip_norm=clip_norm, validate=validate, validate_every=eval_every, restore_best=False,
+                  callbacks=[on_event], progress=False, log_every=max(1, eval_every // 4), unit="seq")
+    train_s = time.perf_counter() - t0 - spent["valid"]
+    if progress:
+        say(f"compare: {task.name} T={task.T} {cell} seed {seed}: {history.steps} steps in {train_s:.1f} s, "
+            f"validation loss {curve[-1][2]:.4f}")
+    return {"model": model, "curve": curve, "steps": history.steps, "train_seconds": train_s,
+            "train_loss": [list(p) for p in history.train]}
+
+
+def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = CELLS, params: int = 5000,
+            seeds: int = 3, batch_size: int = 32, learning_rate: float = 1e-2, clip_norm: Optional[float] = 1.0,
+            max_steps: Optional[int] = 1000, max_minutes: Optional[float] = None, eval_every: int = 50,
+            test_size: int = 1000, out: Optional[str] = None, plot: Optional[str] = None,
+            grad_plot: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+    """Train every cell in ``cells`` on ``task`` at length ``seq_len`` and compare them (module docstring).
+
+    ``params`` is the parameter budget each cell's hidden size is matched to;
+    ``seeds`` runs per cell (seeds 0..seeds-1); ``max_steps`` / ``max_minutes``
+    the budget of every run. ``out`` (JSON), ``plot`` (learning curves PNG) and
+    ``grad_plot`` (gradient norms and gate saturation PNG) are checked before any
+    training. Returns the dict written to ``out``.
+    """
+    cells = _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
+                   test_size)
+    spec = make_task(task, seq_len)
+    check_outputs({"--out": out, "--plot": plot, "--grad-plot": grad_plot},
+                  examples={"--out": "compare.json", "--plot": "curves.png", "--grad-plot": "grads.png"})
+    sizes = matched_hidden_sizes(cells, spec.input_size, spec.output_size, params)
+    counts = {c: parameter_count(c, spec.input_size, sizes[c], spec.output_size) for c in cells}
+    if progress:
+        say(f"compare: {spec.name}, T={spec.T}, baseline {spec.baseline:.4f} ({spec.baseline_what}); "
+            + ", ".join(f"{c} H={sizes[c]} ({counts[c]:,} parameters)" for c in cells))
+    valid = spec.test_batch(VALID_SEED, min(test_size, 500))
+    test = spec.test_batch(TEST_SEED, test_size)
+    diag_x, diag_y = spec.test_batch(TEST_SEED + 1, min(test_size, 100))
+    results: Dict[str, Any] = {}
+    for cell in cells:
+        runs = []
+        for seed in range(seeds):
+            init = SeqModel(spec, cell, sizes[cell], rng=np.random.default_rng([seed, 0]))
+            diag0 = (init.gradient_norms(diag_x, diag_y), init.saturation(diag_x)) if seed == 0 else None
+            run = _train_one(spec, cell, sizes[cell], seed, batch_size=batch_size, learning_rate=learning_rate,
+                             clip_norm=clip_norm, max_steps=max_steps, max_minutes=max_minutes,
+                             eval_every=eval_every, valid=valid, progress=progress)
+            model = run.pop("model")
+            run["seed"] = seed
+            run["test"] = model.evaluate(*test)
+            if diag0 is not None:
+                run["diagnostics"] = _diagnostics(diag0, (model.gradient_norms(diag_x, diag_y),
+                                                          model.saturation(diag_x)))
+            runs.append(run)
+        finals = np.array([r["test"]["loss"] for r in runs])
+        per_step = np.array([r["train_seconds"] / max(r["steps"], 1) for r in runs])
+        summary = {"hidden_size": sizes[cell], "parameters": counts[cell], "test_loss_mean": float(finals.mean()),
+                   "test_loss_min": float(finals.min()), "test_loss_max": float(finals.max()),
+                   "test_loss_std": float(finals.std()), "seconds_per_step": float(per_step.mean()),
+                   "steps_mean": float(np.mean([r["steps"] for r in runs]))}
+        if "accuracy" in runs[0]["test"]:
+            summary["test_accuracy_mean"] = float(np.mean([r["test"]["accuracy"] for r in runs]))
+        results[cell] = {"summary": summary, "runs": runs}
+    report = {"task": spec.name, "seq_len": spec.T, "metric": spec.metric, "baseline": spec.baseline,
+              "baseline_what": spec.baseline_what, "params_budget": params, "seeds": seeds,
+              "budget": {"max_steps": max_steps, "max_minutes": max_minutes}, "batch_size": batch_size,
+              "learning_rate": learning_rate, "clip_norm": clip_norm, "test_size": test_size,
+              "split": f"training batches Generator([seed, 1, epoch]); validation Generator([{VALID_SEED}, 2]); "
+                       f"test Generator([{TEST_SEED}, 2])", "cells": results}
+    if out is not None:
+        write_json(out, report, what="--out")
+    if plot is not None:
+        from .plots import plot_curves
+        plot_curves(plot, report)
+    if grad_plot is not None:
+        from .plots import plot_gradients
+        plot_gradients(grad_plot, report)
+    return report
+
+
+def _diagnostics(before, after) -> Dict[str, Any]:
+    out = {}
+    for when, (norms, sat) in (("init", before), ("trained", after)):
+        out[f"grad_norm_{when}"] = [float(v) for v in norms]
+        if sat is not None:
+            out[f"saturation_{when}"] = {"high": sat["high"].tolist(), "low": sat["low"].tolist()}
+    return out
+
+
+def format_table(report: Dict[str, Any]) -> str:
+    """The comparison as a plain-text table (one row per cell)."""
+    name = f"{report['task']} T={report['seq_len']}"
+    b = report["budget"]
+    budget = f"{b['max_steps']} steps" if b["max_steps"] else f"{b['max_minutes']} min"
+    lines = [f"{name}: test {report['metric']} over {report['seeds']} seed(s), budget {budget} "
+             f"(baseline {report['baseline']:.4f}: {report['baseline_what']})",
+             f"{'cell':<6} {'H':>5} {'params':>8} {'mean':>9} {'min':>9} {'max':>9} {'acc':>6} {'ms/step':>8}"]
+    for cell, r in report["cells"].items():
+        s = r["summary"]
+        acc = f"{s['test_accuracy_mean']:.3f}" if "test_accuracy_mean" in s else "-"
+        lines.append(f"{cell:<6} {s['hidden_size']:>5} {s['parameters']:>8,} {s['test_loss_mean']:>9.4f} "
+                     f"{s['test_loss_min']:>9.4f} {s['test_loss_max']:>9.4f} {acc:>6} "
+                     f"{1000 * s['seconds_per_step']:>8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""`rnnkit compare` end to end on a tiny budget, and its one-line refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnkit.cli.main import main
+from rnnkit.compare import compare
+
+
+def test_compare_end_to_end(tmp_path, capsys):
+    out, curves, grads = tmp_path / "c.json", tmp_path / "c.png", tmp_path / "g.png"
+    rc = main(["compare", "adding", "--seq-len", "8", "--params", "1000", "--seeds", "2", "--max-steps", "6",
+               "--eval-every", "3", "--test-size", "20", "--out", str(out), "--plot", str(curves),
+               "--grad-plot", str(grads), "--no-progress", "--threads", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for cell in ("lstm", "gru", "rnn"):
+        assert f"\n{cell} " in text
+    report = json.loads(out.read_text())
+    assert report["baseline"] == pytest.approx(1 / 6)
+    counts = [r["summary"]["parameters"] for r in report["cells"].values()]
+    assert max(abs(c - 1000) for c in counts) / 1000 < 0.05                     # matched, and printed
+    for cell, r in report["cells"].items():
+        assert str(r["summary"]["parameters"]) in text.replace(",", "")
+        assert len(r["runs"]) == 2 and all(run["steps"] == 6 for run in r["runs"])
+        losses = [run["test"]["loss"] for run in r["runs"]]
+        assert r["summary"]["test_loss_mean"] == pytest.approx(np.mean(losses))
+        assert r["summary"]["test_loss_min"] == min(losses)
+        curve = np.array(r["runs"][0]["curve"])
+        assert list(curve[:, 0]) == [0, 3, 6] and np.all(np.diff(curve[:, 1]) >= 0)
+        d = r["runs"][0]["diagnostics"]
+        assert len(d["grad_norm_init"]) == 8 and len(d["grad_norm_trained"]) == 8
+        assert ("saturation_init" in d) == (cell != "rnn")
+    assert curves.read_bytes()[:4] == b"\x89PNG" and grads.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_result():
+    kw = dict(seq_len=6, cells=["gru"], params=200, seeds=1, max_steps=4, eval_every=2, test_size=10,
+              progress=False)
+    a, b = compare("copy", **kw), compare("copy", **kw)
+    assert a["cells"]["gru"]["runs"][0]["test"] == b["cells"]["gru"]["runs"][0]["test"]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["sorting"], "task (TASK) must be one of"),
+    (["adding", "--cells", "lstm,transformer"], "cells (--cells) must be one of"),
+    (["adding", "--seq-len", "0"], "seq_len (--seq-len)"),
+    (["adding", "--seeds", "0"], "seeds (--seeds)"),
+    (["adding", "--max-steps", "none"], "--max-steps or --max-minutes"),
+])
+def test_bad_input_is_one_line_exit_2(args, expect, capsys, tmp_path):
+    rc = main(["compare", *args, "--no-progress", "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert expect in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_output_into_missing_directory_fails_before_training(tmp_path, capsys):
+    rc = main(["compare", "adding", "--out", str(tmp_path / "no" / "x.json"), "--no-progress"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
