@@ -63,6 +63,13 @@ def main(argv=None) -> int:
     p.add_argument("--early-stopping-patience", dest="patience", type=int, default=4, help="early stopping: validations without improvement")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
     p.add_argument("--random-state", dest="seed", type=int, default=0)
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other Translator setting, e.g. --set label_smoothing=0.1 --set lr_decay=cosine "
+                        "(values read as JSON where they parse, else as text); repeatable")
+    p.add_argument("--bleu-sentences", type=int, default=200, help="validation sentences translated for BLEU")
+    p.add_argument("--select-decoding", action="store_true",
+                   help="choose the beam size and length penalty on the validation pairs (beam 5 and 10, "
+                        "alpha 0, 0.6, 1.0) and report the test scores with that choice too")
     p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
     p.add_argument("--out", dest="json", default=None, help="write the results here")
     p.add_argument("--save-dir", default=None, help="save each trained model here")
@@ -95,19 +102,23 @@ def main(argv=None) -> int:
         limit = None
         print("threadpoolctl is missing: set OMP_NUM_THREADS=1 for comparable timings", flush=True)
 
+    extra = dict(_setting(s) for s in args.settings)
     results = []
     for name in names:
-        tr = Translator(cell="lstm", embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+        settings = dict(cell="lstm", embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                         bidirectional=True, dropout=args.dropout, batch_size=args.batch_size, learning_rate=args.lr,
                         clip_norm=5.0, epochs=args.epochs, max_minutes=args.minutes,
-                        early_stopping_patience=args.patience, validate_every=None, bleu_sentences=200,
-                        ss_k=args.ss_k, random_state=args.seed, progress=False, **CONFIGS[name])
+                        early_stopping_patience=args.patience, validate_every=None,
+                        bleu_sentences=args.bleu_sentences, ss_k=args.ss_k, random_state=args.seed, progress=False)
+        settings.update(CONFIGS[name])
+        settings.update(extra)
+        tr = Translator(**settings)
         print(f"\n== {name}: {CONFIGS[name]}", flush=True)
         t0 = time.perf_counter()
         tr.fit(train, valid)
         train_s = time.perf_counter() - t0
         h = tr.history_
-        row = {"config": name, "settings": CONFIGS[name], "train_seconds": round(train_s, 1), "steps": h.steps,
+        row = {"config": name, "settings": settings, "train_seconds": round(train_s, 1), "steps": h.steps,
                "epochs": len(h.epochs), "stop_reason": h.stop_reason, "best_val_loss": h.best_val_loss,
                "val_bleu": [m.get("bleu") for _, m in h.val]}
         for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
@@ -116,6 +127,8 @@ def main(argv=None) -> int:
                             with_loss=(beam == 1))
             row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
             row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
+        if args.select_decoding:
+            row["decoding"] = _select_decoding(tr, valid, test)
         print(json.dumps(row), flush=True)
         results.append(row)
         if args.save_dir:
@@ -136,6 +149,28 @@ def main(argv=None) -> int:
         write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test)),
                                "args": vars(args), "results": results}, what="--out")
     return 0
+
+
+def _setting(text: str):
+    """``"name=value"`` -> (name, value), the value read as JSON where it parses (numbers, true, null)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--set expects NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
+
+
+def _select_decoding(tr: Translator, valid, test):
+    """The beam size and length penalty with the best validation BLEU, and the test scores they give."""
+    grid = [(b, a) for b in (5, 10) for a in (0.0, 0.6, 1.0)]
+    val = {(b, a): tr.evaluate(valid, beam=b, length_penalty=a, with_loss=False)["bleu"] for b, a in grid}
+    beam, alpha = max(grid, key=lambda k: val[k])
+    r = tr.evaluate(test, beam=beam, length_penalty=alpha, with_loss=False)
+    return {"validation_bleu": {f"beam{b}_alpha{a}": round(v, 2) for (b, a), v in val.items()},
+            "beam": beam, "length_penalty": alpha,
+            "test": {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact")}}
 
 
 if __name__ == "__main__":
