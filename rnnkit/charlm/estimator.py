@@ -88,6 +88,8 @@ class CharModel(Estimator):
     sample_length : characters sampled at each validation and at the end (0 = none)
     temperature : temperature of those samples (0 = greedy)
     random_state : seed of the initialisation, dropout and samples (none = fresh entropy)
+    dtype : float32 or float64: the network's number type (float64: exact comparisons, such as a
+        data-parallel run against one process; twice the memory and slower)
     progress : progress bar, notes and samples on stderr while training
 
     Attributes (after fit or load)
@@ -103,8 +105,8 @@ class CharModel(Estimator):
     # run must keep them, and the split fractions, to continue the same run
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
-                     "validation_fraction", "test_fraction")
-    _choices = {"cell": CELLS, "lr_decay": ("none", "cosine")}
+                     "validation_fraction", "test_fraction", "dtype")
+    _choices = {"cell": CELLS, "lr_decay": ("none", "cosine"), "dtype": _DTYPES}
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
                  embedding_size: int = 64, dropout: float = 0.0, seq_len: int = 100, batch_size: int = 32,
@@ -113,7 +115,7 @@ class CharModel(Estimator):
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
                  test_fraction: float = 0.0, validate_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
-                 random_state: Optional[int] = 0, progress: bool = False):
+                 random_state: Optional[int] = 0, dtype: str = "float32", progress: bool = False):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -134,6 +136,7 @@ class CharModel(Estimator):
         self.sample_length = sample_length
         self.temperature = temperature
         self.random_state = random_state
+        self.dtype = dtype
         self.progress = progress
 
     # -- checks -------------------------------------------------------------------
@@ -158,6 +161,7 @@ class CharModel(Estimator):
             raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, "
                                       f"got {self.sample_length!r}")
         check_real(flag_of("temperature"), self.temperature, 0.0)
+        check_choice(flag_of("dtype"), self.dtype, _DTYPES)
         check_flag(flag_of("progress"), self.progress)
         check_seed(flag_of("random_state"), self.random_state)
         if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
@@ -221,10 +225,11 @@ class CharModel(Estimator):
         batches = make_batches(vocab.encode(train_text), self.batch_size, self.seq_len)   # text long enough?
         valid_ids = vocab.encode(valid_text) if len(valid_text) > 1 else None
         shapes = self._parameter_shapes({"vocab": vocab.chars})
-        self._check_memory(shapes, np.float32, self._activation_bytes(len(vocab), 4))
+        itemsize = np.dtype(self.dtype).itemsize
+        self._check_memory(shapes, self.dtype, self._activation_bytes(len(vocab), itemsize))
 
         model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                       embedding_size=self.embedding_size, dropout=self.dropout,
+                       embedding_size=self.embedding_size, dropout=self.dropout, dtype=self.dtype,
                        rng=np.random.default_rng([seed, 7]))
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
         schedule = None

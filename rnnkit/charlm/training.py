@@ -19,6 +19,8 @@ from typing import Callable, Dict
 
 import numpy as np
 
+from ..distributed import mark_collective, world
+from ..errors import HyperparameterError
 from .data import Chunk, Chunks, stream_matrix
 from .model import CharLM
 
@@ -26,8 +28,20 @@ __all__ = ["make_batches", "make_step_fn", "evaluate_ids", "metrics_from_loss"]
 
 
 def make_batches(ids: np.ndarray, batch: int, seq_len: int) -> Callable:
-    """``batches(epoch, rng)`` for ``fit``: the same chunk sequence every epoch (char-rnn's order)."""
-    chunks = Chunks(*stream_matrix(ids, batch, "training text"), seq_len)
+    """``batches(epoch, rng)`` for ``fit``: the same chunk sequence every epoch (char-rnn's order).
+
+    In a data-parallel run (:mod:`rnnkit.distributed`) this rank keeps its contiguous share of
+    the ``batch`` streams (columns): K processes step through the same chunks as one process.
+    """
+    x, y = stream_matrix(ids, batch, "training text")                   # (L, N), (L, N)
+    w = world()
+    if w.size > 1:
+        if batch < w.size:
+            raise mark_collective(HyperparameterError(
+                f"batch_size (--batch-size) {batch} is smaller than the {w.size} processes, and each needs at "
+                f"least one stream; use --batch-size {w.size} or more"))
+        x, y = np.ascontiguousarray(x[:, w.part(batch)]), np.ascontiguousarray(y[:, w.part(batch)])  # (L, N_r)
+    chunks = Chunks(x, y, seq_len)
     return lambda epoch, rng: chunks
 
 

@@ -260,7 +260,8 @@ def estimator_kwargs(args: argparse.Namespace, names: Iterable[str]) -> Dict[str
 
 def add_output_flags(parser, *, out: Optional[str] = None, out_help: str = "the model file",
                      resume: bool = False, progress: Optional[bool] = None) -> None:
-    """The shared run flags: ``--out`` (with a default), ``--resume``, ``--progress/--no-progress``."""
+    """The shared run flags: ``--out`` (with a default), ``--resume``, ``--progress/--no-progress``;
+    with ``resume`` (the train commands) also ``--distributed`` (:mod:`rnnkit.distributed`)."""
     if out is not None:
         parser.add_argument("--out", default=out, metavar="PATH", help=out_help)
     if resume:
@@ -270,3 +271,8 @@ def add_output_flags(parser, *, out: Optional[str] = None, out_help: str = "the 
     if progress is not None:
         parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=progress,
                             help="progress bar and notes while training")
+    if resume:   # the train commands
+        parser.add_argument("--distributed", action="store_true",
+                            help="data-parallel training on every process of an MPI launch (mpiexec -n K python -m "
+                                 "mpi4py -m rnnkit ...): each takes 1/K of every batch, gradients are averaged; "
+                                 "rank 0 prints and writes the files (needs the mpi extra)")

@@ -22,7 +22,7 @@ import threading
 import warnings
 from typing import List, Optional
 
-from .. import __version__
+from .. import __version__, distributed
 from ..errors import RnnkitError
 from ..train.interrupt import last_signal, note_signal
 from .builder import RnnkitParser
@@ -97,8 +97,11 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _interrupted() -> int:
+def _interrupted(exc: Optional[BaseException] = None) -> int:
     """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
+    code = 143 if last_signal() == "SIGTERM" else 130
+    if exc is not None and distributed.cli_report(exc, code) is None:
+        return code                 # another rank of a data-parallel run says it
     if last_signal() == "SIGTERM":
         print("rnnkit: terminated", file=sys.stderr)
         return 143
@@ -142,6 +145,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return _interrupted()
     try:
+        if hasattr(args, "distributed"):   # train commands: join the MPI job (or refuse a bare launch)
+            w = distributed.cli_setup(args.distributed)
+            if w.size > 1 and str(getattr(args, "threads", "")).strip().lower() == "auto":
+                args.threads = distributed.auto_threads_per_process(w)
         if getattr(args, "threads", None) is not None:
             from ..threads import set_threads
             set_threads(args.threads)
@@ -161,16 +168,20 @@ def _main(argv: Optional[List[str]] = None) -> int:
             message = f"{exc.strerror or exc}{where}"
         else:
             message = str(exc)
-        print(f"rnnkit: error: {message}", file=sys.stderr)
+        prefix = distributed.cli_report(exc, 2)
+        if prefix is not None:      # None: another rank of a data-parallel run reports it
+            print(f"rnnkit: error: {prefix}{message}", file=sys.stderr)
         return 2
     except MemoryError:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
             raise
+        if distributed.cli_report(MemoryError(), 2) is None:
+            return 2
         print("rnnkit: error: out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
               "--beam)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return _interrupted()
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
 
 
 def main_entry() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
                       check_probability, check_real, check_seed)
+from ..distributed import world
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
@@ -285,12 +286,15 @@ class RNNForecaster(Estimator):
                 model.backward(d_raw, cache)
             return loss
 
+        shard = world().shard
+
         def step_fn(batch, ctx):
             return loss_on(batch, ctx.model, ctx.rng), len(batch)
 
         def batches(epoch, brng):
             order = brng.permutation(train_idx)
-            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            # data-parallel: each rank takes its share of every batch (None when empty; see rnnkit.distributed)
+            return [shard(order[i:i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
 
         validate = None
         if len(val_idx):

@@ -11,6 +11,10 @@ not empty, not too long and not a directory) and refuses an output that is
 also one of the command's inputs (same resolved path or same inode), or two
 outputs that are the same file. The errors are :class:`~rnnkit.errors.PathError`
 naming the flag.
+
+In a data-parallel run (:mod:`rnnkit.distributed`) only rank 0 writes: on the
+other ranks :func:`atomic_write` checks the directory and returns without
+writing, so K processes never race to rename over the same file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import stat
 import tempfile
 from typing import Any, Callable, Mapping, Optional
 
+from ..distributed import is_writer
 from ..errors import PathError
 from .jsonable import plain
 
@@ -46,6 +51,8 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], Any], *, what: Optio
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise PathError(f"{_label(path, what)}: directory {directory} does not exist; create it first")
+    if not is_writer():           # another rank of a data-parallel run: rank 0 writes this file
+        return path
     # the temporary name keeps at most 100 *bytes* of the target's name: a name within the file system's
     # limit (255 bytes) must not fail here because its temporary sibling is longer (é is 2 bytes)
     stem = os.fsdecode(os.fsencode(os.path.basename(path))[:100])

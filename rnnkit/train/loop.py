@@ -36,6 +36,14 @@ The loop's state and a checkpoint are converted into each other in
 
 A non-finite loss or gradient raises :class:`TrainingError` before the update,
 so the model keeps the last good parameters and no checkpoint is written.
+
+Several processes (:mod:`rnnkit.distributed`, what it does here is described
+there): the application's ``batches`` gives each rank its share of every batch
+(None: nothing), one all-reduce after ``step_fn`` gives every rank the whole
+batch's gradient and loss before clipping and the update, the stop decisions
+are agreed at that reduce, rank 0 alone validates (metrics broadcast), shows
+progress and writes checkpoints (with every rank's random state and carry), and
+callbacks, which run on every rank, must decide alike.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import distributed as _distributed
 from ..checks import check_count, check_optional_count, check_real
 from ..errors import HyperparameterError, TrainingError
 from ..io.atomic import check_writable
@@ -163,8 +172,13 @@ class _Loop:
         self.callbacks, self.log_every, self.unit = callbacks, log_every, unit
         self.config, self.meta = config, meta
         self.params = list(model.named_parameters())
+        self.world = w = _distributed.world()
+        if w.size > 1 and validate is not None:   # rank 0 validates; every rank takes the same decisions
+            validate = (lambda f: lambda m: w.on_root(lambda: _to_json(dict(f(m)), "validate()"),
+                                                      "validation"))(validate)
+        self.agreed = _distributed.StepFlags()    # the stop flags every rank agreed at the last reduce
         # -- the state a checkpoint captures --
-        self.ctx = StepContext(model=model, rng=np.random.default_rng([seed, 0]))
+        self.ctx = StepContext(model=model, rng=np.random.default_rng([seed, 0] if w.size == 1 else [seed, 0, w.rank]))
         self.history = History(unit=unit)
         self.validation = Validation(validate, validate_every, patience, monitor, maximize)
         self.elapsed_before = 0.0
@@ -180,7 +194,11 @@ class _Loop:
     def run(self, resume: bool, show: bool) -> History:
         if resume and os.path.exists(self.checkpoint_path):
             _resume.restore(self, load_checkpoint(self.checkpoint_path))
-        self.progress = Progress(self.max_steps, initial=self.ctx.step, unit=self.unit, enabled=show)
+        if self.world.size > 1:   # every rank starts from rank 0's parameters and optimiser state
+            self.world.bcast_arrays([p.data for _, p in self.params]
+                                    + [a for arrays in self.optimizer.state.values() for a in arrays])
+        self.progress = Progress(self.max_steps, initial=self.ctx.step, unit=self.unit,
+                                 enabled=show and self.world.is_root)
         self.t_start = _clock()
         self.window_t0 = self.t_start - self.window["seconds"]
         self.deadline = None if self.max_minutes is None else self.t_start + 60.0 * self.max_minutes
@@ -197,11 +215,12 @@ class _Loop:
                     self._save_checkpoint()
             if reason == "interrupted":
                 self._note_interrupt(saved=self.checkpoint_path is not None)
-                raise KeyboardInterrupt
+                raise _distributed.mark_collective(KeyboardInterrupt())   # agreed by every rank
         except KeyboardInterrupt:
             if self.history.stop_reason != "interrupted":  # raised by user code, not by the flag
                 saved = False
-                if self.checkpoint_path is not None and self.phase == "idle":
+                # (with several processes a save is collective: an interrupt raised on one rank keeps the last)
+                if self.checkpoint_path is not None and self.phase == "idle" and self.world.size == 1:
                     self.history.stop_reason = "interrupted"
                     try:
                         self._save_checkpoint()
@@ -219,8 +238,9 @@ class _Loop:
         return self.history
 
     def _note(self, message: str) -> None:
-        """A note the user must see after an interrupt: printed even with progress off."""
-        self.progress.note(message, always=True)
+        """A note the user must see after an interrupt: printed even with progress off (by rank 0)."""
+        if self.world.is_root:
+            self.progress.note(message, always=True)
 
     def _note_interrupt(self, saved: bool) -> None:
         if saved:
@@ -264,6 +284,11 @@ class _Loop:
             self._end_epoch()
 
     def _stop_reason(self) -> Optional[str]:
+        if self.world.size > 1:   # what every rank agreed at the last step's reduce, so all stop together
+            return ("interrupted" if self.agreed.stop else "callback" if self.stop_requested else
+                    "max_steps" if self.max_steps is not None and self.ctx.step >= self.max_steps else
+                    "early_stopping" if self.validation.exhausted else
+                    "max_minutes" if self.agreed.deadline else None)
         if self.sigint.requested:
             return "interrupted"
         if self.stop_requested:
@@ -283,12 +308,10 @@ class _Loop:
         self.phase = "compute"
         self.model.zero_grad()
         opt.zero_grad()
-        out = self.step_fn(batch, ctx)
-        try:
-            loss, n_units = out
-            loss, n_units = float(loss), int(n_units)
-        except (TypeError, ValueError):
-            raise TypeError(f"step_fn must return (loss: float, n_units: int), got {out!r}") from None
+        if self.world.size > 1:
+            loss, n_units = self._step_shared(batch, where)
+        else:
+            loss, n_units = self._call_step_fn(batch)
         if not math.isfinite(loss):
             self._diverged(where, f"the loss is {loss}")
         for name, p in self.params:
@@ -312,14 +335,38 @@ class _Loop:
         self._record(loss, n_units, lr)
         self.phase = "idle"
 
+    def _call_step_fn(self, batch) -> Tuple[float, int]:
+        out = self.step_fn(batch, self.ctx)
+        try:
+            loss, n_units = out
+            return float(loss), int(n_units)
+        except (TypeError, ValueError):
+            raise TypeError(f"step_fn must return (loss: float, n_units: int), got {out!r}") from None
+
+    def _step_shared(self, batch, where: str) -> Tuple[float, int]:
+        """This rank's share of the step, then the one all-reduce (see :mod:`rnnkit.distributed`)."""
+        error = None
+        try:
+            loss, n_units = self._call_step_fn(batch) if batch is not None else (0.0, 0)
+        except Exception as e:          # noqa: BLE001 (every rank raises it after the reduce)
+            error, loss, n_units = e, 0.0, 0
+            self.model.zero_grad()
+        mine = _distributed.StepFlags(error is not None, self.sigint.requested,
+                                      self.deadline is not None and _clock() >= self.deadline)
+        loss, n_units, self.agreed = self.world.reduce_step([p.grad for _, p in self.params], loss, n_units, mine)
+        if self.agreed.failed:
+            self.world.raise_failure(error, where)
+        return loss, n_units
+
     def _diverged(self, where: str, what: str):
         ck = ""
         if self.checkpoint_path is not None:
             ck = (f"; the checkpoint {self.checkpoint_path} is from step {self.last_checkpoint_step}"
                   if self.last_checkpoint_step is not None else "; no checkpoint was written")
-        raise TrainingError(f"training diverged at {where}: {what}. The model keeps the parameters from "
-                            f"before this step{ck}. Lower the learning rate, set clip_norm, or check the "
-                            "data for NaN/Inf")
+        # with several processes every rank sees the same reduced loss and gradients, so all raise this
+        raise _distributed.mark_collective(TrainingError(
+            f"training diverged at {where}: {what}. The model keeps the parameters from before this step{ck}. "
+            "Lower the learning rate, set clip_norm, or check the data for NaN/Inf"))
 
     def _record(self, loss: float, n_units: int, lr: float) -> None:
         w, step = self.window, self.ctx.step
@@ -378,12 +425,14 @@ class _Loop:
 
     def _save_checkpoint(self) -> None:
         for name, p in self.params:  # never replace a good checkpoint with a broken model
-            if not np.isfinite(p.data).all():
-                raise TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
+            if not np.isfinite(p.data).all():   # (the same parameters, so the same error, on every rank)
+                raise _distributed.mark_collective(TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
                                     f"{self.checkpoint_path} was not overwritten (it is from step "
-                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm")
+                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm"))
         self._sync_history()
-        save_checkpoint(self.checkpoint_path, _resume.capture(self, _clock()))
+        ranks = self.world.gather_rank_states(self.ctx.rng, self.ctx.carry)     # None on one process
+        ck = _resume.capture(self, _clock(), ranks=ranks)
+        self.world.on_root(lambda: save_checkpoint(self.checkpoint_path, ck), "saving the checkpoint")
         self.last_checkpoint_step = self.ctx.step
         self._callback("checkpoint", path=str(self.checkpoint_path))
 

@@ -11,11 +11,15 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from ..distributed import world
+
 __all__ = ["Progress", "format_duration", "say"]
 
 
 def say(message: str) -> None:
     """A note on stderr that does not break a running tqdm bar (applications' progress lines use this)."""
+    if not world().is_root:       # a data-parallel run prints from rank 0 only
+        return
     try:
         from tqdm import tqdm
         tqdm.write(message, file=sys.stderr)

@@ -14,6 +14,12 @@ parameters, bit for bit, as a run that was never interrupted. What is captured:
 
 The checkpoint also records the seed and the schedule's ``config()``, so a
 resume with other ones warns that it will not reproduce the original run.
+
+A run on K > 1 processes (:mod:`rnnkit.distributed`) records ``world_size`` K,
+every rank's Generator state (``rank_rng_states``) and every rank's carry
+(``carry/rank<r>/<key>``); rank 0's are also in the single-process places, so
+the file still loads anywhere. It resumes only on K processes, each taking its
+own rank's state back; any other count is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from ..distributed import mark_collective
 from ..errors import ModelFileError, ShapeError
 from ..io.jsonable import plain as _plain
 from .checkpoint import Checkpoint
@@ -33,8 +40,11 @@ def _schedule_config(schedule):
     return schedule.config() if hasattr(schedule, "config") else None
 
 
-def capture(loop, now: float) -> Checkpoint:
-    """The checkpoint of ``loop`` (a ``rnnkit.train.loop._Loop``) at time ``now`` of the loop's clock."""
+def capture(loop, now: float, ranks=None) -> Checkpoint:
+    """The checkpoint of ``loop`` (a ``rnnkit.train.loop._Loop``) at time ``now`` of the loop's clock.
+
+    ``ranks``: with several processes, every rank's ``(rng_state, carry)`` in rank order.
+    """
     ctx, val = loop.ctx, loop.validation
     window = dict(loop.window, seconds=now - loop.window_t0)
     train_state = {
@@ -43,8 +53,13 @@ def capture(loop, now: float) -> Checkpoint:
         "bad_validations": val.bad, "last_val_step": val.last_step,
         "window": window, "elapsed_s": loop.history.elapsed_s,
     }
+    carry = dict(ctx.carry)
+    if ranks is not None and len(ranks) > 1:
+        train_state["world_size"] = len(ranks)
+        train_state["rank_rng_states"] = [state for state, _ in ranks]
+        carry.update({f"rank{r}/{key}": a for r, (_, c) in enumerate(ranks) for key, a in c.items()})
     return Checkpoint(model_state=loop.model.state_dict(), optimizer_state=loop.optimizer.state_dict(),
-                      train_state=train_state, history=loop.history, carry=dict(ctx.carry),
+                      train_state=train_state, history=loop.history, carry=carry,
                       best_state=val.best_state, config=loop.config, meta=loop.meta)
 
 
@@ -52,11 +67,22 @@ def restore(loop, ck: Checkpoint) -> None:
     """Continue ``loop`` from ``ck``; on any error the model and the loop are left as they were."""
     path = loop.checkpoint_path
     ts = ck.train_state
+    world = getattr(loop, "world", None)
+    size, rank = (1, 0) if world is None else (world.size, world.rank)
+    written = ts.get("world_size", 1)
+    if written != size:   # raised alike on every rank
+        raise mark_collective(ModelFileError(f"{path}: this checkpoint was written by a run on {written} process(es), and this run "
+                             f"has {size}; resume it on {written} (mpiexec -n {written} ... --distributed), since "
+                             "each process's share of the batches, random stream and carried state belong to its "
+                             "rank, or start afresh without resume"))
+    carry = dict(ck.carry)
+    if size > 1:
+        carry = {k[len(f"rank{rank}/"):]: a for k, a in ck.carry.items() if k.startswith(f"rank{rank}/")}
     try:  # read every counter first: a malformed checkpoint must change nothing
         counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
         elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
         rng = np.random.default_rng()
-        rng.bit_generator.state = ts["rng_state"]
+        rng.bit_generator.state = ts["rng_state"] if size == 1 else ts["rank_rng_states"][rank]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
                              "the file was not written by rnnkit.train, start afresh without resume") from e
@@ -86,7 +112,7 @@ def restore(loop, ck: Checkpoint) -> None:
     ctx, val = loop.ctx, loop.validation
     ctx.rng.bit_generator.state = rng.bit_generator.state
     ctx.step, ctx.epoch, ctx.batch_index = counters["step"], counters["epoch"], counters["batch_index"]
-    ctx.carry = dict(ck.carry)
+    ctx.carry = carry
     loop.history = ck.history
     loop.history.stop_reason = None
     val.best_state, val.bad, val.last_step = ck.best_state, counters["bad_validations"], counters["last_val_step"]

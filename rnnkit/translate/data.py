@@ -305,13 +305,17 @@ def batches_per_epoch(n_pairs: int, batch_size: int, pool: int = 50) -> int:
 
 
 def bucket_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], batch_size: int,
-                   rng: np.random.Generator, pool: int = 50) -> List[Batch]:
+                   rng: np.random.Generator, pool: int = 50, shard=None) -> List[Optional[Batch]]:
     """Batches of similar lengths, in random order.
 
     The pairs are shuffled, cut into pools of ``pool * batch_size`` pairs, each
     pool sorted by (source, target) length and cut into batches; the batches are
     shuffled. Similar lengths waste little work on padding, while the pools keep
     the batches' contents different from epoch to epoch.
+
+    ``shard`` (a data-parallel run: ``rnnkit.distributed.world().shard``) keeps this
+    rank's share of each batch's pairs, None where it is empty; the batches and their
+    order are the same on every rank, since they come from the same ``rng``.
     """
     check_count(flag_of("batch_size"), batch_size, 1)
     perm = rng.permutation(len(src_ids))
@@ -321,4 +325,7 @@ def bucket_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[
         part = perm[start:start + size]
         order = sorted(part, key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
         chunks.extend(order[j:j + batch_size] for j in range(0, len(order), batch_size))
+    if shard is not None:
+        parts = [shard(chunks[k]) for k in rng.permutation(len(chunks))]
+        return [None if idx is None else make_batch(src_ids, tgt_ids, idx) for idx in parts]
     return [make_batch(src_ids, tgt_ids, chunks[k]) for k in rng.permutation(len(chunks))]

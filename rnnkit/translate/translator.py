@@ -17,6 +17,7 @@ import numpy as np
 
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
                       check_probability, check_real)
+from ..distributed import world
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
@@ -254,7 +255,8 @@ class Translator(Estimator):
         batch_size, label_smoothing, sampling = self.batch_size, self.label_smoothing, self.sampling
 
         def batches(epoch, rng):
-            return bucket_batches(src, tgt, batch_size, rng)
+            w = world()   # data-parallel: this rank's share of every batch (rnnkit.distributed)
+            return bucket_batches(src, tgt, batch_size, rng, shard=w.shard if w.size > 1 else None)
 
         schedule = None
         if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly

@@ -1,0 +1,313 @@
+"""Data-parallel training over MPI (rnnkit.distributed): K processes equal one process with the whole batch.
+
+The MPI tests launch ``mpiexec -n K`` (K = 2, and 3 oversubscribed on a 2-core machine) through a
+subprocess with a timeout, and compare with one process trained in this test's own process on the
+same global batches, in float64 at rtol 1e-10: an LSTM through ``rnnkit.train.fit``
+(tests/mpi_fit_lstm.py), the character model and the forecaster end to end through their CLI.
+They skip only where ``mpiexec`` is missing; CI installs it (the ``mpi`` extra is in ``test``).
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rnnkit import distributed
+from rnnkit.cli.main import main
+from rnnkit.train.checkpoint import load_checkpoint
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import mpi_fit_lstm  # noqa: E402
+
+_beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+MPIEXEC = _beside if os.access(_beside, os.X_OK) else shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install 'rnnkit[mpi]')")
+RTOL = 1e-10
+LIMIT = 180   # seconds a launch may take before the test fails instead of hanging
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for name in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        env.pop(name, None)
+    return env
+
+
+def _mpiexec(k, *args, timeout=LIMIT):
+    return subprocess.run([MPIEXEC, "-n", str(k), sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, env=_env(), cwd=ROOT)
+
+
+def _assert_close(expected, got, what):
+    assert set(expected) == set(got), what
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=0, err_msg=f"{what}: {name}")
+
+
+# -- one process: sharding, the CLI's refusals ---------------------------------------------------
+class _FakeComm:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+
+@pytest.mark.parametrize("n, k", [(6, 2), (5, 3), (7, 4), (2, 3), (1, 1)])
+def test_the_ranks_parts_tile_the_batch_in_order(n, k):
+    parts = [distributed.World(_FakeComm(r, k)).part(n) for r in range(k)]
+    assert [i for p in parts for i in range(n)[p]] == list(range(n))
+    sizes = [p.stop - p.start for p in parts]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def test_an_empty_share_is_none_and_one_process_keeps_everything():
+    items = np.arange(2)
+    assert distributed.World(_FakeComm(2, 3)).shard(items) is None
+    np.testing.assert_array_equal(distributed.World(_FakeComm(1, 3)).shard(items), [1])
+    assert distributed.SINGLE.shard(items) is items
+
+
+def test_translate_buckets_shard_every_batch_and_keep_the_order():
+    from rnnkit.translate.data import bucket_batches
+    rng = np.random.default_rng(0)
+    src = [list(rng.integers(4, 20, size=rng.integers(1, 9))) for _ in range(40)]
+    tgt = [list(rng.integers(4, 20, size=rng.integers(1, 9))) for _ in range(40)]
+    whole = bucket_batches(src, tgt, 6, np.random.default_rng(3))
+    shares = [bucket_batches(src, tgt, 6, np.random.default_rng(3), shard=distributed.World(_FakeComm(r, 3)).shard)
+              for r in range(3)]
+    assert all(len(s) == len(whole) for s in shares)
+    for i, batch in enumerate(whole):
+        parts = [s[i].index for s in shares if s[i] is not None]
+        assert [int(j) for p in parts for j in p] == [int(j) for j in batch.index]
+
+
+def test_distributed_without_mpi4py_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)      # `import mpi4py` now raises ImportError
+    text = tmp_path / "t.txt"
+    text.write_text("abcab " * 50)
+    code = main(["charlm", "train", str(text), "--out", str(tmp_path / "m.npz"), "--distributed", "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--distributed needs mpi4py" in err and "rnnkit[mpi]" in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.ckpt.npz").exists()
+
+
+@pytest.mark.parametrize("command", [["charlm", "train", "T.txt"], ["forecast", "train", "D.csv"],
+                                     ["translate", "train", "P.tsv"]])
+def test_an_mpi_launch_without_distributed_is_refused(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PMI_SIZE", "4")
+    monkeypatch.setenv("PMI_RANK", "0")
+    code = main(command + ["--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "one of 4 started by an MPI launcher" in err and "add --distributed" in err
+
+
+def test_every_train_command_has_the_distributed_flag():
+    from rnnkit.cli.main import build_parser
+    parser = build_parser()
+    for app in ("charlm", "forecast", "translate"):
+        args = parser.parse_args([app, "train", "--distributed", "x"] if app != "charlm"
+                                 else [app, "train", "--distributed"])
+        assert args.distributed is True
+
+
+# -- fit(): an LSTM on K processes == one process with the K-times-larger batch ------------------
+@needs_mpi
+@pytest.mark.parametrize("k, batch", [(2, 6), (3, 5)])
+def test_fit_on_k_processes_equals_one_process(k, batch, tmp_path):
+    steps = 7                                            # past an epoch (20 samples), with clipping active
+    run = _mpiexec(k, "-m", "mpi4py", os.path.join(HERE, "mpi_fit_lstm.py"), str(tmp_path), str(batch), str(steps))
+    assert run.returncode == 0, run.stderr
+    one = mpi_fit_lstm.train(batch, steps).state_dict()
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(k)]
+    moved = max(float(np.abs(one[n] - mpi_fit_lstm.Net(np.random.default_rng(7)).state_dict()[n]).max()) for n in one)
+    assert moved > 1e-3                                  # training did change the parameters
+    _assert_close(one, ranks[0], f"rank 0 of {k}")
+    for r in range(1, k):                                # every rank holds the same parameters, bit for bit
+        assert all(np.array_equal(ranks[0][n], ranks[r][n]) for n in one), f"rank {r} drifted from rank 0"
+    info = json.loads((tmp_path / "world.json").read_text())
+    assert info["size"] == k and info["reduces"] == steps          # ONE all-reduce per step
+    assert info["bytes"] == steps * (info["parameters"] + 5) * 8   # the flat float64 buffer, 5 scalars
+
+
+# -- the character model through its CLI -----------------------------------------------------------
+def _corpus(path):
+    rng = np.random.default_rng(1)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    path.write_text(" ".join(words[i] for i in rng.integers(0, len(words), 500)))
+    return str(path)
+
+
+def _charlm_args(text, out, steps, batch=6):
+    return ["charlm", "train", text, "--out", str(out), "--hidden-size", "8", "--num-layers", "1",
+            "--embedding-size", "4", "--seq-len", "5", "--batch-size", str(batch), "--max-steps", str(steps),
+            "--dtype", "float64", "--sample-length", "0", "--no-plot", "--threads", "1", "--no-progress",
+            "--checkpoint-every", "2", "--learning-rate", "0.01", "--validate-every", "2"]
+
+
+def _weights(path):
+    import rnnkit
+    return rnnkit.load(path).model_.state_dict()
+
+
+@needs_mpi
+@pytest.mark.parametrize("k", [2, 3])
+def test_charlm_cli_on_k_processes_equals_one_process(k, tmp_path, capsys):
+    text = _corpus(tmp_path / "text.txt")
+    assert main(_charlm_args(text, tmp_path / "one.npz", 5)) == 0
+    capsys.readouterr()
+    run = _mpiexec(k, "-m", "mpi4py", "-m", "rnnkit", *_charlm_args(text, tmp_path / "k.npz", 5), "--distributed")
+    assert run.returncode == 0, run.stderr
+    _assert_close(_weights(tmp_path / "one.npz"), _weights(tmp_path / "k.npz"), f"charlm on {k} processes")
+    one, dist = load_checkpoint(tmp_path / "one.ckpt.npz"), load_checkpoint(tmp_path / "k.ckpt.npz")
+    np.testing.assert_allclose([v for _, v in dist.history.train], [v for _, v in one.history.train], rtol=1e-12)
+    assert dist.train_state["world_size"] == k and len(dist.train_state["rank_rng_states"]) == k
+    assert [s for s, _ in dist.history.val] == [2, 4] and dist.history.val == one.history.val   # rank 0's, broadcast
+    assert run.stdout.count("trained 5 steps") == 1      # rank 0 alone prints
+    assert sorted(os.listdir(tmp_path)) == sorted(["text.txt", "one.npz", "one.ckpt.npz", "k.npz", "k.ckpt.npz"])
+
+
+@needs_mpi
+def test_charlm_resume_on_the_same_k_is_bit_for_bit_and_another_k_is_refused(tmp_path):
+    text = _corpus(tmp_path / "text.txt")
+    dist = ("-m", "mpi4py", "-m", "rnnkit")
+    full = _mpiexec(2, *dist, *_charlm_args(text, tmp_path / "full.npz", 6), "--distributed")
+    half = _mpiexec(2, *dist, *_charlm_args(text, tmp_path / "half.npz", 3), "--distributed")
+    assert full.returncode == 0 and half.returncode == 0, full.stderr + half.stderr
+    other = _mpiexec(3, *dist, *_charlm_args(text, tmp_path / "half.npz", 6), "--distributed", "--resume")
+    assert other.returncode != 0
+    assert other.stderr.count("written by a run on 2 process(es)") == 1, other.stderr   # said once, by rank 0
+    assert "mpiexec -n 2" in other.stderr and "Traceback" not in other.stderr
+    rest = _mpiexec(2, *dist, *_charlm_args(text, tmp_path / "half.npz", 6), "--distributed", "--resume")
+    assert rest.returncode == 0, rest.stderr
+    a, b = _weights(tmp_path / "full.npz"), _weights(tmp_path / "half.npz")
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+
+
+@needs_mpi
+def test_fewer_streams_than_processes_is_one_line(tmp_path):
+    text = _corpus(tmp_path / "text.txt")
+    run = _mpiexec(3, "-m", "mpi4py", "-m", "rnnkit", *_charlm_args(text, tmp_path / "m.npz", 2, batch=2),
+                   "--distributed")
+    assert run.returncode != 0
+    assert run.stderr.count("batch_size (--batch-size) 2 is smaller than the 3 processes") == 1, run.stderr
+
+
+# -- faults ------------------------------------------------------------------------------------------
+@needs_mpi
+@pytest.mark.parametrize("kind, message", [
+    ("raise", "rank 1 of 2 failed at step 4 (epoch 0, batch 3): chunk at step 3 holds a corrupt record "
+              "(planted on rank 1)"),
+    ("nan", "training diverged at step 4"),
+    ("missing", "rank 1 of 2: TEXTFILE"),
+])
+def test_a_failing_rank_stops_every_rank_with_its_message(kind, message, tmp_path):
+    text = _corpus(tmp_path / "text.txt")
+    args = _charlm_args(text, tmp_path / "m.npz", 50)
+    args[args.index("--checkpoint-every") + 1] = "1"
+    t0 = time.monotonic()
+    # no `-m mpi4py` here: rnnkit itself must make a one-rank failure end the job
+    run = _mpiexec(2, os.path.join(HERE, "mpi_charlm_fault.py"), "1", "3", kind, "--", *args, "--distributed",
+                   timeout=120)
+    assert time.monotonic() - t0 < 120
+    assert run.returncode != 0
+    assert message in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    if kind == "missing":
+        assert not (tmp_path / "m.npz").exists()
+    else:   # the checkpoint from before the failing step is whole and loads
+        ck = load_checkpoint(tmp_path / "m.ckpt.npz")
+        assert ck.step == 3 and not (tmp_path / "m.npz").exists()
+
+
+@needs_mpi
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_failure_in_fit_on_one_rank_or_in_rank_0s_validation_stops_every_rank(k, tmp_path):
+    script = os.path.join(HERE, "mpi_fit_lstm.py")
+    t0 = time.monotonic()
+    run = _mpiexec(k, script, str(tmp_path), "5", "6", str(k - 1), "2", "raise", timeout=120)
+    assert run.returncode != 0 and time.monotonic() - t0 < 120
+    assert "sample" in run.stderr and f"is corrupt (found on rank {k - 1})" in run.stderr, run.stderr
+    assert not (tmp_path / "rank0.npz").exists()        # no rank went on past the failing step
+    run = _mpiexec(k, script, str(tmp_path), "5", "6", "0", "2", "validate", timeout=120)
+    assert run.returncode != 0
+    assert "validation set is unreadable (found on rank 0)" in run.stderr, run.stderr
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".npz")]
+
+
+@needs_mpi
+def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tmp_path):
+    text = _corpus(tmp_path / "text.txt")
+    args = _charlm_args(text, tmp_path / "m.npz", 10 ** 6)
+    args[args.index("--checkpoint-every") + 1] = "1"
+    proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "rnnkit", *args,
+                             "--distributed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), cwd=ROOT)
+    ckpt = tmp_path / "m.ckpt.npz"
+    try:
+        deadline = time.monotonic() + LIMIT
+        while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint yet"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)                   # what Ctrl-C in the terminal sends mpiexec
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert err.count("interrupted at step") == 1, err     # rank 0 says where the checkpoint is
+    ck = load_checkpoint(ckpt)
+    assert ck.step >= 1 and ck.history.stop_reason == "interrupted" and ck.train_state["world_size"] == 2
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+# -- the forecaster end to end -------------------------------------------------------------------------
+@needs_mpi
+def test_forecast_cli_on_two_processes_equals_one_process(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.sin(np.arange(120) / 5) + 0.1 * rng.normal(size=120)
+    (tmp_path / "s.csv").write_text("Date,Close\n" + "".join(
+        f"2020-01-{1 + i // 24:02d}T{i % 24:02d}:00,{v:.6f}\n" for i, v in enumerate(y)))
+    def args(out):
+        return ["forecast", "train", str(tmp_path / "s.csv"), "--lookback", "6", "--hidden-size", "5",
+                "--batch-size", "7", "--max-steps", "6", "--dtype", "float64", "--no-progress", "--threads", "1",
+                "--out", str(tmp_path / out)]
+    assert main(args("one.npz")) == 0, capsys.readouterr().err
+    run = _mpiexec(2, "-m", "mpi4py", "-m", "rnnkit", *args("two.npz"), "--distributed")
+    assert run.returncode == 0, run.stderr
+    _assert_close(_weights_any(tmp_path / "one.npz"), _weights_any(tmp_path / "two.npz"), "forecast on 2 processes")
+
+
+def _weights_any(path):
+    import rnnkit
+    return rnnkit.load(path)._network_state()
+
+
+@needs_mpi
+def test_translate_cli_on_two_processes_equals_one_process(tmp_path, capsys):
+    pytest.importorskip("num2words")     # the built-in task; in the test extra
+    def args(out):
+        return ["translate", "train", "--numbers", "0-40", "--max-steps", "6", "--batch-size", "8", "--hidden-size", "8",
+                "--embedding-size", "8", "--validation-fraction", "0.1", "--validate-every", "3", "--test-fraction",
+                "0", "--dropout", "0", "--no-progress", "--threads", "1", "--out", str(tmp_path / out)]
+    assert main(args("one.npz")) == 0, capsys.readouterr().err
+    run = _mpiexec(2, "-m", "mpi4py", "-m", "rnnkit", *args("two.npz"), "--distributed")
+    assert run.returncode == 0, run.stderr
+    one, two = _weights_any(tmp_path / "one.npz"), _weights_any(tmp_path / "two.npz")
+    # the Translator trains in float32 only: equal up to float32 rounding (a wrong share is off by 1e-3 and more)
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
