@@ -114,11 +114,12 @@ def main(argv=None) -> int:
         settings.update(extra)
         tr = Translator(**settings)
         print(f"\n== {name}: {CONFIGS[name]}", flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tr.fit(train, valid)
-        train_s = time.perf_counter() - t0
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         h = tr.history_
-        row = {"config": name, "settings": settings, "train_seconds": round(train_s, 1), "steps": h.steps,
+        row = {"config": name, "settings": settings, "train_seconds": round(train_s, 1),
+               "train_cpu_seconds": round(cpu_s, 1), "steps": h.steps,
                "epochs": len(h.epochs), "stop_reason": h.stop_reason, "best_val_loss": h.best_val_loss,
                "val_bleu": [m.get("bleu") for _, m in h.val]}
         for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
