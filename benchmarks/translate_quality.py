@@ -149,12 +149,12 @@ def main(argv=None) -> int:
 
     beam_label = f"beam{args.beam}"
     print(f"\n| configuration | test BLEU greedy | test BLEU beam {args.beam} (alpha {args.length_penalty}) "
-          f"| chrF greedy / beam | steps (epochs) | training time | stopped by |")
+          f"| chrF greedy / beam | steps (epochs) | training time (CPU) | stopped by |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['config']} | {r['greedy']['bleu']:.1f} | {r[beam_label]['bleu']:.1f} | "
               f"{r['greedy']['chrf']:.1f} / {r[beam_label]['chrf']:.1f} | {r['steps']} ({r['epochs']}) | "
-              f"{r['train_seconds'] / 60:.1f} min | {r['stop_reason']} |")
+              f"{r['train_seconds'] / 60:.1f} min ({r['train_cpu_seconds'] / 60:.1f}) | {r['stop_reason']} |")
     if args.json:
         write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test)),
                                "args": vars(args), "results": results}, what="--out")
