@@ -368,6 +368,47 @@ def test_early_stopping_triggers_and_restores_the_best(tmp_path):
     assert_same_params(ck.model_state, snapshots[5])
 
 
+def test_a_monitored_metric_higher_is_better_picks_the_best_and_stops_early(tmp_path):
+    # the loss keeps falling while the monitored BLEU peaks at step 4: BLEU decides, not the loss
+    scripted = iter([(5.0, 10.0), (4.0, 30.0), (3.0, 20.0), (2.0, 30.0), (1.0, 25.0)])
+    snapshots = {}
+
+    def val(model):
+        snapshots[len(snapshots)] = params(model)
+        loss, bleu = next(scripted)
+        return {"loss": loss, "bleu": bleu}
+
+    model, _, hist = run(tmp_path, max_steps=100, validate=val, validate_every=2, early_stopping_patience=3,
+                         monitor="bleu", maximize=True)
+    assert [s for s, _ in hist.val] == [2, 4, 6, 8, 10]
+    assert hist.stop_reason == "early_stopping" and hist.steps == 10
+    assert (hist.best_step, hist.best_val_loss) == (4, 4.0)   # an equal BLEU later is no improvement
+    assert_same_params(params(model), snapshots[1])
+
+
+def test_a_monitor_that_validate_does_not_return_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="monitored metric 'bleu'"):
+        run(tmp_path, max_steps=10, validate=lambda m: {"loss": 1.0}, validate_every=2, monitor="bleu")
+
+
+def test_resume_keeps_the_best_of_a_maximised_monitor(tmp_path):
+    table = {2: 5.0, 4: 9.0, 6: 7.0, 8: 8.0, 10: 6.0, 12: 9.5, 14: 3.0, 16: 2.0, 18: 1.0, 20: 0.5}
+    holder = []
+
+    def make(m):
+        holder.append(MomentumSGD(m.parameters()))
+        return holder[-1]
+
+    kw = dict(opt=make, max_steps=100, validate=lambda m: {"loss": 1.0, "bleu": table[holder[-1].t]},
+              validate_every=2, early_stopping_patience=4, monitor="bleu", maximize=True)
+    _, _, full = run(tmp_path, "full.npz", **kw)
+    assert (full.stop_reason, full.steps, full.best_step) == ("early_stopping", 20, 12)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "cut.npz", callbacks=[_interrupt_at(9)], **kw)
+    _, _, resumed = run(tmp_path, "cut.npz", resume=True, **kw)
+    assert _deterministic(resumed) == _deterministic(full)
+
+
 def test_resume_keeps_the_early_stopping_count(tmp_path):
     table = {2: 5.0, 4: 4.0, 6: 3.0, 8: 3.5, 10: 3.6, 12: 3.7, 14: 3.8, 16: 3.9}
     holder = []

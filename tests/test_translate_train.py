@@ -32,8 +32,10 @@ PAIRS = [
 
 
 def _small(**kw):
+    # plain teacher forcing at a constant rate, no smoothing: the mechanics, not the tuned recipe
     params = dict(embedding_size=24, hidden_size=48, batch_size=10, learning_rate=1e-2, dropout=0.0, epochs=60,
-                  bleu_sentences=0, random_state=0, progress=False)
+                  bleu_sentences=0, random_state=0, progress=False, scheduled_sampling="none",
+                  label_smoothing=0.0, lr_decay="none")
     params.update(kw)
     return Translator(**params)
 
@@ -57,7 +59,8 @@ def test_builtin_numbers_task_reaches_high_accuracy():
     assert info["kept"] == 400 and data[345] == ("three hundred and forty-five", "trois cent quarante-cinq")
     tr_i, va_i, te_i = split_indices(len(data), valid=0.1, test=0.1, seed=0)
     tr = Translator(embedding_size=32, hidden_size=64, epochs=15, batch_size=16, learning_rate=5e-3, dropout=0.0,
-                    bleu_sentences=40, random_state=0, progress=False)
+                    bleu_sentences=40, random_state=0, progress=False, attention="bahdanau",
+                    scheduled_sampling="none", label_smoothing=0.0, lr_decay="none")
     tr.fit([data[i] for i in tr_i], [data[i] for i in va_i])
     result = tr.evaluate([data[i] for i in te_i])              # numbers never seen in training
     assert result["exact"] >= 85.0, result
@@ -181,3 +184,39 @@ def test_character_level_model_learns_short_pairs():
     tr = _small(tokens="char", epochs=150, batch_size=4).fit(pairs)
     assert tr.tgt_vocab_.itos[4:] and all(len(t) == 1 for t in tr.tgt_vocab_.itos[4:])
     assert [r[0].text for r in tr.translate([s for s, _ in pairs])] == [t for _, t in pairs]
+
+
+def test_cosine_decay_anneals_over_the_epochs_and_resumes_exactly(tmp_path):
+    from rnnkit.translate.data import batches_per_epoch, bucket_batches
+    per_epoch = len(bucket_batches([[1]] * len(PAIRS), [[1]] * len(PAIRS), 10, np.random.default_rng(0)))
+    assert batches_per_epoch(len(PAIRS), 10) == per_epoch == 3
+    assert [batches_per_epoch(n, 4, pool=2) for n in (0, 1, 8, 9, 13)] == [0, 1, 2, 3, 4]
+    tr = _small(epochs=4, lr_decay="cosine").fit(PAIRS)
+    lrs = [lr for _, lr in tr.history_.lr]
+    assert lrs[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    T = 4 * per_epoch   # the schedule is CosineAnnealingLR to lr/20 over every step of the run
+    assert lrs[-1] == pytest.approx(5e-4 + (1e-2 - 5e-4) * (1 + np.cos(np.pi * (T - 1) / T)) / 2)
+    ck = str(tmp_path / "run.ckpt.npz")
+
+    def interrupt(event, info):
+        if event == "step" and info["step"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _small(lr_decay="cosine", epochs=4).fit(PAIRS, checkpoint_path=ck, callbacks=[interrupt])
+    resumed = _small(lr_decay="cosine", epochs=4).fit(PAIRS, checkpoint_path=ck, resume=True)
+    assert resumed.history_.lr == tr.history_.lr and resumed.history_.train == tr.history_.train
+    with pytest.raises(HyperparameterError, match=r"lr_decay \(--lr-decay\) cosine needs --epochs or --max-steps"):
+        _small(epochs=None, max_steps=None, max_minutes=1.0, lr_decay="cosine").fit(PAIRS)
+
+
+def test_select_by_bleu_keeps_the_model_of_the_best_validation_bleu():
+    tr = _small(epochs=6, bleu_sentences=8, select_by="bleu").fit(PAIRS[:22], PAIRS[22:])
+    val = tr.history_.val
+    bleus = [m["bleu"] for _, m in val]
+    best = max(range(len(val)), key=lambda i: (bleus[i], -i))      # the first of the highest
+    assert tr.history_.best_step == val[best][0]
+    assert tr.evaluate(PAIRS[22:], with_loss=False)["bleu"] == pytest.approx(bleus[best])
+    by_loss = _small(epochs=6, bleu_sentences=8, select_by="loss").fit(PAIRS[:22], PAIRS[22:])
+    losses = [m["loss"] for _, m in by_loss.history_.val]
+    assert by_loss.history_.best_val_loss == min(losses)

@@ -81,7 +81,7 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         clip_norm: Optional[float] = None, clip_value: Optional[float] = None, schedule=None,
         validate: Optional[Callable[[Module], Dict[str, float]]] = None, validate_every: Optional[int] = None,
         early_stopping_patience: Optional[int] = None, restore_best: bool = True,
-        checkpoint_path=None, checkpoint_every: Optional[int] = None, resume: bool = False,
+        monitor: str = "loss", maximize: bool = False, checkpoint_path=None, checkpoint_every: Optional[int] = None, resume: bool = False,
         callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = (), progress: bool = True,
         log_every: int = 1, unit: str = "tok", config: Optional[dict] = None,
         meta: Optional[dict] = None) -> History:
@@ -105,8 +105,10 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         to ``lr_at(step)`` before each step, ``step`` counting the steps done before it.
     validate : ``validate(model) -> {"loss": float, ...}``, run in eval mode every
         ``validate_every`` steps and at the end of every epoch.
-    early_stopping_patience : stop after this many validations in a row without a lower loss.
-    restore_best : with validation, end with the parameters of the best validation loss.
+    early_stopping_patience : stop after this many validations in a row without a better monitored metric.
+    restore_best : with validation, end with the parameters of the best validation.
+    monitor, maximize : the entry of ``validate``'s dict that decides the best validation and early
+        stopping ("loss", lower is better, by default; e.g. ``monitor="bleu", maximize=True``).
     checkpoint_path, checkpoint_every, resume : see the module docstring. ``resume=True``
         continues from ``checkpoint_path`` if it exists, else starts afresh.
     callbacks : callables ``cb(event, info)`` for events "step", "validate", "epoch_end",
@@ -131,6 +133,8 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         check_real(name, v, 0.0, low_open=True, allow_none=True)
     if epochs is None and max_steps is None and max_minutes is None:
         raise HyperparameterError("give at least one of epochs, max_steps or max_minutes, or training never ends")
+    if not isinstance(monitor, str) or not monitor:
+        raise HyperparameterError(f"monitor: expected the name of a validation metric such as 'loss', got {monitor!r}")
     if validate is None and (validate_every is not None or early_stopping_patience is not None):
         raise HyperparameterError("validate_every and early_stopping_patience need a validate function")
     if checkpoint_path is None and (checkpoint_every is not None or resume):
@@ -148,7 +152,7 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     loop = _Loop(model, optimizer, step_fn, batches, seed=seed, epochs=epochs, max_steps=max_steps,
                  max_minutes=max_minutes, clip_norm=clip_norm, clip_value=clip_value, schedule=schedule,
                  validate=validate, validate_every=validate_every, patience=early_stopping_patience,
-                 restore_best=restore_best, checkpoint_path=checkpoint_path,
+                 monitor=monitor, maximize=maximize, restore_best=restore_best, checkpoint_path=checkpoint_path,
                  checkpoint_every=checkpoint_every, callbacks=list(callbacks), log_every=log_every,
                  unit=unit, config=config, meta=meta)
     return loop.run(resume=resume, show=progress)
@@ -158,8 +162,8 @@ class _Loop:
     """One call of :func:`fit`: its settings and the training state a checkpoint captures."""
 
     def __init__(self, model, optimizer, step_fn, batches, *, seed, epochs, max_steps, max_minutes, clip_norm,
-                 clip_value, schedule, validate, validate_every, patience, restore_best, checkpoint_path,
-                 checkpoint_every, callbacks, log_every, unit, config, meta):
+                 clip_value, schedule, validate, validate_every, patience, monitor, maximize, restore_best,
+                 checkpoint_path, checkpoint_every, callbacks, log_every, unit, config, meta):
         self.model, self.optimizer, self.step_fn, self.batches = model, optimizer, step_fn, batches
         self.seed, self.epochs, self.max_steps, self.max_minutes = seed, epochs, max_steps, max_minutes
         self.clip_norm, self.clip_value, self.schedule = clip_norm, clip_value, schedule
@@ -176,7 +180,7 @@ class _Loop:
         # -- the state a checkpoint captures --
         self.ctx = StepContext(model=model, rng=np.random.default_rng([seed, 0] if w.size == 1 else [seed, 0, w.rank]))
         self.history = History(unit=unit)
-        self.validation = Validation(validate, validate_every, patience)
+        self.validation = Validation(validate, validate_every, patience, monitor, maximize)
         self.elapsed_before = 0.0
         self.window = {"loss_wsum": 0.0, "units": 0, "loss_sum": 0.0, "steps": 0, "seconds": 0.0}
         # -- this call only --

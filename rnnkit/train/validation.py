@@ -3,8 +3,9 @@
 :class:`Validation` runs the caller's ``validate(model) -> {"loss": float, ...}``
 in eval mode (:meth:`~rnnkit.nn.module.Module.eval_mode`), records the result in
 the :class:`~rnnkit.train.history.History`, keeps a copy of the parameters with
-the lowest loss so far and counts the validations in a row that did not lower
-it. Its three counters (``best_state``, ``bad``, ``last_step``) are part of the
+the best monitored metric so far (the lowest loss unless ``monitor`` names another
+entry, e.g. the highest BLEU) and counts the validations in a row that did not
+improve it. Its three counters (``best_state``, ``bad``, ``last_step``) are part of the
 state a checkpoint captures (:mod:`rnnkit.train.resume`).
 """
 
@@ -27,14 +28,17 @@ class Validation:
 
     ``validate=None`` turns it off: nothing is ever due. ``every=None``
     validates at epoch ends only; ``patience=None`` never stops early.
+    ``monitor`` is the metric that decides the best validation ("loss" by default);
+    ``maximize`` says whether higher is better (BLEU) or lower (a loss).
     """
 
     def __init__(self, validate: Optional[Callable[[Module], Dict[str, float]]], every: Optional[int],
-                 patience: Optional[int]):
+                 patience: Optional[int], monitor: str = "loss", maximize: bool = False):
         self.validate, self.every, self.patience = validate, every, patience
+        self.monitor, self.maximize = monitor, bool(maximize)
         # -- the state a checkpoint captures --
         self.best_state: Optional[Dict[str, np.ndarray]] = None
-        self.bad = 0          # validations in a row without a lower loss
+        self.bad = 0          # validations in a row without a better monitored metric
         self.last_step = -1   # the step of the last validation (never twice at one step)
 
     def due(self, step: int) -> bool:
@@ -47,21 +51,29 @@ class Validation:
 
     @property
     def exhausted(self) -> bool:
-        """True once ``patience`` validations in a row have not lowered the loss."""
+        """True once ``patience`` validations in a row have not improved the monitored metric."""
         return self.patience is not None and self.bad >= self.patience
 
     def run(self, model: Module, step: int, history: History) -> Tuple[Dict[str, Any], bool]:
-        """Validate ``model`` after ``step`` steps; return the metrics and whether the loss is the best yet."""
+        """Validate ``model`` after ``step`` steps; return the metrics and whether they are the best yet.
+
+        ``history.best_step`` is the best validation's step and ``history.best_val_loss`` its loss
+        (the lowest loss when the monitor is the loss).
+        """
         with model.eval_mode():
             metrics = self.validate(model)
         if not isinstance(metrics, dict) or "loss" not in metrics:
             raise TypeError(f"validate must return a dict with a 'loss' entry, got {metrics!r}")
         metrics = _plain(dict(metrics))
         metrics["loss"] = loss = float(metrics["loss"])
+        if self.monitor not in metrics:
+            raise TypeError(f"validate must return the monitored metric {self.monitor!r}, got {sorted(metrics)}")
+        value = float(metrics[self.monitor])
+        best = self._best(history)
         history.val.append((step, metrics))
         self.last_step = step
-        best = history.best_val_loss
-        improved = math.isfinite(loss) and (best is None or loss < best)
+        better = (lambda a, b: a > b) if self.maximize else (lambda a, b: a < b)
+        improved = math.isfinite(value) and math.isfinite(loss) and (best is None or better(value, best))
         if improved:
             history.best_val_loss, history.best_step = loss, step
             self.best_state = model.state_dict()
@@ -69,6 +81,13 @@ class Validation:
         else:
             self.bad += 1
         return metrics, improved
+
+    def _best(self, history: History) -> Optional[float]:
+        """The monitored metric of the best validation so far (None before the first)."""
+        for s, m in reversed(history.val):
+            if s == history.best_step and history.best_step is not None:
+                return float(m[self.monitor])
+        return None
 
 
 def validation_line(step: int, metrics: Dict[str, Any], improved: bool) -> str:

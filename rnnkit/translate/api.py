@@ -81,7 +81,7 @@ def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int
 
 def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: bool = False, src_col: int = 0, tgt_col: int = 1,
           max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=DEFAULT_RANGE,
-          validation_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0, beam: int = 1,
+          validation_fraction: float = 0.05, test_fraction: float = 0.1, split_seed: int = 0, beam: int = 1,
           length_penalty: float = 0.0, callbacks: Sequence[Callable] = (), **params) -> Dict:
     """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
 

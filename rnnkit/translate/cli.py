@@ -94,7 +94,7 @@ def register(subparsers) -> None:
                         "(the PyTorch tutorial's filter)")
     d.add_argument("--numbers", default=f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}",
                    help="range LOW-HIGH of the built-in task")
-    d.add_argument("--validation-fraction", type=float, default=0.1, help="fraction of the pairs held out "
+    d.add_argument("--validation-fraction", type=float, default=0.05, help="fraction of the pairs held out "
                    "for validation (loss, BLEU, early stopping)")
     d.add_argument("--test-fraction", type=float, default=0.1, help="fraction of the pairs held out for the "
                    "final test scores")

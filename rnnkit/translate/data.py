@@ -31,7 +31,7 @@ from ..estimator import flag_of
 from ..io.inputs import read_text
 from ..vocab import Vocab as _Vocab
 
-__all__ = ["TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
+__all__ = ["batches_per_epoch", "TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
            "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "sentence_groups", "Batch", "make_batch",
            "bucket_batches"]
 
@@ -295,6 +295,13 @@ def make_batch(src_ids: Sequence[Sequence[int]], tgt_ids: Optional[Sequence[Sequ
     tout = [list(tgt_ids[i]) + [EOS] for i in index]
     T = max(len(t) for t in tin)
     return Batch(src, src_len, _pad(tin, T), _pad(tout, T), index)
+
+
+def batches_per_epoch(n_pairs: int, batch_size: int, pool: int = 50) -> int:
+    """How many batches :func:`bucket_batches` makes of ``n_pairs`` pairs (the same every epoch)."""
+    size = pool * batch_size
+    full, rest = divmod(n_pairs, size)
+    return full * pool + -(-rest // batch_size)
 
 
 def bucket_batches(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], batch_size: int,

@@ -22,8 +22,9 @@ from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
 from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
-from ..optim import Adam
-from .data import SPECIALS, TextOptions, Vocab, bucket_batches, detokenize, make_batch, tokenize
+from ..optim import Adam, CosineAnnealingLR
+from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
+                   tokenize)
 from .decode import MAX_LENGTH, beam_search, check_decoding, decoding_bytes, greedy
 from .metrics import scores
 from .model import Seq2Seq
@@ -47,6 +48,11 @@ class Translation(NamedTuple):
 
 class Translator(Estimator):
     """Sequence-to-sequence translator with attention (encoder, bridge, attentional decoder).
+
+    The defaults are the recipe measured best on Tatoeba French-to-English (README, issue 15): Luong's
+    general attention over a bidirectional LSTM encoder, dropout 0.3, label smoothing 0.1, per-token
+    scheduled sampling (inverse sigmoid), Adam 2e-3 annealed by a cosine over 30 epochs, and the kept
+    model the one with the best validation BLEU.
 
     Parameters
     ----------
@@ -77,6 +83,8 @@ class Translator(Estimator):
     max_minutes : stop after this many minutes of training (none: no limit).
     batch_size : sentence pairs per step.
     learning_rate : Adam's step size.
+    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the --epochs or
+        --max-steps budget (counted in steps, so a resumed run continues it exactly).
     clip_norm : rescale the gradients to at most this global L2 norm (none: no clipping).
     label_smoothing : weight of the uniform distribution mixed into the targets.
     teacher_forcing : probability that a batch is decoded from the reference tokens.
@@ -88,6 +96,9 @@ class Translator(Estimator):
     sampling : the model's own token when not teacher forced: sample (from its softmax) or argmax.
     validate_every : validate every this many steps (none: every epoch).
     early_stopping_patience : stop after this many validations without improvement (none: never).
+    select_by : the validation metric that picks the kept model and drives early stopping: bleu
+        (the highest validation BLEU; with --bleu-sentences 0 there is none and the loss decides)
+        or loss (the lowest validation loss).
     bleu_sentences : validation sentences translated for BLEU at each validation (0: none).
     max_length : longest translation in tokens when decoding.
     checkpoint_every : also checkpoint every this many steps (none: at each validation and on interrupt).
@@ -99,27 +110,31 @@ class Translator(Estimator):
     _choices = {"cell": ("lstm", "gru"), "attention": ("bahdanau", "dot", "general"), "bridge": ("linear", "zero"),
                 "tokens": ("word", "char"), "normalize": ("nfkc", "nfc", "ascii", "none"),
                 "scheduled_sampling": ("none",) + tuple(d for d in DECAYS if d != "constant"),
-                "sampling": ("sample", "argmax")}
+                "sampling": ("sample", "argmax"), "lr_decay": ("none", "cosine"), "select_by": ("bleu", "loss")}
     # settings that shape the weights or the vocabularies: a checkpoint made with others cannot continue
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
                      "split_punctuation", "min_freq", "max_vocab", "batch_size",   # batches are rebuilt on resume
-                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout")
+                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout",
+                     "lr_decay", "select_by")      # the schedule and the best-model rule carry over a resume
 
-    def __init__(self, *, cell: str = "lstm", attention: str = "bahdanau", embedding_size: int = 128,
+    def __init__(self, *, cell: str = "lstm", attention: str = "general", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
                  input_feeding: bool = False, attention_size: Optional[int] = None, bridge: str = "linear",
-                 dropout: float = 0.1, layer_norm: bool = False, peephole: bool = False,
+                 dropout: float = 0.3, layer_norm: bool = False, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
                  tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
-                 epochs: Optional[int] = 10, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
-                 batch_size: int = 64, learning_rate: float = 1e-3, clip_norm: Optional[float] = 5.0,
-                 label_smoothing: float = 0.0, teacher_forcing: float = 1.0, scheduled_sampling: str = "none",
+                 epochs: Optional[int] = 30, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
+                 batch_size: int = 64, learning_rate: float = 2e-3, lr_decay: str = "cosine",
+                 clip_norm: Optional[float] = 5.0,
+                 label_smoothing: float = 0.1, teacher_forcing: float = 1.0,
+                 scheduled_sampling: str = "inverse_sigmoid",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
-                 bleu_sentences: int = 300, max_length: int = 50, checkpoint_every: Optional[int] = None,
+                 select_by: str = "bleu", bleu_sentences: int = 600, max_length: int = 50,
+                 checkpoint_every: Optional[int] = None,
                  random_state: Optional[int] = 0, progress: bool = False):
         # stored verbatim (scikit-learn contract); checked in fit
         params = dict(locals())
@@ -164,6 +179,9 @@ class Translator(Estimator):
         if self.input_feeding and self.attention == "bahdanau":
             raise HyperparameterError(f"{flag_of('input_feeding')} applies to --attention dot or general; "
                                       "Bahdanau attention already feeds the context into the recurrent input")
+        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
+            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
+                                      "counted in steps, so that a resumed run continues it exactly")
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise HyperparameterError("epochs (--epochs), max_steps (--max-steps) and max_minutes (--max-minutes) "
                                       "are all none: set at least one, or training never ends")
@@ -264,11 +282,17 @@ class Translator(Estimator):
             w = world()   # data-parallel: this rank's share of every batch (rnnkit.distributed)
             return bucket_batches(src, tgt, batch_size, rng, shard=w.shard if w.size > 1 else None)
 
+        schedule = None
+        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
+            per_epoch = batches_per_epoch(len(src), batch_size)
+            total = min(n for n in (self.epochs * per_epoch if self.epochs else None, self.max_steps) if n)
+            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
+
         def step_fn(batch, ctx):
             mask = teacher.mask(ctx.step, batch.tgt_in.shape, ctx.rng)
             return model.loss(batch, teacher=mask, label_smoothing=label_smoothing, rng=ctx.rng, sampling=sampling)
 
-        validate = None
+        validate, bleu_pairs = None, []
         if valid_pairs:
             v_src, v_tgt = self._encode_pairs(valid_pairs)
             v_batches = [make_batch(v_src, v_tgt, idx) for idx in _length_sorted_chunks(v_src, 128)]
@@ -285,8 +309,11 @@ class Translator(Estimator):
         history = self._fit_loop(
             model, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,
             data_fingerprint=data, checkpoint_every=self.checkpoint_every, epochs=self.epochs,
-            max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, validate=validate,
-            validate_every=self.validate_every, early_stopping_patience=self.early_stopping_patience,
+            max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, schedule=schedule,
+            validate=validate, validate_every=self.validate_every,
+            early_stopping_patience=self.early_stopping_patience,
+            monitor="bleu" if self.select_by == "bleu" and bleu_pairs else "loss",
+            maximize=self.select_by == "bleu" and bool(bleu_pairs),
             callbacks=callbacks, progress=self.progress)
         model.eval()
         self.history_ = history
