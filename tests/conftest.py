@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import pytest
@@ -10,8 +11,15 @@ from skip_allowlist import ALLOWED_SKIPS  # noqa: E402
 
 
 def pytest_configure(config):
-    """Under CI=true a skip not on tests/skip_allowlist.py fails the run (see tests/ci_skip_guard.py)."""
+    """Under CI=true a skip not on tests/skip_allowlist.py fails the run (see tests/ci_skip_guard.py).
+
+    A shell that starts a job in the background (``cmd &``, ``nohup``) makes it ignore SIGINT, and Python
+    then leaves Ctrl-C ignored, in pytest and in every subprocess it starts; the interrupt tests need the
+    usual KeyboardInterrupt, so it is put back here for the run and its children.
+    """
     ci_skip_guard.install(config, ALLOWED_SKIPS)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="module")
