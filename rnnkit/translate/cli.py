@@ -133,8 +133,10 @@ def _run_train(args) -> int:
           f"test {d['test']} in {g['test']}")
     print(f"vocabulary: source {summary['vocab']['source']}, target {summary['vocab']['target']} tokens")
     best = summary["best_val_loss"]
+    by = "bleu" if args.select_by == "bleu" and args.bleu_sentences else "loss"
     print(f"trained {summary['steps']} steps in {summary['train_seconds']} s (stopped: {summary['stop_reason']})"
-          + (f", best validation loss {best:.4f}" if best is not None else ""))
+          + (f"; kept the model of step {summary['best_step']} (best validation {by}; its validation "
+             f"loss {best:.4f})" if best is not None else ""))
     if "test" in summary:
         t = summary["test"]
         print(f"test ({t['n']} pairs, beam {t['beam']}): BLEU {t['bleu']:.2f}  chrF {t['chrf']:.2f}  "
