@@ -100,16 +100,9 @@ def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = No
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
     diff = p - t
-    if mask is not None:
-        try:
-            m = np.broadcast_to(np.asarray(mask, dtype=bool), p.shape)
-        except ValueError:
-            raise ShapeError(f"mse: mask shape {np.shape(mask)} does not broadcast to the prediction shape "
-                             f"{p.shape}") from None
+    m, count = _real_elements(mask, p.shape, "mse", "prediction")
+    if m is not None:
         diff = diff * m
-        count = int(m.sum())
-    else:
-        count = diff.size
     denom = max(count, 1) if reduction == "mean" else 1
     return float((diff * diff).sum() / denom), (2.0 / denom) * diff
 
@@ -137,16 +130,21 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[n
     y = y.astype(z.dtype, copy=False)
     per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))   # (...) per-element loss
     grad = 0.5 * (1.0 + np.tanh(0.5 * z)) - y                         # sigma(z) - y, no overflow
-    if mask is not None:
-        try:
-            m = np.broadcast_to(np.asarray(mask, dtype=bool), z.shape)
-        except ValueError:
-            raise ShapeError(f"bce_with_logits: mask shape {np.shape(mask)} does not broadcast to the logits "
-                             f"shape {z.shape}") from None
+    m, count = _real_elements(mask, z.shape, "bce_with_logits", "logits")
+    if m is not None:
         per = np.where(m, per, 0.0)
         grad = np.where(m, grad, 0.0)
-        count = int(m.sum())
-    else:
-        count = z.size
     denom = max(count, 1) if reduction == "mean" else 1
     return float(per.sum(dtype=np.float64) / denom), (grad / denom).astype(z.dtype, copy=False)
+
+
+def _real_elements(mask, shape, loss: str, what: str) -> Tuple[Optional[np.ndarray], int]:
+    """``mask`` broadcast to ``shape`` as bools and how many elements it keeps; (None, size) without a mask."""
+    if mask is None:
+        return None, int(np.prod(shape, dtype=np.int64))
+    try:
+        m = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+    except ValueError:
+        raise ShapeError(f"{loss}: mask shape {np.shape(mask)} does not broadcast to the {what} shape "
+                         f"{shape}") from None
+    return m, int(m.sum())
