@@ -1,0 +1,170 @@
+"""The array namespace the engine computes with, and the places where the array API standard has gaps.
+
+The engine (cells, scanner, layers, losses, attention, optimisers) is written against
+an array namespace ``xp`` taken from its arrays, as the Python array API standard
+(https://data-apis.org/array-api/) describes:
+
+    xp = namespace(W_ih, x)          # numpy, array_api_strict, cupy, torch (through array-api-compat)
+    z = xp.matmul(x, xp.permute_dims(W_ih, (1, 0)))
+
+NumPy arrays give NumPy itself (NumPy 2 follows the standard in its main namespace),
+so the CPU path pays nothing for the indirection and keeps the compiled numba
+kernels, which run only on NumPy arrays (:func:`is_numpy`). Any other array goes
+through ``array_api_compat.array_namespace``.
+
+What the standard does not have is handled here, once:
+
+- randomness: no random module. Masks and initial weights are drawn on the host
+  from the passed-in ``numpy.random.Generator`` and moved with :func:`to_device`,
+  so a run on a device with a seed matches the CPU run with that seed;
+- ``np.add.at`` (the embedding's backward, repeated ids accumulate):
+  :func:`scatter_add_rows`;
+- integer-array indexing: ``xp.take`` (in the standard), used directly;
+- model files and printing: :func:`to_host` gives a NumPy array from any device.
+
+``device`` values are whatever the library uses (``"cpu"``, ``cupy.cuda.Device(0)``,
+``array_api_strict.Device("device1")``); the strings ``"cpu"`` and ``"cuda"`` /
+``"cuda:K"`` name NumPy and CuPy (:func:`resolve_device`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from ..errors import RnnkitError
+
+__all__ = ["namespace", "is_numpy", "device_of", "to_device", "to_host", "resolve_device", "scatter_add_rows",
+           "DeviceError"]
+
+# NumPy >= 2.1 has every standard name the engine uses in its main namespace
+_NUMPY_IS_STANDARD = all(hasattr(np, name) for name in ("astype", "concat", "permute_dims", "matrix_transpose"))
+
+
+class DeviceError(RnnkitError):
+    """A device was asked for that is not here (the library that drives it is missing, or no such device)."""
+
+
+def _numpy_namespace():
+    if _NUMPY_IS_STANDARD:
+        return np
+    import array_api_compat.numpy as compat_np    # NumPy < 2.1 lacks a few standard names (astype, concat, ...)
+    return compat_np
+
+
+def namespace(*arrays) -> Any:
+    """The array namespace of ``arrays`` (``None`` entries and Python scalars are ignored).
+
+    All NumPy (or no arrays at all): NumPy itself. Otherwise the namespace
+    array-api-compat finds, which refuses arrays of two different libraries.
+    """
+    real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, np.generic))]
+    if all(isinstance(a, np.ndarray) for a in real):
+        return _numpy_namespace()
+    import array_api_compat
+    return array_api_compat.array_namespace(*real)
+
+
+def is_numpy(*arrays) -> bool:
+    """True when every array given is a NumPy array: the compiled kernels may run."""
+    return all(isinstance(a, np.ndarray) for a in arrays if a is not None)
+
+
+def device_of(a) -> Any:
+    """The device ``a`` lives on ("cpu" for NumPy arrays)."""
+    if isinstance(a, np.ndarray):
+        return "cpu"
+    import array_api_compat
+    return array_api_compat.device(a)
+
+
+def to_host(a) -> np.ndarray:
+    """A NumPy array holding ``a``'s values, from any library and device (a NumPy array is returned as is)."""
+    if isinstance(a, np.ndarray) or a is None:
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    if type(a).__module__.startswith("torch"):
+        return a.detach().cpu().numpy()
+    if type(a).__module__.startswith("array_api_strict"):
+        import array_api_strict
+        return np.asarray(a.to_device(array_api_strict.Device("CPU_DEVICE")))
+    return np.asarray(a)
+
+
+def resolve_device(device) -> Tuple[Any, Any]:
+    """``(xp, device)`` for a device given by the user.
+
+    ``None`` or ``"cpu"``: NumPy. ``"cuda"`` or ``"cuda:K"``: CuPy on GPU K, with
+    a :class:`DeviceError` naming the ``gpu`` extra when CuPy is missing and the
+    device when there is no such GPU. Any other object is taken as a device of a
+    namespace the caller already holds; pass such devices with :func:`to_device`.
+    """
+    if device is None or device == "cpu":
+        return _numpy_namespace(), "cpu"
+    if isinstance(device, str) and (device == "cuda" or device.startswith("cuda:")):
+        index = 0
+        if device.startswith("cuda:"):
+            try:
+                index = int(device[5:])
+            except ValueError:
+                raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:K' with K a GPU number") from None
+        try:
+            import cupy
+        except ImportError:
+            raise DeviceError(f"device {device!r} needs CuPy: install the 'gpu' extra "
+                              "(pip install 'rnnkit[gpu]'), or use --device cpu") from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:    # no driver, no GPU: CUDA's own error says which
+            raise DeviceError(f"device {device!r}: CuPy finds no usable GPU here ({e}); use --device cpu") from None
+        if index >= count:
+            raise DeviceError(f"device {device!r}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})")
+        return cupy, cupy.cuda.Device(index)
+    if isinstance(device, str):
+        raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:K'")
+    return None, device
+
+
+def to_device(a, device, xp=None):
+    """``a`` (NumPy or any library's array) moved to ``device`` of namespace ``xp``.
+
+    ``device`` "cpu" with no ``xp`` gives a NumPy array. For CuPy, ``xp.asarray``
+    copies host memory to the GPU; for others the standard's ``to_device`` is used
+    when ``a`` is already of that library.
+    """
+    if a is None:
+        return None
+    if xp is None:
+        xp, device = resolve_device(device) if isinstance(device, str) or device is None else (namespace(a), device)
+    if xp is np or xp is _numpy_namespace():
+        return to_host(a)
+    if getattr(xp, "__name__", "").startswith("cupy"):
+        with device:
+            return xp.asarray(to_host(a) if not type(a).__module__.startswith("cupy") else a)
+    if isinstance(a, np.ndarray):
+        return xp.asarray(a, device=device)
+    return a.to_device(device) if device_of(a) != device else a
+
+
+def scatter_add_rows(xp, target, ids, values):
+    """``target[ids[k]] += values[k]`` for every k, repeated ids accumulating (NumPy's ``np.add.at``).
+
+    target: (V, E), ids: (M,) integers, values: (M, E). The standard has no
+    scatter; NumPy and CuPy have ``add.at``/``scatter_add``, and any other
+    library gets the one-hot product ``onehot(ids)^T values`` (M x V memory),
+    which is exact. Returns the updated target (in place where the library allows).
+    """
+    if isinstance(target, np.ndarray):
+        np.add.at(target, ids, values)
+        return target
+    name = type(target).__module__
+    if name.startswith("cupy"):
+        import cupyx
+        cupyx.scatter_add(target, ids, values)
+        return target
+    V = target.shape[0]
+    onehot = xp.astype(xp.reshape(ids, (-1, 1)) == xp.reshape(xp.arange(V, device=device_of(target)), (1, -1)),
+                       values.dtype)                                  # (M, V)
+    return target + xp.matmul(xp.permute_dims(onehot, (1, 0)), values)   # (V, E)
