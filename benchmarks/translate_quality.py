@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from rnnkit.io.atomic import write_json  # noqa: E402
 from rnnkit.translate.api import prepare_pairs  # noqa: E402
-from rnnkit.translate.data import TextOptions, sentence_groups, split_indices  # noqa: E402
+from rnnkit.translate.data import TextOptions, disjoint_from, sentence_groups, split_indices  # noqa: E402
 from rnnkit.translate.translator import Translator  # noqa: E402
 
 CONFIGS = {
@@ -79,6 +79,10 @@ def main(argv=None) -> int:
     p.add_argument("--select-decoding", action="store_true",
                    help="choose the beam size and length penalty on the validation pairs (beam 5 and 10, "
                         "alpha 0, 0.6, 1.0) and report the test scores with that choice too")
+    p.add_argument("--extra-pairs", action="store_true",
+                   help="also train on the file's other pairs under 10 words (outside the six English prefixes), "
+                        "minus every pair sharing a normalised sentence with the validation or test side: "
+                        "the same test side, about 10x the training data")
     p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
     p.add_argument("--out", dest="json", default=None, help="write the results here")
     p.add_argument("--save-dir", default=None, help="save each trained model here")
@@ -100,6 +104,16 @@ def main(argv=None) -> int:
         args.minutes, args.epochs, args.hidden_size, args.embedding_size = 0.25, 2, 32, 16
     pick = lambda idx: [data[i] for i in idx]
     train, valid, test = pick(i_train), pick(i_valid), pick(i_test)
+    if args.extra_pairs:
+        everything, _ = prepare_pairs(args.data, src_col=1, tgt_col=0, max_words=10, prefix_filter=None)
+        subset = set(data)
+        others = [pr for pr in everything if pr not in subset]
+        extra = disjoint_from(others, valid + test, TextOptions())
+        print(f"--extra-pairs: {len(others)} pairs outside the prefix subset, {len(extra)} kept after dropping "
+              f"those sharing a sentence with the validation or test side", flush=True)
+        if args.smoke:
+            extra = extra[:500]
+        train = train + extra
     print(f"{info['source']}: {info['read']} pairs read, {info['kept']} kept by the filters; "
           f"train {len(train)}, valid {len(valid)}, test {len(test)} "
           f"(split by {len(set(groups.tolist()))} sentence groups: no sentence on two sides)", flush=True)
@@ -156,7 +170,8 @@ def main(argv=None) -> int:
               f"{r['greedy']['chrf']:.1f} / {r[beam_label]['chrf']:.1f} | {r['steps']} ({r['epochs']}) | "
               f"{r['train_seconds'] / 60:.1f} min ({r['train_cpu_seconds'] / 60:.1f}) | {r['stop_reason']} |")
     if args.json:
-        write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test)),
+        write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test),
+                                            extra_pairs=args.extra_pairs),
                                "args": vars(args), "results": results}, what="--out")
     return 0
 

@@ -191,3 +191,24 @@ def test_one_pair_per_group_splits_exactly_as_the_pair_by_pair_split():
     plain = split_indices(500, valid=0.1, test=0.1, seed=7)
     grouped = split_indices(500, valid=0.1, test=0.1, seed=7, groups=np.arange(500))
     assert all(np.array_equal(a, b) for a, b in zip(plain, grouped))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_extra_training_pairs_keep_the_held_out_sentences_unseen(seed):
+    """Pairs added to training after the grouped split (benchmark --extra-pairs) drop every pair that shares
+    a normalised source or target sentence with the validation or test side, and keep all the others."""
+    from rnnkit.translate.data import disjoint_from, sentence_groups
+    rng = np.random.default_rng(seed)
+    pairs = _paraphrase_pairs(rng)
+    opts = TextOptions()
+    norm = lambda s: " ".join(tokenize(s, opts))
+    tr, va, te = split_indices(len(pairs), valid=0.15, test=0.2, seed=seed, groups=sentence_groups(pairs, opts))
+    held = [pairs[i] for i in np.concatenate([va, te])]
+    extra = [(s.lower() + " ", t.upper()) for s, t in pairs] + [("Une phrase neuve.", "A new sentence.")]
+    kept = disjoint_from(extra, held, opts)
+    held_src, held_tgt = {norm(s) for s, _ in held}, {norm(t) for _, t in held}
+    assert kept and ("Une phrase neuve.", "A new sentence.") in kept
+    assert all(norm(s) not in held_src and norm(t) not in held_tgt for s, t in kept)
+    dropped = [p for p in extra if p not in kept]
+    assert len(dropped) >= len(held)                # every re-cased copy of a held-out pair is gone
+    assert all(norm(s) in held_src or norm(t) in held_tgt for s, t in dropped)

@@ -32,7 +32,8 @@ from ..io.inputs import read_text
 from ..vocab import Vocab as _Vocab
 
 __all__ = ["batches_per_epoch", "TextOptions", "normalize_text", "tokenize", "detokenize", "read_pairs", "filter_pairs",
-           "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "sentence_groups", "Batch", "make_batch",
+           "ENGLISH_PREFIXES", "Vocab", "PAD", "SOS", "EOS", "UNK", "split_indices", "sentence_groups", "sentence_keys",
+           "disjoint_from", "Batch", "make_batch",
            "bucket_batches"]
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
@@ -263,6 +264,28 @@ def sentence_groups(pairs: Sequence[Tuple[str, str]], opts: TextOptions = TextOp
         keys.append(a)
     roots = {}
     return np.array([roots.setdefault(find(k), len(roots)) for k in keys], dtype=np.int64)
+
+
+def sentence_keys(pairs: Sequence[Tuple[str, str]], opts: TextOptions = TextOptions()) -> set:
+    """The normalised source and target sentences of ``pairs``, as the keys :func:`sentence_groups` joins on."""
+    keys = set()
+    for src, tgt in pairs:
+        keys.add("S\t" + " ".join(tokenize(src, opts)))
+        keys.add("T\t" + " ".join(tokenize(tgt, opts)))
+    return keys
+
+
+def disjoint_from(pairs: Sequence[Tuple[str, str]], held: Sequence[Tuple[str, str]],
+                  opts: TextOptions = TextOptions()) -> List[Tuple[str, str]]:
+    """The pairs of ``pairs`` whose normalised source and target sentences both occur nowhere in ``held``.
+
+    For adding training data to a split made by :func:`sentence_groups`: extra pairs that share a
+    sentence with the validation or test side (another phrasing of a test reference) are dropped, so
+    the held-out sides stay unseen.
+    """
+    keys = sentence_keys(held, opts)
+    return [(s, t) for s, t in pairs
+            if "S\t" + " ".join(tokenize(s, opts)) not in keys and "T\t" + " ".join(tokenize(t, opts)) not in keys]
 
 
 class Batch(NamedTuple):
