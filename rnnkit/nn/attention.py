@@ -128,7 +128,7 @@ class Attention(Module):
             mask = mask[:, None, :]                                  # (N, 1, S) for every query
         w = _masked_softmax(e, mask)                                 # (N, [T,] S)
         if w.ndim == 2:
-            context = xp.matmul(w[:, None, :], memory.values)[:, 0]  # (N, K)
+            context = xp.matmul(w[:, None, :], memory.values)[:, 0, :]  # (N, K)
         else:
             context = xp.matmul(w, memory.values)                    # (N, T, K)
         return context, w, (w, score_cache)
@@ -324,7 +324,7 @@ def _bilinear(s, keys):
 def _bilinear_backward(d_e, s, keys):
     xp = namespace(d_e, s, keys)
     if s.ndim == 2:
-        d_query = xp.matmul(d_e[:, None, :], keys)[:, 0]             # (N, Q)
+        d_query = xp.matmul(d_e[:, None, :], keys)[:, 0, :]          # (N, Q)
         d_keys = d_e[:, :, None] * s[:, None, :]                     # (N, S, Q)
     else:
         d_query = xp.matmul(d_e, keys)                               # (N, T, Q)

@@ -49,10 +49,10 @@ class Linear(Module):
         if tuple(x.shape[-1:]) != (self.in_features,):
             raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, "
                              f"got shape {tuple(x.shape)}")
+        xp = namespace(x, W)    # refuses arrays of two libraries (a host input for device weights)
         if x.dtype != W.dtype:  # NumPy would silently promote (float64 math, float64 output) or truncate
             raise ShapeError(f"Linear input: expected dtype {W.dtype} (the weight's dtype), got {x.dtype}; "
                              f"cast with x.astype(np.{W.dtype})")
-        xp = namespace(x, W)
         y = xp.matmul(x, xp.permute_dims(W, (1, 0)))           # (..., out)
         if self.bias is not None:
             y += self.bias.data

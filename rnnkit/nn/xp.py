@@ -59,6 +59,11 @@ def namespace(*arrays) -> Any:
     All NumPy (or no arrays at all): NumPy itself. Otherwise the namespace
     array-api-compat finds, which refuses arrays of two different libraries.
     """
+    for a in arrays:                      # the hot path (every layer call on NumPy): a type test per array
+        if type(a) is not np.ndarray and a is not None:
+            break
+    else:
+        return np if _NUMPY_IS_STANDARD else _numpy_namespace()
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, np.generic))]
     if all(isinstance(a, np.ndarray) for a in real):
         return _numpy_namespace()
