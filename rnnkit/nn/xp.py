@@ -211,3 +211,20 @@ def assign(target, values) -> None:
     moved = to_device(values if hasattr(values, "__array_namespace__") else np.asarray(values),
                       device_of(target), xp)
     target[...] = xp.astype(moved, target.dtype)
+
+
+def device_namespace(device) -> Tuple[Any, Any]:
+    """``(xp, device)`` for a device named by a string (:func:`resolve_device`) or given as a library's device
+    object (``cupy.cuda.Device(0)``, ``array_api_strict.Device("device1")``): what an estimator's ``device``
+    setting needs to move its network there. Raises :class:`DeviceError` for anything else."""
+    xp, dev = resolve_device(device)
+    if xp is not None:
+        return xp, dev
+    module = type(device).__module__
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+        return array_api_strict, device
+    if module.startswith("cupy"):
+        import cupy
+        return cupy, device
+    raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:K' or a CuPy/array-api-strict device")
