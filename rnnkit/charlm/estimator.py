@@ -215,9 +215,13 @@ class CharModel(Estimator):
     def _device(self):
         """``(xp, device)`` of the ``device`` setting; a missing CuPy or GPU is one line naming the flag and the fix."""
         try:
-            return device_namespace(self.device)
+            xp, dev = device_namespace(self.device)
         except DeviceError as e:
             raise DeviceError(f"{flag_of('device')}: {e}") from None
+        if dev != "cpu" and not hasattr(CharLM, "to"):      # a build without the engine's device support
+            raise DeviceError(f"{flag_of('device')} {self.device}: this rnnkit cannot move a network to a device "
+                              "yet (Module.to is missing); use --device cpu")
+        return xp, dev
 
     def to(self, device) -> "CharModel":
         """Move the fitted network to ``device`` ("cpu", "cuda", "cuda:K"), set ``device``; returns self."""
