@@ -18,6 +18,11 @@ commands are thin wrappers over this class::
     lm = CharModel(hidden_size=128, num_layers=1, max_minutes=5, progress=True).fit(text)
     print(lm.sample(prime="The ", length=200, random_state=1))
     print(lm.score(other_text))        # {"loss": ..., "bits_per_char": ..., "perplexity": ..., "chars": ...}
+
+``CharModel(device="cuda")`` trains on a GPU through CuPy (the ``gpu`` extra): the
+network is initialised on the host from the seed, as on the CPU, then moved;
+model files always hold host arrays, and a loaded model is on the host
+(``lm.to("cuda")`` moves it).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
+from ..nn.xp import DeviceError, device_namespace, host_copy
 from ..optim import Adam, CosineAnnealingLR
 from ..train.progress import say
 from .data import Vocab, split_text
@@ -100,6 +106,8 @@ class CharModel(Estimator):
     dtype : float32 or float64: the network's number type (float64: exact comparisons, such as a
         data-parallel run against one process; twice the memory and slower)
     progress : progress bar, notes and samples on stderr while training
+    device : where fit trains the network: cpu, cuda or cuda:K (an NVIDIA GPU through CuPy, the gpu
+        extra: pip install 'rnnkit[gpu]'); model files always hold host arrays and load on the cpu
 
     Attributes (after fit or load)
     ------------------------------
@@ -128,7 +136,8 @@ class CharModel(Estimator):
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
                  test_fraction: float = 0.0, validate_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
-                 random_state: Optional[int] = 0, dtype: str = "float32", progress: bool = False):
+                 random_state: Optional[int] = 0, dtype: str = "float32", progress: bool = False,
+                 device: str = "cpu"):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -157,6 +166,7 @@ class CharModel(Estimator):
         self.random_state = random_state
         self.dtype = dtype
         self.progress = progress
+        self.device = device
 
     # -- checks -------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -197,9 +207,29 @@ class CharModel(Estimator):
         check_choice(flag_of("dtype"), self.dtype, _DTYPES)
         check_flag(flag_of("progress"), self.progress)
         check_seed(flag_of("random_state"), self.random_state)
+        self._device()
         if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
             raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
                                       "laid out over a known number of steps (--max-minutes alone cannot say how many)")
+
+    def _device(self):
+        """``(xp, device)`` of the ``device`` setting; a missing CuPy or GPU is one line naming the flag and the fix."""
+        try:
+            xp, dev = device_namespace(self.device)
+        except DeviceError as e:
+            raise DeviceError(f"{flag_of('device')}: {e}") from None
+        if dev != "cpu" and not hasattr(CharLM, "to"):      # a build without the engine's device support
+            raise DeviceError(f"{flag_of('device')} {self.device}: this rnnkit cannot move a network to a device "
+                              "yet (Module.to is missing); use --device cpu")
+        return xp, dev
+
+    def to(self, device) -> "CharModel":
+        """Move the fitted network to ``device`` ("cpu", "cuda", "cuda:K"), set ``device``; returns self."""
+        self._check_fitted()
+        self.device = device
+        _, dev = self._device()
+        self.model_.to(dev)
+        return self
 
     def _stopping(self) -> Tuple[Optional[int], Optional[int], Optional[float]]:
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
@@ -236,7 +266,14 @@ class CharModel(Estimator):
                     weight_drop=self.weight_drop, zoneout=self.zoneout)
 
     def _network_state(self) -> Dict[str, np.ndarray]:
-        return self.model_.state_dict()
+        """Host copies of every parameter (wherever the network is), by their state_dict names."""
+        return {name: host_copy(p.data) for name, p in self.model_.named_parameters(remove_duplicate=False)}
+
+    def _file_config(self, fitted=None) -> Dict[str, Any]:
+        config = super()._file_config(fitted)
+        if not isinstance(config["params"].get("device"), str):    # a library's device object is not JSON
+            config["params"]["device"] = str(self.device)
+        return config
 
     def _activation_bytes(self, V: int, itemsize: int) -> int:
         """Bytes one training step keeps for backward: T*N*(L*(G+2)*H + D + 3V) values (caches, logits, grads)."""
@@ -272,7 +309,10 @@ class CharModel(Estimator):
         model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                        embedding_size=self.embedding_size, dropout=self.dropout, dtype=self.dtype,
                        rng=np.random.default_rng([seed, 7]), **self._variant_kw())
-        optimizer = Adam(model.parameters(), lr=self.learning_rate)
+        _, device = self._device()
+        if device != "cpu":     # initialised on the host from the seed, like a CPU run, then moved
+            model.to(device)
+        optimizer = Adam(model.parameters(), lr=self.learning_rate)   # its state is allocated beside them
         schedule = None
         if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
             total = min(n for n in (epochs * len(batches(0, None)) if epochs else None, max_steps) if n)

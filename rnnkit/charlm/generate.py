@@ -31,6 +31,7 @@ from ..errors import HyperparameterError
 from ..estimator import available_memory, flag_of
 from ..runs import format_bytes
 from ..nn import log_softmax
+from ..nn.xp import to_host
 from .model import CharLM
 
 __all__ = ["warm_up", "stream", "sample_text", "beam_search", "check_sampling", "check_beam", "MAX_LENGTH",
@@ -136,7 +137,7 @@ def _emit(model, cur, state, length, temperature, top_k, top_p, rng) -> Iterator
         for _ in range(length):
             ids[0] = cur
             logits, state = model.step(ids, state)                   # (1, V)
-            cur = _next_id(logits[0], temperature, top_k, top_p, rng)
+            cur = _next_id(to_host(logits)[0], temperature, top_k, top_p, rng)   # drawn on the host
             yield chars[cur]
 
 
@@ -164,6 +165,7 @@ def beam_search(model: CharLM, prime: str = "", length: int = 100, beam: int = 5
         char_of = np.zeros((length, beam), dtype=np.int32)         # (steps, B) character it added
         for t in range(length):
             logits, state = model.step(cur, state)                # (b, V)
+            logits = to_host(logits)                               # the search runs on the host
             total = (scores[:, None] + log_softmax(logits.astype(np.float64))).ravel()  # (b*V,)
             k = min(beam, total.size)
             top = np.argpartition(-total, k - 1)[:k]

@@ -15,6 +15,12 @@ The model is stateful: ``forward`` takes the state that the previous chunk
 ended in and returns the new one, so consecutive chunks of the same streams
 form one long sequence (truncated BPTT: ``backward`` does not send a gradient
 into the incoming state).
+
+The model computes where its parameters are (:mod:`rnnkit.nn.xp`): after
+``model.to("cuda")`` the ids, targets and states it is given (NumPy arrays) are
+moved to that device on the way in; losses come back as Python floats and
+:meth:`CharLM.state_arrays` as host arrays, so batches, checkpoints and
+generation code stay NumPy.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ..checks import check_choice, check_count, check_probability
 from ..errors import DataError
 from ..nn import Dropout, Embedding, Linear, Module, Recurrent, cross_entropy, log_softmax
 from ..nn.shapes import CELL_MODES
+from ..nn.xp import as_array, device_of, is_numpy, namespace, to_device, to_host
 from .data import Vocab
 
 __all__ = ["CharLM", "CELLS", "MODES"]
@@ -90,12 +97,12 @@ class CharLM(Module):
 
     def initial_state(self, n: int):
         """The zero state for ``n`` streams: (L, N, P), for LSTM the pair with c (L, N, H)."""
-        z = tuple(np.zeros((self.num_layers, n, size), self.dtype) for size in self.rnn._state_sizes())
+        z = tuple(self._here(np.zeros((self.num_layers, n, size), self.dtype)) for size in self.rnn._state_sizes())
         return z if self.cell == "lstm" else z[0]
 
     def state_arrays(self, state) -> Dict[str, np.ndarray]:
-        """The state as named arrays (``h``, and ``c`` for LSTM), e.g. for a checkpoint."""
-        return {"h": state[0], "c": state[1]} if self.cell == "lstm" else {"h": state}
+        """The state as named host arrays (``h``, and ``c`` for LSTM), e.g. for a checkpoint."""
+        return {"h": to_host(state[0]), "c": to_host(state[1])} if self.cell == "lstm" else {"h": to_host(state)}
 
     def state_from_arrays(self, arrays: Dict[str, np.ndarray]):
         return (arrays["h"], arrays["c"]) if self.cell == "lstm" else arrays["h"]
@@ -104,17 +111,37 @@ class CharLM(Module):
     def select_state(state, index):
         """Rows ``index`` of every state array (beam search reorders streams with it)."""
         if isinstance(state, tuple):
-            return tuple(s[:, index] for s in state)
-        return state[:, index]
+            return tuple(CharLM.select_state(s, index) for s in state)
+        if is_numpy(state):
+            return state[:, index]
+        xp = namespace(state)
+        return xp.take(state, to_device(np.asarray(index), device_of(state), xp), axis=1)
+
+    def _here(self, a):
+        """``a`` (an array, a state tuple or None) on the parameters' device; NumPy models take it as it is."""
+        W = self.head.weight.data
+        if a is None or isinstance(W, np.ndarray):
+            return a
+        if isinstance(a, tuple):
+            return tuple(self._here(s) for s in a)
+        return to_device(as_array(a), device_of(W), namespace(W))
 
     # -- forward / backward ------------------------------------------------
     def _inputs(self, ids: np.ndarray):
         if self.embedding_size:
             return self.embed.forward(ids)                          # (T, N, E), cache
         V = len(self.vocab)
-        if ids.size and (ids.min() < 0 or ids.max() >= V):
-            raise DataError(f"ids must lie in [0, {V}), got min {ids.min()} and max {ids.max()}")
-        return np.eye(V, dtype=self.dtype)[ids], None               # (T, N, V) one-hot
+        if is_numpy(ids):
+            if ids.size and (ids.min() < 0 or ids.max() >= V):
+                raise DataError(f"ids must lie in [0, {V}), got min {ids.min()} and max {ids.max()}")
+            return np.eye(V, dtype=self.dtype)[ids], None           # (T, N, V) one-hot
+        xp = namespace(ids)
+        low, high = (int(xp.min(ids)), int(xp.max(ids))) if ids.size else (0, 0)
+        if low < 0 or high >= V:
+            raise DataError(f"ids must lie in [0, {V}), got min {low} and max {high}")
+        eye = xp.eye(V, dtype=self.head.weight.data.dtype, device=device_of(ids))
+        flat = xp.take(eye, xp.reshape(ids, (-1,)), axis=0)          # (T*N, V)
+        return xp.reshape(flat, (*ids.shape, V)), None              # (T, N, V) one-hot
 
     def forward(self, ids, state=None, rng: Optional[np.random.Generator] = None):
         """Logits (T, N, V) for ids (T, N) from ``state`` (None = zeros).
@@ -122,9 +149,10 @@ class CharLM(Module):
         Returns ``(logits, state_n, cache)``. ``rng`` is needed in training mode
         when dropout > 0.
         """
-        ids = np.asarray(ids)
+        ids = self._here(as_array(ids))
         if ids.ndim != 2:
-            raise DataError(f"ids: expected a 2-D array (T, N), got shape {ids.shape}")
+            raise DataError(f"ids: expected a 2-D array (T, N), got shape {tuple(ids.shape)}")
+        state = self._here(state)
         x, c_in = self._inputs(ids)
         h, state_n, c_rnn = self.rnn.forward(x, state, None, rng)  # (T, N, H)
         h, c_drop = self.drop.forward(h, rng)
@@ -146,24 +174,25 @@ class CharLM(Module):
         Gradients are *added* to ``.grad`` (zero them first).
         """
         logits, state_n, cache = self.forward(ids, state, rng)
-        loss, d_logits = cross_entropy(logits, targets)
+        loss, d_logits = cross_entropy(logits, self._here(as_array(targets)))
         self.backward(d_logits, cache)
         return loss, state_n
 
     def nll(self, ids, targets, state=None) -> Tuple[float, object]:
         """Summed negative log-likelihood (nats) of ``targets`` and the final state; no gradients."""
         logits, state_n, _ = self.forward(ids, state)
+        xp = namespace(logits)
         logp = log_softmax(logits)                                 # (T, N, V)
-        picked = np.take_along_axis(logp, np.asarray(targets)[..., None], axis=-1)
-        return -float(picked.sum(dtype=np.float64)), state_n
+        picked = xp.take_along_axis(logp, self._here(as_array(targets))[..., None], axis=-1)
+        return -float(xp.sum(picked, dtype=xp.float64)), state_n
 
     def step(self, ids, state):
         """One character per stream: ids (N,) -> logits (N, V), new state. For generation."""
-        ids = np.asarray(ids)
+        ids = self._here(as_array(ids))
         if ids.ndim != 1:
-            raise DataError(f"ids: expected a 1-D array (N,), one character per stream, got shape {ids.shape}")
+            raise DataError(f"ids: expected a 1-D array (N,), one character per stream, got shape {tuple(ids.shape)}")
         x, _ = self._inputs(ids[None, :])                          # (1, N, D)
-        h, state_n, _ = self.rnn.step_forward(x[0], state)         # (N, H)
+        h, state_n, _ = self.rnn.step_forward(x[0, ...], self._here(state))   # (N, H)
         h, _ = self.drop.forward(h, None)
         logits, _ = self.head.forward(h)                           # (N, V)
         return logits, state_n

@@ -39,6 +39,7 @@ SHARED = {
     "max_steps": "--max-steps", "max_minutes": "--max-minutes", "validation_fraction": "--validation-fraction",
     "random_state": "--random-state", "progress": "--progress", "out": "--out", "resume": "--resume",
     "threads": "--threads", "test_fraction": "--test-fraction", "checkpoint_every": "--checkpoint-every",
+    "device": "--device",
 }
 
 

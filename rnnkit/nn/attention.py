@@ -37,6 +37,9 @@ dot has none and needs Q == K. Initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 as a PyTorch ``Linear`` without bias. Departure from the papers: none of the
 scorers has a bias (the equations above have none, and a bias added to every
 :math:`e_j` cancels in the softmax anyway for dot and general).
+
+The arithmetic runs in the array namespace of the inputs and parameters
+(:mod:`rnnkit.nn.xp`): NumPy as before, or device arrays that stay on their device.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, check_array
+from .xp import as_array, dtype_in, is_numpy, namespace
 
 __all__ = ["Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "Memory",
            "make_attention", "ATTENTION_TYPES"]
@@ -63,17 +67,19 @@ class Memory(NamedTuple):
 
 def _masked_softmax(e: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
     """Softmax over the last axis (S) that gives exactly zero weight where mask is False."""
+    xp = namespace(e)
     if mask is not None:
-        e = np.where(mask, e, -np.inf)      # exp(-inf) = 0: padding never receives weight
-    e = e - e.max(axis=-1, keepdims=True)
-    w = np.exp(e)
-    w /= w.sum(axis=-1, keepdims=True)
+        e = xp.where(mask, e, -xp.inf)      # exp(-inf) = 0: padding never receives weight
+    e = e - xp.max(e, axis=-1, keepdims=True)
+    w = xp.exp(e)
+    w /= xp.sum(w, axis=-1, keepdims=True)
     return w
 
 
 def _softmax_backward(w: np.ndarray, dw: np.ndarray) -> np.ndarray:
     """d e_j = a_j (d a_j - sum_k a_k d a_k); zero at masked positions because a_j is zero there."""
-    return w * (dw - (w * dw).sum(axis=-1, keepdims=True))
+    xp = namespace(w, dw)
+    return w * (dw - xp.sum(w * dw, axis=-1, keepdims=True))
 
 
 class Attention(Module):
@@ -90,16 +96,18 @@ class Attention(Module):
     # -- keys: once per memory ---------------------------------------------
     def prepare(self, memory: np.ndarray, mask: Optional[np.ndarray] = None) -> Memory:
         """Validate the memory (N, S, K) and the mask (N, S), and compute the keys."""
-        memory = check_array(memory, f"{type(self).__name__} memory", ndims=(3,), last=self.memory_size,
-                             layout=f"(N, S, K={self.memory_size})", dtype=self.dtype)
+        memory = _check(memory, f"{type(self).__name__} memory", ndims=(3,), last=self.memory_size,
+                        layout=f"(N, S, K={self.memory_size})", dtype=self.dtype)
         if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != memory.shape[:2]:
-                raise ShapeError(f"{type(self).__name__} mask: expected shape (N, S) = {memory.shape[:2]}, "
-                                 f"got {mask.shape}")
-            if not mask.any(axis=1).all():
+            mask = as_array(mask)
+            xp = namespace(memory, mask)
+            mask = np.asarray(mask, dtype=bool) if xp is np else xp.astype(mask, xp.bool)
+            if tuple(mask.shape) != tuple(memory.shape[:2]):
+                raise ShapeError(f"{type(self).__name__} mask: expected shape (N, S) = {tuple(memory.shape[:2])}, "
+                                 f"got {tuple(mask.shape)}")
+            if not bool(xp.all(xp.any(mask, axis=1))):
                 raise ShapeError(f"{type(self).__name__} mask: every sequence needs at least one real position")
-            if mask.all():
+            if bool(xp.all(mask)):
                 mask = None               # nothing padded: skip the masking work
         return Memory(memory, self._keys(memory), mask)
 
@@ -113,15 +121,16 @@ class Attention(Module):
 
         No validation here: this is the decoder's per-step path (``prepare`` checked the memory).
         """
+        xp = namespace(query, memory.values)
         e, score_cache = self._scores(query, memory.keys)           # (N, [T,] S)
         mask = memory.mask
         if mask is not None and e.ndim == 3:
             mask = mask[:, None, :]                                  # (N, 1, S) for every query
         w = _masked_softmax(e, mask)                                 # (N, [T,] S)
         if w.ndim == 2:
-            context = (w[:, None, :] @ memory.values)[:, 0]          # (N, K)
+            context = xp.matmul(w[:, None, :], memory.values)[:, 0, :]  # (N, K)
         else:
-            context = w @ memory.values                              # (N, T, K)
+            context = xp.matmul(w, memory.values)                    # (N, T, K)
         return context, w, (w, score_cache)
 
     def attend_backward(self, d_context: np.ndarray, cache, memory: Memory,
@@ -129,12 +138,13 @@ class Attention(Module):
         """Returns ``(d_query, d_keys, d_values)``; parameter gradients of the query side are added."""
         w, score_cache = cache
         h = memory.values
+        xp = namespace(d_context, h)
         if w.ndim == 2:
-            dw = (h @ d_context[:, :, None])[:, :, 0]                # (N, S): d a_j = dc . h_j
+            dw = xp.matmul(h, d_context[:, :, None])[:, :, 0]        # (N, S): d a_j = dc . h_j
             d_values = w[:, :, None] * d_context[:, None, :]         # (N, S, K)
         else:
-            dw = d_context @ h.transpose(0, 2, 1)                     # (N, T, S)
-            d_values = w.transpose(0, 2, 1) @ d_context               # (N, S, K): sum over queries
+            dw = xp.matmul(d_context, xp.permute_dims(h, (0, 2, 1)))  # (N, T, S)
+            d_values = xp.matmul(xp.permute_dims(w, (0, 2, 1)), d_context)   # (N, S, K): sum over queries
         if d_weights is not None:
             dw = dw + d_weights
         d_e = _softmax_backward(w, dw)
@@ -144,8 +154,8 @@ class Attention(Module):
     # -- both halves -------------------------------------------------------
     def forward(self, query, memory, mask=None):
         """``(context, weights, cache)`` for query (N, Q) or (N, T, Q) over memory (N, S, K)."""
-        query = check_array(query, f"{type(self).__name__} query", ndims=(2, 3), last=self.query_size,
-                            layout=f"(N, Q={self.query_size}) or (N, T, Q)", dtype=self.dtype)
+        query = _check(query, f"{type(self).__name__} query", ndims=(2, 3), last=self.query_size,
+                       layout=f"(N, Q={self.query_size}) or (N, T, Q)", dtype=self.dtype)
         mem = self.prepare(memory, mask)
         if query.shape[0] != mem.values.shape[0]:
             raise ShapeError(f"{type(self).__name__}: query batch {query.shape[0]} != memory batch "
@@ -166,6 +176,18 @@ class Attention(Module):
 def _init(rng, shape, fan_in, dtype):
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def _check(a, what, *, ndims, layout, last, dtype):
+    """:func:`check_array`'s checks for arrays of any library (a device array is never copied to the host)."""
+    a = as_array(a)
+    if is_numpy(a):
+        return check_array(a, what, ndims=ndims, layout=layout, last=last, dtype=dtype)
+    if a.ndim not in ndims or (last is not None and a.shape[-1] != last):
+        raise ShapeError(f"{what}: expected {layout}, got shape {tuple(a.shape)}")
+    if a.dtype != dtype_in(namespace(a), dtype):
+        raise ShapeError(f"{what}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {a.dtype}")
+    return a
 
 
 def _check_sizes(**sizes):
@@ -195,29 +217,33 @@ class AdditiveAttention(Attention):
         self.add_parameter("v", _init(rng, (attention_size,), attention_size, dtype))
 
     def _keys(self, h):
-        return h @ self.U.data.T                                     # (N, S, A)
+        xp = namespace(h, self.U.data)
+        return xp.matmul(h, xp.permute_dims(self.U.data, (1, 0)))    # (N, S, A)
 
     def _keys_backward(self, d_keys, h):
         return _linear_keys_backward(self.U, d_keys, h)
 
     def _scores(self, s, keys):
-        ws = s @ self.W.data.T                                       # (N, [T,] A)
+        xp = namespace(s, keys, self.W.data)
+        ws = xp.matmul(s, xp.permute_dims(self.W.data, (1, 0)))     # (N, [T,] A)
         if s.ndim == 2:
-            t = np.tanh(ws[:, None, :] + keys)                       # (N, S, A)
+            t = xp.tanh(ws[:, None, :] + keys)                       # (N, S, A)
         else:
-            t = np.tanh(ws[:, :, None, :] + keys[:, None, :, :])     # (N, T, S, A)
-        e = t @ self.v.data                                          # (N, [T,] S)
+            t = xp.tanh(ws[:, :, None, :] + keys[:, None, :, :])     # (N, T, S, A)
+        e = xp.matmul(t, self.v.data)                                # (N, [T,] S)
         return e, (s, t)
 
     def _scores_backward(self, d_e, cache):
         s, t = cache
         A = self.attention_size
-        self.v.grad += (d_e[..., None] * t).reshape(-1, A).sum(axis=0)
+        xp = namespace(d_e, t)
+        self.v.grad += xp.sum(xp.reshape(d_e[..., None] * t, (-1, A)), axis=0)
         g = (d_e[..., None] * self.v.data) * (1.0 - t * t)           # (N, [T,] S, A)
-        d_ws = g.sum(axis=-2)                                        # (N, [T,] A)
-        self.W.grad += d_ws.reshape(-1, A).T @ s.reshape(-1, self.query_size)  # (A, Q)
-        d_query = d_ws @ self.W.data                                 # (N, [T,] Q)
-        d_keys = g if g.ndim == 3 else g.sum(axis=1)                 # (N, S, A): summed over queries
+        d_ws = xp.sum(g, axis=-2)                                    # (N, [T,] A)
+        self.W.grad += xp.matmul(xp.permute_dims(xp.reshape(d_ws, (-1, A)), (1, 0)),
+                                 xp.reshape(s, (-1, self.query_size)))   # (A, Q)
+        d_query = xp.matmul(d_ws, self.W.data)                       # (N, [T,] Q)
+        d_keys = g if g.ndim == 3 else xp.sum(g, axis=1)             # (N, S, A): summed over queries
         return d_query, d_keys
 
 
@@ -271,7 +297,8 @@ class GeneralAttention(_BilinearScores):
         self.add_parameter("W_a", _init(rng, (query_size, memory_size), memory_size, dtype))
 
     def _keys(self, h):
-        return h @ self.W_a.data.T                                   # (N, S, Q)
+        xp = namespace(h, self.W_a.data)
+        return xp.matmul(h, xp.permute_dims(self.W_a.data, (1, 0)))  # (N, S, Q)
 
     def _keys_backward(self, d_keys, h):
         return _linear_keys_backward(self.W_a, d_keys, h)
@@ -280,24 +307,28 @@ class GeneralAttention(_BilinearScores):
 def _linear_keys_backward(W, d_keys, h):
     """Backward of keys = h W^T: adds dW = sum_j d k_j^T h_j to ``W.grad``, returns dh = d_keys W (N, S, K)."""
     N, S, K = h.shape
-    W.grad += d_keys.reshape(N * S, -1).T @ h.reshape(N * S, K)     # (A or Q, K)
-    return d_keys @ W.data                                           # (N, S, K)
+    xp = namespace(d_keys, h)
+    W.grad += xp.matmul(xp.permute_dims(xp.reshape(d_keys, (N * S, -1)), (1, 0)),
+                        xp.reshape(h, (N * S, K)))                   # (A or Q, K)
+    return xp.matmul(d_keys, W.data)                                 # (N, S, K)
 
 
 def _bilinear(s, keys):
     """e_j = s . k_j for one query (N, Q) or T queries (N, T, Q)."""
+    xp = namespace(s, keys)
     if s.ndim == 2:
-        return (keys @ s[:, :, None])[:, :, 0]                       # (N, S)
-    return s @ keys.transpose(0, 2, 1)                               # (N, T, S)
+        return xp.matmul(keys, s[:, :, None])[:, :, 0]               # (N, S)
+    return xp.matmul(s, xp.permute_dims(keys, (0, 2, 1)))            # (N, T, S)
 
 
 def _bilinear_backward(d_e, s, keys):
+    xp = namespace(d_e, s, keys)
     if s.ndim == 2:
-        d_query = (d_e[:, None, :] @ keys)[:, 0]                     # (N, Q)
+        d_query = xp.matmul(d_e[:, None, :], keys)[:, 0, :]          # (N, Q)
         d_keys = d_e[:, :, None] * s[:, None, :]                     # (N, S, Q)
     else:
-        d_query = d_e @ keys                                         # (N, T, Q)
-        d_keys = d_e.transpose(0, 2, 1) @ s                          # (N, S, Q): summed over queries
+        d_query = xp.matmul(d_e, keys)                               # (N, T, Q)
+        d_keys = xp.matmul(xp.permute_dims(d_e, (0, 2, 1)), s)       # (N, S, Q): summed over queries
     return d_query, d_keys
 
 

@@ -4,7 +4,10 @@ Each follows the layer contract of :mod:`rnnkit.nn.module`:
 ``forward(...) -> (output, cache)`` and ``backward(d_output, cache) -> d_input``
 (parameter gradients are added to ``.grad``); ``layer(...)`` is ``layer.forward(...)``.
 They accept any number of leading axes, so a (T, N, H) sequence goes through a
-Linear in one product.
+Linear in one product. They compute in the array namespace of their inputs and
+parameters (:mod:`rnnkit.nn.xp`): NumPy arrays run NumPy as before, device arrays
+(CuPy, array-api-strict) stay on their device; Dropout's mask is drawn on the host
+from the passed generator and moved, so a seed gives the same mask everywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, Parameter
+from .xp import as_array, device_of, is_numpy, namespace, scatter_add_rows, to_device
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
@@ -40,26 +44,29 @@ class Linear(Module):
         self.bias = _param(rng.uniform(-bound, bound, out_features), dtype) if bias else None
 
     def forward(self, x):
-        x = np.asarray(x)
-        if x.shape[-1:] != (self.in_features,):
-            raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, got shape {x.shape}")
-        dtype = self.weight.data.dtype
-        if x.dtype != dtype:  # NumPy would silently promote (float64 math, float64 output) or truncate
-            raise ShapeError(f"Linear input: expected dtype {dtype} (the weight's dtype), got {x.dtype}; "
-                             f"cast with x.astype(np.{dtype})")
-        y = x @ self.weight.data.T                             # (..., out)
+        x = as_array(x)
+        W = self.weight.data
+        if tuple(x.shape[-1:]) != (self.in_features,):
+            raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, "
+                             f"got shape {tuple(x.shape)}")
+        xp = namespace(x, W)    # refuses arrays of two libraries (a host input for device weights)
+        if x.dtype != W.dtype:  # NumPy would silently promote (float64 math, float64 output) or truncate
+            raise ShapeError(f"Linear input: expected dtype {W.dtype} (the weight's dtype), got {x.dtype}; "
+                             f"cast with x.astype(np.{W.dtype})")
+        y = xp.matmul(x, xp.permute_dims(W, (1, 0)))           # (..., out)
         if self.bias is not None:
             y += self.bias.data
         return y, x
 
     def backward(self, dy, cache):
         x = cache
-        x2 = x.reshape(-1, self.in_features)                   # (M, in)
-        dy2 = dy.reshape(-1, self.out_features)                # (M, out)
-        self.weight.grad += dy2.T @ x2                         # (out, in)
+        xp = namespace(dy, x)
+        x2 = xp.reshape(x, (-1, self.in_features))             # (M, in)
+        dy2 = xp.reshape(dy, (-1, self.out_features))          # (M, out)
+        self.weight.grad += xp.matmul(xp.permute_dims(dy2, (1, 0)), x2)   # (out, in)
         if self.bias is not None:
-            self.bias.grad += dy2.sum(axis=0)
-        return dy @ self.weight.data                           # (..., in)
+            self.bias.grad += xp.sum(dy2, axis=0)
+        return xp.matmul(dy, self.weight.data)                 # (..., in)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -87,20 +94,30 @@ class Embedding(Module):
         self.weight = _param(w, dtype)
 
     def forward(self, ids):
-        ids = np.asarray(ids)
-        if not np.issubdtype(ids.dtype, np.integer):
+        ids = as_array(ids)
+        W = self.weight.data
+        if is_numpy(ids, W):
+            if not np.issubdtype(ids.dtype, np.integer):
+                raise ShapeError(f"Embedding input: expected integer ids, got dtype {ids.dtype}")
+            _check_ids(ids.size, ids.min, ids.max, self.num_embeddings)
+            return W[ids], ids                                 # (*ids.shape, E)
+        xp = namespace(ids, W)
+        if not xp.isdtype(ids.dtype, "integral"):
             raise ShapeError(f"Embedding input: expected integer ids, got dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
-            raise ShapeError(f"Embedding input: ids must lie in [0, {self.num_embeddings}), "
-                             f"got min {ids.min()} and max {ids.max()}")
-        return self.weight.data[ids], ids                      # (*ids.shape, E)
+        _check_ids(_size(ids.shape), lambda: int(xp.min(ids)), lambda: int(xp.max(ids)), self.num_embeddings)
+        flat = xp.take(W, xp.reshape(ids, (-1,)), axis=0)      # (M, E): the standard's take is 1-D
+        return xp.reshape(flat, (*ids.shape, self.embedding_dim)), ids   # (*ids.shape, E)
 
     def backward(self, dy, cache):
-        ids = cache.reshape(-1)
-        dy2 = dy.reshape(-1, self.embedding_dim)
+        xp = namespace(dy, cache)
+        ids = xp.reshape(cache, (-1,))                         # (M,)
+        dy2 = xp.reshape(dy, (-1, self.embedding_dim))         # (M, E)
         if self.padding_idx is not None:
-            dy2 = dy2 * (ids != self.padding_idx)[:, None]
-        np.add.at(self.weight.grad, ids, dy2)                  # repeated ids accumulate
+            dy2 = dy2 * xp.astype(ids != self.padding_idx, dy2.dtype)[:, None]
+        grad = self.weight.grad
+        summed = scatter_add_rows(xp, grad, ids, dy2)          # repeated ids accumulate
+        if summed is not grad:                                 # a library without a scatter: keep grad's identity
+            grad[...] = summed
         return None                                            # ids have no gradient
 
     def extra_repr(self) -> str:
@@ -127,7 +144,12 @@ class Dropout(Module):
         if rng is None:
             raise ValueError("Dropout in training mode needs rng (a numpy.random.Generator)")
         keep = 1.0 - self.p
-        mask = (rng.random(x.shape) < keep).astype(x.dtype) / keep
+        if is_numpy(x):
+            mask = (rng.random(x.shape) < keep).astype(x.dtype) / keep
+        else:   # drawn on the host from the same generator, so a seed gives the same mask on every device
+            xp = namespace(x)
+            host = (rng.random(tuple(x.shape)) < keep).astype(_host_dtype(x.dtype)) / keep
+            mask = to_device(host, device_of(x), xp)
         return x * mask, mask
 
     def backward(self, dy, cache):
@@ -135,6 +157,24 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _check_ids(size, low, high, V) -> None:
+    """Ids in [0, V): ``low``/``high`` are called only when there are ids (on a device they read back one number)."""
+    if size and (low() < 0 or high() >= V):
+        raise ShapeError(f"Embedding input: ids must lie in [0, {V}), got min {low()} and max {high()}")
+
+
+def _host_dtype(dtype) -> np.dtype:
+    """The NumPy dtype named like another library's float dtype (array_api_strict.float32 -> float32)."""
+    return np.dtype(str(dtype).rsplit(".", 1)[-1])
 
 
 def _param(values, dtype) -> Parameter:

@@ -1,7 +1,10 @@
 """Loss functions, each returning the loss and its gradient with respect to the input.
 
 Losses are plain functions, not modules: they hold no parameters, and returning
-the gradient beside the value saves a cache round trip.
+the gradient beside the value saves a cache round trip. They compute in the array
+namespace of their inputs (:mod:`rnnkit.nn.xp`; targets and masks on the logits'
+device); the loss comes back as a Python float (one number read back from a
+device), the gradient as an array of the logits' library and device.
 """
 
 from __future__ import annotations
@@ -11,19 +14,23 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import ShapeError
+from .xp import as_array, device_of, namespace
 
 __all__ = ["log_softmax", "softmax", "cross_entropy", "mse", "bce_with_logits"]
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """log p_k = z_k - max(z) - log sum_j exp(z_j - max(z)), stable for any magnitude."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    xp = namespace(logits)
+    shifted = logits - xp.max(logits, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    """p_k = exp(z_k - max(z)) / sum_j exp(z_j - max(z))."""
+    xp = namespace(logits)
+    e = xp.exp(logits - xp.max(logits, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Optional[int] = None,
@@ -44,12 +51,14 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
     ``logits``: (..., C); ``targets``: integer (...); ``mask``: (...) like
     ``targets``. Returns ``(loss, d_logits)``.
     """
-    z = np.asarray(logits)
-    y = np.asarray(targets)
-    if z.shape[:-1] != y.shape:
-        raise ShapeError(f"cross_entropy: targets shape {y.shape} must equal logits shape without the "
-                         f"class axis {z.shape[:-1]}")
-    if not np.issubdtype(y.dtype, np.integer):
+    z = as_array(logits)
+    y = as_array(targets)
+    mask = None if mask is None else as_array(mask)
+    xp = namespace(z, y, mask)
+    if tuple(z.shape[:-1]) != tuple(y.shape):
+        raise ShapeError(f"cross_entropy: targets shape {tuple(y.shape)} must equal logits shape without the "
+                         f"class axis {tuple(z.shape[:-1])}")
+    if not xp.isdtype(y.dtype, "integral"):
         raise ShapeError(f"cross_entropy: expected integer targets, got dtype {y.dtype}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
@@ -58,53 +67,61 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
     eps = float(label_smoothing)
     C = z.shape[-1]
-    real = np.ones(y.shape, dtype=bool)
+    real = xp.ones(y.shape, dtype=xp.bool, device=device_of(y))
     if ignore_index is not None:
         real &= y != ignore_index
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != y.shape:  # no broadcasting: a (N,) mask over (T, N) targets is a bug, not a rule
-            raise ShapeError(f"cross_entropy: mask shape: expected the targets' shape {y.shape}, got {mask.shape}")
-        real &= mask.astype(bool)
-    y_safe = np.where(real, y, 0)                                # any valid class for tokens that are not real
-    if y_safe.size and (y_safe.min() < 0 or y_safe.max() >= C):
-        raise ShapeError(f"cross_entropy: targets must lie in [0, {C}), got min {y_safe.min()} and max {y_safe.max()}")
-    shifted = z - z.max(axis=-1, keepdims=True)                  # (..., C)
-    e = np.exp(shifted)                                          # the only exp: loss and gradient share it
-    total = e.sum(axis=-1, keepdims=True)                        # (..., 1)
-    logp = shifted - np.log(total)                               # log softmax
-    nll = -np.take_along_axis(logp, y_safe[..., None], axis=-1)[..., 0]
+        if tuple(mask.shape) != tuple(y.shape):  # no broadcasting: a (N,) mask over (T, N) targets is a bug
+            raise ShapeError(f"cross_entropy: mask shape: expected the targets' shape {tuple(y.shape)}, "
+                             f"got {tuple(mask.shape)}")
+        real &= xp.astype(mask, xp.bool)
+    y_safe = xp.where(real, y, 0)                                # any valid class for tokens that are not real
+    if y_safe.size and (int(xp.min(y_safe)) < 0 or int(xp.max(y_safe)) >= C):
+        raise ShapeError(f"cross_entropy: targets must lie in [0, {C}), got min {int(xp.min(y_safe))} "
+                         f"and max {int(xp.max(y_safe))}")
+    shifted = z - xp.max(z, axis=-1, keepdims=True)              # (..., C)
+    e = xp.exp(shifted)                                          # the only exp: loss and gradient share it
+    total = xp.sum(e, axis=-1, keepdims=True)                    # (..., 1)
+    logp = shifted - xp.log(total)                               # log softmax
+    nll = -xp.take_along_axis(logp, y_safe[..., None], axis=-1)[..., 0]
     if eps:
-        nll = (1.0 - eps) * nll - eps * logp.mean(axis=-1)
+        nll = (1.0 - eps) * nll - eps * xp.mean(logp, axis=-1)
     # where, not a product: the placeholder class of a non-real token may have a -inf logit (inf * 0 = NaN)
-    nll = np.where(real, nll, 0.0)
-    count = int(real.sum())
+    nll = xp.where(real, nll, 0.0)
+    count = int(xp.count_nonzero(real))
     denom = max(count, 1) if reduction == "mean" else 1
-    loss = float(nll.sum() / denom)
+    loss = float(xp.sum(nll) / denom)
     grad = e / total                                             # softmax p
     if eps:
         grad -= eps / C
-    np.put_along_axis(grad, y_safe[..., None],
-                      np.take_along_axis(grad, y_safe[..., None], axis=-1) - (1.0 - eps), axis=-1)
-    grad *= (real / denom)[..., None].astype(grad.dtype)
+    if isinstance(grad, np.ndarray):                             # p_y -= 1 - eps, in place
+        np.put_along_axis(grad, y_safe[..., None],
+                          np.take_along_axis(grad, y_safe[..., None], axis=-1) - (1.0 - eps), axis=-1)
+    else:                                                        # the standard has no put: a one-hot mask
+        classes = xp.arange(C, dtype=y_safe.dtype, device=device_of(y_safe))
+        grad -= xp.astype(y_safe[..., None] == classes, grad.dtype) * (1.0 - eps)
+    # 1/denom on real tokens, 0 elsewhere, in grad's dtype (the same numbers as real / denom cast down)
+    grad *= (xp.astype(real, grad.dtype) * (1.0 / denom))[..., None]
     return loss, grad
 
 
 def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = None,
         reduction: str = "mean") -> Tuple[float, np.ndarray]:
     r"""Mean squared error :math:`\frac{1}{M}\sum (\hat y - y)^2` over real elements, and its gradient."""
-    p = np.asarray(pred)
-    t = np.asarray(target)
-    if p.shape != t.shape:
-        raise ShapeError(f"mse: prediction shape {p.shape} must equal target shape {t.shape}")
+    p = as_array(pred)
+    t = as_array(target)
+    if tuple(p.shape) != tuple(t.shape):
+        raise ShapeError(f"mse: prediction shape {tuple(p.shape)} must equal target shape {tuple(t.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    mask = None if mask is None else as_array(mask)
+    xp = namespace(p, t, mask)
     diff = p - t
-    m, count = _real_elements(mask, p.shape, "mse", "prediction")
+    m, count = _real_elements(xp, mask, p.shape, "mse", "prediction")
     if m is not None:
-        diff = diff * m
+        diff = diff * xp.astype(m, diff.dtype)
     denom = max(count, 1) if reduction == "mean" else 1
-    return float((diff * diff).sum() / denom), (2.0 / denom) * diff
+    return float(xp.sum(diff * diff) / denom), (2.0 / denom) * diff
 
 
 def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[np.ndarray] = None,
@@ -121,30 +138,33 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[n
     (``reduction="sum"``, as PyTorch's ``BCEWithLogitsLoss(reduction="sum")``)
     or averaged over the real elements (``"mean"``). Returns ``(loss, d_logits)``.
     """
-    z = np.asarray(logits)
-    y = np.asarray(targets)
-    if z.shape != y.shape:
-        raise ShapeError(f"bce_with_logits: targets shape {y.shape} must equal logits shape {z.shape}")
+    z = as_array(logits)
+    y = as_array(targets)
+    if tuple(z.shape) != tuple(y.shape):
+        raise ShapeError(f"bce_with_logits: targets shape {tuple(y.shape)} must equal logits shape {tuple(z.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
-    y = y.astype(z.dtype, copy=False)
-    per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))   # (...) per-element loss
-    grad = 0.5 * (1.0 + np.tanh(0.5 * z)) - y                         # sigma(z) - y, no overflow
-    m, count = _real_elements(mask, z.shape, "bce_with_logits", "logits")
+    mask = None if mask is None else as_array(mask)
+    xp = namespace(z, y, mask)
+    y = xp.astype(y, z.dtype, copy=False)
+    per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))   # (...) per-element loss
+    grad = 0.5 * (1.0 + xp.tanh(0.5 * z)) - y                         # sigma(z) - y, no overflow
+    m, count = _real_elements(xp, mask, z.shape, "bce_with_logits", "logits")
     if m is not None:
-        per = np.where(m, per, 0.0)
-        grad = np.where(m, grad, 0.0)
+        per = xp.where(m, per, 0.0)
+        grad = xp.where(m, grad, 0.0)
     denom = max(count, 1) if reduction == "mean" else 1
-    return float(per.sum(dtype=np.float64) / denom), (grad / denom).astype(z.dtype, copy=False)
+    return float(xp.sum(per, dtype=xp.float64) / denom), xp.astype(grad / denom, z.dtype, copy=False)
 
 
-def _real_elements(mask, shape, loss: str, what: str) -> Tuple[Optional[np.ndarray], int]:
+def _real_elements(xp, mask, shape, loss: str, what: str) -> Tuple[Optional[np.ndarray], int]:
     """``mask`` broadcast to ``shape`` as bools and how many elements it keeps; (None, size) without a mask."""
+    shape = tuple(shape)
     if mask is None:
         return None, int(np.prod(shape, dtype=np.int64))
     try:
-        m = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+        m = xp.broadcast_to(xp.astype(mask, xp.bool), shape)
     except ValueError:
-        raise ShapeError(f"{loss}: mask shape {np.shape(mask)} does not broadcast to the {what} shape "
+        raise ShapeError(f"{loss}: mask shape {tuple(mask.shape)} does not broadcast to the {what} shape "
                          f"{shape}") from None
-    return m, int(m.sum())
+    return m, int(xp.count_nonzero(m))

@@ -59,6 +59,11 @@ def namespace(*arrays) -> Any:
     All NumPy (or no arrays at all): NumPy itself. Otherwise the namespace
     array-api-compat finds, which refuses arrays of two different libraries.
     """
+    for a in arrays:                      # the hot path (every layer call on NumPy): a type test per array
+        if type(a) is not np.ndarray and a is not None:
+            break
+    else:
+        return np if _NUMPY_IS_STANDARD else _numpy_namespace()
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, np.generic))]
     if all(isinstance(a, np.ndarray) for a in real):
         return _numpy_namespace()
@@ -168,3 +173,58 @@ def scatter_add_rows(xp, target, ids, values):
     onehot = xp.astype(xp.reshape(ids, (-1, 1)) == xp.reshape(xp.arange(V, device=device_of(target)), (1, -1)),
                        values.dtype)                                  # (M, V)
     return target + xp.matmul(xp.permute_dims(onehot, (1, 0)), values)   # (V, E)
+
+
+def as_array(a):
+    """``a`` itself when it is an array of any library (NumPy, CuPy, array-api-strict, ...); else ``np.asarray(a)``.
+
+    The layers' input conversion: lists and scalars become NumPy arrays as before,
+    and a device array is never copied to the host.
+    """
+    if isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__"):
+        return a
+    return np.asarray(a)
+
+
+def dtype_in(xp, dtype):
+    """The dtype of namespace ``xp`` named like the NumPy ``dtype`` (``np.float32`` -> ``xp.float32``)."""
+    if xp is np or xp is _numpy_namespace():
+        return np.dtype(dtype)
+    return getattr(xp, np.dtype(dtype).name)
+
+
+def host_copy(a) -> np.ndarray:
+    """A NumPy copy of ``a`` from any device, never a view of it (what state dicts and checkpoints keep)."""
+    return a.copy() if isinstance(a, np.ndarray) else np.array(to_host(a), copy=True)
+
+
+def assign(target, values) -> None:
+    """``target[...] = values`` in place, ``values`` (host or device) moved to ``target``'s device and dtype.
+
+    NumPy targets take NumPy's casting assignment unchanged; other libraries get
+    the values moved and cast first (the standard does not cast on assignment).
+    """
+    if isinstance(target, np.ndarray):
+        target[...] = values
+        return
+    xp = namespace(target)
+    moved = to_device(values if hasattr(values, "__array_namespace__") else np.asarray(values),
+                      device_of(target), xp)
+    target[...] = xp.astype(moved, target.dtype)
+
+
+def device_namespace(device) -> Tuple[Any, Any]:
+    """``(xp, device)`` for a device named by a string (:func:`resolve_device`) or given as a library's device
+    object (``cupy.cuda.Device(0)``, ``array_api_strict.Device("device1")``): what an estimator's ``device``
+    setting needs to move its network there. Raises :class:`DeviceError` for anything else."""
+    xp, dev = resolve_device(device)
+    if xp is not None:
+        return xp, dev
+    module = type(device).__module__
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+        return array_api_strict, device
+    if module.startswith("cupy"):
+        import cupy
+        return cupy, device
+    raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:K' or a CuPy/array-api-strict device")

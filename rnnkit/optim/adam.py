@@ -9,6 +9,7 @@ import numpy as np
 from rnnkit.checks import check_flag, check_real
 from rnnkit.errors import HyperparameterError
 from rnnkit.nn.module import Parameter
+from rnnkit.nn.xp import namespace
 from rnnkit.optim.base import Optimizer, l2_gradient
 
 __all__ = ["Adam", "AdamW"]
@@ -65,14 +66,23 @@ class Adam(Optimizer):
         m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * g * g
+        xp = namespace(p.data)
         if self.amsgrad:
-            v = np.maximum(self.state["max_exp_avg_sq"][i], v, out=self.state["max_exp_avg_sq"][i])
+            v_max = self.state["max_exp_avg_sq"][i]
+            if xp is np:
+                np.maximum(v_max, v, out=v_max)
+            else:
+                v_max[...] = xp.maximum(v_max, v)
+            v = v_max
 
         step_size = lr / (1 - beta1 ** t)
-        update = np.sqrt(v)                        # becomes denom, then the update itself
+        update = xp.sqrt(v)                        # becomes denom, then the update itself
         update /= (1 - beta2 ** t) ** 0.5
         update += self.eps
-        np.divide(m, update, out=update)
+        if xp is np:                               # in place on the host; the standard has no out=
+            np.divide(m, update, out=update)
+        else:
+            update = m / update
         update *= step_size
         p.data -= update
 

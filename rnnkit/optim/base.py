@@ -18,6 +18,12 @@ Per-parameter state (moment estimates, momentum buffers) is allocated eagerly
 in ``__init__`` and lives in ``self.state[name][i]`` for parameter ``i``.
 ``lr`` is a plain attribute: a training loop sets it from a schedule
 (:mod:`rnnkit.optim.schedules`) before each ``step()``.
+
+The updates are written against the array namespace of the parameters
+(:mod:`rnnkit.nn.xp`): on NumPy they are NumPy's own operations, on a device
+(CuPy, array-api-strict) they run there, state included. ``state_dict`` always
+returns host (NumPy) copies and ``load_state_dict`` moves saved arrays onto the
+parameters' device, so checkpoints are the same files wherever a run trained.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 from rnnkit.checks import check_real
 from rnnkit.errors import HyperparameterError, ModelFileError, ShapeError
 from rnnkit.nn.module import Parameter
+from rnnkit.nn.xp import assign, host_copy, namespace
 from rnnkit.optim.checks import check_optimizer_state, check_parameters
 
 __all__ = ["Optimizer", "l2_gradient"]
@@ -61,7 +68,7 @@ class Optimizer:
     def _init_state(self) -> None:
         """Allocate every state array; subclasses call this at the end of ``__init__``."""
         self.state = {
-            name: [np.full_like(p.data, fill) for p in self.params]
+            name: [namespace(p.data).full_like(p.data, fill) for p in self.params]
             for name, fill in self._state_fill().items()
         }
 
@@ -87,7 +94,7 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         for p in self.params:
-            p.grad.fill(0)
+            p.grad[...] = 0
 
     def state_dict(self) -> Dict[str, Dict[str, Any]]:
         """Copies of everything needed to continue exactly where this optimiser is.
@@ -103,7 +110,7 @@ class Optimizer:
             "param_shapes": [list(p.data.shape) for p in self.params],
         }
         arrays = {
-            f"{name}.{i}": a.copy() for name, per_param in self.state.items()
+            f"{name}.{i}": host_copy(a) for name, per_param in self.state.items()
             for i, a in enumerate(per_param)
         }
         return {"scalars": scalars, "arrays": arrays}
@@ -133,8 +140,8 @@ class Optimizer:
                 f"state_dict holds {len(shapes)} parameters, this optimiser has {len(self.params)}"
             )
         for i, (shape, p) in enumerate(zip(shapes, self.params)):
-            if tuple(shape) != p.data.shape:
-                raise ShapeError(f"parameter {i}: expected shape {p.data.shape}, got {tuple(shape)}")
+            if tuple(shape) != tuple(p.data.shape):
+                raise ShapeError(f"parameter {i}: expected shape {tuple(p.data.shape)}, got {tuple(shape)}")
 
         # Rebuilding through the constructor re-validates the saved hyperparameters
         # and allocates exactly the state arrays they call for (e.g. amsgrad's max).
@@ -153,9 +160,9 @@ class Optimizer:
                 saved = np.asarray(arrays[f"{name}.{i}"])
                 if saved.dtype.kind not in "biuf":
                     raise ModelFileError(f"optimiser state: array {name}.{i} must hold numbers, got dtype {saved.dtype}")
-                if saved.shape != a.shape:  # checked, not broadcast: a scalar must not fill a buffer
-                    raise ShapeError(f"{name}.{i}: expected shape {a.shape}, got {saved.shape}")
-                a[...] = saved
+                if saved.shape != tuple(a.shape):  # checked, not broadcast: a scalar must not fill a buffer
+                    raise ShapeError(f"{name}.{i}: expected shape {tuple(a.shape)}, got {saved.shape}")
+                assign(a, saved)                # onto the parameter's device
         fresh.steps = steps
         # Adopt the fresh optimiser's attributes wholesale: lr, step count, state and
         # every hyperparameter attribute, whatever a subclass names them.

@@ -9,15 +9,17 @@ instead; a malformed optimiser state (from a checkpoint) raises
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from rnnkit.checks import check_count, check_flag, check_real
 from rnnkit.errors import ModelFileError
 from rnnkit.nn.module import Module, Parameter
+from rnnkit.nn.xp import is_numpy, namespace
 
-__all__ = ["check_real", "check_count", "check_flag", "check_parameters", "check_optimizer_state"]
+__all__ = ["check_real", "check_count", "check_flag", "check_parameters", "check_optimizer_state",
+           "first_nonfinite"]
 
 
 def check_parameters(params: Iterable[Parameter], who: str) -> List[Parameter]:
@@ -33,6 +35,25 @@ def check_parameters(params: Iterable[Parameter], who: str) -> List[Parameter]:
         if not isinstance(p, Parameter):
             raise TypeError(f"params[{i}] must be an rnnkit Parameter, got {type(p).__name__}")
     return params
+
+
+def first_nonfinite(named_arrays) -> Optional[Tuple[str, str]]:
+    """``(name, "nan" or "inf")`` of the first array holding a non-finite entry, or None when all are finite.
+
+    ``named_arrays``: (name, array) pairs. NumPy arrays are checked one by one as
+    before; device arrays with one all-finite test on the device and one boolean
+    read back (the per-array search runs only when something is wrong).
+    """
+    named_arrays = list(named_arrays)
+    if not is_numpy(*(a for _, a in named_arrays)):
+        xp = namespace(*(a for _, a in named_arrays))
+        if bool(xp.all(xp.stack([xp.all(xp.isfinite(a)) for _, a in named_arrays]))):
+            return None
+    for name, a in named_arrays:
+        xp = namespace(a)
+        if not bool(xp.all(xp.isfinite(a))):
+            return name, ("nan" if bool(xp.any(xp.isnan(a))) else "inf")
+    return None
 
 
 def check_optimizer_state(state: Any) -> Tuple[Dict[str, Any], Mapping[str, Any]]:

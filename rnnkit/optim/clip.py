@@ -15,6 +15,10 @@ gradients keeps the step's direction and only shortens it:
 The ``1e-6`` keeps the division finite for all-zero gradients and makes the
 clipped norm land just below ``max_norm``. For ``p = inf`` the norm is the
 largest absolute entry.
+
+On a device (CuPy, array-api-strict; :mod:`rnnkit.nn.xp`) the norms, the
+coefficient and the scaling stay there, and one number, ``total_norm``, is read
+back to the host.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from rnnkit.errors import HyperparameterError, TrainingError
 from rnnkit.nn.module import Parameter
+from rnnkit.nn.xp import device_of, is_numpy, namespace
 from rnnkit.optim.checks import check_parameters
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
@@ -62,6 +67,8 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float, norm_type: floa
     if not grads:
         return 0.0
 
+    if not is_numpy(*grads):
+        return _clip_on_device(grads, max_norm, p, error_if_nonfinite)
     norms = np.array([_vector_norm(g, p) for g in grads])
     total_norm = _vector_norm(norms, p)
     if error_if_nonfinite and not np.isfinite(total_norm):
@@ -76,6 +83,25 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float, norm_type: floa
     return float(total_norm)
 
 
+def _clip_on_device(grads, max_norm: float, p: float, error_if_nonfinite: bool) -> float:
+    """:func:`clip_grad_norm` in the gradients' namespace: the same equations, one number read back."""
+    xp = namespace(*grads)
+    norms = xp.stack([xp.linalg.vector_norm(g, ord=p) if g.size else xp.zeros((), dtype=g.dtype, device=device_of(g))
+                      for g in grads])                               # (k,) on the device
+    total = xp.linalg.vector_norm(norms, ord=p)                       # 0-d
+    total_norm = float(total)
+    if error_if_nonfinite and not np.isfinite(total_norm):
+        raise TrainingError(
+            f"the total {p:g}-norm of the gradients is {total_norm}, so it cannot be "
+            "clipped; look for a diverging loss, or pass error_if_nonfinite=False"
+        )
+    coef = max_norm / (total + 1e-6)
+    coef = xp.where(coef > 1.0, 1.0, coef)                            # min(coef, 1) that lets NaN through
+    for g in grads:
+        g *= xp.astype(coef, g.dtype)
+    return total_norm
+
+
 def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
     """Clamp every gradient entry in place to ``[-clip_value, clip_value]``.
 
@@ -86,4 +112,7 @@ def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
     if not c >= 0:
         raise HyperparameterError(f"clip_value must be >= 0, got {clip_value!r}")
     for p in check_parameters(params, "clip_grad_value"):
-        np.clip(p.grad, -c, c, out=p.grad)
+        if isinstance(p.grad, np.ndarray):
+            np.clip(p.grad, -c, c, out=p.grad)
+        else:
+            p.grad[...] = namespace(p.grad).clip(p.grad, -c, c)

@@ -15,6 +15,7 @@ import numpy as np
 from rnnkit.checks import check_flag, check_real
 from rnnkit.errors import HyperparameterError
 from rnnkit.nn.module import Parameter
+from rnnkit.nn.xp import namespace
 from rnnkit.optim.adam import Adam, AdamW
 from rnnkit.optim.base import Optimizer, l2_gradient
 
@@ -111,6 +112,7 @@ class RMSprop(Optimizer):
 
     def _update(self, i: int, p: Parameter, lr: float) -> None:
         alpha = self.alpha
+        xp = namespace(p.data)
         g = l2_gradient(p, self.weight_decay)
         v = self.state["square_avg"][i]
         v *= alpha
@@ -119,10 +121,9 @@ class RMSprop(Optimizer):
             g_avg = self.state["grad_avg"][i]
             g_avg *= alpha
             g_avg += (1 - alpha) * g
-            denom = v - g_avg * g_avg
-            np.sqrt(denom, out=denom)
+            denom = xp.sqrt(v - g_avg * g_avg)
         else:
-            denom = np.sqrt(v)
+            denom = xp.sqrt(v)
         denom += self.eps
         if self.momentum > 0:
             b = self.state["momentum_buffer"][i]
@@ -130,7 +131,10 @@ class RMSprop(Optimizer):
             b += g / denom
             p.data -= lr * b
         else:
-            np.divide(g, denom, out=denom)
+            if xp is np:                           # in place on the host; the standard has no out=
+                np.divide(g, denom, out=denom)
+            else:
+                denom = g / denom
             denom *= lr
             p.data -= denom
 
@@ -169,8 +173,12 @@ class Adagrad(Optimizer):
         clr = lr / (1 + (self.steps - 1) * self.lr_decay)
         s = self.state["sum"][i]
         s += g * g
-        std = np.sqrt(s)
+        xp = namespace(p.data)
+        std = xp.sqrt(s)
         std += self.eps
-        np.divide(g, std, out=std)
+        if xp is np:                               # in place on the host; the standard has no out=
+            np.divide(g, std, out=std)
+        else:
+            std = g / std
         std *= clr
         p.data -= std

@@ -61,6 +61,7 @@ from ..errors import HyperparameterError, TrainingError
 from ..io.atomic import check_writable
 from ..io.jsonable import to_json as _to_json
 from ..nn.module import Module
+from ..optim.checks import first_nonfinite
 from . import resume as _resume
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import StepContext, StopTraining
@@ -314,10 +315,9 @@ class _Loop:
             loss, n_units = self._call_step_fn(batch)
         if not math.isfinite(loss):
             self._diverged(where, f"the loss is {loss}")
-        for name, p in self.params:
-            if not np.isfinite(p.grad).all():
-                bad = "nan" if np.isnan(p.grad).any() else "inf"
-                self._diverged(where, f"the gradient of {name!r} contains {bad}")
+        bad = first_nonfinite((name, p.grad) for name, p in self.params)   # host or device gradients
+        if bad is not None:
+            self._diverged(where, f"the gradient of {bad[0]!r} contains {bad[1]}")
         if self.clip_value is not None or self.clip_norm is not None:
             from ..optim.clip import clip_grad_norm, clip_grad_value
             grads = [p for _, p in self.params]
@@ -424,11 +424,12 @@ class _Loop:
         self.history.elapsed_s = self._elapsed()
 
     def _save_checkpoint(self) -> None:
-        for name, p in self.params:  # never replace a good checkpoint with a broken model
-            if not np.isfinite(p.data).all():   # (the same parameters, so the same error, on every rank)
-                raise _distributed.mark_collective(TrainingError(f"parameter {name!r} is not finite at step {self.ctx.step}; the checkpoint "
-                                    f"{self.checkpoint_path} was not overwritten (it is from step "
-                                    f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm"))
+        bad = first_nonfinite((name, p.data) for name, p in self.params)
+        if bad is not None:   # never replace a good checkpoint with a broken model (the same error on every rank)
+            raise _distributed.mark_collective(TrainingError(
+                f"parameter {bad[0]!r} is not finite at step {self.ctx.step}; the checkpoint "
+                f"{self.checkpoint_path} was not overwritten (it is from step "
+                f"{self.last_checkpoint_step}). Lower the learning rate or set clip_norm"))
         self._sync_history()
         ranks = self.world.gather_rank_states(self.ctx.rng, self.ctx.carry)     # None on one process
         ck = _resume.capture(self, _clock(), ranks=ranks)
