@@ -148,6 +148,54 @@ def to_device(a, device, xp=None):
     return a.to_device(device) if device_of(a) != device else a
 
 
+def numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of any library's dtype (``array_api_strict.float32``, ``torch.float64``, ``np.float32``)."""
+    inner = getattr(dtype, "_np_dtype", None)          # array_api_strict wraps a NumPy dtype
+    if inner is not None:
+        return np.dtype(inner)
+    if type(dtype).__module__.startswith("torch"):
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+    return np.dtype(dtype)
+
+
+def xp_dtype(xp, dtype):
+    """``xp``'s dtype of the same name as ``dtype`` (a NumPy dtype or any library's): ``xp.float32``."""
+    return getattr(xp, numpy_dtype(dtype).name)
+
+
+def device_namespace(device) -> Tuple[Any, Any]:
+    """``(xp, device)`` for a device given by the user or a library's device object.
+
+    As :func:`resolve_device`, and for device objects the namespace that owns them:
+    ``array_api_strict.Device`` -> array_api_strict, ``cupy.cuda.Device`` -> cupy,
+    ``torch.device`` -> array-api-compat's torch.
+    """
+    xp, device = resolve_device(device)
+    if xp is not None:
+        return xp, device
+    module = type(device).__module__
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+        return array_api_strict, device
+    if module.startswith("cupy"):
+        import cupy
+        return cupy, device
+    if module.startswith("torch"):
+        import array_api_compat.torch as compat_torch
+        return compat_torch, device
+    raise DeviceError(f"device {device!r}: not a device of NumPy, CuPy, PyTorch or array-api-strict")
+
+
+def host_if_needed(a):
+    """``a`` as a NumPy array when it is not an array of some library (lists, scalars), else ``a`` as it is."""
+    if a is None or isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__") or hasattr(a, "device"):
+        return a
+    return np.asarray(a)
+
+
+__all__ += ["numpy_dtype", "xp_dtype", "device_namespace", "host_if_needed"]   # the engine's own (issue 17)
+
+
 def scatter_add_rows(xp, target, ids, values):
     """``target[ids[k]] += values[k]`` for every k, repeated ids accumulating (NumPy's ``np.add.at``).
 
