@@ -374,7 +374,7 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
             outs, layer_scans, layer_w = [], [], []
             for k in range(K):
                 i = l * K + k
-                s0 = tuple(z if s is None else s[i] for s, z in zip(states0, zeros))
+                s0 = tuple(z if s is None else s[i, ...] for s, z in zip(states0, zeros))
                 W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, k)
                 w_mask = put(keep_mask(rng, p_wd, W_hh.shape, self.dtype)) if p_wd else None  # (G*H, P)
                 if w_mask is not None:
@@ -436,7 +436,7 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
                 dy_k = None if dy is None else dy[:, :, k * H:(k + 1) * H]
                 if dy_k is not None and is_numpy(dy_k):
                     dy_k = np.ascontiguousarray(dy_k)
-                ds = tuple(None if d is None else d[i] for d in d_states_n)
+                ds = tuple(None if d is None else d[i, ...] for d in d_states_n)
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
                 w_mask = w_masks[l][k] if w_masks else None

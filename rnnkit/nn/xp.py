@@ -53,12 +53,20 @@ def _numpy_namespace():
     return compat_np
 
 
+_NUMPY = _numpy_namespace()
+
+
 def namespace(*arrays) -> Any:
     """The array namespace of ``arrays`` (``None`` entries and Python scalars are ignored).
 
     All NumPy (or no arrays at all): NumPy itself. Otherwise the namespace
     array-api-compat finds, which refuses arrays of two different libraries.
     """
+    for a in arrays:              # the cells ask once per step: NumPy's answer must cost next to nothing
+        if type(a) is not np.ndarray and a is not None:
+            break
+    else:
+        return _NUMPY
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, np.generic))]
     if all(isinstance(a, np.ndarray) for a in real):
         return _numpy_namespace()
