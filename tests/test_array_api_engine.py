@@ -294,3 +294,27 @@ def test_the_compiled_kernels_see_numpy_arrays_only(monkeypatch):
     with pytest.raises(AssertionError, match="fused kernel"):                 # the control: NumPy goes there
         layer.forward(x, state, lengths)
     layer.to(DEVICE).forward(on_device(x), on_device(state), lengths)
+
+
+# -- a third library: PyTorch tensors through array-api-compat (the path CuPy takes too) ----------
+TORCH_CASES = [("grid", GRID[GRID_IDS.index(i)], i) for i in ("lstm-L2-bi-varlen-h0", "gru-L2-bi-short-h0",
+                                                              "rnn_relu-L1-uni-varlen-zero")]
+TORCH_CASES += [("variant", VARIANTS[i], VARIANT_IDS[i]) for i in (13, 16, 17)]
+
+
+@pytest.mark.parametrize("which,args", [c[:2] for c in TORCH_CASES], ids=[c[2] for c in TORCH_CASES])
+def test_engine_on_torch_tensors_equals_numpy(which, args):
+    import torch
+    make = (lambda: make_case(*args)) if which == "grid" else (lambda: make_variant_case(*args))
+    host = make()
+    host[0].backend = "numpy"
+    want = _run(*host)
+    layer, x, state, lengths, dy, d_state = make()
+    put = lambda a: None if a is None else (tuple(map(put, a)) if isinstance(a, tuple) else torch.from_numpy(a.copy()))
+    got = _run(layer.to(torch.device("cpu")), put(x), put(state), lengths, put(dy), put(d_state))
+    for a, b in zip(got[:4], want[:4]):
+        for u, v in zip(as_tuple(a), as_tuple(b)):
+            assert isinstance(u, torch.Tensor)
+            np.testing.assert_allclose(u.numpy(), v, rtol=1e-12, atol=1e-14)
+    for name, g in want[4].items():
+        np.testing.assert_allclose(got[4][name].numpy(), g, rtol=1e-12, atol=1e-14, err_msg=name)
