@@ -29,7 +29,7 @@ from variant_cases import VARIANT_IDS, VARIANTS, make_variant_case
 import array_api_strict as xps
 from rnnkit.io.modelfile import load_model_file, save_model_file
 from rnnkit.kernels import backend as kernel_backend
-from rnnkit.nn import Module
+from rnnkit.nn import Module, Parameter
 from rnnkit.nn.diagnostics import hidden_gradient_norms
 from rnnkit.nn.xp import DeviceError, to_device
 
@@ -245,6 +245,8 @@ def test_module_to_device_and_back_keeps_parameters_and_ties():
     model.a.weight_hh_l0.grad += 1.0
     model.zero_grad()
     assert float(xps.sum(xps.abs(model.a.weight_hh_l0.grad))) == 0.0
+    made_there = Parameter(on_device(np.ones(3)))                            # a parameter made on the device
+    assert made_there.grad.device == DEVICE and float(xps.sum(made_there.grad)) == 0.0
     model.to("cpu")
     for n, p in model.named_parameters(remove_duplicate=False):
         assert isinstance(p.data, np.ndarray) and isinstance(p.grad, np.ndarray)

@@ -52,8 +52,9 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data: np.ndarray):
-        self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        data = host_if_needed(data)
+        self.data = np.ascontiguousarray(data) if is_numpy(data) else data    # any library's array stays on its device
+        self.grad = namespace(self.data).zeros_like(self.data)
 
     @property
     def shape(self) -> Tuple[int, ...]:
