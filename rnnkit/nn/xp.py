@@ -148,7 +148,7 @@ def to_device(a, device, xp=None):
         xp, device = resolve_device(device) if isinstance(device, str) or device is None else (namespace(a), device)
     if xp is np or xp is _numpy_namespace():
         return to_host(a)
-    if getattr(xp, "__name__", "").split(".")[-1] == "cupy":    # cupy, or array-api-compat's cupy (what namespace() gives)
+    if getattr(xp, "__name__", "").split(".")[-1] == "cupy":  # cupy, or array-api-compat.cupy
         with device:
             return xp.asarray(to_host(a) if not type(a).__module__.startswith("cupy") else a)
     if isinstance(a, np.ndarray):
