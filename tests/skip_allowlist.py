@@ -21,11 +21,6 @@ ALLOWED_SKIPS = {
     "tests/test_io_atomic.py::test_full_disk_tmpfs_atomic_write_keeps_previous_file": "full-disk test: ",
     "tests/test_io_atomic.py::test_full_disk_tmpfs_model_file_too_large": "full-disk test: ",
     "tests/test_io_atomic.py::test_full_disk_tmpfs_cli_prints_one_line_naming_the_file": "full-disk test: ",
-    # Module.zero_grad/to and Recurrent on device arrays come from the engine-core half of issue 17, on its
-    # own branch; the end-to-end device tests skip until it is merged. The integrator removes these entries.
-    "tests/test_array_api_parts.py::test_training_loop_on_device_equals_numpy": "array API engine core not merged",
-    "tests/test_charlm_device.py::test_charlm_fits_on_array_api_strict_device_like_numpy":
-        "array API engine core not merged",
     # CuPy and a GPU are in no test environment of this project (CI has neither; the gpu extra is not in
     # `test`). The kernels' C source is still checked on the host, element by element, by the test beside it.
     "tests/test_cupy_cells.py::test_fused_kernels_on_the_gpu_equal_the_reference_cells": "no GPU/CuPy on this machine",

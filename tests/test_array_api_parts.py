@@ -25,9 +25,6 @@ from rnnkit.optim.checks import first_nonfinite
 from test_optim import CASES, CASE_IDS, SHAPES
 
 xps = pytest.importorskip("array_api_strict")
-# Module and Recurrent are ported to the array API on another branch; until it is merged the tests that
-# need them skip with this reason (allowed in tests/skip_allowlist.py; the integrator removes the skip).
-CORE_NOT_MERGED = "array API engine core not merged"
 DEV = xps.Device("device1")
 
 
@@ -367,8 +364,6 @@ def test_training_loop_on_device_equals_numpy():
     from rnnkit.optim import Adam
     from rnnkit.train.loop import fit
 
-    if not hasattr(Module, "to"):                  # Module (zero_grad, to) is ported on the engine core's branch
-        pytest.skip(CORE_NOT_MERGED)
 
     class Net(Module):
         def __init__(self):

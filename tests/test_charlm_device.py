@@ -18,7 +18,6 @@ import rnnkit
 from rnnkit.charlm import CharModel
 from rnnkit.cli.main import main
 from rnnkit.errors import RnnkitError
-from rnnkit.nn.module import Module
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 12
 FAST = ["--hidden-size", 8, "--num-layers", 1, "--embedding-size", 4, "--seq-len", 8, "--batch-size", 4,
@@ -87,8 +86,6 @@ def test_device_cpu_is_the_default_and_changes_nothing(tmp_path, textfile, capsy
 
 def test_charlm_fits_on_array_api_strict_device_like_numpy(tmp_path):
     xps = pytest.importorskip("array_api_strict")
-    if not hasattr(Module, "to"):
-        pytest.skip("array API engine core not merged: Module.to and Recurrent on device arrays")
     dev = xps.Device("device1")
     kw = dict(SMALL, dtype="float64", dropout=0.2, num_layers=2, validation_fraction=0.2)
     ref = CharModel(**kw).fit(TEXT)

@@ -218,9 +218,6 @@ class CharModel(Estimator):
             xp, dev = device_namespace(self.device)
         except DeviceError as e:
             raise DeviceError(f"{flag_of('device')}: {e}") from None
-        if dev != "cpu" and not hasattr(CharLM, "to"):      # a build without the engine's device support
-            raise DeviceError(f"{flag_of('device')} {self.device}: this rnnkit cannot move a network to a device "
-                              "yet (Module.to is missing); use --device cpu")
         return xp, dev
 
     def to(self, device) -> "CharModel":

@@ -33,7 +33,7 @@ from ..checks import check_choice, check_count, check_probability
 from ..errors import DataError
 from ..nn import Dropout, Embedding, Linear, Module, Recurrent, cross_entropy, log_softmax
 from ..nn.shapes import CELL_MODES
-from ..nn.xp import as_array, device_of, is_numpy, namespace, to_device, to_host
+from ..nn.xp import host_if_needed, device_of, is_numpy, namespace, to_device, to_host
 from .data import Vocab
 
 __all__ = ["CharLM", "CELLS", "MODES"]
@@ -124,7 +124,7 @@ class CharLM(Module):
             return a
         if isinstance(a, tuple):
             return tuple(self._here(s) for s in a)
-        return to_device(as_array(a), device_of(W), namespace(W))
+        return to_device(host_if_needed(a), device_of(W), namespace(W))
 
     # -- forward / backward ------------------------------------------------
     def _inputs(self, ids: np.ndarray):
@@ -149,7 +149,7 @@ class CharLM(Module):
         Returns ``(logits, state_n, cache)``. ``rng`` is needed in training mode
         when dropout > 0.
         """
-        ids = self._here(as_array(ids))
+        ids = self._here(host_if_needed(ids))
         if ids.ndim != 2:
             raise DataError(f"ids: expected a 2-D array (T, N), got shape {tuple(ids.shape)}")
         state = self._here(state)
@@ -174,7 +174,7 @@ class CharLM(Module):
         Gradients are *added* to ``.grad`` (zero them first).
         """
         logits, state_n, cache = self.forward(ids, state, rng)
-        loss, d_logits = cross_entropy(logits, self._here(as_array(targets)))
+        loss, d_logits = cross_entropy(logits, self._here(host_if_needed(targets)))
         self.backward(d_logits, cache)
         return loss, state_n
 
@@ -183,12 +183,12 @@ class CharLM(Module):
         logits, state_n, _ = self.forward(ids, state)
         xp = namespace(logits)
         logp = log_softmax(logits)                                 # (T, N, V)
-        picked = xp.take_along_axis(logp, self._here(as_array(targets))[..., None], axis=-1)
+        picked = xp.take_along_axis(logp, self._here(host_if_needed(targets))[..., None], axis=-1)
         return -float(xp.sum(picked, dtype=xp.float64)), state_n
 
     def step(self, ids, state):
         """One character per stream: ids (N,) -> logits (N, V), new state. For generation."""
-        ids = self._here(as_array(ids))
+        ids = self._here(host_if_needed(ids))
         if ids.ndim != 1:
             raise DataError(f"ids: expected a 1-D array (N,), one character per stream, got shape {tuple(ids.shape)}")
         x, _ = self._inputs(ids[None, :])                          # (1, N, D)

@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelFileError
+from ..nn.xp import to_host
 from .atomic import atomic_write, check_writable
 from .jsonable import to_json
 
@@ -109,7 +110,7 @@ def save_model_file(path, *, kind: str, config: Mapping[str, Any], arrays: Mappi
     for name, a in arrays.items():
         if not isinstance(name, str) or not name or name == HEADER_KEY:
             raise ValueError(f"array name: expected a non-empty string other than {HEADER_KEY!r}, got {name!r}")
-        a = np.asarray(a)
+        a = np.asarray(to_host(a))     # always host arrays: a model on a GPU is saved from copies on the host
         if a.dtype.hasobject:
             raise ModelFileError(f"array {name!r} holds Python objects (dtype {a.dtype}); model files "
                                  "store numeric and string arrays only, so convert it first")

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import RnnkitError, ShapeError
 from ..nn.module import Module
+from ..nn.xp import to_host
 
 __all__ = ["to_torch_state_dict", "load_torch_state_dict"]
 
@@ -39,7 +40,7 @@ def to_torch_state_dict(module: Module) -> "OrderedDict[str, Any]":
     appears under each of its names, as in PyTorch's ``state_dict``.
     """
     torch = _torch()
-    return OrderedDict((name, torch.from_numpy(p.data.copy()))
+    return OrderedDict((name, torch.from_numpy(np.array(to_host(p.data))))     # host copies, from any device
                        for name, p in module.named_parameters(remove_duplicate=False))
 
 

@@ -51,7 +51,7 @@ import numpy as np
 from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, check_array
-from .xp import as_array, dtype_in, is_numpy, namespace
+from .xp import host_if_needed, xp_dtype, is_numpy, namespace
 
 __all__ = ["Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "Memory",
            "make_attention", "ATTENTION_TYPES"]
@@ -99,7 +99,7 @@ class Attention(Module):
         memory = _check(memory, f"{type(self).__name__} memory", ndims=(3,), last=self.memory_size,
                         layout=f"(N, S, K={self.memory_size})", dtype=self.dtype)
         if mask is not None:
-            mask = as_array(mask)
+            mask = host_if_needed(mask)
             xp = namespace(memory, mask)
             mask = np.asarray(mask, dtype=bool) if xp is np else xp.astype(mask, xp.bool)
             if tuple(mask.shape) != tuple(memory.shape[:2]):
@@ -180,12 +180,12 @@ def _init(rng, shape, fan_in, dtype):
 
 def _check(a, what, *, ndims, layout, last, dtype):
     """:func:`check_array`'s checks for arrays of any library (a device array is never copied to the host)."""
-    a = as_array(a)
+    a = host_if_needed(a)
     if is_numpy(a):
         return check_array(a, what, ndims=ndims, layout=layout, last=last, dtype=dtype)
     if a.ndim not in ndims or (last is not None and a.shape[-1] != last):
         raise ShapeError(f"{what}: expected {layout}, got shape {tuple(a.shape)}")
-    if a.dtype != dtype_in(namespace(a), dtype):
+    if a.dtype != xp_dtype(namespace(a), dtype):
         raise ShapeError(f"{what}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {a.dtype}")
     return a
 

@@ -40,22 +40,29 @@ or summed step by step into an accumulator the scanner makes for each backward
 call (``zero_parameter_gradients()``, passed to ``step_backward(..., acc=)``).
 
 All arrays are (N, ...) for one time step; H is the hidden size.
+
+The cells are array-API code: each step takes ``xp`` from its arrays
+(:func:`rnnkit.nn.xp.namespace`), uses only the standard's functions and
+operators (slices, in-place operators and slice assignment into the given
+buffers), and so runs unchanged on NumPy, CuPy, PyTorch or array-api-strict
+arrays. On NumPy arrays ``xp`` is NumPy itself; the NumPy-only fast path is the
+compiled loop named by ``fused_kernel``, which the scanner picks for NumPy arrays only.
 """
 
 from __future__ import annotations
 
 from typing import Tuple
 
-import numpy as np
+from .xp import namespace
 
 __all__ = ["sigmoid", "Cell", "RNNCell", "LSTMCell", "GRUCell", "CELLS"]
 
-State = Tuple[np.ndarray, ...]
+State = Tuple[object, ...]
 
 
-def sigmoid(a: np.ndarray) -> np.ndarray:
+def sigmoid(a):
     """Logistic function written through tanh, which never overflows: s(a) = (1 + tanh(a/2)) / 2."""
-    s = np.tanh(0.5 * a)
+    s = namespace(a).tanh(0.5 * a)
     s *= 0.5
     s += 0.5
     return s
@@ -105,19 +112,17 @@ class RNNCell(Cell):
         return "rnn_" + self.nonlinearity
 
     def step(self, xw, hw, state):
+        xp = namespace(xw, hw)
         a = xw + hw                                    # (N, H)
-        if self.nonlinearity == "tanh":
-            h = np.tanh(a, out=a)
-        else:
-            h = np.maximum(a, 0, out=a)
+        h = xp.tanh(a) if self.nonlinearity == "tanh" else xp.where(a > 0, a, xp.zeros_like(a))
         return (h,), h
 
     def step_backward(self, d_state, cache, d_xw, d_hw=None):
         (dh,), h = d_state, cache
         if self.nonlinearity == "tanh":
-            np.multiply(dh, 1.0 - h * h, out=d_xw)     # tanh' = 1 - h^2
+            d_xw[...] = dh * (1.0 - h * h)             # tanh' = 1 - h^2
         else:
-            np.multiply(dh, h > 0, out=d_xw)           # relu' = [a > 0] = [h > 0]
+            d_xw[...] = dh * namespace(h).astype(h > 0, h.dtype)   # relu' = [a > 0] = [h > 0]
         return (None,)  # no elementwise path from h to h': everything flows through hw
 
 
@@ -141,14 +146,15 @@ class LSTMCell(Cell):
     def step(self, xw, hw, state):
         h_prev, c_prev = state
         H = c_prev.shape[1]                            # h_prev may be projected to P < H
+        xp = namespace(xw, hw)
         a = xw + hw                                    # (N, 4H)
-        ifo = np.concatenate((a[:, : 2 * H], a[:, 3 * H:]), axis=1)
+        ifo = xp.concat((a[:, : 2 * H], a[:, 3 * H:]), axis=1)
         ifo = sigmoid(ifo)                             # (N, 3H): i, f, o
         i, f, o = ifo[:, :H], ifo[:, H: 2 * H], ifo[:, 2 * H:]
-        g = np.tanh(a[:, 2 * H: 3 * H])                # (N, H)
+        g = xp.tanh(a[:, 2 * H: 3 * H])                # (N, H)
         c = f * c_prev
         c += i * g                                     # (N, H)
-        tanh_c = np.tanh(c)
+        tanh_c = xp.tanh(c)
         h = o * tanh_c                                 # (N, H)
         return (h, c), (i, f, g, o, c_prev, tanh_c)
 
@@ -189,7 +195,7 @@ class GRUCell(Cell):
         rz = sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])   # (N, 2H)
         r, z = rz[:, :H], rz[:, H:]
         hw_n = hw[:, 2 * H:]
-        n = np.tanh(xw[:, 2 * H:] + r * hw_n)           # (N, H)
+        n = namespace(xw, hw).tanh(xw[:, 2 * H:] + r * hw_n)   # (N, H)
         h = n + z * (h_prev - n)                        # (1-z) n + z h
         return (h,), (r, z, n, hw_n, h_prev)
 
@@ -198,11 +204,10 @@ class GRUCell(Cell):
         r, z, n, hw_n, h_prev = cache
         H = dh.shape[1]
         dn_pre = dh * (1.0 - z) * (1.0 - n * n)         # (N, H): d (xw_n + r hw_n)
-        d_rz = d_xw[:, : 2 * H]
-        d_rz[:, :H] = dn_pre * hw_n * r * (1.0 - r)     # d a_r
-        d_rz[:, H:] = dh * (h_prev - n) * z * (1.0 - z)  # d a_z
+        d_xw[:, :H] = dn_pre * hw_n * r * (1.0 - r)     # d a_r
+        d_xw[:, H: 2 * H] = dh * (h_prev - n) * z * (1.0 - z)  # d a_z
         d_xw[:, 2 * H:] = dn_pre
-        d_hw[:, : 2 * H] = d_rz                          # r and z pre-activations are shared sums
+        d_hw[:, : 2 * H] = d_xw[:, : 2 * H]              # r and z pre-activations are shared sums
         d_hw[:, 2 * H:] = dn_pre * r
         return (dh * z,)
 

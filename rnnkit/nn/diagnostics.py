@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import ShapeError
 from .cells import GRUCell, LSTMCell
 from .recurrent_step import StepGradients
+from .xp import host_if_needed, to_host
 
 __all__ = ["hidden_gradient_norms", "gate_saturation", "SATURATED_HIGH", "SATURATED_LOW"]
 
@@ -43,12 +44,12 @@ _SIGMOID_GATES = {LSTMCell: lambda cache: {"input": cache[0], "forget": cache[1]
 
 
 def _steps(rnn, x, state):
-    x = np.asarray(x)
+    x = host_if_needed(x)
     if x.ndim != 3:
         raise ShapeError(f"x: expected (T, N, D), got shape {x.shape}")
     caches, h_top = [], []
     for t in range(x.shape[0]):
-        out, state, cache = rnn.step_forward(x[t], state)                      # out (N, H)
+        out, state, cache = rnn.step_forward(x[t, ...], state)                      # out (N, H)
         caches.append(cache)
         h_top.append(out)
     return caches, h_top
@@ -63,9 +64,11 @@ def hidden_gradient_norms(rnn, x, d_last, state=None) -> np.ndarray:
     """
     caches, _ = _steps(rnn, x, state)
     T = len(caches)
-    d_last = np.asarray(d_last, dtype=rnn.dtype)
+    d_last = host_if_needed(d_last)
+    if isinstance(d_last, np.ndarray):
+        d_last = d_last.astype(rnn.dtype, copy=False)
     norms = np.empty(T)
-    norms[T - 1] = np.linalg.norm(d_last.astype(np.float64), axis=1).mean()
+    norms[T - 1] = np.linalg.norm(to_host(d_last).astype(np.float64), axis=1).mean()   # the figures are host numbers
     d_out, d_state = d_last, None
     sink = StepGradients()                    # the weight gradients are recorded here and dropped
     for t in range(T - 1, 0, -1):
@@ -73,7 +76,7 @@ def hidden_gradient_norms(rnn, x, d_last, state=None) -> np.ndarray:
         sink.rows.clear()
         d_out = None
         dh = d_state[0] if isinstance(d_state, tuple) else d_state                 # (L, N, H)
-        norms[t - 1] = np.linalg.norm(dh[-1].astype(np.float64), axis=1).mean()
+        norms[t - 1] = np.linalg.norm(to_host(dh[-1, ...]).astype(np.float64), axis=1).mean()
     return norms
 
 
@@ -92,7 +95,7 @@ def gate_saturation(rnn, x, state=None) -> Optional[Dict[str, np.ndarray]]:
         gates = {}
         for layer_cache in cache.cells:
             for name, g in read(layer_cache).items():
-                gates.setdefault(name, []).append(np.asarray(g, dtype=np.float64).ravel())
+                gates.setdefault(name, []).append(np.asarray(to_host(g), dtype=np.float64).ravel())
         flat = np.concatenate([v for vs in gates.values() for v in vs])
         high.append(float((flat > SATURATED_HIGH).mean()))
         low.append(float((flat < SATURATED_LOW).mean()))

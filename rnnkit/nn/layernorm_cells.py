@@ -31,9 +31,8 @@ from __future__ import annotations
 
 from typing import Dict
 
-import numpy as np
-
 from .cells import Cell, sigmoid
+from .xp import namespace
 
 __all__ = ["LayerNormLSTMCell", "LayerNormGRUCell", "EPS", "layer_norm", "layer_norm_backward"]
 
@@ -42,25 +41,28 @@ EPS = 1e-5
 
 def layer_norm(v):
     """(v - mean) / sqrt(var + EPS) over the last axis: ``(v_hat, rstd (N, 1))``."""
-    mu = v.mean(axis=1, keepdims=True)                      # (N, 1)
+    xp = namespace(v)
+    mu = xp.mean(v, axis=1, keepdims=True)                  # (N, 1)
     d = v - mu
-    rstd = 1.0 / np.sqrt((d * d).mean(axis=1, keepdims=True) + EPS)
+    rstd = 1.0 / xp.sqrt(xp.mean(d * d, axis=1, keepdims=True) + EPS)
     return d * rstd, rstd
 
 
 def layer_norm_backward(d_hat, v_hat, rstd):
     """d v from d v_hat: rstd (d_hat - mean(d_hat) - v_hat mean(d_hat v_hat))."""
-    return rstd * (d_hat - d_hat.mean(axis=1, keepdims=True) - v_hat * (d_hat * v_hat).mean(axis=1, keepdims=True))
+    xp = namespace(d_hat)
+    return rstd * (d_hat - xp.mean(d_hat, axis=1, keepdims=True)
+                   - v_hat * xp.mean(d_hat * v_hat, axis=1, keepdims=True))
 
 
 class _LayerNormCell(Cell):
     split_recurrent = True              # the two products are normalised apart: their gradients differ
 
-    def __init__(self, params: Dict[str, np.ndarray]):
+    def __init__(self, params: Dict[str, object]):
         self.p = params                 # name (without the layer suffix) -> array, for this call only
 
-    def zero_parameter_gradients(self) -> Dict[str, np.ndarray]:
-        return {n: np.zeros_like(v) for n, v in self.p.items()}
+    def zero_parameter_gradients(self) -> Dict[str, object]:
+        return {n: namespace(v).zeros_like(v) for n, v in self.p.items()}
 
 
 class LayerNormLSTMCell(_LayerNormCell):
@@ -77,11 +79,12 @@ class LayerNormLSTMCell(_LayerNormCell):
         x_hat, rx = layer_norm(xw)                           # (N, 4H), (N, 1)
         h_hat, rh = layer_norm(hw)
         a = p["ln_weight_ih"] * x_hat + p["ln_weight_hh"] * h_hat + p["bias_ih"] + p["bias_hh"]  # (N, 4H)
+        xp = namespace(a)
         i, f = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H])
-        g, o = np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
+        g, o = xp.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
         c = f * c_prev + i * g                               # (N, H)
         c_hat, rc = layer_norm(c)
-        tm = np.tanh(p["ln_weight_c"] * c_hat + p["ln_bias_c"])
+        tm = xp.tanh(p["ln_weight_c"] * c_hat + p["ln_bias_c"])
         return (o * tm, c), (x_hat, rx, h_hat, rh, i, f, g, o, c_prev, c_hat, rc, tm)
 
     def step_backward(self, d_state, cache, d_xw, d_hw, acc=None):
@@ -91,7 +94,8 @@ class LayerNormLSTMCell(_LayerNormCell):
         H = c_prev.shape[1]
         dm = dh * o * (1.0 - tm * tm)                        # d of gamma_c c_hat + beta_c
         dc = dc + layer_norm_backward(dm * p["ln_weight_c"], c_hat, rc)
-        da = np.empty_like(x_hat)                            # (N, 4H)
+        xp = namespace(x_hat)
+        da = xp.empty_like(x_hat)                            # (N, 4H)
         da[:, :H] = dc * g * i * (1.0 - i)
         da[:, H:2 * H] = dc * c_prev * f * (1.0 - f)
         da[:, 2 * H:3 * H] = dc * i * (1.0 - g * g)
@@ -99,13 +103,13 @@ class LayerNormLSTMCell(_LayerNormCell):
         d_xw[...] = layer_norm_backward(da * p["ln_weight_ih"], x_hat, rx)
         d_hw[...] = layer_norm_backward(da * p["ln_weight_hh"], h_hat, rh)
         if acc is not None:
-            db = da.sum(axis=0)
+            db = xp.sum(da, axis=0)
             acc["bias_ih"] += db
             acc["bias_hh"] += db
-            acc["ln_weight_ih"] += (da * x_hat).sum(axis=0)
-            acc["ln_weight_hh"] += (da * h_hat).sum(axis=0)
-            acc["ln_weight_c"] += (dm * c_hat).sum(axis=0)
-            acc["ln_bias_c"] += dm.sum(axis=0)
+            acc["ln_weight_ih"] += xp.sum(da * x_hat, axis=0)
+            acc["ln_weight_hh"] += xp.sum(da * h_hat, axis=0)
+            acc["ln_weight_c"] += xp.sum(dm * c_hat, axis=0)
+            acc["ln_bias_c"] += xp.sum(dm, axis=0)
         return (None, dc * f)
 
 
@@ -127,7 +131,7 @@ class LayerNormGRUCell(_LayerNormCell):
         rz = sigmoid(u[:, :2 * H] + a[:, :2 * H])
         r, z = rz[:, :H], rz[:, H:]
         a_n = a[:, 2 * H:]
-        n = np.tanh(u[:, 2 * H:] + r * a_n)
+        n = namespace(a).tanh(u[:, 2 * H:] + r * a_n)
         return (n + z * (h_prev - n),), (x_hat, rx, h_hat, rh, r, z, n, a_n, h_prev)
 
     def step_backward(self, d_state, cache, d_xw, d_hw, acc=None):
@@ -136,17 +140,18 @@ class LayerNormGRUCell(_LayerNormCell):
         p = self.p
         H = dh.shape[1]
         dn = dh * (1.0 - z) * (1.0 - n * n)
-        du = np.empty_like(x_hat)                            # (N, 3H): d u
+        xp = namespace(x_hat)
+        du = xp.empty_like(x_hat)                            # (N, 3H): d u
         du[:, :H] = dn * a_n * r * (1.0 - r)
         du[:, H:2 * H] = dh * (h_prev - n) * z * (1.0 - z)
         du[:, 2 * H:] = dn
-        da = du.copy()                                       # d a: r, z shared, n through r
+        da = xp.asarray(du, copy=True)                       # d a: r, z shared, n through r
         da[:, 2 * H:] = dn * r
         d_xw[...] = layer_norm_backward(du * p["ln_weight_ih"], x_hat, rx)
         d_hw[...] = layer_norm_backward(da * p["ln_weight_hh"], h_hat, rh)
         if acc is not None:
-            acc["bias_ih"] += du.sum(axis=0)
-            acc["bias_hh"] += da.sum(axis=0)
-            acc["ln_weight_ih"] += (du * x_hat).sum(axis=0)
-            acc["ln_weight_hh"] += (da * h_hat).sum(axis=0)
+            acc["bias_ih"] += xp.sum(du, axis=0)
+            acc["bias_hh"] += xp.sum(da, axis=0)
+            acc["ln_weight_ih"] += xp.sum(du * x_hat, axis=0)
+            acc["ln_weight_hh"] += xp.sum(da * h_hat, axis=0)
         return (dh * z,)

@@ -19,7 +19,7 @@ import numpy as np
 from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, Parameter
-from .xp import as_array, device_of, is_numpy, namespace, scatter_add_rows, to_device
+from .xp import host_if_needed, device_of, is_numpy, namespace, scatter_add_rows, to_device
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
@@ -44,7 +44,7 @@ class Linear(Module):
         self.bias = _param(rng.uniform(-bound, bound, out_features), dtype) if bias else None
 
     def forward(self, x):
-        x = as_array(x)
+        x = host_if_needed(x)
         W = self.weight.data
         if tuple(x.shape[-1:]) != (self.in_features,):
             raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, "
@@ -94,7 +94,7 @@ class Embedding(Module):
         self.weight = _param(w, dtype)
 
     def forward(self, ids):
-        ids = as_array(ids)
+        ids = host_if_needed(ids)
         W = self.weight.data
         if is_numpy(ids, W):
             if not np.issubdtype(ids.dtype, np.integer):

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import ShapeError
-from .xp import as_array, device_of, namespace
+from .xp import host_if_needed, device_of, namespace
 
 __all__ = ["log_softmax", "softmax", "cross_entropy", "mse", "bce_with_logits"]
 
@@ -51,9 +51,9 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
     ``logits``: (..., C); ``targets``: integer (...); ``mask``: (...) like
     ``targets``. Returns ``(loss, d_logits)``.
     """
-    z = as_array(logits)
-    y = as_array(targets)
-    mask = None if mask is None else as_array(mask)
+    z = host_if_needed(logits)
+    y = host_if_needed(targets)
+    mask = None if mask is None else host_if_needed(mask)
     xp = namespace(z, y, mask)
     if tuple(z.shape[:-1]) != tuple(y.shape):
         raise ShapeError(f"cross_entropy: targets shape {tuple(y.shape)} must equal logits shape without the "
@@ -108,13 +108,13 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
 def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = None,
         reduction: str = "mean") -> Tuple[float, np.ndarray]:
     r"""Mean squared error :math:`\frac{1}{M}\sum (\hat y - y)^2` over real elements, and its gradient."""
-    p = as_array(pred)
-    t = as_array(target)
+    p = host_if_needed(pred)
+    t = host_if_needed(target)
     if tuple(p.shape) != tuple(t.shape):
         raise ShapeError(f"mse: prediction shape {tuple(p.shape)} must equal target shape {tuple(t.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
-    mask = None if mask is None else as_array(mask)
+    mask = None if mask is None else host_if_needed(mask)
     xp = namespace(p, t, mask)
     diff = p - t
     m, count = _real_elements(xp, mask, p.shape, "mse", "prediction")
@@ -138,13 +138,13 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[n
     (``reduction="sum"``, as PyTorch's ``BCEWithLogitsLoss(reduction="sum")``)
     or averaged over the real elements (``"mean"``). Returns ``(loss, d_logits)``.
     """
-    z = as_array(logits)
-    y = as_array(targets)
+    z = host_if_needed(logits)
+    y = host_if_needed(targets)
     if tuple(z.shape) != tuple(y.shape):
         raise ShapeError(f"bce_with_logits: targets shape {tuple(y.shape)} must equal logits shape {tuple(z.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
-    mask = None if mask is None else as_array(mask)
+    mask = None if mask is None else host_if_needed(mask)
     xp = namespace(z, y, mask)
     y = xp.astype(y, z.dtype, copy=False)
     per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))   # (...) per-element loss

@@ -1,9 +1,13 @@
 """Parameters and the Module base that every layer and model builds on.
 
 A :class:`Parameter` pairs an array with the gradient array of the same shape.
-Both arrays keep their identity for the parameter's whole life: ``zero_grad``
-fills the gradient with zeros and ``load_state_dict`` copies values in place,
-so optimisers can hold references to them.
+Both arrays keep their identity while the parameter stays on one device:
+``zero_grad`` fills the gradient with zeros and ``load_state_dict`` copies values
+in place, so optimisers can hold references to them. :meth:`Module.to` moves
+every parameter to another device (NumPy, CuPy, array-api-strict, ...; see
+:mod:`rnnkit.nn.xp`): the :class:`Parameter` objects stay the same (tied weights
+stay tied, an optimiser holding parameters follows), their two arrays are
+replaced by the device's. Build optimiser state after moving.
 
 A :class:`Module` owns named parameters and named child modules. Layers
 implement ``forward(...) -> (outputs..., cache)`` (``module(...)`` calls it) and
@@ -22,6 +26,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Set, Tuple
 import numpy as np
 
 from ..errors import ShapeError
+from .xp import device_namespace, device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, to_host
 
 __all__ = ["Parameter", "Module"]
 
@@ -33,10 +38,10 @@ def check_array(a, what: str, *, ndims, layout: str, last: Optional[int] = None,
     (``layout``, e.g. ``"(N, S, K=8)"``) and what was given. The layers' eager
     input checks all go through here.
     """
-    a = np.asarray(a)
+    a = host_if_needed(a)          # lists become NumPy arrays; any library's arrays stay where they are
     if a.ndim not in ndims or (last is not None and a.shape[-1] != last):
         raise ShapeError(f"{what}: expected {layout}, got shape {a.shape}")
-    if dtype is not None and a.dtype != dtype:
+    if dtype is not None and numpy_dtype(a.dtype) != np.dtype(dtype):
         raise ShapeError(f"{what}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {a.dtype}")
     return a
 
@@ -47,8 +52,9 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data: np.ndarray):
-        self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        data = host_if_needed(data)
+        self.data = np.ascontiguousarray(data) if is_numpy(data) else data    # any library's array stays on its device
+        self.grad = namespace(self.data).zeros_like(self.data)
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -132,7 +138,22 @@ class Module:
     # -- gradients and mode -----------------------------------------------
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad.fill(0)
+            p.grad[...] = 0
+
+    def to(self, device) -> "Module":
+        """Move every parameter and its gradient to ``device``; returns ``self``.
+
+        ``device``: "cpu" (NumPy), "cuda" / "cuda:K" (CuPy), or a library's device
+        object (``array_api_strict.Device("device1")``, ``cupy.cuda.Device(0)``).
+        Parameters keep their identity (tied weights stay tied); their arrays are
+        replaced. Layers then compute in the namespace of their inputs, which must
+        be on the same device.
+        """
+        xp, dev = device_namespace(device)
+        for p in self.parameters():            # each distinct parameter once
+            p.data = to_device(p.data, dev, xp)
+            p.grad = to_device(p.grad, dev, xp)
+        return self
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -175,8 +196,13 @@ class Module:
 
     # -- state ------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """Copies of every parameter, keyed by qualified name (a tied parameter under each of its names)."""
-        return {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
+        """Copies of every parameter, keyed by qualified name (a tied parameter under each of its names).
+
+        The copies are on the parameters' device; model files write them through
+        :func:`rnnkit.nn.xp.to_host`.
+        """
+        return {name: p.data.copy() if is_numpy(p.data) else namespace(p.data).asarray(p.data, copy=True)
+                for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
         """Copy values into the existing parameter arrays, cast to each parameter's dtype.
@@ -196,7 +222,7 @@ class Module:
         for name, p in own.items():
             if name not in state:
                 continue
-            value = np.asarray(state[name])
+            value = to_host(host_if_needed(state[name]))     # checked on the host, copied onto the device below
             if value.dtype.kind not in "biuf":
                 wrong.append(f"{name}: expected numbers, got dtype {value.dtype}")
             elif value.shape != p.data.shape:
@@ -215,7 +241,11 @@ class Module:
                              + ". Build the module with the sizes and options the state was saved from"
                              + (", or pass strict=False to load only the matching keys" if strict else ""))
         for name, value in values.items():
-            own[name].data[...] = value
+            data = own[name].data
+            if is_numpy(data):
+                data[...] = value
+            else:
+                data[...] = to_device(value.astype(numpy_dtype(data.dtype)), device_of(data), namespace(data))
 
     # -- calling and display ----------------------------------------------
     def forward(self, *args, **kwargs):

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-import numpy as np
-
 from .cells import Cell, sigmoid
+from .xp import device_of, namespace
 
 __all__ = ["PeepholeLSTMCell"]
 
@@ -43,20 +42,21 @@ class PeepholeLSTMCell(Cell):
     split_recurrent = False
     fused_kernel = "lstm_peephole"
 
-    def __init__(self, peephole: np.ndarray):
+    def __init__(self, peephole):
         self.peephole = peephole                                # (3H,)
 
     def step(self, xw, hw, state):
         h_prev, c_prev = state
         H = c_prev.shape[1]
         p_i, p_f, p_o = self.peephole[:H], self.peephole[H:2 * H], self.peephole[2 * H:]
+        xp = namespace(xw, hw)
         a = xw + hw                                             # (N, 4H)
         i = sigmoid(a[:, :H] + p_i * c_prev)                    # (N, H)
         f = sigmoid(a[:, H:2 * H] + p_f * c_prev)
-        g = np.tanh(a[:, 2 * H:3 * H])
+        g = xp.tanh(a[:, 2 * H:3 * H])
         c = f * c_prev + i * g                                  # (N, H)
         o = sigmoid(a[:, 3 * H:] + p_o * c)
-        tanh_c = np.tanh(c)
+        tanh_c = xp.tanh(c)
         return (o * tanh_c, c), (i, f, g, o, c_prev, c, tanh_c)
 
     def step_backward(self, d_state, cache, d_xw, d_hw=None):
@@ -74,15 +74,16 @@ class PeepholeLSTMCell(Cell):
         d_xw[:, 3 * H:] = da_o
         return (None, dc * f + da_i * p_i + da_f * p_f)
 
-    def parameter_gradients(self, dXW: np.ndarray, caches: List[object]) -> Dict[str, np.ndarray]:
+    def parameter_gradients(self, dXW, caches: List[object]) -> Dict[str, object]:
         """``{"weight_ph": d peephole (3H,)}`` from the gate gradients dXW (T, N, 4H) and the step caches."""
+        xp = namespace(dXW)
         H = dXW.shape[2] // 4
-        d = np.zeros(3 * H, dtype=dXW.dtype)
+        d = xp.zeros(3 * H, dtype=dXW.dtype, device=device_of(dXW))
         for t, cache in enumerate(caches):
             if cache is None:
                 continue
             _, _, _, _, c_prev, c, _ = cache
-            d[:H] += (dXW[t, :, :H] * c_prev).sum(axis=0)
-            d[H:2 * H] += (dXW[t, :, H:2 * H] * c_prev).sum(axis=0)
-            d[2 * H:] += (dXW[t, :, 3 * H:] * c).sum(axis=0)
+            d[:H] += xp.sum(dXW[t, :, :H] * c_prev, axis=0)
+            d[H:2 * H] += xp.sum(dXW[t, :, H:2 * H] * c_prev, axis=0)
+            d[2 * H:] += xp.sum(dXW[t, :, 3 * H:] * c, axis=0)
         return {"weight_ph": d}

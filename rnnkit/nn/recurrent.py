@@ -41,6 +41,15 @@ their masks from the ``rng`` passed to :meth:`forward`.
 Loops that feed each output back into the next input (decoders, sampling)
 step a unidirectional stack with ``step_forward`` / ``step_backward`` /
 ``steps_backward`` (:mod:`rnnkit.nn.recurrent_step`).
+
+Arrays of any library: the layer computes with the namespace of its input
+(:mod:`rnnkit.nn.xp`), so after ``layer.to("cuda")`` (or any device, e.g.
+``array_api_strict.Device("device1")``) it takes and returns that device's
+arrays. Weights are initialised on the host (NumPy, from ``rng``), and so are
+the masks of dropout and the regularisers, drawn from the ``rng`` passed to
+:meth:`forward` and moved to the input's device: a seeded run on a device draws
+what the CPU run draws. ``lengths`` are checked on the host and moved to the
+input's device. On NumPy arrays the scans may run the compiled numba loops.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from .module import Module
 from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
 from .variants import RecurrentVariants, keep_mask, zoneout_probabilities
+from .xp import DeviceError, device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, to_host, xp_dtype
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
 
@@ -213,7 +223,8 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
 
     # -- state conversion: the public layout is PyTorch's, inside it is a tuple -----
     def _state_out(self, per_layer: List[Tuple[np.ndarray, ...]]) -> StateLike:
-        stacked = tuple(np.stack([s[j] for s in per_layer]) for j in range(self.cell.num_states))
+        xp = namespace(per_layer[0][0])
+        stacked = tuple(xp.stack([s[j] for s in per_layer]) for j in range(self.cell.num_states))
         return stacked if self.cell.num_states > 1 else stacked[0]
 
     def _state_in(self, state: Optional[StateLike], name: str) -> Tuple:
@@ -237,37 +248,40 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
         for j, (s, H) in enumerate(zip(states, self._state_sizes())):
             if s is None:
                 continue
-            s = np.asarray(s)
+            s = host_if_needed(s)
             if s.shape != (LK, N, H):
                 which = ("h", "c")[j]
                 raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
                                  f"{(LK, N, H)}, got {s.shape}")
-            if s.dtype != self.dtype:
+            if numpy_dtype(s.dtype) != self.dtype:
                 raise ShapeError(f"initial state: expected dtype {self.dtype}, got {s.dtype}")
         return states
 
     def _check_input(self, x, state, lengths):
-        x = np.asarray(x)
+        x = host_if_needed(x)
+        self._check_device(x)
+        xp = namespace(x)
         if x.ndim != 3:
             layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
             raise ShapeError(f"input: expected a 3-D array {layout}, got shape {x.shape}")
         if x.shape[-1] != self.input_size:
             raise ShapeError(f"input: expected feature size {self.input_size} in the last axis, got {x.shape[-1]} "
                              f"(shape {x.shape})")
-        if x.dtype != self.dtype:
-            if not np.issubdtype(x.dtype, np.floating):
+        if numpy_dtype(x.dtype) != self.dtype:
+            if not np.issubdtype(numpy_dtype(x.dtype), np.floating):
                 raise ShapeError(f"input: expected a floating array of dtype {self.dtype}, got {x.dtype}")
             raise ShapeError(f"input: expected dtype {self.dtype} (the parameters' dtype), got {x.dtype}; "
                              f"cast with x.astype(np.{self.dtype})")
         if self.batch_first:
-            x = x.transpose(1, 0, 2)
-        x = np.ascontiguousarray(x)
+            x = xp.permute_dims(x, (1, 0, 2))
+        if is_numpy(x):
+            x = np.ascontiguousarray(x)
         T, N, _ = x.shape
         if T == 0 or N == 0:
             raise ShapeError(f"input: expected at least one time step and one sequence, got T={T}, N={N}")
         states = self._checked_states(state, N)
         if lengths is not None:
-            lengths = np.asarray(lengths)
+            lengths = to_host(host_if_needed(lengths))      # checked on the host, moved to x's device below
             if lengths.shape != (N,):
                 raise ShapeError(f"lengths: expected shape (N,) = ({N},), one length per sequence, got {lengths.shape}")
             if not np.issubdtype(lengths.dtype, np.integer):
@@ -277,7 +291,17 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
             lengths = lengths.astype(np.int64)
             if (lengths == T).all():
                 lengths = None   # nothing is padded: take the faster unmasked path
+            else:
+                lengths = to_device(lengths, device_of(x), xp)
         return x, states, lengths
+
+    def _check_device(self, x) -> None:
+        """The input lives where the parameters do (else one line saying how to move the layer)."""
+        W = getattr(self, "weight_ih" + self._suffix(0, 0)).data
+        if is_numpy(x) != is_numpy(W) or (not is_numpy(x) and device_of(x) != device_of(W)):
+            raise DeviceError(f"input: on device {device_of(x)!r} ({type(x).__module__}), but the layer's parameters "
+                              f"are on {device_of(W)!r} ({type(W).__module__}); move the layer with "
+                              f".to(device) or the input with rnnkit.nn.xp.to_device")
 
     @staticmethod
     def lengths_from_mask(mask: np.ndarray, batch_first: bool = False) -> np.ndarray:
@@ -285,7 +309,7 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
 
         The mask must be a prefix mask: real steps first, then padding.
         """
-        m = np.asarray(mask, dtype=bool)
+        m = np.asarray(to_host(host_if_needed(mask)), dtype=bool)
         if m.ndim != 2:
             raise ShapeError(f"mask: expected a 2-D boolean array, got shape {m.shape}")
         if not batch_first:
@@ -324,36 +348,41 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
         x, states0, lengths = self._check_input(x, state, lengths)
         T, N, _ = x.shape
         K = self.num_directions
+        xp, dev = namespace(x), device_of(x)
+
+        def put(a):                     # a host-drawn mask onto x's device (as it is for NumPy)
+            return None if a is None else to_device(a, dev, xp)
+
         use_dropout = self._uses_dropout(rng)
         regularise = self._uses_regularisers(rng)
         p_var, p_wd = (self.variational_dropout, self.weight_drop) if regularise else (0.0, 0.0)
         p_zone = self._zoneout_probs()
         sizes = self._state_sizes()
-        zeros = tuple(np.zeros((N, n), self.dtype) for n in sizes)
+        zeros = tuple(xp.zeros((N, n), dtype=xp_dtype(xp, self.dtype), device=dev) for n in sizes)
         scans, masks, finals, in_masks, w_masks = [], [], [], [], []
         inp = x
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                mask = self._dropout_mask(rng, inp.shape)                       # (T, N, K*P)
+                mask = put(self._dropout_mask(rng, inp.shape))                  # (T, N, K*P)
                 inp = inp * mask
             masks.append(mask)
-            in_mask = keep_mask(rng, p_var, (N, inp.shape[2]), self.dtype) if p_var else None  # (N, D_l)
+            in_mask = put(keep_mask(rng, p_var, (N, inp.shape[2]), self.dtype)) if p_var else None  # (N, D_l)
             if in_mask is not None:
                 inp = inp * in_mask                                             # the same at every step
             in_masks.append(in_mask)
             outs, layer_scans, layer_w = [], [], []
             for k in range(K):
                 i = l * K + k
-                s0 = tuple(z if s is None else s[i] for s, z in zip(states0, zeros))
+                s0 = tuple(z if s is None else s[i, ...] for s, z in zip(states0, zeros))
                 W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, k)
-                w_mask = keep_mask(rng, p_wd, W_hh.shape, self.dtype) if p_wd else None  # (G*H, P)
+                w_mask = put(keep_mask(rng, p_wd, W_hh.shape, self.dtype)) if p_wd else None  # (G*H, P)
                 if w_mask is not None:
                     W_hh = W_hh * w_mask
                 layer_w.append(w_mask)
-                h_mask = keep_mask(rng, p_var, (N, sizes[0]), self.dtype) if p_var else None  # (N, P)
-                zone = None if p_zone is None else zoneout_probabilities(rng, p_zone, regularise, T, N, sizes,
-                                                                         self.dtype)
+                h_mask = put(keep_mask(rng, p_var, (N, sizes[0]), self.dtype)) if p_var else None  # (N, P)
+                zone = None if p_zone is None else tuple(map(put, zoneout_probabilities(
+                    rng, p_zone, regularise, T, N, sizes, self.dtype)))
                 variant = ScanVariant(self._projection(l, k), h_mask, zone)
                 y, s_n, c = scan_forward(self._cell_for(l, k), inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
                                          reverse=(k == 1), backend=self.backend, need_cache=need_cache,
@@ -363,8 +392,8 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
                 finals.append(s_n)
             scans.append(layer_scans)
             w_masks.append(layer_w)
-            inp = outs[0] if K == 1 else np.concatenate(outs, axis=2)   # (T, N, K*P)
-        out = inp.transpose(1, 0, 2) if self.batch_first else inp
+            inp = outs[0] if K == 1 else xp.concat(outs, axis=2)       # (T, N, K*P)
+        out = xp.permute_dims(inp, (1, 0, 2)) if self.batch_first else inp
         cache = RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks) if need_cache else None
         return out, self._state_out(finals), cache
 
@@ -386,20 +415,28 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
                 raise ShapeError(f"d_state[{j}]: expected the final state's shape {(self.num_layers * K, N, n)}, "
                                  f"got {np.shape(d)}")
         dy = None
+        xp = namespace(scans[0][0].x)                  # the fused caches keep x too
         if d_output is not None:
-            dy = np.asarray(d_output, dtype=self.dtype)
+            dy = host_if_needed(d_output)
+            xp = namespace(dy)
+            if is_numpy(dy):
+                dy = np.asarray(dy, dtype=self.dtype)
+            elif numpy_dtype(dy.dtype) != self.dtype:
+                dy = xp.astype(dy, xp_dtype(xp, self.dtype))
             expected = (N, T, K * H) if batch_first else (T, N, K * H)
             if dy.shape != expected:
                 raise ShapeError(f"d_output: expected the output's shape {expected}, got {dy.shape}")
             if batch_first:
-                dy = dy.transpose(1, 0, 2)
+                dy = xp.permute_dims(dy, (1, 0, 2))
         d_finals = [None] * (self.num_layers * K)
         for l in range(self.num_layers - 1, -1, -1):
             d_in = None
             for k in range(K):
                 i = l * K + k
-                dy_k = None if dy is None else np.ascontiguousarray(dy[:, :, k * H:(k + 1) * H])
-                ds = tuple(None if d is None else d[i] for d in d_states_n)
+                dy_k = None if dy is None else dy[:, :, k * H:(k + 1) * H]
+                if dy_k is not None and is_numpy(dy_k):
+                    dy_k = np.ascontiguousarray(dy_k)
+                ds = tuple(None if d is None else d[i, ...] for d in d_states_n)
                 dx, ds0, grads = scan_backward(dy_k, ds, scans[l][k])
                 d_finals[i] = ds0
                 w_mask = w_masks[l][k] if w_masks else None
@@ -410,7 +447,7 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
             if masks[l] is not None:
                 d_in = d_in * masks[l]
             dy = d_in
-        dx = dy.transpose(1, 0, 2) if batch_first else dy
+        dx = xp.permute_dims(dy, (1, 0, 2)) if batch_first else dy
         return dx, self._state_out(d_finals)
 
     def extra_repr(self) -> str:

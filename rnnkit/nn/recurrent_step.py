@@ -33,6 +33,9 @@ zoneout at evaluation (its deterministic expectation, ``s = p s_prev + (1-p) s_n
 The training-mode regularisers (variational dropout, weight drop, zoneout) draw
 one mask per *sequence*, which a single step cannot know: in training mode they
 are refused here; train with :meth:`Recurrent.forward` over whole chunks.
+
+Array-API code like the scanner: a step computes in the namespace and on the
+device of ``x_t`` (dropout masks drawn on the host from ``rng`` and moved there).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import numpy as np
 from ..errors import ShapeError
 from .module import check_array
 from .scan import input_projection, recurrent_step, recurrent_step_backward, weight_gradients
+from .xp import device_of, host_if_needed, namespace, to_device, xp_dtype
 
 __all__ = ["StepCache", "StepGradients", "RecurrentSteps"]
 
@@ -78,10 +82,11 @@ class RecurrentSteps:
             raise ValueError(f"{what}: a bidirectional layer cannot run one step at a time (its reverse "
                              "direction starts at the end of the sequence); use forward on the whole sequence")
 
-    def _zeros_for_missing(self, states, N: int):
-        """The state tuple with zeros (L, N, size) where an entry is None."""
-        return [np.zeros((self.num_layers, N, n), self.dtype) if s is None else np.asarray(s)
-                for s, n in zip(states, self._state_sizes())]
+    def _zeros_for_missing(self, states, N: int, like):
+        """The state tuple with zeros (L, N, size) where an entry is None, in ``like``'s namespace and device."""
+        xp, dev = namespace(like), device_of(like)
+        return [xp.zeros((self.num_layers, N, n), dtype=xp_dtype(xp, self.dtype), device=dev) if s is None
+                else host_if_needed(s) for s, n in zip(states, self._state_sizes())]
 
     def _check_step_regularisers(self) -> None:
         if self.training and (self.variational_dropout or self.weight_drop or self._zoneout_probs()):
@@ -101,19 +106,20 @@ class RecurrentSteps:
         self._check_step_regularisers()
         x = check_array(x_t, "x_t", ndims=(2,), last=self.input_size, dtype=self.dtype,
                         layout=f"one step (N, D) with D = input_size = {self.input_size}")
+        self._check_device(x)
         N = x.shape[0]
-        states = self._zeros_for_missing(self._checked_states(state, N), N)
+        states = self._zeros_for_missing(self._checked_states(state, N), N, x)
         use_dropout = self._uses_dropout(rng)
         cache = StepCache([], [], [], [])
         new = [[] for _ in states]
         for l in range(self.num_layers):
             mask = None
             if l > 0 and use_dropout:
-                mask = self._dropout_mask(rng, x.shape)                             # (N, H)
+                mask = to_device(self._dropout_mask(rng, x.shape), device_of(x), namespace(x))  # (N, H)
                 x = x * mask
             W_ih, W_hh, b_ih, b_hh = self._scan_weights(l, 0)
             cell = self._cell_for(l, 0)
-            s_prev = tuple(s[l] for s in states)
+            s_prev = tuple(s[l, ...] for s in states)
             xw = input_projection(cell, x, W_ih, b_ih, b_hh)                    # (N, G*H)
             s_new, cell_cache = recurrent_step(cell, xw, s_prev, W_hh, b_hh)
             if self.proj_size:
@@ -142,7 +148,9 @@ class RecurrentSteps:
         if not isinstance(cache, StepCache):
             raise ValueError("step_backward needs the cache that step_forward returned")
         N, H = cache.h_prev[0].shape
-        d_states = self._zeros_for_missing(self._state_in(d_state, "d_state"), N)
+        like = cache.h_prev[0]
+        xp, dev = namespace(like), device_of(like)
+        d_states = self._zeros_for_missing(self._state_in(d_state, "d_state"), N, like)
         for j, (d, n) in enumerate(zip(d_states, self._state_sizes())):
             if d.shape != (self.num_layers, N, n):
                 raise ShapeError(f"d_state[{j}]: expected the new state's shape {(self.num_layers, N, n)}, "
@@ -154,12 +162,12 @@ class RecurrentSteps:
             grads = StepGradients()
         GH = self.cell.num_gates * self.hidden_size
         zone = self._zoneout_probs()
-        d_prev = [np.empty_like(d) for d in d_states]
+        d_prev = [xp.empty_like(d) for d in d_states]
         d_above = d_out
         for l in range(self.num_layers - 1, -1, -1):
             W_ih, W_hh, _, _ = self._weights(l, 0)
-            dh = d_states[0][l] if d_above is None else d_states[0][l] + d_above
-            d_new = (dh,) + tuple(d[l] for d in d_states[1:])
+            dh = d_states[0][l, ...] if d_above is None else d_states[0][l, ...] + d_above
+            d_new = (dh,) + tuple(d[l, ...] for d in d_states[1:])
             direct = [0.0] * len(d_new)
             if zone is not None:                                                # s = s_new + p (s_prev - s_new)
                 direct = [p * d for d, p in zip(d_new, zone)]
@@ -171,14 +179,15 @@ class RecurrentSteps:
                 W_hr.grad += d_new[0].T @ h_cell                                # (P, H)
                 d_new = (d_new[0] @ W_hr.data,) + tuple(d_new[1:])              # (N, H)
             step_cell = self._cell_for(l, 0)
-            d_xw = np.empty((N, GH), self.dtype)                                # (N, G*H) gate gradients
-            d_hw = np.empty((N, GH), self.dtype) if step_cell.split_recurrent else d_xw
+            dtype = xp_dtype(xp, self.dtype)
+            d_xw = xp.empty((N, GH), dtype=dtype, device=dev)                   # (N, G*H) gate gradients
+            d_hw = xp.empty((N, GH), dtype=dtype, device=dev) if step_cell.split_recurrent else d_xw
             acc = step_cell.zero_parameter_gradients() if self.layer_norm else None
             for j, d in enumerate(recurrent_step_backward(step_cell, d_new, cell_cache, W_hh, d_xw, d_hw,
                                                           acc=acc)):
-                d_prev[j][l] = d + direct[j]
+                d_prev[j][l, ...] = d + direct[j]
             if self.peephole:
-                acc = step_cell.parameter_gradients(d_xw[None], [cell_cache])
+                acc = step_cell.parameter_gradients(xp.expand_dims(d_xw, axis=0), [cell_cache])
             if acc is not None:                                                 # the cell's own weights, now
                 self._add_gradients(l, 0, (None,) * 5 + (acc,))
             grads.append(l, d_xw, d_hw, cache.xs[l], cache.h_prev[l])
@@ -196,7 +205,8 @@ class RecurrentSteps:
         over the steps stacked into (steps * N) rows.
         """
         for l, rows in grads.rows.items():
-            d_xw, d_hw, x, h_prev = (np.concatenate(parts) for parts in zip(*rows))  # (steps*N, .)
+            xp = namespace(rows[0][0])
+            d_xw, d_hw, x, h_prev = (xp.concat(parts) for parts in zip(*rows))  # (steps*N, .)
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
                                weight_gradients(d_xw, d_hw, x, h_prev, self.bias and not self.layer_norm)):
                 if g is not None:
@@ -222,4 +232,4 @@ class RecurrentSteps:
         for t in range(T - 1, -1, -1):
             dxs[t], d_state = self.step_backward(d_outs[t], caches[t], d_state, grads)
         self.add_step_gradients(grads)
-        return np.stack(dxs), d_state                                           # (T, N, D)
+        return namespace(dxs[0]).stack(dxs), d_state                            # (T, N, D)

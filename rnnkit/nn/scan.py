@@ -24,12 +24,18 @@ The pieces of one step (:func:`input_projection`, :func:`recurrent_step`,
 one-step API of :class:`rnnkit.nn.Recurrent` is built from them, so the cells
 and this module hold the only recurrent math.
 
-This is the reference implementation. With the numba backend (see
+This is the reference implementation, and it is array-API code: ``xp`` comes
+from the arrays (:func:`rnnkit.nn.xp.namespace`), new arrays are made on the
+device of the input, and only the standard's functions, operators and index
+forms (``a[t, ...]``, slices) are used, so the same code runs on NumPy, CuPy,
+PyTorch and array-api-strict arrays. The only NumPy-only path is the fused one:
+with the numba backend (see
 :mod:`rnnkit.kernels.backend`) both functions hand the work to the fused loops
 of :mod:`rnnkit.kernels.fused_scan` for a cell that declares a ``fused_kernel``:
 same arguments, same results, and a cache that only their ``scan_backward``
-reads. A kernel that cannot compile raises ``KernelUnavailable`` and the
-reference below runs instead (the kernels never import this module).
+reads. They run only when every array is a NumPy array (:func:`rnnkit.nn.xp.is_numpy`); any
+other library's arrays take the reference. A kernel that cannot compile raises
+``KernelUnavailable`` and the reference below runs instead (the kernels never import this module).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from ..kernels.backend import KernelUnavailable, fused_scan_module
+from .xp import device_of, is_numpy, namespace
 
 __all__ = ["ScanCache", "ScanVariant", "PLAIN", "scan_forward", "scan_backward", "input_projection", "recurrent_step",
            "recurrent_step_backward", "weight_gradients"]
@@ -82,6 +89,12 @@ class ScanVariant(NamedTuple):
 PLAIN = ScanVariant()
 
 
+def _all_numpy(x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant) -> bool:
+    """Every array of a scan is a NumPy array: only then may the compiled kernels take it."""
+    zone = variant.zoneout or ()
+    return is_numpy(x, W_ih, W_hh, b_ih, b_hh, lengths, variant.W_hr, variant.h_mask, *state0, *zone)
+
+
 def _order(T: int, reverse: bool):
     return range(T - 1, -1, -1) if reverse else range(T)
 
@@ -92,7 +105,7 @@ def input_projection(cell, x, W_ih, b_ih=None, b_hh=None):
     RNN and LSTM use ``xw + hw`` only as a sum, so ``b_hh`` is added here once
     instead of to every step's ``hw``; :func:`recurrent_step` adds it for GRU.
     """
-    xw = x @ W_ih.T                                            # (M, G*H)
+    xw = x @ W_ih.T                                            # (M, G*H): `@` and `.T` are the standard's
     if b_ih is not None:
         xw += b_ih
     if b_hh is not None and not cell.split_recurrent:
@@ -131,7 +144,8 @@ def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, 
         dh_prev *= h_mask
     if d_elem[0] is not None:
         dh_prev += d_elem[0]
-    return [dh_prev] + [np.zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
+    xp = namespace(dh_prev)
+    return [dh_prev] + [xp.zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
 
 
 def weight_gradients(dXW, dHW, X, H_prev, has_bias: bool):
@@ -144,7 +158,8 @@ def weight_gradients(dXW, dHW, X, H_prev, has_bias: bool):
     dW_hh = dHW.T @ H_prev                                     # (G*H, H)
     if not has_bias:
         return dW_ih, dW_hh, None, None
-    return dW_ih, dW_hh, dXW.sum(axis=0), dHW.sum(axis=0)
+    xp = namespace(dXW, dHW)
+    return dW_ih, dW_hh, xp.sum(dXW, axis=0), xp.sum(dHW, axis=0)
 
 
 def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
@@ -165,7 +180,8 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
     ``backend`` ("auto", "numpy", "numba"; None: the global setting) picks the implementation.
     """
     fused = fused_scan_module(backend)
-    if fused is not None and fused.supports(cell, x, variant):
+    if fused is not None and _all_numpy(x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant) \
+            and fused.supports(cell, x, variant):
         try:
             return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache,
                                       variant=variant)
@@ -175,27 +191,28 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
     P = W_hh.shape[1]                                          # size of h: H, or the projection's P
     GH = W_hh.shape[0]
     W_hr, h_mask, zoneout = variant
-    XW = input_projection(cell, x.reshape(T * N, D), W_ih, b_ih, b_hh).reshape(T, N, GH)  # (T, N, G*H)
-    y = np.empty((T, N, P), dtype=x.dtype)                     # (T, N, P)
-    h_prev_all = np.empty((T, N, P), dtype=x.dtype)            # (T, N, P)
-    h_full = None if W_hr is None else np.empty((T, N, W_hr.shape[1]), dtype=x.dtype)  # (T, N, H)
+    xp, dev = namespace(x, W_ih, W_hh), device_of(x)
+    XW = xp.reshape(input_projection(cell, xp.reshape(x, (T * N, D)), W_ih, b_ih, b_hh), (T, N, GH))  # (T, N, G*H)
+    y = xp.empty((T, N, P), dtype=x.dtype, device=dev)         # (T, N, P)
+    h_prev_all = xp.empty((T, N, P), dtype=x.dtype, device=dev)  # (T, N, P)
+    h_full = None if W_hr is None else xp.empty((T, N, W_hr.shape[1]), dtype=x.dtype, device=dev)  # (T, N, H)
     caches: List[object] = [None] * T
     state = tuple(state0)
     for t in _order(T, reverse):
-        h_prev_all[t] = state[0] if h_mask is None else state[0] * h_mask
-        new_state, caches[t] = recurrent_step(cell, XW[t], state, W_hh, b_hh, h_mask)
+        h_prev_all[t, ...] = state[0] if h_mask is None else state[0] * h_mask
+        new_state, caches[t] = recurrent_step(cell, XW[t, ...], state, W_hh, b_hh, h_mask)
         if W_hr is not None:
-            h_full[t] = new_state[0]
+            h_full[t, ...] = new_state[0]
             new_state = (new_state[0] @ W_hr.T,) + tuple(new_state[1:])    # (N, P)
         if zoneout is not None:
-            new_state = tuple(s_new if d is None else s_new + d[t] * (s_old - s_new)
+            new_state = tuple(s_new if d is None else s_new + d[t, ...] * (s_old - s_new)
                               for s_new, s_old, d in zip(new_state, state, zoneout))
         if lengths is not None:
-            m = (t < lengths)[:, None]                         # (N, 1) real step?
-            new_state = tuple(np.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
-            np.multiply(new_state[0], m, out=y[t])
+            m = xp.expand_dims(t < lengths, axis=1)            # (N, 1) real step?
+            new_state = tuple(xp.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
+            y[t, ...] = new_state[0] * xp.astype(m, x.dtype)
         else:
-            y[t] = new_state[0]
+            y[t, ...] = new_state[0]
         state = new_state
     if not need_cache:
         return y, state, None
@@ -224,39 +241,41 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     GH = W_hh.shape[0]
     H = GH // cell.num_gates
     dtype = x.dtype
+    xp, dev = namespace(x, W_ih, W_hh), device_of(x)
     sizes = (P,) + (H,) * (cell.num_states - 1)
-    d_state = tuple(np.zeros((N, n), dtype) if d is None else np.array(d, dtype=dtype)
+    d_state = tuple(xp.zeros((N, n), dtype=dtype, device=dev) if d is None else xp.asarray(d, dtype=dtype, copy=True)
                     for d, n in zip(d_state_T or (None,) * cell.num_states, sizes))
-    dXW = np.empty((T, N, GH), dtype=dtype)                     # (T, N, G*H)
-    dHW = np.empty((T, N, GH), dtype=dtype) if cell.split_recurrent else dXW
-    dHP = None if W_hr is None else np.empty((T, N, P), dtype=dtype)  # (T, N, P) d of the projected h
+    dXW = xp.empty((T, N, GH), dtype=dtype, device=dev)         # (T, N, G*H)
+    dHW = xp.empty((T, N, GH), dtype=dtype, device=dev) if cell.split_recurrent else dXW
+    dHP = None if W_hr is None else xp.empty((T, N, P), dtype=dtype, device=dev)  # (T, N, P) d of the projected h
     acc = cell.zero_parameter_gradients() if hasattr(cell, "zero_parameter_gradients") else None
     for t in reversed(_order(T, reverse)):
-        dh = d_state[0] if dy is None else d_state[0] + dy[t]   # (N, P); dy is 0 where padded
+        dh = d_state[0] if dy is None else d_state[0] + dy[t, ...]   # (N, P); dy is 0 where padded
         d_new = (dh,) + d_state[1:]
         if lengths is not None:
-            m = (t < lengths)[:, None]                          # (N, 1)
+            real = xp.expand_dims(t < lengths, axis=1)          # (N, 1)
+            m = xp.astype(real, dtype)
             d_new = tuple(d * m for d in d_new)
         direct = None
         if zoneout is not None:                                 # s_t = (1 - d) s_new + d s_{t-1}
-            direct = [None if z is None else z[t] * d for d, z in zip(d_new, zoneout)]
-            d_new = tuple(d if z is None else (1.0 - z[t]) * d for d, z in zip(d_new, zoneout))
+            direct = [None if z is None else z[t, ...] * d for d, z in zip(d_new, zoneout)]
+            d_new = tuple(d if z is None else (1.0 - z[t, ...]) * d for d, z in zip(d_new, zoneout))
         if W_hr is not None:
-            dHP[t] = d_new[0]
+            dHP[t, ...] = d_new[0]
             d_new = (d_new[0] @ W_hr,) + tuple(d_new[1:])       # (N, H): through h = h_cell W_hr^T
-        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t], dHW[t], h_mask, acc)
+        d_prev = recurrent_step_backward(cell, d_new, caches[t], W_hh, dXW[t, ...], dHW[t, ...], h_mask, acc)
         if direct is not None:
             d_prev = [d if e is None else d + e for d, e in zip(d_prev, direct)]
         if lengths is not None:
-            keep = ~m                                           # padded rows pass the state through
+            keep = xp.astype(~real, dtype)                      # padded rows pass the state through
             for k in range(len(d_prev)):
                 d_prev[k] = d_prev[k] + d_state[k] * keep
         d_state = tuple(d_prev)
-    dXW2 = dXW.reshape(T * N, GH)
-    dHW2 = dHW.reshape(T * N, GH)
-    dx = (dXW2 @ W_ih).reshape(T, N, D)                         # (T, N, D)
-    grads = weight_gradients(dXW2, dHW2, x.reshape(T * N, D), h_prev_all.reshape(T * N, P), has_bias)
-    dW_hr = None if W_hr is None else dHP.reshape(T * N, P).T @ h_full.reshape(T * N, -1)  # (P, H)
+    dXW2 = xp.reshape(dXW, (T * N, GH))
+    dHW2 = xp.reshape(dHW, (T * N, GH))
+    dx = xp.reshape(dXW2 @ W_ih, (T, N, D))                     # (T, N, D)
+    grads = weight_gradients(dXW2, dHW2, xp.reshape(x, (T * N, D)), xp.reshape(h_prev_all, (T * N, P)), has_bias)
+    dW_hr = None if W_hr is None else xp.reshape(dHP, (T * N, P)).T @ xp.reshape(h_full, (T * N, -1))  # (P, H)
     d_cell = acc
     if hasattr(cell, "parameter_gradients"):
         d_cell = cell.parameter_gradients(dXW, caches)

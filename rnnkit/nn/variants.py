@@ -18,6 +18,8 @@ Three ways to regularise a recurrent layer that PyTorch's ``nn.LSTM``/``nn.GRU``
   at evaluation, so evaluation is deterministic.
 
 Scaling the dropout masks by 1/(1-p) ("inverted" dropout) keeps evaluation a plain forward pass.
+The masks are NumPy arrays drawn on the host from the caller's generator (the array API standard
+has no random numbers); :class:`rnnkit.nn.Recurrent` moves them to its input's device.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 
 from .layernorm_cells import LayerNormGRUCell, LayerNormLSTMCell
 from .peephole import PeepholeLSTMCell
+from .xp import device_of, namespace
 
 __all__ = ["keep_mask", "zoneout_probabilities", "RecurrentVariants"]
 
@@ -69,9 +72,15 @@ class RecurrentVariants:
             GH = self.cell.num_gates * self.hidden_size
             params = {n: getattr(self, n + sfx).data for n, _ in self._layer_norm_shapes()}
             for b in ("bias_ih", "bias_hh"):   # the norms' shifts; zeros (and no gradient kept) without bias
-                params[b] = getattr(self, b + sfx).data if self.bias else np.zeros(GH, self.dtype)
+                params[b] = getattr(self, b + sfx).data if self.bias else self._zeros_like_weights(l, k, GH)
             return (LayerNormLSTMCell if self.mode == "LSTM" else LayerNormGRUCell)(params)
         return self.cell
+
+    def _zeros_like_weights(self, l: int, k: int, size: int):
+        """Zeros (size,) of the parameters' dtype, on their device."""
+        W = getattr(self, "weight_ih" + self._suffix(l, k)).data
+        xp = namespace(W)
+        return xp.zeros(size, dtype=W.dtype, device=device_of(W))
 
     def _scan_weights(self, l: int, k: int):
         """(W_ih, W_hh, b_ih, b_hh) as the scanner takes them: a layer-normalised cell adds the biases itself."""

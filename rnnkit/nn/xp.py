@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import RnnkitError
 
 __all__ = ["namespace", "is_numpy", "device_of", "to_device", "to_host", "resolve_device", "scatter_add_rows",
-           "DeviceError"]
+           "host_copy", "assign", "DeviceError"]
 
 # NumPy >= 2.1 has every standard name the engine uses in its main namespace
 _NUMPY_IS_STANDARD = all(hasattr(np, name) for name in ("astype", "concat", "permute_dims", "matrix_transpose"))
@@ -53,17 +53,20 @@ def _numpy_namespace():
     return compat_np
 
 
+_NUMPY = _numpy_namespace()
+
+
 def namespace(*arrays) -> Any:
     """The array namespace of ``arrays`` (``None`` entries and Python scalars are ignored).
 
     All NumPy (or no arrays at all): NumPy itself. Otherwise the namespace
     array-api-compat finds, which refuses arrays of two different libraries.
     """
-    for a in arrays:                      # the hot path (every layer call on NumPy): a type test per array
+    for a in arrays:              # the cells ask once per step: NumPy's answer must cost next to nothing
         if type(a) is not np.ndarray and a is not None:
             break
     else:
-        return np if _NUMPY_IS_STANDARD else _numpy_namespace()
+        return _NUMPY
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, np.generic))]
     if all(isinstance(a, np.ndarray) for a in real):
         return _numpy_namespace()
@@ -145,12 +148,60 @@ def to_device(a, device, xp=None):
         xp, device = resolve_device(device) if isinstance(device, str) or device is None else (namespace(a), device)
     if xp is np or xp is _numpy_namespace():
         return to_host(a)
-    if getattr(xp, "__name__", "").startswith("cupy"):
+    if getattr(xp, "__name__", "").split(".")[-1] == "cupy":  # cupy, or array-api-compat.cupy
         with device:
             return xp.asarray(to_host(a) if not type(a).__module__.startswith("cupy") else a)
     if isinstance(a, np.ndarray):
         return xp.asarray(a, device=device)
     return a.to_device(device) if device_of(a) != device else a
+
+
+def numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of any library's dtype (``array_api_strict.float32``, ``torch.float64``, ``np.float32``)."""
+    inner = getattr(dtype, "_np_dtype", None)          # array_api_strict wraps a NumPy dtype
+    if inner is not None:
+        return np.dtype(inner)
+    if type(dtype).__module__.startswith("torch"):
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+    return np.dtype(dtype)
+
+
+def xp_dtype(xp, dtype):
+    """``xp``'s dtype of the same name as ``dtype`` (a NumPy dtype or any library's): ``xp.float32``."""
+    return getattr(xp, numpy_dtype(dtype).name)
+
+
+def device_namespace(device) -> Tuple[Any, Any]:
+    """``(xp, device)`` for a device given by the user or a library's device object.
+
+    As :func:`resolve_device`, and for device objects the namespace that owns them:
+    ``array_api_strict.Device`` -> array_api_strict, ``cupy.cuda.Device`` -> cupy,
+    ``torch.device`` -> array-api-compat's torch.
+    """
+    xp, device = resolve_device(device)
+    if xp is not None:
+        return xp, device
+    module = type(device).__module__
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+        return array_api_strict, device
+    if module.startswith("cupy"):
+        import cupy
+        return cupy, device
+    if module.startswith("torch"):
+        import array_api_compat.torch as compat_torch
+        return compat_torch, device
+    raise DeviceError(f"device {device!r}: not a device of NumPy, CuPy, PyTorch or array-api-strict")
+
+
+def host_if_needed(a):
+    """``a`` as a NumPy array when it is not an array of some library (lists, scalars), else ``a`` as it is."""
+    if a is None or isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__") or hasattr(a, "device"):
+        return a
+    return np.asarray(a)
+
+
+__all__ += ["numpy_dtype", "xp_dtype", "device_namespace", "host_if_needed"]   # the engine's own (issue 17)
 
 
 def scatter_add_rows(xp, target, ids, values):
@@ -175,24 +226,6 @@ def scatter_add_rows(xp, target, ids, values):
     return target + xp.matmul(xp.permute_dims(onehot, (1, 0)), values)   # (V, E)
 
 
-def as_array(a):
-    """``a`` itself when it is an array of any library (NumPy, CuPy, array-api-strict, ...); else ``np.asarray(a)``.
-
-    The layers' input conversion: lists and scalars become NumPy arrays as before,
-    and a device array is never copied to the host.
-    """
-    if isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__"):
-        return a
-    return np.asarray(a)
-
-
-def dtype_in(xp, dtype):
-    """The dtype of namespace ``xp`` named like the NumPy ``dtype`` (``np.float32`` -> ``xp.float32``)."""
-    if xp is np or xp is _numpy_namespace():
-        return np.dtype(dtype)
-    return getattr(xp, np.dtype(dtype).name)
-
-
 def host_copy(a) -> np.ndarray:
     """A NumPy copy of ``a`` from any device, never a view of it (what state dicts and checkpoints keep)."""
     return a.copy() if isinstance(a, np.ndarray) else np.array(to_host(a), copy=True)
@@ -211,20 +244,3 @@ def assign(target, values) -> None:
     moved = to_device(values if hasattr(values, "__array_namespace__") else np.asarray(values),
                       device_of(target), xp)
     target[...] = xp.astype(moved, target.dtype)
-
-
-def device_namespace(device) -> Tuple[Any, Any]:
-    """``(xp, device)`` for a device named by a string (:func:`resolve_device`) or given as a library's device
-    object (``cupy.cuda.Device(0)``, ``array_api_strict.Device("device1")``): what an estimator's ``device``
-    setting needs to move its network there. Raises :class:`DeviceError` for anything else."""
-    xp, dev = resolve_device(device)
-    if xp is not None:
-        return xp, dev
-    module = type(device).__module__
-    if module.startswith("array_api_strict"):
-        import array_api_strict
-        return array_api_strict, device
-    if module.startswith("cupy"):
-        import cupy
-        return cupy, device
-    raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:K' or a CuPy/array-api-strict device")
