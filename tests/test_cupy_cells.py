@@ -172,3 +172,43 @@ def test_fused_kernels_on_the_gpu_equal_the_reference_cells(cupy, name, dtype, t
     cupy_cells.fused_step_backward(name, tuple(dev(s) for s in d_state), cache, wide[:, : G * H],
                                    None if big_h is None else cupy.zeros((N, G * H), dtype=dtype))
     np.testing.assert_allclose(wide[:, : G * H].get(), ref_dxw, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+def test_the_scanner_hands_cupy_steps_to_the_fused_kernels(monkeypatch, mode):
+    """The wiring, without a GPU: arrays taken for CuPy's make the reference scanner call fused_step and
+    fused_step_backward once per step and cell (stand-ins here that run the reference cells and count), and the
+    layer's outputs and gradients are those of the plain reference path."""
+    from rnnkit.nn import scan
+    from rnnkit.nn.recurrent import Recurrent
+    rng = np.random.default_rng(3)
+    T, B, D = 4, 2, 3
+    x = rng.standard_normal((T, B, D))
+    dy = rng.standard_normal((T, B, 2 * H))
+    lengths = np.array([4, 2])
+
+    def run():
+        layer = Recurrent(mode, D, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=5, backend="numpy")
+        y, s, cache = layer.forward(x, lengths=lengths)
+        dx, _ = layer.backward(dy, cache)
+        return [y, dx] + [p.grad.copy() for p in layer.parameters()]
+
+    expected = run()
+    calls = {"fwd": 0, "bwd": 0}
+    by_name = {name: cell for name, (cell, _) in CELLS.items()}
+
+    def fake_step(name, xw, hw, state):
+        calls["fwd"] += 1
+        return by_name[name].step(xw, hw, state)
+
+    def fake_backward(name, d_state, cache, d_xw, d_hw=None):
+        calls["bwd"] += 1
+        return by_name[name].step_backward(d_state, cache, d_xw, d_xw if d_hw is None else d_hw)
+
+    monkeypatch.setattr(scan, "_on_cupy", lambda a: True)
+    monkeypatch.setattr(cupy_cells, "fused_step", fake_step)
+    monkeypatch.setattr(cupy_cells, "fused_step_backward", fake_backward)
+    got = run()
+    assert calls == {"fwd": 2 * 2 * T, "bwd": 2 * 2 * T}     # 2 layers x 2 directions x T steps
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)

@@ -44,6 +44,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from ..kernels import cupy_cells
 from ..kernels.backend import KernelUnavailable, fused_scan_module
 from .xp import device_of, is_numpy, namespace
 
@@ -123,7 +124,17 @@ def recurrent_step(cell, xw, state: State, W_hh, b_hh=None, h_mask=None):
     hw = h_in @ W_hh.T                                         # (N, G*H): the only sequential product
     if b_hh is not None and cell.split_recurrent:
         hw += b_hh
+    if _on_cupy(xw) and cell.fused_kernel in cupy_cells.CELL_NAMES:
+        try:
+            return cupy_cells.fused_step(cell.fused_kernel, xw, hw, state)     # one kernel launch per step
+        except KernelUnavailable:
+            pass
     return cell.step(xw, hw, state)
+
+
+def _on_cupy(a) -> bool:
+    """True for a CuPy array: the cell's elementwise step can run as one fused GPU kernel."""
+    return type(a).__module__.startswith("cupy")
 
 
 def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, h_mask=None,
@@ -135,7 +146,13 @@ def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, 
     path d h_prev = (d_hw W_hh) * h_mask to the cell's elementwise part. ``acc``: the
     accumulator of a cell with its own weights (``cell.zero_parameter_gradients()``).
     """
-    if acc is None:
+    if acc is None and _on_cupy(d_xw) and cell.fused_kernel in cupy_cells.CELL_NAMES:
+        try:                             # same cache layout as the cell's: either backward reads either forward
+            d_elem = cupy_cells.fused_step_backward(cell.fused_kernel, d_state, cell_cache, d_xw,
+                                                    d_hw if cell.split_recurrent else None)
+        except KernelUnavailable:
+            d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
+    elif acc is None:
         d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw)
     else:
         d_elem = cell.step_backward(d_state, cell_cache, d_xw, d_hw, acc=acc)
