@@ -117,6 +117,16 @@ def test_written_file_passes_the_full_check_and_states_its_opset(tmp_path):
     assert dims == ["time", "batch", 3]
 
 
+def test_a_layer_on_another_device_exports_the_same_graph():
+    """Export reads host copies of the weights: a layer moved to array-api-strict's device1 gives the same
+    bytes as the layer on the host (no hidden NumPy conversion, which that device refuses)."""
+    xps = pytest.importorskip("array_api_strict")
+    host = to_onnx(make_layer("lstm", 3, 4, num_layers=2, bidirectional=True, dtype=np.float32))
+    moved = make_layer("lstm", 3, 4, num_layers=2, bidirectional=True, dtype=np.float32).to(xps.Device("device1"))
+    assert type(moved.parameters()[0].data).__module__.startswith("array_api_strict")
+    assert to_onnx(moved).SerializeToString() == host.SerializeToString()
+
+
 @pytest.fixture(scope="module", params=["lstm", "gru", "rnn"])
 def charmodel(request):
     from rnnkit.charlm import CharModel

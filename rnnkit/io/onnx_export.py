@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NotFittedError, RnnkitError
+from ..nn.xp import to_host
 from .atomic import atomic_write, check_outputs
 from .onnx_graph import OPSET, Graph, add_recurrent, check_exportable, onnx_modules
 
@@ -85,10 +86,10 @@ def _recurrent_graph(g: Graph, rnn, lengths: bool, initial_state: bool) -> dict:
 
 def _linear(g: Graph, x: str, linear, stem: str) -> str:
     """x (..., in) -> x W^T + b (..., out)."""
-    y = g.node("MatMul", [x, g.const(f"{stem}_WT", linear.weight.data.T.astype(np.float32))], stem=f"{stem}_mm")
+    y = g.node("MatMul", [x, g.const(f"{stem}_WT", to_host(linear.weight.data).T.astype(np.float32))], stem=f"{stem}_mm")
     if linear.bias is None:
         return y
-    return g.node("Add", [y, g.const(f"{stem}_b", linear.bias.data.astype(np.float32))], stem=stem)
+    return g.node("Add", [y, g.const(f"{stem}_b", to_host(linear.bias.data).astype(np.float32))], stem=stem)
 
 
 def _charlm_graph(g: Graph, lm) -> dict:
@@ -97,7 +98,7 @@ def _charlm_graph(g: Graph, lm) -> dict:
     check_exportable(rnn, "the character LM's recurrent stack")
     V, L = len(lm.vocab), rnn.num_layers
     ids = g.input("ids", onnx.TensorProto.INT64, ["time", "batch"])
-    table = lm.embed.weight.data if lm.embedding_size else np.eye(V)            # (V, E), one-hot rows without
+    table = to_host(lm.embed.weight.data) if lm.embedding_size else np.eye(V)            # (V, E), one-hot rows without
     x = g.node("Gather", [g.const("embedding", table.astype(np.float32)), ids], stem="embedded", axis=0)  # (T,N,E)
     h0, c0 = _state_io(g, rnn, L, True)
     y, h_n, c_n = add_recurrent(g, rnn, x, h0=h0, c0=c0)                        # (T, N, H)

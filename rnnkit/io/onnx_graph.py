@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import RnnkitError
+from ..nn.xp import to_host
 
 __all__ = ["OPSET", "Graph", "onnx_modules", "check_exportable", "add_recurrent", "ONNX_OPS", "GATE_ORDER"]
 
@@ -164,7 +165,7 @@ def add_recurrent(g: Graph, rnn, x: str, *, lengths: Optional[str] = None, h0: O
     steps real, zero initial state.
     """
     check_exportable(rnn)
-    params = {name: p.data for name, p in rnn.named_parameters()}
+    params = {name: to_host(p.data) for name, p in rnn.named_parameters()}   # host copies: a model on a device exports too
     K, H, L = rnn.num_directions, rnn.hidden_size, rnn.num_layers
     op = ONNX_OPS[rnn.mode]
     lstm = rnn.mode == "LSTM"
