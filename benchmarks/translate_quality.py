@@ -83,6 +83,9 @@ def main(argv=None) -> int:
                    help="also train on the file's other pairs under 10 words (outside the six English prefixes), "
                         "minus every pair sharing a normalised sentence with the validation or test side: "
                         "the same test side, about 10x the training data")
+    p.add_argument("--oversample", type=int, default=1, metavar="K",
+                   help="with --extra-pairs: the prefix subset's training pairs K times in each epoch, so the "
+                        "in-domain pairs are not drowned by the 10x larger general set")
     p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
     p.add_argument("--out", dest="json", default=None, help="write the results here")
     p.add_argument("--save-dir", default=None, help="save each trained model here")
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
               f"those sharing a sentence with the validation or test side", flush=True)
         if args.smoke:
             extra = extra[:500]
-        train = train + extra
+        train = train * args.oversample + extra
     print(f"{info['source']}: {info['read']} pairs read, {info['kept']} kept by the filters; "
           f"train {len(train)}, valid {len(valid)}, test {len(test)} "
           f"(split by {len(set(groups.tolist()))} sentence groups: no sentence on two sides)", flush=True)
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
               f"{r['train_seconds'] / 60:.1f} min ({r['train_cpu_seconds'] / 60:.1f}) | {r['stop_reason']} |")
     if args.json:
         write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test),
-                                            extra_pairs=args.extra_pairs),
+                                            extra_pairs=args.extra_pairs, oversample=args.oversample),
                                "args": vars(args), "results": results}, what="--out")
     return 0
 
