@@ -76,7 +76,10 @@ def namespace(*arrays) -> Any:
 
 def is_numpy(*arrays) -> bool:
     """True when every array given is a NumPy array: the compiled kernels may run."""
-    return all(isinstance(a, np.ndarray) for a in arrays if a is not None)
+    for a in arrays:              # a loop, not all(generator): asked on every call of a layer
+        if a is not None and not isinstance(a, np.ndarray):
+            return False
+    return True
 
 
 def device_of(a) -> Any:
