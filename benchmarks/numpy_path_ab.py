@@ -220,6 +220,7 @@ def main(argv=None) -> int:
     p.add_argument("--before", default="8016c94", help="revision exported as the 'before' tree (git archive)")
     p.add_argument("--before-tree", default=None, help="a directory holding rnnkit/ to use as 'before' instead")
     p.add_argument("--after-tree", default=REPO, help="the 'after' tree (default: this checkout)")
+    p.add_argument("--after", default=None, help="a revision exported as the 'after' tree instead (git archive)")
     p.add_argument("--backends", default="numba,numpy")
     p.add_argument("--only", default=None, help="regular expression on the case names: time only those")
     p.add_argument("--case-seconds", type=float, default=6.0, help="timed seconds per case, both sides together")
@@ -241,8 +242,15 @@ def main(argv=None) -> int:
         if args.before_tree:
             before_tree, before_id = os.path.abspath(args.before_tree), _git_head(args.before_tree)
         else:
-            before_tree, before_id = tmp, export(REPO, args.before, tmp)
-        after_tree = os.path.abspath(args.after_tree)
+            before_tree = os.path.join(tmp, "before")
+            os.mkdir(before_tree)
+            before_id = export(REPO, args.before, before_tree)
+        if args.after:
+            after_tree = os.path.join(tmp, "after")
+            os.mkdir(after_tree)
+            after_id = export(REPO, args.after, after_tree)
+        else:
+            after_tree, after_id = os.path.abspath(args.after_tree), _git_head(args.after_tree)
         rows = []
         for backend in args.backends.split(","):
             a, b = Worker(before_tree, backend), Worker(after_tree, backend)
@@ -268,7 +276,7 @@ def main(argv=None) -> int:
     print(table)
     result = {"before": {"tree": "git archive " + args.before if not args.before_tree else before_tree,
                          "commit": before_id},
-              "after": {"tree": after_tree, "commit": _git_head(after_tree)},
+              "after": {"tree": "git archive " + args.after if args.after else after_tree, "commit": after_id},
               "smoke": args.smoke, "schedule": sched, "threads": 1, "dtype": "float32",
               "env_unset": ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"],
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)),
