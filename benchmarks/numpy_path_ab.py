@@ -19,7 +19,10 @@ bidirectional variable-length LSTM at A; and the char-LM training step of
 Adam), each under ``RNNKIT_BACKEND=numba`` and ``numpy``.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/numpy_path_ab.py --before 8016c94 \\
-        --out benchmarks/results/numpy_path_ab.json --md benchmarks/results/numpy_path_ab.md
+        --after HEAD --out benchmarks/results/numpy_path_ab.json --md benchmarks/results/numpy_path_ab.md
+
+(``--after REV`` exports that revision too, so the checkout may change during the run; without it
+"after" is this checkout as it is.)
 
 ``--smoke`` times a tiny shape for a fraction of a second per case (a test of the
 machinery, not a measurement); ``--only REGEX`` repeats chosen cases.
