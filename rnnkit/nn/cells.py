@@ -53,6 +53,8 @@ from __future__ import annotations
 
 from typing import Tuple
 
+import numpy as np
+
 from .xp import namespace
 
 __all__ = ["sigmoid", "Cell", "RNNCell", "LSTMCell", "GRUCell", "CELLS"]
@@ -62,7 +64,12 @@ State = Tuple[object, ...]
 
 def sigmoid(a):
     """Logistic function written through tanh, which never overflows: s(a) = (1 + tanh(a/2)) / 2."""
-    s = namespace(a).tanh(0.5 * a)
+    return _sigmoid(namespace(a), a)
+
+
+def _sigmoid(xp, a):
+    """:func:`sigmoid` with the namespace already known (the cells ask for it once per step)."""
+    s = xp.tanh(0.5 * a)
     s *= 0.5
     s += 0.5
     return s
@@ -112,14 +119,19 @@ class RNNCell(Cell):
         return "rnn_" + self.nonlinearity
 
     def step(self, xw, hw, state):
-        xp = namespace(xw, hw)
         a = xw + hw                                    # (N, H)
-        h = xp.tanh(a) if self.nonlinearity == "tanh" else xp.where(a > 0, a, xp.zeros_like(a))
+        if isinstance(a, np.ndarray):                  # NumPy: in place, no second (N, H) array per step
+            h = np.tanh(a, out=a) if self.nonlinearity == "tanh" else np.maximum(a, 0, out=a)
+        else:
+            xp = namespace(a)
+            h = xp.tanh(a) if self.nonlinearity == "tanh" else xp.where(a > 0, a, xp.zeros_like(a))
         return (h,), h
 
     def step_backward(self, d_state, cache, d_xw, d_hw=None):
         (dh,), h = d_state, cache
-        if self.nonlinearity == "tanh":
+        if isinstance(d_xw, np.ndarray):               # NumPy: straight into the buffer, no temporary to copy
+            np.multiply(dh, 1.0 - h * h if self.nonlinearity == "tanh" else h > 0, out=d_xw)
+        elif self.nonlinearity == "tanh":
             d_xw[...] = dh * (1.0 - h * h)             # tanh' = 1 - h^2
         else:
             d_xw[...] = dh * namespace(h).astype(h > 0, h.dtype)   # relu' = [a > 0] = [h > 0]
@@ -149,7 +161,7 @@ class LSTMCell(Cell):
         xp = namespace(xw, hw)
         a = xw + hw                                    # (N, 4H)
         ifo = xp.concat((a[:, : 2 * H], a[:, 3 * H:]), axis=1)
-        ifo = sigmoid(ifo)                             # (N, 3H): i, f, o
+        ifo = _sigmoid(xp, ifo)                        # (N, 3H): i, f, o
         i, f, o = ifo[:, :H], ifo[:, H: 2 * H], ifo[:, 2 * H:]
         g = xp.tanh(a[:, 2 * H: 3 * H])                # (N, H)
         c = f * c_prev
@@ -192,10 +204,11 @@ class GRUCell(Cell):
     def step(self, xw, hw, state):
         (h_prev,) = state
         H = h_prev.shape[1]
-        rz = sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])   # (N, 2H)
+        xp = namespace(xw, hw)
+        rz = _sigmoid(xp, xw[:, : 2 * H] + hw[:, : 2 * H])   # (N, 2H)
         r, z = rz[:, :H], rz[:, H:]
         hw_n = hw[:, 2 * H:]
-        n = namespace(xw, hw).tanh(xw[:, 2 * H:] + r * hw_n)   # (N, H)
+        n = xp.tanh(xw[:, 2 * H:] + r * hw_n)          # (N, H)
         h = n + z * (h_prev - n)                        # (1-z) n + z h
         return (h,), (r, z, n, hw_n, h_prev)
 

@@ -297,8 +297,11 @@ class Recurrent(RecurrentSteps, RecurrentVariants, Module):
 
     def _check_device(self, x) -> None:
         """The input lives where the parameters do (else one line saying how to move the layer)."""
-        W = getattr(self, "weight_ih" + self._suffix(0, 0)).data
-        if is_numpy(x) != is_numpy(W) or (not is_numpy(x) and device_of(x) != device_of(W)):
+        W = self.weight_ih_l0.data
+        x_np, w_np = isinstance(x, np.ndarray), isinstance(W, np.ndarray)
+        if x_np and w_np:                    # the CPU path: nothing more to look up
+            return
+        if x_np != w_np or device_of(x) != device_of(W):
             raise DeviceError(f"input: on device {device_of(x)!r} ({type(x).__module__}), but the layer's parameters "
                               f"are on {device_of(W)!r} ({type(W).__module__}); move the layer with "
                               f".to(device) or the input with rnnkit.nn.xp.to_device")

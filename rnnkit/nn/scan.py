@@ -134,7 +134,7 @@ def recurrent_step(cell, xw, state: State, W_hh, b_hh=None, h_mask=None):
 
 def _on_cupy(a) -> bool:
     """True for a CuPy array: the cell's elementwise step can run as one fused GPU kernel."""
-    return type(a).__module__.startswith("cupy")
+    return type(a) is not np.ndarray and type(a).__module__.startswith("cupy")   # NumPy's answer first: per step
 
 
 def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, h_mask=None,
@@ -161,8 +161,7 @@ def recurrent_step_backward(cell, d_state: State, cell_cache, W_hh, d_xw, d_hw, 
         dh_prev *= h_mask
     if d_elem[0] is not None:
         dh_prev += d_elem[0]
-    xp = namespace(dh_prev)
-    return [dh_prev] + [xp.zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
+    return [dh_prev] + [namespace(dh_prev).zeros_like(dh_prev) if d is None else d for d in d_elem[1:]]
 
 
 def weight_gradients(dXW, dHW, X, H_prev, has_bias: bool):
@@ -225,7 +224,7 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
             new_state = tuple(s_new if d is None else s_new + d[t, ...] * (s_old - s_new)
                               for s_new, s_old, d in zip(new_state, state, zoneout))
         if lengths is not None:
-            m = xp.expand_dims(t < lengths, axis=1)            # (N, 1) real step?
+            m = (t < lengths)[:, None]                         # (N, 1) real step?
             new_state = tuple(xp.where(m, s_new, s_old) for s_new, s_old in zip(new_state, state))
             y[t, ...] = new_state[0] * xp.astype(m, x.dtype)
         else:
@@ -270,7 +269,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
         dh = d_state[0] if dy is None else d_state[0] + dy[t, ...]   # (N, P); dy is 0 where padded
         d_new = (dh,) + d_state[1:]
         if lengths is not None:
-            real = xp.expand_dims(t < lengths, axis=1)          # (N, 1)
+            real = (t < lengths)[:, None]                       # (N, 1)
             m = xp.astype(real, dtype)
             d_new = tuple(d * m for d in d_new)
         direct = None

@@ -76,7 +76,10 @@ def namespace(*arrays) -> Any:
 
 def is_numpy(*arrays) -> bool:
     """True when every array given is a NumPy array: the compiled kernels may run."""
-    return all(isinstance(a, np.ndarray) for a in arrays if a is not None)
+    for a in arrays:              # a loop, not all(generator): asked on every call of a layer
+        if a is not None and not isinstance(a, np.ndarray):
+            return False
+    return True
 
 
 def device_of(a) -> Any:
@@ -158,6 +161,8 @@ def to_device(a, device, xp=None):
 
 def numpy_dtype(dtype) -> np.dtype:
     """The NumPy dtype of any library's dtype (``array_api_strict.float32``, ``torch.float64``, ``np.float32``)."""
+    if isinstance(dtype, np.dtype):                    # the engine's own case, once per call: no lookups
+        return dtype
     inner = getattr(dtype, "_np_dtype", None)          # array_api_strict wraps a NumPy dtype
     if inner is not None:
         return np.dtype(inner)
@@ -168,6 +173,8 @@ def numpy_dtype(dtype) -> np.dtype:
 
 def xp_dtype(xp, dtype):
     """``xp``'s dtype of the same name as ``dtype`` (a NumPy dtype or any library's): ``xp.float32``."""
+    if xp is np or xp is _NUMPY:                       # NumPy: the dtype itself (``dtype.name`` costs ~8 us a call)
+        return numpy_dtype(dtype)
     return getattr(xp, numpy_dtype(dtype).name)
 
 
