@@ -1,0 +1,258 @@
+r"""Forward-only loops for inference: no cache, the recurrent product on packed weights, the gates fused into it.
+
+Same equations and results as :mod:`rnnkit.nn.cells` through the scanner, for
+``need_cache=False`` (evaluation, generation, serving). Per layer and direction:
+
+.. math::
+    XW = X W_{ih}^T \quad (T N, G H)\ \text{one BLAS product}, \qquad
+    A_t = h_{t-1} W_{hh}^T \quad (N, G H)\ \text{per step, on packed panels}
+
+then, in the same pass over each block of V hidden units (all G gates of those
+units sit side by side in a panel, see :mod:`rnnkit.kernels.microgemm`):
+
+- LSTM (i, f, g, o): ``a = XW_t + b + A_t``; ``c' = f c + i g``, ``h' = o tanh(c')``, with
+  ``b = b_ih + b_hh``;
+- GRU (r, z, n): ``r, z = sigmoid(XW_t + b + A_t)`` on their rows, ``n = tanh(XW_n + b_in +
+  r (A_n + b_hn))``, ``h' = n + z (h - n)``, with ``b = b_ih + b_hh`` on the r, z rows and ``b_in``;
+- RNN: ``h' = phi(XW_t + b + A_t)`` (tanh or relu), with blocks of 4V units.
+
+Variable lengths: where step t pads sequence n, its state passes through and
+its output is zero (the reference's mask). The state buffers are batch-major
+(N, H) as the outputs are, so a step's output is written where it is computed.
+
+What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): no
+activations or products' inputs are stored, no transposes per step, the input
+product runs once over all steps, and ``W_hh`` is packed once per call instead
+of once per step (OpenBLAS packs both operands on every call).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import microgemm
+from .microgemm import VECTOR_BYTES, panel_product
+from .primitives import sigmoid, tanh
+from .vector_gates import gru_row, lstm_row
+
+__all__ = ["KERNELS", "supports", "scan_forward"]
+
+KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+def supports(kernel, dtype) -> bool:
+    """Whether a plain cell with this ``fused_kernel`` and dtype has an inference loop here."""
+    return kernel in KERNELS and np.dtype(dtype) in (np.float32, np.float64)
+
+
+@njit(**_JIT)
+def copy_output(t, lengths, h, y_t):
+    """``y_t`` (N, H) = h[:, :H] (the state in padded layout (N, Hp)), zero in the rows that step t pads."""
+    N, H = y_t.shape
+    zero = h.dtype.type(0)
+    for n in range(N):                  # explicit loops: numba's slice assignment costs microseconds a call
+        hn, yn = h[n], y_t[n]
+        if t < lengths[n]:
+            for j in range(H):
+                yn[j] = hn[j]
+        else:
+            for j in range(H):
+                yn[j] = zero
+
+
+@njit(**_JIT)
+def keep_row(h_in, h_out, n):
+    """A padded step: row n of the state passes through."""
+    src, dst = h_in[n], h_out[n]
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(**_JIT)
+def step_inputs(vectors, Wx, b, x_t, xw, k_chunk):
+    """``xw`` (N, P) = b + x_t (N, D) W_ih^T in panel order (the bias row, then the product onto it)."""
+    N, P = xw.shape
+    for n in range(N):
+        row = xw[n]
+        for j in range(P):
+            row[j] = b[j]
+    panel_product(vectors, Wx, x_t, xw, k_chunk, True)
+
+
+@njit(**_JIT)
+def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
+    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and W_ih, ``b`` (P,) the bias in
+    panel order; ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and end as the final one;
+    ``y`` (T, N, H) receives the outputs; ``chunks`` the K chunks of the two products."""
+    T, N = x.shape[:2]
+    P = b.size
+    Hp = h.shape[1]
+    V = VECTOR_BYTES // h.itemsize
+    B = P // (4 * V)
+    h_in, h_out = h.copy(), np.empty_like(h)
+    A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
+    xw = np.empty((N, P), h.dtype)                     # (N, P) input pre-activations
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        step_inputs(4, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        for n in range(N):
+            if t >= lengths[n]:                        # padded: the state passes through
+                keep_row(h_in, h_out, n)
+                continue
+            if h.itemsize == 4:                                    # float32: the vector gates
+                lstm_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, c.ctypes.data + n * Hp * 4,
+                         h_out.ctypes.data + n * Hp * 4, np.int64(B))
+                continue
+            a, xr, cr, hr = A[n], xw[n], c[n], h_out[n]             # one slice per row: slices cost atomics
+            for blk in range(B):
+                j, u = blk * 4 * V, blk * V
+                for l in range(V):
+                    i = sigmoid(xr[j + l] + a[j + l])
+                    f = sigmoid(xr[j + V + l] + a[j + V + l])
+                    g = tanh(xr[j + 2 * V + l] + a[j + 2 * V + l])
+                    o = sigmoid(xr[j + 3 * V + l] + a[j + 3 * V + l])
+                    c_new = f * cr[u + l] + i * g
+                    cr[u + l] = c_new
+                    hr[u + l] = o * tanh(c_new)
+        copy_output(t, lengths, h_out, y[t])
+        h_in, h_out = h_out, h_in
+    h[...] = h_in
+
+
+@njit(**_JIT)
+def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
+    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order, ``b_hn`` (Hp,)."""
+    T, N = x.shape[:2]
+    P = b.size
+    Hp = h.shape[1]
+    V = VECTOR_BYTES // h.itemsize
+    B = P // (3 * V)
+    h_in, h_out = h.copy(), np.empty_like(h)
+    A = np.empty((N, P), h.dtype)
+    xw = np.empty((N, P), h.dtype)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        step_inputs(3, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        panel_product(3, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        for n in range(N):
+            if t >= lengths[n]:
+                keep_row(h_in, h_out, n)
+                continue
+            if h.itemsize == 4:
+                gru_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, b_hn.ctypes.data,
+                        h_in.ctypes.data + n * Hp * 4, h_out.ctypes.data + n * Hp * 4, np.int64(B))
+                continue
+            a, xr, hp, hr = A[n], xw[n], h_in[n], h_out[n]
+            for blk in range(B):
+                j, u = blk * 3 * V, blk * V
+                for l in range(V):
+                    r = sigmoid(xr[j + l] + a[j + l])
+                    z = sigmoid(xr[j + V + l] + a[j + V + l])
+                    m = tanh(xr[j + 2 * V + l] + r * (a[j + 2 * V + l] + b_hn[u + l]))
+                    hr[u + l] = m + z * (hp[u + l] - m)
+        copy_output(t, lengths, h_out, y[t])
+        h_in, h_out = h_out, h_in
+    h[...] = h_in
+
+
+@njit(**_JIT)
+def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
+    """All T steps of the Elman RNN; panels of 4V units (B, K, 4V)."""
+    T, N = x.shape[:2]
+    P = b.size
+    h_in, h_out = h.copy(), np.empty_like(h)
+    A = np.empty((N, P), h.dtype)
+    xw = np.empty((N, P), h.dtype)
+    zero = h.dtype.type(0)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        step_inputs(4, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        for n in range(N):
+            if t >= lengths[n]:
+                keep_row(h_in, h_out, n)
+                continue
+            a, xr, hr = A[n], xw[n], h_out[n]
+            if relu:
+                for j in range(P):
+                    hr[j] = max(xr[j] + a[j], zero)
+            else:
+                for j in range(P):
+                    hr[j] = tanh(xr[j] + a[j])
+        copy_output(t, lengths, h_out, y[t])
+        h_in, h_out = h_out, h_in
+    h[...] = h_in
+
+
+def panel_rows(kernel, H, dtype):
+    """``(src, gates, width)``: for each panel-order row, the row of a (G*H, .) weight it takes (-1: zero).
+
+    Panel order puts, for each block of ``width`` units, the G gate rows of those
+    units side by side: row ``(b*G + g)*width + l`` is ``g*H + b*width + l``.
+    """
+    V = microgemm.lanes(dtype)
+    gates, width = {"lstm": (4, V), "gru": (3, V)}.get(kernel, (1, 4 * V))
+    B = -(-H // width)
+    b, g, l = np.meshgrid(np.arange(B), np.arange(gates), np.arange(width), indexing="ij")   # (B, G, width)
+    unit = b * width + l
+    src = np.where(unit < H, g * H + unit, -1).reshape(-1)                                 # (B*G*width,)
+    return src, gates, width
+
+
+def _rows(a, src):
+    """``a`` with its first axis in panel order (zero where ``src`` is -1)."""
+    out = np.zeros((src.size,) + a.shape[1:], a.dtype)
+    keep = src >= 0
+    out[keep] = a[src[keep]]
+    return out
+
+
+def pack(kernel, W_hh, W_ih, b):
+    """``(Wp (B, H, GW), Wx (B, D, GW), b (P,))``: both weights as panels and the bias in panel order."""
+    GH, H = W_hh.shape
+    src, gates, width = panel_rows(kernel, H, W_hh.dtype)
+    b_p = np.zeros(src.size, b.dtype)
+    b_p[src >= 0] = b[src[src >= 0]]
+    GW = gates * width
+    return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ih, src, GW), b_p
+
+
+def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
+    """``(y (T, N, H), state_T)`` of one layer and direction; the arguments of :func:`rnnkit.nn.scan.scan_forward`."""
+    dtype = x.dtype
+    x, W_ih, W_hh, b_ih, b_hh = (None if a is None else np.ascontiguousarray(a, dtype=dtype)
+                                 for a in (x, W_ih, W_hh, b_ih, b_hh))
+    T, N, D = x.shape
+    GH, H = W_hh.shape
+    zeros = np.zeros(GH, dtype)
+    b_ih = zeros if b_ih is None else b_ih
+    b_hh = zeros if b_hh is None else b_hh
+    if kernel == "gru":
+        b = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])    # r, z: the biases only appear summed
+    else:
+        b = b_ih + b_hh
+    Wp, Wx, b_p = pack(kernel, W_hh, W_ih, b)
+    P = b_p.size
+    Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
+    vectors = Wp.shape[2] * dtype.itemsize // microgemm.VECTOR_BYTES
+    chunks = (microgemm.k_chunk(vectors, dtype),) * 2
+    lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    y = np.empty((T, N, H), dtype)                                         # (T, N, H)
+    h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
+    h[:, :H] = state0[0]
+    if kernel == "gru":
+        b_hn = np.zeros(Hp, dtype)
+        b_hn[:H] = b_hh[2 * H:]
+        gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
+        return y, (np.ascontiguousarray(h[:, :H]),)
+    if kernel == "lstm":
+        c = np.zeros((N, Hp), dtype)
+        c[:, :H] = state0[1]
+        lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
+        return y, (np.ascontiguousarray(h[:, :H]), np.ascontiguousarray(c[:, :H]))
+    rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, kernel == "rnn_relu", y, chunks)
+    return y, (np.ascontiguousarray(h[:, :H]),)

@@ -1,0 +1,113 @@
+r"""The gate nonlinearities of one row of a step, as explicit float32 vectors (LLVM IR via numba ``@intrinsic``).
+
+For a row of pre-activations in panel order (see :mod:`rnnkit.kernels.microgemm`),
+``a`` = recurrent part and ``x`` = input part (with biases), per block of V units:
+
+- LSTM: ``i, f, o = sigmoid(x + a)``, ``g = tanh(x + a)`` on the four gate vectors;
+  ``c' = f c + i g``, ``h' = o tanh(c')``;
+- GRU: ``r, z = sigmoid(x + a)``, ``n = tanh(x_n + r (a_n + b_hn))``, ``h' = n + z (h - n)``;
+
+with ``tanh`` the rational approximation of :mod:`rnnkit.kernels.primitives`
+(the same constants, clamp and order of operations) and ``sigmoid(v) =
+1/2 + tanh(v/2)/2``. Written as vectors because the compiler cannot vectorise
+the same loop in numba reliably: it must prove at run time that the five
+arrays do not overlap, and on a row of 16 units those checks cost as much as
+the arithmetic. Float32 only; float64 (the dtype of gradient checks) runs the
+plain loops.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import primitives as P
+from .microgemm import VECTOR_BYTES
+
+__all__ = ["lstm_row", "gru_row", "V32"]
+
+V32 = VECTOR_BYTES // 4
+_F = ir.FloatType()
+_VT = ir.VectorType(_F, V32)
+_I64 = ir.IntType(64)
+
+
+def _splat(value: float):
+    return ir.Constant(_VT, [ir.Constant(_F, float(value))] * V32)
+
+
+def _tanh(builder, v):
+    """Eigen's ptanh_float on a vector: clamp, odd numerator over even denominator (as primitives._tanh32)."""
+    clamp, low = _splat(P._CLAMP), _splat(-P._CLAMP)
+    v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+    v = builder.select(builder.fcmp_ordered(">", v, clamp), clamp, v)
+    x2 = builder.fmul(v, v)
+    p = builder.fadd(builder.fmul(x2, _splat(P._A13)), _splat(P._A11))
+    for c in (P._A9, P._A7, P._A5, P._A3, P._A1):
+        p = builder.fadd(builder.fmul(x2, p), _splat(c))
+    p = builder.fmul(v, p)
+    q = builder.fadd(builder.fmul(x2, _splat(P._B6)), _splat(P._B4))
+    for c in (P._B2, P._B0):
+        q = builder.fadd(builder.fmul(x2, q), _splat(c))
+    return builder.fdiv(p, q)
+
+
+def _sigmoid(builder, v):
+    half = _splat(0.5)
+    return builder.fadd(half, builder.fmul(half, _tanh(builder, builder.fmul(half, v))))
+
+
+def _vec(builder, base, offset):
+    """The vector at ``base + offset`` (a float pointer and an i64 element offset)."""
+    return builder.bitcast(builder.gep(base, [offset]), _VT.as_pointer())
+
+
+def _pointers(builder, *addresses):
+    return [builder.inttoptr(a, _F.as_pointer()) for a in addresses]
+
+
+@intrinsic
+def lstm_row(typingctx, a, x, c, h, blocks):
+    """``lstm_row(a, x, c, h, blocks)``: addresses of one row; ``c`` updated in place, ``h`` written."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        a, x, c, h = _pointers(builder, *args[:4])
+        with cgutils.for_range(builder, args[4]) as loop:
+            j = builder.mul(loop.index, _I64(4 * V32))              # the block's first gate column
+            u = builder.mul(loop.index, _I64(V32))                  # its first unit
+            pre = [builder.fadd(builder.load(_vec(builder, x, builder.add(j, _I64(g * V32))), align=4),
+                                builder.load(_vec(builder, a, builder.add(j, _I64(g * V32))), align=4))
+                   for g in range(4)]
+            i, f, o = _sigmoid(builder, pre[0]), _sigmoid(builder, pre[1]), _sigmoid(builder, pre[3])
+            g = _tanh(builder, pre[2])
+            c_ptr = _vec(builder, c, u)
+            c_new = builder.fadd(builder.fmul(f, builder.load(c_ptr, align=4)), builder.fmul(i, g))
+            builder.store(c_new, c_ptr, align=4)
+            builder.store(builder.fmul(o, _tanh(builder, c_new)), _vec(builder, h, u), align=4)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def gru_row(typingctx, a, x, b_hn, h_prev, h, blocks):
+    """``gru_row(a, x, b_hn, h_prev, h, blocks)``: addresses of one row; ``h`` written."""
+    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        a, x, b_hn, h_prev, h = _pointers(builder, *args[:5])
+        with cgutils.for_range(builder, args[5]) as loop:
+            j = builder.mul(loop.index, _I64(3 * V32))
+            u = builder.mul(loop.index, _I64(V32))
+            xs = [builder.load(_vec(builder, x, builder.add(j, _I64(g * V32))), align=4) for g in range(3)]
+            As = [builder.load(_vec(builder, a, builder.add(j, _I64(g * V32))), align=4) for g in range(3)]
+            r = _sigmoid(builder, builder.fadd(xs[0], As[0]))
+            z = _sigmoid(builder, builder.fadd(xs[1], As[1]))
+            a_n = builder.fadd(As[2], builder.load(_vec(builder, b_hn, u), align=4))
+            n = _tanh(builder, builder.fadd(xs[2], builder.fmul(r, a_n)))
+            hp = builder.load(_vec(builder, h_prev, u), align=4)
+            builder.store(builder.fadd(n, builder.fmul(z, builder.fsub(hp, n))), _vec(builder, h, u), align=4)
+        return context.get_dummy_value()
+    return sig, codegen
