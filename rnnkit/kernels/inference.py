@@ -28,13 +28,15 @@ of once per step (OpenBLAS packs both operands on every call).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 from numba import njit
 
 from . import microgemm
 from .microgemm import VECTOR_BYTES, panel_product
 from .primitives import sigmoid, tanh
-from .vector_gates import gru_row, lstm_row
+from .vector_gates import gru_row, lstm_row, rnn_row
 
 __all__ = ["KERNELS", "supports", "scan_forward"]
 
@@ -176,6 +178,10 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
             if t >= lengths[n]:
                 keep_row(h_in, h_out, n)
                 continue
+            if h.itemsize == 4:
+                rnn_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, h_out.ctypes.data + n * P * 4,
+                        np.int64(P // (VECTOR_BYTES // 4)), np.int64(relu))
+                continue
             a, xr, hr = A[n], xw[n], h_out[n]
             if relu:
                 for j in range(P):
@@ -221,6 +227,31 @@ def pack(kernel, W_hh, W_ih, b):
     return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ih, src, GW), b_p
 
 
+_packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
+CACHE_ENTRIES = 32
+
+
+def packed(kernel, W_hh, W_ih, b):
+    """:func:`pack`, remembered for the last :data:`CACHE_ENTRIES` weights seen.
+
+    A hit needs the same arrays (address, shape, dtype) holding exactly the same
+    values as when they were packed: the cache keeps a copy and compares it, so
+    weights changed in place (an optimiser step) are packed again. Comparing
+    reads the weights once; packing reads and scatters them, which costs as
+    much as a few steps of a short sequence, and every step of generation.
+    """
+    key = (kernel, W_hh.dtype.str, W_hh.shape, W_ih.shape, W_hh.ctypes.data, W_ih.ctypes.data)
+    hit = _packed_cache.get(key)
+    if hit is not None and all(np.array_equal(a, kept) for a, kept in zip((W_hh, W_ih, b), hit[0])):
+        _packed_cache.move_to_end(key)
+        return hit[1]
+    result = pack(kernel, W_hh, W_ih, b)
+    _packed_cache[key] = ((W_hh.copy(), W_ih.copy(), b.copy()), result)
+    while len(_packed_cache) > CACHE_ENTRIES:
+        _packed_cache.popitem(last=False)
+    return result
+
+
 def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     """``(y (T, N, H), state_T)`` of one layer and direction; the arguments of :func:`rnnkit.nn.scan.scan_forward`."""
     dtype = x.dtype
@@ -235,7 +266,7 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
         b = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])    # r, z: the biases only appear summed
     else:
         b = b_ih + b_hh
-    Wp, Wx, b_p = pack(kernel, W_hh, W_ih, b)
+    Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
     Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
     vectors = Wp.shape[2] * dtype.itemsize // microgemm.VECTOR_BYTES

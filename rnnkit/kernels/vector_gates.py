@@ -6,6 +6,7 @@ For a row of pre-activations in panel order (see :mod:`rnnkit.kernels.microgemm`
 - LSTM: ``i, f, o = sigmoid(x + a)``, ``g = tanh(x + a)`` on the four gate vectors;
   ``c' = f c + i g``, ``h' = o tanh(c')``;
 - GRU: ``r, z = sigmoid(x + a)``, ``n = tanh(x_n + r (a_n + b_hn))``, ``h' = n + z (h - n)``;
+- RNN: ``h' = tanh(x + a)`` or ``max(x + a, 0)``;
 
 with ``tanh`` the rational approximation of :mod:`rnnkit.kernels.primitives`
 (the same constants, clamp and order of operations) and ``sigmoid(v) =
@@ -26,7 +27,7 @@ from numba.extending import intrinsic
 from . import primitives as P
 from .microgemm import VECTOR_BYTES
 
-__all__ = ["lstm_row", "gru_row", "V32"]
+__all__ = ["lstm_row", "gru_row", "rnn_row", "V32"]
 
 V32 = VECTOR_BYTES // 4
 _F = ir.FloatType()
@@ -109,5 +110,23 @@ def gru_row(typingctx, a, x, b_hn, h_prev, h, blocks):
             n = _tanh(builder, builder.fadd(xs[2], builder.fmul(r, a_n)))
             hp = builder.load(_vec(builder, h_prev, u), align=4)
             builder.store(builder.fadd(n, builder.fmul(z, builder.fsub(hp, n))), _vec(builder, h, u), align=4)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def rnn_row(typingctx, a, x, h, vectors, relu):
+    """``rnn_row(a, x, h, vectors, relu)``: ``h = tanh(x + a)`` (or ``max(x + a, 0)`` with ``relu`` != 0)."""
+    sig = types.void(types.intp, types.intp, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        a, x, h = _pointers(builder, *args[:3])
+        is_relu = builder.icmp_signed("!=", args[4], _I64(0))
+        zero = _splat(0.0)
+        with cgutils.for_range(builder, args[3]) as loop:
+            j = builder.mul(loop.index, _I64(V32))
+            v = builder.fadd(builder.load(_vec(builder, x, j), align=4), builder.load(_vec(builder, a, j), align=4))
+            relu_v = builder.select(builder.fcmp_ordered(">", v, zero), v, zero)
+            builder.store(builder.select(is_relu, relu_v, _tanh(builder, v)), _vec(builder, h, j), align=4)
         return context.get_dummy_value()
     return sig, codegen
