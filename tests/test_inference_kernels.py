@@ -6,7 +6,8 @@ hidden sizes that are and are not multiples of the vector width, batches that
 use every row tile (6, 4, 2, 1), both directions, variable lengths, given
 initial states, with and without bias; then whole stacks (layers x directions
 x lengths x states), the packed-weight cache when weights change in place, and
-the one-step path of generation. No speed is asserted.
+the one-step path of generation (a single step of a few sequences runs on the
+unpacked weights). No speed is asserted.
 """
 
 import numpy as np
@@ -36,10 +37,11 @@ CELL_NAMES = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "g
 
 
 def _close(got, want, dtype):
-    """float64: the same sums in another order (1e-12); float32: a few ulps of the largest value."""
+    """float64: the same sums in another order (1e-12); float32: 1e-5 of the largest value (sums of
+    up to a few hundred products, each rounded, in another order)."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     scale = max(1.0, float(np.abs(want).max()))
-    tol = 1e-12 if dtype == np.float64 else 2e-6
+    tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
 
 
@@ -53,7 +55,8 @@ def _weights(rng, G, H, D, dtype, bias=True):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
-@pytest.mark.parametrize("T,N,D,H", [(5, 1, 3, 7), (4, 13, 5, 40), (3, 7, 9, 16), (2, 3, 4, 100), (3, 11, 2, 33)])
+@pytest.mark.parametrize("T,N,D,H", [(5, 1, 3, 7), (4, 13, 5, 40), (3, 7, 9, 16), (2, 3, 4, 100), (3, 11, 2, 33),
+                                     (1, 3, 6, 24), (1, 5, 6, 24)])   # one step: unpacked (N <= 4), packed
 def test_one_layer_equals_the_reference(kernel, dtype, T, N, D, H):
     rng = np.random.default_rng(T * 1000 + N * 10 + H)
     cell = CELLS[CELL_NAMES[kernel]]()

@@ -194,6 +194,66 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     h[...] = h_in
 
 
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
+def _dot(w, v):
+    """sum_k w[k] v[k], reassociated so that it runs as vectors (rows of W times a state or an input)."""
+    acc = w.dtype.type(0)
+    for k in range(w.shape[0]):
+        acc += w[k] * v[k]
+    return acc
+
+
+@njit(**_JIT)
+def _affine(W_ih, W_hh, b, x, h, a):
+    """a (N, G*H) = b + x W_ih^T + h W_hh^T, row by row of the weights as they are (no packing)."""
+    N, GH = a.shape
+    for n in range(N):
+        for r in range(GH):
+            a[n, r] = b[r] + _dot(W_ih[r], x[n]) + _dot(W_hh[r], h[n])
+
+
+@njit(**_JIT)
+def lstm_one_step(W_ih, W_hh, b, x, h, c):
+    """One step, gates i, f, g, o in PyTorch's order; ``h``, ``c`` (N, H) updated in place."""
+    N, H = h.shape
+    a = np.empty((N, 4 * H), h.dtype)
+    _affine(W_ih, W_hh, b, x, h, a)
+    for n in range(N):
+        for u in range(H):
+            c_new = sigmoid(a[n, H + u]) * c[n, u] + sigmoid(a[n, u]) * tanh(a[n, 2 * H + u])
+            c[n, u] = c_new
+            h[n, u] = sigmoid(a[n, 3 * H + u]) * tanh(c_new)
+
+
+@njit(**_JIT)
+def gru_one_step(W_ih, W_hh, b, b_hn, x, h):
+    """One GRU step: the n gate's recurrent part (with b_hn) kept apart from its input part."""
+    N, H = h.shape
+    ax = np.empty((N, 3 * H), h.dtype)                 # b + x W_ih^T
+    ah = np.empty((N, 3 * H), h.dtype)                 # h W_hh^T
+    for n in range(N):
+        for r in range(3 * H):
+            ax[n, r] = b[r] + _dot(W_ih[r], x[n])
+            ah[n, r] = _dot(W_hh[r], h[n])
+    for n in range(N):
+        for u in range(H):
+            r_ = sigmoid(ax[n, u] + ah[n, u])
+            z = sigmoid(ax[n, H + u] + ah[n, H + u])
+            m = tanh(ax[n, 2 * H + u] + r_ * (ah[n, 2 * H + u] + b_hn[u]))
+            h[n, u] = m + z * (h[n, u] - m)
+
+
+@njit(**_JIT)
+def rnn_one_step(W_ih, W_hh, b, x, h, relu):
+    N, H = h.shape
+    a = np.empty((N, H), h.dtype)
+    _affine(W_ih, W_hh, b, x, h, a)
+    zero = h.dtype.type(0)
+    for n in range(N):
+        for u in range(H):
+            h[n, u] = max(a[n, u], zero) if relu else tanh(a[n, u])
+
+
 def panel_rows(kernel, H, dtype):
     """``(src, gates, width)``: for each panel-order row, the row of a (G*H, .) weight it takes (-1: zero).
 
@@ -229,6 +289,9 @@ def pack(kernel, W_hh, W_ih, b):
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
 CACHE_ENTRIES = 32
+ONE_STEP_ROWS = 4
+"""A single step (T = 1) of at most this many sequences runs on the unpacked weights (:func:`_one_step`):
+packing, or checking a packed copy, reads the weights once more than the step itself does."""
 
 
 def packed(kernel, W_hh, W_ih, b):
@@ -252,6 +315,20 @@ def packed(kernel, W_hh, W_ih, b):
     return result
 
 
+def _one_step(kernel, x, state0, W_ih, W_hh, b, b_hn):
+    """``(y (1, N, H), state)`` of a single step on unpacked weights (a step has no padding)."""
+    h = np.array(state0[0], dtype=x.dtype, order="C")                    # (N, H)
+    if kernel == "lstm":
+        c = np.array(state0[1], dtype=x.dtype, order="C")
+        lstm_one_step(W_ih, W_hh, b, x, h, c)
+        return h[None].copy(), (h, c)
+    if kernel == "gru":
+        gru_one_step(W_ih, W_hh, b, np.ascontiguousarray(b_hn), x, h)
+    else:
+        rnn_one_step(W_ih, W_hh, b, x, h, kernel == "rnn_relu")
+    return h[None].copy(), (h,)
+
+
 def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     """``(y (T, N, H), state_T)`` of one layer and direction; the arguments of :func:`rnnkit.nn.scan.scan_forward`."""
     dtype = x.dtype
@@ -266,6 +343,8 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
         b = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])    # r, z: the biases only appear summed
     else:
         b = b_ih + b_hh
+    if T == 1 and N <= ONE_STEP_ROWS:                # generation: the weights as they are, nothing packed
+        return _one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
     Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
     Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
