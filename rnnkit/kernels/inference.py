@@ -1,29 +1,30 @@
-r"""Forward-only loops for inference: no cache, the recurrent product on packed weights, the gates fused into it.
+r"""Forward-only loops for inference: no cache, both products on weights packed once, the gates fused after them.
 
-Same equations and results as :mod:`rnnkit.nn.cells` through the scanner, for
-``need_cache=False`` (evaluation, generation, serving). Per layer and direction:
+Same equations and results (up to the order of float sums) as :mod:`rnnkit.nn.cells`
+through the scanner, for ``need_cache=False`` (evaluation, generation, serving).
+Per layer and direction, per step t, in *panel order* (for each block of V hidden
+units, the G gate rows of those units side by side; :mod:`rnnkit.kernels.microgemm`):
 
 .. math::
-    XW = X W_{ih}^T \quad (T N, G H)\ \text{one BLAS product}, \qquad
-    A_t = h_{t-1} W_{hh}^T \quad (N, G H)\ \text{per step, on packed panels}
+    X_t = b + x_t W_{ih}^T \quad (N, P), \qquad A_t = h_{t-1} W_{hh}^T \quad (N, P)
 
-then, in the same pass over each block of V hidden units (all G gates of those
-units sit side by side in a panel, see :mod:`rnnkit.kernels.microgemm`):
+both with the register-tiled product on packed panels, then per row the gates
+(float32: explicit vectors, :mod:`rnnkit.kernels.vector_gates`):
 
-- LSTM (i, f, g, o): ``a = XW_t + b + A_t``; ``c' = f c + i g``, ``h' = o tanh(c')``, with
-  ``b = b_ih + b_hh``;
-- GRU (r, z, n): ``r, z = sigmoid(XW_t + b + A_t)`` on their rows, ``n = tanh(XW_n + b_in +
-  r (A_n + b_hn))``, ``h' = n + z (h - n)``, with ``b = b_ih + b_hh`` on the r, z rows and ``b_in``;
-- RNN: ``h' = phi(XW_t + b + A_t)`` (tanh or relu), with blocks of 4V units.
+- LSTM (i, f, g, o): ``a = X_t + A_t``; ``c' = f c + i g``, ``h' = o tanh(c')``, with ``b = b_ih + b_hh``;
+- GRU (r, z, n): ``r, z = sigmoid(X_t + A_t)`` on their rows, ``n = tanh(X_n + r (A_n + b_hn))``,
+  ``h' = n + z (h - n)``, with ``b = b_ih + b_hh`` on the r, z rows and ``b_in`` on n;
+- RNN: ``h' = phi(X_t + A_t)`` (tanh or relu), with blocks of 4V units.
 
-Variable lengths: where step t pads sequence n, its state passes through and
-its output is zero (the reference's mask). The state buffers are batch-major
-(N, H) as the outputs are, so a step's output is written where it is computed.
+P = G * Hp with Hp = H rounded up to whole blocks; the padding units have zero
+weights and are never read back. Variable lengths: where step t pads sequence n,
+its state passes through and its output is zero (the reference's mask).
 
-What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): no
-activations or products' inputs are stored, no transposes per step, the input
-product runs once over all steps, and ``W_hh`` is packed once per call instead
-of once per step (OpenBLAS packs both operands on every call).
+What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
+stored for backward, no per-step transposes, and the weights are packed once per
+call (and remembered while they do not change, :func:`packed`) instead of by
+OpenBLAS on every step. A single step of a few sequences (generation) runs on the
+weights as they are (:func:`_one_step`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-r"""A register-tiled product on weights packed once per call: the recurrent product of the inference loops.
+r"""A register-tiled product on weights packed once per call: the products of the inference loops.
 
-Every step of a recurrent layer multiplies the state by the same weight:
-``A (N, G*H) = h (N, H) @ W_hh^T``. OpenBLAS packs both operands into its own
-layout on every call, which at the sizes of a time step (N = 1-64) costs a
-large part of the product. Here ``W_hh`` is packed once per forward call into
+Every step of a recurrent layer multiplies the state (and its input) by the same
+weights: ``A (N, G*H) = h (N, H) @ W_hh^T``. OpenBLAS packs both operands into its
+own layout on every call, which at the sizes of a time step (N = 1-64) costs a
+large part of the product. Here the weights are packed once per forward call into
 *panels*: for each block of V hidden units (V = one SIMD register of the
 dtype), the G gate rows of those units side by side,
 
@@ -13,10 +13,12 @@ so that one step of the product for rows n..n+R-1 and unit block b is
 
     acc[r, g] (V,) += h[n + r, k] * Wp[b, k, g*V : (g+1)*V]      for k < H
 
-with the R x G accumulators held in vector registers, each ``Wp`` vector loaded
-once per k and each ``h`` element broadcast once. The tile ends with all G gate
-pre-activations of V units for R rows in one place: the caller applies the
-gate nonlinearity right there (see :mod:`rnnkit.kernels.inference`).
+with the R x G accumulators held in vector registers (R = 6 rows, then 4, 2, 1
+for the rest of the batch), each ``Wp`` vector loaded once per k and each ``h``
+element broadcast once. K runs in chunks whose panel rows fit in L1, so every
+row tile of the batch reuses them. The product ends with all G gate
+pre-activations of each unit block side by side: the caller applies the gate
+nonlinearity row by row (see :mod:`rnnkit.kernels.inference`).
 
 The tile is written directly in LLVM IR (numba ``@intrinsic``) as vectors of
 ``V`` lanes and ``llvm.fma`` calls: plain numba loops leave the accumulators in
@@ -49,7 +51,7 @@ L1_BYTES = 32768
 
 
 def k_chunk(vectors: int, dtype) -> int:
-    """Rows of a panel that fit in 32 KiB of L1: the K chunk of :func:`block_product`."""
+    """Rows of a panel that fit in 32 KiB of L1: the K chunk of :func:`panel_product`."""
     return max(8, L1_BYTES // (vectors * VECTOR_BYTES))
 
 

@@ -30,6 +30,21 @@ from .microgemm import VECTOR_BYTES
 __all__ = ["lstm_row", "gru_row", "rnn_row", "V32"]
 
 V32 = VECTOR_BYTES // 4
+
+
+def _reciprocal_estimate() -> str:
+    """Which x86 reciprocal estimate the host has ("avx512", "avx"), or "" (then a division)."""
+    try:
+        import llvmlite.binding as llvm
+        features = llvm.get_host_cpu_features()
+    except Exception:
+        return ""
+    if V32 == 16 and features.get("avx512f", False):
+        return "avx512"
+    return "avx" if V32 == 8 and features.get("avx", False) else ""
+
+
+_RCP = _reciprocal_estimate()
 _F = ir.FloatType()
 _VT = ir.VectorType(_F, V32)
 _I64 = ir.IntType(64)
@@ -62,16 +77,18 @@ def _fma(builder, a, b, c):
 
 
 def _reciprocal(builder, q):
-    """1/q from the hardware's estimate (14 bits with AVX-512, 12 with AVX) and one Newton step,
+    """1/q from the x86 estimate (14 bits with AVX-512, 12 with AVX) and one Newton step,
     r (2 - q r): to within a few ulps of float32, at a fraction of a division's cost
     (five divisions a unit made the LSTM's gates a quarter of its inference time)."""
-    if V32 == 16:
+    if _RCP == "avx512":
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_VT, _VT, ir.IntType(16)]),
                                             "llvm.x86.avx512.rcp14.ps.512")
         r = builder.call(fn, [q, _splat(0.0), ir.Constant(ir.IntType(16), -1)])
-    else:
+    elif _RCP == "avx":
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_VT]), "llvm.x86.avx.rcp.ps.256")
         r = builder.call(fn, [q])
+    else:                                     # another architecture: the division itself
+        return builder.fdiv(_splat(1.0), q)
     return builder.fmul(r, _fma(builder, builder.fneg(q), r, _splat(2.0)))      # r (2 - q r)
 
 
