@@ -201,3 +201,33 @@ def test_step_without_cache_in_training_mode_still_steps():
     np.testing.assert_array_equal(out, want)
     for g, w in zip(state, want_state):
         np.testing.assert_array_equal(g, w)
+
+
+def test_char_lm_generation_step_equals_its_forward_pass():
+    """CharLM.step in eval mode (the one-step inference path) gives forward's logits, step after step."""
+    from rnnkit.charlm.data import Vocab
+    from rnnkit.charlm.model import CharLM
+
+    model = CharLM(Vocab.from_text("abcdefgh\n"), hidden_size=24, num_layers=2, embedding_size=8, rng=5)
+    model.eval()
+    ids = np.random.default_rng(2).integers(0, 9, (6, 2))                      # (T, N) two streams
+    want, _, _ = model.forward(ids)                                            # (T, N, V)
+    state = model.initial_state(2)
+    for t in range(ids.shape[0]):
+        logits, state = model.step(ids[t], state)
+        _close(logits, want[t], np.float32)
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_forecast_network_without_cache_equals_with_one(strategy):
+    from rnnkit.forecast.model import ForecastNet
+
+    net = ForecastNet(cell="gru", input_size=3, hidden_size=20, num_layers=2, dropout=0.0, strategy=strategy,
+                      n_out=2, head_size=2, horizon=4 if strategy == "direct" else 1, future_size=0, rng=1)
+    net.eval()
+    x = np.random.default_rng(3).standard_normal((7, 5, 3)).astype(np.float32)
+    want, want_state, cache = net.forward(x)
+    got, got_state, none = net.forward(x, need_cache=False)
+    assert cache is not None and none is None
+    _close(got, want, np.float32)
+    _close(got_state, want_state, np.float32)
