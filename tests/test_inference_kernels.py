@@ -6,8 +6,8 @@ hidden sizes that are and are not multiples of the vector width, batches that
 use every row tile (6, 4, 2, 1), both directions, variable lengths, given
 initial states, with and without bias; then whole stacks (layers x directions
 x lengths x states), the packed-weight cache when weights change in place, and
-the one-step path of generation (a single step of a few sequences runs on the
-unpacked weights). No speed is asserted.
+the one-step path of generation (a single step runs its products on the weights
+as they are), and input products over blocks of steps. No speed is asserted.
 """
 
 import numpy as np
@@ -56,7 +56,7 @@ def _weights(rng, G, H, D, dtype, bias=True):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
 @pytest.mark.parametrize("T,N,D,H", [(5, 1, 3, 7), (4, 13, 5, 40), (3, 7, 9, 16), (2, 3, 4, 100), (3, 11, 2, 33),
-                                     (1, 3, 6, 24), (1, 5, 6, 24)])   # one step: unpacked (N <= 4), packed
+                                     (1, 3, 6, 24), (1, 5, 6, 24)])   # T = 1: the one-step path
 def test_one_layer_equals_the_reference(kernel, dtype, T, N, D, H):
     rng = np.random.default_rng(T * 1000 + N * 10 + H)
     cell = CELLS[CELL_NAMES[kernel]]()
@@ -102,6 +102,25 @@ def test_batch_first_stack_equals_the_reference():
     want = layer.forward(x, state, lengths, need_cache=False)[0]
     layer.backend = "numba"
     _close(layer.forward(x, state, lengths, need_cache=False)[0], want, np.float32)
+
+
+@pytest.mark.parametrize("kernel", list(CELL_NAMES))
+def test_input_blocks_of_a_few_steps_equal_the_reference(kernel, monkeypatch):
+    """The input product over blocks of 2 steps (a last block of 1), in both directions, with padding."""
+    monkeypatch.setattr(inference, "INPUT_ROWS", 2 * 6)
+    rng = np.random.default_rng(7)
+    cell = CELLS[CELL_NAMES[kernel]]()
+    W_ih, W_hh, b_ih, b_hh = _weights(rng, cell.num_gates, 19, 5, np.float32)
+    x = rng.standard_normal((5, 6, 5)).astype(np.float32)
+    s0 = tuple((0.5 * rng.standard_normal((6, 19))).astype(np.float32) for _ in range(cell.num_states))
+    for reverse in (False, True):
+        for lengths in (None, np.array([5, 1, 3, 4, 2, 5])):
+            want_y, want_s, _ = scan.scan_forward(cell, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
+                                                  backend="numpy", need_cache=False)
+            got_y, got_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse)
+            _close(got_y, want_y, np.float32)
+            for g, w in zip(got_s, want_s):
+                _close(g, w, np.float32)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

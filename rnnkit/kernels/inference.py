@@ -23,7 +23,7 @@ its state passes through and its output is zero (the reference's mask).
 What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
-OpenBLAS on every step. A single step of a few sequences (generation) runs on the
+OpenBLAS on every step. A single step (generation, decoding) runs its products on the
 weights as they are (:func:`_one_step`).
 """
 
@@ -75,21 +75,37 @@ def keep_row(h_in, h_out, n):
 
 
 @njit(**_JIT)
-def step_inputs(vectors, Wx, b, x_t, xw, k_chunk):
-    """``xw`` (N, P) = b + x_t (N, D) W_ih^T in panel order (the bias row, then the product onto it)."""
-    N, P = xw.shape
-    for n in range(N):
-        row = xw[n]
-        for j in range(P):
-            row[j] = b[j]
-    panel_product(vectors, Wx, x_t, xw, k_chunk, True)
+def step_inputs(vectors, Wx, b, x, t, XW, first, chunks):
+    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t.
+
+    They are computed for a block of ``chunks[2]`` steps at a time (the block
+    holding t, when ``first`` is not already its first step), as one product of
+    (steps*N) rows: each chunk of W_ih's panels then serves every row of the
+    block instead of one step's N, so a wide input (an upper layer of a
+    bidirectional stack) is not streamed from memory again at every step.
+    Returns ``(xw (N, P), first step of the block)``.
+    """
+    T, N = x.shape[:2]
+    P = b.size
+    steps = chunks[2]
+    start = (t // steps) * steps
+    if start != first:
+        stop = min(T, start + steps)
+        rows = XW[:(stop - start) * N]                                  # (steps*N, P)
+        for r in range(rows.shape[0]):
+            row = rows[r]
+            for j in range(P):
+                row[j] = b[j]
+        panel_product(vectors, Wx, x[start:stop].reshape((stop - start) * N, x.shape[2]), rows, chunks[0], True)
+    return XW[(t - start) * N:(t - start + 1) * N], start
 
 
 @njit(**_JIT)
 def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and W_ih, ``b`` (P,) the bias in
     panel order; ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and end as the final one;
-    ``y`` (T, N, H) receives the outputs; ``chunks`` the K chunks of the two products."""
+    ``y`` (T, N, H) receives the outputs; ``chunks``: the K chunks of the two products and the steps
+    of one input block (:func:`step_inputs`)."""
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
@@ -97,10 +113,11 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     B = P // (4 * V)
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
-    xw = np.empty((N, P), h.dtype)                     # (N, P) input pre-activations
+    XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
+    first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        step_inputs(4, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:                        # padded: the state passes through
@@ -136,10 +153,11 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
     B = P // (3 * V)
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
-    xw = np.empty((N, P), h.dtype)
+    XW = np.empty((chunks[2] * N, P), h.dtype)
+    first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        step_inputs(3, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        xw, first = step_inputs(3, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(3, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
@@ -169,11 +187,12 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     P = b.size
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
-    xw = np.empty((N, P), h.dtype)
+    XW = np.empty((chunks[2] * N, P), h.dtype)
+    first = -1
     zero = h.dtype.type(0)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        step_inputs(4, Wx, b, x[t], xw, chunks[0])              # (N, P) x_t W_ih^T + b
+        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
@@ -195,30 +214,11 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     h[...] = h_in
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
-def _dot(w, v):
-    """sum_k w[k] v[k], reassociated so that it runs as vectors (rows of W times a state or an input)."""
-    acc = w.dtype.type(0)
-    for k in range(w.shape[0]):
-        acc += w[k] * v[k]
-    return acc
-
-
 @njit(**_JIT)
-def _affine(W_ih, W_hh, b, x, h, a):
-    """a (N, G*H) = b + x W_ih^T + h W_hh^T, row by row of the weights as they are (no packing)."""
-    N, GH = a.shape
-    for n in range(N):
-        for r in range(GH):
-            a[n, r] = b[r] + _dot(W_ih[r], x[n]) + _dot(W_hh[r], h[n])
-
-
-@njit(**_JIT)
-def lstm_one_step(W_ih, W_hh, b, x, h, c):
-    """One step, gates i, f, g, o in PyTorch's order; ``h``, ``c`` (N, H) updated in place."""
+def lstm_step_gates(a, h, c):
+    """One step's gates from ``a`` (N, 4H) = b + x W_ih^T + h W_hh^T in PyTorch's order (i, f, g, o);
+    ``h``, ``c`` (N, H) updated in place."""
     N, H = h.shape
-    a = np.empty((N, 4 * H), h.dtype)
-    _affine(W_ih, W_hh, b, x, h, a)
     for n in range(N):
         for u in range(H):
             c_new = sigmoid(a[n, H + u]) * c[n, u] + sigmoid(a[n, u]) * tanh(a[n, 2 * H + u])
@@ -227,28 +227,20 @@ def lstm_one_step(W_ih, W_hh, b, x, h, c):
 
 
 @njit(**_JIT)
-def gru_one_step(W_ih, W_hh, b, b_hn, x, h):
-    """One GRU step: the n gate's recurrent part (with b_hn) kept apart from its input part."""
+def gru_step_gates(ax, ah, b_hn, h):
+    """One GRU step from ``ax`` = b + x W_ih^T and ``ah`` = h W_hh^T (N, 3H); ``h`` updated in place."""
     N, H = h.shape
-    ax = np.empty((N, 3 * H), h.dtype)                 # b + x W_ih^T
-    ah = np.empty((N, 3 * H), h.dtype)                 # h W_hh^T
-    for n in range(N):
-        for r in range(3 * H):
-            ax[n, r] = b[r] + _dot(W_ih[r], x[n])
-            ah[n, r] = _dot(W_hh[r], h[n])
     for n in range(N):
         for u in range(H):
-            r_ = sigmoid(ax[n, u] + ah[n, u])
+            r = sigmoid(ax[n, u] + ah[n, u])
             z = sigmoid(ax[n, H + u] + ah[n, H + u])
-            m = tanh(ax[n, 2 * H + u] + r_ * (ah[n, 2 * H + u] + b_hn[u]))
+            m = tanh(ax[n, 2 * H + u] + r * (ah[n, 2 * H + u] + b_hn[u]))
             h[n, u] = m + z * (h[n, u] - m)
 
 
 @njit(**_JIT)
-def rnn_one_step(W_ih, W_hh, b, x, h, relu):
+def rnn_step_gates(a, h, relu):
     N, H = h.shape
-    a = np.empty((N, H), h.dtype)
-    _affine(W_ih, W_hh, b, x, h, a)
     zero = h.dtype.type(0)
     for n in range(N):
         for u in range(H):
@@ -290,9 +282,8 @@ def pack(kernel, W_hh, W_ih, b):
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
 CACHE_ENTRIES = 32
-ONE_STEP_ROWS = 4
-"""A single step (T = 1) of at most this many sequences runs on the unpacked weights (:func:`_one_step`):
-packing, or checking a packed copy, reads the weights once more than the step itself does."""
+INPUT_ROWS, INPUT_BYTES = 256, 2 << 20
+"""The input product runs over blocks of about INPUT_ROWS rows (steps x batch), its output at most INPUT_BYTES."""
 
 
 def packed(kernel, W_hh, W_ih, b):
@@ -317,16 +308,21 @@ def packed(kernel, W_hh, W_ih, b):
 
 
 def _one_step(kernel, x, state0, W_ih, W_hh, b, b_hn):
-    """``(y (1, N, H), state)`` of a single step on unpacked weights (a step has no padding)."""
+    """``(y (1, N, H), state)`` of a single step: the products by BLAS on the weights as they are, the
+    gates compiled (a step has no padding). Packing, or checking a packed copy, would read the weights
+    once more than the step itself does."""
     h = np.array(state0[0], dtype=x.dtype, order="C")                    # (N, H)
+    a = np.matmul(x, W_ih.T)                                              # (N, G*H)
+    a += b
+    if kernel == "gru":
+        gru_step_gates(a, np.matmul(h, W_hh.T), np.ascontiguousarray(b_hn), h)
+        return h[None].copy(), (h,)
+    a += np.matmul(h, W_hh.T)
     if kernel == "lstm":
         c = np.array(state0[1], dtype=x.dtype, order="C")
-        lstm_one_step(W_ih, W_hh, b, x, h, c)
+        lstm_step_gates(a, h, c)
         return h[None].copy(), (h, c)
-    if kernel == "gru":
-        gru_one_step(W_ih, W_hh, b, np.ascontiguousarray(b_hn), x, h)
-    else:
-        rnn_one_step(W_ih, W_hh, b, x, h, kernel == "rnn_relu")
+    rnn_step_gates(a, h, kernel == "rnn_relu")
     return h[None].copy(), (h,)
 
 
@@ -344,13 +340,14 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
         b = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])    # r, z: the biases only appear summed
     else:
         b = b_ih + b_hh
-    if T == 1 and N <= ONE_STEP_ROWS:                # generation: the weights as they are, nothing packed
+    if T == 1:                                       # generation and decoding: nothing packed
         return _one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
     Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
     Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
     vectors = Wp.shape[2] * dtype.itemsize // microgemm.VECTOR_BYTES
-    chunks = (microgemm.k_chunk(vectors, dtype),) * 2
+    steps = max(1, min(T, INPUT_ROWS // N, INPUT_BYTES // (N * P * dtype.itemsize)))
+    chunks = (microgemm.k_chunk(vectors, dtype),) * 2 + (steps,)
     lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
     y = np.empty((T, N, H), dtype)                                         # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
