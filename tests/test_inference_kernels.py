@@ -6,8 +6,8 @@ hidden sizes that are and are not multiples of the vector width, batches that
 use every row tile (6, 4, 2, 1), both directions, variable lengths, given
 initial states, with and without bias; then whole stacks (layers x directions
 x lengths x states), the packed-weight cache when weights change in place, and
-the one-step path of generation (a single step runs its products on the weights
-as they are), and input products over blocks of steps. No speed is asserted.
+the one-step path of generation (a single step of a few sequences runs its
+products on the weights as they are), and input products over blocks of steps. No speed is asserted.
 """
 
 import numpy as np
@@ -56,7 +56,7 @@ def _weights(rng, G, H, D, dtype, bias=True):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
 @pytest.mark.parametrize("T,N,D,H", [(5, 1, 3, 7), (4, 13, 5, 40), (3, 7, 9, 16), (2, 3, 4, 100), (3, 11, 2, 33),
-                                     (1, 3, 6, 24), (1, 5, 6, 24)])   # T = 1: the one-step path
+                                     (1, 3, 6, 24), (1, 17, 6, 24)])  # T = 1: one-step path, packed path
 def test_one_layer_equals_the_reference(kernel, dtype, T, N, D, H):
     rng = np.random.default_rng(T * 1000 + N * 10 + H)
     cell = CELLS[CELL_NAMES[kernel]]()

@@ -23,8 +23,8 @@ its state passes through and its output is zero (the reference's mask).
 What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
-OpenBLAS on every step. A single step (generation, decoding) runs its products on the
-weights as they are (:func:`_one_step`).
+OpenBLAS on every step. A single step of a few sequences (generation) runs its products
+on the weights as they are (:func:`_one_step`).
 """
 
 from __future__ import annotations
@@ -282,6 +282,9 @@ def pack(kernel, W_hh, W_ih, b):
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
 CACHE_ENTRIES = 32
+ONE_STEP_ROWS = 16
+"""A single step of fewer sequences runs on the weights as they are (:func:`_one_step`): checking the
+packed copy reads the weights once more, which only a batch of rows (beams, a batch of sentences) repays."""
 INPUT_ROWS, INPUT_BYTES = 256, 2 << 20
 """The input product runs over blocks of about INPUT_ROWS rows (steps x batch), its output at most INPUT_BYTES."""
 
@@ -340,7 +343,7 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
         b = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])    # r, z: the biases only appear summed
     else:
         b = b_ih + b_hh
-    if T == 1:                                       # generation and decoding: nothing packed
+    if T == 1 and N < ONE_STEP_ROWS:                 # generation: nothing packed or checked
         return _one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
     Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
