@@ -51,7 +51,8 @@ def goals_table(result: dict) -> str:
             ok = s >= GOAL[c]
             met[c][0] += ok
             met[c][1] += 1
-            cols.append(f"{s:.2f}x" + (" ✓" if ok else ""))
+            shown = f"{s:.2f}" if ok or round(s, 2) < GOAL[c] else f"{s:.3f}"   # 1.995x is not 2.00x
+            cols.append(f"{shown}x" + (" ✓" if ok else ""))
         lines.append(f"| {config} | {variant} | " + " | ".join(cols) + " |")
     lines += ["", "Reached: " + ", ".join(f"{c.upper()} {m[0]} of {m[1]}" for c, m in met.items())]
     return "\n".join(lines)
