@@ -96,9 +96,10 @@ def test_inference_without_cache_gives_the_same_outputs():
     y, s, cache = layer.forward(x, state, lengths)
     y2, s2, none = layer.forward(x, state, lengths, need_cache=False)
     assert none is None
-    np.testing.assert_array_equal(y, y2)
+    # without a cache the inference loops run (kernels.inference): the same sums in another order
+    np.testing.assert_allclose(y2, y, rtol=1e-5, atol=1e-6)
     for a, b in zip(s, s2):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("N", [1, 3])

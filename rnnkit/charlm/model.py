@@ -192,7 +192,7 @@ class CharLM(Module):
         if ids.ndim != 1:
             raise DataError(f"ids: expected a 1-D array (N,), one character per stream, got shape {tuple(ids.shape)}")
         x, _ = self._inputs(ids[None, :])                          # (1, N, D)
-        h, state_n, _ = self.rnn.step_forward(x[0, ...], self._here(state))   # (N, H)
+        h, state_n, _ = self.rnn.step_forward(x[0, ...], self._here(state), need_cache=not self.rnn.training)  # (N, H)
         h, _ = self.drop.forward(h, None)
         logits, _ = self.head.forward(h)                           # (N, V)
         return logits, state_n

@@ -58,7 +58,7 @@ def recursive_forecast(net, window: np.ndarray, future: Optional[np.ndarray], ho
     """
     dt = net.rnn.dtype
     x = window[:, None, :].astype(dt)                               # (L, 1, D)
-    raw, state, _ = net.forward(x)
+    raw, state, _ = net.forward(x, need_cache=False)
     last = raw[-1]                                                  # (1, n_out, P)
 
     def roll(first_raw, state, n, draw):
@@ -71,7 +71,7 @@ def recursive_forecast(net, window: np.ndarray, future: Optional[np.ndarray], ho
             if h + 1 == horizon:
                 break
             inp = v if future is None else np.concatenate([v, np.repeat(future[h][None], n, 0)], axis=1)
-            out, state, _ = net.forward(inp[None].astype(dt), state)   # (1, n, n_out, P)
+            out, state, _ = net.forward(inp[None].astype(dt), state, need_cache=False)   # (1, n, n_out, P)
             r = out[0]
         path = np.stack(steps, axis=1).astype(np.float64)             # (n, H, k)
         return np.cumsum(path, axis=1) if order else path
@@ -100,7 +100,7 @@ def direct_forecast(net, window: np.ndarray, future: Optional[np.ndarray], *, he
     """
     dt = net.rnn.dtype
     fut = None if future is None else future.reshape(1, -1).astype(dt)
-    raw, _, _ = net.forward(window[:, None, :].astype(dt), future=fut)
+    raw, _, _ = net.forward(window[:, None, :].astype(dt), future=fut, need_cache=False)
     raw = raw[0].astype(np.float64)                                 # (H, k, P)
     if head == "quantile":                                          # the median is the point forecast
         result = {"mean": _interp_quantiles(raw, trained_quantiles, [0.5])[..., 0]}

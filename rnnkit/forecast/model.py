@@ -61,13 +61,15 @@ class ForecastNet(Module):
         steps = horizon if self.direct else 1
         self.head = Linear(head_in, steps * n_out * head_size, dtype=dtype, rng=rng)
 
-    def forward(self, x: np.ndarray, state=None, future: Optional[np.ndarray] = None, rng=None):
+    def forward(self, x: np.ndarray, state=None, future: Optional[np.ndarray] = None, rng=None, *,
+                need_cache: bool = True):
         """Raw outputs, final state and cache.
 
         x: (T, N, D). Recursive: raw (T, N, n_out, P). Direct: ``future``
-        (N, H*f) or None, raw (N, H, n_out, P).
+        (N, H*f) or None, raw (N, H, n_out, P). ``need_cache=False`` (forecasting):
+        no cache (None), the stack runs its inference loops.
         """
-        out, state_n, c_rnn = self.rnn.forward(x, state, rng=rng)  # (T, N, Hh)
+        out, state_n, c_rnn = self.rnn.forward(x, state, rng=rng, need_cache=need_cache)  # (T, N, Hh)
         T, N, _ = out.shape
         if self.direct:
             z = out[-1]                                             # (N, Hh)
@@ -78,7 +80,7 @@ class ForecastNet(Module):
         else:
             raw, c_head = self.head.forward(out)                    # (T, N, n_out*P)
             raw = raw.reshape(T, N, self.n_out, self.head_size)
-        return raw, state_n, NetCache(c_rnn, c_head, T, self.direct)
+        return raw, state_n, (NetCache(c_rnn, c_head, T, self.direct) if need_cache else None)
 
     def backward(self, d_raw: np.ndarray, cache: NetCache) -> None:
         """Add every parameter's gradient for the upstream gradient ``d_raw`` (raw's shape)."""

@@ -157,9 +157,10 @@ def _drop_stale_compiled_code(dirs=None) -> None:
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from . import gru, gru_variants, layernorm, lstm, lstm_variants, primitives, rnn
+    from . import (gru, gru_variants, inference, layernorm, lstm, lstm_variants, microgemm, primitives, rnn,
+                   vector_gates)
 
-    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm)
+    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm, microgemm, vector_gates, inference)
     digest = hashlib.sha256(numba.__version__.encode())
     for module in modules:
         with open(module.__file__, "rb") as f:

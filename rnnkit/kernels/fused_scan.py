@@ -38,7 +38,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba.core.errors import NumbaError
 
-from . import gru, lstm, rnn, variant_scan
+from . import gru, inference, lstm, rnn, variant_scan
 from .backend import KernelUnavailable, disable_numba
 from .blas import gemm_pointers
 
@@ -103,6 +103,9 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
 
 
 def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache):
+    if not need_cache and inference.supports(cell.fused_kernel, x.dtype):   # inference: no cache, packed weights
+        y, state_T = inference.scan_forward(cell.fused_kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse)
+        return y, state_T, None
     # the loops assume C order with the dtype of x (a no-op for a layer's own parameters)
     x, W_ih, W_hh, b_ih, b_hh = (None if a is None else np.ascontiguousarray(a, dtype=x.dtype)
                                  for a in (x, W_ih, W_hh, b_ih, b_hh))

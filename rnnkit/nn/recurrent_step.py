@@ -94,19 +94,26 @@ class RecurrentSteps:
                              "sequence, which a single step cannot do in training mode; run forward over the "
                              "sequence, or call eval() to step the trained layer")
 
-    def step_forward(self, x_t, state=None, rng: Optional[np.random.Generator] = None):
+    def step_forward(self, x_t, state=None, rng: Optional[np.random.Generator] = None, *,
+                     need_cache: bool = True):
         """One time step of the whole stack: ``(out (N, H), state_n, cache)``.
 
         ``x_t`` (N, D); ``state`` in the layout of :meth:`forward`'s (None: zeros).
         ``out`` is the top layer's new h; ``cache`` goes to :meth:`step_backward`
         or, kept in a list over the steps, to :meth:`steps_backward`. ``rng`` is
         required in training mode when ``dropout > 0`` (a fresh mask each step).
+        ``need_cache=False`` in eval mode (generation, decoding): cache None, and the
+        step runs as a one-step :meth:`forward` through the compiled inference loops.
         """
         self._check_steppable("step_forward")
         self._check_step_regularisers()
         x = check_array(x_t, "x_t", ndims=(2,), last=self.input_size, dtype=self.dtype,
                         layout=f"one step (N, D) with D = input_size = {self.input_size}")
         self._check_device(x)
+        if not need_cache and not self.training:          # no cell caches to build: the inference path
+            out, state_n, _ = self.forward(x[:, None, ...] if self.batch_first else x[None, ...], state,
+                                           need_cache=False)
+            return (out[:, 0, ...] if self.batch_first else out[0, ...]), state_n, None
         N = x.shape[0]
         states = self._zeros_for_missing(self._checked_states(state, N), N, x)
         use_dropout = self._uses_dropout(rng)

@@ -97,7 +97,7 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
         log_prob = np.zeros(N)
         finished = np.zeros(N, dtype=bool)
         for _ in range(max_length):
-            out, w, dstate, _ = dec.step(tokens, dstate, mem)
+            out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
             logp = log_softmax(dec.logits(out))                        # (N, V)
             tokens = logp.argmax(axis=1)
             log_prob += np.where(finished, 0.0, logp[np.arange(N), tokens])
@@ -162,7 +162,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
         finished: List[List[Hypothesis]] = [[] for _ in range(N)]
         done = np.zeros(N, dtype=bool)
         for t in range(max_length):
-            out, w, dstate, _ = dec.step(tokens, dstate, mem)
+            out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
             logp = log_softmax(dec.logits(out)).astype(np.float64)    # (N*B, V)
             V = logp.shape[1]
             cand = (scores.reshape(N * B, 1) + logp).reshape(N, B * V)  # (N, B*V)

@@ -100,8 +100,11 @@ class Decoder(Module):
         return DecoderState(tuple(state0), feed)
 
     # -- one step ------------------------------------------------------------
-    def step(self, tokens: np.ndarray, dstate: DecoderState, mem: Memory, rng=None):
-        """One decoder step for input tokens (N,). Returns ``(out (N, O), weights (N, S), dstate', cache)``."""
+    def step(self, tokens: np.ndarray, dstate: DecoderState, mem: Memory, rng=None, need_cache: bool = True):
+        """One decoder step for input tokens (N,). Returns ``(out (N, O), weights (N, S), dstate', cache)``.
+
+        ``need_cache=False`` (decoding in eval mode): the stack steps through its inference loops and the
+        cache's recurrent part is None (no backward through it)."""
         emb = self.embedding.weight.data[tokens]                       # (N, E)
         emb, emb_mask = self.drop(emb, rng)
         states, feed = dstate
@@ -110,7 +113,7 @@ class Decoder(Module):
             x = np.concatenate((emb, c), axis=1)                       # (N, E+K)
         else:
             x = np.concatenate((emb, feed), axis=1) if self.input_feeding else emb
-        s, new_states, rnn_cache = self.rnn.step_forward(x, states)   # s: (N, H) top layer
+        s, new_states, rnn_cache = self.rnn.step_forward(x, states, need_cache=need_cache)  # s: (N, H) top
         new_states = _as_tuple(new_states)
         hc = ht = None
         if self.luong:

@@ -1,0 +1,87 @@
+"""The inference goals of issue 14, read off ``rnnkit bench`` JSON: which cases reach them, and before/after.
+
+Goals: LSTM inference >= 1.0x PyTorch, GRU and RNN inference >= 2.0x, at configs A-D,
+1 and 2 layers, uni- and bidirectional, with and without variable lengths
+(``rnnkit bench --suite full --modes inference``).
+
+    python benchmarks/inference_goals.py benchmarks/results/bench-full-inference-2026-12-02-1thread.json
+    python benchmarks/inference_goals.py AFTER.json --before BEFORE.json     # a before/after table
+
+Prints Markdown: one row per config and variant, one column per cell (speedup,
+marked with a check where the goal is reached), then the count per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+GOAL = {"lstm": 1.0, "gru": 2.0, "rnn": 2.0}
+
+
+def _variant(case: dict) -> str:
+    return (f"L{case['layers']} {'bi' if case['bidirectional'] else 'uni'}"
+            + (" varlen" if case["varlen"] else ""))
+
+
+def _speedups(result: dict) -> dict:
+    """{(config, variant): {cell: speedup}} over the inference cases with a PyTorch side."""
+    out: dict = {}
+    for row in result["cases"]:
+        case = row["case"]
+        if case["mode"] != "inference" or row.get("speedup") is None or case.get("variant"):
+            continue
+        out.setdefault((case["config"], _variant(case)), {})[case["cell"]] = row["speedup"]
+    return out
+
+
+def goals_table(result: dict) -> str:
+    rows = _speedups(result)
+    cells = [c for c in GOAL if any(c in v for v in rows.values())]
+    lines = ["| config | variant | " + " | ".join(f"{c.upper()} (goal {GOAL[c]:.1f}x)" for c in cells) + " |",
+             "|---|---|" + "---:|" * len(cells)]
+    met = {c: [0, 0] for c in cells}
+    for (config, variant), by_cell in sorted(rows.items()):
+        cols = []
+        for c in cells:
+            s = by_cell.get(c)
+            if s is None:
+                cols.append("")
+                continue
+            ok = s >= GOAL[c]
+            met[c][0] += ok
+            met[c][1] += 1
+            shown = f"{s:.2f}" if ok or round(s, 2) < GOAL[c] else f"{s:.3f}"   # 1.995x is not 2.00x
+            cols.append(f"{shown}x" + (" ✓" if ok else ""))
+        lines.append(f"| {config} | {variant} | " + " | ".join(cols) + " |")
+    lines += ["", "Reached: " + ", ".join(f"{c.upper()} {m[0]} of {m[1]}" for c, m in met.items())]
+    return "\n".join(lines)
+
+
+def before_after(after: dict, before: dict) -> str:
+    a, b = _speedups(after), _speedups(before)
+    lines = ["| case | before | after |", "|---|---:|---:|"]
+    for key in sorted(set(a) & set(b)):
+        for cell in GOAL:
+            if cell in a[key] and cell in b[key]:
+                lines.append(f"| {key[0]} {cell} {key[1]} | {b[key][cell]:.2f}x | {a[key][cell]:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("result", help="JSON written by rnnkit bench --out")
+    p.add_argument("--before", default=None, help="an earlier run's JSON: print a before/after table instead")
+    args = p.parse_args(argv)
+    with open(args.result) as f:
+        result = json.load(f)
+    if args.before:
+        with open(args.before) as f:
+            print(before_after(result, json.load(f)))
+    else:
+        print(goals_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
