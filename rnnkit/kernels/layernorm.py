@@ -10,14 +10,15 @@ the loop:
   row by row before the loop (:func:`norm_rows`), so a step does only the recurrent product
   ``hw = (h m_h) W_hh^T`` (N, G*H), its norm and the gates;
 - backward: a step writes ``d a`` (the gradient of the gates' pre-activations, batch-major, where
-  the weight gradients read it) and does only the recurrent norm's backward and product; the
-  input norm's backward and the gains' and biases' sums run over all T*N rows after the loop
-  (:func:`input_side_backward`).
+  the weight gradients read it) and does only the recurrent norm's backward (with the sums of its
+  gain and bias) and product; the input norm's backward and the sums of gamma_ih and b_ih run over
+  all T*N rows after the loop (:func:`input_side_backward`).
 
 The variants' projection (LSTM), recurrent mask and zoneout work as in
 :mod:`rnnkit.kernels.lstm_variants`, on batch-major blocks (absent ones are arrays with a zero-length
-first axis). Row reductions are compiled with reassociation allowed (``fastmath={"reassoc"}``), the one
-way LLVM vectorises a floating-point sum; that changes only the order of the additions.
+first axis). Row reductions are compiled with reassociation and contraction allowed
+(``fastmath={"reassoc", "contract"}``), the one way LLVM vectorises a floating-point sum; that changes
+only the order of the additions (and lets a multiply-add round once).
 """
 
 from __future__ import annotations

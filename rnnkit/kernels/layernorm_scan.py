@@ -48,7 +48,8 @@ def _batch_major(variant, N, P, H, dtype):
     W_hr = np.zeros((0, 0), dtype) if W_hr is None else np.ascontiguousarray(W_hr, dtype=dtype)
     h_mask = np.zeros((0, P), dtype) if h_mask is None else np.ascontiguousarray(h_mask, dtype=dtype)
     zone = (None, None) if zone is None else tuple(zone) + (None,) * (2 - len(zone))
-    d = [np.zeros((0, N, n), dtype) if z is None else np.ascontiguousarray(z, dtype=dtype) for z, n in zip(zone, (P, H))]
+    d = [np.zeros((0, N, n), dtype) if z is None else np.ascontiguousarray(z, dtype=dtype)
+         for z, n in zip(zone, (P, H))]
     return W_hr, h_mask, d[0], d[1]
 
 
