@@ -10,6 +10,11 @@ rnnkit's initialisation), Adam, clipping and validation streams.
     python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm
     python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm --torch
     python benchmarks/charlm_quality.py --compare benchmarks/results/charlm_*.json
+    python benchmarks/charlm_quality.py --max-steps 4746 --cell gru --hidden-size 384 --dropout 0.25 --layer-norm --lr-decay cosine
+
+``--max-steps`` counts the budget in training steps instead of minutes (the cosine decay then
+follows the steps): on a machine shared with other runs, equal steps are equal work, and each
+reading also logs the training CPU time (validation not counted).
 
 Each run writes a JSON result (``--out``, default ``benchmarks/results/charlm_<impl>_<cell>_<minutes>m.json``).
 The rnnkit side trains through :func:`rnnkit.train.fit`, exactly as ``rnnkit charlm train`` does.
