@@ -10,6 +10,11 @@ rnnkit's initialisation), Adam, clipping and validation streams.
     python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm
     python benchmarks/charlm_quality.py --data ../shared/data/tinyshakespeare.txt --max-minutes 10 --cell lstm --torch
     python benchmarks/charlm_quality.py --compare benchmarks/results/charlm_*.json
+    python benchmarks/charlm_quality.py --max-steps 4746 --cell gru --hidden-size 384 --dropout 0.25 --layer-norm --lr-decay cosine
+
+``--max-steps`` counts the budget in training steps instead of minutes (the cosine decay then
+follows the steps): on a machine shared with other runs, equal steps are equal work, and each
+reading also logs the training CPU time (validation not counted).
 
 Each run writes a JSON result (``--out``, default ``benchmarks/results/charlm_<impl>_<cell>_<minutes>m.json``).
 The rnnkit side trains through :func:`rnnkit.train.fit`, exactly as ``rnnkit charlm train`` does.
@@ -39,27 +44,33 @@ from rnnkit.train import StopTraining, fit  # noqa: E402
 
 
 class Clock:
-    """Training seconds: wall time minus the time spent validating."""
+    """Training seconds: wall time minus the time spent validating (and the same for the process's CPU time)."""
 
     def __init__(self):
-        self.t0 = time.perf_counter()
-        self.paused = 0.0
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.paused = self.cpu_paused = 0.0
 
     def train_s(self) -> float:
         return time.perf_counter() - self.t0 - self.paused
 
+    def cpu_s(self) -> float:
+        """CPU seconds this process spent training: on a machine shared with other runs, a fairer budget
+        than the wall clock (it does not count the time the process waited for a core)."""
+        return time.process_time() - self.c0 - self.cpu_paused
+
     def pause(self, fn):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             return fn()
         finally:
             self.paused += time.perf_counter() - t
+            self.cpu_paused += time.process_time() - c
 
 
 def variant_kw(args) -> dict:
     """The recurrent variants asked for (rnnkit side only; PyTorch has none of them but the projection)."""
-    return {k: getattr(args, k) for k in ("proj_size", "variational_dropout", "weight_drop", "zoneout")
-            if getattr(args, k, 0)}
+    return {k: getattr(args, k) for k in ("proj_size", "variational_dropout", "weight_drop", "zoneout",
+                                          "layer_norm", "peephole") if getattr(args, k, 0)}
 
 
 def lr_now(args, train_s: float) -> float:
@@ -77,6 +88,15 @@ def lr_now(args, train_s: float) -> float:
     return lr_min + (args.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+def lr_at_step(args, step: int) -> float:
+    """``lr_now`` with the budget counted in steps (``--max-steps``): cosine from lr to lr / 20 over them."""
+    if args.decay == "none":
+        return args.lr
+    lr_min = args.lr / 20
+    frac = min(step / args.max_steps, 1.0)
+    return lr_min + (args.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
 class ClockSchedule:
     """A fit() schedule that asks the training clock instead of counting steps."""
 
@@ -84,10 +104,13 @@ class ClockSchedule:
         self.args, self.clock = args, clock
 
     def lr_at(self, step: int) -> float:
+        if self.args.max_steps:
+            return lr_at_step(self.args, step)
         return lr_now(self.args, self.clock.train_s())
 
     def config(self):
-        return {"decay": self.args.decay, "lr": self.args.lr, "minutes": self.args.minutes}
+        return {"decay": self.args.decay, "lr": self.args.lr, "minutes": self.args.minutes,
+                "max_steps": self.args.max_steps}
 
 
 def run_rnnkit(args, vocab, train_ids, valid_ids, log):
@@ -98,6 +121,8 @@ def run_rnnkit(args, vocab, train_ids, valid_ids, log):
     budget = 60.0 * args.minutes
     clock = Clock()
     state = {"next_eval": args.eval_seconds, "chars": 0}
+    if args.max_steps:                                   # step budget: validate every eval_steps steps
+        state["next_eval"] = args.eval_steps
 
     def validate():
         return evaluate_ids(model, valid_ids, batch=args.batch, seq_len=args.seq_len)["loss"]
@@ -107,13 +132,17 @@ def run_rnnkit(args, vocab, train_ids, valid_ids, log):
             return
         state["chars"] += info["units"]
         t = clock.train_s()
-        if t >= state["next_eval"] or t >= budget:
-            log(t, time.perf_counter() - clock.t0, info["step"], state["chars"], clock.pause(validate))
-            state["next_eval"] = t + args.eval_seconds
-        if t >= budget:
+        if args.max_steps:
+            now, done, every = info["step"], info["step"] >= args.max_steps, args.eval_steps
+        else:
+            now, done, every = t, t >= budget, args.eval_seconds
+        if now >= state["next_eval"] or done:
+            log(t, time.perf_counter() - clock.t0, info["step"], state["chars"], clock.pause(validate), clock.cpu_s())
+            state["next_eval"] = now + every
+        if done:
             raise StopTraining
 
-    log(0.0, 0.0, 0, 0, clock.pause(validate))
+    log(0.0, 0.0, 0, 0, clock.pause(validate), 0.0)
     clock = Clock()
     fit(model, Adam(model.parameters(), lr=args.lr), make_step_fn(model), lambda e, rng: chunks, seed=args.seed,
         max_steps=10 ** 9, clip_norm=args.clip_norm, callbacks=[on_event], progress=False,  # on_event stops it
@@ -163,7 +192,7 @@ def run_torch(args, vocab, train_ids, valid_ids, log):
         return total / yv.numel()
 
     budget = 60.0 * args.minutes
-    log(0.0, 0.0, 0, 0, validate())
+    log(0.0, 0.0, 0, 0, validate(), 0.0)
     clock, step, chars, next_eval = Clock(), 0, 0, args.eval_seconds
     while True:
         state = None                                         # each epoch restarts the streams
@@ -181,7 +210,7 @@ def run_torch(args, vocab, train_ids, valid_ids, log):
             step, chars = step + 1, chars + x.numel()
             t = clock.train_s()
             if t >= next_eval or t >= budget:
-                log(t, time.perf_counter() - clock.t0, step, chars, clock.pause(validate))
+                log(t, time.perf_counter() - clock.t0, step, chars, clock.pause(validate), clock.cpu_s())
                 next_eval = t + args.eval_seconds
             if t >= budget:
                 return net
@@ -221,6 +250,12 @@ def main(argv=None):
     for flag in ("--variational-dropout", "--weight-drop", "--zoneout"):   # rnnkit's recurrent variants
         p.add_argument(flag, type=float, default=0.0, help="rnnkit only (see rnnkit.nn.Recurrent)")
     p.add_argument("--proj-size", type=int, default=0, help="rnnkit only: LSTM projection")
+    p.add_argument("--layer-norm", action="store_true", help="rnnkit only: layer-normalised cells")
+    p.add_argument("--peephole", action="store_true", help="rnnkit only: peephole LSTM")
+    p.add_argument("--max-steps", type=int, default=0, help="a budget of training steps instead of minutes "
+                   "(the cosine decay then follows the steps; rnnkit only)")
+    p.add_argument("--eval-steps", type=int, default=None, help="steps between validations with --max-steps "
+                   "(default: max-steps / 15)")
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--batch-size", dest="batch", type=int, default=32)
     p.add_argument("--learning-rate", dest="lr", type=float, default=2e-3)
@@ -238,10 +273,12 @@ def main(argv=None):
         return 0
     if args.eval_seconds is None:
         args.eval_seconds = max(60.0 * args.minutes / 20, 5.0)
+    if args.eval_steps is None:
+        args.eval_steps = max(args.max_steps // 15, 1)
     impl = "torch" if args.torch else "rnnkit"
-    if args.torch and variant_kw(args):
-        sys.exit("charlm_quality: --variational-dropout, --weight-drop, --zoneout and --proj-size are rnnkit's; "
-                 "drop them with --torch")
+    if args.torch and (variant_kw(args) or args.max_steps):
+        sys.exit("charlm_quality: --variational-dropout, --weight-drop, --zoneout, --proj-size, --layer-norm, "
+                 "--peephole and --max-steps are rnnkit's; drop them with --torch")
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                     f"charlm_{impl}_{args.cell}_{args.minutes:g}m.json")
 
@@ -251,21 +288,21 @@ def main(argv=None):
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
     rows = []
 
-    def log(train_s, wall_s, step, chars, val):
-        rows.append([round(train_s, 2), round(wall_s, 2), step, chars, val])
-        print(f"{impl:6s} t={train_s:7.1f}s  step {step:6d}  val {val:.4f} nats/char "
+    def log(train_s, wall_s, step, chars, val, cpu_s):
+        rows.append([round(train_s, 2), round(wall_s, 2), step, chars, val, round(cpu_s, 2)])
+        print(f"{impl:6s} t={train_s:7.1f}s  cpu={cpu_s:7.1f}s  step {step:6d}  val {val:.4f} nats/char "
               f"({val / math.log(2):.3f} bits/char)", flush=True)
 
     print(f"{impl}: {args.cell} {args.layers}x{args.hidden}, emb {args.embedding}, seq_len {args.seq_len}, "
-          f"batch {args.batch}, {args.minutes:g} min on {args.data} ({len(train_text):,} train / "
+          f"batch {args.batch}, {f'{args.max_steps} steps' if args.max_steps else f'{args.minutes:g} min'} on {args.data} ({len(train_text):,} train / "
           f"{len(valid_text):,} validation chars, {len(vocab)} distinct)", flush=True)
     (run_torch if args.torch else run_rnnkit)(args, vocab, train_ids, valid_ids, log)
     last = rows[-1]
     info = {"impl": impl, "config": {k: v for k, v in vars(args).items() if k not in ("json", "compare")},
             "data_chars": {"train": len(train_text), "valid": len(valid_text), "vocab": len(vocab)},
-            "log_columns": ["train_s", "wall_s", "step", "chars", "val_loss_nats"], "log": rows,
+            "log_columns": ["train_s", "wall_s", "step", "chars", "val_loss_nats", "train_cpu_s"], "log": rows,
             "final_val_loss": last[4], "final_bits_per_char": last[4] / math.log(2),
-            "chars_per_s": last[3] / max(last[0], 1e-9), "steps": last[2],
+            "chars_per_s": last[3] / max(last[0], 1e-9), "steps": last[2], "train_cpu_minutes": last[5] / 60,
             "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpu": platform.processor()
                         or platform.machine(), "cores": os.cpu_count()}}
     if args.torch:

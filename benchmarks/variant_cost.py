@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default="A,D")
     p.add_argument("--cells", default="lstm,gru")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated keys of VARIANTS")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target-seconds", type=float, default=2.0, help="time per variant pair")
     p.add_argument("--backend", default="numba", choices=("numba", "numpy"))
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
         for cell in args.cells.split(","):
             plain = build(Case(cell, config, T, N, I, H, "train"), backend=args.backend)["rnnkit"]
             for variant, (cells, _) in VARIANTS.items():
-                if cell not in cells:
+                if cell not in cells or variant not in args.variants.split(","):
                     continue
                 fn = build(Case(cell, config, T, N, I, H, "train", variant=variant), backend=args.backend)["rnnkit"]
                 samples = timing.interleaved({"plain": plain, "variant": fn}, target_s=args.target_seconds)

@@ -1,16 +1,24 @@
-r"""Fused loops of the layer-normalised LSTM and GRU (:mod:`rnnkit.nn.layernorm_cells`).
+r"""Fused loops of the layer-normalised LSTM and GRU (:mod:`rnnkit.nn.layernorm_cells`), batch-major.
 
-Same equations as the cells, in the feature-major layout of :mod:`rnnkit.kernels.fused_scan`:
-per step two products, ``xw = W_ih x_t`` and ``hw = W_hh (h m_h)``, each normalised over its
-G*H rows in every column (one sequence), then the gates; LSTM normalises c' over its H rows
-before the tanh. The variants' projection (LSTM), recurrent mask and zoneout work as in
-:mod:`rnnkit.kernels.lstm_variants` (absent ones are arrays with a zero-length first axis).
+Same equations as the cells. Unlike the plain loops (feature-major, :mod:`rnnkit.kernels.fused_scan`),
+these keep every per-step block batch-major, (N, G*H) with one row per sequence, because a layer
+norm is a reduction over the features of each row: here a contiguous row, and the state, outputs,
+masks and stored blocks need no transposes at all. What does not depend on the recurrence leaves
+the loop:
 
-Forward keeps, per step, the gates, the normalised products and their 1/std, c entering
-and the normalised c' (LSTM), or a_n and h (GRU). Backward writes the gradients of the
-raw products batch-major, ``dXW``, ``dHW`` (T, N, G*H), for one product per weight
-gradient afterwards, and sums the cell's own gradients (``g`` = [d gamma_ih, d gamma_hh,
-d b_ih, d b_hh] (4, G*H), LSTM's [d gamma_c, d beta_c] (2, H)) in the loop.
+- forward: the input product of all steps is one product, ``XW = X W_ih^T`` (T*N, G*H), normalised
+  row by row before the loop (:func:`norm_rows`), so a step does only the recurrent product
+  ``hw = (h m_h) W_hh^T`` (N, G*H), its norm and the gates;
+- backward: a step writes ``d a`` (the gradient of the gates' pre-activations, batch-major, where
+  the weight gradients read it) and does only the recurrent norm's backward (with the sums of its
+  gain and bias) and product; the input norm's backward and the sums of gamma_ih and b_ih run over
+  all T*N rows after the loop (:func:`input_side_backward`).
+
+The variants' projection (LSTM), recurrent mask and zoneout work as in
+:mod:`rnnkit.kernels.lstm_variants`, on batch-major blocks (absent ones are arrays with a zero-length
+first axis). Row reductions are compiled with reassociation and contraction allowed
+(``fastmath={"reassoc", "contract"}``), the one way LLVM vectorises a floating-point sum; that changes
+only the order of the additions (and lets a multiply-add round once).
 """
 
 from __future__ import annotations
@@ -20,118 +28,207 @@ import math
 import numpy as np
 from numba import njit
 
+from .gru import forward_step as gru_step
 from .lstm_variants import _split, _times_mask, _zone
-from .primitives import double_buffer, keep_padded, mm, read_output_grad, sigmoid, tanh, transpose_into, \
-    write_output, zero_padded
+from .primitives import mm, sigmoid, tanh
 
-__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "EPS"]
+__all__ = ["norm_rows", "input_side_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "EPS"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+_JIT_SUM = dict(_JIT, fastmath={"reassoc", "contract"})
 EPS = 1e-5
 
 
-@njit(**_JIT)
-def _norm(v, v_hat, rstd):
-    """Per column of ``v`` (R, N): v_hat = (v - mean) / sqrt(var + EPS), rstd (N,) = 1 / sqrt(var + EPS)."""
-    R, N = v.shape
+@njit(**_JIT_SUM)
+def norm_rows(v, v_hat, rstd):
+    """Per row of ``v`` (M, R): v_hat = (v - mean) / sqrt(var + EPS); ``rstd`` (M,) = 1 / sqrt(var + EPS)."""
+    M, R = v.shape
     zero = v.dtype.type(0)
-    mu = np.zeros(N, v.dtype)
-    for r in range(R):
-        for n in range(N):
-            mu[n] += v[r, n]
-    for n in range(N):
-        mu[n] /= R
-        rstd[n] = zero
-    for r in range(R):
-        for n in range(N):
-            d = v[r, n] - mu[n]
-            rstd[n] += d * d
-    for n in range(N):
-        rstd[n] = 1.0 / math.sqrt(rstd[n] / R + EPS)
-    for r in range(R):
-        for n in range(N):
-            v_hat[r, n] = (v[r, n] - mu[n]) * rstd[n]
+    for m in range(M):
+        s = zero
+        for r in range(R):
+            s += v[m, r]
+        mu = s / R
+        q = zero
+        for r in range(R):
+            d = v[m, r] - mu
+            q += d * d
+        rs = 1.0 / math.sqrt(q / R + EPS)
+        rstd[m] = rs
+        for r in range(R):
+            v_hat[m, r] = (v[m, r] - mu) * rs
+
+
+@njit(**_JIT_SUM)
+def _norm_into(v, v_hat, rstd, gain, shift, x, x_gain, out):
+    """:func:`norm_rows`, and ``out`` (M, R) = gain * v_hat + shift (+ x_gain * x, when ``x`` is not empty)
+    in the same pass."""
+    M, R = v.shape
+    zero = v.dtype.type(0)
+    both = x.shape[0] > 0
+    for m in range(M):
+        s = zero
+        for r in range(R):
+            s += v[m, r]
+        mu = s / R
+        q = zero
+        for r in range(R):
+            d = v[m, r] - mu
+            q += d * d
+        rs = 1.0 / math.sqrt(q / R + EPS)
+        rstd[m] = rs
+        if both:
+            for r in range(R):
+                vh = (v[m, r] - mu) * rs
+                v_hat[m, r] = vh
+                out[m, r] = gain[r] * vh + x_gain[r] * x[m, r] + shift[r]
+        else:
+            for r in range(R):
+                vh = (v[m, r] - mu) * rs
+                v_hat[m, r] = vh
+                out[m, r] = gain[r] * vh + shift[r]
 
 
 @njit(**_JIT)
-def _norm_backward(d_hat, v_hat, rstd, dv):
-    """dv = rstd (d_hat - mean(d_hat) - v_hat mean(d_hat v_hat)), per column of (R, N) blocks."""
-    R, N = d_hat.shape
-    m1 = np.zeros(N, d_hat.dtype)
-    m2 = np.zeros(N, d_hat.dtype)
-    for r in range(R):
-        for n in range(N):
-            m1[n] += d_hat[r, n]
-            m2[n] += d_hat[r, n] * v_hat[r, n]
-    for n in range(N):
-        m1[n] /= R
-        m2[n] /= R
-    for r in range(R):
-        for n in range(N):
-            dv[r, n] = rstd[n] * (d_hat[r, n] - m1[n] - v_hat[r, n] * m2[n])
+def _affine(x, gain, shift, out):
+    """out (M, R) = gain * x + shift."""
+    M, R = x.shape
+    for m in range(M):
+        for r in range(R):
+            out[m, r] = gain[r] * x[m, r] + shift[r]
 
 
 @njit(**_JIT)
-def lstm_forward(gemm, W_hh, W_ih, gam, b, W_hr, x, h, c, lengths, reverse, h_mask, zh, zc, y, acts, xhat, hhat,
-                 rstd, cs, chat, hms, store):
-    """All T steps of the layer-normalised LSTM; ``h`` (P, N), ``c`` (H, N) in as the initial state, out final.
-
-    ``gam`` (3, G*H): [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H): [gamma_c, beta_c]. With
-    ``store``: ``acts``, ``xhat``, ``hhat`` (T, 4H, N), ``rstd`` (T, 3, N), ``cs``, ``chat`` (T, H, N),
-    ``hms`` (T, N, P) = h m_h.
-    """
-    T, _, D = x.shape
-    P, N = h.shape
+def _lstm_gates_row(a, c, c_out):
+    """One row: ``a`` (4H,) pre-activations in, [i, f, g, o] out; ``c_out`` = f c + i g. Flat, so it vectorises."""
     H = c.shape[0]
-    G = 4 * H
+    for k in range(H):
+        i = sigmoid(a[k])
+        f = sigmoid(a[H + k])
+        g = tanh(a[2 * H + k])
+        o = sigmoid(a[3 * H + k])
+        c_out[k] = f * c[k] + i * g
+        a[k], a[H + k], a[2 * H + k], a[3 * H + k] = i, f, g, o
+
+
+@njit(**_JIT)
+def _lstm_out_row(o, c_hat, gain, bias, h):
+    """One row: h (H,) = o tanh(gain c_hat + bias)."""
+    for k in range(h.shape[0]):
+        h[k] = o[k] * tanh(gain[k] * c_hat[k] + bias[k])
+
+
+@njit(**_JIT_SUM)
+def _norm_row_backward(d_hat, v_hat, rs, dv):
+    """dv = rs (d_hat - mean(d_hat) - v_hat mean(d_hat v_hat)) for one row (R,)."""
+    R = d_hat.shape[0]
+    m1, m2 = d_hat.dtype.type(0), d_hat.dtype.type(0)
+    for r in range(R):
+        m1 += d_hat[r]
+        m2 += d_hat[r] * v_hat[r]
+    m1 /= R
+    m2 /= R
+    for r in range(R):
+        dv[r] = rs * (d_hat[r] - m1 - v_hat[r] * m2)
+
+
+@njit(**_JIT)
+def _scaled_norm_backward(d, gain, v_hat, rstd, dv, scratch, s_dv, s_d):
+    """Per row of ``d`` (M, R): dv = the norm's backward of d * gain (``dv`` may be ``d`` itself); adds
+    sum d v_hat into ``s_dv`` and sum d into ``s_d`` (the gain's and the shift's gradients), each (R,)."""
+    M, R = d.shape
+    d_hat = scratch[:R]
+    for m in range(M):
+        for r in range(R):
+            dd = d[m, r]
+            s_dv[r] += dd * v_hat[m, r]
+            s_d[r] += dd
+            d_hat[r] = dd * gain[r]
+        _norm_row_backward(d_hat, v_hat[m], rstd[m], dv[m])
+
+
+@njit(**_JIT)
+def input_side_backward(dA, x_hat, rstd_x, gain, g_gam):
+    """After the loop, over all rows of ``dA`` (M, G*H), the gradient of the input side
+    ``gain * x_hat + b_ih``: ``g_gam[0] += sum dA x_hat``, ``g_gam[2] += sum dA``, and ``dA`` is
+    overwritten with d XW, the norm's backward of dA * gain."""
+    _scaled_norm_backward(dA, gain, x_hat, rstd_x, dA, np.empty(dA.shape[1], dA.dtype), g_gam[0], g_gam[2])
+
+
+@njit(**_JIT)
+def _rows_padded(t, lengths, new, old, keep):
+    """Where step t is padding for sequence n: ``new[n] = old[n]`` (``keep``) or 0."""
+    N, R = new.shape
+    zero = new.dtype.type(0)
+    for n in range(N):
+        if t >= lengths[n]:
+            for r in range(R):
+                new[n, r] = old[n, r] if keep else zero
+
+
+@njit(**_JIT)
+def _recurrent_grad(gemm, W_hh, dhw, h_mask, masked, rec, dh_out):
+    """d h += m_h * (d hw (N, G*H) @ W_hh (G*H, P))."""
+    one = dhw.dtype.type(1)
+    if masked:
+        mm(gemm, False, dhw, W_hh, one, one - one, rec)
+        N, P = rec.shape
+        for n in range(N):
+            for p in range(P):
+                dh_out[n, p] += h_mask[n, p] * rec[n, p]
+    else:
+        mm(gemm, False, dhw, W_hh, one, one, dh_out)
+
+
+@njit(**_JIT)
+def lstm_forward(gemm, W_hhT, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat, rstd, cs,
+                 chat, hms, store):
+    """All T steps of the layer-normalised LSTM; ``h`` (N, P), ``c`` (N, H) in as the initial state, out final.
+
+    ``xhat`` (T, N, 4H) = LN(xw), the normalised input products of every step; ``gam`` (3, 4H) =
+    [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H); ``W_hrT`` (H, P) or (0, 0).
+    With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 2, N) of hw and c',
+    ``cs`` c entering and ``chat`` the normalised c' (T, N, H), ``hms`` (T, N, P) = h m_h.
+    """
+    T, N, G = xhat.shape
+    P = h.shape[1]
+    H = c.shape[1]
     one = h.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
-    proj, masked = W_hr.shape[0] > 0, h_mask.shape[0] > 0
-    xw, hw = np.empty((G, N), h.dtype), np.empty((G, N), h.dtype)
-    sx, sh = np.empty((G, N), h.dtype), np.empty((G, N), h.dtype)
-    sa, sc = np.empty((G, N), h.dtype), np.empty((H, N), h.dtype)
-    sr = np.empty((3, N), h.dtype)
-    x_t, hm, h_cell = np.empty((D, N), h.dtype), np.empty((P, N), h.dtype), np.empty((H, N), h.dtype)
-    h_in, h_out = double_buffer(h)
-    c_in, c_out = double_buffer(c)
+    proj, masked = W_hrT.shape[0] > 0, h_mask.shape[0] > 0
+    hw, sa, sh = np.empty((N, G), h.dtype), np.empty((N, G), h.dtype), np.empty((N, G), h.dtype)
+    sc, sr, shm = np.empty((N, H), h.dtype), np.empty((2, N), h.dtype), np.empty((N, P), h.dtype)
+    h_cell = np.empty((N, H), h.dtype)
+    h_in, h_out = h.copy(), np.empty_like(h)
+    c_in, c_out = c.copy(), np.empty_like(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        a, x_hat, h_hat = (acts[t], xhat[t], hhat[t]) if store else (sa, sx, sh)
-        c_hat, rs = (chat[t], rstd[t]) if store else (sc, sr)
+        a, h_hat, c_hat, rs, hm = ((acts[t], hhat[t], chat[t], rstd[t], hms[t]) if store
+                                   else (sa, sh, sc, sr, shm))
         _times_mask(hm, h_in, h_mask, masked)
-        transpose_into(x_t, x[t])
-        mm(gemm, False, W_ih, x_t, one, zero, xw)                  # W_ih (4H, D) @ x_t^T (D, N)
-        mm(gemm, False, W_hh, hm, one, zero, hw)                   # W_hh (4H, P) @ h m_h (P, N)
-        _norm(xw, x_hat, rs[0])
-        _norm(hw, h_hat, rs[1])
+        mm(gemm, False, hm, W_hhT, one, zero, hw)                 # h m_h (N, P) @ W_hh^T (P, 4H)
+        _norm_into(hw, h_hat, rs[0], gam[1], gam[2], xhat[t], gam[0], a)   # a = g_hh LN(hw) + g_ih LN(xw) + b
         if store:
-            transpose_into(hms[t], hm)
             cs[t] = c_in
-        for r in range(G):
-            for n in range(N):
-                a[r, n] = gam[0, r] * x_hat[r, n] + gam[1, r] * h_hat[r, n] + gam[2, r]
-        for r in range(H):
-            for n in range(N):
-                i, f = sigmoid(a[r, n]), sigmoid(a[H + r, n])
-                g, o = tanh(a[2 * H + r, n]), sigmoid(a[3 * H + r, n])
-                a[r, n], a[H + r, n], a[2 * H + r, n], a[3 * H + r, n] = i, f, g, o
-                c_out[r, n] = f * c_in[r, n] + i * g
-        _norm(c_out, c_hat, rs[2])
+        for n in range(N):
+            _lstm_gates_row(a[n], c_in[n], c_out[n])
+        norm_rows(c_out, c_hat, rs[1])
         dst = h_cell if proj else h_out
-        for r in range(H):
-            for n in range(N):
-                dst[r, n] = a[3 * H + r, n] * tanh(b[0, r] * c_hat[r, n] + b[1, r])
+        for n in range(N):
+            _lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], dst[n])
         if proj:
-            mm(gemm, False, W_hr, h_cell, one, zero, h_out)        # W_hr (P, H) @ h_cell (H, N)
+            mm(gemm, False, h_cell, W_hrT, one, zero, h_out)      # h_cell (N, H) @ W_hr^T (H, P)
         if zh.shape[0] > 0:
             _zone(h_out, h_in, zh[t])
         if zc.shape[0] > 0:
             _zone(c_out, c_in, zc[t])
         if t >= first_padded:
-            keep_padded(t, lengths, h_out, h_in)
-            keep_padded(t, lengths, c_out, c_in)
-        write_output(t, lengths, first_padded, h_out, y[t])
+            _rows_padded(t, lengths, h_out, h_in, True)
+            _rows_padded(t, lengths, c_out, c_in, True)
+        y[t] = h_out
+        if t >= first_padded:
+            _rows_padded(t, lengths, y[t], y[t], False)
         h_in, h_out = h_out, h_in
         c_in, c_out = c_out, c_in
     h[...] = h_in
@@ -139,80 +236,95 @@ def lstm_forward(gemm, W_hh, W_ih, gam, b, W_hr, x, h, c, lengths, reverse, h_ma
 
 
 @njit(**_JIT)
-def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, xhat, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy,
-                  dh, dc, dXW, dHW, dHP, HC, g_gam, g_b):
-    """Backward of :func:`lstm_forward`; ``dh``, ``dc`` in as d state_T, out as d state_0.
+def _output_grad(dh_in, dy, t, g):
+    """g = d h_t: what comes back through the state plus, when ``dy`` is not empty, the output's gradient."""
+    N, P = g.shape
+    if dy.shape[0] > 0:
+        dyt = dy[t]
+        for n in range(N):
+            for p in range(P):
+                g[n, p] = dh_in[n, p] + dyt[n, p]
+    else:
+        g[...] = dh_in
 
-    Fills ``dXW``, ``dHW`` (T, N, 4H), and when projected ``dHP`` (T, N, P), ``HC`` (T, N, H);
-    adds into ``g_gam`` (4, 4H) = [d gamma_ih, d gamma_hh, d b_ih, d b_hh] and ``g_b`` (2, H).
+
+@njit(**_JIT)
+def _lstm_out_back_row(d_cell, a, c_hat, gain, bias, d_chat, da, g_gain, g_bias):
+    """One row of the backward of h = o tanh(gain c_hat + bias): ``da``'s o block, ``d_chat`` = d c_hat
+    (through the gain), and the gain's and bias's sums."""
+    H = c_hat.shape[0]
+    one = c_hat.dtype.type(1)
+    for k in range(H):
+        o = a[3 * H + k]
+        tm = tanh(gain[k] * c_hat[k] + bias[k])
+        dm = d_cell[k] * o * (one - tm * tm)
+        d_chat[k] = dm * gain[k]
+        da[3 * H + k] = d_cell[k] * tm * o * (one - o)
+        g_gain[k] += dm * c_hat[k]
+        g_bias[k] += dm
+
+
+@njit(**_JIT)
+def _lstm_gates_back_row(a, c_prev, g_c, dc_ln, c_direct, da, dc_out):
+    """One row: d c' = g_c + dc_ln, then ``da``'s i, f, g blocks and d c entering (plus zoneout's direct part)."""
+    H = c_prev.shape[0]
+    one = c_prev.dtype.type(1)
+    for k in range(H):
+        i, f, gg = a[k], a[H + k], a[2 * H + k]
+        dct = g_c[k] + dc_ln[k]
+        da[k] = dct * gg * i * (one - i)
+        da[H + k] = dct * c_prev[k] * f * (one - f)
+        da[2 * H + k] = dct * i * (one - gg * gg)
+        dc_out[k] = dct * f + c_direct[k]
+
+
+@njit(**_JIT)
+def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy, dh, dc,
+                  dA, dHW, dHP, HC, g_gam, g_b):
+    """Backward of :func:`lstm_forward`; ``dh`` (N, P), ``dc`` (N, H) in as d state_T, out as d state_0.
+
+    Fills ``dA`` (T, N, 4H) with d a (the input norm's backward is :func:`input_side_backward`'s),
+    ``dHW`` (T, N, 4H) with d hw, and when projected ``dHP`` (T, N, P) = d h_new, ``HC`` (T, N, H) = h_cell;
+    adds into ``g_gam[1]`` (d gamma_hh), ``g_gam[3]`` (d b_hh) and ``g_b`` (2, H) = [d gamma_c, d beta_c].
     """
-    T = acts.shape[0]
-    P, N = dh.shape
-    H = dc.shape[0]
-    G = 4 * H
+    T, N, G = acts.shape
+    P = dh.shape[1]
+    H = dc.shape[1]
     one = dh.dtype.type(1)
     zero = one - one
     first_padded = lengths.min()
     proj, masked = W_hr.shape[0] > 0, h_mask.shape[0] > 0
     zoned_h, zoned_c = zh.shape[0] > 0, zc.shape[0] > 0
-    g, g_h = np.empty((P, N), dh.dtype), np.empty((P, N), dh.dtype)
-    g_c, c_direct = np.empty((H, N), dh.dtype), np.empty((H, N), dh.dtype)
-    d_cell = np.empty((H, N), dh.dtype) if proj else g_h
-    h_cell, d_chat, dc_ln = np.empty((H, N), dh.dtype), np.empty((H, N), dh.dtype), np.empty((H, N), dh.dtype)
-    da, d_hat, dv = np.empty((G, N), dh.dtype), np.empty((G, N), dh.dtype), np.empty((G, N), dh.dtype)
-    rec = np.empty((P, N), dh.dtype)
-    dh_in, dh_out = double_buffer(dh)
-    dc_in, dc_out = double_buffer(dc)
-    dy_t = np.zeros_like(dh)
+    g, g_h, rec = np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype)
+    g_c, c_direct = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
+    d_cell = np.empty((N, H), dh.dtype) if proj else g_h
+    d_chat, dc_ln = np.empty(H, dh.dtype), np.empty((N, H), dh.dtype)
+    scratch = np.empty(G, dh.dtype)
+    dh_in, dh_out = dh.copy(), np.empty_like(dh)
+    dc_in, dc_out = dc.copy(), np.empty_like(dc)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        read_output_grad(dy, t, dy_t)
-        for p in range(P):
-            for n in range(N):
-                g[p, n] = dh_in[p, n] + dy_t[p, n]
+        _output_grad(dh_in, dy, t, g)
         _split(g, zh[t] if zoned_h else g, g_h, dh_out, zoned_h)
         _split(dc_in, zc[t] if zoned_c else dc_in, g_c, c_direct, zoned_c)
         if t >= first_padded:
-            zero_padded(t, lengths, g_h)
-            zero_padded(t, lengths, g_c)
-        a, c_hat = acts[t], chat[t]
+            _rows_padded(t, lengths, g_h, g_h, False)
+            _rows_padded(t, lengths, g_c, g_c, False)
+        a, c_hat, da, c_prev, rs = acts[t], chat[t], dA[t], cs[t], rstd[t]
         if proj:
-            mm(gemm, True, W_hr, g_h, one, zero, d_cell)           # W_hr^T (H, P) @ d h_new (P, N)
-            transpose_into(dHP[t], g_h)
-            for r in range(H):
-                for n in range(N):
-                    h_cell[r, n] = a[3 * H + r, n] * tanh(b[0, r] * c_hat[r, n] + b[1, r])
-            transpose_into(HC[t], h_cell)
-        for r in range(H):
+            mm(gemm, False, g_h, W_hr, one, zero, d_cell)          # d h_new (N, P) @ W_hr (P, H)
+            dHP[t] = g_h
             for n in range(N):
-                o = a[3 * H + r, n]
-                tm = tanh(b[0, r] * c_hat[r, n] + b[1, r])
-                dm = d_cell[r, n] * o * (one - tm * tm)
-                d_chat[r, n] = dm                      # d of gamma_c c_hat + beta_c, for the sums below
-                da[3 * H + r, n] = d_cell[r, n] * tm * o * (one - o)
-        for r in range(H):
-            s0, s1 = zero, zero
-            for n in range(N):
-                s0 += d_chat[r, n] * c_hat[r, n]
-                s1 += d_chat[r, n]
-                d_chat[r, n] *= b[0, r]
-            g_b[0, r] += s0
-            g_b[1, r] += s1
-        _norm_backward(d_chat, c_hat, rstd[t, 2], dc_ln)
-        c_prev = cs[t]
-        for r in range(H):
-            for n in range(N):
-                i, f, gg = a[r, n], a[H + r, n], a[2 * H + r, n]
-                dct = g_c[r, n] + dc_ln[r, n]
-                da[r, n] = dct * gg * i * (one - i)
-                da[H + r, n] = dct * c_prev[r, n] * f * (one - f)
-                da[2 * H + r, n] = dct * i * (one - gg * gg)
-                dc_out[r, n] = dct * f + c_direct[r, n]
-        _lstm_gate_norms(da, gam, xhat[t], hhat[t], rstd[t], g_gam, d_hat, dv, dXW[t], dHW[t])
+                _lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], HC[t, n])
+        for n in range(N):
+            _lstm_out_back_row(d_cell[n], a[n], c_hat[n], b[0], b[1], d_chat, da[n], g_b[0], g_b[1])
+            _norm_row_backward(d_chat, c_hat[n], rs[1, n], dc_ln[n])
+            _lstm_gates_back_row(a[n], c_prev[n], g_c[n], dc_ln[n], c_direct[n], da[n], dc_out[n])
+        _scaled_norm_backward(da, gam[1], hhat[t], rs[0], dHW[t], scratch, g_gam[1], g_gam[3])
         if t >= first_padded:
-            keep_padded(t, lengths, dh_out, dh_in)
-            keep_padded(t, lengths, dc_out, dc_in)
-        _recurrent_grad(gemm, W_hh, dv, h_mask, masked, rec, dh_out)
+            _rows_padded(t, lengths, dh_out, dh_in, True)
+            _rows_padded(t, lengths, dc_out, dc_in, True)
+        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
         dc_in, dc_out = dc_out, dc_in
     dh[...] = dh_in
@@ -220,159 +332,91 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, xhat, hhat, rstd, cs, chat, le
 
 
 @njit(**_JIT)
-def _lstm_gate_norms(da, gam, x_hat, h_hat, rs, g_gam, d_hat, dv, dxw_t, dhw_t):
-    """From d a (4H, N): the cell's gradient sums, dXW[t] and dHW[t] (N, 4H); leaves d hw in ``dv``."""
-    G, N = da.shape
-    zero = da.dtype.type(0)
-    for r in range(G):                      # sums in registers: a read-modify-write of g_gam per entry is slow
-        s0, s1, s2 = zero, zero, zero
-        g0 = gam[0, r]
-        for n in range(N):
-            d = da[r, n]
-            s0 += d * x_hat[r, n]
-            s1 += d * h_hat[r, n]
-            s2 += d
-            d_hat[r, n] = d * g0
-        g_gam[0, r] += s0
-        g_gam[1, r] += s1
-        g_gam[2, r] += s2
-        g_gam[3, r] += s2
-    _norm_backward(d_hat, x_hat, rs[0], dv)
-    transpose_into(dxw_t, dv)
-    for r in range(G):
-        for n in range(N):
-            d_hat[r, n] = da[r, n] * gam[1, r]
-    _norm_backward(d_hat, h_hat, rs[1], dv)
-    transpose_into(dhw_t, dv)
+def gru_forward(gemm, W_hhT, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts, hhat, rstd, a_ns, hs, hms, store):
+    """All T steps of the layer-normalised GRU; ``h`` (N, H) in as the initial state, out as the final one.
 
-
-@njit(**_JIT)
-def _recurrent_grad(gemm, W_hh, d_hw, h_mask, masked, rec, dh_out):
-    """d h += m_h * (W_hh^T (P, G*H) @ d hw (G*H, N))."""
-    one = d_hw.dtype.type(1)
-    if masked:
-        mm(gemm, True, W_hh, d_hw, one, one - one, rec)
-        P, N = rec.shape
-        for p in range(P):
-            for n in range(N):
-                dh_out[p, n] += h_mask[p, n] * rec[p, n]
-    else:
-        mm(gemm, True, W_hh, d_hw, one, one, dh_out)
-
-
-@njit(**_JIT)
-def gru_forward(gemm, W_hh, W_ih, gam, x, h, lengths, reverse, h_mask, zh, y, acts, xhat, hhat, rstd, a_ns, hs,
-                hms, store):
-    """All T steps of the layer-normalised GRU; ``h`` (H, N) in as the initial state, out as the final one.
-
-    ``gam`` (4, 3H) = [gamma_ih, gamma_hh, b_ih, b_hh]. With ``store``: ``acts``, ``xhat``, ``hhat``
-    (T, 3H, N), ``rstd`` (T, 2, N), ``a_ns``, ``hs`` (T, H, N), ``hms`` (T, N, H) = h m_h.
+    ``xhat`` (T, N, 3H) = LN(xw), the normalised input products of every step; ``gam`` (4, 3H) =
+    [gamma_ih, gamma_hh, b_ih, b_hh]; ``W_hhT`` (H, 3H). With ``store``:
+    ``acts`` = [r, z, n], ``hhat`` (T, N, 3H), ``rstd`` (T, N) of hw, ``a_ns`` (T, N, H) =
+    LN(hw)_n + b_hn, ``hs`` (T, N, H) h entering, ``hms`` (T, N, H) = h m_h.
     """
-    T, _, D = x.shape
-    H, N = h.shape
-    G = 3 * H
+    T, N, G = xhat.shape
+    H = h.shape[1]
     one = h.dtype.type(1)
-    zero = one - one
     first_padded = lengths.min()
     masked = h_mask.shape[0] > 0
-    xw, hw = np.empty((G, N), h.dtype), np.empty((G, N), h.dtype)
-    sx, sh, sa = np.empty((G, N), h.dtype), np.empty((G, N), h.dtype), np.empty((G, N), h.dtype)
-    sr, san = np.empty((2, N), h.dtype), np.empty((H, N), h.dtype)
-    x_t, hm = np.empty((D, N), h.dtype), np.empty((H, N), h.dtype)
-    h_in, h_out = double_buffer(h)
+    hw, sa, sh = np.empty((N, G), h.dtype), np.empty((N, G), h.dtype), np.empty((N, G), h.dtype)
+    sr, shm, u = np.empty(N, h.dtype), np.empty((N, H), h.dtype), np.empty((N, G), h.dtype)
+    none = np.empty((0, G), h.dtype)
+    h_in, h_out = h.copy(), np.empty_like(h)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        a, x_hat, h_hat = (acts[t], xhat[t], hhat[t]) if store else (sa, sx, sh)
-        rs, a_n = (rstd[t], a_ns[t]) if store else (sr, san)
+        a, h_hat, rs, hm = (acts[t], hhat[t], rstd[t], hms[t]) if store else (sa, sh, sr, shm)
         _times_mask(hm, h_in, h_mask, masked)
-        transpose_into(x_t, x[t])
-        mm(gemm, False, W_ih, x_t, one, zero, xw)
-        mm(gemm, False, W_hh, hm, one, zero, hw)
-        _norm(xw, x_hat, rs[0])
-        _norm(hw, h_hat, rs[1])
+        mm(gemm, False, hm, W_hhT, one, one - one, hw)            # h m_h (N, H) @ W_hh^T (H, 3H)
+        _norm_into(hw, h_hat, rs, gam[1], gam[3], none, gam[0], a)  # a = gamma_hh LN(hw) + b_hh
+        _affine(xhat[t], gam[0], gam[2], u)                        # u = gamma_ih LN(xw) + b_ih
         if store:
-            transpose_into(hms[t], hm)
             hs[t] = h_in
-        for r in range(H):
-            for n in range(N):
-                u_r = gam[0, r] * x_hat[r, n] + gam[2, r]
-                u_z = gam[0, H + r] * x_hat[H + r, n] + gam[2, H + r]
-                u_n = gam[0, 2 * H + r] * x_hat[2 * H + r, n] + gam[2, 2 * H + r]
-                rr = sigmoid(u_r + gam[1, r] * h_hat[r, n] + gam[3, r])
-                z = sigmoid(u_z + gam[1, H + r] * h_hat[H + r, n] + gam[3, H + r])
-                an = gam[1, 2 * H + r] * h_hat[2 * H + r, n] + gam[3, 2 * H + r]
-                nn = tanh(u_n + rr * an)
-                a[r, n], a[H + r, n], a[2 * H + r, n] = rr, z, nn
-                a_n[r, n] = an
-                h_out[r, n] = nn + z * (h_in[r, n] - nn)
+        for n in range(N):                  # PyTorch's GRU step on (u, a); u's n block gets a_n
+            gru_step(a[n], u[n], h_in[n], h_out[n])
+        if store:
+            a_ns[t] = u[:, 2 * H:]
         if zh.shape[0] > 0:
             _zone(h_out, h_in, zh[t])
         if t >= first_padded:
-            keep_padded(t, lengths, h_out, h_in)
-        write_output(t, lengths, first_padded, h_out, y[t])
+            _rows_padded(t, lengths, h_out, h_in, True)
+        y[t] = h_out
+        if t >= first_padded:
+            _rows_padded(t, lengths, y[t], y[t], False)
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
 
 @njit(**_JIT)
-def gru_backward(gemm, W_hh, gam, acts, xhat, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dXW, dHW,
-                 g_gam):
-    """Backward of :func:`gru_forward`; ``dh`` (H, N) in as d h_T, out as d h_0; fills ``dXW``, ``dHW``
-    (T, N, 3H) and adds into ``g_gam`` (4, 3H) = [d gamma_ih, d gamma_hh, d b_ih, d b_hh]."""
-    T = acts.shape[0]
-    H, N = dh.shape
-    G = 3 * H
-    one = dh.dtype.type(1)
+def _gru_back_row(a, a_n, h_prev, g_h, du, da, dh_out):
+    """One row: d u (input side) and d a (recurrent side, before its norm) of PyTorch's GRU step,
+    and d h entering's elementwise part, added into ``dh_out``."""
+    H = h_prev.shape[0]
+    one = h_prev.dtype.type(1)
+    for k in range(H):
+        rr, z, nn = a[k], a[H + k], a[2 * H + k]
+        gh = g_h[k]
+        dn = gh * (one - z) * (one - nn * nn)
+        dr = dn * a_n[k] * rr * (one - rr)
+        dz = gh * (h_prev[k] - nn) * z * (one - z)
+        du[k], du[H + k], du[2 * H + k] = dr, dz, dn
+        da[k], da[H + k], da[2 * H + k] = dr, dz, dn * rr
+        dh_out[k] += gh * z
+
+
+@njit(**_JIT)
+def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dU, dHW, g_gam):
+    """Backward of :func:`gru_forward`; ``dh`` (N, H) in as d h_T, out as d h_0.
+
+    Fills ``dU`` (T, N, 3H) with d u (the input norm's backward is :func:`input_side_backward`'s) and
+    ``dHW`` (T, N, 3H) with d hw; adds the recurrent side's sums into ``g_gam[1]`` (d gamma_hh) and
+    ``g_gam[3]`` (d b_hh).
+    """
+    T, N, G = acts.shape
+    H = dh.shape[1]
     first_padded = lengths.min()
     masked, zoned = h_mask.shape[0] > 0, zh.shape[0] > 0
-    g, g_h = np.empty((H, N), dh.dtype), np.empty((H, N), dh.dtype)
-    du, da = np.empty((G, N), dh.dtype), np.empty((G, N), dh.dtype)
-    d_hat, dv, rec = np.empty((G, N), dh.dtype), np.empty((G, N), dh.dtype), np.empty((H, N), dh.dtype)
-    dh_in, dh_out = double_buffer(dh)
-    dy_t = np.zeros_like(dh)
+    g, g_h, rec = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
+    da, scratch = np.empty((N, G), dh.dtype), np.empty(G, dh.dtype)
+    dh_in, dh_out = dh.copy(), np.empty_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        read_output_grad(dy, t, dy_t)
-        for r in range(H):
-            for n in range(N):
-                g[r, n] = dh_in[r, n] + dy_t[r, n]
+        _output_grad(dh_in, dy, t, g)
         _split(g, zh[t] if zoned else g, g_h, dh_out, zoned)
         if t >= first_padded:
-            zero_padded(t, lengths, g_h)
-        a, a_n, h_prev, x_hat, h_hat = acts[t], a_ns[t], hs[t], xhat[t], hhat[t]
-        for r in range(H):
-            for n in range(N):
-                rr, z, nn = a[r, n], a[H + r, n], a[2 * H + r, n]
-                gh = g_h[r, n]
-                dn = gh * (one - z) * (one - nn * nn)
-                du[r, n] = dn * a_n[r, n] * rr * (one - rr)
-                du[H + r, n] = gh * (h_prev[r, n] - nn) * z * (one - z)
-                du[2 * H + r, n] = dn
-                da[r, n], da[H + r, n], da[2 * H + r, n] = du[r, n], du[H + r, n], dn * rr
-                dh_out[r, n] += gh * z
-        zero = one - one
-        for r in range(G):
-            s0, s1, s2, s3 = zero, zero, zero, zero
-            g0 = gam[0, r]
-            for n in range(N):
-                s0 += du[r, n] * x_hat[r, n]
-                s1 += da[r, n] * h_hat[r, n]
-                s2 += du[r, n]
-                s3 += da[r, n]
-                d_hat[r, n] = du[r, n] * g0
-            g_gam[0, r] += s0
-            g_gam[1, r] += s1
-            g_gam[2, r] += s2
-            g_gam[3, r] += s3
-        _norm_backward(d_hat, x_hat, rstd[t, 0], dv)
-        transpose_into(dXW[t], dv)
-        for r in range(G):
-            for n in range(N):
-                d_hat[r, n] = da[r, n] * gam[1, r]
-        _norm_backward(d_hat, h_hat, rstd[t, 1], dv)
-        transpose_into(dHW[t], dv)
+            _rows_padded(t, lengths, g_h, g_h, False)
+        a, a_n, h_prev, du = acts[t], a_ns[t], hs[t], dU[t]
+        for n in range(N):
+            _gru_back_row(a[n], a_n[n], h_prev[n], g_h[n], du[n], da[n], dh_out[n])
+        _scaled_norm_backward(da, gam[1], hhat[t], rstd[t], dHW[t], scratch, g_gam[1], g_gam[3])
         if t >= first_padded:
-            keep_padded(t, lengths, dh_out, dh_in)
-        _recurrent_grad(gemm, W_hh, dv, h_mask, masked, rec, dh_out)
+            _rows_padded(t, lengths, dh_out, dh_in, True)
+        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
     dh[...] = dh_in

@@ -58,8 +58,7 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse
     H = GH // cell.num_gates
     dtype = x.dtype
     if cell.fused_kernel in layernorm_scan.KERNELS:
-        return layernorm_scan.scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant,
-                                           _feature_major(variant, T, N, P, H, dtype))
+        return layernorm_scan.scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant)
     lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
     y = np.empty((T, N, P), dtype)                                         # (T, N, P)
     states = [np.array(s.T, order="C") for s in state0]                   # (P, N), (H, N)
