@@ -113,3 +113,26 @@ def install(config, allowed: Mapping[str, str], environ: Mapping[str, str] = os.
     guard = SkipGuard(allowed)
     config.pluginmanager.register(guard, "ci-skip-guard")
     return guard
+
+
+
+def numba_unavailable() -> Optional[str]:
+    """Why numba's compiled kernels cannot run here, or None when they can.
+
+    Under CI, where numba is a test dependency, their absence is a failure instead (raised here).
+    The caller skips with the reason, so that the skip is reported at the test module's line.
+    """
+    try:
+        import numba                                            # noqa: F401
+    except ImportError as e:
+        if in_ci():
+            raise
+        return f"could not import 'numba': {e}"
+    from rnnkit.kernels import backend
+    status = backend.numba_status()
+    if status["ok"]:
+        return None
+    unavailable = f"numba kernels unavailable: {status['reason']}"
+    if in_ci():
+        pytest.fail(f"{unavailable} (CI=true: numba is a test dependency, its kernels must compile)", pytrace=False)
+    return unavailable

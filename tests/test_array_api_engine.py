@@ -28,7 +28,6 @@ from variant_cases import VARIANT_IDS, VARIANTS, make_variant_case
 
 import array_api_strict as xps
 from rnnkit.io.modelfile import load_model_file, save_model_file
-from rnnkit.kernels import backend as kernel_backend
 from rnnkit.nn import Module, Parameter
 from rnnkit.nn.diagnostics import hidden_gradient_norms
 from rnnkit.nn.xp import DeviceError, to_device
@@ -281,11 +280,9 @@ def test_mixing_devices_or_libraries_fails():
 
 def test_the_compiled_kernels_see_numpy_arrays_only(monkeypatch):
     """With the numba backend asked for, device arrays take the reference scanner; NumPy arrays the kernels."""
-    if not kernel_backend.numba_status()["ok"]:
-        from ci_skip_guard import in_ci
-        if in_ci():
-            pytest.fail("numba kernels must run under CI", pytrace=False)
-        pytest.skip(f"numba kernels unavailable: {kernel_backend.numba_status()['reason']}")
+    from ci_skip_guard import numba_unavailable
+    if numba_unavailable():
+        pytest.skip(numba_unavailable())
     from rnnkit.kernels import fused_scan
 
     def refuse(*a, **k):

@@ -13,22 +13,11 @@ products on the weights as they are), and input products over blocks of steps. N
 import numpy as np
 import pytest
 
-from ci_skip_guard import in_ci
+from ci_skip_guard import numba_unavailable
 from recurrent_cases import GRID, GRID_IDS, make_case, make_layer
 
-if in_ci():
-    import numba                                               # noqa: F401
-else:
-    pytest.importorskip("numba")
-from rnnkit.kernels import backend                             # noqa: E402
-
-if not backend.numba_status()["ok"]:
-    _unavailable = f"numba kernels unavailable: {backend.numba_status()['reason']}"
-    if in_ci():
-        pytest.fail(f"{_unavailable} (CI=true: numba is a test dependency, its kernels must compile)",
-                    pytrace=False)
-    pytest.skip(_unavailable, allow_module_level=True)
-
+if numba_unavailable():
+    pytest.skip(numba_unavailable(), allow_module_level=True)
 from rnnkit.kernels import inference, microgemm               # noqa: E402
 from rnnkit.nn import scan                                     # noqa: E402
 from rnnkit.nn.cells import CELLS                              # noqa: E402

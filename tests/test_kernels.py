@@ -15,27 +15,17 @@ import warnings
 import numpy as np
 import pytest
 
-from ci_skip_guard import in_ci
+from ci_skip_guard import numba_unavailable
 from recurrent_cases import GRID, GRID_IDS, as_tuple, make_case, make_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.nn.scan import ScanCache
 
-# CI installs .[test], numba included: there the kernels must import and compile, and these tests
-# fail rather than skip (elsewhere a machine without numba skips them).
-if in_ci():
-    import numba                                               # noqa: F401
-else:
-    pytest.importorskip("numba")
+if numba_unavailable():
+    pytest.skip(numba_unavailable(), allow_module_level=True)
 from rnnkit import kernels                                    # noqa: E402
 from rnnkit.kernels import backend, fused_scan                 # noqa: E402
 from rnnkit.kernels.primitives import _tanh32                  # noqa: E402
 
-if not backend.numba_status()["ok"]:
-    _unavailable = f"numba kernels unavailable: {backend.numba_status()['reason']}"
-    if in_ci():
-        pytest.fail(f"{_unavailable} (CI=true: numba is a test dependency, its kernels must compile)",
-                    pytrace=False)
-    pytest.skip(_unavailable, allow_module_level=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}

@@ -14,17 +14,15 @@ import pytest
 from helpers import assert_grad_close, numeric_grad, sample_indices
 from recurrent_cases import as_tuple, surrogate_loss
 from variant_cases import VARIANT_IDS, VARIANTS, make_variant_case, torch_twin_forward
-from rnnkit.kernels import backend as kernel_backend
 
 BACKENDS = ["numpy", "numba"]
 
 
 def _backend_or_skip(name):
-    if name == "numba" and not kernel_backend.numba_status()["ok"]:
-        from ci_skip_guard import in_ci
-        if in_ci():
-            pytest.fail("numba kernels must run under CI", pytrace=False)
-        pytest.skip(f"numba kernels unavailable: {kernel_backend.numba_status()['reason']}")
+    if name == "numba":
+        from ci_skip_guard import numba_unavailable
+        if numba_unavailable():
+            pytest.skip(numba_unavailable())
     return name
 
 
