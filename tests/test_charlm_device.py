@@ -101,6 +101,66 @@ def test_charlm_fits_on_array_api_strict_device_like_numpy(tmp_path):
     assert lm.sample(prime="the ", length=30, random_state=3) == ref.sample(prime="the ", length=30, random_state=3)
     lm.save(tmp_path / "m.npz")                                # from host arrays; loads on the host
     loaded = CharModel.load(tmp_path / "m.npz")
-    assert loaded.device == str(dev)
+    assert loaded.device == "cpu"                              # on the host until moved, whatever it trained on
     for name, p in loaded.model_.named_parameters():
         np.testing.assert_array_equal(p.data, state[name])
+
+
+def test_cli_training_on_a_device_writes_checkpoint_model_and_resumes(tmp_path, textfile, capsys, monkeypatch):
+    """`rnnkit charlm train --device cuda` end to end, with "cuda" standing for array-api-strict's device1 (no GPU
+    here): the checkpoints and the model file are written from host copies, `--resume` continues on the device,
+    and the losses are the CPU run's."""
+    xps = pytest.importorskip("array_api_strict")
+    import rnnkit.nn.xp as xp_module
+    real = xp_module.resolve_device
+    dev = xps.Device("device1")
+    monkeypatch.setattr(xp_module, "resolve_device", lambda d: (xps, dev) if d == "cuda" else real(d))
+    args = ["--hidden-size", 8, "--num-layers", 2, "--embedding-size", 4, "--seq-len", 8, "--batch-size", 4,
+            "--sample-length", 0, "--no-progress", "--no-plot", "--threads", 1, "--dtype", "float64",
+            "--checkpoint-every", 2]
+    runs = {}
+    for device in ("cpu", "cuda"):
+        (tmp_path / device).mkdir()
+        out = tmp_path / device / "m.npz"
+        assert main([str(a) for a in ("charlm", "train", textfile, "--out", out, "--device", device, *args,
+                                      "--max-steps", 3)]) == 0
+        assert main([str(a) for a in ("charlm", "train", textfile, "--out", out, "--device", device, *args,
+                                      "--max-steps", 5, "--resume")]) == 0
+        capsys.readouterr()
+        assert out.exists() and (tmp_path / device / "m.ckpt.npz").exists()
+        runs[device] = rnnkit.load(out)
+    assert runs["cuda"].device == "cpu" and runs["cuda"].history_.steps == 5
+    np.testing.assert_allclose([v for _, v in runs["cuda"].history_.train], [v for _, v in runs["cpu"].history_.train],
+                               rtol=1e-10)
+    for (name, p), (_, q) in zip(runs["cpu"].model_.named_parameters(), runs["cuda"].model_.named_parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_a_refused_move_leaves_the_model_where_it_was(capsys):
+    lm = CharModel(**SMALL).fit(TEXT)
+    with pytest.raises(RnnkitError, match="device"):
+        lm.to("tpu")
+    assert lm.device == "cpu" and isinstance(lm.model_.head.weight.data, np.ndarray)
+
+
+def test_to_device_takes_a_device_object_for_a_host_array():
+    xps = pytest.importorskip("array_api_strict")
+    from rnnkit.nn.xp import device_of, to_device
+    dev = xps.Device("device1")
+    moved = to_device(np.arange(3.0), dev)
+    assert device_of(moved) == dev and not isinstance(moved, np.ndarray)
+
+
+def test_relu_rnn_keeps_nan_on_a_device_as_numpy_does():
+    """A diverged ReLU RNN must show it on every library (where(a > 0, a, 0) turned NaN into 0)."""
+    xps = pytest.importorskip("array_api_strict")
+    from rnnkit.nn import RNN
+    from rnnkit.nn.xp import to_device, to_host
+    layer = RNN(2, 3, nonlinearity="relu", dtype=np.float64, rng=0, backend="numpy")
+    x = np.ones((3, 1, 2))
+    x[1, 0, 0] = np.nan
+    host, _, _ = layer.forward(x)
+    dev = xps.Device("device1")
+    on_device, _, _ = layer.to(dev).forward(to_device(x, dev, xps))
+    np.testing.assert_array_equal(np.isnan(to_host(on_device)), np.isnan(host))
+    assert np.isnan(host[1:]).all()

@@ -45,7 +45,7 @@ def _reference(name, cell, G, xw, hw, state, d_state):
 
 # -- the C source, interpreted on the host -------------------------------------
 def _python_of(body):
-    """The kernel body as Python statements (it only uses declarations, assignments and one ternary)."""
+    """The kernel body as Python statements (it only uses declarations, assignments and ternaries)."""
     out = []
     for stmt in body.replace("\n", " ").split(";"):
         stmt = stmt.strip()
@@ -56,6 +56,7 @@ def _python_of(body):
             continue
         stmt = stmt.replace("const T ", "").replace("(T)", "")
         stmt = re.sub(r"(\w+) > 0 \? (\w+) : 0", r"(\2 if \1 > 0 else 0.0)", stmt)
+        stmt = re.sub(r"(\w+) < 0 \? 0 : (\w+)", r"(0.0 if \1 < 0 else \2)", stmt)     # keeps NaN, as C does
         out.append(stmt)
     return out
 

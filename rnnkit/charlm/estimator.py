@@ -223,8 +223,12 @@ class CharModel(Estimator):
     def to(self, device) -> "CharModel":
         """Move the fitted network to ``device`` ("cpu", "cuda", "cuda:K"), set ``device``; returns self."""
         self._check_fitted()
-        self.device = device
-        _, dev = self._device()
+        previous, self.device = self.device, device
+        try:
+            _, dev = self._device()
+        except DeviceError:
+            self.device = previous                  # a refused device changes nothing
+            raise
         self.model_.to(dev)
         return self
 
@@ -256,6 +260,7 @@ class CharModel(Estimator):
                              **self._variant_kw())
         self.model_.load_state_dict(arrays)
         self.model_.eval()
+        self.device = "cpu"       # files hold host arrays: the loaded network is on the host until .to(device)
 
     def _variant_kw(self) -> Dict[str, Any]:
         return dict(proj_size=self.proj_size, peephole=self.peephole, layer_norm=self.layer_norm,

@@ -99,7 +99,7 @@ _SOURCES: Dict[str, Tuple[str, str, str]] = {
         dh_prev = dh * z;
         """),
     "rnn_tanh_fwd": ("T xw, T hw", "T h", "h = tanh(xw + hw);"),
-    "rnn_relu_fwd": ("T xw, T hw", "T h", "const T a = xw + hw; h = a > (T)0 ? a : (T)0;"),
+    "rnn_relu_fwd": ("T xw, T hw", "T h", "const T a = xw + hw; h = a < (T)0 ? (T)0 : a;"),
     "rnn_tanh_bwd": ("T dh, T h", "T d_a", "d_a = dh * ((T)1 - h * h);"),
     "rnn_relu_bwd": ("T dh, T h", "T d_a", "d_a = h > (T)0 ? dh : (T)0;"),
 }

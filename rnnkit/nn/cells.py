@@ -124,7 +124,7 @@ class RNNCell(Cell):
             h = np.tanh(a, out=a) if self.nonlinearity == "tanh" else np.maximum(a, 0, out=a)
         else:
             xp = namespace(a)
-            h = xp.tanh(a) if self.nonlinearity == "tanh" else xp.where(a > 0, a, xp.zeros_like(a))
+            h = xp.tanh(a) if self.nonlinearity == "tanh" else xp.where(a < 0, xp.zeros_like(a), a)  # NaN stays NaN
         return (h,), h
 
     def step_backward(self, d_state, cache, d_xw, d_hw=None):

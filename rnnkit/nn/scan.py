@@ -259,7 +259,7 @@ def scan_backward(dy: Optional[np.ndarray], d_state_T: Optional[State], cache: S
     dtype = x.dtype
     xp, dev = namespace(x, W_ih, W_hh), device_of(x)
     sizes = (P,) + (H,) * (cell.num_states - 1)
-    d_state = tuple(xp.zeros((N, n), dtype=dtype, device=dev) if d is None else xp.asarray(d, dtype=dtype, copy=True)
+    d_state = tuple(xp.zeros((N, n), dtype=dtype, device=dev) if d is None else xp.asarray(d, dtype=dtype, copy=True, device=dev)
                     for d, n in zip(d_state_T or (None,) * cell.num_states, sizes))
     dXW = xp.empty((T, N, GH), dtype=dtype, device=dev)         # (T, N, G*H)
     dHW = xp.empty((T, N, GH), dtype=dtype, device=dev) if cell.split_recurrent else dXW

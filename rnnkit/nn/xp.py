@@ -148,7 +148,7 @@ def to_device(a, device, xp=None):
     if a is None:
         return None
     if xp is None:
-        xp, device = resolve_device(device) if isinstance(device, str) or device is None else (namespace(a), device)
+        xp, device = device_namespace(device)          # "cpu"/"cuda:K" or a library's device object
     if xp is np or xp is _numpy_namespace():
         return to_host(a)
     if getattr(xp, "__name__", "").split(".")[-1] == "cupy":  # cupy, or array-api-compat.cupy

@@ -31,6 +31,7 @@ import numpy as np
 from ..distributed import mark_collective
 from ..errors import ModelFileError, ShapeError
 from ..io.jsonable import plain as _plain
+from ..nn.xp import host_copy
 from .checkpoint import Checkpoint
 
 __all__ = ["capture", "restore"]
@@ -53,14 +54,21 @@ def capture(loop, now: float, ranks=None) -> Checkpoint:
         "bad_validations": val.bad, "last_val_step": val.last_step,
         "window": window, "elapsed_s": loop.history.elapsed_s,
     }
-    carry = dict(ctx.carry)
+    carry = {key: _host(a) for key, a in ctx.carry.items()}
     if ranks is not None and len(ranks) > 1:
         train_state["world_size"] = len(ranks)
         train_state["rank_rng_states"] = [state for state, _ in ranks]
         carry.update({f"rank{r}/{key}": a for r, (_, c) in enumerate(ranks) for key, a in c.items()})
-    return Checkpoint(model_state=loop.model.state_dict(), optimizer_state=loop.optimizer.state_dict(),
-                      train_state=train_state, history=loop.history, carry=carry,
-                      best_state=val.best_state, config=loop.config, meta=loop.meta)
+    best = None if val.best_state is None else {k: _host(a) for k, a in val.best_state.items()}
+    return Checkpoint(model_state={k: _host(a) for k, a in loop.model.state_dict().items()},
+                      optimizer_state=loop.optimizer.state_dict(), train_state=train_state, history=loop.history,
+                      carry=carry, best_state=best, config=loop.config, meta=loop.meta)
+
+
+def _host(a):
+    """A device array as a host copy (checkpoints hold NumPy arrays, whatever device trained); NumPy arrays and
+    anything that is not an array pass unchanged (the checkpoint writer refuses the latter by name)."""
+    return a if isinstance(a, np.ndarray) or not hasattr(a, "shape") else host_copy(a)
 
 
 def restore(loop, ck: Checkpoint) -> None:
