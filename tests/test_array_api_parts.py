@@ -396,3 +396,22 @@ def test_training_loop_on_device_equals_numpy():
     for (name, p), q in zip(net.named_parameters(), ref.parameters()):
         assert p.data.device == DEV
         close(p.data, q.data, name)
+
+
+def test_an_optimiser_made_before_the_move_follows_its_parameters():
+    """PyTorch's order (optimiser first, then .to(device)) works: the state moves at the next step, and the
+    updates equal the host optimiser's."""
+    from rnnkit.nn import LSTM
+    from rnnkit.optim import Adam
+    rng = np.random.default_rng(4)
+    nets = [LSTM(3, 4, dtype=np.float64, rng=0) for _ in range(2)]
+    opts = [Adam(net.parameters(), lr=0.01) for net in nets]
+    nets[1].to(DEV)
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape) for p in nets[0].parameters()]
+        for net, opt in zip(nets, opts):
+            for p, g in zip(net.parameters(), grads):
+                p.grad = dev(g) if net is nets[1] else g.copy()
+            opt.step()
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        np.testing.assert_allclose(host(q.data), p.data, rtol=1e-13)

@@ -35,7 +35,7 @@ import numpy as np
 from rnnkit.checks import check_real
 from rnnkit.errors import HyperparameterError, ModelFileError, ShapeError
 from rnnkit.nn.module import Parameter
-from rnnkit.nn.xp import assign, host_copy, namespace
+from rnnkit.nn.xp import assign, device_of, host_copy, namespace, to_device
 from rnnkit.optim.checks import check_optimizer_state, check_parameters
 
 __all__ = ["Optimizer", "l2_gradient"]
@@ -88,9 +88,22 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter once from its current gradient."""
         lr = float(self.lr)  # a NumPy float64 would make float64 temporaries for float32 params
+        self._follow_parameters()
         self.steps += 1
         for i, p in enumerate(self.params):
             self._update(i, p, lr)
+
+    def _follow_parameters(self) -> None:
+        """Move state made before ``Module.to(device)`` to where the parameters are now (once, at the next step)."""
+        if not self.state or not self.params:
+            return
+        first = next(iter(self.state.values()))[0]
+        if type(first) is np.ndarray and type(self.params[0].data) is np.ndarray:
+            return                                                  # the host path: nothing to look at
+        for arrays in self.state.values():
+            for j, (a, p) in enumerate(zip(arrays, self.params)):
+                if type(a) is not type(p.data) or device_of(a) != device_of(p.data):
+                    arrays[j] = to_device(a, device_of(p.data), namespace(p.data))
 
     def zero_grad(self) -> None:
         for p in self.params:
