@@ -19,7 +19,7 @@ import numpy as np
 from ..checks import check_count
 from ..errors import ShapeError
 from .module import Module, Parameter
-from .xp import host_if_needed, device_of, is_numpy, namespace, scatter_add_rows, to_device
+from .xp import check_same_device, host_if_needed, device_of, is_numpy, namespace, scatter_add_rows, to_device
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
@@ -46,6 +46,7 @@ class Linear(Module):
     def forward(self, x):
         x = host_if_needed(x)
         W = self.weight.data
+        check_same_device(x, W, "Linear input")
         if tuple(x.shape[-1:]) != (self.in_features,):
             raise ShapeError(f"Linear input: expected last axis of size {self.in_features}, "
                              f"got shape {tuple(x.shape)}")
@@ -96,6 +97,7 @@ class Embedding(Module):
     def forward(self, ids):
         ids = host_if_needed(ids)
         W = self.weight.data
+        check_same_device(ids, W, "Embedding input")
         if is_numpy(ids, W):
             if not np.issubdtype(ids.dtype, np.integer):
                 raise ShapeError(f"Embedding input: expected integer ids, got dtype {ids.dtype}")

@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ShapeError
-from .xp import DeviceError, device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, to_host
+from .xp import check_same_device, device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, to_host
 
 __all__ = ["RecurrentInputs"]
 
@@ -111,14 +111,7 @@ class RecurrentInputs:
 
     def _check_device(self, x) -> None:
         """The input lives where the parameters do (else one line saying how to move the layer)."""
-        W = self.weight_ih_l0.data
-        x_np, w_np = isinstance(x, np.ndarray), isinstance(W, np.ndarray)
-        if x_np and w_np:                    # the CPU path: nothing more to look up
-            return
-        if x_np != w_np or device_of(x) != device_of(W):
-            raise DeviceError(f"input: on device {device_of(x)!r} ({type(x).__module__}), but the layer's parameters "
-                              f"are on {device_of(W)!r} ({type(W).__module__}); move the layer with "
-                              f".to(device) or the input with rnnkit.nn.xp.to_device")
+        check_same_device(x, self.weight_ih_l0.data)
 
     @staticmethod
     def lengths_from_mask(mask: np.ndarray, batch_first: bool = False) -> np.ndarray:

@@ -29,7 +29,7 @@ What the standard does not have is handled here, once:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
@@ -209,6 +209,20 @@ def host_if_needed(a):
 
 
 __all__ += ["numpy_dtype", "xp_dtype", "device_namespace", "host_if_needed"]   # the engine's own (issue 17)
+
+
+def check_same_device(x, W, what: str = "input") -> None:
+    """``x`` lives where the parameter ``W`` does, else one :class:`DeviceError` line saying how to move either."""
+    x_np, w_np = type(x) is np.ndarray, type(W) is np.ndarray
+    if x_np and w_np:                        # the CPU path: nothing more to look up
+        return
+    if x_np != w_np or device_of(x) != device_of(W):
+        raise DeviceError(f"{what}: on device {device_of(x)!r} ({type(x).__module__}), but the layer's parameters "
+                          f"are on {device_of(W)!r} ({type(W).__module__}); move the layer with "
+                          f".to(device) or the {what} with rnnkit.nn.xp.to_device")
+
+
+__all__ += ["check_same_device"]
 
 
 def scatter_add_rows(xp, target, ids, values):
