@@ -64,7 +64,7 @@ def test_device_cuda_with_cupy_but_no_gpu_names_the_device(tmp_path, textfile, c
     _refused(capsys, "1 GPU(s)", "charlm", "train", textfile, "--out", tmp_path / "m.npz", "--device", "cuda:3", *FAST)
 
 
-@pytest.mark.parametrize("bad", ["tpu", "cuda:x", "gpu0"])
+@pytest.mark.parametrize("bad", ["tpu", "cuda:x", "cuda:-1", "gpu0"])
 def test_unknown_device_names_the_flag(tmp_path, textfile, capsys, bad):
     _refused(capsys, "device (--device)", "charlm", "train", textfile, "--out", tmp_path / "m.npz", "--device", bad,
              *FAST)

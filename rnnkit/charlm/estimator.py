@@ -218,6 +218,8 @@ class CharModel(Estimator):
             xp, dev = device_namespace(self.device)
         except DeviceError as e:
             raise DeviceError(f"{flag_of('device')}: {e}") from None
+        if hasattr(dev, "use"):         # CuPy: make GPU K current, so new arrays and kernels go there, not to GPU 0
+            dev.use()
         return xp, dev
 
     def to(self, device) -> "CharModel":

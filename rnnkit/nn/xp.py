@@ -119,6 +119,8 @@ def resolve_device(device) -> Tuple[Any, Any]:
         if device.startswith("cuda:"):
             try:
                 index = int(device[5:])
+                if index < 0:
+                    raise ValueError(index)
             except ValueError:
                 raise DeviceError(f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:K' with K a GPU number") from None
         try:
