@@ -428,3 +428,14 @@ def test_a_host_input_to_a_moved_layer_is_one_line_naming_the_fix(layer):
     m.weight.data = dev(m.weight.data)
     with pytest.raises(DeviceError, match=r"input: on device 'cpu' .*move the layer with \.to\(device\)"):
         m.forward(x)
+
+
+def test_forecast_and_music_take_device_arrays_through_the_host():
+    """Their estimators run on the host: a series or piano roll on a device is brought over, not refused with
+    the array library's conversion error."""
+    from rnnkit.forecast.validation import as_matrix
+    from rnnkit.music.data import check_rolls
+    y = np.sin(np.arange(12.0))
+    np.testing.assert_array_equal(as_matrix("y", dev(y))[:, 0], y)
+    roll = (np.arange(3 * 88).reshape(3, 88) % 7 == 0).astype(np.uint8)
+    np.testing.assert_array_equal(check_rolls([dev(roll)], "rolls")[0], roll)

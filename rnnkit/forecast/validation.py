@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DataError
+from ..nn.xp import to_host
 
 __all__ = ["as_matrix", "describe_rows"]
 
@@ -35,7 +36,7 @@ def as_matrix(name: str, a, rows: Optional[int] = None, cols: Optional[int] = No
         return None
     if hasattr(a, "to_numpy"):                 # pandas objects, without importing pandas
         a = a.to_numpy()
-    arr = np.asarray(a)
+    arr = np.asarray(to_host(a))               # a device array (CuPy, ...) comes to the host: forecasting runs there
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         try:
             arr = arr.astype(np.float64)

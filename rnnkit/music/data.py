@@ -32,6 +32,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import DataError
+from ..nn.xp import to_host
 from ..io.inputs import read_bytes, read_text
 
 __all__ = ["KEYS", "LOWEST_PITCH", "SPLITS", "read_rolls", "check_rolls", "marginal_baseline", "predicted_steps"]
@@ -45,7 +46,7 @@ def check_rolls(rolls, where: str) -> List[np.ndarray]:
     """Each roll as a (T, 88) uint8 array of 0/1 with T >= 2, or one DataError naming ``where`` and the piece."""
     out = []
     for i, r in enumerate(rolls):
-        a = np.asarray(r)
+        a = np.asarray(to_host(r))           # device arrays come to the host: the music model trains there
         if a.ndim != 2 or a.shape[1] != KEYS:
             raise DataError(f"{where}: piece {i} has shape {a.shape}; a piano roll is (time steps, {KEYS} keys)")
         if a.shape[0] < 2:
