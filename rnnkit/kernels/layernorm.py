@@ -39,21 +39,27 @@ _JIT_SUM = dict(_JIT, fastmath={"reassoc", "contract"})
 EPS = 1e-5
 
 
+@njit(inline="always", **_JIT_SUM)
+def _row_stats(v, m):
+    """Mean and 1 / sqrt(var + EPS) of row ``m`` of ``v`` (two passes: the variance of the centred values)."""
+    R = v.shape[1]
+    s = v.dtype.type(0)
+    for r in range(R):
+        s += v[m, r]
+    mu = s / R
+    q = v.dtype.type(0)
+    for r in range(R):
+        d = v[m, r] - mu
+        q += d * d
+    return mu, 1.0 / math.sqrt(q / R + EPS)
+
+
 @njit(**_JIT_SUM)
 def norm_rows(v, v_hat, rstd):
     """Per row of ``v`` (M, R): v_hat = (v - mean) / sqrt(var + EPS); ``rstd`` (M,) = 1 / sqrt(var + EPS)."""
     M, R = v.shape
-    zero = v.dtype.type(0)
     for m in range(M):
-        s = zero
-        for r in range(R):
-            s += v[m, r]
-        mu = s / R
-        q = zero
-        for r in range(R):
-            d = v[m, r] - mu
-            q += d * d
-        rs = 1.0 / math.sqrt(q / R + EPS)
+        mu, rs = _row_stats(v, m)
         rstd[m] = rs
         for r in range(R):
             v_hat[m, r] = (v[m, r] - mu) * rs
@@ -64,18 +70,9 @@ def _norm_into(v, v_hat, rstd, gain, shift, x, x_gain, out):
     """:func:`norm_rows`, and ``out`` (M, R) = gain * v_hat + shift (+ x_gain * x, when ``x`` is not empty)
     in the same pass."""
     M, R = v.shape
-    zero = v.dtype.type(0)
     both = x.shape[0] > 0
     for m in range(M):
-        s = zero
-        for r in range(R):
-            s += v[m, r]
-        mu = s / R
-        q = zero
-        for r in range(R):
-            d = v[m, r] - mu
-            q += d * d
-        rs = 1.0 / math.sqrt(q / R + EPS)
+        mu, rs = _row_stats(v, m)
         rstd[m] = rs
         if both:
             for r in range(R):
