@@ -105,17 +105,23 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, *, ignore_index: Opti
     return loss, grad
 
 
-def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = None,
-        reduction: str = "mean") -> Tuple[float, np.ndarray]:
-    r"""Mean squared error :math:`\frac{1}{M}\sum (\hat y - y)^2` over real elements, and its gradient."""
-    p = host_if_needed(pred)
-    t = host_if_needed(target)
-    if tuple(p.shape) != tuple(t.shape):
-        raise ShapeError(f"mse: prediction shape {tuple(p.shape)} must equal target shape {tuple(t.shape)}")
+def _pair(a, b, mask, reduction: str, shape_message):
+    """The elementwise losses' arguments checked: ``a`` and ``b`` of one shape (else ``shape_message(a_shape,
+    b_shape)``), ``reduction`` "mean" or "sum"; returns ``(a, b, mask, xp)``."""
+    a, b = host_if_needed(a), host_if_needed(b)
+    if tuple(a.shape) != tuple(b.shape):
+        raise ShapeError(shape_message(tuple(a.shape), tuple(b.shape)))
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
     mask = None if mask is None else host_if_needed(mask)
-    xp = namespace(p, t, mask)
+    return a, b, mask, namespace(a, b, mask)
+
+
+def mse(pred: np.ndarray, target: np.ndarray, *, mask: Optional[np.ndarray] = None,
+        reduction: str = "mean") -> Tuple[float, np.ndarray]:
+    r"""Mean squared error :math:`\frac{1}{M}\sum (\hat y - y)^2` over real elements, and its gradient."""
+    p, t, mask, xp = _pair(pred, target, mask, reduction,
+                           lambda a, b: f"mse: prediction shape {a} must equal target shape {b}")
     diff = p - t
     m, count = _real_elements(xp, mask, p.shape, "mse", "prediction")
     if m is not None:
@@ -138,14 +144,8 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray, *, mask: Optional[n
     (``reduction="sum"``, as PyTorch's ``BCEWithLogitsLoss(reduction="sum")``)
     or averaged over the real elements (``"mean"``). Returns ``(loss, d_logits)``.
     """
-    z = host_if_needed(logits)
-    y = host_if_needed(targets)
-    if tuple(z.shape) != tuple(y.shape):
-        raise ShapeError(f"bce_with_logits: targets shape {tuple(y.shape)} must equal logits shape {tuple(z.shape)}")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
-    mask = None if mask is None else host_if_needed(mask)
-    xp = namespace(z, y, mask)
+    z, y, mask, xp = _pair(logits, targets, mask, reduction,
+                           lambda a, b: f"bce_with_logits: targets shape {b} must equal logits shape {a}")
     y = xp.astype(y, z.dtype, copy=False)
     per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))   # (...) per-element loss
     grad = 0.5 * (1.0 + xp.tanh(0.5 * z)) - y                         # sigma(z) - y, no overflow
