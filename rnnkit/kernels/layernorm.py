@@ -14,6 +14,10 @@ the loop:
   gain and bias) and product; the input norm's backward and the sums of gamma_ih and b_ih run over
   all T*N rows after the loop (:func:`input_side_backward`).
 
+Both per-step products, ``h m_h W_hh^T`` forward and ``d hw W_hh`` backward, run on the weights packed
+once per call into register-tiled panels (:mod:`rnnkit.kernels.panel_mm`: ``Wp``, ``kc``), BLAS where no
+panel width divides their columns and in the Python version of the loops.
+
 The variants' projection (LSTM), recurrent mask and zoneout work as in
 :mod:`rnnkit.kernels.lstm_variants`, on batch-major blocks (absent ones are arrays with a zero-length
 first axis). Row reductions are compiled with reassociation and contraction allowed
@@ -30,6 +34,7 @@ from numba import njit
 
 from .gru import forward_step as gru_step
 from .lstm_variants import _split, _times_mask, _zone
+from .panel_mm import pmm
 from .primitives import mm, sigmoid, tanh
 
 __all__ = ["norm_rows", "input_side_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "EPS"]
@@ -164,26 +169,27 @@ def _rows_padded(t, lengths, new, old, keep):
 
 
 @njit(**_JIT)
-def _recurrent_grad(gemm, W_hh, dhw, h_mask, masked, rec, dh_out):
-    """d h += m_h * (d hw (N, G*H) @ W_hh (G*H, P))."""
+def _recurrent_grad(gemm, W_hh, Wp, kc, dhw, h_mask, masked, rec, dh_out):
+    """d h += m_h * (d hw (N, G*H) @ W_hh (G*H, P)); on ``W_hh``'s panels ``Wp`` when not empty."""
     one = dhw.dtype.type(1)
     if masked:
-        mm(gemm, False, dhw, W_hh, one, one - one, rec)
+        pmm(gemm, Wp, kc, dhw, W_hh, one - one, rec)
         N, P = rec.shape
         for n in range(N):
             for p in range(P):
                 dh_out[n, p] += h_mask[n, p] * rec[n, p]
     else:
-        mm(gemm, False, dhw, W_hh, one, one, dh_out)
+        pmm(gemm, Wp, kc, dhw, W_hh, one, dh_out)
 
 
 @njit(**_JIT)
-def lstm_forward(gemm, W_hhT, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat, rstd, cs,
-                 chat, hms, store):
+def lstm_forward(gemm, W_hhT, Wp, kc, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat,
+                 rstd, cs, chat, hms, store):
     """All T steps of the layer-normalised LSTM; ``h`` (N, P), ``c`` (N, H) in as the initial state, out final.
 
     ``xhat`` (T, N, 4H) = LN(xw), the normalised input products of every step; ``gam`` (3, 4H) =
-    [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H); ``W_hrT`` (H, P) or (0, 0).
+    [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H) and its panels ``Wp``
+    (:func:`rnnkit.kernels.panel_mm.pack`, or empty), K chunk ``kc``; ``W_hrT`` (H, P) or (0, 0).
     With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 2, N) of hw and c',
     ``cs`` c entering and ``chat`` the normalised c' (T, N, H), ``hms`` (T, N, P) = h m_h.
     """
@@ -204,7 +210,7 @@ def lstm_forward(gemm, W_hhT, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mas
         a, h_hat, c_hat, rs, hm = ((acts[t], hhat[t], chat[t], rstd[t], hms[t]) if store
                                    else (sa, sh, sc, sr, shm))
         _times_mask(hm, h_in, h_mask, masked)
-        mm(gemm, False, hm, W_hhT, one, zero, hw)                 # h m_h (N, P) @ W_hh^T (P, 4H)
+        pmm(gemm, Wp, kc, hm, W_hhT, zero, hw)                    # h m_h (N, P) @ W_hh^T (P, 4H)
         _norm_into(hw, h_hat, rs[0], gam[1], gam[2], xhat[t], gam[0], a)   # a = g_hh LN(hw) + g_ih LN(xw) + b
         if store:
             cs[t] = c_in
@@ -276,8 +282,8 @@ def _lstm_gates_back_row(a, c_prev, g_c, dc_ln, c_direct, da, dc_out):
 
 
 @njit(**_JIT)
-def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy, dh, dc,
-                  dA, dHW, dHP, HC, g_gam, g_b):
+def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy,
+                  dh, dc, dA, dHW, dHP, HC, g_gam, g_b):
     """Backward of :func:`lstm_forward`; ``dh`` (N, P), ``dc`` (N, H) in as d state_T, out as d state_0.
 
     Fills ``dA`` (T, N, 4H) with d a (the input norm's backward is :func:`input_side_backward`'s),
@@ -321,7 +327,7 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths,
         if t >= first_padded:
             _rows_padded(t, lengths, dh_out, dh_in, True)
             _rows_padded(t, lengths, dc_out, dc_in, True)
-        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
+        _recurrent_grad(gemm, W_hh, Wp, kc, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
         dc_in, dc_out = dc_out, dc_in
     dh[...] = dh_in
@@ -329,7 +335,8 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths,
 
 
 @njit(**_JIT)
-def gru_forward(gemm, W_hhT, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts, hhat, rstd, a_ns, hs, hms, store):
+def gru_forward(gemm, W_hhT, Wp, kc, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts, hhat, rstd, a_ns, hs, hms,
+                store):
     """All T steps of the layer-normalised GRU; ``h`` (N, H) in as the initial state, out as the final one.
 
     ``xhat`` (T, N, 3H) = LN(xw), the normalised input products of every step; ``gam`` (4, 3H) =
@@ -350,7 +357,7 @@ def gru_forward(gemm, W_hhT, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts
         t = T - 1 - s if reverse else s
         a, h_hat, rs, hm = (acts[t], hhat[t], rstd[t], hms[t]) if store else (sa, sh, sr, shm)
         _times_mask(hm, h_in, h_mask, masked)
-        mm(gemm, False, hm, W_hhT, one, one - one, hw)            # h m_h (N, H) @ W_hh^T (H, 3H)
+        pmm(gemm, Wp, kc, hm, W_hhT, one - one, hw)               # h m_h (N, H) @ W_hh^T (H, 3H)
         _norm_into(hw, h_hat, rs, gam[1], gam[3], none, gam[0], a)  # a = gamma_hh LN(hw) + b_hh
         _affine(xhat[t], gam[0], gam[2], u)                        # u = gamma_ih LN(xw) + b_ih
         if store:
@@ -388,7 +395,8 @@ def _gru_back_row(a, a_n, h_prev, g_h, du, da, dh_out):
 
 
 @njit(**_JIT)
-def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dU, dHW, g_gam):
+def gru_backward(gemm, W_hh, Wp, kc, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dU, dHW,
+                 g_gam):
     """Backward of :func:`gru_forward`; ``dh`` (N, H) in as d h_T, out as d h_0.
 
     Fills ``dU`` (T, N, 3H) with d u (the input norm's backward is :func:`input_side_backward`'s) and
@@ -414,6 +422,6 @@ def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, 
         _scaled_norm_backward(da, gam[1], hhat[t], rstd[t], dHW[t], scratch, g_gam[1], g_gam[3])
         if t >= first_padded:
             _rows_padded(t, lengths, dh_out, dh_in, True)
-        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
+        _recurrent_grad(gemm, W_hh, Wp, kc, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
     dh[...] = dh_in

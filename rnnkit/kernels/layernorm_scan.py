@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import layernorm
+from . import layernorm, microgemm, panel_mm
 
 __all__ = ["KERNELS", "LayerNormScanCache", "scan_forward", "scan_backward"]
 
@@ -53,6 +53,13 @@ def _batch_major(variant, N, P, H, dtype):
     return W_hr, h_mask, d[0], d[1]
 
 
+def _panels(gemm, M):
+    """``(Mp, k_chunk)``: ``M``'s panels for the compiled loops (:mod:`rnnkit.kernels.panel_mm`); none for the
+    Python ones (``gemm`` None), which multiply with ``np.matmul``."""
+    kc = microgemm.k_chunk(panel_mm.VECTORS, M.dtype)
+    return (panel_mm.no_panels(M.dtype) if gemm is None else panel_mm.pack(M)), kc
+
+
 def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant):
     T, N, D = x.shape
     GH, P = W_hh.shape
@@ -79,8 +86,9 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
         cs, chat = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
         W_hrT = np.ascontiguousarray(W_hr.T)                                # (H, P) or (0, 0)
         fn, gemm = loop(layernorm.lstm_forward, dtype)
-        fn(gemm, W_hhT, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, hhat,
-           rstd, cs, chat, hms, need_cache)
+        panels = _panels(gemm, W_hhT)                                       # (P, 4H) as panels
+        fn(gemm, W_hhT, *panels, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts,
+           hhat, rstd, cs, chat, hms, need_cache)
         arrays = (acts, hhat, rstd, cs, chat)
     else:
         gam = np.stack([p["ln_weight_ih"], p["ln_weight_hh"], p["bias_ih"], p["bias_hh"]])  # (4, 3H)
@@ -88,7 +96,8 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
         rstd = np.empty((S, N), dtype)
         a_ns, hs = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
         fn, gemm = loop(layernorm.gru_forward, dtype)
-        fn(gemm, W_hhT, gam, xhat, states[0], lens, reverse, h_mask, d_h, y, acts, hhat, rstd, a_ns, hs, hms,
+        panels = _panels(gemm, W_hhT)                                       # (H, 3H) as panels
+        fn(gemm, W_hhT, *panels, gam, xhat, states[0], lens, reverse, h_mask, d_h, y, acts, hhat, rstd, a_ns, hs, hms,
            need_cache)
         arrays = (acts, hhat, rstd, a_ns, hs)
     state_T = tuple(states)
@@ -118,15 +127,17 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         dHP, HC = np.empty((T if proj else 0, N, P), dtype), np.empty((T if proj else 0, N, H), dtype)
         g_b = np.zeros((2, H), dtype)
         fn, gemm = loop(layernorm.lstm_backward, dtype)
-        fn(gemm, W_hh, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dA, dHW,
-           dHP, HC, g_gam, g_b)
+        panels = _panels(gemm, W_hh)                                        # (4H, P) as panels
+        fn(gemm, W_hh, *panels, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1],
+           dA, dHW, dHP, HC, g_gam, g_b)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)                 # (P, H)
         d_cell = {"ln_weight_c": g_b[0], "ln_bias_c": g_b[1]}
     else:
         fn, gemm = loop(layernorm.gru_backward, dtype)
-        fn(gemm, W_hh, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
+        panels = _panels(gemm, W_hh)                                        # (3H, H) as panels
+        fn(gemm, W_hh, *panels, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
         d_cell = {}
     d_cell.update(ln_weight_ih=g_gam[0], ln_weight_hh=g_gam[1], bias_ih=g_gam[2], bias_hh=g_gam[3])
