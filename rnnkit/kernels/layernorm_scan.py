@@ -71,8 +71,8 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
     masks = _batch_major(variant, N, P, H, dtype)
     W_hr, h_mask, d_h, d_c = masks
     xhat, rstd_x = (x.reshape(TN, D) @ W_ih.T).reshape(T, N, GH), np.empty(TN, dtype)   # X W_ih^T (T, N, G*H)
-    norm, _ = loop(layernorm.norm_rows, dtype)
-    norm(xhat.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x)              # LN of every step's, in place
+    norm, _ = loop(layernorm.norm_rows_inplace, dtype)
+    norm(xhat.reshape(TN, GH), rstd_x)                                      # LN of every step's, in place
     W_hhT = np.ascontiguousarray(W_hh.T)                                    # (P, G*H)
     y = np.empty((T, N, P), dtype)
     states = [np.array(s, dtype=dtype, order="C") for s in state0]         # (N, P), (N, H): ends as state_T
@@ -130,7 +130,8 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         panels = _panels(gemm, W_hh)                                        # (4H, P) as panels
         fn(gemm, W_hh, *panels, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1],
            dA, dHW, dHP, HC, g_gam, g_b)
-        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
+        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, arrays[1].reshape(TN, GH))
+        g_gam[3] = g_gam[2]                                                 # d b_hh = d b_ih = sum d a
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)                 # (P, H)
         d_cell = {"ln_weight_c": g_b[0], "ln_bias_c": g_b[1]}
@@ -138,7 +139,7 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         fn, gemm = loop(layernorm.gru_backward, dtype)
         panels = _panels(gemm, W_hh)                                        # (3H, H) as panels
         fn(gemm, W_hh, *panels, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
-        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
+        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, np.empty((0, GH), dtype))
         d_cell = {}
     d_cell.update(ln_weight_ih=g_gam[0], ln_weight_hh=g_gam[1], bias_ih=g_gam[2], bias_hh=g_gam[3])
     dXW2, dHW2 = dA.reshape(TN, GH), dHW.reshape(TN, GH)                     # dA now holds d XW
