@@ -30,8 +30,9 @@ from numba import njit
 
 from .primitives import sigmoid, tanh
 
-__all__ = ["EPS", "centred_rstd", "norm_rows", "norm_rows_inplace", "norm_into", "affine", "lstm_gates_row", "lstm_norm_out_row",
-           "lstm_out_row", "lstm_out_back_row", "lstm_gates_back_row", "norm_backward_rows", "input_side_backward"]
+__all__ = ["EPS", "centred_rstd", "norm_rows", "norm_rows_inplace", "norm_into", "affine", "lstm_gates_row",
+           "lstm_norm_out_row", "lstm_out_row", "lstm_out_back_row", "lstm_gates_back_row", "norm_backward_rows",
+           "input_side_backward"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _JIT_SUM = dict(_JIT, fastmath={"reassoc", "contract"})

@@ -53,10 +53,16 @@ def _batch_major(variant, N, P, H, dtype):
     return W_hr, h_mask, d[0], d[1]
 
 
-def _panels(gemm, M):
-    """``(Mp, k_chunk)``: ``M``'s panels for the compiled loops (:mod:`rnnkit.kernels.panel_mm`); none for the
-    Python ones (``gemm`` None), which multiply with ``np.matmul``."""
-    kc = microgemm.k_chunk(panel_mm.VECTORS, M.dtype)
+BACKWARD_CHUNKS = 4
+"""The backward's product (K = G*H, P columns) runs K in chunks of this many L1 chunks (128 KiB of panel):
+at (32, 1024) x (1024, 256) 163 us against 197 with L1-sized chunks (the accumulators of N = 32 rows are
+loaded and stored once per chunk); the forward's (K = P) keeps L1 chunks, its fastest."""
+
+
+def _panels(gemm, M, chunks=1):
+    """``(Mp, k_chunk)``: ``M``'s panels for the compiled loops (:mod:`rnnkit.kernels.panel_mm`), K in chunks
+    of ``chunks`` L1 chunks; none for the Python ones (``gemm`` None), which multiply with ``np.matmul``."""
+    kc = chunks * microgemm.k_chunk(panel_mm.VECTORS, M.dtype)
     return (panel_mm.no_panels(M.dtype) if gemm is None else panel_mm.pack(M)), kc
 
 
@@ -127,7 +133,7 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         dHP, HC = np.empty((T if proj else 0, N, P), dtype), np.empty((T if proj else 0, N, H), dtype)
         g_b = np.zeros((2, H), dtype)
         fn, gemm = loop(layernorm.lstm_backward, dtype)
-        panels = _panels(gemm, W_hh)                                        # (4H, P) as panels
+        panels = _panels(gemm, W_hh, BACKWARD_CHUNKS)                       # (4H, P) as panels
         fn(gemm, W_hh, *panels, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1],
            dA, dHW, dHP, HC, g_gam, g_b)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, arrays[1].reshape(TN, GH))
@@ -137,7 +143,7 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         d_cell = {"ln_weight_c": g_b[0], "ln_bias_c": g_b[1]}
     else:
         fn, gemm = loop(layernorm.gru_backward, dtype)
-        panels = _panels(gemm, W_hh)                                        # (3H, H) as panels
+        panels = _panels(gemm, W_hh, BACKWARD_CHUNKS)                       # (3H, H) as panels
         fn(gemm, W_hh, *panels, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, np.empty((0, GH), dtype))
         d_cell = {}
