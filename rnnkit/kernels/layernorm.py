@@ -32,9 +32,9 @@ import numpy as np
 from numba import njit
 
 from .gru import forward_step as gru_step
-from .layernorm_rows import (EPS, affine, centred_rstd, input_side_backward, lstm_gates_back_row, lstm_gates_row,
-                             lstm_norm_out_row, lstm_out_back_row, lstm_out_row, norm_backward_rows, norm_into,
-                             norm_rows, norm_rows_inplace)
+from .layernorm_rows import (EPS, affine, centred_rstd, input_side_backward, lstm_chat_row, lstm_gates_back_row,
+                             lstm_gates_row, lstm_norm_out_row, lstm_out_back_row, lstm_out_row, norm_backward_rows,
+                             norm_into, norm_rows, norm_rows_inplace)
 from .lstm_variants import _split, _times_mask, _zone
 from .panel_mm import pmm
 from .primitives import mm
@@ -72,14 +72,15 @@ def _recurrent_grad(gemm, W_hh, Wp, kc, dhw, h_mask, masked, rec, dh_out):
 
 @njit(**_JIT)
 def lstm_forward(gemm, W_hhT, Wp, kc, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat,
-                 rstd, cs, chat, hms, store):
+                 rstd, cs, hms, store):
     """All T steps of the layer-normalised LSTM; ``h`` (N, P), ``c`` (N, H) in as the initial state, out final.
 
     ``xhat`` (T, N, 4H) = LN(xw), the normalised input products of every step; ``gam`` (3, 4H) =
     [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H) and its panels ``Wp``
     (:func:`rnnkit.kernels.panel_mm.pack`, or empty), K chunk ``kc``; ``W_hrT`` (H, P) or (0, 0).
-    With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 2, N) of hw and c',
-    ``cs`` c entering and ``chat`` the normalised c' (T, N, H), ``hms`` (T, N, P) = h m_h.
+    With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 3, N) = [1 / std of hw,
+    1 / std of c', mean of c'], ``cs`` (T, N, H) c entering, ``hms`` (T, N, P) = h m_h. The normalised c'
+    is not kept: the backward forms it again from the gates, c and the two statistics.
     """
     T, N, G = xhat.shape
     P = h.shape[1]
@@ -89,25 +90,24 @@ def lstm_forward(gemm, W_hhT, Wp, kc, gam, b, W_hrT, xhat, h, c, lengths, revers
     first_padded = lengths.min()
     proj, masked = W_hrT.shape[0] > 0, h_mask.shape[0] > 0
     hw, sa, sh = np.empty((N, G), h.dtype), np.empty((N, G), h.dtype), np.empty((N, G), h.dtype)
-    sc, sr, shm = np.empty((N, H), h.dtype), np.empty((2, N), h.dtype), np.empty((N, P), h.dtype)
+    sr, shm = np.empty((3, N), h.dtype), np.empty((N, P), h.dtype)
     h_cell = np.empty((N, H), h.dtype)
     h_in, h_out = h.copy(), np.empty_like(h)
     c_in, c_out = c.copy(), np.empty_like(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        a, h_hat, c_hat, rs, hm = ((acts[t], hhat[t], chat[t], rstd[t], hms[t]) if store
-                                   else (sa, sh, sc, sr, shm))
+        a, h_hat, rs, hm = (acts[t], hhat[t], rstd[t], hms[t]) if store else (sa, sh, sr, shm)
         _times_mask(hm, h_in, h_mask, masked)
         pmm(gemm, Wp, kc, hm, W_hhT, zero, hw)                    # h m_h (N, P) @ W_hh^T (P, 4H)
         norm_into(hw, h_hat, rs[0], gam[1], gam[2], xhat[t], gam[0], a)   # a = g_hh LN(hw) + g_ih LN(xw) + b
         if store:
             cs[t] = c_in
         dst = h_cell if proj else h_out
-        for n in range(N):                  # gates, c' = f c + i g and its sum; its variance; c_hat and h
+        for n in range(N):                  # gates, c' = f c + i g and its mean; its 1 / std; h
             mu = lstm_gates_row(a[n], c_in[n], c_out[n])
             rs_c = centred_rstd(c_out[n], mu)
-            rs[1, n] = rs_c
-            lstm_norm_out_row(a[n, 3 * H:], c_out[n], mu, rs_c, b[0], b[1], c_hat[n], dst[n])
+            rs[1, n], rs[2, n] = rs_c, mu
+            lstm_norm_out_row(a[n, 3 * H:], c_out[n], mu, rs_c, b[0], b[1], dst[n])
         if proj:
             mm(gemm, False, h_cell, W_hrT, one, zero, h_out)      # h_cell (N, H) @ W_hr^T (H, P)
         if zh.shape[0] > 0:
@@ -140,7 +140,7 @@ def _output_grad(dh_in, dy, t, g):
 
 
 @njit(**_JIT)
-def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy,
+def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, lengths, reverse, h_mask, zh, zc, dy,
                   dh, dc, dA, dHW, dHP, HC, g_gam, g_b):
     """Backward of :func:`lstm_forward`; ``dh`` (N, P), ``dc`` (N, H) in as d state_T, out as d state_0.
 
@@ -160,7 +160,7 @@ def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, chat, 
     g, g_h, rec = np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype)
     g_c, c_direct = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
     d_cell = np.empty((N, H), dh.dtype) if proj else g_h
-    d_chat = np.empty(H, dh.dtype)
+    d_chat, c_hat = np.empty(H, dh.dtype), np.empty((N, H), dh.dtype)
     dh_in, dh_out = dh.copy(), np.empty_like(dh)
     dc_in, dc_out = dc.copy(), np.empty_like(dc)
     for s in range(T):
@@ -171,14 +171,16 @@ def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, chat, 
         if t >= first_padded:
             _rows_padded(t, lengths, g_h, g_h, False)
             _rows_padded(t, lengths, g_c, g_c, False)
-        a, c_hat, da, c_prev, rs = acts[t], chat[t], dA[t], cs[t], rstd[t]
+        a, da, c_prev, rs = acts[t], dA[t], cs[t], rstd[t]
         if proj:
             mm(gemm, False, g_h, W_hr, one, zero, d_cell)          # d h_new (N, P) @ W_hr (P, H)
             dHP[t] = g_h
             for n in range(N):
+                lstm_chat_row(a[n], c_prev[n], rs[2, n], rs[1, n], c_hat[n])
                 lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], HC[t, n])
-        for n in range(N):                  # o's and c_hat's gradients (and c''s norm's means); i, f, g's and d c
-            m1, m2 = lstm_out_back_row(d_cell[n], a[n], c_hat[n], b[0], b[1], d_chat, da[n], g_b[0], g_b[1])
+        for n in range(N):                  # c_hat again, o's and its gradients (and c''s norm's means); i, f, g's, d c
+            m1, m2 = lstm_out_back_row(d_cell[n], a[n], c_prev[n], rs[2, n], rs[1, n], b[0], b[1], c_hat[n], d_chat,
+                                       da[n], g_b[0], g_b[1])
             lstm_gates_back_row(a[n], c_prev[n], g_c[n], d_chat, c_hat[n], rs[1, n], m1, m2, c_direct[n], da[n],
                                 dc_out[n])
         norm_backward_rows(da, gam[1], hhat[t], rs[0], dHW[t], False, False, g_gam[1], g_gam[3])   # sums: after

@@ -10,8 +10,9 @@ A layer norm of a row v (R,) and its backward, for ``out = gain * v_hat + shift`
 
 Each row is walked as few times as its data dependencies allow: the backward takes the two means
 in the pass that forms delta and writes dv in a second one; the LSTM's norm of c' takes its sum in
-the gate pass, its variance in a second and writes c_hat with h in a third; the c' norm's
-backward takes its means in the output gate's backward pass and is applied inside the gates'
+the gate pass, its variance in a second and writes h in a third; the backward forms c_hat again
+from the gates, c and the two statistics (not kept: H fewer stored values per row) in the output
+gate's backward pass, takes the c' norm's means there and applies its backward inside the gates'
 backward pass. Reductions are compiled with reassociation and contraction allowed (the one way
 LLVM vectorises a floating-point sum); that changes only the order of the additions.
 Every scalar statistic (means, 1 / std) is kept in the rows' dtype: in numba a float32 sum divided by
@@ -31,8 +32,8 @@ from numba import njit
 from .primitives import sigmoid, tanh
 
 __all__ = ["EPS", "centred_rstd", "norm_rows", "norm_rows_inplace", "norm_into", "affine", "lstm_gates_row",
-           "lstm_norm_out_row", "lstm_out_row", "lstm_out_back_row", "lstm_gates_back_row", "norm_backward_rows",
-           "input_side_backward"]
+           "lstm_norm_out_row", "lstm_chat_row", "lstm_out_row", "lstm_out_back_row", "lstm_gates_back_row",
+           "norm_backward_rows", "input_side_backward"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _JIT_SUM = dict(_JIT, fastmath={"reassoc", "contract"})
@@ -131,12 +132,19 @@ def lstm_gates_row(a, c, c_out):
 
 
 @njit(**_JIT)
-def lstm_norm_out_row(o, c, mu, rs, gain, bias, c_hat, h):
-    """One row: c_hat = (c - mu) rs and h (H,) = o tanh(gain c_hat + bias)."""
+def lstm_norm_out_row(o, c, mu, rs, gain, bias, h):
+    """One row: h (H,) = o tanh(gain c_hat + bias), c_hat = (c - mu) rs."""
     for k in range(h.shape[0]):
-        ch = (c[k] - mu) * rs
-        c_hat[k] = ch
-        h[k] = o[k] * tanh(gain[k] * ch + bias[k])
+        h[k] = o[k] * tanh(gain[k] * ((c[k] - mu) * rs) + bias[k])
+
+
+@njit(**_JIT)
+def lstm_chat_row(a, c_prev, mu, rs, c_hat):
+    """One row: c_hat (H,) = (f c_prev + i g - mu) rs, the normalised c' again from the gates ``a`` (4H,)
+    and the c entering, instead of keeping it from the forward."""
+    H = c_hat.shape[0]
+    for k in range(H):
+        c_hat[k] = (a[H + k] * c_prev[k] + a[k] * a[2 * H + k] - mu) * rs
 
 
 @njit(**_JIT)
@@ -147,24 +155,27 @@ def lstm_out_row(o, c_hat, gain, bias, h):
 
 
 @njit(**_JIT_SUM)
-def lstm_out_back_row(d_cell, a, c_hat, gain, bias, d_chat, da, g_gain, g_bias):
-    """One row of the backward of h = o tanh(gain c_hat + bias): ``da``'s o block, ``d_chat`` = d c_hat
-    (through the gain), the gain's and bias's sums; returns the means of d_chat and d_chat c_hat."""
+def lstm_out_back_row(d_cell, a, c_prev, mu, rs, gain, bias, c_hat, d_chat, da, g_gain, g_bias):
+    """One row of the backward of h = o tanh(gain c_hat + bias), c_hat = (f c_prev + i g - mu) rs formed
+    again (into ``c_hat``, as :func:`lstm_chat_row`): ``da``'s o block, ``d_chat`` = d c_hat (through the
+    gain), the gain's and bias's sums; returns the means of d_chat and d_chat c_hat."""
     H = c_hat.shape[0]
-    one = c_hat.dtype.type(1)
+    one = c_prev.dtype.type(1)
     m1, m2 = one - one, one - one
     for k in range(H):
+        ch = (a[H + k] * c_prev[k] + a[k] * a[2 * H + k] - mu) * rs
+        c_hat[k] = ch
         o = a[3 * H + k]
-        tm = tanh(gain[k] * c_hat[k] + bias[k])
+        tm = tanh(gain[k] * ch + bias[k])
         dm = d_cell[k] * o * (one - tm * tm)
         dch = dm * gain[k]
         d_chat[k] = dch
         m1 += dch
-        m2 += dch * c_hat[k]
+        m2 += dch * ch
         da[3 * H + k] = d_cell[k] * tm * o * (one - o)
-        g_gain[k] += dm * c_hat[k]
+        g_gain[k] += dm * ch
         g_bias[k] += dm
-    inv = c_hat.dtype.type(1.0 / H)
+    inv = c_prev.dtype.type(1.0 / H)
     return m1 * inv, m2 * inv
 
 

@@ -88,14 +88,14 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
     if cell.fused_kernel == "lstm_ln":
         gam = np.stack([p["ln_weight_ih"], p["ln_weight_hh"], p["bias_ih"] + p["bias_hh"]])   # (3, 4H)
         b = np.stack([p["ln_weight_c"], p["ln_bias_c"]])                                   # (2, H)
-        rstd = np.empty((S, 2, N), dtype)
-        cs, chat = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
+        rstd = np.empty((S, 3, N), dtype)
+        cs = np.empty((S, N, H), dtype)
         W_hrT = np.ascontiguousarray(W_hr.T)                                # (H, P) or (0, 0)
         fn, gemm = loop(layernorm.lstm_forward, dtype)
         panels = _panels(gemm, W_hhT)                                       # (P, 4H) as panels
         fn(gemm, W_hhT, *panels, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts,
-           hhat, rstd, cs, chat, hms, need_cache)
-        arrays = (acts, hhat, rstd, cs, chat)
+           hhat, rstd, cs, hms, need_cache)
+        arrays = (acts, hhat, rstd, cs)
     else:
         gam = np.stack([p["ln_weight_ih"], p["ln_weight_hh"], p["bias_ih"], p["bias_hh"]])  # (4, 3H)
         b = None
