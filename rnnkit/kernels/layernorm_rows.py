@@ -16,8 +16,9 @@ gate's backward pass, takes the c' norm's means there and applies its backward i
 backward pass. Reductions are compiled with reassociation and contraction allowed (the one way
 LLVM vectorises a floating-point sum); that changes only the order of the additions.
 Every scalar statistic (means, 1 / std) is kept in the rows' dtype: in numba a float32 sum divided by
-an integer is a float64, and the row loops that use it then run in float64, tanh through libm (the
-c' norm's output pass took 48 us against 1 us for a (16, 128) block).
+an integer is a float64, and the row loops that use it then run in float64 (the norm's backward of a
+(16, 512) float32 block took 14.8 us that way, 1.5-2.2 us now; an output pass whose tanh got a float64
+argument went through libm: 48 against 1 us for a (16, 128) block).
 A norm written in place is its own function (:func:`norm_rows_inplace`, ``inplace`` of
 :func:`norm_backward_rows`): with two array arguments that might overlap, LLVM checks for the
 overlap at run time and, when they are the same array, runs its scalar loop, half as fast.
