@@ -4,7 +4,8 @@ The variant tests run H = 7, where no panel width divides the products' columns 
 use BLAS; here H = 64, where they run on panels (asserted), compiled against the NumPy
 reference in float64 (rtol 1e-10) and float32, alone and with the masks that change the
 product's path (variational mask, zoneout, weight drop, projection), variable lengths, both
-directions. ``pmm`` itself is checked against ``np.matmul`` for both its paths.
+directions, and at T = 1, where nothing is packed. ``pmm`` itself is checked against ``np.matmul``
+for both its paths.
 """
 
 import numpy as np
@@ -61,16 +62,18 @@ def test_panel_product_equals_matmul_on_both_paths(dtype, N, beta):
 
 @pytest.mark.parametrize("kind,kw", CASES, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_layer_norm_loops_on_panels_equal_the_reference(kind, kw, dtype):
+@pytest.mark.parametrize("T", [5, 1], ids=["T5", "T1-blas"])       # a one-step scan does not pack
+def test_layer_norm_loops_on_panels_equal_the_reference(kind, kw, dtype, T):
     _backend_or_skip("numba")
-    from rnnkit.kernels import panel_mm
+    from rnnkit.kernels import layernorm_scan, panel_mm
 
     H = 64
     G = 4 if kind == "lstm" else 3
     P = kw.get("proj_size") or H
-    assert panel_mm.pack(np.zeros((P, G * H), dtype)).shape[0] > 0      # the forward product runs on panels
+    assert panel_mm.pack(np.zeros((P, G * H), dtype)).shape[0] > 0      # the forward product can run on panels
+    assert (T >= layernorm_scan.PANEL_MIN_STEPS) == (T == 5)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=1e-4)
-    case = make_variant_case(kind, kw, dtype=dtype, T=5, N=7, D=5, H=H)
+    case = make_variant_case(kind, kw, varlen=T > 1, dtype=dtype, T=T, N=7, D=5, H=H)
     layer = case[0]
     out = {}
     for name in BACKENDS:

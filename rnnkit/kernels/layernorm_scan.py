@@ -59,11 +59,18 @@ at (32, 1024) x (1024, 256) 163 us against 197 with L1-sized chunks (the accumul
 loaded and stored once per chunk); the forward's (K = P) keeps L1 chunks, its fastest."""
 
 
-def _panels(gemm, M, chunks=1):
+PANEL_MIN_STEPS = 2
+"""Packing costs about what one step's product gains on the panels (50 us for config A's (256, 1024)
+weights): a one-step scan (a decoder fed one token at a time) multiplies with BLAS on the weights as they are."""
+
+
+def _panels(gemm, M, T, chunks=1):
     """``(Mp, k_chunk)``: ``M``'s panels for the compiled loops (:mod:`rnnkit.kernels.panel_mm`), K in chunks
-    of ``chunks`` L1 chunks; none for the Python ones (``gemm`` None), which multiply with ``np.matmul``."""
+    of ``chunks`` L1 chunks; none (BLAS) for the Python ones (``gemm`` None), which multiply with
+    ``np.matmul``, and for scans of fewer than :data:`PANEL_MIN_STEPS` steps ``T``."""
     kc = chunks * microgemm.k_chunk(panel_mm.VECTORS, M.dtype)
-    return (panel_mm.no_panels(M.dtype) if gemm is None else panel_mm.pack(M)), kc
+    use = gemm is not None and T >= PANEL_MIN_STEPS
+    return (panel_mm.pack(M) if use else panel_mm.no_panels(M.dtype)), kc
 
 
 def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant):
@@ -92,7 +99,7 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
         cs = np.empty((S, N, H), dtype)
         W_hrT = np.ascontiguousarray(W_hr.T)                                # (H, P) or (0, 0)
         fn, gemm = loop(layernorm.lstm_forward, dtype)
-        panels = _panels(gemm, W_hhT)                                       # (P, 4H) as panels
+        panels = _panels(gemm, W_hhT, T)                                     # (P, 4H) as panels
         fn(gemm, W_hhT, *panels, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts,
            hhat, rstd, cs, hms, need_cache)
         arrays = (acts, hhat, rstd, cs)
@@ -102,7 +109,7 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
         rstd = np.empty((S, N), dtype)
         a_ns, hs = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
         fn, gemm = loop(layernorm.gru_forward, dtype)
-        panels = _panels(gemm, W_hhT)                                       # (H, 3H) as panels
+        panels = _panels(gemm, W_hhT, T)                                     # (H, 3H) as panels
         fn(gemm, W_hhT, *panels, gam, xhat, states[0], lens, reverse, h_mask, d_h, y, acts, hhat, rstd, a_ns, hs, hms,
            need_cache)
         arrays = (acts, hhat, rstd, a_ns, hs)
@@ -133,7 +140,7 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         dHP, HC = np.empty((T if proj else 0, N, P), dtype), np.empty((T if proj else 0, N, H), dtype)
         g_b = np.zeros((2, H), dtype)
         fn, gemm = loop(layernorm.lstm_backward, dtype)
-        panels = _panels(gemm, W_hh, BACKWARD_CHUNKS)                       # (4H, P) as panels
+        panels = _panels(gemm, W_hh, T, BACKWARD_CHUNKS)                     # (4H, P) as panels
         fn(gemm, W_hh, *panels, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1],
            dA, dHW, dHP, HC, g_gam, g_b)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, arrays[1].reshape(TN, GH))
@@ -143,7 +150,7 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         d_cell = {"ln_weight_c": g_b[0], "ln_bias_c": g_b[1]}
     else:
         fn, gemm = loop(layernorm.gru_backward, dtype)
-        panels = _panels(gemm, W_hh, BACKWARD_CHUNKS)                       # (3H, H) as panels
+        panels = _panels(gemm, W_hh, T, BACKWARD_CHUNKS)                     # (3H, H) as panels
         fn(gemm, W_hh, *panels, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
         side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, np.empty((0, GH), dtype))
         d_cell = {}
