@@ -16,12 +16,21 @@ import argparse
 import os
 import statistics
 import sys
+from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from rnnkit.bench import timing  # noqa: E402
 from rnnkit.bench.cases import CONFIGS, VARIANTS, Case, build  # noqa: E402
 from rnnkit.io.atomic import check_outputs, write_json  # noqa: E402
+
+
+def _load():
+    """The 1-minute load average when a pair is done (the machine is shared), or None where there is none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> int:
@@ -37,6 +46,7 @@ def main(argv=None) -> int:
     if args.out:
         check_outputs({"--out": args.out})
     threads = timing.set_threads(args.threads)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     for config in args.configs.split(","):
         T, N, I, H = CONFIGS[config]
@@ -49,13 +59,14 @@ def main(argv=None) -> int:
                 samples = timing.interleaved({"plain": plain, "variant": fn}, target_s=args.target_seconds)
                 ms = {k: 1e3 * statistics.median(v) for k, v in samples.items()}
                 rows.append(dict(config=config, cell=cell, variant=variant, plain_ms=ms["plain"],
-                                 variant_ms=ms["variant"], ratio=ms["variant"] / ms["plain"]))
+                                 variant_ms=ms["variant"], ratio=ms["variant"] / ms["plain"], load1=_load()))
                 r = rows[-1]
                 print(f"{config} {cell:4s} {variant:12s} plain {r['plain_ms']:8.2f} ms  variant {r['variant_ms']:8.2f} ms"
-                      f"  {r['ratio']:.2f}x", flush=True)
+                      f"  {r['ratio']:.2f}x  (load {r['load1']})", flush=True)
     if args.out:
         write_json(args.out, {"threads": threads, "backend": args.backend, "environment": timing.environment(None),
-                              "rows": rows}, what="variant costs")
+                              "started": started, "ended": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                              "target_seconds": args.target_seconds, "rows": rows}, what="variant costs")
     return 0
 
 

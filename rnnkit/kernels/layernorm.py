@@ -7,149 +7,42 @@ masks and stored blocks need no transposes at all. What does not depend on the r
 the loop:
 
 - forward: the input product of all steps is one product, ``XW = X W_ih^T`` (T*N, G*H), normalised
-  row by row before the loop (:func:`norm_rows`), so a step does only the recurrent product
+  row by row before the loop (:func:`norm_rows_inplace`), so a step does only the recurrent product
   ``hw = (h m_h) W_hh^T`` (N, G*H), its norm and the gates;
 - backward: a step writes ``d a`` (the gradient of the gates' pre-activations, batch-major, where
-  the weight gradients read it) and does only the recurrent norm's backward (with the sums of its
-  gain and bias) and product; the input norm's backward and the sums of gamma_ih and b_ih run over
-  all T*N rows after the loop (:func:`input_side_backward`).
+  the weight gradients read it) and does only the recurrent norm's backward and product; the input
+  norm's backward and the sums of gamma_ih and b_ih run over all T*N rows after the loop
+  (:func:`input_side_backward`), and for the LSTM, whose two norms see the same d a, also those of
+  gamma_hh and b_hh (the GRU's recurrent side has its own d a: its sums stay in the loop).
+
+The row kernels (norms, their backward, the LSTM's gate rows) are :mod:`rnnkit.kernels.layernorm_rows`.
+
+Both per-step products, ``h m_h W_hh^T`` forward and ``d hw W_hh`` backward, run on the weights packed
+once per call into register-tiled panels (:mod:`rnnkit.kernels.panel_mm`: ``Wp``, ``kc``), BLAS where no
+panel width divides their columns and in the Python version of the loops.
 
 The variants' projection (LSTM), recurrent mask and zoneout work as in
 :mod:`rnnkit.kernels.lstm_variants`, on batch-major blocks (absent ones are arrays with a zero-length
-first axis). Row reductions are compiled with reassociation and contraction allowed
-(``fastmath={"reassoc", "contract"}``), the one way LLVM vectorises a floating-point sum; that changes
-only the order of the additions (and lets a multiply-add round once).
+first axis).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
 
 from .gru import forward_step as gru_step
+from .layernorm_rows import (EPS, affine, centred_rstd, input_side_backward, lstm_chat_row, lstm_gates_back_row,
+                             lstm_gates_row, lstm_norm_out_row, lstm_out_back_row, lstm_out_row, norm_backward_rows,
+                             norm_into, norm_rows, norm_rows_inplace)
 from .lstm_variants import _split, _times_mask, _zone
-from .primitives import mm, sigmoid, tanh
+from .panel_mm import pmm
+from .primitives import mm
 
-__all__ = ["norm_rows", "input_side_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "EPS"]
+__all__ = ["norm_rows", "norm_rows_inplace", "input_side_backward", "lstm_forward", "lstm_backward", "gru_forward",
+           "gru_backward", "EPS"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
-_JIT_SUM = dict(_JIT, fastmath={"reassoc", "contract"})
-EPS = 1e-5
-
-
-@njit(inline="always", **_JIT_SUM)
-def _row_stats(v, m):
-    """Mean and 1 / sqrt(var + EPS) of row ``m`` of ``v`` (two passes: the variance of the centred values)."""
-    R = v.shape[1]
-    s = v.dtype.type(0)
-    for r in range(R):
-        s += v[m, r]
-    mu = s / R
-    q = v.dtype.type(0)
-    for r in range(R):
-        d = v[m, r] - mu
-        q += d * d
-    return mu, 1.0 / math.sqrt(q / R + EPS)
-
-
-@njit(**_JIT_SUM)
-def norm_rows(v, v_hat, rstd):
-    """Per row of ``v`` (M, R): v_hat = (v - mean) / sqrt(var + EPS); ``rstd`` (M,) = 1 / sqrt(var + EPS)."""
-    M, R = v.shape
-    for m in range(M):
-        mu, rs = _row_stats(v, m)
-        rstd[m] = rs
-        for r in range(R):
-            v_hat[m, r] = (v[m, r] - mu) * rs
-
-
-@njit(**_JIT_SUM)
-def _norm_into(v, v_hat, rstd, gain, shift, x, x_gain, out):
-    """:func:`norm_rows`, and ``out`` (M, R) = gain * v_hat + shift (+ x_gain * x, when ``x`` is not empty)
-    in the same pass."""
-    M, R = v.shape
-    both = x.shape[0] > 0
-    for m in range(M):
-        mu, rs = _row_stats(v, m)
-        rstd[m] = rs
-        if both:
-            for r in range(R):
-                vh = (v[m, r] - mu) * rs
-                v_hat[m, r] = vh
-                out[m, r] = gain[r] * vh + x_gain[r] * x[m, r] + shift[r]
-        else:
-            for r in range(R):
-                vh = (v[m, r] - mu) * rs
-                v_hat[m, r] = vh
-                out[m, r] = gain[r] * vh + shift[r]
-
-
-@njit(**_JIT)
-def _affine(x, gain, shift, out):
-    """out (M, R) = gain * x + shift."""
-    M, R = x.shape
-    for m in range(M):
-        for r in range(R):
-            out[m, r] = gain[r] * x[m, r] + shift[r]
-
-
-@njit(**_JIT)
-def _lstm_gates_row(a, c, c_out):
-    """One row: ``a`` (4H,) pre-activations in, [i, f, g, o] out; ``c_out`` = f c + i g. Flat, so it vectorises."""
-    H = c.shape[0]
-    for k in range(H):
-        i = sigmoid(a[k])
-        f = sigmoid(a[H + k])
-        g = tanh(a[2 * H + k])
-        o = sigmoid(a[3 * H + k])
-        c_out[k] = f * c[k] + i * g
-        a[k], a[H + k], a[2 * H + k], a[3 * H + k] = i, f, g, o
-
-
-@njit(**_JIT)
-def _lstm_out_row(o, c_hat, gain, bias, h):
-    """One row: h (H,) = o tanh(gain c_hat + bias)."""
-    for k in range(h.shape[0]):
-        h[k] = o[k] * tanh(gain[k] * c_hat[k] + bias[k])
-
-
-@njit(**_JIT_SUM)
-def _norm_row_backward(d_hat, v_hat, rs, dv):
-    """dv = rs (d_hat - mean(d_hat) - v_hat mean(d_hat v_hat)) for one row (R,)."""
-    R = d_hat.shape[0]
-    m1, m2 = d_hat.dtype.type(0), d_hat.dtype.type(0)
-    for r in range(R):
-        m1 += d_hat[r]
-        m2 += d_hat[r] * v_hat[r]
-    m1 /= R
-    m2 /= R
-    for r in range(R):
-        dv[r] = rs * (d_hat[r] - m1 - v_hat[r] * m2)
-
-
-@njit(**_JIT)
-def _scaled_norm_backward(d, gain, v_hat, rstd, dv, scratch, s_dv, s_d):
-    """Per row of ``d`` (M, R): dv = the norm's backward of d * gain (``dv`` may be ``d`` itself); adds
-    sum d v_hat into ``s_dv`` and sum d into ``s_d`` (the gain's and the shift's gradients), each (R,)."""
-    M, R = d.shape
-    d_hat = scratch[:R]
-    for m in range(M):
-        for r in range(R):
-            dd = d[m, r]
-            s_dv[r] += dd * v_hat[m, r]
-            s_d[r] += dd
-            d_hat[r] = dd * gain[r]
-        _norm_row_backward(d_hat, v_hat[m], rstd[m], dv[m])
-
-
-@njit(**_JIT)
-def input_side_backward(dA, x_hat, rstd_x, gain, g_gam):
-    """After the loop, over all rows of ``dA`` (M, G*H), the gradient of the input side
-    ``gain * x_hat + b_ih``: ``g_gam[0] += sum dA x_hat``, ``g_gam[2] += sum dA``, and ``dA`` is
-    overwritten with d XW, the norm's backward of dA * gain."""
-    _scaled_norm_backward(dA, gain, x_hat, rstd_x, dA, np.empty(dA.shape[1], dA.dtype), g_gam[0], g_gam[2])
 
 
 @njit(**_JIT)
@@ -164,28 +57,30 @@ def _rows_padded(t, lengths, new, old, keep):
 
 
 @njit(**_JIT)
-def _recurrent_grad(gemm, W_hh, dhw, h_mask, masked, rec, dh_out):
-    """d h += m_h * (d hw (N, G*H) @ W_hh (G*H, P))."""
+def _recurrent_grad(gemm, W_hh, Wp, kc, dhw, h_mask, masked, rec, dh_out):
+    """d h += m_h * (d hw (N, G*H) @ W_hh (G*H, P)); on ``W_hh``'s panels ``Wp`` when not empty."""
     one = dhw.dtype.type(1)
     if masked:
-        mm(gemm, False, dhw, W_hh, one, one - one, rec)
+        pmm(gemm, Wp, kc, dhw, W_hh, one - one, rec)
         N, P = rec.shape
         for n in range(N):
             for p in range(P):
                 dh_out[n, p] += h_mask[n, p] * rec[n, p]
     else:
-        mm(gemm, False, dhw, W_hh, one, one, dh_out)
+        pmm(gemm, Wp, kc, dhw, W_hh, one, dh_out)
 
 
 @njit(**_JIT)
-def lstm_forward(gemm, W_hhT, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat, rstd, cs,
-                 chat, hms, store):
+def lstm_forward(gemm, W_hhT, Wp, kc, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mask, zh, zc, y, acts, hhat,
+                 rstd, cs, hms, store):
     """All T steps of the layer-normalised LSTM; ``h`` (N, P), ``c`` (N, H) in as the initial state, out final.
 
     ``xhat`` (T, N, 4H) = LN(xw), the normalised input products of every step; ``gam`` (3, 4H) =
-    [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H); ``W_hrT`` (H, P) or (0, 0).
-    With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 2, N) of hw and c',
-    ``cs`` c entering and ``chat`` the normalised c' (T, N, H), ``hms`` (T, N, P) = h m_h.
+    [gamma_ih, gamma_hh, b_ih + b_hh]; ``b`` (2, H) = [gamma_c, beta_c]; ``W_hhT`` (P, 4H) and its panels ``Wp``
+    (:func:`rnnkit.kernels.panel_mm.pack`, or empty), K chunk ``kc``; ``W_hrT`` (H, P) or (0, 0).
+    With ``store``: ``acts`` = [i, f, g, o], ``hhat`` (T, N, 4H), ``rstd`` (T, 3, N) = [1 / std of hw,
+    1 / std of c', mean of c'], ``cs`` (T, N, H) c entering, ``hms`` (T, N, P) = h m_h. The normalised c'
+    is not kept: the backward forms it again from the gates, c and the two statistics.
     """
     T, N, G = xhat.shape
     P = h.shape[1]
@@ -195,25 +90,24 @@ def lstm_forward(gemm, W_hhT, gam, b, W_hrT, xhat, h, c, lengths, reverse, h_mas
     first_padded = lengths.min()
     proj, masked = W_hrT.shape[0] > 0, h_mask.shape[0] > 0
     hw, sa, sh = np.empty((N, G), h.dtype), np.empty((N, G), h.dtype), np.empty((N, G), h.dtype)
-    sc, sr, shm = np.empty((N, H), h.dtype), np.empty((2, N), h.dtype), np.empty((N, P), h.dtype)
+    sr, shm = np.empty((3, N), h.dtype), np.empty((N, P), h.dtype)
     h_cell = np.empty((N, H), h.dtype)
     h_in, h_out = h.copy(), np.empty_like(h)
     c_in, c_out = c.copy(), np.empty_like(c)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        a, h_hat, c_hat, rs, hm = ((acts[t], hhat[t], chat[t], rstd[t], hms[t]) if store
-                                   else (sa, sh, sc, sr, shm))
+        a, h_hat, rs, hm = (acts[t], hhat[t], rstd[t], hms[t]) if store else (sa, sh, sr, shm)
         _times_mask(hm, h_in, h_mask, masked)
-        mm(gemm, False, hm, W_hhT, one, zero, hw)                 # h m_h (N, P) @ W_hh^T (P, 4H)
-        _norm_into(hw, h_hat, rs[0], gam[1], gam[2], xhat[t], gam[0], a)   # a = g_hh LN(hw) + g_ih LN(xw) + b
+        pmm(gemm, Wp, kc, hm, W_hhT, zero, hw)                    # h m_h (N, P) @ W_hh^T (P, 4H)
+        norm_into(hw, h_hat, rs[0], gam[1], gam[2], xhat[t], gam[0], a)   # a = g_hh LN(hw) + g_ih LN(xw) + b
         if store:
             cs[t] = c_in
-        for n in range(N):
-            _lstm_gates_row(a[n], c_in[n], c_out[n])
-        norm_rows(c_out, c_hat, rs[1])
         dst = h_cell if proj else h_out
-        for n in range(N):
-            _lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], dst[n])
+        for n in range(N):                  # gates, c' = f c + i g and its mean; its 1 / std; h
+            mu = lstm_gates_row(a[n], c_in[n], c_out[n])
+            rs_c = centred_rstd(c_out[n], mu)
+            rs[1, n], rs[2, n] = rs_c, mu
+            lstm_norm_out_row(a[n, 3 * H:], c_out[n], mu, rs_c, b[0], b[1], dst[n])
         if proj:
             mm(gemm, False, h_cell, W_hrT, one, zero, h_out)      # h_cell (N, H) @ W_hr^T (H, P)
         if zh.shape[0] > 0:
@@ -246,43 +140,14 @@ def _output_grad(dh_in, dy, t, g):
 
 
 @njit(**_JIT)
-def _lstm_out_back_row(d_cell, a, c_hat, gain, bias, d_chat, da, g_gain, g_bias):
-    """One row of the backward of h = o tanh(gain c_hat + bias): ``da``'s o block, ``d_chat`` = d c_hat
-    (through the gain), and the gain's and bias's sums."""
-    H = c_hat.shape[0]
-    one = c_hat.dtype.type(1)
-    for k in range(H):
-        o = a[3 * H + k]
-        tm = tanh(gain[k] * c_hat[k] + bias[k])
-        dm = d_cell[k] * o * (one - tm * tm)
-        d_chat[k] = dm * gain[k]
-        da[3 * H + k] = d_cell[k] * tm * o * (one - o)
-        g_gain[k] += dm * c_hat[k]
-        g_bias[k] += dm
-
-
-@njit(**_JIT)
-def _lstm_gates_back_row(a, c_prev, g_c, dc_ln, c_direct, da, dc_out):
-    """One row: d c' = g_c + dc_ln, then ``da``'s i, f, g blocks and d c entering (plus zoneout's direct part)."""
-    H = c_prev.shape[0]
-    one = c_prev.dtype.type(1)
-    for k in range(H):
-        i, f, gg = a[k], a[H + k], a[2 * H + k]
-        dct = g_c[k] + dc_ln[k]
-        da[k] = dct * gg * i * (one - i)
-        da[H + k] = dct * c_prev[k] * f * (one - f)
-        da[2 * H + k] = dct * i * (one - gg * gg)
-        dc_out[k] = dct * f + c_direct[k]
-
-
-@njit(**_JIT)
-def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths, reverse, h_mask, zh, zc, dy, dh, dc,
-                  dA, dHW, dHP, HC, g_gam, g_b):
+def lstm_backward(gemm, W_hh, Wp, kc, gam, b, W_hr, acts, hhat, rstd, cs, lengths, reverse, h_mask, zh, zc, dy,
+                  dh, dc, dA, dHW, dHP, HC, g_gam, g_b):
     """Backward of :func:`lstm_forward`; ``dh`` (N, P), ``dc`` (N, H) in as d state_T, out as d state_0.
 
     Fills ``dA`` (T, N, 4H) with d a (the input norm's backward is :func:`input_side_backward`'s),
     ``dHW`` (T, N, 4H) with d hw, and when projected ``dHP`` (T, N, P) = d h_new, ``HC`` (T, N, H) = h_cell;
-    adds into ``g_gam[1]`` (d gamma_hh), ``g_gam[3]`` (d b_hh) and ``g_b`` (2, H) = [d gamma_c, d beta_c].
+    adds into ``g_b`` (2, H) = [d gamma_c, d beta_c]. The recurrent norm's gain and shift gradients,
+    sum d a hhat and sum d a (the same d a as the input side's), are left to :func:`input_side_backward`.
     """
     T, N, G = acts.shape
     P = dh.shape[1]
@@ -295,8 +160,7 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths,
     g, g_h, rec = np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype), np.empty((N, P), dh.dtype)
     g_c, c_direct = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
     d_cell = np.empty((N, H), dh.dtype) if proj else g_h
-    d_chat, dc_ln = np.empty(H, dh.dtype), np.empty((N, H), dh.dtype)
-    scratch = np.empty(G, dh.dtype)
+    d_chat, c_hat = np.empty(H, dh.dtype), np.empty((N, H), dh.dtype)
     dh_in, dh_out = dh.copy(), np.empty_like(dh)
     dc_in, dc_out = dc.copy(), np.empty_like(dc)
     for s in range(T):
@@ -307,21 +171,23 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths,
         if t >= first_padded:
             _rows_padded(t, lengths, g_h, g_h, False)
             _rows_padded(t, lengths, g_c, g_c, False)
-        a, c_hat, da, c_prev, rs = acts[t], chat[t], dA[t], cs[t], rstd[t]
+        a, da, c_prev, rs = acts[t], dA[t], cs[t], rstd[t]
         if proj:
             mm(gemm, False, g_h, W_hr, one, zero, d_cell)          # d h_new (N, P) @ W_hr (P, H)
             dHP[t] = g_h
             for n in range(N):
-                _lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], HC[t, n])
-        for n in range(N):
-            _lstm_out_back_row(d_cell[n], a[n], c_hat[n], b[0], b[1], d_chat, da[n], g_b[0], g_b[1])
-            _norm_row_backward(d_chat, c_hat[n], rs[1, n], dc_ln[n])
-            _lstm_gates_back_row(a[n], c_prev[n], g_c[n], dc_ln[n], c_direct[n], da[n], dc_out[n])
-        _scaled_norm_backward(da, gam[1], hhat[t], rs[0], dHW[t], scratch, g_gam[1], g_gam[3])
+                lstm_chat_row(a[n], c_prev[n], rs[2, n], rs[1, n], c_hat[n])
+                lstm_out_row(a[n, 3 * H:], c_hat[n], b[0], b[1], HC[t, n])
+        for n in range(N):                  # c_hat again, o's and its gradients (and c''s norm's means); i, f, g's, d c
+            m1, m2 = lstm_out_back_row(d_cell[n], a[n], c_prev[n], rs[2, n], rs[1, n], b[0], b[1], c_hat[n], d_chat,
+                                       da[n], g_b[0], g_b[1])
+            lstm_gates_back_row(a[n], c_prev[n], g_c[n], d_chat, c_hat[n], rs[1, n], m1, m2, c_direct[n], da[n],
+                                dc_out[n])
+        norm_backward_rows(da, gam[1], hhat[t], rs[0], dHW[t], False, False, g_gam[1], g_gam[3])   # sums: after
         if t >= first_padded:
             _rows_padded(t, lengths, dh_out, dh_in, True)
             _rows_padded(t, lengths, dc_out, dc_in, True)
-        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
+        _recurrent_grad(gemm, W_hh, Wp, kc, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
         dc_in, dc_out = dc_out, dc_in
     dh[...] = dh_in
@@ -329,7 +195,8 @@ def lstm_backward(gemm, W_hh, gam, b, W_hr, acts, hhat, rstd, cs, chat, lengths,
 
 
 @njit(**_JIT)
-def gru_forward(gemm, W_hhT, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts, hhat, rstd, a_ns, hs, hms, store):
+def gru_forward(gemm, W_hhT, Wp, kc, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts, hhat, rstd, a_ns, hs, hms,
+                store):
     """All T steps of the layer-normalised GRU; ``h`` (N, H) in as the initial state, out as the final one.
 
     ``xhat`` (T, N, 3H) = LN(xw), the normalised input products of every step; ``gam`` (4, 3H) =
@@ -350,9 +217,9 @@ def gru_forward(gemm, W_hhT, gam, xhat, h, lengths, reverse, h_mask, zh, y, acts
         t = T - 1 - s if reverse else s
         a, h_hat, rs, hm = (acts[t], hhat[t], rstd[t], hms[t]) if store else (sa, sh, sr, shm)
         _times_mask(hm, h_in, h_mask, masked)
-        mm(gemm, False, hm, W_hhT, one, one - one, hw)            # h m_h (N, H) @ W_hh^T (H, 3H)
-        _norm_into(hw, h_hat, rs, gam[1], gam[3], none, gam[0], a)  # a = gamma_hh LN(hw) + b_hh
-        _affine(xhat[t], gam[0], gam[2], u)                        # u = gamma_ih LN(xw) + b_ih
+        pmm(gemm, Wp, kc, hm, W_hhT, one - one, hw)               # h m_h (N, H) @ W_hh^T (H, 3H)
+        norm_into(hw, h_hat, rs, gam[1], gam[3], none, gam[0], a)  # a = gamma_hh LN(hw) + b_hh
+        affine(xhat[t], gam[0], gam[2], u)                        # u = gamma_ih LN(xw) + b_ih
         if store:
             hs[t] = h_in
         for n in range(N):                  # PyTorch's GRU step on (u, a); u's n block gets a_n
@@ -388,7 +255,8 @@ def _gru_back_row(a, a_n, h_prev, g_h, du, da, dh_out):
 
 
 @njit(**_JIT)
-def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dU, dHW, g_gam):
+def gru_backward(gemm, W_hh, Wp, kc, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, h_mask, zh, dy, dh, dU, dHW,
+                 g_gam):
     """Backward of :func:`gru_forward`; ``dh`` (N, H) in as d h_T, out as d h_0.
 
     Fills ``dU`` (T, N, 3H) with d u (the input norm's backward is :func:`input_side_backward`'s) and
@@ -400,7 +268,7 @@ def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, 
     first_padded = lengths.min()
     masked, zoned = h_mask.shape[0] > 0, zh.shape[0] > 0
     g, g_h, rec = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
-    da, scratch = np.empty((N, G), dh.dtype), np.empty(G, dh.dtype)
+    da = np.empty((N, G), dh.dtype)
     dh_in, dh_out = dh.copy(), np.empty_like(dh)
     for s in range(T):
         t = s if reverse else T - 1 - s
@@ -411,9 +279,9 @@ def gru_backward(gemm, W_hh, gam, acts, hhat, rstd, a_ns, hs, lengths, reverse, 
         a, a_n, h_prev, du = acts[t], a_ns[t], hs[t], dU[t]
         for n in range(N):
             _gru_back_row(a[n], a_n[n], h_prev[n], g_h[n], du[n], da[n], dh_out[n])
-        _scaled_norm_backward(da, gam[1], hhat[t], rstd[t], dHW[t], scratch, g_gam[1], g_gam[3])
+        norm_backward_rows(da, gam[1], hhat[t], rstd[t], dHW[t], False, True, g_gam[1], g_gam[3])
         if t >= first_padded:
             _rows_padded(t, lengths, dh_out, dh_in, True)
-        _recurrent_grad(gemm, W_hh, dHW[t], h_mask, masked, rec, dh_out)
+        _recurrent_grad(gemm, W_hh, Wp, kc, dHW[t], h_mask, masked, rec, dh_out)
         dh_in, dh_out = dh_out, dh_in
     dh[...] = dh_in

@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import layernorm
+from . import layernorm, microgemm, panel_mm
 
 __all__ = ["KERNELS", "LayerNormScanCache", "scan_forward", "scan_backward"]
 
@@ -53,6 +53,26 @@ def _batch_major(variant, N, P, H, dtype):
     return W_hr, h_mask, d[0], d[1]
 
 
+BACKWARD_CHUNKS = 4
+"""The backward's product (K = G*H, P columns) runs K in chunks of this many L1 chunks (128 KiB of panel):
+at (32, 1024) x (1024, 256) 163 us against 197 with L1-sized chunks (the accumulators of N = 32 rows are
+loaded and stored once per chunk); the forward's (K = P) keeps L1 chunks, its fastest."""
+
+
+PANEL_MIN_STEPS = 2
+"""Packing costs about what one step's product gains on the panels (50 us for config A's (256, 1024)
+weights): a one-step scan (a decoder fed one token at a time) multiplies with BLAS on the weights as they are."""
+
+
+def _panels(gemm, M, T, chunks=1):
+    """``(Mp, k_chunk)``: ``M``'s panels for the compiled loops (:mod:`rnnkit.kernels.panel_mm`), K in chunks
+    of ``chunks`` L1 chunks; none (BLAS) for the Python ones (``gemm`` None), which multiply with
+    ``np.matmul``, and for scans of fewer than :data:`PANEL_MIN_STEPS` steps ``T``."""
+    kc = chunks * microgemm.k_chunk(panel_mm.VECTORS, M.dtype)
+    use = gemm is not None and T >= PANEL_MIN_STEPS
+    return (panel_mm.pack(M) if use else panel_mm.no_panels(M.dtype)), kc
+
+
 def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache, variant):
     T, N, D = x.shape
     GH, P = W_hh.shape
@@ -64,8 +84,8 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
     masks = _batch_major(variant, N, P, H, dtype)
     W_hr, h_mask, d_h, d_c = masks
     xhat, rstd_x = (x.reshape(TN, D) @ W_ih.T).reshape(T, N, GH), np.empty(TN, dtype)   # X W_ih^T (T, N, G*H)
-    norm, _ = loop(layernorm.norm_rows, dtype)
-    norm(xhat.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x)              # LN of every step's, in place
+    norm, _ = loop(layernorm.norm_rows_inplace, dtype)
+    norm(xhat.reshape(TN, GH), rstd_x)                                      # LN of every step's, in place
     W_hhT = np.ascontiguousarray(W_hh.T)                                    # (P, G*H)
     y = np.empty((T, N, P), dtype)
     states = [np.array(s, dtype=dtype, order="C") for s in state0]         # (N, P), (N, H): ends as state_T
@@ -75,20 +95,22 @@ def scan_forward(loop, cell, x, state0, W_ih, W_hh, lengths, reverse, need_cache
     if cell.fused_kernel == "lstm_ln":
         gam = np.stack([p["ln_weight_ih"], p["ln_weight_hh"], p["bias_ih"] + p["bias_hh"]])   # (3, 4H)
         b = np.stack([p["ln_weight_c"], p["ln_bias_c"]])                                   # (2, H)
-        rstd = np.empty((S, 2, N), dtype)
-        cs, chat = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
+        rstd = np.empty((S, 3, N), dtype)
+        cs = np.empty((S, N, H), dtype)
         W_hrT = np.ascontiguousarray(W_hr.T)                                # (H, P) or (0, 0)
         fn, gemm = loop(layernorm.lstm_forward, dtype)
-        fn(gemm, W_hhT, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts, hhat,
-           rstd, cs, chat, hms, need_cache)
-        arrays = (acts, hhat, rstd, cs, chat)
+        panels = _panels(gemm, W_hhT, T)                                     # (P, 4H) as panels
+        fn(gemm, W_hhT, *panels, gam, b, W_hrT, xhat, states[0], states[1], lens, reverse, h_mask, d_h, d_c, y, acts,
+           hhat, rstd, cs, hms, need_cache)
+        arrays = (acts, hhat, rstd, cs)
     else:
         gam = np.stack([p["ln_weight_ih"], p["ln_weight_hh"], p["bias_ih"], p["bias_hh"]])  # (4, 3H)
         b = None
         rstd = np.empty((S, N), dtype)
         a_ns, hs = np.empty((S, N, H), dtype), np.empty((S, N, H), dtype)
         fn, gemm = loop(layernorm.gru_forward, dtype)
-        fn(gemm, W_hhT, gam, xhat, states[0], lens, reverse, h_mask, d_h, y, acts, hhat, rstd, a_ns, hs, hms,
+        panels = _panels(gemm, W_hhT, T)                                     # (H, 3H) as panels
+        fn(gemm, W_hhT, *panels, gam, xhat, states[0], lens, reverse, h_mask, d_h, y, acts, hhat, rstd, a_ns, hs, hms,
            need_cache)
         arrays = (acts, hhat, rstd, a_ns, hs)
     state_T = tuple(states)
@@ -118,16 +140,19 @@ def scan_backward(loop, dy, d_state_T, cache: LayerNormScanCache):
         dHP, HC = np.empty((T if proj else 0, N, P), dtype), np.empty((T if proj else 0, N, H), dtype)
         g_b = np.zeros((2, H), dtype)
         fn, gemm = loop(layernorm.lstm_backward, dtype)
-        fn(gemm, W_hh, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1], dA, dHW,
-           dHP, HC, g_gam, g_b)
-        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
+        panels = _panels(gemm, W_hh, T, BACKWARD_CHUNKS)                     # (4H, P) as panels
+        fn(gemm, W_hh, *panels, gam, b, W_hr, *arrays, lens, reverse, h_mask, d_h, d_c, dy, d_states[0], d_states[1],
+           dA, dHW, dHP, HC, g_gam, g_b)
+        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, arrays[1].reshape(TN, GH))
+        g_gam[3] = g_gam[2]                                                 # d b_hh = d b_ih = sum d a
         if proj:
             dW_hr = dHP.reshape(TN, P).T @ HC.reshape(TN, H)                 # (P, H)
         d_cell = {"ln_weight_c": g_b[0], "ln_bias_c": g_b[1]}
     else:
         fn, gemm = loop(layernorm.gru_backward, dtype)
-        fn(gemm, W_hh, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
-        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam)
+        panels = _panels(gemm, W_hh, T, BACKWARD_CHUNKS)                     # (3H, H) as panels
+        fn(gemm, W_hh, *panels, gam, *arrays, lens, reverse, h_mask, d_h, dy, d_states[0], dA, dHW, g_gam)
+        side(dA.reshape(TN, GH), xhat.reshape(TN, GH), rstd_x, gam[0], g_gam, np.empty((0, GH), dtype))
         d_cell = {}
     d_cell.update(ln_weight_ih=g_gam[0], ln_weight_hh=g_gam[1], bias_ih=g_gam[2], bias_hh=g_gam[3])
     dXW2, dHW2 = dA.reshape(TN, GH), dHW.reshape(TN, GH)                     # dA now holds d XW
