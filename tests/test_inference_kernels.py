@@ -115,18 +115,20 @@ def test_input_blocks_of_a_few_steps_equal_the_reference(kernel, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("vectors", [3, 4])
 def test_panel_product_equals_matmul_across_k_chunks(dtype, vectors):
-    """A (N, B*GV) = h W^T in panel order, K longer than a chunk (the chunks accumulate), every row tile."""
+    """A (N, B*GV) = h W^T in panel order, K longer than a chunk (the chunks accumulate), every row tile
+    and split of the rows (13 = 6+6+1, 14 = 6+4+4, 8 = 4+4, 3 = 2+1)."""
     rng = np.random.default_rng(vectors)
     V = microgemm.lanes(dtype)
-    B, K, N = 3, 75, 13
+    B, K = 3, 75
     Wp = rng.standard_normal((B, K, vectors * V)).astype(dtype)
-    h = rng.standard_normal((N, K + 5)).astype(dtype)             # a wider row: only the first K are read
-    A = np.full((N, B * vectors * V), np.nan, dtype)
-    _panel_product(vectors, Wp, h, A, 32, False)
-    want = np.concatenate([h[:, :K] @ Wp[b] for b in range(B)], axis=1)
-    _close(A, want, dtype)
-    _panel_product(vectors, Wp, h, A, 32, True)                   # accumulate: A + h W^T
-    _close(A, 2 * want, dtype)
+    for N in (13, 14, 8, 3):
+        h = rng.standard_normal((N, K + 5)).astype(dtype)         # a wider row: only the first K are read
+        A = np.full((N, B * vectors * V), np.nan, dtype)
+        _panel_product(vectors, Wp, h, A, 32, False)
+        want = np.concatenate([h[:, :K] @ Wp[b] for b in range(B)], axis=1)
+        _close(A, want, dtype)
+        _panel_product(vectors, Wp, h, A, 32, True)               # accumulate: A + h W^T
+        _close(A, 2 * want, dtype)
 
 
 def _panel_product(vectors, Wp, h, A, chunk, accumulate):
