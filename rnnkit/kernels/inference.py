@@ -75,7 +75,7 @@ def keep_row(h_in, h_out, n):
 
 
 @njit(**_JIT)
-def step_inputs(vectors, Wx, b, x, t, XW, first, chunks):
+def step_inputs(vectors, Wx, XB, x, t, XW, first, chunks):
     """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t.
 
     They are computed for a block of ``chunks[2]`` steps at a time (the block
@@ -83,29 +83,40 @@ def step_inputs(vectors, Wx, b, x, t, XW, first, chunks):
     (steps*N) rows: each chunk of W_ih's panels then serves every row of the
     block instead of one step's N, so a wide input (an upper layer of a
     bidirectional stack) is not streamed from memory again at every step.
-    Returns ``(xw (N, P), first step of the block)``.
+    The bias is the last row of ``Wx``'s panels (``[W_ih | b]``) and ``XB``
+    (steps*N, D + 1) holds the block's inputs with a last column of ones, so
+    the product starts from zero: no pass writing the bias into ``XW`` and
+    no tile reading it back. Returns ``(xw (N, P), first step of the block)``.
     """
-    T, N = x.shape[:2]
-    P = b.size
+    T, N, D = x.shape
     steps = chunks[2]
     start = (t // steps) * steps
     if start != first:
         stop = min(T, start + steps)
-        rows = XW[:(stop - start) * N]                                  # (steps*N, P)
-        for r in range(rows.shape[0]):
-            row = rows[r]
-            for j in range(P):
-                row[j] = b[j]
-        panel_product(vectors, Wx, x[start:stop].reshape((stop - start) * N, x.shape[2]), rows, chunks[0], True)
+        rows = (stop - start) * N
+        xs = x[start:stop].reshape(rows, D)                                 # (steps*N, D)
+        for r in range(rows):
+            src, dst = xs[r], XB[r]
+            for j in range(D):
+                dst[j] = src[j]
+        panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
     return XW[(t - start) * N:(t - start + 1) * N], start
 
 
 @njit(**_JIT)
+def _direct(y, Hp, lengths):
+    """Whether the loops can write each step's state straight into ``y[t]`` and read it back from there
+    (no padding: ``H == Hp`` and no step pads any sequence), skipping the copy into the outputs."""
+    return y.shape[2] == Hp and (lengths.size == 0 or lengths.min() >= y.shape[0])
+
+
+@njit(**_JIT)
 def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
-    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and W_ih, ``b`` (P,) the bias in
-    panel order; ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and end as the final one;
-    ``y`` (T, N, H) receives the outputs; ``chunks``: the K chunks of the two products and the steps
-    of one input block (:func:`step_inputs`)."""
+    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and ``[W_ih | b]``, ``b`` (P,) the
+    bias in panel order (its size is P); ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and
+    end as the final one; ``y`` (T, N, H) receives the outputs (with no padding anywhere, :func:`_direct`,
+    each step's state is written there and read back from there); ``chunks``: the K chunks of the two
+    products and the steps of one input block (:func:`step_inputs`)."""
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
@@ -114,10 +125,14 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
     XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)     # (steps*N, D + 1) a block's [x_t | 1]
+    direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(4, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:                        # padded: the state passes through
@@ -138,14 +153,15 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
                     c_new = f * cr[u + l] + i * g
                     cr[u + l] = c_new
                     hr[u + l] = o * tanh(c_new)
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
 
 @njit(**_JIT)
 def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
-    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order, ``b_hn`` (Hp,)."""
+    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order (the last row of ``Wx``), ``b_hn`` (Hp,)."""
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
@@ -154,10 +170,14 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(3, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(3, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(3, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
@@ -175,7 +195,8 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
                     z = sigmoid(xr[j + V + l] + a[j + V + l])
                     m = tanh(xr[j + 2 * V + l] + r * (a[j + 2 * V + l] + b_hn[u + l]))
                     hr[u + l] = m + z * (hp[u + l] - m)
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -185,14 +206,19 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     """All T steps of the Elman RNN; panels of 4V units (B, K, 4V)."""
     T, N = x.shape[:2]
     P = b.size
+    Hp = h.shape[1]
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    direct = _direct(y, Hp, lengths)
     first = -1
     zero = h.dtype.type(0)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(4, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
         panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
@@ -209,7 +235,8 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
             else:
                 for j in range(P):
                     hr[j] = tanh(xr[j] + a[j])
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -271,13 +298,14 @@ def _rows(a, src):
 
 
 def pack(kernel, W_hh, W_ih, b):
-    """``(Wp (B, H, GW), Wx (B, D, GW), b (P,))``: both weights as panels and the bias in panel order."""
+    """``(Wp (B, H, GW), Wx (B, D + 1, GW), b (P,))``: W_hh and ``[W_ih | b]`` as panels, the bias in panel order."""
     GH, H = W_hh.shape
     src, gates, width = panel_rows(kernel, H, W_hh.dtype)
     b_p = np.zeros(src.size, b.dtype)
     b_p[src >= 0] = b[src[src >= 0]]
     GW = gates * width
-    return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ih, src, GW), b_p
+    W_ihb = np.concatenate([W_ih, b[:, None]], axis=1)                    # (G*H, D + 1) [W_ih | b]
+    return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ihb, src, GW), b_p
 
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()

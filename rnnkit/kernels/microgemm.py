@@ -167,7 +167,7 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
     """``A (N, B*vectors*V) (+)= h (N, :K) @ Wp`` panel by panel: ``A[:, b*GV:(b+1)*GV] (+)= h[:, :K] @ Wp[b]``.
 
     Per panel, K in chunks of ``k_chunk`` (a chunk of the panel stays in L1
-    while every row tile uses it), rows in tiles of 6 and the rest by 4, 2, 1
+    while every row tile uses it; a rest of at most ``k_chunk // 8`` rows joins the last chunk), rows in tiles of 6 and the rest by 4, 2, 1
     (a rest of 2 after at least one 6 as 4 + 4: a 2-row tile has too few
     independent sums to keep both FMA units busy).
     While the first ``vectors`` row tiles run on a chunk, tile i reads vector i
@@ -184,8 +184,12 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
     w0, h0, a0 = Wp.ctypes.data, h.ctypes.data, A.ctypes.data
     vec_bytes = GV * size // vectors
     for blk in range(B):
-        for k0 in range(0, K, k_chunk):
-            kc = np.int64(min(K, k0 + k_chunk) - k0)
+        k0 = 0
+        while k0 < K:
+            k1 = min(K, k0 + k_chunk)
+            if K - k1 <= k_chunk // 8:            # a short rest joins this chunk (the bias row after 128 inputs)
+                k1 = K
+            kc = np.int64(k1 - k0)
             wp = w0 + (blk * K + k0) * GV * size
             nxt = wp + kc * GV * size if (k0 + kc < K or blk + 1 < B) else 0   # panels follow each other
             acc = accumulate or k0 > 0
@@ -203,6 +207,7 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
                          lda, acc, zero, nxt + i * vec_bytes if (nxt != 0 and i < vectors) else 0)
                     n += rows
                     i += 1
+            k0 = k1
 
 
 @njit(**_JIT)
