@@ -75,32 +75,49 @@ def keep_row(h_in, h_out, n):
 
 
 @njit(**_JIT)
-def step_inputs(vectors, Wx, XB, x, t, XW, first, chunks):
-    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t.
+def active_rows(lengths, t):
+    """How many sequences step t does not pad: with ``lengths`` in descending order (:func:`scan_forward`
+    sorts the batch), they are the first rows, and the products of the step run on those alone."""
+    n = 0
+    while n < lengths.size and t < lengths[n]:
+        n += 1
+    return n
+
+
+@njit(**_JIT)
+def step_inputs(vectors, Wx, XB, x, lengths, t, XW, first, chunks, offsets):
+    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t (its first :func:`active_rows`
+    rows are computed; the rest belong to padded sequences and are never read).
 
     They are computed for a block of ``chunks[2]`` steps at a time (the block
     holding t, when ``first`` is not already its first step), as one product of
-    (steps*N) rows: each chunk of W_ih's panels then serves every row of the
+    the block's active rows: each chunk of W_ih's panels then serves every row of the
     block instead of one step's N, so a wide input (an upper layer of a
     bidirectional stack) is not streamed from memory again at every step.
     The bias is the last row of ``Wx``'s panels (``[W_ih | b]``) and ``XB``
-    (steps*N, D + 1) holds the block's inputs with a last column of ones, so
-    the product starts from zero: no pass writing the bias into ``XW`` and
-    no tile reading it back. Returns ``(xw (N, P), first step of the block)``.
+    (steps*N, D + 1) holds the block's active inputs, step after step, with a
+    last column of ones, so the product starts from zero: no pass writing the
+    bias into ``XW`` and no tile reading it back. ``offsets`` (steps + 1,):
+    where each step's rows start in the block. Returns ``(xw (N, P), first step of the block)``.
     """
     T, N, D = x.shape
     steps = chunks[2]
     start = (t // steps) * steps
     if start != first:
         stop = min(T, start + steps)
-        rows = (stop - start) * N
-        xs = x[start:stop].reshape(rows, D)                                 # (steps*N, D)
-        for r in range(rows):
-            src, dst = xs[r], XB[r]
-            for j in range(D):
-                dst[j] = src[j]
-        panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
-    return XW[(t - start) * N:(t - start + 1) * N], start
+        rows = 0
+        for u in range(start, stop):
+            offsets[u - start] = rows
+            for r in range(active_rows(lengths, u)):
+                src, dst = x[u, r], XB[rows]
+                for j in range(D):
+                    dst[j] = src[j]
+                rows += 1
+        offsets[stop - start] = rows
+        if rows > 0:
+            panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
+    o = offsets[t - start]
+    return XW[o:o + N], start
 
 
 @njit(**_JIT)
@@ -126,14 +143,17 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
     XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)     # (steps*N, D + 1) a block's [x_t | 1]
+    offsets = np.zeros(chunks[2] + 1, np.int64)
     direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
         if direct:                                     # the state goes straight into the outputs
             h_out = y[t]
-        xw, first = step_inputs(4, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:                        # padded: the state passes through
                 keep_row(h_in, h_out, n)
@@ -171,14 +191,17 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    offsets = np.zeros(chunks[2] + 1, np.int64)
     direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
         if direct:                                     # the state goes straight into the outputs
             h_out = y[t]
-        xw, first = step_inputs(3, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(3, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        xw, first = step_inputs(3, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(3, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
                 keep_row(h_in, h_out, n)
@@ -211,6 +234,7 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    offsets = np.zeros(chunks[2] + 1, np.int64)
     direct = _direct(y, Hp, lengths)
     first = -1
     zero = h.dtype.type(0)
@@ -218,8 +242,10 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
         t = T - 1 - s if reverse else s
         if direct:                                     # the state goes straight into the outputs
             h_out = y[t]
-        xw, first = step_inputs(4, Wx, XB, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
                 keep_row(h_in, h_out, n)
@@ -380,6 +406,24 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     steps = max(1, min(T, INPUT_ROWS // N, INPUT_BYTES // (N * P * dtype.itemsize)))
     chunks = (microgemm.k_chunk(vectors, dtype),) * 2 + (steps,)
     lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    order = None
+    if lengths is not None:                          # longest first: each step's live rows are a prefix
+        order = np.argsort(-lens, kind="stable")
+        if np.array_equal(order, np.arange(N)):
+            order = None
+        else:
+            x, lens = x[:, order], lens[order]                             # (T, N, D) copy
+            state0 = tuple(np.asarray(s)[order] for s in state0)
+    y, state_T = _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp)
+    if order is None:
+        return y, state_T
+    back = np.argsort(order)                                               # the caller's order
+    return y[:, back], tuple(s[back] for s in state_T)
+
+
+def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
+    T, N = x.shape[:2]
+    dtype = x.dtype
     y = np.empty((T, N, H), dtype)                                         # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]
