@@ -24,7 +24,7 @@ What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
 OpenBLAS on every step. A single step of a few sequences (generation) runs its products
-on the weights as they are (:func:`_one_step`).
+on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from numba import njit
 
 from . import microgemm
 from .microgemm import VECTOR_BYTES, panel_product
+from .inference_step import one_step
 from .primitives import sigmoid, tanh
 from .vector_gates import gru_row, lstm_row, rnn_row
 
@@ -267,39 +268,6 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     h[...] = h_in
 
 
-@njit(**_JIT)
-def lstm_step_gates(a, h, c):
-    """One step's gates from ``a`` (N, 4H) = b + x W_ih^T + h W_hh^T in PyTorch's order (i, f, g, o);
-    ``h``, ``c`` (N, H) updated in place."""
-    N, H = h.shape
-    for n in range(N):
-        for u in range(H):
-            c_new = sigmoid(a[n, H + u]) * c[n, u] + sigmoid(a[n, u]) * tanh(a[n, 2 * H + u])
-            c[n, u] = c_new
-            h[n, u] = sigmoid(a[n, 3 * H + u]) * tanh(c_new)
-
-
-@njit(**_JIT)
-def gru_step_gates(ax, ah, b_hn, h):
-    """One GRU step from ``ax`` = b + x W_ih^T and ``ah`` = h W_hh^T (N, 3H); ``h`` updated in place."""
-    N, H = h.shape
-    for n in range(N):
-        for u in range(H):
-            r = sigmoid(ax[n, u] + ah[n, u])
-            z = sigmoid(ax[n, H + u] + ah[n, H + u])
-            m = tanh(ax[n, 2 * H + u] + r * (ah[n, 2 * H + u] + b_hn[u]))
-            h[n, u] = m + z * (h[n, u] - m)
-
-
-@njit(**_JIT)
-def rnn_step_gates(a, h, relu):
-    N, H = h.shape
-    zero = h.dtype.type(0)
-    for n in range(N):
-        for u in range(H):
-            h[n, u] = max(a[n, u], zero) if relu else tanh(a[n, u])
-
-
 def panel_rows(kernel, H, dtype):
     """``(src, gates, width)``: for each panel-order row, the row of a (G*H, .) weight it takes (-1: zero).
 
@@ -337,7 +305,7 @@ def pack(kernel, W_hh, W_ih, b):
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
 CACHE_ENTRIES = 32
 ONE_STEP_ROWS = 16
-"""A single step of fewer sequences runs on the weights as they are (:func:`_one_step`): checking the
+"""A single step of fewer sequences runs on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`): checking the
 packed copy reads the weights once more, which only a batch of rows (beams, a batch of sentences) repays."""
 INPUT_ROWS, INPUT_BYTES = 256, 2 << 20
 """The input product runs over blocks of about INPUT_ROWS rows (steps x batch), its output at most INPUT_BYTES."""
@@ -364,25 +332,6 @@ def packed(kernel, W_hh, W_ih, b):
     return result
 
 
-def _one_step(kernel, x, state0, W_ih, W_hh, b, b_hn):
-    """``(y (1, N, H), state)`` of a single step: the products by BLAS on the weights as they are, the
-    gates compiled (a step has no padding). Packing, or checking a packed copy, would read the weights
-    once more than the step itself does."""
-    h = np.array(state0[0], dtype=x.dtype, order="C")                    # (N, H)
-    a = np.matmul(x, W_ih.T)                                              # (N, G*H)
-    a += b
-    if kernel == "gru":
-        gru_step_gates(a, np.matmul(h, W_hh.T), np.ascontiguousarray(b_hn), h)
-        return h[None].copy(), (h,)
-    a += np.matmul(h, W_hh.T)
-    if kernel == "lstm":
-        c = np.array(state0[1], dtype=x.dtype, order="C")
-        lstm_step_gates(a, h, c)
-        return h[None].copy(), (h, c)
-    rnn_step_gates(a, h, kernel == "rnn_relu")
-    return h[None].copy(), (h,)
-
-
 def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     """``(y (T, N, H), state_T)`` of one layer and direction; the arguments of :func:`rnnkit.nn.scan.scan_forward`."""
     dtype = x.dtype
@@ -398,7 +347,7 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     else:
         b = b_ih + b_hh
     if T == 1 and N < ONE_STEP_ROWS:                 # generation: nothing packed or checked
-        return _one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
+        return one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
     Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
     Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
