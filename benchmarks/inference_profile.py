@@ -43,10 +43,10 @@ def _steps(vectors, Wp, h, A, T, k_chunk):
 
 
 @njit
-def _inputs(vectors, Wx, XB, x, XW, chunks):
+def _inputs(vectors, Wx, XB, x, lengths, XW, chunks, offsets):
     first = -1
     for t in range(x.shape[0]):
-        _, first = inference.step_inputs(vectors, Wx, XB, x, t, XW, first, chunks)
+        _, first = inference.step_inputs(vectors, Wx, XB, x, lengths, t, XW, first, chunks, offsets)
 
 
 def tile_peak(reps: int = 15) -> float:
@@ -87,7 +87,8 @@ def profile(torch, cell: str, config: str, reps: int, peak: float) -> dict:
     xt = torch.from_numpy(x)
     fns = {"whole": lambda: inference.scan_forward(kernel, x, state, W_ih, W_hh, b_ih, b_hh, None, False),
            "step product": lambda: _steps(vectors, Wp, h, A, T, kc),
-           "input product": lambda: _inputs(vectors, Wx, XB, x, XW, (kc, kc, steps)),
+           "input product": lambda: _inputs(vectors, Wx, XB, x, np.full(N, T, np.int64), XW, (kc, kc, steps),
+                                            np.zeros(steps + 1, np.int64)),
            "torch": lambda: module(xt)}
     times = {k: [] for k in fns}
     with torch.inference_mode():
