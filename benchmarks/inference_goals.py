@@ -12,6 +12,9 @@ With ``--peak`` (GFLOP/s, e.g. the tile peak of ``benchmarks/inference_profile.p
 cases that miss their goal are listed with their *ceiling*: PyTorch's time over the time
 of the case's FLOPs at that peak, the speedup rnnkit would have if every multiply-add ran at
 the peak and nothing else took time. A goal above the ceiling cannot be reached by a faster loop.
+The bench's times are wall clock: on a loaded machine they include the time spent waiting for a
+core, which inflates the ceiling unless the peak is scaled the same way (the README's ceilings come
+from ``inference_profile.py``, which times both sides and the peak in thread CPU time).
 
 Prints Markdown: one row per config and variant, one column per cell (speedup,
 marked with a check where the goal is reached), then the count per cell.
