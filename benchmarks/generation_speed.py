@@ -165,6 +165,7 @@ def torch_greedy(tt, src, src_len, max_length):
 def torch_beam(tt, src, src_len, B, max_length):
     """rnnkit's beam search (alpha 0, n_best 1), its bookkeeping copied, the network steps in PyTorch."""
     from rnnkit.translate.data import EOS, SOS
+    from rnnkit.translate.decode import _best
     torch = tt.torch
     N = src.shape[1]
     with torch.inference_mode():
@@ -183,7 +184,7 @@ def torch_beam(tt, src, src_len, B, max_length):
             logp = logp.astype(np.float64)
             V = logp.shape[1]
             cand = (scores.reshape(N * B, 1) + logp).reshape(N, B * V)
-            order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * B]
+            order = _best(cand, 2 * B)                  # rnnkit's selection (its stable-sort order)
             parents = np.zeros(N * B, np.int64)
             new_tokens = np.full(N * B, EOS, np.int64)
             new_scores = np.full((N, B), -np.inf)

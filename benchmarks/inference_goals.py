@@ -6,6 +6,15 @@ Goals: LSTM inference >= 1.0x PyTorch, GRU and RNN inference >= 2.0x, at configs
 
     python benchmarks/inference_goals.py benchmarks/results/bench-full-inference-2026-12-02-1thread.json
     python benchmarks/inference_goals.py AFTER.json --before BEFORE.json     # a before/after table
+    python benchmarks/inference_goals.py RESULT.json --peak 190   # and each missed goal's ceiling
+
+With ``--peak`` (GFLOP/s, e.g. the tile peak of ``benchmarks/inference_profile.py``), the
+cases that miss their goal are listed with their *ceiling*: PyTorch's time over the time
+of the case's FLOPs at that peak, the speedup rnnkit would have if every multiply-add ran at
+the peak and nothing else took time. A goal above the ceiling cannot be reached by a faster loop.
+The bench's times are wall clock: on a loaded machine they include the time spent waiting for a
+core, which inflates the ceiling unless the peak is scaled the same way (the README's ceilings come
+from ``inference_profile.py``, which times both sides and the peak in thread CPU time).
 
 Prints Markdown: one row per config and variant, one column per cell (speedup,
 marked with a check where the goal is reached), then the count per cell.
@@ -58,6 +67,22 @@ def goals_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def ceilings(result: dict, peak: float) -> str:
+    """The missed goals with their ceilings (``peak`` in GFLOP/s)."""
+    lines = ["| case | goal | speedup | ceiling at the peak | goal reachable? |", "|---|---:|---:|---:|---|"]
+    for row in result["cases"]:
+        case = row["case"]
+        if case["mode"] != "inference" or row.get("speedup") is None or case.get("variant"):
+            continue
+        goal = GOAL[case["cell"]]
+        if row["speedup"] >= goal:
+            continue
+        ceiling = row["sides"]["torch"]["median_ms"] / (case["flops"] / peak / 1e6)
+        lines.append(f"| {case['config']} {case['cell']} {_variant(case)} | {goal:.1f}x | {row['speedup']:.2f}x | "
+                     f"{ceiling:.2f}x | {'yes' if ceiling >= goal else 'no'} |")
+    return "\n".join(lines)
+
+
 def before_after(after: dict, before: dict) -> str:
     a, b = _speedups(after), _speedups(before)
     lines = ["| case | before | after |", "|---|---:|---:|"]
@@ -72,6 +97,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("result", help="JSON written by rnnkit bench --out")
     p.add_argument("--before", default=None, help="an earlier run's JSON: print a before/after table instead")
+    p.add_argument("--peak", type=float, default=None, help="GFLOP/s: also list each missed goal's ceiling")
     args = p.parse_args(argv)
     with open(args.result) as f:
         result = json.load(f)
@@ -80,6 +106,9 @@ def main(argv=None) -> int:
             print(before_after(result, json.load(f)))
     else:
         print(goals_table(result))
+        if args.peak:
+            print()
+            print(ceilings(result, args.peak))
     return 0
 
 

@@ -45,7 +45,7 @@ def _weights(rng, G, H, D, dtype, bias=True):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
 @pytest.mark.parametrize("T,N,D,H", [(5, 1, 3, 7), (4, 13, 5, 40), (3, 7, 9, 16), (2, 3, 4, 100), (3, 11, 2, 33),
-                                     (1, 3, 6, 24), (1, 17, 6, 24)])  # T = 1: one-step path, packed path
+                                     (1, 3, 6, 24), (1, 17, 6, 24), (3, 5, 4, 64)])  # T = 1: one step; H = 64: states written into y
 def test_one_layer_equals_the_reference(kernel, dtype, T, N, D, H):
     rng = np.random.default_rng(T * 1000 + N * 10 + H)
     cell = CELLS[CELL_NAMES[kernel]]()
@@ -115,18 +115,20 @@ def test_input_blocks_of_a_few_steps_equal_the_reference(kernel, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("vectors", [3, 4])
 def test_panel_product_equals_matmul_across_k_chunks(dtype, vectors):
-    """A (N, B*GV) = h W^T in panel order, K longer than a chunk (the chunks accumulate), every row tile."""
+    """A (N, B*GV) = h W^T in panel order, K longer than a chunk (the chunks accumulate; 75 = 32+32+11,
+    66 = 32+34), every row tile and split of the rows (13 = 6+6+1, 14 = 6+4+4, 8 = 4+4, 3 = 2+1)."""
     rng = np.random.default_rng(vectors)
     V = microgemm.lanes(dtype)
-    B, K, N = 3, 75, 13
-    Wp = rng.standard_normal((B, K, vectors * V)).astype(dtype)
-    h = rng.standard_normal((N, K + 5)).astype(dtype)             # a wider row: only the first K are read
-    A = np.full((N, B * vectors * V), np.nan, dtype)
-    _panel_product(vectors, Wp, h, A, 32, False)
-    want = np.concatenate([h[:, :K] @ Wp[b] for b in range(B)], axis=1)
-    _close(A, want, dtype)
-    _panel_product(vectors, Wp, h, A, 32, True)                   # accumulate: A + h W^T
-    _close(A, 2 * want, dtype)
+    B = 3
+    for K, N in ((75, 13), (75, 14), (66, 8), (66, 3)):             # K = 66: a rest of 2 joins the last chunk
+        Wp = rng.standard_normal((B, K, vectors * V)).astype(dtype)
+        h = rng.standard_normal((N, K + 5)).astype(dtype)         # a wider row: only the first K are read
+        A = np.full((N, B * vectors * V), np.nan, dtype)
+        _panel_product(vectors, Wp, h, A, 32, False)
+        want = np.concatenate([h[:, :K] @ Wp[b] for b in range(B)], axis=1)
+        _close(A, want, dtype)
+        _panel_product(vectors, Wp, h, A, 32, True)               # accumulate: A + h W^T
+        _close(A, 2 * want, dtype)
 
 
 def _panel_product(vectors, Wp, h, A, chunk, accumulate):

@@ -24,7 +24,7 @@ What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
 OpenBLAS on every step. A single step of a few sequences (generation) runs its products
-on the weights as they are (:func:`_one_step`).
+on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from numba import njit
 
 from . import microgemm
 from .microgemm import VECTOR_BYTES, panel_product
+from .inference_step import one_step
 from .primitives import sigmoid, tanh
 from .vector_gates import gru_row, lstm_row, rnn_row
 
@@ -75,37 +76,65 @@ def keep_row(h_in, h_out, n):
 
 
 @njit(**_JIT)
-def step_inputs(vectors, Wx, b, x, t, XW, first, chunks):
-    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t.
+def active_rows(lengths, t):
+    """How many sequences step t does not pad: with ``lengths`` in descending order (:func:`scan_forward`
+    sorts the batch), they are the first rows, and the products of the step run on those alone."""
+    n = 0
+    while n < lengths.size and t < lengths[n]:
+        n += 1
+    return n
+
+
+@njit(**_JIT)
+def step_inputs(vectors, Wx, XB, x, lengths, t, XW, first, chunks, offsets):
+    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t (its first :func:`active_rows`
+    rows are computed; the rest belong to padded sequences and are never read).
 
     They are computed for a block of ``chunks[2]`` steps at a time (the block
     holding t, when ``first`` is not already its first step), as one product of
-    (steps*N) rows: each chunk of W_ih's panels then serves every row of the
+    the block's active rows: each chunk of W_ih's panels then serves every row of the
     block instead of one step's N, so a wide input (an upper layer of a
     bidirectional stack) is not streamed from memory again at every step.
-    Returns ``(xw (N, P), first step of the block)``.
+    The bias is the last row of ``Wx``'s panels (``[W_ih | b]``) and ``XB``
+    (steps*N, D + 1) holds the block's active inputs, step after step, with a
+    last column of ones, so the product starts from zero: no pass writing the
+    bias into ``XW`` and no tile reading it back. ``offsets`` (steps + 1,):
+    where each step's rows start in the block. Returns ``(xw (N, P), first step of the block)``.
     """
-    T, N = x.shape[:2]
-    P = b.size
+    T, N, D = x.shape
     steps = chunks[2]
     start = (t // steps) * steps
     if start != first:
         stop = min(T, start + steps)
-        rows = XW[:(stop - start) * N]                                  # (steps*N, P)
-        for r in range(rows.shape[0]):
-            row = rows[r]
-            for j in range(P):
-                row[j] = b[j]
-        panel_product(vectors, Wx, x[start:stop].reshape((stop - start) * N, x.shape[2]), rows, chunks[0], True)
-    return XW[(t - start) * N:(t - start + 1) * N], start
+        rows = 0
+        for u in range(start, stop):
+            offsets[u - start] = rows
+            for r in range(active_rows(lengths, u)):
+                src, dst = x[u, r], XB[rows]
+                for j in range(D):
+                    dst[j] = src[j]
+                rows += 1
+        offsets[stop - start] = rows
+        if rows > 0:
+            panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
+    o = offsets[t - start]
+    return XW[o:o + N], start
+
+
+@njit(**_JIT)
+def _direct(y, Hp, lengths):
+    """Whether the loops can write each step's state straight into ``y[t]`` and read it back from there
+    (no padding: ``H == Hp`` and no step pads any sequence), skipping the copy into the outputs."""
+    return y.shape[2] == Hp and (lengths.size == 0 or lengths.min() >= y.shape[0])
 
 
 @njit(**_JIT)
 def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
-    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and W_ih, ``b`` (P,) the bias in
-    panel order; ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and end as the final one;
-    ``y`` (T, N, H) receives the outputs; ``chunks``: the K chunks of the two products and the steps
-    of one input block (:func:`step_inputs`)."""
+    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and ``[W_ih | b]``, ``b`` (P,) the
+    bias in panel order (its size is P); ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and
+    end as the final one; ``y`` (T, N, H) receives the outputs (with no padding anywhere, :func:`_direct`,
+    each step's state is written there and read back from there); ``chunks``: the K chunks of the two
+    products and the steps of one input block (:func:`step_inputs`)."""
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
@@ -114,11 +143,18 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
     XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)     # (steps*N, D + 1) a block's [x_t | 1]
+    offsets = np.zeros(chunks[2] + 1, np.int64)
+    direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:                        # padded: the state passes through
                 keep_row(h_in, h_out, n)
@@ -138,14 +174,15 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
                     c_new = f * cr[u + l] + i * g
                     cr[u + l] = c_new
                     hr[u + l] = o * tanh(c_new)
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
 
 @njit(**_JIT)
 def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
-    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order, ``b_hn`` (Hp,)."""
+    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order (the last row of ``Wx``), ``b_hn`` (Hp,)."""
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
@@ -154,11 +191,18 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    offsets = np.zeros(chunks[2] + 1, np.int64)
+    direct = _direct(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(3, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(3, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(3, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(3, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
                 keep_row(h_in, h_out, n)
@@ -175,7 +219,8 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
                     z = sigmoid(xr[j + V + l] + a[j + V + l])
                     m = tanh(xr[j + 2 * V + l] + r * (a[j + 2 * V + l] + b_hn[u + l]))
                     hr[u + l] = m + z * (hp[u + l] - m)
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -185,15 +230,23 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     """All T steps of the Elman RNN; panels of 4V units (B, K, 4V)."""
     T, N = x.shape[:2]
     P = b.size
+    Hp = h.shape[1]
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
+    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
+    offsets = np.zeros(chunks[2] + 1, np.int64)
+    direct = _direct(y, Hp, lengths)
     first = -1
     zero = h.dtype.type(0)
     for s in range(T):
         t = T - 1 - s if reverse else s
-        xw, first = step_inputs(4, Wx, b, x, t, XW, first, chunks)   # (N, P) x_t W_ih^T + b
-        panel_product(4, Wp, h_in, A, chunks[1], False)         # (N, P) h W_hh^T
+        if direct:                                     # the state goes straight into the outputs
+            h_out = y[t]
+        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
+        act = active_rows(lengths, t)
+        if act > 0:
+            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
                 keep_row(h_in, h_out, n)
@@ -209,42 +262,10 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
             else:
                 for j in range(P):
                     hr[j] = tanh(xr[j] + a[j])
-        copy_output(t, lengths, h_out, y[t])
+        if not direct:
+            copy_output(t, lengths, h_out, y[t])
         h_in, h_out = h_out, h_in
     h[...] = h_in
-
-
-@njit(**_JIT)
-def lstm_step_gates(a, h, c):
-    """One step's gates from ``a`` (N, 4H) = b + x W_ih^T + h W_hh^T in PyTorch's order (i, f, g, o);
-    ``h``, ``c`` (N, H) updated in place."""
-    N, H = h.shape
-    for n in range(N):
-        for u in range(H):
-            c_new = sigmoid(a[n, H + u]) * c[n, u] + sigmoid(a[n, u]) * tanh(a[n, 2 * H + u])
-            c[n, u] = c_new
-            h[n, u] = sigmoid(a[n, 3 * H + u]) * tanh(c_new)
-
-
-@njit(**_JIT)
-def gru_step_gates(ax, ah, b_hn, h):
-    """One GRU step from ``ax`` = b + x W_ih^T and ``ah`` = h W_hh^T (N, 3H); ``h`` updated in place."""
-    N, H = h.shape
-    for n in range(N):
-        for u in range(H):
-            r = sigmoid(ax[n, u] + ah[n, u])
-            z = sigmoid(ax[n, H + u] + ah[n, H + u])
-            m = tanh(ax[n, 2 * H + u] + r * (ah[n, 2 * H + u] + b_hn[u]))
-            h[n, u] = m + z * (h[n, u] - m)
-
-
-@njit(**_JIT)
-def rnn_step_gates(a, h, relu):
-    N, H = h.shape
-    zero = h.dtype.type(0)
-    for n in range(N):
-        for u in range(H):
-            h[n, u] = max(a[n, u], zero) if relu else tanh(a[n, u])
 
 
 def panel_rows(kernel, H, dtype):
@@ -271,19 +292,20 @@ def _rows(a, src):
 
 
 def pack(kernel, W_hh, W_ih, b):
-    """``(Wp (B, H, GW), Wx (B, D, GW), b (P,))``: both weights as panels and the bias in panel order."""
+    """``(Wp (B, H, GW), Wx (B, D + 1, GW), b (P,))``: W_hh and ``[W_ih | b]`` as panels, the bias in panel order."""
     GH, H = W_hh.shape
     src, gates, width = panel_rows(kernel, H, W_hh.dtype)
     b_p = np.zeros(src.size, b.dtype)
     b_p[src >= 0] = b[src[src >= 0]]
     GW = gates * width
-    return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ih, src, GW), b_p
+    W_ihb = np.concatenate([W_ih, b[:, None]], axis=1)                    # (G*H, D + 1) [W_ih | b]
+    return microgemm.pack_panels(W_hh, src, GW), microgemm.pack_panels(W_ihb, src, GW), b_p
 
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
 CACHE_ENTRIES = 32
 ONE_STEP_ROWS = 16
-"""A single step of fewer sequences runs on the weights as they are (:func:`_one_step`): checking the
+"""A single step of fewer sequences runs on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`): checking the
 packed copy reads the weights once more, which only a batch of rows (beams, a batch of sentences) repays."""
 INPUT_ROWS, INPUT_BYTES = 256, 2 << 20
 """The input product runs over blocks of about INPUT_ROWS rows (steps x batch), its output at most INPUT_BYTES."""
@@ -310,25 +332,6 @@ def packed(kernel, W_hh, W_ih, b):
     return result
 
 
-def _one_step(kernel, x, state0, W_ih, W_hh, b, b_hn):
-    """``(y (1, N, H), state)`` of a single step: the products by BLAS on the weights as they are, the
-    gates compiled (a step has no padding). Packing, or checking a packed copy, would read the weights
-    once more than the step itself does."""
-    h = np.array(state0[0], dtype=x.dtype, order="C")                    # (N, H)
-    a = np.matmul(x, W_ih.T)                                              # (N, G*H)
-    a += b
-    if kernel == "gru":
-        gru_step_gates(a, np.matmul(h, W_hh.T), np.ascontiguousarray(b_hn), h)
-        return h[None].copy(), (h,)
-    a += np.matmul(h, W_hh.T)
-    if kernel == "lstm":
-        c = np.array(state0[1], dtype=x.dtype, order="C")
-        lstm_step_gates(a, h, c)
-        return h[None].copy(), (h, c)
-    rnn_step_gates(a, h, kernel == "rnn_relu")
-    return h[None].copy(), (h,)
-
-
 def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     """``(y (T, N, H), state_T)`` of one layer and direction; the arguments of :func:`rnnkit.nn.scan.scan_forward`."""
     dtype = x.dtype
@@ -344,7 +347,7 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     else:
         b = b_ih + b_hh
     if T == 1 and N < ONE_STEP_ROWS:                 # generation: nothing packed or checked
-        return _one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
+        return one_step(kernel, x[0], state0, W_ih, W_hh, b, b_hh[2 * H:] if kernel == "gru" else None)
     Wp, Wx, b_p = packed(kernel, W_hh, W_ih, b)
     P = b_p.size
     Hp = P // (4 if kernel == "lstm" else 3 if kernel == "gru" else 1)
@@ -352,6 +355,24 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     steps = max(1, min(T, INPUT_ROWS // N, INPUT_BYTES // (N * P * dtype.itemsize)))
     chunks = (microgemm.k_chunk(vectors, dtype),) * 2 + (steps,)
     lens = np.full(N, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    order = None
+    if lengths is not None:                          # longest first: each step's live rows are a prefix
+        order = np.argsort(-lens, kind="stable")
+        if np.array_equal(order, np.arange(N)):
+            order = None
+        else:
+            x, lens = x[:, order], lens[order]                             # (T, N, D) copy
+            state0 = tuple(np.asarray(s)[order] for s in state0)
+    y, state_T = _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp)
+    if order is None:
+        return y, state_T
+    back = np.argsort(order)                                               # the caller's order
+    return y[:, back], tuple(s[back] for s in state_T)
+
+
+def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
+    T, N = x.shape[:2]
+    dtype = x.dtype
     y = np.empty((T, N, H), dtype)                                         # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]

@@ -61,21 +61,23 @@ def lanes(dtype) -> int:
 
 
 def _make_tile(rows: int, vectors: int):
-    """The intrinsic ``(wp, hp, ldh, K, op, ldo, accumulate, zero)``: pointers as integers, sizes in elements.
+    """The intrinsic ``(wp, hp, ldh, K, op, ldo, accumulate, zero, pf)``: pointers as integers, sizes in elements.
 
     ``out[r, :] (+)= sum_k h[r, k] * Wp[k, :]`` over ``vectors`` vectors of V lanes,
     for r < rows, with ``out`` row r at ``op + r*ldo``; with ``accumulate`` (0/1)
     the sums start from ``out`` instead of 0; ``zero`` (a 0 of the dtype) only
-    chooses the element type.
+    chooses the element type. ``pf``: an address whose line ``pf + k*vectors*V``
+    is prefetched into L2 at each k (the caller's next panel chunk; the current
+    chunk ``wp`` when there is nothing to fetch, which costs a hit).
     """
 
     @intrinsic
-    def _tile(typingctx, wp, hp, ldh, K, op, ldo, accumulate, zero):
+    def _tile(typingctx, wp, hp, ldh, K, op, ldo, accumulate, zero, pf):
         sig = types.void(types.intp, types.intp, types.int64, types.int64, types.intp, types.int64, types.int64,
-                         zero)
+                         zero, types.intp)
 
         def codegen(context, builder, signature, args):
-            wp, hp, ldh, K, op, ldo, accumulate, _ = args
+            wp, hp, ldh, K, op, ldo, accumulate, _, pf = args
             fty = context.get_value_type(signature.args[7])
             itemsize = 4 if fty == ir.FloatType() else 8
             V = VECTOR_BYTES // itemsize
@@ -97,8 +99,14 @@ def _make_tile(rows: int, vectors: int):
             w0 = builder.inttoptr(wp, fptr)
             h0 = builder.inttoptr(hp, fptr)
             h_rows = [builder.gep(h0, [builder.mul(ldh, i64(r))]) for r in range(rows)]
+            i8p = ir.IntType(8).as_pointer()
+            prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                      "llvm.prefetch.p0")
+            p0 = builder.inttoptr(pf, fptr)
             with cgutils.for_range(builder, K) as loop:
                 k = loop.index
+                builder.call(prefetch, [builder.bitcast(builder.gep(p0, [builder.mul(k, i64(vectors * V))]), i8p),
+                                        i32(0), i32(2), i32(1)])        # read, into L2, data
                 wk = builder.gep(w0, [builder.mul(k, i64(vectors * V))])
                 ws = [builder.load(builder.bitcast(builder.gep(wk, [i64(g * V)]), vptr), align=itemsize)
                       for g in range(vectors)]
@@ -125,31 +133,33 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
 
 @njit(inline="always")
-def tile(vectors, rows, wp, hp, ldh, K, ap, lda, accumulate, zero):
+def tile(vectors, rows, wp, hp, ldh, K, ap, lda, accumulate, zero, pf=0):
     """``A[r, :] (+)= h[r, :K] @ Wp_k`` (K, vectors*V) for r < rows (6, 4, 2 or 1); all by address.
 
     Addresses, not array slices: a numba slice costs two atomic reference-count
     updates, which at tens of tiles per step is more than the tiles' arithmetic.
+    ``pf`` (an address, 0: none) is read ahead into L2 along the way, one line per k.
     """
     acc = np.int64(accumulate)
+    pf = wp if pf == 0 else pf
     if vectors == 4:
         if rows == 6:
-            _t4_6(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t4_6(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         elif rows == 4:
-            _t4_4(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t4_4(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         elif rows == 2:
-            _t4_2(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t4_2(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         else:
-            _t4_1(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t4_1(wp, hp, ldh, K, ap, lda, acc, zero, pf)
     else:
         if rows == 6:
-            _t3_6(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t3_6(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         elif rows == 4:
-            _t3_4(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t3_4(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         elif rows == 2:
-            _t3_2(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t3_2(wp, hp, ldh, K, ap, lda, acc, zero, pf)
         else:
-            _t3_1(wp, hp, ldh, K, ap, lda, acc, zero)
+            _t3_1(wp, hp, ldh, K, ap, lda, acc, zero, pf)
 
 
 @njit(inline="always")
@@ -157,7 +167,13 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
     """``A (N, B*vectors*V) (+)= h (N, :K) @ Wp`` panel by panel: ``A[:, b*GV:(b+1)*GV] (+)= h[:, :K] @ Wp[b]``.
 
     Per panel, K in chunks of ``k_chunk`` (a chunk of the panel stays in L1
-    while every row tile uses it), rows in tiles of 6 and the rest by 4, 2, 1.
+    while every row tile uses it; a rest of at most ``k_chunk // 8`` rows joins the last chunk), rows in tiles of 6 and the rest by 4, 2, 1
+    (a rest of 2 after at least one 6 as 4 + 4: a 2-row tile has too few
+    independent sums to keep both FMA units busy).
+    While the first ``vectors`` row tiles run on a chunk, tile i reads vector i
+    of every row of the next chunk ahead into L2, so weights larger than L2
+    (config B's 4 MB W_hh) arrive before they are needed instead of at the
+    next chunk's first tile.
     ``h`` and ``A`` need unit stride within rows; ``Wp`` (B, K, GV) is C-contiguous.
     """
     B, K, GV = Wp.shape
@@ -166,21 +182,32 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
     zero = h.dtype.type(0)
     ldh, lda = np.int64(h.strides[0] // size), np.int64(A.strides[0] // size)
     w0, h0, a0 = Wp.ctypes.data, h.ctypes.data, A.ctypes.data
+    vec_bytes = GV * size // vectors
     for blk in range(B):
-        for k0 in range(0, K, k_chunk):
-            kc = np.int64(min(K, k0 + k_chunk) - k0)
+        k0 = 0
+        while k0 < K:
+            k1 = min(K, k0 + k_chunk)
+            if K - k1 <= k_chunk // 8:            # a short rest joins this chunk (the bias row after 128 inputs)
+                k1 = K
+            kc = np.int64(k1 - k0)
             wp = w0 + (blk * K + k0) * GV * size
+            nxt = wp + kc * GV * size if (k0 + kc < K or blk + 1 < B) else 0   # panels follow each other
             acc = accumulate or k0 > 0
             n = 0
-            while n + 6 <= N:
+            i = 0
+            sixes = N // 6 - 1 if (N % 6 == 2 and N >= 8) else N // 6     # a rest of 2 rows: 4 + 4, not 6 + 2
+            while n < 6 * sixes:
                 tile(vectors, 6, wp, h0 + (n * ldh + k0) * size, ldh, kc, a0 + (n * lda + blk * GV) * size, lda, acc,
-                     zero)
+                     zero, nxt + i * vec_bytes if (nxt != 0 and i < vectors) else 0)
                 n += 6
-            for rows in (4, 2, 1):
+                i += 1
+            for rows in (4, 4, 2, 1):
                 if n + rows <= N:
                     tile(vectors, rows, wp, h0 + (n * ldh + k0) * size, ldh, kc, a0 + (n * lda + blk * GV) * size,
-                         lda, acc, zero)
+                         lda, acc, zero, nxt + i * vec_bytes if (nxt != 0 and i < vectors) else 0)
                     n += rows
+                    i += 1
+            k0 = k1
 
 
 @njit(**_JIT)

@@ -92,13 +92,14 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
     dec = model.decoder
     with model.eval_mode():
         mem, dstate, _ = model.encode(src, src_len)
+        project = _output_layer(dec)                                   # packed once for every step
         tokens = np.full(N, SOS, dtype=np.int64)
         out_tokens, out_w = [], []
         log_prob = np.zeros(N)
         finished = np.zeros(N, dtype=bool)
         for _ in range(max_length):
             out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
-            logp = log_softmax(dec.logits(out))                        # (N, V)
+            logp = log_softmax(project(out))                           # (N, V)
             tokens = logp.argmax(axis=1)
             log_prob += np.where(finished, 0.0, logp[np.arange(N), tokens])
             out_tokens.append(tokens)
@@ -117,6 +118,34 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
         hyps.append(Hypothesis([int(t) for t in row[:L]], float(log_prob[n]), float(log_prob[n]),
                                ws[n, :steps, :src_len[n]], done))
     return hyps
+
+
+def _output_layer(dec):
+    """``out -> dec.logits(out)`` for one decoding call: the output layer's weights packed once for the
+    compiled product where it runs (:func:`rnnkit.kernels.projection.packed_linear`; they cannot change
+    while decoding), else the layer itself."""
+    try:
+        from ..kernels.projection import packed_linear
+    except ImportError:                                                # no numba: the layer itself
+        return dec.logits
+    return packed_linear(dec.out)
+
+
+def _best(cand: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-cand, axis=1, kind="stable")[:, :k]`` (N, k) without sorting whole rows of B*V: per row,
+    the entries at least as good as its k-th best (a partition), stably sorted (ties by index, as there)."""
+    neg = -cand                                                        # (N, B*V)
+    if k >= neg.shape[1]:
+        return np.argsort(neg, axis=1, kind="stable")[:, :k]
+    kth = np.partition(neg, k - 1, axis=1)[:, k - 1]                   # (N,) the k-th smallest of each row
+    order = np.empty((neg.shape[0], k), np.int64)
+    for n in range(neg.shape[0]):
+        idx = np.flatnonzero(neg[n] <= kth[n])                         # ascending: ties stay in index order
+        if idx.size < k:                                               # NaNs: the full sort puts them last
+            order[n] = np.argsort(neg[n], kind="stable")[:k]
+            continue
+        order[n] = idx[np.argsort(neg[n, idx], kind="stable")[:k]]
+    return order
 
 
 def _expand(mem: Memory, index: np.ndarray) -> Memory:
@@ -153,6 +182,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
         mem, dstate, _ = model.encode(src, src_len)
         expand = np.repeat(np.arange(N), B)                            # row n*B + b is beam b of sentence n
         mem, dstate = _expand(mem, expand), dstate.select(expand)
+        project = _output_layer(dec)
         S = mem.values.shape[1]
         scores = np.full((N, B), -np.inf)
         scores[:, 0] = 0.0                                             # one live beam to start: no duplicates
@@ -163,10 +193,10 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
         done = np.zeros(N, dtype=bool)
         for t in range(max_length):
             out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
-            logp = log_softmax(dec.logits(out)).astype(np.float64)    # (N*B, V)
+            logp = log_softmax(project(out)).astype(np.float64)       # (N*B, V)
             V = logp.shape[1]
             cand = (scores.reshape(N * B, 1) + logp).reshape(N, B * V)  # (N, B*V)
-            order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * B]  # 2B: enough to refill B after <eos>s
+            order = _best(cand, 2 * B)                                 # 2B: enough to refill B after <eos>s
             parents = np.zeros(N * B, dtype=np.int64)
             new_tokens = np.full(N * B, EOS, dtype=np.int64)
             new_scores = np.full((N, B), -np.inf)
