@@ -148,14 +148,19 @@ def main(argv=None) -> int:
                "train_cpu_seconds": round(cpu_s, 1), "steps": h.steps,
                "epochs": len(h.epochs), "stop_reason": h.stop_reason, "best_val_loss": h.best_val_loss,
                "val_bleu": [m.get("bleu") for _, m in h.val]}
-        for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
-            t0 = time.perf_counter()
-            r = tr.evaluate(test, beam=beam, length_penalty=args.length_penalty if beam > 1 else 0.0,
-                            with_loss=(beam == 1))
-            row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
-            row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
-        if args.select_decoding:
-            row["decoding"] = _select_decoding(tr, valid, test)
+        row.update(_scores(tr, valid, test, args))
+        if getattr(tr, "averaging_", None) is not None:
+            # checkpoint averaging: score the candidate that was not kept too (both are saved)
+            row["averaging"] = tr.averaging_
+            kept = tr.model_.state_dict()
+            tr.model_.load_state_dict(tr.unkept_state_)
+            row["unkept"] = dict(_scores(tr, valid, test, args), model=(
+                "best" if tr.averaging_["kept"] == "averaged" else "averaged"))
+            if args.save_dir:
+                os.makedirs(args.save_dir, exist_ok=True)
+                tr.save(os.path.join(args.save_dir, f"fra-eng-{name}-{row['unkept']['model']}.npz"),
+                        meta={"benchmark": {"config": name, **row["unkept"]}})
+            tr.model_.load_state_dict(kept)
         print(json.dumps(row), flush=True)
         results.append(row)
         if args.save_dir:
@@ -177,6 +182,20 @@ def main(argv=None) -> int:
                                             extra_pairs=args.extra_pairs, oversample=args.oversample),
                                "args": vars(args), "results": results}, what="--out")
     return 0
+
+
+def _scores(tr: Translator, valid, test, args) -> dict:
+    """Greedy and beam test scores of ``tr`` (and, with --select-decoding, the decoding chosen on validation)."""
+    row = {}
+    for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
+        t0 = time.perf_counter()
+        r = tr.evaluate(test, beam=beam, length_penalty=args.length_penalty if beam > 1 else 0.0,
+                        with_loss=(beam == 1))
+        row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
+        row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.select_decoding:
+        row["decoding"] = _select_decoding(tr, valid, test)
+    return row
 
 
 def _setting(text: str):
