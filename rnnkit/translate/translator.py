@@ -73,6 +73,8 @@ class Translator(Estimator):
         input and on h(t-1)); the decoder, stepped token by token, has none.
     weight_drop : the encoder's DropConnect on its recurrent weights W_hh (one mask per step).
     zoneout : the encoder's zoneout probability (each unit keeps its previous value).
+    tie_embeddings : weight tying (Press and Wolf 2017): the decoder's output layer is its target embedding
+        matrix, after a linear map to the embedding size when the output vector is wider.
     tokens : word or char tokens.
     normalize : Unicode normalisation: nfkc, nfc, ascii (strip accents) or none.
     lowercase : fold the text to lower case.
@@ -120,7 +122,7 @@ class Translator(Estimator):
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
                      "split_punctuation", "min_freq", "max_vocab", "batch_size",   # batches are rebuilt on resume
-                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout",
+                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout", "tie_embeddings",
                      "lr_decay", "select_by")      # the schedule and the best-model rule carry over a resume
 
     def __init__(self, *, cell: str = "lstm", attention: str = "general", embedding_size: int = 128,
@@ -128,7 +130,7 @@ class Translator(Estimator):
                  input_feeding: bool = False, attention_size: Optional[int] = None, bridge: str = "linear",
                  dropout: float = 0.3, layer_norm: bool = False, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
-                 tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
+                 tie_embeddings: bool = False, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 30, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  batch_size: int = 64, learning_rate: float = 2e-3, lr_decay: str = "cosine",
@@ -152,7 +154,7 @@ class Translator(Estimator):
         for name, choices in self._choices.items():
             check_choice(flag_of(name), getattr(self, name), choices)
         for name in ("bidirectional", "input_feeding", "lowercase", "split_punctuation", "progress", "layer_norm",
-                     "peephole"):
+                     "peephole", "tie_embeddings"):
             check_flag(flag_of(name), getattr(self, name))
         for name in ("embedding_size", "hidden_size", "num_layers", "batch_size", "min_freq"):
             check_count(flag_of(name), getattr(self, name), 1)
@@ -209,6 +211,9 @@ class Translator(Estimator):
         self.text_options_ = TextOptions(**fitted["text"])
         self.src_vocab_, self.tgt_vocab_ = Vocab(fitted["src_vocab"]), Vocab(fitted["tgt_vocab"])
         self.averaging_ = fitted.get("averaging")
+        if self.tie_embeddings and not np.array_equal(arrays["decoder.out.weight"], arrays["decoder.embedding.weight"]):
+            # the tie is rebuilt from the settings; a file whose two copies differ was edited or damaged
+            raise ValueError("tie_embeddings is set but decoder.out.weight differs from decoder.embedding.weight")
         self.model_ = self._build(dtype=np.asarray(arrays["decoder.out.weight"]).dtype, rng=0)
         self.model_.load_state_dict(arrays)
         self.model_.eval()
@@ -223,7 +228,7 @@ class Translator(Estimator):
                        input_feeding=self.input_feeding, bridge=self.bridge, dropout=self.dropout,
                        layer_norm=self.layer_norm, peephole=self.peephole,
                        variational_dropout=self.variational_dropout, weight_drop=self.weight_drop,
-                       zoneout=self.zoneout, dtype=dtype, rng=rng)
+                       zoneout=self.zoneout, tie_embeddings=self.tie_embeddings, dtype=dtype, rng=rng)
 
     # -- preprocessing -------------------------------------------------------
     def _text_options(self) -> TextOptions:
@@ -459,7 +464,13 @@ def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, 
         shapes["decoder.attention.W_a"] = (H, K * H)
     if luong:
         shapes.update(linear_shapes("decoder.combine.", K * H + H, H))
-    shapes.update(linear_shapes("decoder.out.", H if luong else H + K * H, tgt_vocab))
+    O = H if luong else H + K * H
+    if p.tie_embeddings:      # decoder.out.weight is decoder.embedding.weight (V, E), stored under both names
+        if O != E:
+            shapes["decoder.out_proj.weight"] = (E, O)
+        shapes.update(linear_shapes("decoder.out.", E, tgt_vocab))
+    else:
+        shapes.update(linear_shapes("decoder.out.", O, tgt_vocab))
     return shapes
 
 
