@@ -279,3 +279,14 @@ def test_cli_errors_exit_2_in_one_line(two_models, capsys, argv, message):
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert message.format(d=d) in err
     assert not (d / "never.npz").exists()
+
+
+def test_cli_train_reports_the_averaging(two_models, capsys):
+    d, pairs = two_models
+    capsys.readouterr()
+    assert main(["translate", "train", str(pairs), "--out", str(d / "avg.npz"), "--embedding-size", "8",
+                 "--hidden-size", "12", "--batch-size", "8", "--epochs", "3", "--bleu-sentences", "4",
+                 "--no-progress", "--average-checkpoints", "2", "--select-by", "loss"]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint averaging: the mean of the 2 best validations (steps " in out
+    assert "validation loss" in out and ("kept the average" in out or "kept the best single model" in out)

@@ -141,7 +141,7 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
                "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
                "train_seconds": round(seconds, 1), "steps": tr.history_.steps,
                "stop_reason": tr.history_.stop_reason, "best_val_loss": tr.history_.best_val_loss,
-               "best_step": tr.history_.best_step,
+               "best_step": tr.history_.best_step, "averaging": getattr(tr, "averaging_", None),
                "columns": {"src_col": src_col, "tgt_col": tgt_col}}
     if len(i_test):
         summary["test"] = dict(tr.evaluate(pick(i_test), beam=beam, length_penalty=length_penalty), beam=beam)

@@ -145,6 +145,12 @@ def _run_train(args) -> int:
     print(f"trained {summary['steps']} steps in {summary['train_seconds']} s (stopped: {summary['stop_reason']})"
           + (f"; kept the model of step {summary['best_step']} (best validation {by}; its validation "
              f"loss {best:.4f})" if best is not None else ""))
+    av = summary.get("averaging")
+    if av:
+        m = av["monitor"]
+        print(f"checkpoint averaging: the mean of the {len(av['steps'])} best validations (steps "
+              f"{', '.join(map(str, sorted(av['steps'])))}) has validation {m} {av['averaged'][m]:.4g} against the "
+              f"best single model's {av['best'][m]:.4g}: kept the {'average' if av['kept'] == 'averaged' else 'best single model'}")
     if "test" in summary:
         t = summary["test"]
         print(f"test ({t['n']} pairs, beam {t['beam']}): BLEU {t['bleu']:.2f}  chrF {t['chrf']:.2f}  "
