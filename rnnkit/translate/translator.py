@@ -51,9 +51,10 @@ class Translator(Estimator):
     """Sequence-to-sequence translator with attention (encoder, bridge, attentional decoder).
 
     The defaults are the recipe measured best on Tatoeba French-to-English (README, issue 15): Luong's
-    general attention over a bidirectional LSTM encoder, dropout 0.3, label smoothing 0.1, per-token
-    scheduled sampling (inverse sigmoid), Adam 2e-3 annealed by a cosine over 30 epochs, and the kept
-    model the one with the best validation BLEU.
+    general attention over a bidirectional LSTM encoder, the decoder's output layer tied to its target
+    embedding, dropout 0.3, label smoothing 0.1, per-token scheduled sampling (inverse sigmoid), Adam 2e-3
+    annealed by a cosine over 30 epochs, and the kept model the one with the best validation BLEU, or the
+    average of the 5 best validations when that validates better.
 
     Parameters
     ----------
@@ -130,7 +131,7 @@ class Translator(Estimator):
                  input_feeding: bool = False, attention_size: Optional[int] = None, bridge: str = "linear",
                  dropout: float = 0.3, layer_norm: bool = False, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
-                 tie_embeddings: bool = False, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
+                 tie_embeddings: bool = True, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 30, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  batch_size: int = 64, learning_rate: float = 2e-3, lr_decay: str = "cosine",
@@ -139,7 +140,7 @@ class Translator(Estimator):
                  scheduled_sampling: str = "inverse_sigmoid",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
-                 select_by: str = "bleu", average_checkpoints: int = 0, bleu_sentences: int = 600,
+                 select_by: str = "bleu", average_checkpoints: int = 5, bleu_sentences: int = 600,
                  max_length: int = 50,
                  checkpoint_every: Optional[int] = None,
                  random_state: Optional[int] = 0, progress: bool = False):
