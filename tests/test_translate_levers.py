@@ -290,3 +290,16 @@ def test_cli_train_reports_the_averaging(two_models, capsys):
     out = capsys.readouterr().out
     assert "checkpoint averaging: the mean of the 2 best validations (steps " in out
     assert "validation loss" in out and ("kept the average" in out or "kept the best single model" in out)
+
+
+def test_a_file_from_before_tying_loads_untied(tmp_path):
+    """Files written before tie_embeddings existed (now on by default) record no such setting: read as untied."""
+    tr = _tiny(tie_embeddings=False, average_checkpoints=0).fit(PAIRS[:20], PAIRS[20:])
+    mf = load_model_file(tr.save(tmp_path / "new.npz"))
+    config = {"params": {k: v for k, v in mf.config["params"].items()
+                         if k not in ("tie_embeddings", "average_checkpoints")}, "fitted": mf.config["fitted"]}
+    save_model_file(tmp_path / "old.npz", kind=mf.kind, config=config, arrays=mf.arrays, meta=mf.meta)
+    old = Translator.load(tmp_path / "old.npz")
+    assert old.tie_embeddings is False and old.average_checkpoints == 0
+    assert old.model_.decoder.out.weight is not old.model_.decoder.embedding.weight
+    assert [t.text for t, in old.translate(["le chat est ici"])] == [t.text for t, in tr.translate(["le chat est ici"])]

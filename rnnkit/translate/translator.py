@@ -118,6 +118,8 @@ class Translator(Estimator):
                 "tokens": ("word", "char"), "normalize": ("nfkc", "nfc", "ascii", "none"),
                 "scheduled_sampling": ("none",) + tuple(d for d in DECAYS if d != "constant"),
                 "sampling": ("sample", "argmax"), "lr_decay": ("none", "cosine"), "select_by": ("bleu", "loss")}
+    # files written before these settings existed were trained without them (they became defaults on 2026-12-02)
+    _absent_params = {"tie_embeddings": False, "average_checkpoints": 0}
     # settings that shape the weights or the vocabularies: a checkpoint made with others cannot continue
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
