@@ -340,7 +340,7 @@ class Translator(Estimator):
             monitor=monitor, maximize=monitor == "bleu",
             callbacks=callbacks, progress=self.progress)
         model.eval()
-        if averager is not None and len(averager.snapshots) > 1:
+        if averager is not None and len(averager.snapshots) > 1 and history.best_step is not None:
             self.averaging_ = self._average(model, averager, validate, history)
         self.history_ = history
 
