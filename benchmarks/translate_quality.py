@@ -15,11 +15,18 @@ model is scored on the test side with greedy decoding and with beam search
 (sacrebleu corpus BLEU and chrF on lowercased, punctuation-split text).
 Training time is wall-clock and CPU time, with one BLAS thread.
 
-    python benchmarks/translate_quality.py --select-decoding    # the recipe, ~14 min of one core
+    python benchmarks/translate_quality.py --select-decoding    # the recipe, ~10 min of one core
     python benchmarks/translate_quality.py --smoke              # a 1-minute check that everything runs
+    python benchmarks/translate_quality.py --select-decoding --set tie_embeddings=false --set average_checkpoints=5 \
+        --save-dir runs/tr --out benchmarks/results/translate_averaging.json    # averaging on the untied recipe
+    python benchmarks/translate_quality.py --select-decoding --configs tied --max-minutes 90 \
+        --save-dir runs/tr --out benchmarks/results/translate_tied.json     # weight tying (now the recipe itself)
+    python benchmarks/translate_quality.py --select-decoding --ensemble runs/tr/fra-eng-recipe.npz \
+        runs/tr/fra-eng-tied.npz --out benchmarks/results/translate_ensemble.json   # their ensemble
     python benchmarks/translate_quality.py --configs bahdanau,luong+ss --max-minutes 8 --epochs 30 \
         --dropout 0.2 --early-stopping-patience 4 --bleu-sentences 200 \
-        --set lr_decay=none --set label_smoothing=0 --set select_by=loss     # the older grid
+        --set lr_decay=none --set label_smoothing=0 --set select_by=loss \
+        --set tie_embeddings=false --set average_checkpoints=0              # the older grid
 """
 
 from __future__ import annotations
@@ -39,8 +46,11 @@ from rnnkit.translate.translator import Translator  # noqa: E402
 
 CONFIGS = {
     # the Translator's defaults (rnnkit translate train): Luong general attention, scheduled sampling,
-    # dropout 0.3, label smoothing 0.1, a cosine over 30 epochs, the best-validation-BLEU model kept
+    # dropout 0.3, label smoothing 0.1, a cosine over 30 epochs, weight tying (since 2026-12-02), the
+    # best-validation-BLEU model kept, or the average of the 5 best when it validates better
     "recipe": dict(),
+    "tied": dict(tie_embeddings=True),          # the recipe with weight tying
+    "feed": dict(input_feeding=True),           # the recipe with Luong's input feeding
     "bahdanau": dict(attention="bahdanau", scheduled_sampling="none"),
     "bahdanau+ss": dict(attention="bahdanau", scheduled_sampling="inverse_sigmoid"),
     "luong": dict(attention="general", scheduled_sampling="none"),
@@ -89,6 +99,9 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="600 pairs, tiny model, seconds per configuration")
     p.add_argument("--out", dest="json", default=None, help="write the results here")
     p.add_argument("--save-dir", default=None, help="save each trained model here")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="MODEL.npz",
+                   help="train nothing: score these saved models (trained on this split) decoding together, "
+                        "greedy and beam, with --select-decoding as for one model")
     args = p.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
@@ -128,6 +141,8 @@ def main(argv=None) -> int:
         limit = None
         print("threadpoolctl is missing: set OMP_NUM_THREADS=1 for comparable timings", flush=True)
 
+    if args.ensemble:
+        return _run_ensemble(args, info, train, valid, test, limit)
     extra = dict(_setting(s) for s in args.settings)
     results = []
     for name in names:
@@ -148,14 +163,19 @@ def main(argv=None) -> int:
                "train_cpu_seconds": round(cpu_s, 1), "steps": h.steps,
                "epochs": len(h.epochs), "stop_reason": h.stop_reason, "best_val_loss": h.best_val_loss,
                "val_bleu": [m.get("bleu") for _, m in h.val]}
-        for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
-            t0 = time.perf_counter()
-            r = tr.evaluate(test, beam=beam, length_penalty=args.length_penalty if beam > 1 else 0.0,
-                            with_loss=(beam == 1))
-            row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
-            row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
-        if args.select_decoding:
-            row["decoding"] = _select_decoding(tr, valid, test)
+        row.update(_scores(tr, valid, test, args))
+        if getattr(tr, "averaging_", None) is not None:
+            # checkpoint averaging: score the candidate that was not kept too (both are saved)
+            row["averaging"] = tr.averaging_
+            kept = tr.model_.state_dict()
+            tr.model_.load_state_dict(tr.unkept_state_)
+            row["unkept"] = dict(_scores(tr, valid, test, args), model=(
+                "best" if tr.averaging_["kept"] == "averaged" else "averaged"))
+            if args.save_dir:
+                os.makedirs(args.save_dir, exist_ok=True)
+                tr.save(os.path.join(args.save_dir, f"fra-eng-{name}-{row['unkept']['model']}.npz"),
+                        meta={"benchmark": {"config": name, **row["unkept"]}})
+            tr.model_.load_state_dict(kept)
         print(json.dumps(row), flush=True)
         results.append(row)
         if args.save_dir:
@@ -179,6 +199,41 @@ def main(argv=None) -> int:
     return 0
 
 
+def _scores(tr, valid, test, args) -> dict:
+    """Greedy and beam test scores of ``tr`` (and, with --select-decoding, the decoding chosen on validation)."""
+    row = {}
+    for label, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
+        t0 = time.perf_counter()
+        r = tr.evaluate(test, beam=beam, length_penalty=args.length_penalty if beam > 1 else 0.0,
+                        with_loss=(beam == 1 and isinstance(tr, Translator)))
+        row[label] = {k: round(v, 2) for k, v in r.items() if k in ("bleu", "chrf", "exact", "loss")}
+        row[label]["decode_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.select_decoding:
+        row["decoding"] = _select_decoding(tr, valid, test)
+    return row
+
+
+def _run_ensemble(args, info, train, valid, test, limit) -> int:
+    """Score the ensemble of ``args.ensemble`` on the test side; the cost is the members' training times."""
+    from rnnkit.translate.ensemble import Ensemble
+    members = [Translator.load(f) for f in args.ensemble]
+    ens = Ensemble(members, names=args.ensemble)
+    costs = [((m.meta_ or {}).get("benchmark") or {}) for m in members]
+    row = {"config": "ensemble", "models": args.ensemble,
+           "train_seconds": round(sum(c.get("train_seconds", 0.0) for c in costs), 1),
+           "train_cpu_seconds": round(sum(c.get("train_cpu_seconds", 0.0) for c in costs), 1)}
+    t0 = time.perf_counter()
+    row.update(_scores(ens, valid, test, args))
+    row["score_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(row), flush=True)
+    if limit is not None:
+        limit.unregister()
+    if args.json:
+        write_json(args.json, {"data": dict(info, train=len(train), valid=len(valid), test=len(test)),
+                               "args": vars(args), "results": [row]}, what="--out")
+    return 0
+
+
 def _setting(text: str):
     """``"name=value"`` -> (name, value), the value read as JSON where it parses (numbers, true, null)."""
     name, sep, value = text.partition("=")
@@ -190,7 +245,7 @@ def _setting(text: str):
         return name.strip(), value
 
 
-def _select_decoding(tr: Translator, valid, test):
+def _select_decoding(tr, valid, test):
     """The beam size and length penalty with the best validation BLEU, and the test scores they give."""
     grid = [(b, a) for b in (5, 10) for a in (0.0, 0.6, 1.0)]
     val = {(b, a): tr.evaluate(valid, beam=b, length_penalty=a, with_loss=False)["bleu"] for b, a in grid}

@@ -89,6 +89,9 @@ class Estimator:
 
     kind: ClassVar[str] = ""
     _resume_fixed: ClassVar[Tuple[str, ...]] = ()
+    # parameters added after files were written, with the value a file that does not record one was trained
+    # with (not today's default): loading and resuming read an absent parameter as this value
+    _absent_params: ClassVar[Dict[str, Any]] = {}
 
     # -- scikit-learn parameters ------------------------------------------------
     @classmethod
@@ -235,7 +238,8 @@ class Estimator:
             raise ModelFileError(f"{path}: the {kind} configuration is malformed (no params/fitted); "
                                  "the file was not written by this rnnkit, re-create it")
         valid = set(cls._param_names())
-        params = {k: v for k, v in config["params"].items() if k in valid}
+        params = dict(cls._absent_params)
+        params.update({k: v for k, v in config["params"].items() if k in valid})
         try:
             est = cls(**params)
             shapes = est._parameter_shapes(dict(config["fitted"]))
@@ -303,7 +307,7 @@ class Estimator:
             raise PathError(f"{checkpoint_path}: this checkpoint is not from a {self.kind} run "
                             f"(kind {old.get('kind')!r}); resume with the checkpoint of the same command, or start "
                             "afresh without --resume")
-        old_params, new_params = old.get("params", {}), config["params"]
+        old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
         diff = [k for k in self._resume_fixed if old_params.get(k) != new_params.get(k)]
         if diff:
             was = ", ".join(f"{flag(k)} {old_params.get(k)}" for k in diff)

@@ -40,12 +40,21 @@ def load(path: str) -> Translator:
     return Translator.load(path)
 
 
-def _model(model: ModelLike) -> Translator:
-    return model if isinstance(model, Translator) else Translator.load(model)
+def _model(model: ModelLike, ensemble: Sequence[ModelLike] = ()):
+    """The Translator, or with ``ensemble`` (other models or files) an :class:`Ensemble` of them all."""
+    from .ensemble import Ensemble
+    if isinstance(model, Ensemble):
+        return model
+    tr = model if isinstance(model, Translator) else Translator.load(model)
+    if not ensemble:
+        return tr
+    members = [tr] + [m if isinstance(m, Translator) else Translator.load(m) for m in ensemble]
+    names = [_model_path(m) or f"model {i + 1}" for i, m in enumerate([model] + list(ensemble))]
+    return Ensemble(members, names=names)
 
 
 def _model_path(model: ModelLike) -> Optional[str]:
-    return None if isinstance(model, Translator) else os.fspath(model)
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
 
 
 def _number_range(numbers) -> Tuple[int, int]:
@@ -132,7 +141,7 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
                "vocab": {"source": len(tr.src_vocab_), "target": len(tr.tgt_vocab_)},
                "train_seconds": round(seconds, 1), "steps": tr.history_.steps,
                "stop_reason": tr.history_.stop_reason, "best_val_loss": tr.history_.best_val_loss,
-               "best_step": tr.history_.best_step,
+               "best_step": tr.history_.best_step, "averaging": getattr(tr, "averaging_", None),
                "columns": {"src_col": src_col, "tgt_col": tgt_col}}
     if len(i_test):
         summary["test"] = dict(tr.evaluate(pick(i_test), beam=beam, length_penalty=length_penalty), beam=beam)
@@ -145,10 +154,11 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
 
 def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 1, n_best: int = 1,
               length_penalty: float = 0.0, max_length: Optional[int] = None,
-              attention_plot: Optional[str] = None) -> List[List[Translation]]:
+              attention_plot: Optional[str] = None, ensemble: Sequence[ModelLike] = ()) -> List[List[Translation]]:
     """Translations of ``text`` (one sentence or a list), ``n_best`` each, best first.
 
     With ``attention_plot``, the best translation of the first sentence is drawn as a heatmap PNG.
+    With ``ensemble`` (more models or files), the models decode together (:mod:`rnnkit.translate.ensemble`).
     """
     check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
     if attention_plot is not None:
@@ -157,7 +167,7 @@ def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 
     sentences = [text] if isinstance(text, str) else list(text)
     if not sentences:
         raise DataError("nothing to translate")
-    tr = _model(model)
+    tr = _model(model, ensemble)
     results = tr.translate(sentences, beam=beam, n_best=n_best, length_penalty=length_penalty,
                            max_length=max_length)
     if attention_plot:
@@ -169,19 +179,23 @@ def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 
 
 
 def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_col: Optional[int] = None,
-             beam: int = 1, length_penalty: float = 0.0, max_length: Optional[int] = None) -> Dict[str, float]:
+             beam: int = 1, length_penalty: float = 0.0, max_length: Optional[int] = None,
+             ensemble: Sequence[ModelLike] = ()) -> Dict[str, float]:
     """BLEU, chrF, exact-match rate and loss of ``model`` on the pairs file ``test``.
 
-    The columns default to those the model was trained with (else 0 and 1).
+    The columns default to those the model was trained with (else 0 and 1). With ``ensemble`` (more
+    models or files) the models decode together, and there is no loss.
     """
     check_decoding(beam=beam, length_penalty=length_penalty, max_length=max_length)
     check_input(test, "TEST")
-    tr = _model(model)
+    tr = _model(model, ensemble)
     cols = ((getattr(tr, "meta_", None) or {}).get("training") or {}).get("columns", {})
     src_col = cols.get("src_col", 0) if src_col is None else src_col
     tgt_col = cols.get("tgt_col", 1) if tgt_col is None else tgt_col
     pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col, what="TEST")
-    return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length), beam=beam)
+    extra = {"with_loss": False} if ensemble else {}
+    return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length, **extra),
+                beam=beam, models=1 + len(ensemble))
 
 
 def stdin_lines(stream=None, *, max_bytes: Optional[int] = None, max_line: int = MAX_LINE_BYTES) -> Iterable[str]:
@@ -222,7 +236,8 @@ def stdin_lines(stream=None, *, max_bytes: Optional[int] = None, max_line: int =
 
 def translate_lines(model: ModelLike, lines: Iterable[str], *, beam: int = 1, n_best: int = 1,
                     length_penalty: float = 0.0, max_length: Optional[int] = None,
-                    attention_plot: Optional[str] = None) -> Tuple[List[List[Translation]], List[str]]:
+                    attention_plot: Optional[str] = None,
+                    ensemble: Sequence[ModelLike] = ()) -> Tuple[List[List[Translation]], List[str]]:
     """What ``rnnkit translate MODEL`` prints: the translations of each line ([] for a blank one) and
     the unknown source words, in order of first appearance.
 
@@ -233,7 +248,7 @@ def translate_lines(model: ModelLike, lines: Iterable[str], *, beam: int = 1, n_
     if attention_plot is not None:
         check_outputs({"--attention-plot": attention_plot}, inputs={"MODEL": _model_path(model)},
                       examples={"--attention-plot": "attention.png"})
-    tr = _model(model)
+    tr = _model(model, ensemble)
     lines = [line.rstrip("\r\n") for line in lines]
     todo = [i for i, s in enumerate(lines) if s.strip()]
     if not todo:

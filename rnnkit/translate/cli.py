@@ -59,6 +59,12 @@ def _decode_flags(p, max_length: bool = True) -> None:
                        help="longest translation in tokens (default: the model's; at most 10000)")
 
 
+def _ensemble_flag(p) -> None:
+    p.add_argument("--ensemble", nargs="+", action="extend", default=[], metavar="OTHER.npz",
+                   help="decode with MODEL and these models together (the mean of their log-probabilities at "
+                        "each step); they must share MODEL's vocabularies")
+
+
 def _columns(p, default) -> None:
     p.add_argument("--src-col", type=int, default=default, help="source column, counted from 0"
                    + ("" if default is not None else " (default: the column the model was trained on)"))
@@ -107,6 +113,7 @@ def register(subparsers) -> None:
     e.add_argument("test", metavar="TEST.tsv", help="tab-separated sentence pairs")
     _columns(e, None)
     _decode_flags(e)
+    _ensemble_flag(e)
 
     m = command(sub, MODEL_FORM, help="translate sentences with a trained model (from stdin without TEXT)",
                 func=_run_translate)
@@ -117,6 +124,7 @@ def register(subparsers) -> None:
     m.add_argument("--attention-plot", default=None, metavar="PNG",
                    help="write the first sentence's attention heatmap to this PNG")
     _decode_flags(m)
+    _ensemble_flag(m)
     for leaf in (t, e, m):
         leaf.allow_abbrev = False       # `--hidden` must not pass for --hidden-size: one spelling per setting
 
@@ -137,6 +145,12 @@ def _run_train(args) -> int:
     print(f"trained {summary['steps']} steps in {summary['train_seconds']} s (stopped: {summary['stop_reason']})"
           + (f"; kept the model of step {summary['best_step']} (best validation {by}; its validation "
              f"loss {best:.4f})" if best is not None else ""))
+    av = summary.get("averaging")
+    if av:
+        m = av["monitor"]
+        print(f"checkpoint averaging: the mean of the {len(av['steps'])} best validations (steps "
+              f"{', '.join(map(str, sorted(av['steps'])))}) has validation {m} {av['averaged'][m]:.4g} against the "
+              f"best single model's {av['best'][m]:.4g}: kept the {'average' if av['kept'] == 'averaged' else 'best single model'}")
     if "test" in summary:
         t = summary["test"]
         print(f"test ({t['n']} pairs, beam {t['beam']}): BLEU {t['bleu']:.2f}  chrF {t['chrf']:.2f}  "
@@ -148,9 +162,11 @@ def _run_train(args) -> int:
 def _run_eval(args) -> int:
     from .api import evaluate
     r = evaluate(args.model, args.test, src_col=args.src_col, tgt_col=args.tgt_col, beam=args.beam,
-                 length_penalty=args.length_penalty, max_length=args.max_length)
-    print(f"{r['n']} pairs, beam {r['beam']}: BLEU {r['bleu']:.2f}  chrF {r['chrf']:.2f}  "
-          f"exact {r['exact']:.1f}%  loss {r['loss']:.4f}")
+                 length_penalty=args.length_penalty, max_length=args.max_length, ensemble=args.ensemble)
+    models = f", an ensemble of {r['models']} models" if r["models"] > 1 else ""
+    loss = f"  loss {r['loss']:.4f}" if "loss" in r else ""
+    print(f"{r['n']} pairs, beam {r['beam']}{models}: BLEU {r['bleu']:.2f}  chrF {r['chrf']:.2f}  "
+          f"exact {r['exact']:.1f}%{loss}")
     return 0
 
 
@@ -160,7 +176,7 @@ def _run_translate(args) -> int:
     lines = [" ".join(args.text)] if args.text else stdin_lines()
     rows, unknown = translate_lines(args.model, lines, beam=args.beam, n_best=args.n_best,
                                     length_penalty=args.length_penalty, max_length=args.max_length,
-                                    attention_plot=args.attention_plot)
+                                    attention_plot=args.attention_plot, ensemble=args.ensemble)
     for hyps in rows:
         if not hyps:
             print()                                    # keep the output aligned with the input lines

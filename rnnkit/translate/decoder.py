@@ -17,7 +17,14 @@ Luong et al. (2015), attention *after* it, on the new state, with an attentional
     \tilde s_t = \tanh(W_c [c_t; s_t] + b_c), \quad z_t = W_o \tilde s_t + b_o
 
 (without input feeding the RNN input is :math:`E y_{t-1}` alone, :math:`\tilde s_0 = 0`).
-``z_t`` are the logits. Dropout (training only) acts on the embeddings and on the
+``z_t`` are the logits. With ``tie_embeddings`` (Press and Wolf 2017; Inan et al. 2017) the output layer
+is the target embedding matrix itself, after a linear map P to the embedding size when the output
+vector o (:math:`\tilde s_t` or :math:`[s_t; c_t]`) is wider or narrower than E:
+
+.. math::
+    z_t = E\, (P o_t) + b_o \quad (P: E \times O;\ \text{no } P \text{ when } O = E)
+
+so E (V x E) receives the gradient of the input lookup and of the output layer. Dropout (training only) acts on the embeddings and on the
 vector entering :math:`W_o`.
 
 The decoder steps one token at a time because the attention needs the current
@@ -74,7 +81,8 @@ class Decoder(Module):
 
     def __init__(self, vocab_size: int, *, mode: str, embedding_size: int, hidden_size: int, num_layers: int,
                  memory_size: int, attention: str = "bahdanau", attention_size: Optional[int] = None,
-                 input_feeding: bool = False, dropout: float = 0.0, dtype=np.float32, rng=None, rnn_kw=None):
+                 input_feeding: bool = False, dropout: float = 0.0, tie_embeddings: bool = False,
+                 dtype=np.float32, rng=None, rnn_kw=None):
         super().__init__()
         rng = np.random.default_rng(rng)
         self.luong = attention != "bahdanau"
@@ -89,7 +97,15 @@ class Decoder(Module):
         self.attention = make_attention(attention, H, K, attention_size, dtype=dtype, rng=rng)
         if self.luong:
             self.combine = Linear(K + H, H, dtype=dtype, rng=rng)
-        self.out = Linear(H if self.luong else H + K, vocab_size, dtype=dtype, rng=rng)
+        O = H if self.luong else H + K
+        self.tie_embeddings = bool(tie_embeddings)
+        if self.tie_embeddings:
+            if O != E:
+                self.out_proj = Linear(O, E, bias=False, dtype=dtype, rng=rng)
+            self.out = Linear(E, vocab_size, dtype=dtype, rng=rng)
+            self.out.weight = self.embedding.weight           # one Parameter under two names: tied
+        else:
+            self.out = Linear(O, vocab_size, dtype=dtype, rng=rng)
         self.drop = Dropout(dropout)
         self.embedding_size, self.hidden_size, self.memory_size = E, H, K
         self.dtype = np.dtype(dtype)
@@ -128,7 +144,23 @@ class Decoder(Module):
         return out, w, DecoderState(new_states, feed if self.input_feeding else None), cache
 
     def logits(self, out: np.ndarray) -> np.ndarray:
-        return self.out(out)[0]                                        # (..., V)
+        return self.project(out)[0]                                    # (..., V)
+
+    def project(self, out: np.ndarray):
+        """Logits (..., V) of output vectors ``out`` (..., O), and the cache of :meth:`project_backward`."""
+        proj_cache = None
+        if "out_proj" in self._modules:
+            out, proj_cache = self.out_proj(out)                       # (..., E)
+        logits, out_cache = self.out(out)                              # (..., V)
+        return logits, (proj_cache, out_cache)
+
+    def project_backward(self, d_logits: np.ndarray, cache) -> np.ndarray:
+        """The gradient of the output vectors (..., O); adds the output layer's (and P's) gradients."""
+        proj_cache, out_cache = cache
+        d_out = self.out.backward(d_logits, out_cache)                 # (..., E or O)
+        if proj_cache is not None:
+            d_out = self.out_proj.backward(d_out, proj_cache)          # (..., O)
+        return d_out
 
     # -- many steps ----------------------------------------------------------
     def forward_steps(self, tgt_in: np.ndarray, dstate: DecoderState, mem: Memory, rng=None,

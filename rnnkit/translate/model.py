@@ -30,7 +30,7 @@ __all__ = ["Seq2Seq", "CONFIG_KEYS"]
 
 CONFIG_KEYS = ("src_vocab_size", "tgt_vocab_size", "cell", "embedding_size", "hidden_size", "num_layers",
                "bidirectional", "attention", "attention_size", "input_feeding", "bridge", "dropout", "layer_norm",
-               "peephole", "variational_dropout", "weight_drop", "zoneout")
+               "peephole", "variational_dropout", "weight_drop", "zoneout", "tie_embeddings")
 
 
 class ForwardCache(NamedTuple):
@@ -59,6 +59,7 @@ class Seq2Seq(Module):
     layer_norm, peephole : recurrent cell variants of the encoder and the decoder (:class:`~rnnkit.nn.Recurrent`).
     variational_dropout, weight_drop, zoneout : recurrent regularisers of the encoder only: they draw one
         mask per sequence, and the decoder steps one token at a time.
+    tie_embeddings : the decoder's output layer is its target embedding matrix (see :mod:`.decoder`).
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, cell: str = "lstm", embedding_size: int = 128,
@@ -66,7 +67,7 @@ class Seq2Seq(Module):
                  attention: str = "bahdanau", attention_size: Optional[int] = None, input_feeding: bool = False,
                  bridge: str = "linear", dropout: float = 0.0, layer_norm: bool = False, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
-                 dtype=np.float32, rng=None):
+                 tie_embeddings: bool = False, dtype=np.float32, rng=None):
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell: expected 'lstm' or 'gru', got {cell!r}")
@@ -81,7 +82,7 @@ class Seq2Seq(Module):
                                  attention_size=attention_size, input_feeding=bool(input_feeding), bridge=bridge,
                                  dropout=float(dropout), layer_norm=bool(layer_norm), peephole=bool(peephole),
                                  variational_dropout=float(variational_dropout), weight_drop=float(weight_drop),
-                                 zoneout=float(zoneout))
+                                 zoneout=float(zoneout), tie_embeddings=bool(tie_embeddings))
         cell_kw = dict(layer_norm=bool(layer_norm), peephole=bool(peephole))
         mode = CELL_MODES[cell]
         self.encoder = Encoder(src_vocab_size, mode=mode, embedding_size=embedding_size, hidden_size=hidden_size,
@@ -92,7 +93,7 @@ class Seq2Seq(Module):
         self.decoder = Decoder(tgt_vocab_size, mode=mode, embedding_size=embedding_size, hidden_size=hidden_size,
                                num_layers=num_layers, memory_size=self.encoder.memory_size, attention=attention,
                                attention_size=attention_size, input_feeding=input_feeding, dropout=dropout,
-                               dtype=dtype, rng=rng, rnn_kw=cell_kw)
+                               tie_embeddings=tie_embeddings, dtype=dtype, rng=rng, rnn_kw=cell_kw)
         self.dtype = np.dtype(dtype)
 
     @property
@@ -127,12 +128,12 @@ class Seq2Seq(Module):
             if teacher is not None:
                 choose = _chooser(sampling, rng)
             out, w, _, dec_cache = self.decoder.forward_steps(tgt_in, dstate, mem, rng, teacher, choose)
-        logits, out_cache = self.decoder.out(out)                          # (T, N, V), one product
+        logits, out_cache = self.decoder.project(out)                      # (T, N, V), one product
         return logits, w, ForwardCache(enc_cache, mem, dec_cache, out, out_cache)
 
     def backward(self, d_logits: np.ndarray, cache: ForwardCache) -> None:
         """Add every parameter's gradient for the upstream gradient ``d_logits`` (T, N, V)."""
-        d_out = self.decoder.out.backward(d_logits, cache.out_cache)      # (T, N, O)
+        d_out = self.decoder.project_backward(d_logits, cache.out_cache)  # (T, N, O)
         d_state0, d_keys, d_vals = self.decoder.backward(d_out, cache.dec, cache.mem)
         d_memory = self.decoder.attention.prepare_backward(d_keys, d_vals, cache.mem)
         self.encoder.backward(d_memory, d_state0, cache.enc)

@@ -23,6 +23,7 @@ from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
 from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam, CosineAnnealingLR
+from ..train.averaging import CheckpointAverager
 from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
                    tokenize)
 from .decode import MAX_LENGTH, beam_search, check_decoding, decoding_bytes, greedy
@@ -50,9 +51,10 @@ class Translator(Estimator):
     """Sequence-to-sequence translator with attention (encoder, bridge, attentional decoder).
 
     The defaults are the recipe measured best on Tatoeba French-to-English (README, issue 15): Luong's
-    general attention over a bidirectional LSTM encoder, dropout 0.3, label smoothing 0.1, per-token
-    scheduled sampling (inverse sigmoid), Adam 2e-3 annealed by a cosine over 30 epochs, and the kept
-    model the one with the best validation BLEU.
+    general attention over a bidirectional LSTM encoder, the decoder's output layer tied to its target
+    embedding, dropout 0.3, label smoothing 0.1, per-token scheduled sampling (inverse sigmoid), Adam 2e-3
+    annealed by a cosine over 30 epochs, and the kept model the one with the best validation BLEU, or the
+    average of the 5 best validations when that validates better.
 
     Parameters
     ----------
@@ -72,6 +74,8 @@ class Translator(Estimator):
         input and on h(t-1)); the decoder, stepped token by token, has none.
     weight_drop : the encoder's DropConnect on its recurrent weights W_hh (one mask per step).
     zoneout : the encoder's zoneout probability (each unit keeps its previous value).
+    tie_embeddings : weight tying (Press and Wolf 2017): the decoder's output layer is its target embedding
+        matrix, after a linear map to the embedding size when the output vector is wider.
     tokens : word or char tokens.
     normalize : Unicode normalisation: nfkc, nfc, ascii (strip accents) or none.
     lowercase : fold the text to lower case.
@@ -99,6 +103,9 @@ class Translator(Estimator):
     select_by : the validation metric that picks the kept model and drives early stopping: bleu
         (the highest validation BLEU; with --bleu-sentences 0 there is none and the loss decides)
         or loss (the lowest validation loss).
+    average_checkpoints : checkpoint averaging: at the end, average the parameters of this many best
+        validations (by --select-by) and keep the average only if it validates better than the best
+        single one (0 or 1: off; needs validation pairs).
     bleu_sentences : validation sentences translated for BLEU at each validation (0: none).
     max_length : longest translation in tokens when decoding.
     checkpoint_every : also checkpoint every this many steps (none: at each validation and on interrupt).
@@ -111,12 +118,14 @@ class Translator(Estimator):
                 "tokens": ("word", "char"), "normalize": ("nfkc", "nfc", "ascii", "none"),
                 "scheduled_sampling": ("none",) + tuple(d for d in DECAYS if d != "constant"),
                 "sampling": ("sample", "argmax"), "lr_decay": ("none", "cosine"), "select_by": ("bleu", "loss")}
+    # files written before these settings existed were trained without them (they became defaults on 2026-12-02)
+    _absent_params = {"tie_embeddings": False, "average_checkpoints": 0}
     # settings that shape the weights or the vocabularies: a checkpoint made with others cannot continue
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size")
     _resume_fixed = ("cell", "attention", "embedding_size", "hidden_size", "num_layers", "bidirectional",
                      "input_feeding", "attention_size", "bridge", "tokens", "normalize", "lowercase",
                      "split_punctuation", "min_freq", "max_vocab", "batch_size",   # batches are rebuilt on resume
-                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout",
+                     "layer_norm", "peephole", "variational_dropout", "weight_drop", "zoneout", "tie_embeddings",
                      "lr_decay", "select_by")      # the schedule and the best-model rule carry over a resume
 
     def __init__(self, *, cell: str = "lstm", attention: str = "general", embedding_size: int = 128,
@@ -124,7 +133,7 @@ class Translator(Estimator):
                  input_feeding: bool = False, attention_size: Optional[int] = None, bridge: str = "linear",
                  dropout: float = 0.3, layer_norm: bool = False, peephole: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
-                 tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
+                 tie_embeddings: bool = True, tokens: str = "word", normalize: str = "nfkc", lowercase: bool = True,
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 30, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  batch_size: int = 64, learning_rate: float = 2e-3, lr_decay: str = "cosine",
@@ -133,7 +142,8 @@ class Translator(Estimator):
                  scheduled_sampling: str = "inverse_sigmoid",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
                  validate_every: Optional[int] = None, early_stopping_patience: Optional[int] = None,
-                 select_by: str = "bleu", bleu_sentences: int = 600, max_length: int = 50,
+                 select_by: str = "bleu", average_checkpoints: int = 5, bleu_sentences: int = 600,
+                 max_length: int = 50,
                  checkpoint_every: Optional[int] = None,
                  random_state: Optional[int] = 0, progress: bool = False):
         # stored verbatim (scikit-learn contract); checked in fit
@@ -147,11 +157,12 @@ class Translator(Estimator):
         for name, choices in self._choices.items():
             check_choice(flag_of(name), getattr(self, name), choices)
         for name in ("bidirectional", "input_feeding", "lowercase", "split_punctuation", "progress", "layer_norm",
-                     "peephole"):
+                     "peephole", "tie_embeddings"):
             check_flag(flag_of(name), getattr(self, name))
         for name in ("embedding_size", "hidden_size", "num_layers", "batch_size", "min_freq"):
             check_count(flag_of(name), getattr(self, name), 1)
         check_count(flag_of("bleu_sentences"), self.bleu_sentences, 0)
+        check_count(flag_of("average_checkpoints"), self.average_checkpoints, 0)
         if check_count(flag_of("max_length"), self.max_length, 1) > MAX_LENGTH:
             raise HyperparameterError(f"{flag_of('max_length')} must be <= {MAX_LENGTH} tokens, got {self.max_length}")
         check_optional_count(flag_of("attention_size"), self.attention_size, 1)
@@ -188,8 +199,11 @@ class Translator(Estimator):
 
     # -- the contract's hooks ------------------------------------------------
     def _fitted_config(self) -> Dict[str, Any]:
-        return {"text": self.text_options_.to_dict(), "src_vocab": list(self.src_vocab_.itos),
-                "tgt_vocab": list(self.tgt_vocab_.itos)}
+        fitted = {"text": self.text_options_.to_dict(), "src_vocab": list(self.src_vocab_.itos),
+                  "tgt_vocab": list(self.tgt_vocab_.itos)}
+        if getattr(self, "averaging_", None) is not None:
+            fitted["averaging"] = self.averaging_
+        return fitted
 
     def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
         """Every Seq2Seq array by name, from the parameters and the vocabulary sizes (nothing allocated)."""
@@ -199,6 +213,10 @@ class Translator(Estimator):
     def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
         self.text_options_ = TextOptions(**fitted["text"])
         self.src_vocab_, self.tgt_vocab_ = Vocab(fitted["src_vocab"]), Vocab(fitted["tgt_vocab"])
+        self.averaging_ = fitted.get("averaging")
+        if self.tie_embeddings and not np.array_equal(arrays["decoder.out.weight"], arrays["decoder.embedding.weight"]):
+            # the tie is rebuilt from the settings; a file whose two copies differ was edited or damaged
+            raise ValueError("tie_embeddings is set but decoder.out.weight differs from decoder.embedding.weight")
         self.model_ = self._build(dtype=np.asarray(arrays["decoder.out.weight"]).dtype, rng=0)
         self.model_.load_state_dict(arrays)
         self.model_.eval()
@@ -213,7 +231,7 @@ class Translator(Estimator):
                        input_feeding=self.input_feeding, bridge=self.bridge, dropout=self.dropout,
                        layer_norm=self.layer_norm, peephole=self.peephole,
                        variational_dropout=self.variational_dropout, weight_drop=self.weight_drop,
-                       zoneout=self.zoneout, dtype=dtype, rng=rng)
+                       zoneout=self.zoneout, tie_embeddings=self.tie_embeddings, dtype=dtype, rng=rng)
 
     # -- preprocessing -------------------------------------------------------
     def _text_options(self) -> TextOptions:
@@ -234,7 +252,7 @@ class Translator(Estimator):
         return TeacherForcing(decay, ratio=self.teacher_forcing, k=self.ss_k, c=self.ss_c, floor=self.ss_floor)
 
     # -- training ------------------------------------------------------------
-    _FITTED = ("text_options_", "src_vocab_", "tgt_vocab_", "model_", "history_")
+    _FITTED = ("text_options_", "src_vocab_", "tgt_vocab_", "model_", "history_", "averaging_", "unkept_state_")
 
     def fit(self, train_pairs: Sequence[Pair], valid_pairs: Optional[Sequence[Pair]] = None, *,
             checkpoint_path=None, resume: bool = False, callbacks=()) -> "Translator":
@@ -269,7 +287,8 @@ class Translator(Estimator):
         tok = [(tokenize(s, opts), tokenize(t, opts)) for s, t in train_pairs]
         src_vocab = Vocab.build((s for s, _ in tok), min_freq=self.min_freq, max_size=self.max_vocab)
         tgt_vocab = Vocab.build((t for _, t in tok), min_freq=self.min_freq, max_size=self.max_vocab)
-        self.__dict__.pop("history_", None)          # not fitted until training succeeds
+        for name in ("history_", "averaging_", "unkept_state_"):   # not fitted until training succeeds
+            self.__dict__.pop(name, None)
         self.text_options_, self.src_vocab_, self.tgt_vocab_ = opts, src_vocab, tgt_vocab
         src, tgt = self._encode_pairs(train_pairs)
         shapes = _seq2seq_shapes(self, len(src_vocab), len(tgt_vocab))
@@ -304,6 +323,12 @@ class Translator(Estimator):
                     out["bleu"] = self._evaluate(bleu_pairs, with_loss=False)["bleu"]
                 return out
 
+        monitor = "bleu" if self.select_by == "bleu" and bleu_pairs else "loss"
+        averager = None
+        if self.average_checkpoints > 1 and validate is not None:
+            # a callback: it copies parameters at validations and touches no random stream
+            averager = CheckpointAverager(self.average_checkpoints, monitor=monitor, maximize=monitor == "bleu")
+            callbacks = list(callbacks) + [averager]
         data = fingerprint("\x1e".join(f"{s}\x1f{t}" for s, t in train_pairs),
                            "\x1e".join(f"{s}\x1f{t}" for s, t in valid_pairs))
         history = self._fit_loop(
@@ -312,11 +337,35 @@ class Translator(Estimator):
             max_steps=self.max_steps, max_minutes=self.max_minutes, clip_norm=self.clip_norm, schedule=schedule,
             validate=validate, validate_every=self.validate_every,
             early_stopping_patience=self.early_stopping_patience,
-            monitor="bleu" if self.select_by == "bleu" and bleu_pairs else "loss",
-            maximize=self.select_by == "bleu" and bool(bleu_pairs),
+            monitor=monitor, maximize=monitor == "bleu",
             callbacks=callbacks, progress=self.progress)
         model.eval()
+        if averager is not None and len(averager.snapshots) > 1 and history.best_step is not None:
+            self.averaging_ = self._average(model, averager, validate, history)
         self.history_ = history
+
+    def _average(self, model, averager: CheckpointAverager, validate, history) -> Dict[str, Any]:
+        """Validate the average of the kept snapshots; keep it in ``model`` only if it beats the best single one.
+
+        ``model`` holds the best validation's parameters (``restore_best``). The other candidate is kept in
+        ``unkept_state_`` (not saved) so a benchmark can score both.
+        """
+        monitor, maximize = averager.monitor, averager.maximize
+        best = next(m for s, m in reversed(history.val) if s == history.best_step)
+        best_state = model.state_dict()
+        model.load_state_dict(averager.average())
+        with model.eval_mode():
+            averaged = {k: float(v) for k, v in validate(model).items()}
+        a, b = averaged[monitor], float(best[monitor])
+        kept = bool(np.isfinite(a) and (a > b if maximize else a < b))
+        if kept:
+            self.unkept_state_ = best_state
+        else:
+            self.unkept_state_ = model.state_dict()
+            model.load_state_dict(best_state)
+        return {"k": averager.k, "steps": averager.steps, "monitor": monitor,
+                "best": {k: float(v) for k, v in best.items() if isinstance(v, (int, float))},
+                "averaged": averaged, "kept": "averaged" if kept else "best"}
 
     def _activation_bytes(self, src, tgt) -> int:
         """A rough size of one batch's activations: the logits and their gradient, and the gates of every step."""
@@ -418,7 +467,13 @@ def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, 
         shapes["decoder.attention.W_a"] = (H, K * H)
     if luong:
         shapes.update(linear_shapes("decoder.combine.", K * H + H, H))
-    shapes.update(linear_shapes("decoder.out.", H if luong else H + K * H, tgt_vocab))
+    O = H if luong else H + K * H
+    if p.tie_embeddings:      # decoder.out.weight is decoder.embedding.weight (V, E), stored under both names
+        if O != E:
+            shapes["decoder.out_proj.weight"] = (E, O)
+        shapes.update(linear_shapes("decoder.out.", E, tgt_vocab))
+    else:
+        shapes.update(linear_shapes("decoder.out.", O, tgt_vocab))
     return shapes
 
 

@@ -1,0 +1,85 @@
+r"""Checkpoint averaging: the mean of the parameters of the K best validations of one run.
+
+.. math::
+    \bar\theta = \frac{1}{K} \sum_{k=1}^{K} \theta^{(s_k)}
+
+where :math:`s_1, \dots, s_K` are the steps of the K validations with the best
+monitored metric (the highest BLEU, or the lowest loss). Vaswani et al. (2017)
+averaged the last 5 or 20 checkpoints of a run; Junczys-Dowmunt et al. (2016)
+the best ones by validation score. We keep the K *best*, not the last K: with a
+cosine schedule over a fixed number of epochs the validation score of a small
+data set peaks well before the end (issue 15: BLEU 34.5 at epoch 20, 31.4 at
+epoch 30), and the last K would average the overfitted end of the run.
+
+:class:`CheckpointAverager` is a :func:`rnnkit.train.fit` callback: at each
+"validate" event it copies the parameters (``model.state_dict()``) when they
+rank among the K best so far. It reads neither the step Generator nor the
+batches, so a run with it trains exactly as a run without it. Its snapshots are
+not part of the training checkpoint: a resumed run averages the validations
+made since the resume (the kept model and the training itself still continue
+bit for bit).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["CheckpointAverager", "average_states"]
+
+
+def average_states(states: Sequence[Mapping[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """The element-wise mean of ``states`` (same names and shapes), summed in float64, in each array's dtype."""
+    if not states:
+        raise ValueError("average_states: no states to average")
+    names = list(states[0])
+    for s in states[1:]:
+        if list(s) != names or any(np.shape(s[k]) != np.shape(states[0][k]) for k in names):
+            raise ValueError("average_states: the states differ in their arrays' names or shapes")
+    out = {}
+    for k in names:
+        total = np.zeros(np.shape(states[0][k]), dtype=np.float64)
+        for s in states:
+            total += np.asarray(s[k], dtype=np.float64)
+        out[k] = (total / len(states)).astype(np.asarray(states[0][k]).dtype)
+    return out
+
+
+class CheckpointAverager:
+    """A ``fit`` callback that keeps the parameters of the ``k`` best validations by ``monitor``.
+
+    ``snapshots`` holds ``(value, step, state)``, best first; :meth:`average` is their mean.
+    A validation whose metric is not finite is never kept.
+    """
+
+    def __init__(self, k: int, monitor: str = "loss", maximize: bool = False):
+        if int(k) < 1:
+            raise ValueError(f"CheckpointAverager: k must be >= 1, got {k}")
+        self.k, self.monitor, self.maximize = int(k), monitor, bool(maximize)
+        self.snapshots: List[Tuple[float, int, Dict[str, np.ndarray]]] = []
+
+    def _rank(self, value: float) -> float:
+        return -value if self.maximize else value      # lower ranks first
+
+    def __call__(self, event: str, info: Dict[str, Any]) -> None:
+        if event != "validate":
+            return
+        value = float(info["metrics"][self.monitor])
+        if not math.isfinite(value):
+            return
+        if len(self.snapshots) == self.k and self._rank(value) >= self._rank(self.snapshots[-1][0]):
+            return                                     # not among the k best: no copy made
+        self.snapshots.append((value, int(info["step"]), info["model"].state_dict()))
+        # a stable sort: of equal values the earlier validation ranks first
+        self.snapshots.sort(key=lambda s: self._rank(s[0]))
+        del self.snapshots[self.k:]
+
+    @property
+    def steps(self) -> List[int]:
+        return [s for _, s, _ in self.snapshots]
+
+    def average(self) -> Dict[str, np.ndarray]:
+        """The mean of the kept snapshots' parameters."""
+        return average_states([state for _, _, state in self.snapshots])
