@@ -73,8 +73,12 @@ def _hyps(result):
 
 
 @needs_numba
-def test_decoding_through_the_packed_layer_equals_decoding_through_the_layer(monkeypatch):
-    model = Seq2Seq(50, 60, embedding_size=16, hidden_size=24, attention="bahdanau", rng=3)
+@pytest.mark.parametrize("cfg", [dict(attention="bahdanau"),
+                                 dict(attention="bahdanau", tie_embeddings=True),     # out_proj: 24+48 -> 16
+                                 dict(attention="general", input_feeding=True, tie_embeddings=True)])
+def test_decoding_through_the_packed_layer_equals_decoding_through_the_layer(monkeypatch, cfg):
+    model = Seq2Seq(50, 60, embedding_size=16, hidden_size=24, rng=3, **cfg)
+    assert ("out_proj" in model.decoder._modules) == cfg.get("tie_embeddings", False)
     rng = np.random.default_rng(1)
     src = rng.integers(4, 50, (7, 5)).astype(np.int64)
     src_len = np.array([7, 5, 6, 3, 7])

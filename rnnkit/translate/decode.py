@@ -121,14 +121,18 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
 
 
 def _output_layer(dec):
-    """``out -> dec.logits(out)`` for one decoding call: the output layer's weights packed once for the
-    compiled product where it runs (:func:`rnnkit.kernels.projection.packed_linear`; they cannot change
-    while decoding), else the layer itself."""
+    """``out -> dec.logits(out)`` for one decoding call (tied embeddings: through ``out_proj`` first), the
+    weights packed once for the compiled product where it runs
+    (:func:`rnnkit.kernels.projection.packed_linear`; they cannot change while decoding), else the layer itself."""
     try:
         from ..kernels.projection import packed_linear
     except ImportError:                                                # no numba: the layer itself
         return dec.logits
-    return packed_linear(dec.out)
+    out_layer = packed_linear(dec.out)
+    if "out_proj" not in dec._modules:
+        return out_layer
+    proj = packed_linear(dec.out_proj)                                 # tied: out -> (N, E) first
+    return lambda out: out_layer(proj(out))
 
 
 def _best(cand: np.ndarray, k: int) -> np.ndarray:
