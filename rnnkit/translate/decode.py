@@ -124,6 +124,8 @@ def _output_layer(dec):
     """``out -> dec.logits(out)`` for one decoding call (tied embeddings: through ``out_proj`` first), the
     weights packed once for the compiled product where it runs
     (:func:`rnnkit.kernels.projection.packed_linear`; they cannot change while decoding), else the layer itself."""
+    if hasattr(dec, "with_output_layers"):                             # an ensemble: each member's, packed
+        return dec.with_output_layers(_output_layer)
     try:
         from ..kernels.projection import packed_linear
     except ImportError:                                                # no numba: the layer itself

@@ -78,11 +78,22 @@ class _EnsembleDecoder:
 
     def logits(self, outs: Tuple[np.ndarray, ...]) -> np.ndarray:
         """The mean of the models' log-probabilities (N, V), in float64 (the search renormalises it)."""
-        total = None
-        for m, out in zip(self.models, outs):
-            logp = log_softmax(m.decoder.logits(out).astype(np.float64))     # (N, V)
-            total = logp if total is None else total + logp
-        return total / len(self.models)
+        return _mean_log_probs([m.decoder.logits for m in self.models], outs)
+
+    def with_output_layers(self, layer_of):
+        """:meth:`logits` through each member's output layer as ``layer_of(member decoder)`` makes it for one
+        decoding call (the search packs each member's weights once, see ``decode._output_layer``)."""
+        layers = [layer_of(m.decoder) for m in self.models]
+        return lambda outs: _mean_log_probs(layers, outs)
+
+
+def _mean_log_probs(layers, outs) -> np.ndarray:
+    """(1/M) sum_m log_softmax(layer_m(out_m)) (N, V) float64."""
+    total = None
+    for layer, out in zip(layers, outs):
+        logp = log_softmax(layer(out).astype(np.float64))                   # (N, V)
+        total = logp if total is None else total + logp
+    return total / len(layers)
 
 
 class EnsembleModel:
