@@ -303,3 +303,19 @@ def test_a_file_from_before_tying_loads_untied(tmp_path):
     assert old.tie_embeddings is False and old.average_checkpoints == 0
     assert old.model_.decoder.out.weight is not old.model_.decoder.embedding.weight
     assert [t.text for t, in old.translate(["le chat est ici"])] == [t.text for t, in tr.translate(["le chat est ici"])]
+
+
+def test_input_feeding_is_on_by_default_for_luong_attention_only():
+    from rnnkit.errors import HyperparameterError
+    from rnnkit.translate.shapes import feeds, seq2seq_shapes
+    assert feeds(Translator()) is True                                  # general attention
+    assert feeds(Translator(attention="bahdanau")) is False
+    assert feeds(Translator(input_feeding=False)) is False
+    E, H = 8, 12
+    fed = seq2seq_shapes(Translator(embedding_size=E, hidden_size=H), 20, 30)
+    plain = seq2seq_shapes(Translator(embedding_size=E, hidden_size=H, input_feeding=False), 20, 30)
+    assert fed["decoder.rnn.weight_ih_l0"] == (4 * H, E + H)            # [embedding | attentional vector]
+    assert plain["decoder.rnn.weight_ih_l0"] == (4 * H, E)
+    Translator(attention="bahdanau")._check_params()                    # the default is not an error there
+    with pytest.raises(HyperparameterError, match="--input-feeding"):
+        Translator(attention="bahdanau", input_feeding=True)._check_params()

@@ -21,7 +21,6 @@ from ..distributed import world
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
-from ..nn.shapes import CELL_MODES, GATES, embedding_shapes, linear_shapes, recurrent_shapes
 from ..optim import Adam, CosineAnnealingLR
 from ..train.averaging import CheckpointAverager
 from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
@@ -29,7 +28,9 @@ from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batch
 from .decode import MAX_LENGTH, beam_search, check_decoding, decoding_bytes, greedy
 from .metrics import scores
 from .model import Seq2Seq
+from ..nn.shapes import CELL_MODES, GATES
 from .sampling import DECAYS, TeacherForcing
+from .shapes import feeds, seq2seq_shapes
 
 __all__ = ["Translator", "Translation", "KIND"]
 
@@ -211,7 +212,7 @@ class Translator(Estimator):
     def _parameter_shapes(self, fitted: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
         """Every Seq2Seq array by name, from the parameters and the vocabulary sizes (nothing allocated)."""
         self._check_params()
-        return _seq2seq_shapes(self, len(fitted["src_vocab"]), len(fitted["tgt_vocab"]))
+        return seq2seq_shapes(self, len(fitted["src_vocab"]), len(fitted["tgt_vocab"]))
 
     def _restore(self, fitted: Dict[str, Any], arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
         self.text_options_ = TextOptions(**fitted["text"])
@@ -294,7 +295,7 @@ class Translator(Estimator):
             self.__dict__.pop(name, None)
         self.text_options_, self.src_vocab_, self.tgt_vocab_ = opts, src_vocab, tgt_vocab
         src, tgt = self._encode_pairs(train_pairs)
-        shapes = _seq2seq_shapes(self, len(src_vocab), len(tgt_vocab))
+        shapes = seq2seq_shapes(self, len(src_vocab), len(tgt_vocab))
         self._check_memory(shapes, np.float32, extra_bytes=self._activation_bytes(src, tgt))
         self.model_ = model = self._build(rng=seed)
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
@@ -448,38 +449,6 @@ class Translator(Estimator):
         return out
 
 
-def _seq2seq_shapes(p: Translator, src_vocab: int, tgt_vocab: int) -> Dict[str, Tuple[int, ...]]:
-    """Name -> shape of every Seq2Seq array (see encoder.py, decoder.py, nn/attention.py) for settings ``p``."""
-    mode, E, H, L = CELL_MODES[p.cell], int(p.embedding_size), int(p.hidden_size), int(p.num_layers)
-    K = 2 if p.bidirectional else 1
-    luong = p.attention != "bahdanau"
-    shapes = embedding_shapes("encoder.embedding.", src_vocab, E)
-    cell_kw = dict(layer_norm=bool(p.layer_norm), peephole=bool(p.peephole))
-    shapes.update(recurrent_shapes("encoder.rnn.", mode, E, H, L, bidirectional=bool(p.bidirectional), **cell_kw))
-    if p.bridge == "linear":
-        shapes.update(linear_shapes("encoder.bridge_h.", K * H, H))
-        if mode == "LSTM":
-            shapes.update(linear_shapes("encoder.bridge_c.", K * H, H))
-    shapes.update(embedding_shapes("decoder.embedding.", tgt_vocab, E))
-    D = (E + (H if feeds(p) else 0)) if luong else E + K * H
-    shapes.update(recurrent_shapes("decoder.rnn.", mode, D, H, L, **cell_kw))
-    if p.attention == "bahdanau":
-        A = int(p.attention_size or H)
-        shapes.update({"decoder.attention.W": (A, H), "decoder.attention.U": (A, K * H), "decoder.attention.v": (A,)})
-    elif p.attention == "general":
-        shapes["decoder.attention.W_a"] = (H, K * H)
-    if luong:
-        shapes.update(linear_shapes("decoder.combine.", K * H + H, H))
-    O = H if luong else H + K * H
-    if p.tie_embeddings:      # decoder.out.weight is decoder.embedding.weight (V, E), stored under both names
-        if O != E:
-            shapes["decoder.out_proj.weight"] = (E, O)
-        shapes.update(linear_shapes("decoder.out.", E, tgt_vocab))
-    else:
-        shapes.update(linear_shapes("decoder.out.", O, tgt_vocab))
-    return shapes
-
-
 def _length_sorted_chunks(ids: Sequence[Sequence[int]], size: int) -> List[np.ndarray]:
     """Index chunks of similar source length (less padding), covering every index once."""
     order = np.argsort([len(s) for s in ids], kind="stable")
@@ -496,9 +465,3 @@ def _mean_loss(model, batches) -> float:
             n += count
     return total / max(n, 1)
 
-
-def feeds(p) -> bool:
-    """Whether the decoder uses input feeding: ``p.input_feeding``, or when it is None, whether the attention
-    is Luong's (dot, general). The default became None on 2026-12-02 (+2.0 validation BLEU on Tatoeba);
-    files written before record True or False and keep it."""
-    return p.attention != "bahdanau" if p.input_feeding is None else bool(p.input_feeding)
