@@ -49,8 +49,8 @@ CONFIGS = {
     # dropout 0.3, label smoothing 0.1, a cosine over 30 epochs, weight tying (since 2026-12-02), the
     # best-validation-BLEU model kept, or the average of the 5 best when it validates better
     "recipe": dict(),
-    "tied": dict(tie_embeddings=True),          # the recipe with weight tying
-    "feed": dict(input_feeding=True),           # the recipe with Luong's input feeding
+    "tied": dict(tie_embeddings=True, input_feeding=False),   # the recipe of the morning of 2026-12-02
+    "feed": dict(input_feeding=True),           # Luong's input feeding: the default recipe since 2026-12-02
     "bahdanau": dict(attention="bahdanau", scheduled_sampling="none"),
     "bahdanau+ss": dict(attention="bahdanau", scheduled_sampling="inverse_sigmoid"),
     "luong": dict(attention="general", scheduled_sampling="none"),
