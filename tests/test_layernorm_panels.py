@@ -11,8 +11,7 @@ for both its paths.
 import numpy as np
 import pytest
 
-from recurrent_cases import as_tuple
-from test_recurrent_variants import BACKENDS, _backend_or_skip, _grads
+from test_recurrent_variants import _backend_or_skip, assert_backends_agree
 from variant_cases import make_variant_case
 
 CASES = [
@@ -73,14 +72,5 @@ def test_layer_norm_loops_on_panels_equal_the_reference(kind, kw, dtype, T):
     assert panel_mm.pack(np.zeros((P, G * H), dtype)).shape[0] > 0      # the forward product can run on panels
     assert (T >= layernorm_scan.PANEL_MIN_STEPS) == (T == 5)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=1e-4)
-    case = make_variant_case(kind, kw, varlen=T > 1, dtype=dtype, T=T, N=7, D=5, H=H)
-    layer = case[0]
-    out = {}
-    for name in BACKENDS:
-        layer.backend = name
-        y, s, cache, dx, ds0 = _grads(*case)
-        out[name] = [y, dx, *as_tuple(s), *as_tuple(ds0)] + [p.grad.copy() for _, p in layer.named_parameters()]
-    assert any(np.abs(a).max() > 0 for a in out["numpy"])
-    for a, b in zip(out["numpy"], out["numba"]):
-        scale = max(1.0, float(np.abs(a).max()))
-        np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * scale)
+    ref = assert_backends_agree(make_variant_case(kind, kw, varlen=T > 1, dtype=dtype, T=T, N=7, D=5, H=H), tol)
+    assert any(np.abs(a).max() > 0 for a in ref)

@@ -33,6 +33,21 @@ def _grads(layer, x, state, lengths, dy, d_state, seed=7):
     return y, state_n, cache, dx, d_state0
 
 
+def assert_backends_agree(case, tol):
+    """Outputs, final states and every gradient of ``case`` through each backend equal the reference's;
+    returns the reference's arrays."""
+    layer = case[0]
+    out = {}
+    for name in BACKENDS:
+        layer.backend = name
+        y, s, cache, dx, ds0 = _grads(*case)
+        out[name] = [y, dx, *as_tuple(s), *as_tuple(ds0)] + [p.grad.copy() for _, p in layer.named_parameters()]
+    for a, b in zip(out["numpy"], out["numba"]):
+        scale = max(1.0, float(np.abs(a).max()))          # float32: errors relative to the array's size
+        np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * scale)
+    return out["numpy"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind,kw", VARIANTS, ids=VARIANT_IDS)
 def test_variant_backward_matches_finite_differences(kind, kw, backend):
@@ -80,16 +95,7 @@ def test_compiled_variant_equals_the_reference(kind, kw, dtype):
     _backend_or_skip("numba")
     # float32: sums over T*N terms in another order (and the kernels' tanh approximation); float64 is the check
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=1e-4)
-    case = make_variant_case(kind, kw, dtype=dtype, T=6, N=4, D=5, H=7)
-    layer = case[0]
-    out = {}
-    for name in BACKENDS:
-        layer.backend = name
-        y, s, cache, dx, ds0 = _grads(*case)
-        out[name] = [y, dx, *as_tuple(s), *as_tuple(ds0)] + [p.grad.copy() for _, p in layer.named_parameters()]
-    for a, b in zip(out["numpy"], out["numba"]):
-        scale = max(1.0, float(np.abs(a).max()))          # float32: errors relative to the array's size
-        np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * scale)
+    assert_backends_agree(make_variant_case(kind, kw, dtype=dtype, T=6, N=4, D=5, H=7), tol)
 
 
 @pytest.mark.parametrize("kind,kw", VARIANTS, ids=VARIANT_IDS)
