@@ -39,7 +39,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from rnnkit.io.atomic import write_json  # noqa: E402
+from rnnkit.errors import PathError  # noqa: E402
+from rnnkit.io.atomic import check_outputs, write_json  # noqa: E402
 from rnnkit.translate.api import prepare_pairs  # noqa: E402
 from rnnkit.translate.data import TextOptions, disjoint_from, sentence_groups, split_indices  # noqa: E402
 from rnnkit.translate.translator import Translator  # noqa: E402
@@ -109,6 +110,16 @@ def main(argv=None) -> int:
         p.error(f"unknown configuration(s) {unknown}; choose from {sorted(CONFIGS)}")
     if not os.path.exists(args.data):
         p.error(f"{args.data} not found: pass --data PATH to fra-eng.txt (English<TAB>French)")
+    # every output checked before the first step of work (a model saved after 14 minutes must not fail then)
+    if args.save_dir:
+        os.makedirs(args.save_dir, exist_ok=True)
+    models = {f"--save-dir ({n})": os.path.join(args.save_dir, f"fra-eng-{n}.npz") for n in names} \
+        if args.save_dir and not args.ensemble else {}
+    try:
+        check_outputs({"--out": args.json, **models},
+                      inputs={"--data": args.data, **{f"--ensemble {m}": m for m in args.ensemble or []}})
+    except PathError as e:
+        p.error(str(e))
 
     data, info = prepare_pairs(args.data, src_col=1, tgt_col=0, max_words=10, prefix_filter="target")
     # held out means unseen: pairs sharing a normalised source or target sentence stay on one side (issue 15);
