@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from rnnkit.charlm.data import Chunks, Vocab, read_text, split_text, stream_matrix  # noqa: E402
 from rnnkit.charlm.model import CharLM  # noqa: E402
-from rnnkit.io.atomic import write_json  # noqa: E402
+from rnnkit.errors import RnnkitError  # noqa: E402
+from rnnkit.io.atomic import check_outputs, write_json  # noqa: E402
 from rnnkit.charlm.training import evaluate_ids, make_step_fn  # noqa: E402
 from rnnkit.optim import Adam  # noqa: E402
 from rnnkit.train import StopTraining, fit  # noqa: E402
@@ -281,6 +282,11 @@ def main(argv=None):
                  "--peephole and --max-steps are rnnkit's; drop them with --torch")
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                     f"charlm_{impl}_{args.cell}_{args.minutes:g}m.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    try:                                          # before a training of up to an hour, not after it
+        check_outputs({"--out": out}, inputs={"--data": args.data}, examples={"--out": "charlm.json"})
+    except RnnkitError as e:
+        p.error(str(e))
 
     text = read_text(args.data)
     train_text, valid_text, _ = split_text(text, 0.1)
@@ -308,7 +314,6 @@ def main(argv=None):
     if args.torch:
         import torch
         info["machine"].update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_json(out, info, what="--out")          # atomic, like every rnnkit output
     print(f"{impl}: {last[2]} steps, {info['chars_per_s']:,.0f} chars/s, final validation {last[4]:.4f} "
           f"nats/char -> {out}")
