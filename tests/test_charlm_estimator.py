@@ -138,7 +138,7 @@ def test_bad_hyperparameters_name_the_flag(params, message):
 
 def test_the_better_of_best_validated_and_final_parameters_is_kept():
     """A budget that stops between validations: the final parameters are validated too, the lower loss wins."""
-    est = CharModel(max_steps=5, validate_every=2, validation_fraction=0.2, **TINY).fit(TEXT)
+    est = CharModel(max_steps=5, validate_every=2, validation_fraction=0.2, average_checkpoints=0, **TINY).fit(TEXT)
     h, meta = est.history_, est.meta_
     assert [s for s, _ in h.val_loss] == [2, 4] and meta["final_valid"] is not None
     best, last = h.best_val_loss, meta["final_valid"]["loss"]

@@ -12,6 +12,7 @@ from functools import partial
 from typing import List
 
 from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..train.averaging import describe_averaging
 from . import api
 from .estimator import CharModel
 from .generate import MAX_BEAM, MAX_LENGTH
@@ -24,6 +25,8 @@ def _train(args, names: List[str]) -> int:
                     progress=args.progress, **estimator_kwargs(args, names))
     h = run.history
     print(f"trained {h.steps} steps in {h.elapsed_s:.0f} s (stopped: {h.stop_reason})")
+    if run.model.meta_.get("averaging"):
+        print(describe_averaging(run.model.meta_["averaging"]))
     for name, m in (("validation", run.valid), ("test", run.test)):
         if m:
             print(f"{name}: {m['loss']:.4f} nats/char, {m['bits_per_char']:.4f} bits/char, "

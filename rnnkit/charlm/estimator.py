@@ -38,6 +38,7 @@ from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
 from ..nn.xp import DeviceError, device_namespace, host_copy
 from ..optim import Adam, CosineAnnealingLR
+from ..train.averaging import CheckpointAverager, keep_better_average
 from ..train.progress import say
 from .data import Vocab, split_text
 from .generate import MAX_LENGTH, beam_search, check_sampling, stream
@@ -66,7 +67,8 @@ class CharModel(Estimator):
     ``seq_len`` characters, carrying the state from chunk to chunk; it validates
     (with a printed sample when ``progress``) at every epoch's end and every
     ``validate_every`` steps, and keeps the best validated parameters unless the
-    final ones score lower on the validation text.
+    final ones score lower on the validation text, or the mean of the
+    ``average_checkpoints`` best validations' parameters lower still.
 
     Parameters
     ----------
@@ -97,6 +99,9 @@ class CharModel(Estimator):
     validation_fraction : share of the text before the test split held out for validation
     test_fraction : share at the very end of the text held out as a test split (0 = none)
     validate_every : steps between validations and samples (besides every epoch's end)
+    average_checkpoints : checkpoint averaging: at the end, average the parameters of this many best
+        validations and keep the average only if its validation loss is lower than the kept single
+        model's (0 or 1: off; needs a validation split)
     checkpoint_every : steps between checkpoints of a run with a checkpoint (every ``train``, beside
         --out); none = only at each epoch's end. One is also written when training stops and on Ctrl-C
         or SIGTERM
@@ -114,13 +119,17 @@ class CharModel(Estimator):
     model_ : the :class:`~rnnkit.charlm.model.CharLM` network. vocab_ : its
     :class:`~rnnkit.charlm.data.Vocab`. history_ : the training
     :class:`~rnnkit.train.History`. meta_ : facts about the run (``valid``,
-    ``test`` and ``final_valid`` metrics, ``saved_step``, ``data_chars``).
+    ``test`` and ``final_valid`` metrics, ``saved_step``: the step of the kept parameters, or none when
+    they are a checkpoint average; ``averaging``: the average's steps and validation against the single
+    model's, and which was kept; ``data_chars``).
     """
 
     kind = "charlm"
     # the carried TBPTT state is (L, batch_size, H) and the chunks follow seq_len: a resumed
     # run must keep them, and the split fractions, to continue the same run
     _size_flags = ("--hidden-size", "--num-layers", "--embedding-size", "--batch-size", "--seq-len")
+    # files written before checkpoint averaging existed were trained without it (a default since 2026-12-02)
+    _absent_params = {"average_checkpoints": 0}
     _resume_fixed = ("cell", "hidden_size", "num_layers", "embedding_size", "dropout", "seq_len", "batch_size",
                      "validation_fraction", "test_fraction", "dtype", "proj_size", "peephole", "layer_norm",
                      "variational_dropout", "weight_drop", "zoneout")
@@ -135,7 +144,7 @@ class CharModel(Estimator):
                  epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
                  test_fraction: float = 0.0, validate_every: Optional[int] = None,
-                 checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
+                 average_checkpoints: int = 5, checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
                  random_state: Optional[int] = 0, dtype: str = "float32", progress: bool = False,
                  device: str = "cpu"):
         self.cell = cell
@@ -160,6 +169,7 @@ class CharModel(Estimator):
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
         self.validate_every = validate_every
+        self.average_checkpoints = average_checkpoints
         self.checkpoint_every = checkpoint_every
         self.sample_length = sample_length
         self.temperature = temperature
@@ -198,6 +208,7 @@ class CharModel(Estimator):
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
+        check_count(flag_of("average_checkpoints"), self.average_checkpoints, 0)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
         split_text("", self.validation_fraction, self.test_fraction)      # checks both fractions
         if check_count(flag_of("sample_length"), self.sample_length, 0) > MAX_LENGTH:
@@ -333,6 +344,10 @@ class CharModel(Estimator):
             n = min(self.batch_size, len(valid_ids) - 1)
             validate = lambda m: evaluate_ids(m, valid_ids, batch=n, seq_len=self.seq_len)
         final = {}
+        averager = None
+        if self.average_checkpoints > 1 and validate is not None:
+            # copies the parameters at validations; it touches no random stream, so training is unchanged
+            averager = CheckpointAverager(self.average_checkpoints)
 
         def on_event(event, info):
             if event == "validate" and self.progress and self.sample_length:
@@ -348,7 +363,7 @@ class CharModel(Estimator):
             fitted={"vocab": list(vocab.chars), "dtype": model.dtype.name},
             epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, clip_norm=self.clip_norm,
             schedule=schedule, validate=validate, validate_every=self.validate_every if validate else None,
-            callbacks=[on_event], progress=self.progress, unit="char")
+            callbacks=[on_event] + ([averager] if averager else []), progress=self.progress, unit="char")
         model.eval()
         valid = validate(model) if validate else None
         saved_step, last = (history.best_step if valid is not None else history.steps), None
@@ -361,6 +376,11 @@ class CharModel(Estimator):
                 valid, saved_step = last, history.steps
             else:
                 model.load_state_dict(best)
+        averaging = None
+        if averager is not None and len(averager.snapshots) > 1 and valid is not None:
+            averaging, _ = keep_better_average(model, averager, validate, valid)
+            if averaging["kept"] == "averaged":
+                valid, saved_step = averaging["averaged"], None      # no single step: the mean of averaging["steps"]
         test = None
         if len(test_text) > 1:
             test_ids = vocab.encode(test_text)
@@ -368,7 +388,7 @@ class CharModel(Estimator):
         # only now, after everything that can fail: a failed re-fit leaves a fitted model exactly as it was
         self.vocab_, self.model_, self.history_ = vocab, model, history
         self.meta_ = {"data_chars": len(text), "valid": valid, "test": test, "final_valid": last,
-                      "saved_step": saved_step}
+                      "saved_step": saved_step, "averaging": averaging}
         return self
 
     # -- using the model ------------------------------------------------------------------

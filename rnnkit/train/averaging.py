@@ -27,11 +27,17 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["CheckpointAverager", "average_states"]
+from ..nn.xp import to_host
+
+__all__ = ["CheckpointAverager", "average_states", "describe_averaging", "keep_better_average"]
 
 
 def average_states(states: Sequence[Mapping[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """The element-wise mean of ``states`` (same names and shapes), summed in float64, in each array's dtype."""
+    """The element-wise mean of ``states`` (same names and shapes), summed in float64, in each array's dtype.
+
+    The arrays may live on a GPU (a CuPy model's ``state_dict``); the mean is a host array, which
+    ``load_state_dict`` copies back onto the parameters' device.
+    """
     if not states:
         raise ValueError("average_states: no states to average")
     names = list(states[0])
@@ -42,8 +48,8 @@ def average_states(states: Sequence[Mapping[str, np.ndarray]]) -> Dict[str, np.n
     for k in names:
         total = np.zeros(np.shape(states[0][k]), dtype=np.float64)
         for s in states:
-            total += np.asarray(s[k], dtype=np.float64)
-        out[k] = (total / len(states)).astype(np.asarray(states[0][k]).dtype)
+            total += to_host(s[k])
+        out[k] = (total / len(states)).astype(to_host(states[0][k]).dtype)
     return out
 
 
@@ -83,3 +89,38 @@ class CheckpointAverager:
     def average(self) -> Dict[str, np.ndarray]:
         """The mean of the kept snapshots' parameters."""
         return average_states([state for _, _, state in self.snapshots])
+
+
+def keep_better_average(model, averager: CheckpointAverager, validate, best: Mapping[str, Any]):
+    """Validate the mean of ``averager``'s snapshots; keep it in ``model`` only if it beats ``best``.
+
+    ``model`` holds the single parameters chosen so far (the best validation's) and ``best`` their
+    validation metrics. Returns ``(info, unkept_state)``: ``info`` says which was kept (JSON-able, for a
+    model file's meta), ``unkept_state`` is the other candidate's ``state_dict`` so a benchmark can score
+    both.
+    """
+    monitor, maximize = averager.monitor, averager.maximize
+    best_state = model.state_dict()
+    model.load_state_dict(averager.average())
+    with model.eval_mode():
+        averaged = {k: float(v) for k, v in validate(model).items()}
+    a, b = averaged[monitor], float(best[monitor])
+    kept = bool(math.isfinite(a) and (a > b if maximize else a < b))
+    if kept:
+        unkept = best_state
+    else:
+        unkept = model.state_dict()
+        model.load_state_dict(best_state)
+    info = {"k": averager.k, "steps": averager.steps, "monitor": monitor,
+            "best": {k: float(v) for k, v in best.items() if isinstance(v, (int, float))},
+            "averaged": averaged, "kept": "averaged" if kept else "best"}
+    return info, unkept
+
+
+def describe_averaging(info: Mapping[str, Any]) -> str:
+    """One line for a CLI: the steps averaged, both validations and which model was kept."""
+    m = info["monitor"]
+    return (f"checkpoint averaging: the mean of the {len(info['steps'])} best validations (steps "
+            f"{', '.join(map(str, sorted(info['steps'])))}) has validation {m} {info['averaged'][m]:.4g} against "
+            f"the best single model's {info['best'][m]:.4g}: kept the "
+            f"{'average' if info['kept'] == 'averaged' else 'best single model'}")

@@ -22,6 +22,7 @@ import sys
 
 from ..cli.builder import RnnkitParser, add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
 from ..cli.formatting import DefaultsHelpFormatter
+from ..train.averaging import describe_averaging
 from .default_task import DEFAULT_RANGE
 from .translator import Translator
 
@@ -147,10 +148,7 @@ def _run_train(args) -> int:
              f"loss {best:.4f})" if best is not None else ""))
     av = summary.get("averaging")
     if av:
-        m = av["monitor"]
-        print(f"checkpoint averaging: the mean of the {len(av['steps'])} best validations (steps "
-              f"{', '.join(map(str, sorted(av['steps'])))}) has validation {m} {av['averaged'][m]:.4g} against the "
-              f"best single model's {av['best'][m]:.4g}: kept the {'average' if av['kept'] == 'averaged' else 'best single model'}")
+        print(describe_averaging(av))
     if "test" in summary:
         t = summary["test"]
         print(f"test ({t['n']} pairs, beam {t['beam']}): BLEU {t['bleu']:.2f}  chrF {t['chrf']:.2f}  "

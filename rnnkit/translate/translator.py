@@ -22,7 +22,7 @@ from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
 from ..optim import Adam, CosineAnnealingLR
-from ..train.averaging import CheckpointAverager
+from ..train.averaging import CheckpointAverager, keep_better_average
 from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
                    tokenize)
 from .decode import MAX_LENGTH, beam_search, check_decoding, decoding_bytes, greedy
@@ -354,22 +354,9 @@ class Translator(Estimator):
         ``model`` holds the best validation's parameters (``restore_best``). The other candidate is kept in
         ``unkept_state_`` (not saved) so a benchmark can score both.
         """
-        monitor, maximize = averager.monitor, averager.maximize
         best = next(m for s, m in reversed(history.val) if s == history.best_step)
-        best_state = model.state_dict()
-        model.load_state_dict(averager.average())
-        with model.eval_mode():
-            averaged = {k: float(v) for k, v in validate(model).items()}
-        a, b = averaged[monitor], float(best[monitor])
-        kept = bool(np.isfinite(a) and (a > b if maximize else a < b))
-        if kept:
-            self.unkept_state_ = best_state
-        else:
-            self.unkept_state_ = model.state_dict()
-            model.load_state_dict(best_state)
-        return {"k": averager.k, "steps": averager.steps, "monitor": monitor,
-                "best": {k: float(v) for k, v in best.items() if isinstance(v, (int, float))},
-                "averaged": averaged, "kept": "averaged" if kept else "best"}
+        info, self.unkept_state_ = keep_better_average(model, averager, validate, best)
+        return info
 
     def _activation_bytes(self, src, tgt) -> int:
         """A rough size of one batch's activations: the logits and their gradient, and the gates of every step."""

@@ -1,0 +1,108 @@
+"""Checkpoint averaging in the character LM (``--average-checkpoints``) and its shared keep-the-better rule."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from rnnkit.charlm import CharModel
+from rnnkit.cli.main import main
+from rnnkit.train.averaging import CheckpointAverager, keep_better_average
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 12
+TINY = dict(hidden_size=16, num_layers=1, embedding_size=4, seq_len=8, batch_size=4, learning_rate=1e-2,
+            sample_length=0, validation_fraction=0.2, validate_every=2, max_steps=12)
+VALID = TEXT[len(TEXT) - round(0.2 * len(TEXT)):]
+
+
+class _Scalar:
+    """A one-parameter 'model' whose validation loss is (w - target)^2."""
+
+    def __init__(self, w):
+        self.w = float(w)
+
+    def state_dict(self):
+        return {"w": np.array([self.w])}
+
+    def load_state_dict(self, state):
+        self.w = float(state["w"][0])
+
+    @contextlib.contextmanager
+    def eval_mode(self):
+        yield self
+
+
+def _averager_of(values, losses):
+    av, net = CheckpointAverager(len(values)), _Scalar(0.0)
+    for step, (w, loss) in enumerate(zip(values, losses), start=1):
+        net.w = w
+        av("validate", {"step": step, "model": net, "metrics": {"loss": loss}})
+    return av
+
+
+@pytest.mark.parametrize("target,kept,model_w,unkept_w", [(2.0, "averaged", 2.0, 1.0), (1.0, "best", 1.0, 2.0)])
+def test_keep_better_average_keeps_the_lower_loss(target, kept, model_w, unkept_w):
+    validate = lambda m: {"loss": (m.w - target) ** 2}
+    av = _averager_of([1.0, 3.0], [validate(_Scalar(1.0))["loss"], validate(_Scalar(3.0))["loss"] + 1e-9])
+    model = _Scalar(1.0)                                           # holds the best single snapshot
+    info, unkept = keep_better_average(model, av, validate, validate(model))
+    assert info["kept"] == kept and model.w == model_w and unkept["w"][0] == unkept_w
+    assert info["averaged"]["loss"] == pytest.approx((2.0 - target) ** 2)
+    assert info["best"]["loss"] == pytest.approx((1.0 - target) ** 2) and sorted(info["steps"]) == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    plain = CharModel(average_checkpoints=0, **TINY).fit(TEXT)
+    averaged = CharModel(average_checkpoints=3, **TINY).fit(TEXT)
+    return plain, averaged
+
+
+def test_averaging_does_not_change_training(pair):
+    plain, averaged = pair
+    assert averaged.history_.train == plain.history_.train and averaged.history_.val == plain.history_.val
+    assert plain.meta_["averaging"] is None
+
+
+def test_the_kept_model_is_the_one_whose_validation_is_reported(pair):
+    plain, averaged = pair
+    info, meta = averaged.meta_["averaging"], averaged.meta_
+    lowest3 = sorted(averaged.history_.val_loss, key=lambda sv: sv[1])[:3]
+    assert sorted(info["steps"]) == sorted(s for s, _ in lowest3)
+    assert info["best"]["loss"] == pytest.approx(plain.meta_["valid"]["loss"], abs=1e-12)
+    again = averaged.score(VALID, batch_size=4, seq_len=8)["loss"]
+    assert again == pytest.approx(meta["valid"]["loss"], abs=1e-9)
+    same = all(np.array_equal(a, b) for a, b in zip(averaged.model_.state_dict().values(),
+                                                     plain.model_.state_dict().values()))
+    if info["kept"] == "averaged":
+        assert info["averaged"]["loss"] < info["best"]["loss"] and meta["saved_step"] is None and not same
+    else:
+        assert info["averaged"]["loss"] >= info["best"]["loss"] and meta["saved_step"] is not None and same
+
+
+def test_cli_reports_and_the_file_records_the_averaging(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "m.npz"
+    args = ["charlm", "train", str(text), "--out", str(out), "--no-plot", "--no-progress", "--hidden-size", "16",
+            "--num-layers", "1", "--embedding-size", "4", "--seq-len", "8", "--batch-size", "4",
+            "--max-steps", "12", "--validate-every", "2", "--validation-fraction", "0.2", "--sample-length", "0",
+            "--average-checkpoints", "4"]
+    assert main(args) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("checkpoint averaging")]
+    loaded = CharModel.load(out)
+    info = loaded.meta_["averaging"]
+    assert loaded.average_checkpoints == 4 and len(info["steps"]) == 4 and len(line) == 1
+    assert line[0].endswith("kept the average" if info["kept"] == "averaged" else "kept the best single model")
+    assert loaded.score(VALID, batch_size=4, seq_len=8)["loss"] == pytest.approx(loaded.meta_["valid"]["loss"],
+                                                                                 abs=1e-6)
+
+
+def test_average_checkpoints_is_checked(capsys):
+    assert main(["charlm", "train", "--average-checkpoints", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--average-checkpoints" in err and "must be >= 0" in err and "Traceback" not in err
+
+
+def test_files_from_before_averaging_load_with_it_off():
+    assert CharModel._absent_params == {"average_checkpoints": 0}
