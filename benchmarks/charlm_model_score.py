@@ -12,7 +12,8 @@ loss two ways:
 - ``one_stream``: the whole validation text as one stream (every character predicted from everything
   before it in the validation text).
 
-With the model's settings and its training history (every validation, the last training losses,
+With the model's settings, which parameters it kept (``saved_step``, or the checkpoint average of
+``averaging``), and its training history (every validation, the last training losses,
 steps, training seconds, why it stopped) it writes one JSON file (``--out``, atomic)::
 
     python benchmarks/charlm_model_score.py runs/c1.npz --data ../shared/data/tinyshakespeare.txt \\
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
     h = est.history_
     result = {"model": os.path.basename(args.model), "note": args.note, "params": est.get_params(),
               "parameters": est.model_.num_parameters(), **score(est, text),
+              # which parameters the file holds: the best validation's, the final ones, or a checkpoint average
+              "kept": {k: est.meta_.get(k) for k in ("saved_step", "valid", "averaging")},
               "history": {"steps": h.steps, "elapsed_s": h.elapsed_s, "stop_reason": h.stop_reason,
                           "best_step": h.best_step, "val_loss": h.val_loss, "last_train": h.train[-20:]},
               "machine": {"python": platform.python_version(), "numpy": np.__version__, "cores": os.cpu_count()}}

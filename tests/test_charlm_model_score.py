@@ -53,6 +53,9 @@ def test_scores_and_history_match_the_model_file(trained, tmp_path):
     assert res["history"]["steps"] == est.history_.steps == 30
     assert [tuple(v) for v in res["history"]["val_loss"]] == [tuple(v) for v in est.history_.val_loss]
     assert res["params"]["layer_norm"] is True and res["params"]["zoneout"] == 0.1 and res["note"] == "cmd"
+    kept = res["kept"]                                      # the file's own record of which parameters it holds
+    assert kept["averaging"] == est.meta_["averaging"] and kept["averaging"]["k"] == 5
+    assert kept["saved_step"] == est.meta_["saved_step"] and kept["valid"] == est.meta_["valid"]
 
 
 def test_out_naming_the_model_or_the_data_is_refused(trained, capsys):
