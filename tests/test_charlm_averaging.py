@@ -80,6 +80,16 @@ def test_the_kept_model_is_the_one_whose_validation_is_reported(pair):
         assert info["averaged"]["loss"] >= info["best"]["loss"] and meta["saved_step"] is not None and same
 
 
+def test_final_parameters_validated_after_the_loop_join_the_average():
+    """A budget that ends between validations (step 11): the final parameters are validated and may be averaged."""
+    est = CharModel(average_checkpoints=3, **dict(TINY, max_steps=11)).fit(TEXT)
+    h, meta = est.history_, est.meta_
+    assert [s for s, _ in h.val_loss][-1] == 10 and meta["final_valid"] is not None
+    pool = list(h.val_loss) + [(11, meta["final_valid"]["loss"])]
+    lowest3 = sorted(pool, key=lambda sv: sv[1])[:3]         # a stable sort: of equal losses the earlier first
+    assert sorted(meta["averaging"]["steps"]) == sorted(s for s, _ in lowest3)
+
+
 def test_cli_reports_and_the_file_records_the_averaging(tmp_path, capsys):
     text = tmp_path / "t.txt"
     text.write_text(TEXT, encoding="utf-8")

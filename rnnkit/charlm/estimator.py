@@ -372,6 +372,8 @@ class CharModel(Estimator):
             best = model.state_dict()
             model.load_state_dict(final["state"])
             last = validate(model)
+            if averager is not None:        # the final parameters are a candidate for the average too
+                averager("validate", {"step": history.steps, "model": model, "metrics": last})
             if last["loss"] <= valid["loss"]:
                 valid, saved_step = last, history.steps
             else:
