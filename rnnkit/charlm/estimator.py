@@ -100,8 +100,8 @@ class CharModel(Estimator):
     test_fraction : share at the very end of the text held out as a test split (0 = none)
     validate_every : steps between validations and samples (besides every epoch's end)
     average_checkpoints : checkpoint averaging: at the end, average the parameters of this many best
-        validations and keep the average only if its validation loss is lower than the kept single
-        model's (0 or 1: off; needs a validation split)
+        validations (the final parameters' validation among them) and keep the average only if its
+        validation loss is lower than the kept single model's (0 or 1: off; needs a validation split)
     checkpoint_every : steps between checkpoints of a run with a checkpoint (every ``train``, beside
         --out); none = only at each epoch's end. One is also written when training stops and on Ctrl-C
         or SIGTERM
