@@ -144,7 +144,8 @@ class CharModel(Estimator):
                  epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
                  test_fraction: float = 0.0, validate_every: Optional[int] = None,
-                 average_checkpoints: int = 5, checkpoint_every: Optional[int] = 100, sample_length: int = 200, temperature: float = 0.8,
+                 average_checkpoints: int = 5, checkpoint_every: Optional[int] = 100, sample_length: int = 200,
+                 temperature: float = 0.8,
                  random_state: Optional[int] = 0, dtype: str = "float32", progress: bool = False,
                  device: str = "cpu"):
         self.cell = cell
@@ -373,7 +374,7 @@ class CharModel(Estimator):
             model.load_state_dict(final["state"])
             last = validate(model)
             if averager is not None:        # the final parameters are a candidate for the average too
-                averager("validate", {"step": history.steps, "model": model, "metrics": last})
+                averager.offer(history.steps, model, last)
             if last["loss"] <= valid["loss"]:
                 valid, saved_step = last, history.steps
             else:

@@ -70,14 +70,17 @@ class CheckpointAverager:
         return -value if self.maximize else value      # lower ranks first
 
     def __call__(self, event: str, info: Dict[str, Any]) -> None:
-        if event != "validate":
-            return
-        value = float(info["metrics"][self.monitor])
+        if event == "validate":
+            self.offer(info["step"], info["model"], info["metrics"])
+
+    def offer(self, step: int, model, metrics: Mapping[str, Any]) -> None:
+        """Keep a copy of ``model``'s parameters if ``metrics`` rank them among the k best so far."""
+        value = float(metrics[self.monitor])
         if not math.isfinite(value):
             return
         if len(self.snapshots) == self.k and self._rank(value) >= self._rank(self.snapshots[-1][0]):
             return                                     # not among the k best: no copy made
-        self.snapshots.append((value, int(info["step"]), info["model"].state_dict()))
+        self.snapshots.append((value, int(step), model.state_dict()))
         # a stable sort: of equal values the earlier validation ranks first
         self.snapshots.sort(key=lambda s: self._rank(s[0]))
         del self.snapshots[self.k:]
