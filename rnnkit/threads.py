@@ -28,7 +28,9 @@ from typing import Dict, Optional, Union
 
 from .errors import HyperparameterError
 
-__all__ = ["set_threads", "auto_threads", "available_cores", "busy_cores", "parse_threads"]
+__all__ = ["set_threads", "auto_threads", "available_cores", "busy_cores", "parse_threads", "thread_budget"]
+
+_setting: Dict[str, Optional[int]] = {"threads": None}
 
 
 def available_cores() -> int:
@@ -123,6 +125,7 @@ def set_threads(n: Union[str, int, None] = "auto") -> Dict[str, Optional[int]]:
             blas = count
         except ImportError:
             pass
+    _setting["threads"] = count
     numba_threads = None
     if "numba" in sys.modules:         # never import numba just to set its pool
         try:
@@ -132,3 +135,9 @@ def set_threads(n: Union[str, int, None] = "auto") -> Dict[str, Optional[int]]:
         except Exception:              # a numba without a thread pool (or a broken one): BLAS is what matters
             numba_threads = None
     return {"threads": count, "blas": blas, "numba": numba_threads}
+
+
+def thread_budget() -> Optional[int]:
+    """The count of the last :func:`set_threads` (None before any): what the compiled loops that share
+    a step among numba's threads may use, also when numba was loaded after the setting."""
+    return _setting["threads"]

@@ -93,6 +93,61 @@ def test_batch_first_stack_equals_the_reference():
     _close(layer.forward(x, state, lengths, need_cache=False)[0], want, np.float32)
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel", list(CELL_NAMES))
+def test_steps_shared_among_threads_equal_the_serial_loops_bit_for_bit(kernel, dtype, parts, monkeypatch):
+    """The threaded loops (kernels.inference_threads): each thread's blocks are the serial loop's blocks,
+    so the results are identical, not only close; with padding units (H = 37, 70, 150), input blocks of a
+    few steps, both directions, variable lengths, and outputs written straight into y (H = 64). A layer
+    of one block (the RNN at H = 37) stays serial."""
+    from rnnkit.kernels import inference_threads
+    monkeypatch.setattr(inference, "INPUT_ROWS", 2 * 9)
+    calls = []
+    name = {"rnn_tanh": "rnn_forward", "rnn_relu": "rnn_forward"}.get(kernel, kernel + "_forward")
+    threaded = getattr(inference_threads, name)
+    monkeypatch.setattr(inference_threads, name, lambda *a: calls.append(a[-1]) or threaded(*a))
+    rng = np.random.default_rng(11)
+    cell = CELLS[CELL_NAMES[kernel]]()
+    for T, N, D, H in [(5, 9, 4, 37), (4, 7, 6, 70), (3, 8, 5, 64), (3, 6, 4, 150)]:     # the RNN's blocks: 4V units
+        W_ih, W_hh, b_ih, b_hh = _weights(rng, cell.num_gates, H, D, dtype)
+        x = rng.standard_normal((T, N, D)).astype(dtype)
+        s0 = tuple((0.5 * rng.standard_normal((N, H))).astype(dtype) for _ in range(cell.num_states))
+        for reverse in (False, True):
+            for lengths in (None, rng.integers(1, T + 1, N)):
+                monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: 1)
+                inference._packed_cache.clear()
+                want_y, want_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse)
+                blocks = []
+                monkeypatch.setattr(inference, "thread_parts",
+                                    lambda N, Hp, P, B: blocks.append(B) or min(parts, B))
+                before = len(calls)
+                got_y, got_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse)
+                shared = min(parts, blocks[0]) > 1
+                assert len(calls) == before + shared
+                if shared:
+                    assert calls[-1].size - 1 == min(parts, blocks[0]) and calls[-1][-1] == blocks[0]
+                np.testing.assert_array_equal(got_y, want_y)
+                for g, w in zip(got_s, want_s):
+                    np.testing.assert_array_equal(g, w)
+                ref_y, ref_s, _ = scan.scan_forward(cell, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
+                                                    backend="numpy", need_cache=False)
+                _close(got_y, ref_y, dtype)
+
+
+def test_only_large_steps_are_shared_among_threads(monkeypatch):
+    """As many threads as the thread setting (rnnkit.threads), on steps large enough to repay them."""
+    import numba
+
+    from rnnkit import threads
+    monkeypatch.setitem(threads._setting, "threads", 1)
+    assert inference.thread_parts(64, 512, 2048, 32) == 1               # config B's LSTM, one thread set
+    monkeypatch.setitem(threads._setting, "threads", 2)
+    assert inference.thread_parts(64, 512, 2048, 32) == min(2, numba.config.NUMBA_NUM_THREADS)
+    assert inference.thread_parts(1, 112, 448, 7) == 1                  # config C: one sequence, H = 100
+    assert inference.thread_parts(64, 512, 2048, 1) == 1                # one block cannot be split
+
+
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
 def test_input_blocks_of_a_few_steps_equal_the_reference(kernel, monkeypatch):
     """The input product over blocks of 2 steps (a last block of 1), in both directions, with padding."""

@@ -17,9 +17,11 @@ def restore_threads():
     from rnnkit.kernels.blas import get_blas_threads
     before = get_blas_threads()
     numba_before = sys.modules["numba"].get_num_threads() if "numba" in sys.modules else None
+    setting = dict(threads._setting)
     yield
     if before is not None:
         threads.set_threads(before)
+    threads._setting.update(setting)
     if numba_before is not None:
         sys.modules["numba"].set_num_threads(numba_before)
 
@@ -135,3 +137,11 @@ def test_busy_cores_reads_the_share_of_each_core_from_proc_stat(tmp_path, monkey
     assert threads.auto_threads() == 1
     monkeypatch.setattr(threads, "busy_cores", lambda: 0.2)
     assert threads.auto_threads() == 2
+
+
+def test_the_setting_is_remembered_for_the_threaded_loops(restore_threads):
+    threads.set_threads(1)
+    assert threads.thread_budget() == 1
+    if threads.available_cores() >= 2:
+        threads.set_threads(2)
+        assert threads.thread_budget() == 2

@@ -150,17 +150,19 @@ def _drop_stale_compiled_code(dirs=None) -> None:
 
     numba keys a cached function on its own source file only, but the loops in
     lstm.py, gru.py, rnn.py and the variant loops also compile in what they use from
-    primitives.py (and the variants from lstm.py and gru.py). A stamp over all these files (and numba's version) beside the
+    primitives.py (and the variants from lstm.py and gru.py, the inference loops from
+    inference_rows.py). A stamp over all these files (and numba's version) beside the
     cache says which sources the cached code came from; on a mismatch the
     kernels' cache files are deleted, before any is loaded, and compiled anew.
     """
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from . import (gru, gru_variants, inference, layernorm, lstm, lstm_variants, microgemm, primitives, rnn,
-                   vector_gates)
+    from . import (gru, gru_variants, inference, inference_rows, inference_threads, layernorm, lstm, lstm_variants,
+                   microgemm, primitives, rnn, vector_gates)
 
-    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm, microgemm, vector_gates, inference)
+    modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm, microgemm, vector_gates, inference,
+               inference_rows, inference_threads)
     digest = hashlib.sha256(numba.__version__.encode())
     for module in modules:
         with open(module.__file__, "rb") as f:

@@ -34,11 +34,11 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit
 
-from . import microgemm
+from . import inference_threads, microgemm
 from .microgemm import VECTOR_BYTES, panel_product
+from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, lstm_gates, rnn_gates,
+                             stage_inputs)
 from .inference_step import one_step
-from .primitives import sigmoid, tanh
-from .vector_gates import gru_row, lstm_row, rnn_row
 
 __all__ = ["KERNELS", "supports", "scan_forward"]
 
@@ -50,39 +50,6 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 def supports(kernel, dtype) -> bool:
     """Whether a plain cell with this ``fused_kernel`` and dtype has an inference loop here."""
     return kernel in KERNELS and np.dtype(dtype) in (np.float32, np.float64)
-
-
-@njit(**_JIT)
-def copy_output(t, lengths, h, y_t):
-    """``y_t`` (N, H) = h[:, :H] (the state in padded layout (N, Hp)), zero in the rows that step t pads."""
-    N, H = y_t.shape
-    zero = h.dtype.type(0)
-    for n in range(N):                  # explicit loops: numba's slice assignment costs microseconds a call
-        hn, yn = h[n], y_t[n]
-        if t < lengths[n]:
-            for j in range(H):
-                yn[j] = hn[j]
-        else:
-            for j in range(H):
-                yn[j] = zero
-
-
-@njit(**_JIT)
-def keep_row(h_in, h_out, n):
-    """A padded step: row n of the state passes through."""
-    src, dst = h_in[n], h_out[n]
-    for j in range(src.shape[0]):
-        dst[j] = src[j]
-
-
-@njit(**_JIT)
-def active_rows(lengths, t):
-    """How many sequences step t does not pad: with ``lengths`` in descending order (:func:`scan_forward`
-    sorts the batch), they are the first rows, and the products of the step run on those alone."""
-    n = 0
-    while n < lengths.size and t < lengths[n]:
-        n += 1
-    return n
 
 
 @njit(**_JIT)
@@ -101,38 +68,19 @@ def step_inputs(vectors, Wx, XB, x, lengths, t, XW, first, chunks, offsets):
     bias into ``XW`` and no tile reading it back. ``offsets`` (steps + 1,):
     where each step's rows start in the block. Returns ``(xw (N, P), first step of the block)``.
     """
-    T, N, D = x.shape
-    steps = chunks[2]
-    start = (t // steps) * steps
-    if start != first:
-        stop = min(T, start + steps)
-        rows = 0
-        for u in range(start, stop):
-            offsets[u - start] = rows
-            for r in range(active_rows(lengths, u)):
-                src, dst = x[u, r], XB[rows]
-                for j in range(D):
-                    dst[j] = src[j]
-                rows += 1
-        offsets[stop - start] = rows
-        if rows > 0:
-            panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
+    N = x.shape[1]
+    start, rows = stage_inputs(x, lengths, t, XB, first, chunks[2], offsets)
+    if rows > 0:
+        panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
     o = offsets[t - start]
     return XW[o:o + N], start
-
-
-@njit(**_JIT)
-def _direct(y, Hp, lengths):
-    """Whether the loops can write each step's state straight into ``y[t]`` and read it back from there
-    (no padding: ``H == Hp`` and no step pads any sequence), skipping the copy into the outputs."""
-    return y.shape[2] == Hp and (lengths.size == 0 or lengths.min() >= y.shape[0])
 
 
 @njit(**_JIT)
 def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and ``[W_ih | b]``, ``b`` (P,) the
     bias in panel order (its size is P); ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and
-    end as the final one; ``y`` (T, N, H) receives the outputs (with no padding anywhere, :func:`_direct`,
+    end as the final one; ``y`` (T, N, H) receives the outputs (with no padding anywhere, :func:`direct_output`,
     each step's state is written there and read back from there); ``chunks``: the K chunks of the two
     products and the steps of one input block (:func:`step_inputs`)."""
     T, N = x.shape[:2]
@@ -145,7 +93,7 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
     XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)     # (steps*N, D + 1) a block's [x_t | 1]
     offsets = np.zeros(chunks[2] + 1, np.int64)
-    direct = _direct(y, Hp, lengths)
+    direct = direct_output(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -157,25 +105,11 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
             panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:                        # padded: the state passes through
-                keep_row(h_in, h_out, n)
-                continue
-            if h.itemsize == 4:                                    # float32: the vector gates
-                lstm_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, c.ctypes.data + n * Hp * 4,
-                         h_out.ctypes.data + n * Hp * 4, np.int64(B))
-                continue
-            a, xr, cr, hr = A[n], xw[n], c[n], h_out[n]             # one slice per row: slices cost atomics
-            for blk in range(B):
-                j, u = blk * 4 * V, blk * V
-                for l in range(V):
-                    i = sigmoid(xr[j + l] + a[j + l])
-                    f = sigmoid(xr[j + V + l] + a[j + V + l])
-                    g = tanh(xr[j + 2 * V + l] + a[j + 2 * V + l])
-                    o = sigmoid(xr[j + 3 * V + l] + a[j + 3 * V + l])
-                    c_new = f * cr[u + l] + i * g
-                    cr[u + l] = c_new
-                    hr[u + l] = o * tanh(c_new)
+                keep_units(h_in, h_out, n, 0, Hp)
+            else:
+                lstm_gates(A, xw, c, h_out, n, 0, B, V)
         if not direct:
-            copy_output(t, lengths, h_out, y[t])
+            copy_units(t, lengths, h_out, y[t], 0, Hp)
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -193,7 +127,7 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
     XW = np.empty((chunks[2] * N, P), h.dtype)
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
     offsets = np.zeros(chunks[2] + 1, np.int64)
-    direct = _direct(y, Hp, lengths)
+    direct = direct_output(y, Hp, lengths)
     first = -1
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -205,22 +139,11 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
             panel_product(3, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
-                keep_row(h_in, h_out, n)
-                continue
-            if h.itemsize == 4:
-                gru_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, b_hn.ctypes.data,
-                        h_in.ctypes.data + n * Hp * 4, h_out.ctypes.data + n * Hp * 4, np.int64(B))
-                continue
-            a, xr, hp, hr = A[n], xw[n], h_in[n], h_out[n]
-            for blk in range(B):
-                j, u = blk * 3 * V, blk * V
-                for l in range(V):
-                    r = sigmoid(xr[j + l] + a[j + l])
-                    z = sigmoid(xr[j + V + l] + a[j + V + l])
-                    m = tanh(xr[j + 2 * V + l] + r * (a[j + 2 * V + l] + b_hn[u + l]))
-                    hr[u + l] = m + z * (hp[u + l] - m)
+                keep_units(h_in, h_out, n, 0, Hp)
+            else:
+                gru_gates(A, xw, b_hn, h_in, h_out, n, 0, B, V)
         if not direct:
-            copy_output(t, lengths, h_out, y[t])
+            copy_units(t, lengths, h_out, y[t], 0, Hp)
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -231,14 +154,15 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
     T, N = x.shape[:2]
     P = b.size
     Hp = h.shape[1]
+    V = VECTOR_BYTES // h.itemsize
+    B = P // (4 * V)
     h_in, h_out = h.copy(), np.empty_like(h)
     A = np.empty((N, P), h.dtype)
     XW = np.empty((chunks[2] * N, P), h.dtype)
     XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
     offsets = np.zeros(chunks[2] + 1, np.int64)
-    direct = _direct(y, Hp, lengths)
+    direct = direct_output(y, Hp, lengths)
     first = -1
-    zero = h.dtype.type(0)
     for s in range(T):
         t = T - 1 - s if reverse else s
         if direct:                                     # the state goes straight into the outputs
@@ -249,21 +173,11 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
             panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
         for n in range(N):
             if t >= lengths[n]:
-                keep_row(h_in, h_out, n)
-                continue
-            if h.itemsize == 4:
-                rnn_row(A.ctypes.data + n * P * 4, xw.ctypes.data + n * P * 4, h_out.ctypes.data + n * P * 4,
-                        np.int64(P // (VECTOR_BYTES // 4)), np.int64(relu))
-                continue
-            a, xr, hr = A[n], xw[n], h_out[n]
-            if relu:
-                for j in range(P):
-                    hr[j] = max(xr[j] + a[j], zero)
+                keep_units(h_in, h_out, n, 0, Hp)
             else:
-                for j in range(P):
-                    hr[j] = tanh(xr[j] + a[j])
+                rnn_gates(A, xw, h_out, n, 0, B, V, relu)
         if not direct:
-            copy_output(t, lengths, h_out, y[t])
+            copy_units(t, lengths, h_out, y[t], 0, Hp)
         h_in, h_out = h_out, h_in
     h[...] = h_in
 
@@ -370,21 +284,53 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
     return y[:, back], tuple(s[back] for s in state_T)
 
 
+THREADED_MACS = 1 << 21
+"""A step's recurrent product of at least this many multiply-adds (N * Hp * P) is shared among numba's
+threads (:mod:`rnnkit.kernels.inference_threads`); a smaller one runs on one thread, where the
+synchronisation at the end of each step would cost about what the second thread saves."""
+
+
+def thread_parts(N, Hp, P, blocks):
+    """How many threads share each step: the thread setting (:func:`rnnkit.threads.set_threads`; numba's
+    thread count before any) when the step is large enough, else 1."""
+    if N * Hp * P < THREADED_MACS or blocks < 2:
+        return 1
+    import numba
+
+    from ..threads import thread_budget
+    budget = thread_budget()
+    threads = numba.get_num_threads() if budget is None else min(budget, numba.config.NUMBA_NUM_THREADS)
+    return max(1, min(threads, blocks))
+
+
 def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
     T, N = x.shape[:2]
     dtype = x.dtype
     y = np.empty((T, N, H), dtype)                                         # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]
+    P = b_p.size
+    parts = thread_parts(N, Hp, P, Wp.shape[0])
+    bounds = inference_threads.split_blocks(Wp.shape[0], parts) if parts > 1 else None
     if kernel == "gru":
         b_hn = np.zeros(Hp, dtype)
         b_hn[:H] = b_hh[2 * H:]
-        gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
+        if bounds is None:
+            gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
+        else:
+            inference_threads.gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks, bounds)
         return y, (np.ascontiguousarray(h[:, :H]),)
     if kernel == "lstm":
         c = np.zeros((N, Hp), dtype)
         c[:, :H] = state0[1]
-        lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
+        if bounds is None:
+            lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
+        else:
+            inference_threads.lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks, bounds)
         return y, (np.ascontiguousarray(h[:, :H]), np.ascontiguousarray(c[:, :H]))
-    rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, kernel == "rnn_relu", y, chunks)
+    relu = kernel == "rnn_relu"
+    if bounds is None:
+        rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks)
+    else:
+        inference_threads.rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks, bounds)
     return y, (np.ascontiguousarray(h[:, :H]),)
