@@ -148,6 +148,18 @@ def test_only_large_steps_are_shared_among_threads(monkeypatch):
     assert inference.thread_parts(64, 512, 2048, 1) == 1                # one block cannot be split
 
 
+def test_steps_stay_on_one_thread_on_numbas_workqueue_layer(monkeypatch):
+    """workqueue aborts the process when two Python threads launch parallel loops at once."""
+    import numba
+
+    from rnnkit import threads
+    monkeypatch.setitem(threads._setting, "threads", 2)
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "workqueue")
+    monkeypatch.setattr(inference, "_layer", {})
+    assert not inference.threadsafe_layer()
+    assert inference.thread_parts(64, 512, 2048, 32) == 1
+
+
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))
 def test_input_blocks_of_a_few_steps_equal_the_reference(kernel, monkeypatch):
     """The input product over blocks of 2 steps (a last block of 1), in both directions, with padding."""
@@ -296,3 +308,20 @@ def test_forecast_network_without_cache_equals_with_one(strategy):
     assert cache is not None and none is None
     _close(got, want, np.float32)
     _close(got_state, want_state, np.float32)
+
+
+def test_threaded_steps_from_two_python_threads_at_once(monkeypatch):
+    """A server answering requests on threads: two threaded loops launched at once, each equal to its serial run."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(5)
+    W_ih, W_hh, b_ih, b_hh = _weights(rng, 4, 70, 6, np.float32)
+    xs = [rng.standard_normal((20, 9, 6)).astype(np.float32) for _ in range(4)]
+    s0 = tuple(np.zeros((9, 70), np.float32) for _ in range(2))
+    monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: 1)
+    want = [inference.scan_forward("lstm", x, s0, W_ih, W_hh, b_ih, b_hh, None, False)[0] for x in xs]
+    monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: min(2, blocks))
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda x: inference.scan_forward("lstm", x, s0, W_ih, W_hh, b_ih, b_hh, None, False)[0],
+                            xs * 5))
+    for i, y in enumerate(got):
+        np.testing.assert_array_equal(y, want[i % 4])

@@ -290,10 +290,36 @@ threads (:mod:`rnnkit.kernels.inference_threads`); a smaller one runs on one thr
 synchronisation at the end of each step would cost about what the second thread saves."""
 
 
+_layer: dict = {}
+
+
+def threadsafe_layer() -> bool:
+    """Whether numba's parallel loops will run on a thread-safe layer (OpenMP or TBB). The fallback,
+    ``workqueue``, aborts the process when two Python threads launch parallel loops at once (a server
+    answering requests on threads), so without OpenMP or TBB every step stays on one thread."""
+    if "ok" not in _layer:
+        import importlib
+
+        import numba
+        layer = str(numba.config.THREADING_LAYER).lower()
+        names = {"omp": ("omppool",), "tbb": ("tbbpool",), "safe": ("tbbpool",)}.get(layer, ("omppool", "tbbpool"))
+        ok = False
+        if layer in ("default", "threadsafe", "safe", "omp", "tbb"):     # the ones that never pick workqueue
+            for name in names:
+                try:
+                    importlib.import_module("numba.np.ufunc." + name)
+                    ok = True
+                    break
+                except Exception:          # not built, or its runtime library is missing
+                    continue
+        _layer["ok"] = ok
+    return _layer["ok"]
+
+
 def thread_parts(N, Hp, P, blocks):
     """How many threads share each step: the thread setting (:func:`rnnkit.threads.set_threads`; numba's
-    thread count before any) when the step is large enough, else 1."""
-    if N * Hp * P < THREADED_MACS or blocks < 2:
+    thread count before any) when the step is large enough and the threading layer is thread-safe, else 1."""
+    if N * Hp * P < THREADED_MACS or blocks < 2 or not threadsafe_layer():
         return 1
     import numba
 
