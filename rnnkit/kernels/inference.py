@@ -24,7 +24,9 @@ What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
 OpenBLAS on every step. A single step of a few sequences (generation) runs its products
-on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`).
+on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`). A large step
+(:data:`THREADED_MACS`) is shared among the threads of the thread setting, each taking a
+range of unit blocks (:mod:`rnnkit.kernels.inference_threads`), with the same results.
 """
 
 from __future__ import annotations
