@@ -143,7 +143,8 @@ def test_only_large_steps_are_shared_among_threads(monkeypatch):
     monkeypatch.setitem(threads._setting, "threads", 1)
     assert inference.thread_parts(64, 512, 2048, 32) == 1               # config B's LSTM, one thread set
     monkeypatch.setitem(threads._setting, "threads", 2)
-    assert inference.thread_parts(64, 512, 2048, 32) == min(2, numba.config.NUMBA_NUM_THREADS)
+    shared = min(2, numba.config.NUMBA_NUM_THREADS) if inference.threadsafe_layer() else 1
+    assert inference.thread_parts(64, 512, 2048, 32) == shared
     assert inference.thread_parts(1, 112, 448, 7) == 1                  # config C: one sequence, H = 100
     assert inference.thread_parts(64, 512, 2048, 1) == 1                # one block cannot be split
 
@@ -311,8 +312,15 @@ def test_forecast_network_without_cache_equals_with_one(strategy):
 
 
 def test_threaded_steps_from_two_python_threads_at_once(monkeypatch):
-    """A server answering requests on threads: two threaded loops launched at once, each equal to its serial run."""
+    """A server answering requests on threads: two threaded loops launched at once, each equal to its serial run.
+    Where numba has no thread-safe layer, the loops are never shared (and launching them so would abort)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from rnnkit import threads
+    if not inference.threadsafe_layer():
+        monkeypatch.setitem(threads._setting, "threads", 2)
+        assert inference.thread_parts(64, 512, 2048, 32) == 1
+        return
     rng = np.random.default_rng(5)
     W_ih, W_hh, b_ih, b_hh = _weights(rng, 4, 70, 6, np.float32)
     xs = [rng.standard_normal((20, 9, 6)).astype(np.float32) for _ in range(4)]
