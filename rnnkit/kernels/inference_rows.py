@@ -23,7 +23,7 @@ from .primitives import sigmoid, tanh
 from .vector_gates import gru_row, lstm_row, rnn_row
 
 __all__ = ["lstm_gates", "gru_gates", "rnn_gates", "keep_units", "copy_units", "active_rows", "direct_output",
-           "stage_inputs"]
+           "stage_inputs", "loop_buffers"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -150,3 +150,13 @@ def stage_inputs(x, lengths, t, XB, first, steps, offsets):
             rows += 1
     offsets[stop - start] = rows
     return start, rows
+
+
+@njit(**_JIT)
+def loop_buffers(x, h, P, steps):
+    """The work arrays of one call of a loop: ``h_in`` (the initial state, copied), ``h_out`` (N, Hp);
+    ``A`` (N, P) the recurrent pre-activations and ``XW`` (steps*N, P) a block's input ones, in panel
+    order; ``XB`` (steps*N, D + 1) a block's ``[x_t | 1]``; ``offsets`` (steps + 1,) its steps' first rows."""
+    N = h.shape[0]
+    return (h.copy(), np.empty_like(h), np.empty((N, P), h.dtype), np.empty((steps * N, P), h.dtype),
+            np.ones((steps * N, x.shape[2] + 1), h.dtype), np.zeros(steps + 1, np.int64))

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, lstm_gates, rnn_gates,
-                             stage_inputs)
+from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, loop_buffers, lstm_gates,
+                             rnn_gates, stage_inputs)
 from .microgemm import VECTOR_BYTES, panel_product
 
 __all__ = ["lstm_forward", "gru_forward", "rnn_forward", "split_blocks"]
@@ -46,11 +46,7 @@ def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks, bounds):
     V = VECTOR_BYTES // h.itemsize
     GV = 4 * V
     parts = bounds.size - 1
-    h_in, h_out = h.copy(), np.empty_like(h)
-    A = np.empty((N, P), h.dtype)                      # (N, P) recurrent pre-activations, panel order
-    XW = np.empty((chunks[2] * N, P), h.dtype)         # (steps*N, P) input pre-activations of a block
-    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)     # (steps*N, D + 1) a block's [x_t | 1]
-    offsets = np.zeros(chunks[2] + 1, np.int64)
+    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, P, chunks[2])
     direct = direct_output(y, Hp, lengths)
     first = -1
     for s in range(T):
@@ -87,11 +83,7 @@ def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks, bounds):
     V = VECTOR_BYTES // h.itemsize
     GV = 3 * V
     parts = bounds.size - 1
-    h_in, h_out = h.copy(), np.empty_like(h)
-    A = np.empty((N, P), h.dtype)
-    XW = np.empty((chunks[2] * N, P), h.dtype)
-    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
-    offsets = np.zeros(chunks[2] + 1, np.int64)
+    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, P, chunks[2])
     direct = direct_output(y, Hp, lengths)
     first = -1
     for s in range(T):
@@ -127,11 +119,7 @@ def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks, bounds):
     V = VECTOR_BYTES // h.itemsize
     GV = 4 * V
     parts = bounds.size - 1
-    h_in, h_out = h.copy(), np.empty_like(h)
-    A = np.empty((N, Hp), h.dtype)
-    XW = np.empty((chunks[2] * N, Hp), h.dtype)
-    XB = np.ones((chunks[2] * N, x.shape[2] + 1), h.dtype)
-    offsets = np.zeros(chunks[2] + 1, np.int64)
+    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, Hp, chunks[2])
     direct = direct_output(y, Hp, lengths)
     first = -1
     for s in range(T):
