@@ -247,8 +247,28 @@ def test_a_failure_in_fit_on_one_rank_or_in_rank_0s_validation_stops_every_rank(
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".npz")]
 
 
+def _descendants(pid):
+    """Every process below pid (Linux's /proc children lists), so a test can signal the ranks themselves."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        found += kids
+        todo += kids
+    return found
+
+
 @needs_mpi
-def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tmp_path):
+@pytest.mark.parametrize("who", ["launcher", "every process"])
+def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tmp_path, who):
+    # "every process": what a scheduler does (scancel, kill on the job's process group); each rank then
+    # gets the request twice, from the scheduler and forwarded by mpiexec, and must still save it.
+    if who == "every process" and not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        pytest.skip("finding the ranks' process ids needs Linux's /proc children lists")
     text = _corpus(tmp_path / "text.txt")
     args = _charlm_args(text, tmp_path / "m.npz", 10 ** 6)
     args[args.index("--checkpoint-every") + 1] = "1"
@@ -262,7 +282,14 @@ def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tm
             time.sleep(0.1)
         assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint yet"
         time.sleep(0.5)
+        ranks = _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)                   # what Ctrl-C in the terminal sends mpiexec
+        if who == "every process":
+            for pid in ranks:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -270,6 +297,7 @@ def test_ctrl_c_on_the_launcher_stops_every_rank_and_keeps_a_whole_checkpoint(tm
             proc.wait()
     assert proc.returncode != 0
     assert err.count("interrupted at step") == 1, err     # rank 0 says where the checkpoint is
+    assert "no checkpoint written" not in err, err
     ck = load_checkpoint(ckpt)
     assert ck.step >= 1 and ck.history.stop_reason == "interrupted" and ck.train_state["world_size"] == 2
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]

@@ -44,7 +44,7 @@ def sigterm_fails_the_test(saved_handlers):
 # -- the handler ----------------------------------------------------------------
 def test_sigint_handler_only_sets_a_flag(capsys):
     # Printing from the handler raised "RuntimeError: reentrant call" when Ctrl-C landed in a print.
-    with DeferredSigint(True) as sigint:
+    with DeferredSigint(True, echo_seconds=0.0) as sigint:
         signal.raise_signal(signal.SIGINT)
         assert sigint.requested and sigint.signal_name == "SIGINT"
         assert capsys.readouterr() == ("", "")
@@ -58,13 +58,27 @@ def test_sigint_handler_only_sets_a_flag(capsys):
 
 @pytest.mark.parametrize("second", SIGNALS)
 def test_sigterm_is_deferred_like_sigint_and_a_second_signal_of_either_kind_stops_at_once(capsys, second):
-    with DeferredSigint(True) as sigint:
+    with DeferredSigint(True, echo_seconds=0.0) as sigint:
         signal.raise_signal(signal.SIGTERM)
         assert sigint.requested and sigint.signal_name == "SIGTERM"
         assert capsys.readouterr() == ("", "")
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(getattr(signal, second))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize("second", SIGNALS)
+def test_a_repeat_within_the_echo_window_is_the_same_request_and_a_later_one_stops_at_once(second):
+    # mpiexec forwards the signal it got to every rank, and schedulers signal every process of a job:
+    # each rank then sees one request twice, milliseconds apart. That must not mean "stop now".
+    with DeferredSigint(True, echo_seconds=0.3) as sigint:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(getattr(signal, second))     # the echo: ignored
+        signal.raise_signal(signal.SIGTERM)
+        assert sigint.requested and sigint.signal_name == "SIGTERM"
+        time.sleep(0.35)
+        with pytest.raises(KeyboardInterrupt):           # a person pressing Ctrl-C again, later
+            signal.raise_signal(getattr(signal, second))
 
 
 def test_both_previous_handlers_come_back_also_after_an_error(saved_handlers):
