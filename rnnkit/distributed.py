@@ -24,7 +24,9 @@ empty (``batches`` gave None) adds nothing; the step's randomness comes from
 same batches in the same order from ``[seed, 1, epoch]``; an exception in one
 rank's ``step_fn`` is raised on every rank after that step's reduce, naming the
 rank; rank 0 alone validates (the metrics are broadcast, so early stopping
-decides alike), shows progress and writes checkpoints, which hold every rank's
+decides alike) unless the ``validate`` function is marked :func:`on_every_rank`,
+in which case every rank runs it and it shares the work itself (the character
+model's validation streams are split across the ranks with :meth:`World.sum_parts`); rank 0 shows progress and writes checkpoints, which hold every rank's
 random state and ``carry`` and resume only on as many processes as wrote them.
 
 Everything goes through MPI (mpi4py on an installed MPI library, the ``mpi``
@@ -55,7 +57,7 @@ import numpy as np
 from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
-           "is_collective", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "auto_threads_per_process"]
+           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "auto_threads_per_process"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -71,6 +73,17 @@ def mark_collective(exc: BaseException) -> BaseException:
 
 def is_collective(exc: BaseException) -> bool:
     return bool(getattr(exc, "rnnkit_collective", False))
+
+
+def on_every_rank(fn: Callable) -> Callable:
+    """Mark ``fn`` (a ``validate`` function) as one that every rank calls and that shares its work across
+    the ranks itself; :func:`rnnkit.train.fit` then calls it on every rank instead of on rank 0 alone."""
+    fn.rnnkit_every_rank = True
+    return fn
+
+
+def runs_on_every_rank(fn: Callable) -> bool:
+    return bool(getattr(fn, "rnnkit_every_rank", False))
 
 
 class StepFlags:
@@ -247,6 +260,28 @@ class World:
         self.comm.Allgatherv(data, [out, sizes.tolist()])
         bounds = np.concatenate([[0], np.cumsum(sizes)])
         return [out[bounds[i]:bounds[i + 1]].tobytes().decode("utf-8", "replace") for i in range(self.size)]
+
+    def sum_parts(self, values: Sequence[float], error: Optional[BaseException], what: str) -> List[float]:
+        """The sum over the ranks of each of ``values`` (this rank's share), the same bits on every rank.
+
+        ``error`` is what this rank's share raised (None: it went well); if any rank failed, every rank
+        raises as in :meth:`raise_failure`. One Allgather of ``[failed, values...]``, summed in rank order,
+        so the result does not depend on the reduction tree.
+        """
+        mine = np.array([0.0 if error is None else 1.0, *(0.0 if error is not None else v for v in values)],
+                        dtype=np.float64)                                     # (1 + k,)
+        if self.size == 1:
+            if error is not None:
+                raise error
+            return [float(v) for v in mine[1:]]
+        every = np.empty((self.size, mine.size), dtype=np.float64)            # (K, 1 + k)
+        self.comm.Allgather(mine, every)
+        if every[:, 0].any():
+            self.raise_failure(error, what)
+        total = every[0, 1:].copy()
+        for r in range(1, self.size):
+            total += every[r, 1:]
+        return [float(v) for v in total]
 
     # -- failures ---------------------------------------------------------------------
     def on_root(self, fn: Callable[[], Any], what: str) -> Any:

@@ -174,9 +174,32 @@ def test_charlm_cli_on_k_processes_equals_one_process(k, tmp_path, capsys):
     one, dist = load_checkpoint(tmp_path / "one.ckpt.npz"), load_checkpoint(tmp_path / "k.ckpt.npz")
     np.testing.assert_allclose([v for _, v in dist.history.train], [v for _, v in one.history.train], rtol=1e-12)
     assert dist.train_state["world_size"] == k and len(dist.train_state["rank_rng_states"]) == k
-    assert [s for s, _ in dist.history.val] == [2, 4] and dist.history.val == one.history.val   # rank 0's, broadcast
+    # the ranks share the validation streams: the same figures up to the order of one sum
+    assert [s for s, _ in dist.history.val] == [2, 4] == [s for s, _ in one.history.val]
+    for (_, d), (_, o) in zip(dist.history.val, one.history.val):
+        assert d["chars"] == o["chars"] and d["loss"] == pytest.approx(o["loss"], rel=1e-12)
     assert run.stdout.count("trained 5 steps") == 1      # rank 0 alone prints
     assert sorted(os.listdir(tmp_path)) == sorted(["text.txt", "one.npz", "one.ckpt.npz", "k.npz", "k.ckpt.npz"])
+
+
+@needs_mpi
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_charlm_validation_is_shared_across_the_ranks_and_a_failing_share_stops_every_rank(k, tmp_path):
+    script = os.path.join(HERE, "mpi_evaluate_shared.py")
+    run = _mpiexec(k, script, str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(k)]
+    # 7 streams: rank r runs its contiguous part (3+2+2 or 4+3), never all of them
+    assert [r["streams"] for r in ranks] == {2: [[4], [3]], 3: [[3], [2], [2]]}[k]
+    for r in ranks:
+        assert r["error"] is None and r["shared"]["chars"] == r["alone"]["chars"]
+        assert r["shared"]["loss"] == pytest.approx(r["alone"]["loss"], rel=1e-12)
+        assert r["shared"] == ranks[0]["shared"]            # the same bits on every rank
+    run = _mpiexec(k, script, str(tmp_path), str(k - 1))
+    assert run.returncode == 0, run.stderr
+    for r in range(k):
+        error = json.loads((tmp_path / f"rank{r}.json").read_text())["error"]
+        assert error is not None and f"stream trouble (found on rank {k - 1})" in error, error
 
 
 @needs_mpi

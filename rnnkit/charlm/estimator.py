@@ -33,6 +33,7 @@ import numpy as np
 
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real, check_real,
                       check_seed)
+from ..distributed import on_every_rank
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
@@ -343,7 +344,9 @@ class CharModel(Estimator):
         if valid_ids is not None:
             # N streams instead of one: N times fewer sequential steps, a negligible cold-start cost
             n = min(self.batch_size, len(valid_ids) - 1)
-            validate = lambda m: evaluate_ids(m, valid_ids, batch=n, seq_len=self.seq_len)
+            # in a data-parallel run every rank validates its share of the streams (on_every_rank)
+            validate = on_every_rank(lambda m: evaluate_ids(m, valid_ids, batch=n, seq_len=self.seq_len,
+                                                            shared=True))
         final = {}
         averager = None
         if self.average_checkpoints > 1 and validate is not None:
@@ -387,7 +390,8 @@ class CharModel(Estimator):
         test = None
         if len(test_text) > 1:
             test_ids = vocab.encode(test_text)
-            test = evaluate_ids(model, test_ids, batch=min(self.batch_size, len(test_ids) - 1), seq_len=self.seq_len)
+            test = evaluate_ids(model, test_ids, batch=min(self.batch_size, len(test_ids) - 1), seq_len=self.seq_len,
+                                shared=True)
         # only now, after everything that can fail: a failed re-fit leaves a fitted model exactly as it was
         self.vocab_, self.model_, self.history_ = vocab, model, history
         self.meta_ = {"data_chars": len(text), "valid": valid, "test": test, "final_valid": last,

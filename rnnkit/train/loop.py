@@ -41,7 +41,8 @@ Several processes (:mod:`rnnkit.distributed`, what it does here is described
 there): the application's ``batches`` gives each rank its share of every batch
 (None: nothing), one all-reduce after ``step_fn`` gives every rank the whole
 batch's gradient and loss before clipping and the update, the stop decisions
-are agreed at that reduce, rank 0 alone validates (metrics broadcast), shows
+are agreed at that reduce, rank 0 alone validates (metrics broadcast; every rank
+runs a ``validate`` marked :func:`~rnnkit.distributed.on_every_rank`), shows
 progress and writes checkpoints (with every rank's random state and carry), and
 callbacks, which run on every rank, must decide alike.
 """
@@ -174,7 +175,8 @@ class _Loop:
         self.config, self.meta = config, meta
         self.params = list(model.named_parameters())
         self.world = w = _distributed.world()
-        if w.size > 1 and validate is not None:   # rank 0 validates; every rank takes the same decisions
+        if w.size > 1 and validate is not None and not _distributed.runs_on_every_rank(validate):
+            # rank 0 validates; every rank takes the same decisions
             validate = (lambda f: lambda m: w.on_root(lambda: _to_json(dict(f(m)), "validate()"),
                                                       "validation"))(validate)
         self.agreed = _distributed.StepFlags()    # the stop flags every rank agreed at the last reduce
