@@ -31,7 +31,9 @@ range of unit blocks (:mod:`rnnkit.kernels.inference_threads`), with the same re
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 from numba import njit
@@ -207,6 +209,7 @@ def pack(kernel, W_hh, W_ih, b):
 
 
 _packed_cache: "OrderedDict[tuple, tuple]" = OrderedDict()
+_cache_lock = threading.Lock()
 CACHE_ENTRIES = 32
 ONE_STEP_ROWS = 16
 """A single step of fewer sequences runs on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`): checking the
@@ -225,14 +228,18 @@ def packed(kernel, W_hh, W_ih, b):
     much as a few steps of a short sequence, and every step of generation.
     """
     key = (kernel, W_hh.dtype.str, W_hh.shape, W_ih.shape, W_hh.ctypes.data, W_ih.ctypes.data)
-    hit = _packed_cache.get(key)
+    with _cache_lock:                # callers on several threads: both directions of a layer, a server
+        hit = _packed_cache.get(key)
     if hit is not None and all(np.array_equal(a, kept) for a, kept in zip((W_hh, W_ih, b), hit[0])):
-        _packed_cache.move_to_end(key)
+        with _cache_lock:
+            if key in _packed_cache:
+                _packed_cache.move_to_end(key)
         return hit[1]
     result = pack(kernel, W_hh, W_ih, b)
-    _packed_cache[key] = ((W_hh.copy(), W_ih.copy(), b.copy()), result)
-    while len(_packed_cache) > CACHE_ENTRIES:
-        _packed_cache.popitem(last=False)
+    with _cache_lock:
+        _packed_cache[key] = ((W_hh.copy(), W_ih.copy(), b.copy()), result)
+        while len(_packed_cache) > CACHE_ENTRIES:
+            _packed_cache.popitem(last=False)
     return result
 
 
@@ -309,17 +316,51 @@ def threadsafe_layer() -> bool:
     return _layer["ok"]
 
 
-def thread_parts(N, Hp, P, blocks):
-    """How many threads share each step: the thread setting (:func:`rnnkit.threads.set_threads`; numba's
-    thread count before any) when the step is large enough and the threading layer is thread-safe, else 1."""
-    if N * Hp * P < THREADED_MACS or blocks < 2 or not threadsafe_layer():
-        return 1
+def thread_count() -> int:
+    """The thread setting (:func:`rnnkit.threads.set_threads`; numba's thread count before any)."""
     import numba
 
     from ..threads import thread_budget
     budget = thread_budget()
-    threads = numba.get_num_threads() if budget is None else min(budget, numba.config.NUMBA_NUM_THREADS)
-    return max(1, min(threads, blocks))
+    return numba.get_num_threads() if budget is None else min(budget, numba.config.NUMBA_NUM_THREADS)
+
+
+def thread_parts(N, Hp, P, blocks):
+    """How many threads share each step: :func:`thread_count` when the step is large enough, the threading
+    layer is thread-safe and the caller is not inside :func:`serial_steps`, else 1."""
+    if getattr(_serial, "on", False) or N * Hp * P < THREADED_MACS or blocks < 2 or not threadsafe_layer():
+        return 1
+    return max(1, min(thread_count(), blocks))
+
+
+_serial = threading.local()
+
+
+@contextmanager
+def serial_steps():
+    """Within it, this thread's loops keep every step on the calling thread (:func:`thread_parts` is 1):
+    for callers that already run one loop per thread (:mod:`rnnkit.nn.directions`)."""
+    before = getattr(_serial, "on", False)
+    _serial.on = True
+    try:
+        yield
+    finally:
+        _serial.on = before
+
+
+PAIR_MACS = 1 << 24
+"""Both directions of a bidirectional layer run at once, one thread each (:mod:`rnnkit.nn.directions`),
+when a direction's recurrent products have at least this many multiply-adds (T * N * H * G*H) and two
+threads are allowed. Measured on 2 threads (2026-12-03, both directions of one layer, each direction's
+loop serial and concurrent against the two run one after the other with shared steps): config D
+(T * N * Hp * P = 2^27 for the LSTM) 1.5-1.7x faster, A 1.05-1.4x, B 1.1-1.35x; config C (one
+sequence, 2^21) 0.6-1.0x: handing a 0.2 ms scan to a thread costs what it saves."""
+
+
+def pair_pays(kernel, T, N, H) -> bool:
+    """Whether :data:`PAIR_MACS` and the thread setting call for both directions at once."""
+    G = 4 if kernel == "lstm" else 3 if kernel == "gru" else 1
+    return T > 1 and T * N * H * G * H >= PAIR_MACS and thread_count() >= 2
 
 
 def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):

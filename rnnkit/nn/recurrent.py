@@ -62,10 +62,11 @@ import numpy as np
 from ..checks import check_count, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
+from .directions import scan_directions
 from .module import Module
 from .recurrent_inputs import RecurrentInputs
 from .recurrent_step import RecurrentSteps
-from .scan import ScanCache, ScanVariant, scan_backward, scan_forward
+from .scan import ScanCache, ScanVariant, scan_backward
 from .variants import RecurrentVariants, keep_mask, zoneout_probabilities
 from .xp import device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, xp_dtype
 
@@ -271,7 +272,7 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
             if in_mask is not None:
                 inp = inp * in_mask                                             # the same at every step
             in_masks.append(in_mask)
-            outs, layer_scans, layer_w = [], [], []
+            calls, layer_w = [], []
             for k in range(K):
                 i = l * K + k
                 s0 = tuple(z if s is None else s[i, ...] for s, z in zip(states0, zeros))
@@ -284,13 +285,12 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
                 zone = None if p_zone is None else tuple(map(put, zoneout_probabilities(
                     rng, p_zone, regularise, T, N, sizes, self.dtype)))
                 variant = ScanVariant(self._projection(l, k), h_mask, zone)
-                y, s_n, c = scan_forward(self._cell_for(l, k), inp, s0, W_ih, W_hh, b_ih, b_hh, lengths=lengths,
-                                         reverse=(k == 1), backend=self.backend, need_cache=need_cache,
-                                         variant=variant)
-                outs.append(y)
-                layer_scans.append(c)
-                finals.append(s_n)
-            scans.append(layer_scans)
+                calls.append(dict(cell=self._cell_for(l, k), x=inp, state0=s0, W_ih=W_ih, W_hh=W_hh, b_ih=b_ih,
+                                  b_hh=b_hh, lengths=lengths, reverse=(k == 1), variant=variant))
+            results = scan_directions(calls, backend=self.backend, need_cache=need_cache)   # at once if it pays
+            outs = [y for y, _, _ in results]
+            scans.append([c for _, _, c in results])
+            finals.extend(s_n for _, s_n, _ in results)
             w_masks.append(layer_w)
             inp = outs[0] if K == 1 else xp.concat(outs, axis=2)       # (T, N, K*P)
         out = xp.permute_dims(inp, (1, 0, 2)) if self.batch_first else inp

@@ -1,0 +1,71 @@
+"""Both directions of a bidirectional layer at once, for inference.
+
+The forward and the reverse scan of a layer read the same input and share nothing
+else. Where neither keeps a cache (evaluation, generation over a prompt, serving)
+and both run in the compiled inference loops (:mod:`rnnkit.kernels.inference`),
+the reverse scan runs on a helper thread while the caller runs the forward one:
+the loops release the GIL, and each keeps its steps on its own thread
+(:func:`rnnkit.kernels.inference.serial_steps`), so there is no synchronisation
+per step, only one hand-over per layer. Results are the same arrays, bit for bit,
+as the two scans one after the other; only the wall clock changes (when it pays:
+:func:`rnnkit.kernels.inference.pair_pays`).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import List, Sequence
+
+from ..kernels.backend import fused_scan_module
+from .scan import _all_numpy, scan_forward
+
+__all__ = ["scan_directions"]
+
+_pool: dict = {}
+_pool_lock = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if "pool" not in _pool:
+            _pool["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-direction")
+        return _pool["pool"]
+
+
+def _concurrent(calls: Sequence[dict], backend, need_cache: bool) -> bool:
+    """Two plain scans that the compiled inference loops will run, large enough to pay for a hand-over."""
+    if len(calls) != 2 or need_cache:
+        return False
+    fused = fused_scan_module(backend)
+    if fused is None:
+        return False
+    from ..kernels import inference
+    for c in calls:
+        cell, x, variant = c["cell"], c["x"], c["variant"]
+        kernel = getattr(cell, "fused_kernel", None)
+        if not (variant.plain and kernel in inference.KERNELS and inference.supports(kernel, x.dtype)
+                and _all_numpy(x, c["state0"], c["W_ih"], c["W_hh"], c["b_ih"], c["b_hh"], c["lengths"], variant)
+                and fused.supports(cell, x, variant)):
+            return False
+    T, N, _ = calls[0]["x"].shape
+    return inference.pair_pays(calls[0]["cell"].fused_kernel, T, N, calls[0]["W_hh"].shape[1])
+
+
+def scan_directions(calls: Sequence[dict], backend=None, need_cache: bool = True) -> List[tuple]:
+    """``[scan_forward(**call, backend=..., need_cache=...) for call in calls]``, the two directions of a
+    bidirectional layer at once where :func:`_concurrent` allows it (``calls[1]`` on the helper thread)."""
+    if not _concurrent(calls, backend, need_cache):
+        return [scan_forward(**c, backend=backend, need_cache=need_cache) for c in calls]
+    from ..kernels.inference import serial_steps
+
+    def run(call):
+        with serial_steps():
+            return scan_forward(**call, backend=backend, need_cache=need_cache)
+
+    second = _helper().submit(run, calls[1])
+    try:
+        first = run(calls[0])
+    finally:
+        wait([second])                  # also when the first raised: nothing may still run after we return
+    return [first, second.result()]
