@@ -87,6 +87,7 @@ def test_bad_selection_is_a_user_error(capsys, no_timing):
     (["--cells", ""], "cells (--cells): the list is empty"),
     (["--modes", ","], "modes (--modes): the list is empty"),
     (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
+    (["--settle-ms", "-1"], "settle_ms (--settle-ms) must be >= 0"),
 ])
 def test_bad_flags_are_refused_before_timing(capsys, no_timing, flags, expect):
     assert main(["bench", "--quick", "--no-torch", "--out", "none"] + flags) == 2
@@ -162,6 +163,23 @@ def test_interleaved_timing_and_summary():
     assert calls[2:6] == ["a", "b", "b", "a"]           # the starting side alternates
     s = timing.summarize([0.001, 0.002, 0.003, 0.004])
     assert s["median_ms"] == pytest.approx(2.5) and s["reps"] == 4
+
+
+def test_interleaved_pauses_after_every_call_outside_the_timed_interval(monkeypatch):
+    """The pause lets the threads a contender leaves spinning go idle before the next one starts."""
+    events = []
+    clock = iter(range(1000))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("sleep", s)))
+    samples = timing.interleaved({"a": lambda: events.append("a"), "b": lambda: events.append("b")},
+                                 warmup=1, min_reps=3, max_reps=3, settle_s=0.02)
+    timed = events[2:]                                   # after one warm-up call each
+    assert timed == ["a", ("sleep", 0.02), "b", ("sleep", 0.02), "b", ("sleep", 0.02), "a", ("sleep", 0.02),
+                     "a", ("sleep", 0.02), "b", ("sleep", 0.02)]
+    assert samples == {"a": [1.0, 1.0, 1.0], "b": [1.0, 1.0, 1.0]}   # one clock tick per call: no pause inside
+    events.clear()
+    timing.interleaved({"a": lambda: events.append("a")}, warmup=1, min_reps=2, max_reps=2)
+    assert ("sleep", 0.02) not in events and events == ["a", "a", "a"]
 
 
 def test_peak_memory_child_reports_a_positive_step_peak():

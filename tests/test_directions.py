@@ -117,6 +117,7 @@ def test_only_where_allowed(two_threads, monkeypatch):
     assert inference.pair_pays("lstm", 200, 16, 128)                      # config D
     assert not inference.pair_pays("lstm", 50, 1, 100)                    # config C: one sequence
     assert not inference.pair_pays("gru", 1, 64, 512)                     # one step: generation
+    assert not inference.pair_pays("lstm", 64, 32, 256)                   # config A: its steps are shared
 
 
 @pytest.mark.parametrize("failing", [False, True])

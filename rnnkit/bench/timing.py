@@ -19,14 +19,23 @@ import numpy as np
 __all__ = ["interleaved", "summarize", "set_threads", "sgemm_peak", "environment", "load_average"]
 
 
+SETTLE_S = 0.015
+"""The pause after each timed call (untimed) in ``rnnkit bench``: measured on 2026-12-03, PyTorch's and numba's
+OpenMP worker threads, and onnxruntime's unless told otherwise, keep spinning for about 5-9 ms of CPU after a
+call returns. Without a pause they took a core from whichever contender came next: a bidirectional layer run
+as two concurrent directions measured 0.9x of its serial time right after a PyTorch call and 1.2-1.4x with
+5 ms of pause."""
+
+
 def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_reps: int = 5,
-                max_reps: int = 200, target_s: float = 1.0) -> Dict[str, List[float]]:
+                max_reps: int = 200, target_s: float = 1.0, settle_s: float = 0.0) -> Dict[str, List[float]]:
     """Seconds per call of each function, measured round-robin.
 
     After ``warmup`` calls each, the number of rounds is chosen so that the
     slowest function runs about ``target_s`` seconds in total (within
     [min_reps, max_reps]). Each round calls every function once, starting at a
-    different one each time.
+    different one each time. ``settle_s``: an untimed pause after every call, so
+    that threads a call leaves spinning are idle before the next one starts.
     """
     names = list(fns)
     slowest = 0.0
@@ -43,6 +52,8 @@ def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_re
             t0 = time.perf_counter()
             fns[name]()
             samples[name].append(time.perf_counter() - t0)
+            if settle_s > 0:
+                time.sleep(settle_s)
     return samples
 
 

@@ -350,17 +350,24 @@ def serial_steps():
 
 PAIR_MACS = 1 << 24
 """Both directions of a bidirectional layer run at once, one thread each (:mod:`rnnkit.nn.directions`),
-when a direction's recurrent products have at least this many multiply-adds (T * N * H * G*H) and two
-threads are allowed. Measured on 2 threads (2026-12-03, both directions of one layer, each direction's
-loop serial and concurrent against the two run one after the other with shared steps): config D
-(T * N * Hp * P = 2^27 for the LSTM) 1.5-1.7x faster, A 1.05-1.4x, B 1.1-1.35x; config C (one
-sequence, 2^21) 0.6-1.0x: handing a 0.2 ms scan to a thread costs what it saves."""
+when two threads are allowed, a direction's recurrent products have at least this many multiply-adds
+(T * N * H * G*H) and its steps are too small to be shared (:data:`THREADED_MACS`). Measured on 2
+threads against the two directions one after the other (2026-12-03, interleaved with PyTorch, medians):
+config D (2^27 multiply-adds, steps of 2^20) 1.2-1.5x faster for the LSTM and GRU, where the steps were
+shared, and level for the RNN; config C (one sequence, 2^21) 0.6-1.0x, where handing a 0.2 ms scan to a
+thread costs what it saves; configs A and B (steps of 2^21 to 2^26) 0.8-1.0x against their shared
+steps: one thread then needs a direction's whole W_hh in its cache where a shared step needs half."""
+
+
+PAIR_STEP_MACS = 1 << 21
+"""Steps of at least this many multiply-adds (N * H * G*H) stay shared rather than paired."""
 
 
 def pair_pays(kernel, T, N, H) -> bool:
-    """Whether :data:`PAIR_MACS` and the thread setting call for both directions at once."""
+    """Whether :data:`PAIR_MACS`, :data:`PAIR_STEP_MACS` and the thread setting call for both directions at once."""
     G = 4 if kernel == "lstm" else 3 if kernel == "gru" else 1
-    return T > 1 and T * N * H * G * H >= PAIR_MACS and thread_count() >= 2
+    step = N * H * G * H
+    return T > 1 and T * step >= PAIR_MACS and step < PAIR_STEP_MACS and thread_count() >= 2
 
 
 def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
