@@ -87,7 +87,7 @@ def test_bad_selection_is_a_user_error(capsys, no_timing):
     (["--cells", ""], "cells (--cells): the list is empty"),
     (["--modes", ","], "modes (--modes): the list is empty"),
     (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
-    (["--settle-ms", "-1"], "settle_ms (--settle-ms) must be >= 0"),
+    (["--calls-per-turn", "0"], "calls_per_turn (--calls-per-turn) must be"),
 ])
 def test_bad_flags_are_refused_before_timing(capsys, no_timing, flags, expect):
     assert main(["bench", "--quick", "--no-torch", "--out", "none"] + flags) == 2
@@ -165,21 +165,24 @@ def test_interleaved_timing_and_summary():
     assert s["median_ms"] == pytest.approx(2.5) and s["reps"] == 4
 
 
-def test_interleaved_pauses_after_every_call_outside_the_timed_interval(monkeypatch):
-    """The pause lets the threads a contender leaves spinning go idle before the next one starts."""
+def test_interleaved_turns_time_all_but_their_first_call(monkeypatch):
+    """A turn of 3 calls: the first absorbs what the previous side left running and is not timed."""
     events = []
     clock = iter(range(1000))
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(clock)))
-    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("sleep", s)))
+
+    def tick():
+        events.append("t")
+        return float(next(clock))
+    monkeypatch.setattr(timing.time, "perf_counter", tick)
     samples = timing.interleaved({"a": lambda: events.append("a"), "b": lambda: events.append("b")},
-                                 warmup=1, min_reps=3, max_reps=3, settle_s=0.02)
-    timed = events[2:]                                   # after one warm-up call each
-    assert timed == ["a", ("sleep", 0.02), "b", ("sleep", 0.02), "b", ("sleep", 0.02), "a", ("sleep", 0.02),
-                     "a", ("sleep", 0.02), "b", ("sleep", 0.02)]
-    assert samples == {"a": [1.0, 1.0, 1.0], "b": [1.0, 1.0, 1.0]}   # one clock tick per call: no pause inside
+                                 warmup=1, min_reps=4, max_reps=4, calls_per_turn=3)
+    timed = "".join(events[6:])                          # after one timed warm-up call each
+    # 4 timed calls each = 2 rounds of turns; the starting side alternates; "t" brackets every timed call
+    assert timed == "a" + "tat" * 2 + "b" + "tbt" * 2 + "b" + "tbt" * 2 + "a" + "tat" * 2
+    assert samples == {"a": [1.0] * 4, "b": [1.0] * 4}
     events.clear()
     timing.interleaved({"a": lambda: events.append("a")}, warmup=1, min_reps=2, max_reps=2)
-    assert ("sleep", 0.02) not in events and events == ["a", "a", "a"]
+    assert "".join(events) == "tat" + "tat" * 2               # one call per turn: every call timed
 
 
 def test_peak_memory_child_reports_a_positive_step_peak():

@@ -28,7 +28,7 @@ def _run(args) -> int:
                        modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,
                        use_torch=args.use_torch, backend=args.backend, charlm=args.charlm, memory=args.memory,
                        compile_times=args.compile_times, dtype=args.dtype, random_state=args.random_state,
-                       out=args.out, progress=say, use_onnx=args.use_onnx, settle_ms=args.settle_ms)
+                       out=args.out, progress=say, use_onnx=args.use_onnx, calls_per_turn=args.calls_per_turn)
     print(format_table(result))
     if args.out is not None:
         print(f"results: {args.out}")
@@ -54,10 +54,10 @@ def register(subparsers) -> None:
     p.add_argument("--modes", type=_list, default="inference,train", help="comma-separated")
     p.add_argument("--target-seconds", type=float, default=None,
                    help="time per case and side (default 1.0; 0.05 with --quick)")
-    p.add_argument("--settle-ms", type=float, default=None,
-                   help="untimed pause after every timed call, so that the threads a call leaves spinning "
-                        "(PyTorch's, numba's, onnxruntime's) do not slow the next contender (default 15; 0 with "
-                        "--quick)")
+    p.add_argument("--calls-per-turn", type=int, default=None,
+                   help="calls of each side in a row, the first untimed, so that the threads the previous side "
+                        "leaves spinning (PyTorch's, numba's, onnxruntime's) do not slow the timed ones "
+                        "(default 3; 1 with --quick)")
     p.add_argument("--no-torch", dest="use_torch", action="store_false", help="time rnnkit alone")
     p.add_argument("--no-onnx", dest="use_onnx", action="store_false",
                    help="leave out the onnxruntime column (inference cases, the layer exported to ONNX; on by "

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..checks import check_real, check_seed
+from ..checks import check_count, check_real, check_seed
 from ..io.atomic import check_outputs, write_json
 from ..threads import auto_threads, parse_threads
 from . import cases as cases_mod
@@ -69,7 +69,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
               memory: Optional[bool] = None, compile_times: Optional[bool] = None, dtype: str = "float32",
               random_state: Optional[int] = 0, out=None,
               progress: Optional[Callable[[str], None]] = None, use_onnx: bool = True,
-              settle_ms: Optional[float] = None) -> dict:
+              calls_per_turn: Optional[int] = None) -> dict:
     """Run a suite (see :func:`rnnkit.bench.cases.suite`); returns the JSON-able results.
 
     ``threads`` (an integer, or "auto"/None: :func:`rnnkit.threads.auto_threads`)
@@ -78,8 +78,8 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     quick) add the end-to-end character-LM case, the peak memory of a T=1000
     training step and numba's first-call/cached-call times. ``dtype`` ("float32"
     or "float64") applies to the layer cases; those extras run in float32.
-    ``random_state`` seeds the weights and inputs (None: fresh entropy). ``settle_ms``
-    pauses after every timed call (None: :data:`rnnkit.bench.timing.SETTLE_S`, 0 with quick). ``out``
+    ``random_state`` seeds the weights and inputs (None: fresh entropy). ``calls_per_turn``:
+    calls of each side in a row, the first untimed (None: :data:`rnnkit.bench.timing.CALLS_PER_TURN`, 1 with quick). ``out``
     names a file for the results: it is checked before any timing (so a bad path
     costs nothing) and written atomically at the end. ``use_onnx`` adds an
     onnxruntime side to the float32 inference cases (the layer exported to ONNX,
@@ -99,12 +99,12 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     for name, chosen in (("cells", cells), ("modes", modes), ("configs", configs)):
         if chosen is not None and len(chosen) == 0:
             raise ValueError(f"{name} (--{name}): the list is empty; name at least one, or leave the flag out")
-    if settle_ms is not None:
-        settle_ms = check_real("settle_ms (--settle-ms)", settle_ms, low=0.0)
+    if calls_per_turn is not None:
+        calls_per_turn = check_count("calls_per_turn (--calls-per-turn)", calls_per_turn, low=1)
     quick = suite == "quick"
     target = target_seconds if target_seconds is not None else (0.05 if quick else 1.0)
-    settle = settle_ms / 1000 if settle_ms is not None else (0.0 if quick else timing.SETTLE_S)
-    reps = dict(target_s=target, min_reps=3 if quick else 5, settle_s=settle)
+    turn = calls_per_turn if calls_per_turn is not None else (1 if quick else timing.CALLS_PER_TURN)
+    reps = dict(target_s=target, min_reps=3 if quick else 5, calls_per_turn=turn)
     peak_size = dict(n=256 if quick else 2048, reps=2 if quick else 5)
     say = progress or (lambda msg: None)
     case_list = cases_mod.suite(suite, cells, configs, modes)
@@ -114,7 +114,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     onnx_threads = None
     t_start = time.time()
     result = {"suite": suite, "dtype": dtype, "threads": timing.set_threads(threads, torch), "target_seconds": target,
-              "settle_seconds": settle, "random_state": seed, "environment": timing.environment(torch),
+              "calls_per_turn": turn, "random_state": seed, "environment": timing.environment(torch),
               "load_average_start": timing.load_average()}
     if use_onnx and onnx_available():
         onnx_threads = result["threads"]["threads"]

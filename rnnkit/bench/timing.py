@@ -19,23 +19,28 @@ import numpy as np
 __all__ = ["interleaved", "summarize", "set_threads", "sgemm_peak", "environment", "load_average"]
 
 
-SETTLE_S = 0.015
-"""The pause after each timed call (untimed) in ``rnnkit bench``: measured on 2026-12-03, PyTorch's and numba's
-OpenMP worker threads, and onnxruntime's unless told otherwise, keep spinning for about 5-9 ms of CPU after a
-call returns. Without a pause they took a core from whichever contender came next: a bidirectional layer run
-as two concurrent directions measured 0.9x of its serial time right after a PyTorch call and 1.2-1.4x with
-5 ms of pause."""
+CALLS_PER_TURN = 3
+"""How many calls each contender makes in a row in ``rnnkit bench`` (its *turn*), the first of them untimed.
+Measured on 2026-12-03: PyTorch's and numba's OpenMP worker threads, and onnxruntime's unless told otherwise,
+keep spinning for about 5-9 ms of CPU after a call returns. With one call per turn they took a core from
+whichever contender came next: a bidirectional layer run as two concurrent directions measured 0.9x of
+its serial time right after a PyTorch call and 1.2-1.4x after a 5 ms pause. A pause instead of the untimed
+call does not work: after 15 ms of sleep every side ran cold (PyTorch's one-sequence LSTM at config C took
+12 ms instead of 0.5 ms, rnnkit's and onnxruntime's 2x their time), which is not how a served model runs.
+The untimed first call absorbs the previous contender's threads; the timed ones follow the contender's own
+call, as in a process that runs only it."""
 
 
 def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_reps: int = 5,
-                max_reps: int = 200, target_s: float = 1.0, settle_s: float = 0.0) -> Dict[str, List[float]]:
+                max_reps: int = 200, target_s: float = 1.0, calls_per_turn: int = 1) -> Dict[str, List[float]]:
     """Seconds per call of each function, measured round-robin.
 
-    After ``warmup`` calls each, the number of rounds is chosen so that the
-    slowest function runs about ``target_s`` seconds in total (within
-    [min_reps, max_reps]). Each round calls every function once, starting at a
-    different one each time. ``settle_s``: an untimed pause after every call, so
-    that threads a call leaves spinning are idle before the next one starts.
+    After ``warmup`` calls each, the number of timed calls per function is chosen
+    so that the slowest function runs about ``target_s`` seconds in total (within
+    [min_reps, max_reps]). Each round gives every function one turn, starting at a
+    different one each time; a turn is ``calls_per_turn`` calls in a row, of which
+    all but the first are timed when there are more than one (the first absorbs
+    what the previous function left running: see :data:`CALLS_PER_TURN`).
     """
     names = list(fns)
     slowest = 0.0
@@ -45,15 +50,17 @@ def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_re
             fns[name]()
             slowest = max(slowest, time.perf_counter() - t0)
     reps = int(min(max_reps, max(min_reps, target_s / max(slowest, 1e-9))))
+    timed = max(1, calls_per_turn - 1) if calls_per_turn > 1 else 1
     samples: Dict[str, List[float]] = {name: [] for name in names}
-    for r in range(reps):
+    for r in range(-(-reps // timed)):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
-            t0 = time.perf_counter()
-            fns[name]()
-            samples[name].append(time.perf_counter() - t0)
-            if settle_s > 0:
-                time.sleep(settle_s)
+            if calls_per_turn > 1:
+                fns[name]()                                  # untimed: the previous function's threads settle
+            for _ in range(timed):
+                t0 = time.perf_counter()
+                fns[name]()
+                samples[name].append(time.perf_counter() - t0)
     return samples
 
 
