@@ -93,6 +93,36 @@ def test_batch_first_stack_equals_the_reference():
     _close(layer.forward(x, state, lengths, need_cache=False)[0], want, np.float32)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_padded_batch_is_sorted_once_per_stack_and_returned_in_the_callers_order(kind, bidirectional, batch_first,
+                                                                                  monkeypatch):
+    """Without a cache the stack runs its batch longest first (every scan sees sorted lengths, so none copies
+    its input to sort it) and returns outputs and final states in the caller's order: equal to the training
+    path, which keeps the caller's order (float64, both backends)."""
+    from rnnkit.nn import directions
+    layer, x, state, lengths, _, _ = make_case(kind, 2, bidirectional, True, True, dtype=np.float64, T=5, N=7,
+                                               D=3, H=20, batch_first=batch_first)
+    assert not np.all(np.diff(lengths) <= 0)                              # the caller's order is not sorted
+    seen = []
+    real = directions.scan_forward
+    monkeypatch.setattr(directions, "scan_forward", lambda **kw: seen.append(kw["lengths"]) or real(**kw))
+    layer.eval()
+    for backend in ("numpy", "numba"):
+        layer.backend = backend
+        want_y, want_s, cache = layer.forward(x, state, lengths)          # the training path: the caller's order
+        assert cache is not None and all(np.array_equal(seen_l, lengths) for seen_l in seen)
+        seen.clear()
+        got_y, got_s, _ = layer.forward(x, state, lengths, need_cache=False)
+        assert len(seen) == 2 * (2 if bidirectional else 1)
+        assert all(np.all(np.diff(seen_l) <= 0) and sorted(seen_l) == sorted(lengths) for seen_l in seen)
+        seen.clear()
+        _close(got_y, want_y, np.float64)
+        for g, w in zip(got_s if kind == "lstm" else (got_s,), want_s if kind == "lstm" else (want_s,)):
+            _close(g, w, np.float64)
+
+
 @pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kernel", list(CELL_NAMES))

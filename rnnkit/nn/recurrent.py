@@ -256,6 +256,9 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
 
         use_dropout = self._uses_dropout(rng)
         regularise = self._uses_regularisers(rng)
+        back = None
+        if not (need_cache or use_dropout or regularise):               # no masks: rows may be reordered
+            x, states0, lengths, back = self._longest_first(x, states0, lengths)
         p_var, p_wd = (self.variational_dropout, self.weight_drop) if regularise else (0.0, 0.0)
         p_zone = self._zoneout_probs()
         sizes = self._state_sizes()
@@ -293,9 +296,10 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
             finals.extend(s_n for _, s_n, _ in results)
             w_masks.append(layer_w)
             inp = outs[0] if K == 1 else xp.concat(outs, axis=2)       # (T, N, K*P)
-        out = xp.permute_dims(inp, (1, 0, 2)) if self.batch_first else inp
+        out, state_n = self._caller_order(inp, self._state_out(finals), back)
+        out = xp.permute_dims(out, (1, 0, 2)) if self.batch_first else out
         cache = RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks) if need_cache else None
-        return out, self._state_out(finals), cache
+        return out, state_n, cache
 
     def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
         """Gradients of the input and the initial state; parameter gradients are added to ``.grad``.

@@ -10,7 +10,9 @@ module holds the math and this one the conversions around it:
   device (:meth:`_check_device`: input and parameters on one device, else one line);
 - ``lengths``: checked on the host (shape (N,), integers in [1, T]), dropped when
   nothing is padded, moved to the input's device otherwise; or derived from a
-  prefix mask (:meth:`lengths_from_mask`).
+  prefix mask (:meth:`lengths_from_mask`);
+- the batch order for inference: a padded NumPy batch sorted longest first once per
+  stack (:meth:`_longest_first`) and put back in the caller's order (:meth:`_caller_order`).
 
 Every mistake is a :class:`~rnnkit.errors.ShapeError` (or ``DeviceError``) that
 says what was expected and what was given.
@@ -108,6 +110,32 @@ class RecurrentInputs:
             else:
                 lengths = to_device(lengths, device_of(x), xp)
         return x, states, lengths
+
+    @staticmethod
+    def _longest_first(x, states, lengths):
+        """``(x, states, lengths, back)`` with the batch sorted by length, longest first, or the arguments and
+        ``back = None`` where it is sorted already or not a NumPy batch with lengths.
+
+        For inference without random masks: the compiled loops run the live rows of each step as a prefix
+        and sort every layer and direction's input otherwise (a (T, N, K*H) copy in, another out, per
+        scan); sorting once for the whole stack leaves them in order. ``back`` restores the caller's order
+        (:meth:`_caller_order`)."""
+        if lengths is None or not is_numpy(x, lengths):
+            return x, states, lengths, None
+        order = np.argsort(-lengths, kind="stable")
+        if np.array_equal(order, np.arange(order.size)):
+            return x, states, lengths, None
+        x = x[:, order]                                                    # (T, N, D) copy
+        states = tuple(None if s is None else s[:, order] for s in states)
+        return x, states, lengths[order], np.argsort(order)
+
+    @staticmethod
+    def _caller_order(out, state, back):
+        """The output (T, N, .) and the final state (L*K, N, .) (or a tuple) in the caller's batch order."""
+        if back is None:
+            return out, state
+        state = tuple(s[:, back] for s in state) if isinstance(state, tuple) else state[:, back]
+        return out[:, back], state
 
     def _check_device(self, x) -> None:
         """The input lives where the parameters do (else one line saying how to move the layer)."""
