@@ -104,12 +104,12 @@ def _interrupted(exc: Optional[BaseException] = None) -> int:
     """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
     code = 143 if last_signal() == "SIGTERM" else 130
     if exc is not None and distributed.cli_report(exc, code) is None:
+        distributed.cli_reported(exc)
         return code                 # another rank of a data-parallel run says it
-    if last_signal() == "SIGTERM":
-        print("rnnkit: terminated", file=sys.stderr)
-        return 143
-    print("rnnkit: interrupted", file=sys.stderr)
-    return 130
+    print("rnnkit: terminated" if code == 143 else "rnnkit: interrupted", file=sys.stderr)
+    if exc is not None:
+        distributed.cli_reported(exc)
+    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -174,6 +174,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         prefix = distributed.cli_report(exc, 2)
         if prefix is not None:      # None: another rank of a data-parallel run reports it
             print(f"rnnkit: error: {prefix}{message}", file=sys.stderr)
+        distributed.cli_reported(exc)
         return 2
     except MemoryError:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
