@@ -50,7 +50,7 @@ def interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 2, min_re
             fns[name]()
             slowest = max(slowest, time.perf_counter() - t0)
     reps = int(min(max_reps, max(min_reps, target_s / max(slowest, 1e-9))))
-    timed = max(1, calls_per_turn - 1) if calls_per_turn > 1 else 1
+    timed = max(1, calls_per_turn - 1)
     samples: Dict[str, List[float]] = {name: [] for name in names}
     for r in range(-(-reps // timed)):
         for i in range(len(names)):

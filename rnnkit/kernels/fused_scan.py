@@ -42,7 +42,7 @@ from . import gru, inference, lstm, rnn, variant_scan
 from .backend import KernelUnavailable, disable_numba
 from .blas import gemm_pointers
 
-__all__ = ["FusedScanCache", "KERNELS", "supports", "scan_forward", "scan_backward"]
+__all__ = ["FusedScanCache", "KERNELS", "supports", "runs_inference_loop", "scan_forward", "scan_backward"]
 
 KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 """The values of a cell's ``fused_kernel`` that have a loop here (see :mod:`rnnkit.nn.cells`)."""
@@ -68,6 +68,12 @@ def supports(cell, x, variant=None) -> bool:
     if x.dtype not in (np.float32, np.float64):
         return False
     return (variant is None or variant.plain) and kernel in KERNELS or kernel in variant_scan.KERNELS
+
+
+def runs_inference_loop(cell, x, variant, need_cache) -> bool:
+    """Whether a scan this module takes goes to the cache-free loops of :mod:`rnnkit.kernels.inference`."""
+    return (not need_cache and (variant is None or variant.plain) and getattr(cell, "fused_kernel", None) in KERNELS
+            and inference.supports(cell.fused_kernel, x.dtype))
 
 
 def _loop(fn, dtype):
@@ -103,7 +109,7 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, lengths=None
 
 
 def _scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache):
-    if not need_cache and inference.supports(cell.fused_kernel, x.dtype):   # inference: no cache, packed weights
+    if runs_inference_loop(cell, x, None, need_cache):        # inference: no cache, packed weights (plain here)
         y, state_T = inference.scan_forward(cell.fused_kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse)
         return y, state_T, None
     # the loops assume C order with the dtype of x (a no-op for a layer's own parameters)

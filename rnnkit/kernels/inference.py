@@ -351,12 +351,12 @@ def serial_steps():
 PAIR_MACS = 1 << 24
 """Both directions of a bidirectional layer run at once, one thread each (:mod:`rnnkit.nn.directions`),
 when two threads are allowed, a direction's recurrent products have at least this many multiply-adds
-(T * N * H * G*H) and its steps are too small to be shared (:data:`THREADED_MACS`). Measured on 2
-threads against the two directions one after the other (2026-12-03, interleaved with PyTorch, medians):
-config D (2^27 multiply-adds, steps of 2^20) 1.2-1.5x faster for the LSTM and GRU, where the steps were
-shared, and level for the RNN; config C (one sequence, 2^21) 0.6-1.0x, where handing a 0.2 ms scan to a
-thread costs what it saves; configs A and B (steps of 2^21 to 2^26) 0.8-1.0x against their shared
-steps: one thread then needs a direction's whole W_hh in its cache where a shared step needs half."""
+(T * N * H * G*H) and its steps are too small to be shared (:data:`PAIR_STEP_MACS`). Measured on 2
+threads against the two directions one after the other (2026-12-03, rnnkit alone, interleaved medians):
+config D (2^27 multiply-adds, steps of 2^20) 1.2-1.55x faster, every cell, 1-2 layers, with and without
+variable lengths; config C (one sequence, 2^21) 0.6-1.0x, where handing a 0.2 ms scan to a thread costs
+what it saves; configs A and B (steps of 2^21 to 2^26) 0.8-1.0x against their shared steps: one thread
+then needs a direction's whole W_hh in its cache where a shared step needs half."""
 
 
 PAIR_STEP_MACS = 1 << 21

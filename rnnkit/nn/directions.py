@@ -17,8 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import List, Sequence
 
-from ..kernels.backend import fused_scan_module
-from .scan import _all_numpy, scan_forward
+from .scan import fused_for, scan_forward
 
 __all__ = ["scan_directions"]
 
@@ -34,20 +33,15 @@ def _helper() -> ThreadPoolExecutor:
 
 
 def _concurrent(calls: Sequence[dict], backend, need_cache: bool) -> bool:
-    """Two plain scans that the compiled inference loops will run, large enough to pay for a hand-over."""
+    """Two scans that the compiled inference loops will run, large enough to pay for a hand-over."""
     if len(calls) != 2 or need_cache:
         return False
-    fused = fused_scan_module(backend)
-    if fused is None:
-        return False
-    from ..kernels import inference
     for c in calls:
-        cell, x, variant = c["cell"], c["x"], c["variant"]
-        kernel = getattr(cell, "fused_kernel", None)
-        if not (variant.plain and kernel in inference.KERNELS and inference.supports(kernel, x.dtype)
-                and _all_numpy(x, c["state0"], c["W_ih"], c["W_hh"], c["b_ih"], c["b_hh"], c["lengths"], variant)
-                and fused.supports(cell, x, variant)):
+        fused = fused_for(c["cell"], c["x"], c["state0"], c["W_ih"], c["W_hh"], c["b_ih"], c["b_hh"], c["lengths"],
+                          c["variant"], backend)
+        if fused is None or not fused.runs_inference_loop(c["cell"], c["x"], c["variant"], need_cache):
             return False
+    from ..kernels import inference
     T, N, _ = calls[0]["x"].shape
     return inference.pair_pays(calls[0]["cell"].fused_kernel, T, N, calls[0]["W_hh"].shape[1])
 

@@ -96,6 +96,16 @@ def _all_numpy(x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant) -> bool:
     return is_numpy(x, W_ih, W_hh, b_ih, b_hh, lengths, variant.W_hr, variant.h_mask, *state0, *zone)
 
 
+def fused_for(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant, backend):
+    """The fused module (:mod:`rnnkit.kernels.fused_scan`) that :func:`scan_forward` hands this scan to, or
+    None where the reference below runs it."""
+    fused = fused_scan_module(backend)
+    if fused is not None and _all_numpy(x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant) \
+            and fused.supports(cell, x, variant):
+        return fused
+    return None
+
+
 def _order(T: int, reverse: bool):
     return range(T - 1, -1, -1) if reverse else range(T)
 
@@ -195,9 +205,8 @@ def scan_forward(cell, x, state0: State, W_ih, W_hh, b_ih=None, b_hh=None,
 
     ``backend`` ("auto", "numpy", "numba"; None: the global setting) picks the implementation.
     """
-    fused = fused_scan_module(backend)
-    if fused is not None and _all_numpy(x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant) \
-            and fused.supports(cell, x, variant):
+    fused = fused_for(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, variant, backend)
+    if fused is not None:
         try:
             return fused.scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, need_cache,
                                       variant=variant)
