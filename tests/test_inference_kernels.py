@@ -134,9 +134,8 @@ def test_steps_shared_among_threads_equal_the_serial_loops_bit_for_bit(kernel, d
     from rnnkit.kernels import inference_threads
     monkeypatch.setattr(inference, "INPUT_ROWS", 2 * 9)
     calls = []
-    name = {"rnn_tanh": "rnn_forward", "rnn_relu": "rnn_forward"}.get(kernel, kernel + "_forward")
-    threaded = getattr(inference_threads, name)
-    monkeypatch.setattr(inference_threads, name, lambda *a: calls.append(a[-1]) or threaded(*a))
+    threaded = inference_threads.forward
+    monkeypatch.setattr(inference_threads, "forward", lambda *a: calls.append(a[-1]) or threaded(*a))
     rng = np.random.default_rng(11)
     cell = CELLS[CELL_NAMES[kernel]]()
     for T, N, D, H in [(5, 9, 4, 37), (4, 7, 6, 70), (3, 8, 5, 64), (3, 6, 4, 150)]:     # the RNN's blocks: 4V units
@@ -163,6 +162,36 @@ def test_steps_shared_among_threads_equal_the_serial_loops_bit_for_bit(kernel, d
                 ref_y, ref_s, _ = scan.scan_forward(cell, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, reverse,
                                                     backend="numpy", need_cache=False)
                 _close(got_y, ref_y, dtype)
+
+
+@pytest.mark.parametrize("kernel", ["lstm", "gru", "rnn_tanh"])
+def test_shared_steps_finish_when_the_threads_run_one_after_the_other(kernel, monkeypatch):
+    """The threads meet at a spinning barrier after every step (kernels.spin). When the parallel loop gets
+    fewer threads than parts (numba set to one thread here), the parts run one after the other: the first
+    must take over the parts nobody has started rather than wait for them forever, and the results must
+    still equal the serial loop's bit for bit."""
+    import numba
+
+    rng = np.random.default_rng(5)
+    cell = CELLS[CELL_NAMES[kernel]]()
+    T, N, D, H = 6, 8, 5, 150
+    W_ih, W_hh, b_ih, b_hh = _weights(rng, cell.num_gates, H, D, np.float32)
+    x = rng.standard_normal((T, N, D)).astype(np.float32)
+    s0 = tuple((0.5 * rng.standard_normal((N, H))).astype(np.float32) for _ in range(cell.num_states))
+    lengths = np.array([6, 2, 5, 6, 1, 3, 6, 4])
+    monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: 1)
+    want_y, want_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, False)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for parts in (2, 3):
+            monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks, parts=parts: parts)
+            got_y, got_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, False)
+            np.testing.assert_array_equal(got_y, want_y)
+            for g, w in zip(got_s, want_s):
+                np.testing.assert_array_equal(g, w)
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_only_large_steps_are_shared_among_threads(monkeypatch):

@@ -385,7 +385,8 @@ def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
         if bounds is None:
             gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
         else:
-            inference_threads.gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks, bounds)
+            inference_threads.forward(inference_threads.GRU, Wp, Wx, b_hn, x, h, h[:0], lens, reverse, False, y,
+                                      chunks, bounds)
         return y, (np.ascontiguousarray(h[:, :H]),)
     if kernel == "lstm":
         c = np.zeros((N, Hp), dtype)
@@ -393,11 +394,13 @@ def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
         if bounds is None:
             lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
         else:
-            inference_threads.lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks, bounds)
+            inference_threads.forward(inference_threads.LSTM, Wp, Wx, b_p, x, h, c, lens, reverse, False, y, chunks,
+                                      bounds)
         return y, (np.ascontiguousarray(h[:, :H]), np.ascontiguousarray(c[:, :H]))
     relu = kernel == "rnn_relu"
     if bounds is None:
         rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks)
     else:
-        inference_threads.rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks, bounds)
+        inference_threads.forward(inference_threads.RNN, Wp, Wx, b_p, x, h, h[:0], lens, reverse, relu, y, chunks,
+                                  bounds)
     return y, (np.ascontiguousarray(h[:, :H]),)
