@@ -194,6 +194,36 @@ def test_shared_steps_finish_when_the_threads_run_one_after_the_other(kernel, mo
         numba.set_num_threads(before)
 
 
+def test_panels_and_loop_buffers_start_on_a_cache_line():
+    """NumPy's large arrays start 16 bytes past a 64-byte boundary and numba's 32 past one; the packed
+    panels, the outputs and the loops' work arrays start on one (kernels.aligned), with their values."""
+    from rnnkit.kernels.aligned import aligned_empty
+    from rnnkit.kernels.inference_rows import line_aligned, loop_buffers
+
+    for shape in [(3,), (64, 32, 512), (0, 4), (7, 5)]:
+        a = aligned_empty(shape, np.float32)
+        assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
+        assert a.size == 0 or a.ctypes.data % 64 == 0
+    rng = np.random.default_rng(2)
+    for H in (37, 256):
+        W_hh = rng.standard_normal((4 * H, H)).astype(np.float32)
+        W_ih = rng.standard_normal((4 * H, 5)).astype(np.float32)
+        Wp, Wx, _ = inference.pack("lstm", W_hh, W_ih, np.zeros(4 * H, np.float32))
+        assert Wp.ctypes.data % 64 == 0 and Wx.ctypes.data % 64 == 0
+        src, _, width = inference.panel_rows("lstm", H, np.float32)
+        for j in range(0, src.size, 7):
+            b, col = divmod(j, Wp.shape[2])
+            expect = W_hh[src[j]] if src[j] >= 0 else np.zeros(H, np.float32)
+            np.testing.assert_array_equal(Wp[b, :, col], expect)
+    h = rng.standard_normal((6, 48)).astype(np.float32)
+    x = np.zeros((4, 6, 3), np.float32)
+    bufs = loop_buffers(x, h, 192, 2)
+    for buf in bufs[:4]:
+        assert buf.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(bufs[0], h)
+    assert line_aligned(h, 5, 3).shape == (5, 3)
+
+
 def test_only_large_steps_are_shared_among_threads(monkeypatch):
     """As many threads as the thread setting (rnnkit.threads), on steps large enough to repay them."""
     import numba

@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from . import inference_threads, microgemm
+from .aligned import aligned_empty
 from .microgemm import VECTOR_BYTES, panel_product
 from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, loop_buffers, lstm_gates,
                              rnn_gates, stage_inputs)
@@ -373,7 +374,7 @@ def pair_pays(kernel, T, N, H) -> bool:
 def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
     T, N = x.shape[:2]
     dtype = x.dtype
-    y = np.empty((T, N, H), dtype)                                         # (T, N, H)
+    y = aligned_empty((T, N, H), dtype)                                    # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]
     P = b_p.size
@@ -394,13 +395,13 @@ def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
         if bounds is None:
             lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
         else:
-            inference_threads.forward(inference_threads.LSTM, Wp, Wx, b_p, x, h, c, lens, reverse, False, y, chunks,
-                                      bounds)
+            inference_threads.forward(inference_threads.LSTM, Wp, Wx, b_p, x, h, c, lens, reverse, False, y,
+                                      chunks, bounds)
         return y, (np.ascontiguousarray(h[:, :H]), np.ascontiguousarray(c[:, :H]))
     relu = kernel == "rnn_relu"
     if bounds is None:
         rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks)
     else:
-        inference_threads.forward(inference_threads.RNN, Wp, Wx, b_p, x, h, h[:0], lens, reverse, relu, y, chunks,
-                                  bounds)
+        inference_threads.forward(inference_threads.RNN, Wp, Wx, b_p, x, h, h[:0], lens, reverse, relu, y,
+                                  chunks, bounds)
     return y, (np.ascontiguousarray(h[:, :H]),)

@@ -27,8 +27,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import spin
-from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, lstm_gates, rnn_gates,
-                             stage_inputs)
+from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, line_aligned, lstm_gates,
+                             rnn_gates, stage_inputs)
 from .microgemm import VECTOR_BYTES, panel_product
 
 __all__ = ["LSTM", "GRU", "RNN", "forward", "split_blocks"]
@@ -46,8 +46,8 @@ def split_blocks(blocks: int, parts: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _part_step(kind, q, Wp, Wx, b_hn, x, c, lengths, relu, y, chunks, bounds, t, rows, XB, o, act, h_in, h_out,
-               A, XW, direct):
+def _part_step(kind, q, Wp, Wx, b_hn, x, c, lengths, relu, y, chunks, bounds, t, rows, XB, o, act, h_in,
+               h_out, A, XW, direct):
     """Step t of part q: its input products when a block was just staged (``rows`` > 0), its recurrent
     product, its gates (or the padded rows' pass-through) and its units of ``y[t]``."""
     N = x.shape[1]
@@ -89,9 +89,10 @@ def forward(kind, Wp, Wx, b_hn, x, h, c, lengths, reverse, relu, y, chunks, boun
     steps = chunks[2]
     parts = bounds.size - 1
     L = spin.LINE
-    buf0, buf1 = h.copy(), np.empty_like(h)             # (N, Hp) the state, twice
-    A = np.empty((N, P), h.dtype)                       # (N, P) recurrent pre-activations, panel order
-    XW = np.empty((steps * N, P), h.dtype)              # (steps*N, P) a block's input ones
+    buf0, buf1 = line_aligned(h, N, Hp), line_aligned(h, N, Hp)    # (N, Hp) the state, twice
+    buf0[...] = h
+    A = line_aligned(h, N, P)                           # (N, P) recurrent pre-activations, panel order
+    XW = line_aligned(h, steps * N, P)                  # (steps*N, P) a block's input ones
     XB = np.ones((parts, steps * N, D + 1), h.dtype)    # per thread: a block's [x_t | 1]
     offsets = np.zeros((parts, steps + 1), np.int64)    # per thread: where each step's rows start
     flags = np.zeros(parts * L, np.int64)               # per part: steps done
@@ -113,8 +114,8 @@ def forward(kind, Wp, Wx, b_hn, x, h, c, lengths, reverse, relu, y, chunks, boun
                 act = active_rows(lengths, t)
                 for q in range(parts):
                     if spin.load_acquire(claims.ctypes.data + q * L * 8) == w + 1:
-                        _part_step(kind, q, Wp, Wx, b_hn, x, c, lengths, relu, y, chunks, bounds, t, rows, XB[w], o,
-                                   act, h_in, h_out, A, XW, direct)
+                        _part_step(kind, q, Wp, Wx, b_hn, x, c, lengths, relu, y, chunks, bounds, t, rows,
+                                   XB[w], o, act, h_in, h_out, A, XW, direct)
                         spin.store_release(flags.ctypes.data + q * L * 8, s + 1)
                 for q in range(parts):                  # the barrier: every part has written h_t
                     while not spin.wait_for(flags, q, s + 1, s == 0):

@@ -34,6 +34,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .aligned import aligned_empty
+
 __all__ = ["VECTOR_BYTES", "lanes", "tile", "panel_product", "pack_panels", "k_chunk"]
 
 
@@ -210,14 +212,18 @@ def panel_product(vectors, Wp, h, A, k_chunk, accumulate):
             k0 = k1
 
 
-@njit(**_JIT)
 def pack_panels(W, src, vectors_width):
     """``Wp`` (B, K, GW) from ``W`` (rows, K): panel column j of block b is row ``src[b*GW + j]`` of W
-    (zero where that is -1), GW = ``vectors_width``."""
-    K = W.shape[1]
-    GW = vectors_width
-    B = src.size // GW
-    Wp = np.zeros((B, K, GW), W.dtype)
+    (zero where that is -1), GW = ``vectors_width``; on a cache-line boundary (:mod:`rnnkit.kernels.aligned`)."""
+    Wp = aligned_empty((src.size // vectors_width, W.shape[1], vectors_width), W.dtype)
+    _fill_panels(W, src, Wp)
+    return Wp
+
+
+@njit(**_JIT)
+def _fill_panels(W, src, Wp):
+    B, K, GW = Wp.shape
+    Wp[...] = 0
     for b in range(B):
         rows = src[b * GW:(b + 1) * GW]
         for k in range(K):                  # writes in order; the reads jump between GW rows of W
@@ -225,4 +231,3 @@ def pack_panels(W, src, vectors_width):
             for j in range(GW):
                 if rows[j] >= 0:
                     out[j] = W[rows[j], k]
-    return Wp
