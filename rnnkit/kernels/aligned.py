@@ -5,8 +5,9 @@ NumPy's large arrays start 16 bytes past a page boundary, and numba's 32 bytes p
 cache lines. Measured on this project's machine (2026-12-03, interleaved medians):
 packed panels on a 64-byte boundary made config A's and D's LSTM inference 2.5-4%
 faster, and state buffers on one took 2-3 us a step off the loops that copy each
-step's state into the outputs (padded units, variable lengths: 0.4 ms of 1.8 ms for
-config D's tanh RNN). Needs NumPy only; the loops' own buffers use the same rule
+step's state into the outputs (padded units, variable lengths: config D's tanh RNN went
+from 0.4-0.6 ms behind the loop that writes each state straight into the outputs to
+0.08 ms behind). Needs NumPy only; the loops' own buffers use the same rule
 (:func:`rnnkit.kernels.inference_rows.line_aligned`).
 """
 

@@ -84,35 +84,33 @@ def _cas(typingctx, addr, expected, value):
     return sig, codegen
 
 
+def _emit_pause(builder):
+    """The x86 spin-wait hint at the builder's position (nothing elsewhere)."""
+    if _X86:
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+        builder.call(fn, [])
+
+
 @intrinsic
 def _pause(typingctx):
     """The x86 spin-wait hint (nothing elsewhere)."""
-    sig = types.void()
-
     def codegen(context, builder, signature, args):
-        if _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        _emit_pause(builder)
         return context.get_dummy_value()
-    return sig, codegen
+    return types.void(), codegen
 
 
 @intrinsic
 def _yield(typingctx):
     """``sched_yield()`` on POSIX systems (a pause elsewhere)."""
-    sig = types.void()
-
     def codegen(context, builder, signature, args):
         if _POSIX:
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
             builder.call(fn, [])
-        elif _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        else:
+            _emit_pause(builder)
         return context.get_dummy_value()
-    return sig, codegen
+    return types.void(), codegen
 
 
 @njit(inline="always")
