@@ -40,7 +40,7 @@ from rnnkit.charlm.model import CharLM  # noqa: E402
 from rnnkit.errors import RnnkitError  # noqa: E402
 from rnnkit.io.atomic import check_outputs, write_json  # noqa: E402
 from rnnkit.charlm.training import evaluate_ids, make_step_fn  # noqa: E402
-from rnnkit.optim import Adam  # noqa: E402
+from rnnkit.optim import Adam, CosineAnnealingLR, TimeCosineLR  # noqa: E402
 from rnnkit.train import StopTraining, fit  # noqa: E402
 
 
@@ -78,24 +78,20 @@ def lr_now(args, train_s: float) -> float:
     """The learning rate after ``train_s`` training seconds.
 
     ``--lr-decay none`` keeps ``lr`` constant, so that one run gives honest readings at every
-    time on its curve. ``--lr-decay cosine`` anneals it over the time budget,
-    lr(t) = lr_min + (lr - lr_min) (1 + cos(pi t / budget)) / 2 with lr_min = lr / 20,
-    which only suits the reading at the end of the budget.
+    time on its curve. ``--lr-decay cosine`` anneals it from lr to lr / 20 over the time budget
+    (rnnkit's :class:`~rnnkit.optim.TimeCosineLR`, for both libraries), which only suits the
+    reading at the end of the budget.
     """
     if args.decay == "none":
         return args.lr
-    lr_min = args.lr / 20
-    frac = min(train_s / (60.0 * args.minutes), 1.0)
-    return lr_min + (args.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return TimeCosineLR(args.lr, eta_min=args.lr / 20).lr_at_fraction(train_s / (60.0 * args.minutes))
 
 
 def lr_at_step(args, step: int) -> float:
     """``lr_now`` with the budget counted in steps (``--max-steps``): cosine from lr to lr / 20 over them."""
     if args.decay == "none":
         return args.lr
-    lr_min = args.lr / 20
-    frac = min(step / args.max_steps, 1.0)
-    return lr_min + (args.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return CosineAnnealingLR(args.lr, T_max=args.max_steps, eta_min=args.lr / 20).lr_at(min(step, args.max_steps))
 
 
 class ClockSchedule:

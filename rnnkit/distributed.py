@@ -89,12 +89,13 @@ def runs_on_every_rank(fn: Callable) -> bool:
 
 class StepFlags:
     """What every rank agreed at a step's reduce: ``failed`` (some rank raised), ``stop`` (Ctrl-C or
-    SIGTERM on some rank), ``deadline`` (some rank's time budget ran out)."""
+    SIGTERM on some rank), ``deadline`` (some rank's time budget ran out), and ``progress``: the fraction
+    of the time budget rank 0 has used (the other ranks send 0), which a time schedule follows."""
 
-    __slots__ = ("failed", "stop", "deadline")
+    __slots__ = ("failed", "stop", "deadline", "progress")
 
-    def __init__(self, failed: bool = False, stop: bool = False, deadline: bool = False):
-        self.failed, self.stop, self.deadline = failed, stop, deadline
+    def __init__(self, failed: bool = False, stop: bool = False, deadline: bool = False, progress: float = 0.0):
+        self.failed, self.stop, self.deadline, self.progress = failed, stop, deadline, progress
 
 
 class World:
@@ -139,8 +140,8 @@ class World:
         """Average ``grads`` in place over the ranks, weighted by ``n_units``; return the global loss,
         the global count and the flags any rank raised (see the module docstring).
 
-        The buffer is ``[n_r g_r (all parameters, flat) | n_r l_r | n_r | failed | stop | deadline]``
-        in the gradients' dtype, reused from step to step.
+        The buffer is ``[n_r g_r (all parameters, flat) | n_r l_r | n_r | failed | stop | deadline |
+        progress]`` in the gradients' dtype, reused from step to step.
         """
         if self.size == 1:
             return loss, n_units, flags
@@ -148,14 +149,15 @@ class World:
             raise TypeError("reduce_step: every gradient must be a C-contiguous array")
         total = sum(g.size for g in grads)
         dtype = np.result_type(*grads) if grads else np.float64
-        if self._buffer is None or self._buffer.size != total + 5 or self._buffer.dtype != dtype:
-            self._buffer = np.empty(total + 5, dtype=dtype)                    # (P + 5,)
+        if self._buffer is None or self._buffer.size != total + 6 or self._buffer.dtype != dtype:
+            self._buffer = np.empty(total + 6, dtype=dtype)                    # (P + 6,)
         buf, at = self._buffer, 0
         w = float(n_units)
         for g in grads:
             np.multiply(g.reshape(-1), w, out=buf[at:at + g.size])           # n_r * g_r
             at += g.size
-        buf[at:] = (w * loss if n_units else 0.0, w, flags.failed, flags.stop, flags.deadline)
+        buf[at:] = (w * loss if n_units else 0.0, w, flags.failed, flags.stop, flags.deadline,
+                    flags.progress if self.rank == 0 else 0.0)
         from mpi4py import MPI
         t0 = time.perf_counter()
         self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -163,7 +165,7 @@ class World:
         self.stats["calls"] += 1
         self.stats["bytes"] += buf.nbytes
         n_total = float(buf[at + 1])
-        agreed = StepFlags(bool(buf[at + 2] > 0), bool(buf[at + 3] > 0), bool(buf[at + 4] > 0))
+        agreed = StepFlags(bool(buf[at + 2] > 0), bool(buf[at + 3] > 0), bool(buf[at + 4] > 0), float(buf[at + 5]))
         scale = 1.0 / n_total if n_total > 0 else 0.0
         at = 0
         for g in grads:

@@ -162,6 +162,30 @@ class Estimator:
             return rs
         return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
 
+    def _check_lr_decay(self) -> None:
+        """``lr_decay`` "cosine" needs a budget to decay over: --epochs, --max-steps or --max-minutes."""
+        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs, --max-steps or --max-minutes: "
+                                      "the learning rate decays over that budget")
+
+    def _lr_schedule(self, epochs: Optional[int], per_epoch: Callable[[], int], max_steps: Optional[int],
+                     max_minutes: Optional[float]):
+        """The schedule of ``lr_decay``: None, or a cosine from ``learning_rate`` to ``learning_rate/20``.
+
+        Counted in steps over the smaller of ``epochs * per_epoch()`` and ``max_steps``, so that a resumed
+        run continues it exactly; with neither, over the ``max_minutes`` budget
+        (:class:`~rnnkit.optim.schedules.TimeCosineLR`), so that the decay ends when the clock stops
+        however fast the machine is.
+        """
+        if self.lr_decay != "cosine":
+            return None
+        from .optim.schedules import CosineAnnealingLR, TimeCosineLR
+        low = self.learning_rate / 20
+        if epochs is None and max_steps is None:
+            return TimeCosineLR(self.learning_rate, eta_min=low)
+        total = min(n for n in (epochs * per_epoch() if epochs else None, max_steps) if n)
+        return CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=low)
+
     _size_flags: ClassVar[Tuple[str, ...]] = ("--hidden-size", "--num-layers", "--batch-size")
 
     def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,

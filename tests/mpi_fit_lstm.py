@@ -47,7 +47,7 @@ def data():
     return x, y
 
 
-def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False):
+def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False, schedule=None, max_minutes=None):
     """Train and return the model; ``fail = (rank, step, what)`` makes that rank's step fail: ``what`` is
     "raise" (step_fn raises), "nan" (its loss is NaN) or "validate" (validation, which rank 0 runs, raises)."""
     w = distributed.world()
@@ -72,7 +72,8 @@ def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False):
             if w.rank == fail[0]:
                 raise DataError(f"validation set is unreadable (found on rank {w.rank})")
             return {"loss": 0.0}
-    fit(net, opt, step_fn, batches, seed=5, max_steps=steps, clip_norm=0.05, progress=False,
+    fit(net, opt, step_fn, batches, seed=5, max_steps=steps, clip_norm=0.05, progress=False, schedule=schedule,
+        max_minutes=max_minutes,
         checkpoint_path=checkpoint, resume=resume, checkpoint_every=1 if checkpoint else None,
         validate=validate, validate_every=fail[1] if validate else None)
     return net
@@ -80,11 +81,18 @@ def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False):
 
 def main(argv):
     out, batch, steps = argv[0], int(argv[1]), int(argv[2])
-    fail = None
-    if len(argv) > 3:
+    fail, timed = None, len(argv) > 3 and argv[3] == "time"
+    if len(argv) > 3 and not timed:
         fail = (int(argv[3]), int(argv[4]), argv[5])
     w = distributed.init("mpi_fit_lstm.py")
-    net = train(batch, steps, fail)
+    extra = {}
+    if timed:   # a time schedule on clocks that disagree: rank r's moves (r + 1) s each time it is read
+        from rnnkit.optim import TimeCosineLR
+        from rnnkit.train import loop
+        ticks = iter(range(0, 10 ** 6, w.rank + 1))
+        loop._clock = lambda: float(next(ticks))
+        extra = dict(schedule=TimeCosineLR(0.05, eta_min=0.001), max_minutes=10.0)
+    net = train(batch, steps, fail, **extra)
     np.savez(os.path.join(out, f"rank{w.rank}.npz"), **net.state_dict())
     if w.is_root:
         with open(os.path.join(out, "world.json"), "w") as f:

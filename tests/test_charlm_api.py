@@ -107,8 +107,21 @@ def test_cosine_lr_decay_anneals_over_the_steps(tmp_path, textfile):
     expected = [low + (lr - low) * (1 + np.cos(np.pi * k / 6)) / 2 for k in range(6)]
     np.testing.assert_allclose([v for _, v in run.history.lr], expected, rtol=1e-12)
     assert charlm.load(run.model_path).lr_decay == "cosine"
-    with pytest.raises(HyperparameterError, match=r"lr_decay \(--lr-decay\) cosine needs --epochs or --max-steps"):
-        charlm.train(textfile, out=tmp_path / "t.npz", max_minutes=1, lr_decay="cosine", **SMALL)
+    with pytest.raises(HyperparameterError, match=r"lr_decay \(--lr-decay\) cosine needs --epochs, --max-steps or "
+                                                  "--max-minutes"):
+        charlm.CharModel(lr_decay="cosine", hidden_size=8, progress=False).fit(TEXT)
+
+
+def test_cosine_lr_decay_with_max_minutes_alone_follows_the_clock(tmp_path, textfile, monkeypatch):
+    from rnnkit.train import loop as loop_mod
+    clock = iter(np.arange(0.0, 1e6, 0.25))        # a clock that moves a quarter second each time it is read
+    monkeypatch.setattr(loop_mod, "_clock", lambda: next(clock))
+    run = charlm.train(textfile, out=tmp_path / "m.npz", max_minutes=0.25, lr_decay="cosine", **SMALL)
+    lr, low = SMALL["learning_rate"], SMALL["learning_rate"] / 20
+    rates = [v for _, v in run.history.lr]
+    assert run.history.stop_reason == "max_minutes" and len(rates) > 5
+    assert all(a > b for a, b in zip(rates, rates[1:]))            # falls at every step, by the clock
+    assert lr > rates[0] > 0.9 * lr and low <= rates[-1] < low + 0.1 * (lr - low)
     with pytest.raises(HyperparameterError, match=r"lr_decay \(--lr-decay\) must be one of 'none', 'cosine'"):
         charlm.train(textfile, out=tmp_path / "t.npz", max_steps=2, lr_decay="linear", **SMALL)
 

@@ -110,8 +110,6 @@ def test_endless_textfile_is_refused(kind, tmp_path, capsys):
     (["--plot", "{tmp}/m.npz"], "--plot and --out are the same file"),
     (["--plot", "{text}"], "--plot {text} is also the input TEXTFILE"),
     (["--hidden-size", 100_000_000], "need about"),
-    (["--lr-decay", "cosine", "--max-steps", "none", "--max-minutes", 1],
-     "lr_decay (--lr-decay) cosine needs --epochs or --max-steps"),
 ])
 def test_train_bad_flags_fail_before_training(flags, expect, tmp_path, textfile, capsys):
     (tmp_path / "adir").mkdir()

@@ -139,7 +139,21 @@ def test_fit_on_k_processes_equals_one_process(k, batch, tmp_path):
         assert all(np.array_equal(ranks[0][n], ranks[r][n]) for n in one), f"rank {r} drifted from rank 0"
     info = json.loads((tmp_path / "world.json").read_text())
     assert info["size"] == k and info["reduces"] == steps          # ONE all-reduce per step
-    assert info["bytes"] == steps * (info["parameters"] + 5) * 8   # the flat float64 buffer, 5 scalars
+    assert info["bytes"] == steps * (info["parameters"] + 6) * 8   # the flat float64 buffer, 6 scalars
+
+
+@needs_mpi
+def test_a_time_schedule_gives_every_rank_rank_0s_rate(tmp_path):
+    # each rank's clock runs at another speed: rates read from each rank's own clock would make the ranks'
+    # parameters drift apart at the first step; the reduce carries rank 0's share of the budget to all
+    run = _mpiexec(2, "-m", "mpi4py", os.path.join(HERE, "mpi_fit_lstm.py"), str(tmp_path), "6", "7", "time")
+    assert run.returncode == 0, run.stderr
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    assert all(np.array_equal(ranks[0][n], ranks[1][n]) for n in ranks[0]), "rank 1 drifted from rank 0"
+    start = mpi_fit_lstm.Net(np.random.default_rng(7)).state_dict()
+    assert max(float(np.abs(ranks[0][n] - start[n]).max()) for n in start) > 1e-3
+    info = json.loads((tmp_path / "world.json").read_text())
+    assert info["reduces"] == 7
 
 
 # -- the character model through its CLI -----------------------------------------------------------

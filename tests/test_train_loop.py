@@ -463,6 +463,44 @@ def test_without_schedule_the_optimizer_lr_is_kept():
     assert opt.lrs == [0.05] * 3 and [lr for _, lr in hist.lr] == [0.05] * 3
 
 
+def test_a_time_schedule_follows_the_budget_and_a_resume_finishes_it(monkeypatch, tmp_path):
+    clock = FakeClock()
+    monkeypatch.setattr(loop_mod, "_clock", clock)
+
+    def six_second_step(batch, ctx):
+        clock.now += 6.0
+        return plain_step(batch, ctx)
+
+    sched = optim.TimeCosineLR(0.1, eta_min=0.005)
+    _, opt, h = run(step_fn=six_second_step, max_minutes=1, max_steps=10_000, schedule=sched)
+    # each step's rate is the cosine at the share of the minute used when its gradients were ready
+    assert (h.stop_reason, opt.t) == ("max_minutes", 10)
+    np.testing.assert_allclose(opt.lrs, [sched.lr_at_fraction(k / 10) for k in range(1, 11)], rtol=1e-12)
+    assert opt.lrs[-1] == pytest.approx(0.005, rel=1e-12) and opt.lrs[0] > 0.09
+    assert [lr for _, lr in h.lr] == opt.lrs
+
+    # stopped at 24 of 60 s (f = 0.4), resumed with 30 s: the other 0.6 of the decay spreads over them
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, step_fn=six_second_step, max_minutes=1, schedule=sched, callbacks=[_interrupt_at(4)])
+    _, opt2, h2 = run(tmp_path, step_fn=six_second_step, max_minutes=0.5, schedule=sched, resume=True)
+    assert (h2.stop_reason, h2.steps) == ("max_minutes", 9)
+    np.testing.assert_allclose(opt2.lrs, [sched.lr_at_fraction(0.4 + 0.6 * k / 5) for k in range(1, 6)],
+                               rtol=1e-12)
+    np.testing.assert_allclose([lr for _, lr in h2.lr], opt.lrs[:4] + opt2.lrs, rtol=1e-12)
+
+
+def test_time_schedule_errors_and_config():
+    sched = optim.TimeCosineLR(0.1, eta_min=0.005)
+    with pytest.raises(HyperparameterError, match="give max_minutes"):
+        run(max_steps=3, schedule=sched)
+    with pytest.raises(HyperparameterError, match="do not combine"):
+        optim.LinearWarmup(sched, 10)
+    again = optim.make_schedule(**sched.config())
+    assert isinstance(again, optim.TimeCosineLR) and again.config() == sched.config()
+    assert [sched.lr_at_fraction(f) for f in (-1.0, 0.0, 0.5, 1.0, 2.0)] == pytest.approx(
+        [0.1, 0.1, 0.0525, 0.005, 0.005], rel=1e-12)
+
+
 def big_grad_step(batch, ctx):
     loss, n = plain_step(batch, ctx)
     for p in ctx.model.parameters():

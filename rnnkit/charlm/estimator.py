@@ -38,7 +38,7 @@ from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
 from ..nn.xp import DeviceError, device_namespace, host_copy
-from ..optim import Adam, CosineAnnealingLR
+from ..optim import Adam
 from ..train.averaging import CheckpointAverager, keep_better_average
 from ..train.progress import say
 from .data import Vocab, split_text
@@ -90,8 +90,8 @@ class CharModel(Estimator):
     seq_len : characters per truncated-BPTT chunk (T); the state is carried across chunks
     batch_size : parallel streams through the text (N)
     learning_rate : Adam learning rate
-    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run
-        (needs --epochs or --max-steps)
+    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
+        (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes over the training text (10 when epochs, max-steps
         and max-minutes are all unset)
@@ -221,9 +221,7 @@ class CharModel(Estimator):
         check_flag(flag_of("progress"), self.progress)
         check_seed(flag_of("random_state"), self.random_state)
         self._device()
-        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
-            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
-                                      "laid out over a known number of steps (--max-minutes alone cannot say how many)")
+        self._check_lr_decay()
 
     def _device(self):
         """``(xp, device)`` of the ``device`` setting; a missing CuPy or GPU is one line naming the flag and the fix."""
@@ -330,10 +328,7 @@ class CharModel(Estimator):
         if device != "cpu":     # initialised on the host from the seed, like a CPU run, then moved
             model.to(device)
         optimizer = Adam(model.parameters(), lr=self.learning_rate)   # its state is allocated beside them
-        schedule = None
-        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
-            total = min(n for n in (epochs * len(batches(0, None)) if epochs else None, max_steps) if n)
-            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
+        schedule = self._lr_schedule(epochs, lambda: len(batches(0, None)), max_steps, max_minutes)
         if self.progress:
             say(f"charlm: {len(text):,} characters ({len(vocab)} distinct; train {len(train_text):,}, "
                  f"validation {len(valid_text):,}{f', test {len(test_text):,}' if test_text else ''}); "

@@ -24,7 +24,7 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
 from ..errors import HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, MAX_LAYERS, linear_shapes, recurrent_shapes
-from ..optim import Adam, CosineAnnealingLR
+from ..optim import Adam
 from ..train.progress import say
 from .data import KEYS, check_rolls, predicted_steps
 from .model import MusicNet
@@ -55,8 +55,8 @@ class MusicModel(Estimator):
     seq_len : time steps per training window
     batch_size : windows per optimiser step (N)
     learning_rate : Adam learning rate
-    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run
-        (needs --epochs or --max-steps)
+    lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
+        (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes (20 when epochs, max-steps and max-minutes are all unset)
     max_steps : stop after this many optimiser steps (counted across resumes)
@@ -108,9 +108,7 @@ class MusicModel(Estimator):
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         check_choice(flag_of("lr_decay"), self.lr_decay, self._choices["lr_decay"])
-        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
-            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
-                                      "laid out over a known number of steps (--max-minutes alone cannot say how many)")
+        self._check_lr_decay()
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
@@ -197,11 +195,7 @@ class MusicModel(Estimator):
         model = MusicNet(self.cell, self._units(), self.num_layers, rng=np.random.default_rng([seed, 7]))
         optimizer = Adam(model.parameters(), lr=self.learning_rate)
         batches = self._batches(train)
-        schedule = None
-        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
-            per_epoch = self._per_epoch(train)
-            total = min(n for n in (epochs * per_epoch if epochs else None, max_steps) if n)
-            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
+        schedule = self._lr_schedule(epochs, lambda: self._per_epoch(train), max_steps, max_minutes)
         if self.progress:
             say(f"music: {len(train)} training pieces ({predicted_steps(train):,} predicted steps)"
                 f"{f', {len(valid)} validation pieces' if valid else ''}; {self.cell.upper()} "

@@ -7,7 +7,7 @@ from rnnkit.optim.base import Optimizer
 from rnnkit.optim.optimizers import SGD, Adagrad, RMSprop
 from rnnkit.optim import schedules
 from rnnkit.optim.schedules import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, Schedule, StepLR,
-                                    make_schedule)
+                                    TimeCosineLR, make_schedule)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "HyperparameterError", "clip_grad_norm",
            "clip_grad_value", *schedules.__all__]

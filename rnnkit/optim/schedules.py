@@ -15,6 +15,10 @@ equal those of ``torch.optim.lr_scheduler`` read the same way (the lr used by
 ``optimizer.step()`` number ``step``, with ``scheduler.step()`` after each),
 up to rounding: PyTorch updates most schedules recursively, we use the closed
 forms.
+
+One schedule follows time instead: :class:`TimeCosineLR` maps the fraction of a
+``max_minutes`` budget already used to a learning rate, so a run stopped by the
+clock ends its decay when the budget ends, on a fast machine or a slow one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "ExponentialLR",
     "CosineAnnealingLR",
     "LinearWarmup",
+    "TimeCosineLR",
     "make_schedule",
 ]
 
@@ -143,6 +148,8 @@ class LinearWarmup(Schedule):
     def __init__(self, schedule: Schedule, warmup_steps: int, start_factor: float = 1 / 3):
         if isinstance(schedule, LinearWarmup):
             raise HyperparameterError("schedule already has a warmup; give one LinearWarmup only")
+        if getattr(schedule, "follows", "steps") == "time":
+            raise HyperparameterError("a warmup counts steps and TimeCosineLR follows the clock; they do not combine")
         self.schedule = schedule
         self.warmup_steps = check_count("warmup_steps", warmup_steps, 0)
         # As LinearLR: a factor of 0 would make the first step a no-op.
@@ -160,11 +167,43 @@ class LinearWarmup(Schedule):
                 "warmup_start_factor": self.start_factor}
 
 
+class TimeCosineLR(Schedule):
+    r"""lr(f) = eta_min + (base_lr - eta_min) * (1 + cos(pi * f)) / 2, f the fraction of a time budget used.
+
+    :class:`CosineAnnealingLR`'s curve laid over wall-clock time instead of steps,
+    for a run whose end is ``max_minutes`` rather than a step count: a step schedule
+    planned from a guess of the machine's speed is cut short on a slower machine
+    (still at a high rate when the clock stops) and ends early on a faster one.
+    :func:`rnnkit.train.fit` passes f (clamped to [0, 1]) to :meth:`lr_at_fraction`
+    before each update, the same f on every rank of a distributed run, and a
+    resumed run continues from the fraction its checkpoint reached (see ``fit``).
+    Decaying to the end of the budget, whatever the budget, is the "budget-aware"
+    schedule of Li, Yumer and Ramanan, *Budgeted Training* (ICLR 2020).
+
+    The price: which steps get which rate depends on the machine's speed, so two runs
+    of the same seed agree step for step only as far as their clocks do.
+    """
+
+    follows = "time"
+
+    def __init__(self, base_lr: float, eta_min: float = 0.0):
+        self.base_lr = check_real("base_lr", base_lr)
+        self.eta_min = check_real("eta_min", eta_min)
+
+    def lr_at_fraction(self, fraction: float) -> float:
+        f = min(max(float(fraction), 0.0), 1.0)
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * f)) / 2
+
+    def config(self) -> Dict[str, Any]:
+        return {"name": "time_cosine", "base_lr": self.base_lr, "eta_min": self.eta_min}
+
+
 _SCHEDULES = {
     "constant": ConstantLR,
     "step": StepLR,
     "exponential": ExponentialLR,
     "cosine": CosineAnnealingLR,
+    "time_cosine": TimeCosineLR,
 }
 
 
@@ -172,7 +211,7 @@ def make_schedule(name: str, base_lr: float, warmup_steps: int = 0,
                   warmup_start_factor: float = 1 / 3, **kwargs: Any) -> Schedule:
     """Build a schedule by name; ``make_schedule(**s.config())`` rebuilds ``s``.
 
-    ``name`` is one of "constant", "step", "exponential", "cosine"; ``kwargs``
+    ``name`` is one of "constant", "step", "exponential", "cosine", "time_cosine"; ``kwargs``
     are that class's other arguments (``step_size``, ``gamma``, ``T_max``,
     ``eta_min``). With ``warmup_steps > 0`` the result is wrapped in
     :class:`LinearWarmup`.

@@ -104,7 +104,11 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
     clip_value : clip each gradient entry to [-clip_value, clip_value]; clip_norm : then scale
         all gradients together so their global L2 norm is at most clip_norm.
     schedule : object with ``lr_at(step) -> float`` (and ``config()``); ``optimizer.lr`` is set
-        to ``lr_at(step)`` before each step, ``step`` counting the steps done before it.
+        to ``lr_at(step)`` before each step, ``step`` counting the steps done before it. A schedule
+        with ``follows = "time"`` (:class:`~rnnkit.optim.schedules.TimeCosineLR`) gets
+        ``lr_at_fraction(f)`` instead, f the fraction of the ``max_minutes`` budget used when the
+        step's gradients are ready (rank 0's clock on every rank); a resumed run's f starts where the
+        checkpoint's ended and reaches 1 at the end of this call's budget.
     validate : ``validate(model) -> {"loss": float, ...}``, run in eval mode every
         ``validate_every`` steps and at the end of every epoch.
     early_stopping_patience : stop after this many validations in a row without a better monitored metric.
@@ -143,7 +147,13 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         raise HyperparameterError("checkpoint_every and resume need a checkpoint_path")
     if checkpoint_path is not None:
         check_writable(checkpoint_path, "checkpoint_path", example="run.ckpt.npz")
-    if schedule is not None and not callable(getattr(schedule, "lr_at", None)):
+    if _follows_time(schedule):
+        if not callable(getattr(schedule, "lr_at_fraction", None)):
+            raise TypeError("schedule: a schedule that follows time needs lr_at_fraction(f) -> float")
+        if max_minutes is None:
+            raise HyperparameterError("the schedule follows the time budget (TimeCosineLR): give max_minutes, "
+                                      "or use a step schedule such as CosineAnnealingLR")
+    elif schedule is not None and not callable(getattr(schedule, "lr_at", None)):
         raise TypeError("schedule: expected an object with lr_at(step) -> float (see rnnkit.optim.schedules)")
     for cb in callbacks:
         if not callable(cb):
@@ -158,6 +168,10 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
                  checkpoint_every=checkpoint_every, callbacks=list(callbacks), log_every=log_every,
                  unit=unit, config=config, meta=meta)
     return loop.run(resume=resume, show=progress)
+
+
+def _follows_time(schedule) -> bool:
+    return schedule is not None and getattr(schedule, "follows", "steps") == "time"
 
 
 class _Loop:
@@ -185,6 +199,8 @@ class _Loop:
         self.history = History(unit=unit)
         self.validation = Validation(validate, validate_every, patience, monitor, maximize)
         self.elapsed_before = 0.0
+        self.fraction_before = 0.0   # of a time schedule's budget, used before this call (by resumed runs)
+        self.fraction = 0.0          # ... and at the last step
         self.window = {"loss_wsum": 0.0, "units": 0, "loss_sum": 0.0, "steps": 0, "seconds": 0.0}
         # -- this call only --
         self.phase = "idle"  # "compute" / "update" while a step is half done
@@ -327,7 +343,10 @@ class _Loop:
                 clip_grad_value(grads, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm(grads, self.clip_norm)
-        if self.schedule is not None:
+        if _follows_time(self.schedule):
+            self.fraction = self.agreed.progress if self.world.size > 1 else self._budget_fraction()
+            opt.lr = float(self.schedule.lr_at_fraction(self.fraction))
+        elif self.schedule is not None:
             opt.lr = float(self.schedule.lr_at(ctx.step))
         lr = float(opt.lr)
         self.phase = "update"
@@ -354,11 +373,18 @@ class _Loop:
             error, loss, n_units = e, 0.0, 0
             self.model.zero_grad()
         mine = _distributed.StepFlags(error is not None, self.sigint.requested,
-                                      self.deadline is not None and _clock() >= self.deadline)
+                                      self.deadline is not None and _clock() >= self.deadline,
+                                      self._budget_fraction() if _follows_time(self.schedule) else 0.0)
         loss, n_units, self.agreed = self.world.reduce_step([p.grad for _, p in self.params], loss, n_units, mine)
         if self.agreed.failed:
             self.world.raise_failure(error, where)
         return loss, n_units
+
+    def _budget_fraction(self) -> float:
+        """The fraction of a time schedule's budget used: what resumed runs used before, plus this call's
+        share of the rest, which ends with this call's ``max_minutes``."""
+        f = (_clock() - self.t_start) / (60.0 * self.max_minutes)
+        return min(1.0, self.fraction_before + (1.0 - self.fraction_before) * f)
 
     def _diverged(self, where: str, what: str):
         ck = ""

@@ -52,7 +52,7 @@ def capture(loop, now: float, ranks=None) -> Checkpoint:
         "seed": loop.seed, "step": ctx.step, "epoch": ctx.epoch, "batch_index": ctx.batch_index,
         "rng_state": ctx.rng.bit_generator.state, "schedule": _schedule_config(loop.schedule),
         "bad_validations": val.bad, "last_val_step": val.last_step,
-        "window": window, "elapsed_s": loop.history.elapsed_s,
+        "window": window, "elapsed_s": loop.history.elapsed_s, "schedule_fraction": loop.fraction,
     }
     carry = {key: _host(a) for key, a in ctx.carry.items()}
     if ranks is not None and len(ranks) > 1:
@@ -89,6 +89,7 @@ def restore(loop, ck: Checkpoint) -> None:
     try:  # read every counter first: a malformed checkpoint must change nothing
         counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
         elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
+        fraction = float(ts.get("schedule_fraction", 0.0))     # checkpoints before time schedules: none
         rng = np.random.default_rng()
         rng.bit_generator.state = ts["rng_state"] if size == 1 else ts["rank_rng_states"][rank]
     except (KeyError, TypeError, ValueError) as e:
@@ -125,5 +126,6 @@ def restore(loop, ck: Checkpoint) -> None:
     loop.history.stop_reason = None
     val.best_state, val.bad, val.last_step = ck.best_state, counters["bad_validations"], counters["last_val_step"]
     loop.elapsed_before = elapsed
+    loop.fraction_before = loop.fraction = fraction
     loop.window = window
     loop.last_checkpoint_step = ctx.step

@@ -21,7 +21,7 @@ from ..distributed import world
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
-from ..optim import Adam, CosineAnnealingLR
+from ..optim import Adam
 from ..train.averaging import CheckpointAverager, keep_better_average
 from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
                    tokenize)
@@ -90,7 +90,8 @@ class Translator(Estimator):
     batch_size : sentence pairs per step.
     learning_rate : Adam's step size.
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the --epochs or
-        --max-steps budget (counted in steps, so a resumed run continues it exactly).
+        --max-steps budget (counted in steps, so a resumed run continues it exactly), or with
+        --max-minutes alone over those minutes.
     clip_norm : rescale the gradients to at most this global L2 norm (none: no clipping).
     label_smoothing : weight of the uniform distribution mixed into the targets.
     teacher_forcing : probability that a batch is decoded from the reference tokens.
@@ -194,9 +195,7 @@ class Translator(Estimator):
         if self.input_feeding and self.attention == "bahdanau":
             raise HyperparameterError(f"{flag_of('input_feeding')} applies to --attention dot or general; "
                                       "Bahdanau attention already feeds the context into the recurrent input")
-        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None:
-            raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs or --max-steps: the schedule is "
-                                      "counted in steps, so that a resumed run continues it exactly")
+        self._check_lr_decay()
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise HyperparameterError("epochs (--epochs), max_steps (--max-steps) and max_minutes (--max-minutes) "
                                       "are all none: set at least one, or training never ends")
@@ -305,11 +304,8 @@ class Translator(Estimator):
             w = world()   # data-parallel: this rank's share of every batch (rnnkit.distributed)
             return bucket_batches(src, tgt, batch_size, rng, shard=w.shard if w.size > 1 else None)
 
-        schedule = None
-        if self.lr_decay == "cosine":   # counts steps, not seconds, so a resumed run continues it exactly
-            per_epoch = batches_per_epoch(len(src), batch_size)
-            total = min(n for n in (self.epochs * per_epoch if self.epochs else None, self.max_steps) if n)
-            schedule = CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=self.learning_rate / 20)
+        schedule = self._lr_schedule(self.epochs, lambda: batches_per_epoch(len(src), batch_size), self.max_steps,
+                                     self.max_minutes)
 
         def step_fn(batch, ctx):
             mask = teacher.mask(ctx.step, batch.tgt_in.shape, ctx.rng)
