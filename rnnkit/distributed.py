@@ -58,7 +58,8 @@ import numpy as np
 from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
-           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "cli_reported", "auto_threads_per_process"]
+           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "cli_reported", "cli_exit",
+           "auto_threads_per_process"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -427,6 +428,30 @@ def cli_reported(exc: BaseException) -> None:
     if w.size > 1 and is_collective(exc):
         sys.stderr.flush()
         w.comm.Barrier()
+        _stopped_alike.append(exc)
+
+
+_stopped_alike: List[BaseException] = []   # what cli_reported met every rank at the barrier for
+
+
+def cli_exit(code: int) -> None:
+    """End the CLI's process with status ``code``.
+
+    When every rank of an MPI job stopped alike (an interrupt or a failure agreed at a step's reduce,
+    reported by rank 0 and met at :func:`cli_reported`'s barrier), each rank finalises MPI and exits
+    with the status itself: under ``python -m mpi4py`` a non-zero exit would otherwise end in
+    ``MPI_Abort``, and MPICH then prints "Abort(130) ... application called MPI_Abort" after a clean
+    stop, as if the job had crashed. A failure on one rank alone keeps the abort, which is what stops
+    the other ranks waiting for it in a collective.
+    """
+    w = world()
+    if code and w.size > 1 and _stopped_alike:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        from mpi4py import MPI
+        MPI.Finalize()
+        os._exit(code)
+    sys.exit(code)
 
 
 def cli_report(exc: BaseException, code: int) -> Optional[str]:

@@ -189,8 +189,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
 
 
 def main_entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (in an MPI job, see :func:`rnnkit.distributed.cli_exit`)."""
+    distributed.cli_exit(main())
 
 
 if __name__ == "__main__":
