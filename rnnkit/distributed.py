@@ -15,7 +15,8 @@ with batch B each equal one process with batch K*B (up to rounding). Clipping
 and the optimiser step come after the reduce, so every rank makes the same
 update. The same buffer carries three flags (a rank failed, a rank was asked to
 stop, a rank's time budget ran out), so every rank takes the same decision at
-the same step and no rank waits forever for another.
+the same step and no rank waits forever for another, and rank 0's share of the
+time budget used, so a schedule that follows the clock gives every rank the same rate.
 
 In :func:`rnnkit.train.fit`: rank 0's parameters and optimiser state are
 broadcast at the start (and after a resume); a rank whose share of a batch is
@@ -438,19 +439,22 @@ def cli_exit(code: int) -> None:
     """End the CLI's process with status ``code``.
 
     When every rank of an MPI job stopped alike (an interrupt or a failure agreed at a step's reduce,
-    reported by rank 0 and met at :func:`cli_reported`'s barrier), each rank finalises MPI and exits
-    with the status itself: under ``python -m mpi4py`` a non-zero exit would otherwise end in
-    ``MPI_Abort``, and MPICH then prints "Abort(130) ... application called MPI_Abort" after a clean
-    stop, as if the job had crashed. A failure on one rank alone keeps the abort, which is what stops
-    the other ranks waiting for it in a collective.
+    reported by rank 0 and met at :func:`cli_reported`'s barrier), nothing is left to say: each rank
+    points its stderr at the null device and calls ``MPI_Abort(code)`` itself. Under ``python -m mpi4py``
+    a non-zero exit ends in ``MPI_Abort`` anyway, and MPICH then prints "Abort(130) ... application
+    called MPI_Abort" after a clean stop, as if the job had crashed; a plain non-zero exit of every rank
+    is worse: MPICH's launcher kills the ranks still finishing when the first one ends (2 runs in 8 here),
+    prints its "BAD TERMINATION" banner and reports status 9. The abort makes the job's status ``code``
+    either way. A failure on one rank alone keeps its report and the abort that stops the other ranks
+    waiting for it in a collective.
     """
     w = world()
     if code and w.size > 1 and _stopped_alike:
         sys.stdout.flush()
         sys.stderr.flush()
-        from mpi4py import MPI
-        MPI.Finalize()
-        os._exit(code)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        w.comm.Abort(code)
     sys.exit(code)
 
 

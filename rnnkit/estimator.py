@@ -163,8 +163,10 @@ class Estimator:
         return int(np.random.default_rng(rs).integers(2 ** 31 - 1))
 
     def _check_lr_decay(self) -> None:
-        """``lr_decay`` "cosine" needs a budget to decay over: --epochs, --max-steps or --max-minutes."""
-        if self.lr_decay == "cosine" and self.epochs is None and self.max_steps is None and self.max_minutes is None:
+        """``lr_decay`` "cosine" needs a budget to decay over: --epochs, --max-steps or --max-minutes (or the
+        application's default budget, its ``_stopping()``)."""
+        budget = self._stopping() if hasattr(self, "_stopping") else (self.epochs, self.max_steps, self.max_minutes)
+        if self.lr_decay == "cosine" and all(v is None for v in budget):
             raise HyperparameterError(f"{flag_of('lr_decay')} cosine needs --epochs, --max-steps or --max-minutes: "
                                       "the learning rate decays over that budget")
 

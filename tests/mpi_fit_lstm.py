@@ -47,7 +47,8 @@ def data():
     return x, y
 
 
-def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False, schedule=None, max_minutes=None):
+def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False, schedule=None, max_minutes=None,
+          on_step=None):
     """Train and return the model; ``fail = (rank, step, what)`` makes that rank's step fail: ``what`` is
     "raise" (step_fn raises), "nan" (its loss is NaN) or "validate" (validation, which rank 0 runs, raises)."""
     w = distributed.world()
@@ -60,6 +61,8 @@ def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False, sche
         return [w.shard(order[i:i + batch]) for i in range(0, M, batch)]
 
     def step_fn(idx, ctx):
+        if on_step is not None:
+            on_step()
         if fail is not None and w.rank == fail[0] and ctx.step == fail[1]:
             if fail[2] == "raise":
                 raise DataError(f"sample {int(idx[0])} is corrupt (found on rank {w.rank})")
@@ -72,7 +75,7 @@ def train(batch: int, steps: int, fail=None, checkpoint=None, resume=False, sche
             if w.rank == fail[0]:
                 raise DataError(f"validation set is unreadable (found on rank {w.rank})")
             return {"loss": 0.0}
-    fit(net, opt, step_fn, batches, seed=5, max_steps=steps, clip_norm=0.05, progress=False, schedule=schedule,
+    net.history = fit(net, opt, step_fn, batches, seed=5, max_steps=steps, clip_norm=0.05, progress=False, schedule=schedule,
         max_minutes=max_minutes,
         checkpoint_path=checkpoint, resume=resume, checkpoint_every=1 if checkpoint else None,
         validate=validate, validate_every=fail[1] if validate else None)
@@ -86,18 +89,19 @@ def main(argv):
         fail = (int(argv[3]), int(argv[4]), argv[5])
     w = distributed.init("mpi_fit_lstm.py")
     extra = {}
-    if timed:   # a time schedule on clocks that disagree: rank r's moves (r + 1) s each time it is read
+    if timed:   # a time schedule on clocks that disagree: rank r's moves on (r + 1) s at each step
         from rnnkit.optim import TimeCosineLR
         from rnnkit.train import loop
-        ticks = iter(range(0, 10 ** 6, w.rank + 1))
-        loop._clock = lambda: float(next(ticks))
-        extra = dict(schedule=TimeCosineLR(0.05, eta_min=0.001), max_minutes=10.0)
+        now = [0.0]
+        loop._clock = lambda: now[0]
+        extra = dict(schedule=TimeCosineLR(0.05, eta_min=0.001), max_minutes=0.25,
+                     on_step=lambda: now.__setitem__(0, now[0] + w.rank + 1))
     net = train(batch, steps, fail, **extra)
     np.savez(os.path.join(out, f"rank{w.rank}.npz"), **net.state_dict())
     if w.is_root:
         with open(os.path.join(out, "world.json"), "w") as f:
             json.dump({"size": w.size, "reduces": w.stats["calls"], "bytes": w.stats["bytes"],
-                       "parameters": int(net.num_parameters())}, f)
+                       "parameters": int(net.num_parameters()), "lr": [lr for _, lr in net.history.lr]}, f)
 
 
 if __name__ == "__main__":

@@ -107,9 +107,10 @@ def test_cosine_lr_decay_anneals_over_the_steps(tmp_path, textfile):
     expected = [low + (lr - low) * (1 + np.cos(np.pi * k / 6)) / 2 for k in range(6)]
     np.testing.assert_allclose([v for _, v in run.history.lr], expected, rtol=1e-12)
     assert charlm.load(run.model_path).lr_decay == "cosine"
-    with pytest.raises(HyperparameterError, match=r"lr_decay \(--lr-decay\) cosine needs --epochs, --max-steps or "
-                                                  "--max-minutes"):
-        charlm.CharModel(lr_decay="cosine", hidden_size=8, progress=False).fit(TEXT)
+    # no budget given: the default one (10 epochs), and the decay over it
+    m = charlm.CharModel(lr_decay="cosine", **{k: v for k, v in SMALL.items() if k != "plot"}).fit(TEXT)
+    rates = [v for _, v in m.history_.lr]
+    assert len(m.history_.epochs) == 10 and rates[0] == lr and rates[-1] < low * 1.01
 
 
 def test_cosine_lr_decay_with_max_minutes_alone_follows_the_clock(tmp_path, textfile, monkeypatch):

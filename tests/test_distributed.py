@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from rnnkit import distributed
+from rnnkit.optim import TimeCosineLR
 from rnnkit.cli.main import main
 from rnnkit.train.checkpoint import load_checkpoint
 
@@ -154,6 +155,9 @@ def test_a_time_schedule_gives_every_rank_rank_0s_rate(tmp_path):
     assert max(float(np.abs(ranks[0][n] - start[n]).max()) for n in start) > 1e-3
     info = json.loads((tmp_path / "world.json").read_text())
     assert info["reduces"] == 7
+    # rank 0's clock: k of the 15 s budget after step k (rank 1's reads 2k, and would end the run at 8)
+    expected = [TimeCosineLR(0.05, eta_min=0.001).lr_at_fraction(k / 15) for k in range(1, 8)]
+    np.testing.assert_allclose(info["lr"], expected, rtol=1e-6)
 
 
 # -- the character model through its CLI -----------------------------------------------------------

@@ -488,6 +488,12 @@ def test_a_time_schedule_follows_the_budget_and_a_resume_finishes_it(monkeypatch
                                rtol=1e-12)
     np.testing.assert_allclose([lr for _, lr in h2.lr], opt.lrs[:4] + opt2.lrs, rtol=1e-12)
 
+    # a run that used its whole budget resumes at the final rate, and says so
+    run(tmp_path, "done.npz", step_fn=six_second_step, max_minutes=0.1, schedule=sched)
+    with pytest.warns(RuntimeWarning, match="used its whole budget"):
+        _, opt3, _ = run(tmp_path, "done.npz", step_fn=six_second_step, max_minutes=0.2, schedule=sched, resume=True)
+    assert opt3.lrs == pytest.approx([0.005, 0.005], rel=1e-12)
+
 
 def test_time_schedule_errors_and_config():
     sched = optim.TimeCosineLR(0.1, eta_min=0.005)

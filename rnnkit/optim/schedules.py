@@ -1,4 +1,4 @@
-"""Learning-rate schedules as pure functions of the step count.
+"""Learning-rate schedules as pure functions of the step count (one, of the share of a time budget).
 
 A schedule maps ``step`` (the number of optimiser steps already taken: 0 for
 the first step) to a learning rate. A training loop does::
@@ -18,7 +18,8 @@ forms.
 
 One schedule follows time instead: :class:`TimeCosineLR` maps the fraction of a
 ``max_minutes`` budget already used to a learning rate, so a run stopped by the
-clock ends its decay when the budget ends, on a fast machine or a slow one.
+clock ends its decay when the budget ends, on a fast machine or a slow one. Its
+state on resume is that fraction, which checkpoints record (:mod:`rnnkit.train.resume`).
 """
 
 from __future__ import annotations
@@ -185,6 +186,10 @@ class TimeCosineLR(Schedule):
     """
 
     follows = "time"
+
+    def lr_at(self, step: int) -> float:
+        raise TypeError("TimeCosineLR follows the clock, not the step: call lr_at_fraction(f), f the share of "
+                        "the time budget used (rnnkit.train.fit does, given max_minutes)")
 
     def __init__(self, base_lr: float, eta_min: float = 0.0):
         self.base_lr = check_real("base_lr", base_lr)

@@ -108,7 +108,8 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         with ``follows = "time"`` (:class:`~rnnkit.optim.schedules.TimeCosineLR`) gets
         ``lr_at_fraction(f)`` instead, f the fraction of the ``max_minutes`` budget used when the
         step's gradients are ready (rank 0's clock on every rank); a resumed run's f starts where the
-        checkpoint's ended and reaches 1 at the end of this call's budget.
+        checkpoint's ended and reaches 1 at the end of this call's budget. With ``max_steps`` or
+        ``epochs`` as well, whichever ends the run first cuts the decay short where it is.
     validate : ``validate(model) -> {"loss": float, ...}``, run in eval mode every
         ``validate_every`` steps and at the end of every epoch.
     early_stopping_patience : stop after this many validations in a row without a better monitored metric.

@@ -10,7 +10,10 @@ parameters, bit for bit, as a run that was never interrupted. What is captured:
   and the ones already done skipped;
 - the step Generator's state and ``ctx.carry`` (e.g. a TBPTT hidden state);
 - the validation counters (early stopping), the :class:`History`, the time
-  spent so far and the partly filled logging window.
+  spent so far and the partly filled logging window;
+- ``schedule_fraction``: how far a schedule that follows the clock
+  (:class:`~rnnkit.optim.schedules.TimeCosineLR`) had got through its budget; a
+  resumed run goes on from there (0 for checkpoints written before it existed).
 
 The checkpoint also records the seed and the schedule's ``config()``, so a
 resume with other ones warns that it will not reproduce the original run.
@@ -90,6 +93,8 @@ def restore(loop, ck: Checkpoint) -> None:
         counters = {k: int(ts[k]) for k in ("step", "epoch", "batch_index", "bad_validations", "last_val_step")}
         elapsed, window = float(ts["elapsed_s"]), dict(ts["window"])
         fraction = float(ts.get("schedule_fraction", 0.0))     # checkpoints before time schedules: none
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"schedule_fraction {fraction} is not within [0, 1]")
         rng = np.random.default_rng()
         rng.bit_generator.state = ts["rng_state"] if size == 1 else ts["rank_rng_states"][rank]
     except (KeyError, TypeError, ValueError) as e:
@@ -118,6 +123,10 @@ def restore(loop, ck: Checkpoint) -> None:
     if _plain(sched) != ts.get("schedule"):
         warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
                       RuntimeWarning, stacklevel=4)
+    if getattr(loop.schedule, "follows", "steps") == "time" and fraction >= 1.0:
+        warnings.warn(f"resuming {path}: its time schedule had used its whole budget, so this run trains at "
+                      f"the final rate ({loop.schedule.lr_at_fraction(1.0):g}) throughout; start afresh "
+                      "(without resume) for a new decay", RuntimeWarning, stacklevel=4)
     ctx, val = loop.ctx, loop.validation
     ctx.rng.bit_generator.state = rng.bit_generator.state
     ctx.step, ctx.epoch, ctx.batch_index = counters["step"], counters["epoch"], counters["batch_index"]

@@ -90,8 +90,8 @@ class Translator(Estimator):
     batch_size : sentence pairs per step.
     learning_rate : Adam's step size.
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the --epochs or
-        --max-steps budget (counted in steps, so a resumed run continues it exactly), or with
-        --max-minutes alone over those minutes.
+        --max-steps budget (counted in steps, so a resumed run continues it exactly), or over the
+        --max-minutes with --epochs none and no --max-steps.
     clip_norm : rescale the gradients to at most this global L2 norm (none: no clipping).
     label_smoothing : weight of the uniform distribution mixed into the targets.
     teacher_forcing : probability that a batch is decoded from the reference tokens.
