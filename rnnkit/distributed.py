@@ -176,6 +176,22 @@ class World:
         loss_total = float(buf[at]) * scale if n_total > 0 else float("nan")
         return loss_total, int(round(n_total)), agreed
 
+    # -- the start of training -----------------------------------------------------------
+    def start_together(self, failed: bool) -> List[int]:
+        """The ranks that failed before training: every rank calls this once, as its first collective, at
+        the start of :func:`rnnkit.train.fit` (``failed`` False) or, when it failed before getting there,
+        from the CLI's error report (``failed`` True; :func:`cli_agree`). Both are the same all-reduce, so
+        a bad flag, which every rank refuses alike, is reported once, and a file missing on one host is
+        reported by that rank while the others stop with it instead of waiting."""
+        if self.size == 1:
+            return [0] if failed else []
+        from mpi4py import MPI
+        flags = np.zeros(self.size, np.int64)                                   # (K,) 1: that rank failed
+        flags[self.rank] = int(bool(failed))
+        self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.SUM)
+        _started.append(True)
+        return [int(r) for r in np.flatnonzero(flags)]
+
     # -- broadcasts and gathers (JSON and raw buffers, no pickle) -------------------------
     def bcast_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         """Overwrite ``arrays`` on every rank with rank 0's, in place (one flat buffer per dtype)."""
@@ -325,6 +341,14 @@ SINGLE = World(None)
 _current: Dict[str, World] = {"world": SINGLE}
 
 
+_started: List[bool] = []   # this rank has taken part in World.start_together
+
+
+def started() -> bool:
+    """Whether this rank has passed the start of training (:meth:`World.start_together`)."""
+    return bool(_started)
+
+
 def world() -> World:
     """The world this process trains in: the one :func:`init` set up, else :data:`SINGLE`."""
     return _current["world"]
@@ -458,13 +482,30 @@ def cli_exit(code: int) -> None:
     sys.exit(code)
 
 
+def cli_agree(exc: BaseException) -> None:
+    """Before reporting a failure: a rank that failed before training takes part in the others' start
+    (:meth:`World.start_together`), and the failure becomes one the ranks agree on; after the start,
+    nothing changes (a failure on one rank alone then aborts the job, see :func:`cli_report`)."""
+    w = world()
+    if w.size == 1 or started() or is_collective(exc):
+        return
+    failed = w.start_together(True)
+    mark_collective(exc)
+    exc.rnnkit_failed_ranks = failed
+
+
 def cli_report(exc: BaseException, code: int) -> Optional[str]:
     """How the CLI reports a failed command on this rank: the prefix for its one-line message, or
     None to stay quiet (a failure every rank raised alike is reported by rank 0 only). A failure on
-    one rank alone makes the whole MPI job abort when this process exits, so no rank waits forever."""
+    one rank alone makes the whole MPI job abort when this process exits, so no rank waits forever.
+    Before training (:func:`cli_agree`) the failing ranks say theirs, with their rank, unless every rank
+    failed: then rank 0 alone, as for any failure raised alike."""
     w = world()
     if w.size == 1:
         return ""
+    failed = getattr(exc, "rnnkit_failed_ranks", None)
+    if failed is not None and len(failed) < w.size:
+        return f"rank {w.rank} of {w.size}: "
     if is_collective(exc):
         return "" if w.is_root else None
     from mpi4py import run

@@ -6,7 +6,7 @@ character model's training step number STEP (0-based) fails; KIND is
 - ``raise``: the step raises a DataError (bad input found on that rank);
 - ``nan``: the step's loss and gradients are NaN;
 - ``missing``: that rank reads a text file that does not exist (it fails before training, before
-  any collective call, while the other ranks go on into training).
+  any collective call, while the other ranks go on to the start of training, where they learn of it).
 """
 
 import sys
@@ -46,4 +46,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from rnnkit.distributed import cli_exit
+    cli_exit(main(sys.argv[1:]))          # as rnnkit's own entry point ends

@@ -238,6 +238,16 @@ def test_charlm_resume_on_the_same_k_is_bit_for_bit_and_another_k_is_refused(tmp
 
 
 @needs_mpi
+def test_a_bad_flag_on_every_rank_is_one_line(tmp_path):
+    text = _corpus(tmp_path / "text.txt")
+    args = _charlm_args(text, tmp_path / "m.npz", 2)
+    run = _mpiexec(2, "-m", "mpi4py", "-m", "rnnkit", *args, "--hidden-size", "-1", "--distributed")
+    assert run.returncode == 2
+    assert run.stderr.strip() == "rnnkit: error: hidden_size (--hidden-size) must be >= 1, got -1", run.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+@needs_mpi
 def test_fewer_streams_than_processes_is_one_line(tmp_path):
     text = _corpus(tmp_path / "text.txt")
     run = _mpiexec(3, "-m", "mpi4py", "-m", "rnnkit", *_charlm_args(text, tmp_path / "m.npz", 2, batch=2),
@@ -264,10 +274,11 @@ def test_a_failing_rank_stops_every_rank_with_its_message(kind, message, tmp_pat
     run = _mpiexec(2, os.path.join(HERE, "mpi_charlm_fault.py"), "1", "3", kind, "--", *args, "--distributed",
                    timeout=120)
     assert time.monotonic() - t0 < 120
-    assert run.returncode != 0
+    assert run.returncode == 2, (run.returncode, run.stderr)
     assert message in run.stderr, run.stderr
-    assert "Traceback" not in run.stderr
-    if kind == "missing":
+    assert "Traceback" not in run.stderr and "Abort" not in run.stderr and "TERMINATION" not in run.stderr
+    if kind == "missing":                # rank 1's line, and rank 0 says why it stopped too
+        assert "rnnkit: error: rank 1 of 2 failed before training" in run.stderr, run.stderr
         assert not (tmp_path / "m.npz").exists()
     else:   # the checkpoint from before the failing step is whole and loads
         ck = load_checkpoint(tmp_path / "m.ckpt.npz")

@@ -103,6 +103,8 @@ def _raise_interrupt(signum, frame):
 def _interrupted(exc: Optional[BaseException] = None) -> int:
     """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
     code = 143 if last_signal() == "SIGTERM" else 130
+    if exc is not None:
+        distributed.cli_agree(exc)
     if exc is not None and distributed.cli_report(exc, code) is None:
         distributed.cli_reported(exc)
         return code                 # another rank of a data-parallel run says it
@@ -171,6 +173,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             message = f"{exc.strerror or exc}{where}"
         else:
             message = str(exc)
+        distributed.cli_agree(exc)
         prefix = distributed.cli_report(exc, 2)
         if prefix is not None:      # None: another rank of a data-parallel run reports it
             print(f"rnnkit: error: {prefix}{message}", file=sys.stderr)
@@ -179,7 +182,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except MemoryError:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
             raise
-        if distributed.cli_report(MemoryError(), 2) is None:
+        exc = MemoryError()
+        distributed.cli_agree(exc)
+        if distributed.cli_report(exc, 2) is None:
             return 2
         print("rnnkit: error: out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
               "--beam)", file=sys.stderr)

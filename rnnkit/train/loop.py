@@ -212,6 +212,12 @@ class _Loop:
 
     # -- the run ----------------------------------------------------------
     def run(self, resume: bool, show: bool) -> History:
+        if self.world.size > 1 and not _distributed.started():
+            failed = self.world.start_together(False)      # the ranks that failed before getting here
+            if failed:
+                raise _distributed.mark_collective(TrainingError(
+                    f"rank{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of {self.world.size} "
+                    "failed before training (the reason is on that rank's line); nothing was trained"))
         if resume and os.path.exists(self.checkpoint_path):
             _resume.restore(self, load_checkpoint(self.checkpoint_path))
         if self.world.size > 1:   # every rank starts from rank 0's parameters and optimiser state
