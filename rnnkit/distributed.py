@@ -50,8 +50,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
+import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -59,8 +59,7 @@ import numpy as np
 from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
-           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "cli_setup", "cli_report", "cli_reported", "cli_exit",
-           "auto_threads_per_process"]
+           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "started"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -177,20 +176,23 @@ class World:
         return loss_total, int(round(n_total)), agreed
 
     # -- the start of training -----------------------------------------------------------
-    def start_together(self, failed: bool) -> List[int]:
-        """The ranks that failed before training: every rank calls this once, as its first collective, at
-        the start of :func:`rnnkit.train.fit` (``failed`` False) or, when it failed before getting there,
-        from the CLI's error report (``failed`` True; :func:`cli_agree`). Both are the same all-reduce, so
-        a bad flag, which every rank refuses alike, is reported once, and a file missing on one host is
-        reported by that rank while the others stop with it instead of waiting."""
-        if self.size == 1:
-            return [0] if failed else []
-        from mpi4py import MPI
-        flags = np.zeros(self.size, np.int64)                                   # (K,) 1: that rank failed
-        flags[self.rank] = int(bool(failed))
-        self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.SUM)
+    def start_together(self, failed: bool, message: str = "") -> Tuple[List[int], List[int]]:
+        """``(failed ranks, their messages' CRC-32s)``: every rank calls this once, as its first collective,
+        at the start of :func:`rnnkit.train.fit` (``failed`` False) or, when it failed before getting there,
+        from the CLI's error report (``failed`` True, with its message; :func:`rnnkit.cli.mpi.agree`). Both
+        are the same all-reduce, so a bad flag, which every rank refuses alike, is reported once, a file
+        missing on one host is reported by that rank while the others stop with it instead of waiting, and
+        a rank whose reason differs from rank 0's knows to say its own. The rank counts as started before
+        the call: an interrupt that lands as it returns must not make it join a second time."""
         _started.append(True)
-        return [int(r) for r in np.flatnonzero(flags)]
+        if self.size == 1:
+            return ([0], [zlib.crc32(message.encode())]) if failed else ([], [])
+        from mpi4py import MPI
+        buf = np.zeros(2 * self.size, np.int64)                 # (2K,) [1 where failed | CRC-32 of its message]
+        if failed:
+            buf[self.rank], buf[self.size + self.rank] = 1, zlib.crc32(message.encode())
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return [int(r) for r in np.flatnonzero(buf[:self.size])], [int(c) for c in buf[self.size:]]
 
     # -- broadcasts and gathers (JSON and raw buffers, no pickle) -------------------------
     def bcast_arrays(self, arrays: Sequence[np.ndarray]) -> None:
@@ -400,114 +402,3 @@ def init(what: str = "--distributed") -> World:
     w = World(MPI.COMM_WORLD)
     _current["world"] = w
     return w
-
-
-# -- the command line -----------------------------------------------------------------
-def cli_setup(enabled: bool) -> World:
-    """What ``--distributed`` does for a ``train`` command: join the MPI job; on ranks other than 0
-    send stdout to /dev/null (rank 0 prints the results). Without the flag, a process started by an
-    MPI launcher as one of several is refused: each would train alone and write the same files."""
-    if not enabled:
-        k = launched_size()
-        if k > 1:
-            raise HyperparameterError(f"this process is one of {k} started by an MPI launcher, but --distributed is "
-                                      "not given: each would train its own copy and write the same files; add "
-                                      "--distributed to train one model on all of them")
-        return SINGLE
-    import sys
-    w = init()
-    if w.size > 1:            # a bug's traceback on one rank must end the job, not leave the others waiting
-        hook = sys.excepthook
-
-        def abort_then_report(kind, value, tb):
-            from mpi4py import run
-            run.set_abort_status(1)
-            hook(kind, value, tb)
-        sys.excepthook = abort_then_report
-    if not w.is_root:
-        sys.stdout = open(os.devnull, "w")
-    return w
-
-
-def auto_threads_per_process(w: World) -> int:
-    """``--threads auto`` in a data-parallel run: the free cores of this host shared by its ranks.
-
-    Every rank measures the cores at the same moment and would otherwise take all of them.
-    """
-    from .threads import auto_threads
-    local = 1
-    if w.size > 1:
-        from mpi4py import MPI
-        node = w.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        local = node.Get_size()
-        node.Free()
-    return max(1, auto_threads() // local)
-
-
-def cli_reported(exc: BaseException) -> None:
-    """After the CLI reported a failure: when every rank raised it alike, no rank exits before rank 0 has
-    written its line. mpiexec stops the whole job as soon as one process exits with an error status, and
-    a quiet rank that got there first took rank 0's message with it (about one run in five, 3 ranks on 2
-    cores)."""
-    w = world()
-    if w.size > 1 and is_collective(exc):
-        sys.stderr.flush()
-        w.comm.Barrier()
-        _stopped_alike.append(exc)
-
-
-_stopped_alike: List[BaseException] = []   # what cli_reported met every rank at the barrier for
-
-
-def cli_exit(code: int) -> None:
-    """End the CLI's process with status ``code``.
-
-    When every rank of an MPI job stopped alike (an interrupt or a failure agreed at a step's reduce,
-    reported by rank 0 and met at :func:`cli_reported`'s barrier), nothing is left to say: each rank
-    points its stderr at the null device and calls ``MPI_Abort(code)`` itself. Under ``python -m mpi4py``
-    a non-zero exit ends in ``MPI_Abort`` anyway, and MPICH then prints "Abort(130) ... application
-    called MPI_Abort" after a clean stop, as if the job had crashed; a plain non-zero exit of every rank
-    is worse: MPICH's launcher kills the ranks still finishing when the first one ends (2 runs in 8 here),
-    prints its "BAD TERMINATION" banner and reports status 9. The abort makes the job's status ``code``
-    either way. A failure on one rank alone keeps its report and the abort that stops the other ranks
-    waiting for it in a collective.
-    """
-    w = world()
-    if code and w.size > 1 and _stopped_alike:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 2)
-        w.comm.Abort(code)
-    sys.exit(code)
-
-
-def cli_agree(exc: BaseException) -> None:
-    """Before reporting a failure: a rank that failed before training takes part in the others' start
-    (:meth:`World.start_together`), and the failure becomes one the ranks agree on; after the start,
-    nothing changes (a failure on one rank alone then aborts the job, see :func:`cli_report`)."""
-    w = world()
-    if w.size == 1 or started() or is_collective(exc):
-        return
-    failed = w.start_together(True)
-    mark_collective(exc)
-    exc.rnnkit_failed_ranks = failed
-
-
-def cli_report(exc: BaseException, code: int) -> Optional[str]:
-    """How the CLI reports a failed command on this rank: the prefix for its one-line message, or
-    None to stay quiet (a failure every rank raised alike is reported by rank 0 only). A failure on
-    one rank alone makes the whole MPI job abort when this process exits, so no rank waits forever.
-    Before training (:func:`cli_agree`) the failing ranks say theirs, with their rank, unless every rank
-    failed: then rank 0 alone, as for any failure raised alike."""
-    w = world()
-    if w.size == 1:
-        return ""
-    failed = getattr(exc, "rnnkit_failed_ranks", None)
-    if failed is not None and len(failed) < w.size:
-        return f"rank {w.rank} of {w.size}: "
-    if is_collective(exc):
-        return "" if w.is_root else None
-    from mpi4py import run
-    run.set_abort_status(code)
-    return f"rank {w.rank} of {w.size}: "

@@ -46,5 +46,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from rnnkit.distributed import cli_exit
-    cli_exit(main(sys.argv[1:]))          # as rnnkit's own entry point ends
+    from rnnkit.cli.mpi import exit_process
+    exit_process(main(sys.argv[1:]))          # as rnnkit's own entry point ends

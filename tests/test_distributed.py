@@ -248,13 +248,28 @@ def test_a_bad_flag_on_every_rank_is_one_line(tmp_path):
 
 
 @needs_mpi
+def test_different_reasons_before_training_are_each_said_and_nobody_waits(tmp_path):
+    # every rank refuses --batch-size 2 on 3 ranks, and rank 1 cannot read the text file first: rank 0 says
+    # the refusal for ranks 0 and 2, rank 1 its own reason
+    text = _corpus(tmp_path / "text.txt")
+    t0 = time.monotonic()
+    run = _mpiexec(3, os.path.join(HERE, "mpi_charlm_fault.py"), "1", "0", "missing", "--",
+                   *_charlm_args(text, tmp_path / "m.npz", 2, batch=2), "--distributed", timeout=120)
+    assert time.monotonic() - t0 < 120 and run.returncode == 2, run.stderr
+    lines = sorted(run.stderr.strip().splitlines())
+    assert len(lines) == 2, run.stderr
+    assert lines[0].startswith("rnnkit: error: batch_size (--batch-size) 2 is smaller than the 3 processes")
+    assert lines[1].startswith("rnnkit: error: rank 1 of 3: TEXTFILE"), run.stderr
+
+
+@needs_mpi
 def test_fewer_streams_than_processes_is_one_line(tmp_path):
     text = _corpus(tmp_path / "text.txt")
     run = _mpiexec(3, "-m", "mpi4py", "-m", "rnnkit", *_charlm_args(text, tmp_path / "m.npz", 2, batch=2),
                    "--distributed")
     assert run.returncode == 2
     assert run.stderr.count("batch_size (--batch-size) 2 is smaller than the 3 processes") == 1, run.stderr
-    assert "Abort" not in run.stderr, run.stderr        # every rank agreed: a plain exit, not MPI_Abort
+    assert "Abort" not in run.stderr, run.stderr        # every rank agreed: no MPI_Abort report
 
 
 # -- faults ------------------------------------------------------------------------------------------

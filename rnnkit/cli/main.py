@@ -22,7 +22,8 @@ import threading
 import warnings
 from typing import List, Optional
 
-from .. import __version__, distributed
+from .. import __version__
+from . import mpi
 from ..errors import RnnkitError
 from ..train.interrupt import last_signal, note_signal
 from .builder import RnnkitParser
@@ -103,14 +104,15 @@ def _raise_interrupt(signum, frame):
 def _interrupted(exc: Optional[BaseException] = None) -> int:
     """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
     code = 143 if last_signal() == "SIGTERM" else 130
+    text = "terminated" if code == 143 else "interrupted"
+    prefix = ""
     if exc is not None:
-        distributed.cli_agree(exc)
-    if exc is not None and distributed.cli_report(exc, code) is None:
-        distributed.cli_reported(exc)
-        return code                 # another rank of a data-parallel run says it
-    print("rnnkit: terminated" if code == 143 else "rnnkit: interrupted", file=sys.stderr)
+        mpi.agree(exc, text)
+        prefix = mpi.report_prefix(exc, code)
+    if prefix is not None:          # None: another rank of a data-parallel run says it
+        _say(f"rnnkit: {prefix}{text}")
     if exc is not None:
-        distributed.cli_reported(exc)
+        mpi.reported(exc)
     return code
 
 
@@ -151,9 +153,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return _interrupted()
     try:
         if hasattr(args, "distributed"):   # train commands: join the MPI job (or refuse a bare launch)
-            w = distributed.cli_setup(args.distributed)
+            w = mpi.setup(args.distributed)
             if w.size > 1 and str(getattr(args, "threads", "")).strip().lower() == "auto":
-                args.threads = distributed.auto_threads_per_process(w)
+                args.threads = mpi.threads_per_process(w)
         if getattr(args, "threads", None) is not None:
             from ..threads import set_threads
             set_threads(args.threads)
@@ -173,29 +175,36 @@ def _main(argv: Optional[List[str]] = None) -> int:
             message = f"{exc.strerror or exc}{where}"
         else:
             message = str(exc)
-        distributed.cli_agree(exc)
-        prefix = distributed.cli_report(exc, 2)
-        if prefix is not None:      # None: another rank of a data-parallel run reports it
-            print(f"rnnkit: error: {prefix}{message}", file=sys.stderr)
-        distributed.cli_reported(exc)
-        return 2
-    except MemoryError:
+        return _failed(exc, message)
+    except MemoryError as exc:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
             raise
-        exc = MemoryError()
-        distributed.cli_agree(exc)
-        if distributed.cli_report(exc, 2) is None:
-            return 2
-        print("rnnkit: error: out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
-              "--beam)", file=sys.stderr)
-        return 2
+        return _failed(exc, "out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
+                            "--beam)")
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
 
 
+def _failed(exc: BaseException, message: str) -> int:
+    """Report a failed command in one line (once per data-parallel job, see :mod:`rnnkit.cli.mpi`); status 2."""
+    mpi.agree(exc, message)
+    prefix = mpi.report_prefix(exc, 2)
+    if prefix is not None:          # None: another rank of a data-parallel run reports it
+        _say(f"rnnkit: error: {prefix}{message}")
+    mpi.reported(exc)
+    return 2
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr in one write: the ranks of an MPI job share the terminal, and print's separate
+    write of the newline let another rank's line land in the middle."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def main_entry() -> None:
-    """Console-script entry point (in an MPI job, see :func:`rnnkit.distributed.cli_exit`)."""
-    distributed.cli_exit(main())
+    """Console-script entry point (in an MPI job, see :func:`rnnkit.cli.mpi.exit_process`)."""
+    mpi.exit_process(main())
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ class _Loop:
     # -- the run ----------------------------------------------------------
     def run(self, resume: bool, show: bool) -> History:
         if self.world.size > 1 and not _distributed.started():
-            failed = self.world.start_together(False)      # the ranks that failed before getting here
+            failed, _ = self.world.start_together(False)   # the ranks that failed before getting here
             if failed:
                 raise _distributed.mark_collective(TrainingError(
                     f"rank{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of {self.world.size} "

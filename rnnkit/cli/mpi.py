@@ -1,0 +1,147 @@
+"""The command line's side of a data-parallel run (:mod:`rnnkit.distributed`): joining, reporting, ending.
+
+A ``train`` command started by ``mpiexec -n K ... --distributed`` runs on K ranks. What
+the user sees must not be K times everything, and no rank may wait forever for another:
+
+- :func:`setup` joins the job; ranks other than 0 print no results.
+- A failure every rank agreed on (at a step's all-reduce, or before training at the start's,
+  :func:`agree`) is said once, by rank 0, or by each rank whose reason differs from rank 0's;
+  a failure on some ranks only before training is said by those ranks, with their rank; the
+  ranks then meet at a barrier (:func:`reported`) and end with the status (:func:`exit_process`).
+- A failure on one rank alone after training started is said by that rank, with its rank, and
+  aborts the job: the other ranks may be waiting for it in a collective.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+from ..distributed import SINGLE, World, init, is_collective, launched_size, mark_collective, started, world
+from ..errors import HyperparameterError
+
+__all__ = ["setup", "threads_per_process", "agree", "report_prefix", "reported", "exit_process"]
+
+# environment variables MPI launchers set to the number of ranks on this host
+_LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+
+
+def setup(enabled: bool) -> World:
+    """What ``--distributed`` does for a ``train`` command: join the MPI job; on ranks other than 0
+    send stdout to /dev/null (rank 0 prints the results). Without the flag, a process started by an
+    MPI launcher as one of several is refused: each would train alone and write the same files."""
+    if not enabled:
+        k = launched_size()
+        if k > 1:
+            raise HyperparameterError(f"this process is one of {k} started by an MPI launcher, but --distributed is "
+                                      "not given: each would train its own copy and write the same files; add "
+                                      "--distributed to train one model on all of them")
+        return SINGLE
+    w = init()
+    if w.size > 1:            # a bug's traceback on one rank must end the job, not leave the others waiting
+        hook = sys.excepthook
+
+        def abort_then_report(kind, value, tb):
+            from mpi4py import run
+            run.set_abort_status(1)
+            hook(kind, value, tb)
+        sys.excepthook = abort_then_report
+    if not w.is_root:
+        sys.stdout = open(os.devnull, "w")
+    return w
+
+
+def threads_per_process(w: World) -> int:
+    """``--threads auto`` in a data-parallel run: the free cores of this host shared by its ranks.
+
+    Every rank measures the cores at the same moment and would otherwise take all of them. The
+    ranks on this host are counted from the launcher's environment (MPICH's ``MPI_LOCALNRANKS``,
+    Open MPI's ``OMPI_COMM_WORLD_LOCAL_SIZE``), so that nothing collective comes before the start of
+    training (:meth:`~rnnkit.distributed.World.start_together`); only without them by splitting the
+    communicator by shared memory.
+    """
+    from ..threads import auto_threads
+    local = 1
+    if w.size > 1:
+        for var in _LOCAL_SIZE_VARS:
+            try:
+                local = int(os.environ[var])
+                break
+            except (KeyError, ValueError):
+                continue
+        else:
+            from mpi4py import MPI
+            node = w.comm.Split_type(MPI.COMM_TYPE_SHARED)
+            local = node.Get_size()
+            node.Free()
+    return max(1, auto_threads() // max(1, local))
+
+
+def agree(exc: BaseException, message: str) -> None:
+    """Before reporting a failure: a rank that failed before training takes part in the others' start
+    (:meth:`~rnnkit.distributed.World.start_together`) with ``message``, and the failure becomes one the
+    ranks agree on; after the start, nothing changes."""
+    w = world()
+    if w.size == 1 or started():
+        return
+    failed, sums = w.start_together(True, message)
+    mark_collective(exc)
+    exc.rnnkit_failed_ranks = failed
+    exc.rnnkit_says_root = 0 in failed and sums[w.rank] == sums[0]     # rank 0 says the same
+
+
+def report_prefix(exc: BaseException, code: int) -> Optional[str]:
+    """How this rank reports a failed command: the prefix for its one-line message, or None to stay
+    quiet (see the module docstring). A failure on one rank alone sets the job to abort with ``code``
+    when this process exits, so no rank waits forever."""
+    w = world()
+    if w.size == 1:
+        return ""
+    failed = getattr(exc, "rnnkit_failed_ranks", None)
+    if failed is not None:                                   # before training (agree)
+        if len(failed) == w.size and exc.rnnkit_says_root:
+            return "" if w.is_root else None
+        return f"rank {w.rank} of {w.size}: "
+    if is_collective(exc):
+        return "" if w.is_root else None
+    from mpi4py import run
+    run.set_abort_status(code)
+    return f"rank {w.rank} of {w.size}: "
+
+
+def reported(exc: BaseException) -> None:
+    """After the CLI reported a failure: when every rank raised it alike, no rank exits before rank 0 has
+    written its line. mpiexec stops the whole job as soon as one process exits with an error status, and
+    a quiet rank that got there first took rank 0's message with it (about one run in five, 3 ranks on 2
+    cores)."""
+    w = world()
+    if w.size > 1 and is_collective(exc):
+        sys.stderr.flush()
+        w.comm.Barrier()
+        _stopped_alike.append(exc)
+
+
+_stopped_alike: List[BaseException] = []   # what reported() met every rank at the barrier for
+
+
+def exit_process(code: int) -> None:
+    """End the CLI's process with status ``code``.
+
+    When every rank of an MPI job stopped alike (met at :func:`reported`'s barrier), nothing is left to
+    say: each rank points its stderr at the null device and calls ``MPI_Abort(code)`` itself. Under
+    ``python -m mpi4py`` a non-zero exit ends in ``MPI_Abort`` anyway, and MPICH then prints
+    "Abort(130) ... application called MPI_Abort" after a clean stop, as if the job had crashed; a
+    plain non-zero exit of every rank is worse: MPICH's launcher kills the ranks still finishing when
+    the first one ends (2 runs in 8 here), prints its "BAD TERMINATION" banner and reports status 9.
+    The abort makes the job's status ``code`` either way. A failure on one rank alone keeps its report
+    and the abort that stops the other ranks waiting for it in a collective.
+    """
+    w = world()
+    if code and w.size > 1 and _stopped_alike:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        w.comm.Abort(code)
+    sys.exit(code)
