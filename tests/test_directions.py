@@ -143,3 +143,25 @@ def test_an_error_in_either_direction_reaches_the_caller_after_both_stopped(fail
     monkeypatch.setattr(directions, "scan_forward", real)
     y, _, _ = net.forward(x, need_cache=False)                            # the helper still serves
     assert y.shape == (9, 7, 160) and np.isfinite(y).all()
+
+
+def test_a_caller_that_finds_the_helper_busy_runs_both_directions_itself(two_threads, monkeypatch):
+    """A second caller (a server's other request thread) does not queue behind the helper's pair: with
+    the helper taken, both directions run on the caller, with the same results."""
+    monkeypatch.setattr(inference, "PAIR_MACS", 1)
+    net = _stack("lstm", 1, np.float32)
+    x = np.random.default_rng(6).standard_normal((9, 7, 6)).astype(np.float32)
+    seen = _spy(monkeypatch)
+    paired = net.forward(x, need_cache=False)[0]
+    assert [name.startswith("rnnkit-direction") for name, _, _ in seen] == [False, True]
+    seen.clear()
+    assert directions._busy.acquire(blocking=False)                      # another caller's pair is running
+    try:
+        alone = net.forward(x, need_cache=False)[0]
+    finally:
+        directions._busy.release()
+    assert [name.startswith("rnnkit-direction") for name, _, _ in seen] == [False, False]
+    np.testing.assert_array_equal(alone, paired)
+    seen.clear()
+    net.forward(x, need_cache=False)                                      # free again: the helper serves
+    assert [name.startswith("rnnkit-direction") for name, _, _ in seen] == [False, True]

@@ -9,6 +9,10 @@ the loops release the GIL, and each keeps its steps on its own thread
 per step, only one hand-over per layer. Results are the same arrays, bit for bit,
 as the two scans one after the other; only the wall clock changes (when it pays:
 :func:`rnnkit.kernels.inference.pair_pays`).
+
+There is one helper thread for the process and it takes one pair at a time: a caller
+that finds it busy (a server answering several requests on threads) runs its two
+directions itself, one after the other, rather than queueing behind another caller's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = ["scan_directions"]
 
 _pool: dict = {}
 _pool_lock = threading.Lock()
+_busy = threading.Lock()        # held while the helper runs a caller's second direction
 
 
 def _helper() -> ThreadPoolExecutor:
@@ -49,7 +54,7 @@ def _concurrent(calls: Sequence[dict], backend, need_cache: bool) -> bool:
 def scan_directions(calls: Sequence[dict], backend=None, need_cache: bool = True) -> List[tuple]:
     """``[scan_forward(**call, backend=..., need_cache=...) for call in calls]``, the two directions of a
     bidirectional layer at once where :func:`_concurrent` allows it (``calls[1]`` on the helper thread)."""
-    if not _concurrent(calls, backend, need_cache):
+    if not _concurrent(calls, backend, need_cache) or not _busy.acquire(blocking=False):
         return [scan_forward(**c, backend=backend, need_cache=need_cache) for c in calls]
     from ..kernels.inference import serial_steps
 
@@ -57,9 +62,12 @@ def scan_directions(calls: Sequence[dict], backend=None, need_cache: bool = True
         with serial_steps():
             return scan_forward(**call, backend=backend, need_cache=need_cache)
 
-    second = _helper().submit(run, calls[1])
     try:
-        first = run(calls[0])
+        second = _helper().submit(run, calls[1])
+        try:
+            first = run(calls[0])
+        finally:
+            wait([second])              # also when the first raised: nothing may still run after we return
     finally:
-        wait([second])                  # also when the first raised: nothing may still run after we return
+        _busy.release()
     return [first, second.result()]
