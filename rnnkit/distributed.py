@@ -59,7 +59,8 @@ import numpy as np
 from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
-           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "started"]
+           "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "started",
+           "launched_rank"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -374,14 +375,23 @@ def using(w: World):
 
 def launched_size() -> int:
     """How many processes the MPI launcher started (from its environment variables; 1 without one)."""
-    for size_var, _ in _LAUNCH_VARS:
+    return _launched()[0]
+
+
+def launched_rank() -> int:
+    """This process's rank among those the MPI launcher started (0 without one), before joining the job."""
+    return _launched()[1]
+
+
+def _launched() -> Tuple[int, int]:
+    for size_var, rank_var in _LAUNCH_VARS:
         try:
-            size = int(os.environ.get(size_var, "1"))
+            size, rank = int(os.environ.get(size_var, "1")), int(os.environ.get(rank_var, "0"))
         except ValueError:
             continue
         if size > 1:
-            return size
-    return 1
+            return size, rank
+    return 1, 0
 
 
 def init(what: str = "--distributed") -> World:

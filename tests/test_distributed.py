@@ -248,6 +248,17 @@ def test_a_bad_flag_on_every_rank_is_one_line(tmp_path):
 
 
 @needs_mpi
+@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launch):
+    # refused while parsing, before any rank joined the job; `python -m rnnkit` alone never starts MPI itself
+    text = _corpus(tmp_path / "text.txt")
+    run = _mpiexec(2, *launch, *_charlm_args(text, tmp_path / "m.npz", 2), "--hidden-size", "abc", "--distributed")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == ("rnnkit: error: rnnkit charlm train: argument --hidden-size: invalid int value: "
+                                  "'abc' (see rnnkit charlm train --help)"), run.stderr
+
+
+@needs_mpi
 def test_different_reasons_before_training_are_each_said_and_nobody_waits(tmp_path):
     # every rank refuses --batch-size 2 on 3 ranks, and rank 1 cannot read the text file first: rank 0 says
     # the refusal for ranks 0 and 2, rank 1 its own reason

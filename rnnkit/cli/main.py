@@ -144,9 +144,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     _plug_closed_streams()
     try:
         parser = build_parser()        # imports the applications: Ctrl-C can land here too
-        args, extra = parser.parse_known_args(argv)
-        if extra:                      # the command's own parser names it and suggests the right flag
-            getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        with mpi.parsing():            # under an MPI launcher: one rank says it
+            args, extra = parser.parse_known_args(argv)
+            if extra:                  # the command's own parser names it and suggests the right flag
+                getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:          # argparse has printed its usage message already
         return int(exc.code or 0)
     except KeyboardInterrupt:

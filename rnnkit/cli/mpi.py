@@ -14,14 +14,18 @@ the user sees must not be K times everything, and no rank may wait forever for a
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import sys
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
-from ..distributed import SINGLE, World, init, is_collective, launched_size, mark_collective, started, world
+from ..distributed import (SINGLE, World, init, is_collective, launched_rank, launched_size, mark_collective, started,
+                           world)
 from ..errors import HyperparameterError
 
-__all__ = ["setup", "threads_per_process", "agree", "report_prefix", "reported", "exit_process"]
+__all__ = ["setup", "parsing", "threads_per_process", "agree", "report_prefix", "reported", "exit_process"]
 
 # environment variables MPI launchers set to the number of ranks on this host
 _LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
@@ -50,6 +54,25 @@ def setup(enabled: bool) -> World:
     if not w.is_root:
         sys.stdout = open(os.devnull, "w")
     return w
+
+
+@contextlib.contextmanager
+def parsing() -> Iterator[None]:
+    """Around the parsing of the command line. Under an MPI launcher every rank parses the same arguments
+    and refuses a bad one alike, before any rank has joined the job: ranks other than 0 keep argparse's
+    message to themselves, and a refusal counts as a stop every rank agrees on (:func:`exit_process`
+    then meets the other ranks before ending). Without mpi4py nothing changes: no rank could wait for
+    rank 0's line, which would then be lost when a quiet rank ended the job first."""
+    if launched_size() == 1 or importlib.util.find_spec("mpi4py") is None:
+        yield
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) if launched_rank() != 0 else contextlib.nullcontext():
+            yield
+    except SystemExit as exc:
+        if exc.code:
+            _stopped_alike.append(exc)
+        raise
 
 
 def threads_per_process(w: World) -> int:
@@ -138,10 +161,16 @@ def exit_process(code: int) -> None:
     and the abort that stops the other ranks waiting for it in a collective.
     """
     w = world()
-    if code and w.size > 1 and _stopped_alike:
+    if code and _stopped_alike and (w.size > 1 or launched_size() > 1):
         sys.stdout.flush()
         sys.stderr.flush()
+        if w.size == 1:             # refused while parsing, before joining: meet first, so rank 0's line is out
+            from mpi4py import MPI
+            comm = MPI.COMM_WORLD
+            comm.Barrier()
+        else:
+            comm = w.comm
         quiet = os.open(os.devnull, os.O_WRONLY)
         os.dup2(quiet, 2)
-        w.comm.Abort(code)
+        comm.Abort(code)
     sys.exit(code)
