@@ -165,7 +165,10 @@ def exit_process(code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         if w.size == 1:             # refused while parsing, before joining: meet first, so rank 0's line is out
-            from mpi4py import MPI
+            try:
+                from mpi4py import MPI
+            except Exception:       # noqa: BLE001 (mpi4py without a working MPI library: a plain exit)
+                sys.exit(code)
             comm = MPI.COMM_WORLD
             comm.Barrier()
         else:
