@@ -187,7 +187,7 @@ class World:
         the call: an interrupt that lands as it returns must not make it join a second time."""
         _started.append(True)
         if self.size == 1:
-            return ([0], [zlib.crc32(message.encode())]) if failed else ([], [])
+            return ([0] if failed else []), [0]
         from mpi4py import MPI
         buf = np.zeros(2 * self.size, np.int64)                 # (2K,) [1 where failed | CRC-32 of its message]
         if failed:

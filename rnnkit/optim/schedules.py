@@ -39,6 +39,7 @@ __all__ = [
     "CosineAnnealingLR",
     "LinearWarmup",
     "TimeCosineLR",
+    "follows_time",
     "make_schedule",
 ]
 
@@ -149,7 +150,7 @@ class LinearWarmup(Schedule):
     def __init__(self, schedule: Schedule, warmup_steps: int, start_factor: float = 1 / 3):
         if isinstance(schedule, LinearWarmup):
             raise HyperparameterError("schedule already has a warmup; give one LinearWarmup only")
-        if getattr(schedule, "follows", "steps") == "time":
+        if follows_time(schedule):
             raise HyperparameterError("a warmup counts steps and TimeCosineLR follows the clock; they do not combine")
         self.schedule = schedule
         self.warmup_steps = check_count("warmup_steps", warmup_steps, 0)
@@ -187,13 +188,13 @@ class TimeCosineLR(Schedule):
 
     follows = "time"
 
-    def lr_at(self, step: int) -> float:
-        raise TypeError("TimeCosineLR follows the clock, not the step: call lr_at_fraction(f), f the share of "
-                        "the time budget used (rnnkit.train.fit does, given max_minutes)")
-
     def __init__(self, base_lr: float, eta_min: float = 0.0):
         self.base_lr = check_real("base_lr", base_lr)
         self.eta_min = check_real("eta_min", eta_min)
+
+    def lr_at(self, step: int) -> float:
+        raise TypeError("TimeCosineLR follows the clock, not the step: call lr_at_fraction(f), f the share of "
+                        "the time budget used (rnnkit.train.fit does, given max_minutes)")
 
     def lr_at_fraction(self, fraction: float) -> float:
         f = min(max(float(fraction), 0.0), 1.0)
@@ -201,6 +202,11 @@ class TimeCosineLR(Schedule):
 
     def config(self) -> Dict[str, Any]:
         return {"name": "time_cosine", "base_lr": self.base_lr, "eta_min": self.eta_min}
+
+
+def follows_time(schedule) -> bool:
+    """Whether ``schedule`` follows the share of a time budget (``lr_at_fraction``) rather than the step."""
+    return schedule is not None and getattr(schedule, "follows", "steps") == "time"
 
 
 _SCHEDULES = {

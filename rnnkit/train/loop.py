@@ -63,6 +63,7 @@ from ..io.atomic import check_writable
 from ..io.jsonable import to_json as _to_json
 from ..nn.module import Module
 from ..optim.checks import first_nonfinite
+from ..optim.schedules import follows_time
 from . import resume as _resume
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import StepContext, StopTraining
@@ -148,7 +149,7 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
         raise HyperparameterError("checkpoint_every and resume need a checkpoint_path")
     if checkpoint_path is not None:
         check_writable(checkpoint_path, "checkpoint_path", example="run.ckpt.npz")
-    if _follows_time(schedule):
+    if follows_time(schedule):
         if not callable(getattr(schedule, "lr_at_fraction", None)):
             raise TypeError("schedule: a schedule that follows time needs lr_at_fraction(f) -> float")
         if max_minutes is None:
@@ -169,10 +170,6 @@ def fit(model: Module, optimizer, step_fn: Callable[[Any, StepContext], Tuple[fl
                  checkpoint_every=checkpoint_every, callbacks=list(callbacks), log_every=log_every,
                  unit=unit, config=config, meta=meta)
     return loop.run(resume=resume, show=progress)
-
-
-def _follows_time(schedule) -> bool:
-    return schedule is not None and getattr(schedule, "follows", "steps") == "time"
 
 
 class _Loop:
@@ -350,7 +347,7 @@ class _Loop:
                 clip_grad_value(grads, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm(grads, self.clip_norm)
-        if _follows_time(self.schedule):
+        if follows_time(self.schedule):
             self.fraction = self.agreed.progress if self.world.size > 1 else self._budget_fraction()
             opt.lr = float(self.schedule.lr_at_fraction(self.fraction))
         elif self.schedule is not None:
@@ -381,7 +378,7 @@ class _Loop:
             self.model.zero_grad()
         mine = _distributed.StepFlags(error is not None, self.sigint.requested,
                                       self.deadline is not None and _clock() >= self.deadline,
-                                      self._budget_fraction() if _follows_time(self.schedule) else 0.0)
+                                      self._budget_fraction() if follows_time(self.schedule) else 0.0)
         loss, n_units, self.agreed = self.world.reduce_step([p.grad for _, p in self.params], loss, n_units, mine)
         if self.agreed.failed:
             self.world.raise_failure(error, where)

@@ -35,6 +35,7 @@ from ..distributed import mark_collective
 from ..errors import ModelFileError, ShapeError
 from ..io.jsonable import plain as _plain
 from ..nn.xp import host_copy
+from ..optim.schedules import follows_time
 from .checkpoint import Checkpoint
 
 __all__ = ["capture", "restore"]
@@ -123,7 +124,7 @@ def restore(loop, ck: Checkpoint) -> None:
     if _plain(sched) != ts.get("schedule"):
         warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
                       RuntimeWarning, stacklevel=4)
-    if getattr(loop.schedule, "follows", "steps") == "time" and fraction >= 1.0:
+    if follows_time(loop.schedule) and fraction >= 1.0:
         warnings.warn(f"resuming {path}: its time schedule had used its whole budget, so this run trains at "
                       f"the final rate ({loop.schedule.lr_at_fraction(1.0):g}) throughout; start afresh "
                       "(without resume) for a new decay", RuntimeWarning, stacklevel=4)
