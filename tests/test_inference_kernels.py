@@ -133,6 +133,7 @@ def test_steps_shared_among_threads_equal_the_serial_loops_bit_for_bit(kernel, d
     of one block (the RNN at H = 37) stays serial."""
     from rnnkit.kernels import inference_threads
     monkeypatch.setattr(inference, "INPUT_ROWS", 2 * 9)
+    monkeypatch.setattr(inference, "row_parts", lambda *a: 1)            # steps shared, not rows
     calls = []
     threaded = inference_threads.forward
     monkeypatch.setattr(inference_threads, "forward", lambda *a: calls.append(a[-1]) or threaded(*a))
@@ -179,6 +180,7 @@ def test_shared_steps_finish_when_the_threads_run_one_after_the_other(kernel, mo
     x = rng.standard_normal((T, N, D)).astype(np.float32)
     s0 = tuple((0.5 * rng.standard_normal((N, H))).astype(np.float32) for _ in range(cell.num_states))
     lengths = np.array([6, 2, 5, 6, 1, 3, 6, 4])
+    monkeypatch.setattr(inference, "row_parts", lambda *a: 1)            # steps shared, not rows
     monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: 1)
     want_y, want_s = inference.scan_forward(kernel, x, s0, W_ih, W_hh, b_ih, b_hh, lengths, False)
     before = numba.get_num_threads()
@@ -414,6 +416,7 @@ def test_threaded_steps_from_two_python_threads_at_once(monkeypatch):
     W_ih, W_hh, b_ih, b_hh = _weights(rng, 4, 70, 6, np.float32)
     xs = [rng.standard_normal((20, 9, 6)).astype(np.float32) for _ in range(4)]
     s0 = tuple(np.zeros((9, 70), np.float32) for _ in range(2))
+    monkeypatch.setattr(inference, "row_parts", lambda *a: 1)            # steps shared (tests/test_inference_rows_split.py)
     monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: 1)
     want = [inference.scan_forward("lstm", x, s0, W_ih, W_hh, b_ih, b_hh, None, False)[0] for x in xs]
     monkeypatch.setattr(inference, "thread_parts", lambda N, Hp, P, blocks: min(2, blocks))

@@ -158,11 +158,11 @@ def _drop_stale_compiled_code(dirs=None) -> None:
     import numba
     from numba.core.dispatcher import Dispatcher
 
-    from . import (gru, gru_variants, inference, inference_rows, inference_threads, layernorm, lstm, lstm_variants,
-                   microgemm, primitives, rnn, spin, vector_gates)
+    from . import (gru, gru_variants, inference, inference_loops, inference_rows, inference_threads, layernorm, lstm,
+                   lstm_variants, microgemm, primitives, rnn, spin, vector_gates)
 
     modules = (primitives, lstm, gru, rnn, lstm_variants, gru_variants, layernorm, microgemm, vector_gates, inference,
-               inference_rows, inference_threads, spin)
+               inference_loops, inference_rows, inference_threads, spin)
     digest = hashlib.sha256(numba.__version__.encode())
     for module in modules:
         with open(module.__file__, "rb") as f:

@@ -24,9 +24,12 @@ What it saves against the training loop (:mod:`rnnkit.kernels.lstm`): nothing is
 stored for backward, no per-step transposes, and the weights are packed once per
 call (and remembered while they do not change, :func:`packed`) instead of by
 OpenBLAS on every step. A single step of a few sequences (generation) runs its products
-on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`). A large step
-(:data:`THREADED_MACS`) is shared among the threads of the thread setting, each taking a
-range of unit blocks (:mod:`rnnkit.kernels.inference_threads`), with the same results.
+on the weights as they are (:func:`rnnkit.kernels.inference_step.one_step`). The loops
+themselves are in :mod:`rnnkit.kernels.inference_loops`. With two or more threads, a batch
+with enough rows for each thread (:func:`row_parts`) is split by rows, each thread running
+the one-thread loop on its range with no synchronisation; otherwise a large step
+(:data:`THREADED_MACS`) is shared among the threads, each taking a range of unit blocks
+(:mod:`rnnkit.kernels.inference_threads`). Both give the one-thread loop's results exactly.
 """
 
 from __future__ import annotations
@@ -38,11 +41,9 @@ from contextlib import contextmanager
 import numpy as np
 from numba import njit
 
-from . import inference_threads, microgemm
+from . import inference_loops, inference_threads, microgemm
 from .aligned import aligned_empty
-from .microgemm import VECTOR_BYTES, panel_product
-from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, loop_buffers, lstm_gates,
-                             rnn_gates, stage_inputs)
+from .inference_loops import gru_forward, lstm_forward, rnn_forward, step_inputs   # noqa: F401 (the serial loops)
 from .inference_step import one_step
 
 __all__ = ["KERNELS", "supports", "scan_forward"]
@@ -55,124 +56,6 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 def supports(kernel, dtype) -> bool:
     """Whether a plain cell with this ``fused_kernel`` and dtype has an inference loop here."""
     return kernel in KERNELS and np.dtype(dtype) in (np.float32, np.float64)
-
-
-@njit(**_JIT)
-def step_inputs(vectors, Wx, XB, x, lengths, t, XW, first, chunks, offsets):
-    """The rows (N, P) of ``b + x_t W_ih^T`` in panel order, for step t (its first :func:`active_rows`
-    rows are computed; the rest belong to padded sequences and are never read).
-
-    They are computed for a block of ``chunks[2]`` steps at a time (the block
-    holding t, when ``first`` is not already its first step), as one product of
-    the block's active rows: each chunk of W_ih's panels then serves every row of the
-    block instead of one step's N, so a wide input (an upper layer of a
-    bidirectional stack) is not streamed from memory again at every step.
-    The bias is the last row of ``Wx``'s panels (``[W_ih | b]``) and ``XB``
-    (steps*N, D + 1) holds the block's active inputs, step after step, with a
-    last column of ones, so the product starts from zero: no pass writing the
-    bias into ``XW`` and no tile reading it back. ``offsets`` (steps + 1,):
-    where each step's rows start in the block. Returns ``(xw (N, P), first step of the block)``.
-    """
-    N = x.shape[1]
-    start, rows = stage_inputs(x, lengths, t, XB, first, chunks[2], offsets)
-    if rows > 0:
-        panel_product(vectors, Wx, XB[:rows], XW[:rows], chunks[0], False)
-    o = offsets[t - start]
-    return XW[o:o + N], start
-
-
-@njit(**_JIT)
-def lstm_forward(Wp, Wx, b, x, h, c, lengths, reverse, y, chunks):
-    """All T steps of ``x`` (T, N, D). ``Wp``, ``Wx``: panels of W_hh and ``[W_ih | b]``, ``b`` (P,) the
-    bias in panel order (its size is P); ``h``, ``c`` (N, Hp) hold the initial state (padded layout) and
-    end as the final one; ``y`` (T, N, H) receives the outputs (with no padding anywhere, :func:`direct_output`,
-    each step's state is written there and read back from there); ``chunks``: the K chunks of the two
-    products and the steps of one input block (:func:`step_inputs`)."""
-    T, N = x.shape[:2]
-    P = b.size
-    Hp = h.shape[1]
-    V = VECTOR_BYTES // h.itemsize
-    B = P // (4 * V)
-    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, P, chunks[2])
-    direct = direct_output(y, Hp, lengths)
-    first = -1
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        if direct:                                     # the state goes straight into the outputs
-            h_out = y[t]
-        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
-        act = active_rows(lengths, t)
-        if act > 0:
-            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
-        for n in range(N):
-            if t >= lengths[n]:                        # padded: the state passes through
-                keep_units(h_in, h_out, n, 0, Hp)
-            else:
-                lstm_gates(A, xw, c, h_out, n, 0, B, V)
-        if not direct:
-            copy_units(t, lengths, h_out, y[t], 0, Hp)
-        h_in, h_out = h_out, h_in
-    h[...] = h_in
-
-
-@njit(**_JIT)
-def gru_forward(Wp, Wx, b, b_hn, x, h, lengths, reverse, y, chunks):
-    """All T steps; ``b`` (P,) is b_ih (+ b_hh on r, z) in panel order (the last row of ``Wx``), ``b_hn`` (Hp,)."""
-    T, N = x.shape[:2]
-    P = b.size
-    Hp = h.shape[1]
-    V = VECTOR_BYTES // h.itemsize
-    B = P // (3 * V)
-    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, P, chunks[2])
-    direct = direct_output(y, Hp, lengths)
-    first = -1
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        if direct:                                     # the state goes straight into the outputs
-            h_out = y[t]
-        xw, first = step_inputs(3, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
-        act = active_rows(lengths, t)
-        if act > 0:
-            panel_product(3, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
-        for n in range(N):
-            if t >= lengths[n]:
-                keep_units(h_in, h_out, n, 0, Hp)
-            else:
-                gru_gates(A, xw, b_hn, h_in, h_out, n, 0, B, V)
-        if not direct:
-            copy_units(t, lengths, h_out, y[t], 0, Hp)
-        h_in, h_out = h_out, h_in
-    h[...] = h_in
-
-
-@njit(**_JIT)
-def rnn_forward(Wp, Wx, b, x, h, lengths, reverse, relu, y, chunks):
-    """All T steps of the Elman RNN; panels of 4V units (B, K, 4V)."""
-    T, N = x.shape[:2]
-    P = b.size
-    Hp = h.shape[1]
-    V = VECTOR_BYTES // h.itemsize
-    B = P // (4 * V)
-    h_in, h_out, A, XW, XB, offsets = loop_buffers(x, h, P, chunks[2])
-    direct = direct_output(y, Hp, lengths)
-    first = -1
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        if direct:                                     # the state goes straight into the outputs
-            h_out = y[t]
-        xw, first = step_inputs(4, Wx, XB, x, lengths, t, XW, first, chunks, offsets)   # (N, P) x_t W_ih^T + b
-        act = active_rows(lengths, t)
-        if act > 0:
-            panel_product(4, Wp, h_in[:act], A[:act], chunks[1], False)   # (act, P) h W_hh^T
-        for n in range(N):
-            if t >= lengths[n]:
-                keep_units(h_in, h_out, n, 0, Hp)
-            else:
-                rnn_gates(A, xw, h_out, n, 0, B, V, relu)
-        if not direct:
-            copy_units(t, lengths, h_out, y[t], 0, Hp)
-        h_in, h_out = h_out, h_in
-    h[...] = h_in
 
 
 def panel_rows(kernel, H, dtype):
@@ -365,6 +248,36 @@ PAIR_STEP_MACS = 1 << 21
 """Steps of at least this many multiply-adds (N * H * G*H) stay shared rather than paired."""
 
 
+ROW_MIN_ROWS = 4
+"""Rows each thread takes at least when the threads split the batch (:func:`row_parts`)."""
+ROW_WEIGHT_BYTES = 3 << 19
+"""Panels of W_hh up to this size (1.5 MiB, within one core's 2 MiB L2 here) stay in each thread's cache
+when every thread reads all of them at every step; larger ones come from L3 at every step, which only
+:data:`ROW_MIN_ROWS_LARGE` rows a thread repay."""
+ROW_MIN_ROWS_LARGE = 16
+ROW_MACS = 1 << 20
+"""A call of fewer recurrent multiply-adds (T * N * Hp * P) stays on one thread: starting the parallel
+loop costs about what the second thread saves."""
+
+
+def row_parts(T, N, Hp, P, weight_bytes) -> int:
+    """How many threads split the batch's rows (:func:`rnnkit.kernels.inference_loops.forward_rows`): the
+    thread setting when each gets enough rows for the weights it must read, else 1 (then :func:`thread_parts`
+    decides whether the steps are shared by unit blocks).
+
+    Measured interleaved on 2 threads (2026-12-03, float32, T = 64, against steps shared by unit blocks):
+    config A (N = 32, H = 256) 1.4x faster for the tanh RNN, 1.17x GRU, 1.11x LSTM; config B (N = 64,
+    H = 512) 1.26x RNN, 1.05x GRU, 1.13x LSTM; config D (N = 16, H = 128; its RNN's steps were serial)
+    1.57x RNN, 1.5x GRU, 1.41x LSTM. Two rows a thread: the RNN still gains, the LSTM (1 MiB of panels)
+    loses 15%; with 4 MiB of panels (LSTM at H = 512, RNN at H = 1024) 8 rows a thread lose 7-10%, 16
+    about break even, 32 gain."""
+    if getattr(_serial, "on", False) or not threadsafe_layer() or T * N * Hp * P < ROW_MACS:
+        return 1
+    threads = thread_count()
+    need = ROW_MIN_ROWS if weight_bytes <= ROW_WEIGHT_BYTES else ROW_MIN_ROWS_LARGE
+    return threads if threads >= 2 and N // threads >= need else 1
+
+
 def pair_pays(kernel, T, N, H) -> bool:
     """Whether :data:`PAIR_MACS`, :data:`PAIR_STEP_MACS` and the thread setting call for both directions at once."""
     G = 4 if kernel == "lstm" else 3 if kernel == "gru" else 1
@@ -379,6 +292,9 @@ def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]
     P = b_p.size
+    rows = row_parts(T, N, Hp, P, Wp.nbytes)
+    if rows > 1:
+        return _run_rows(kernel, Wp, Wx, b_p, b_hh, x, h, state0, lens, reverse, chunks, H, Hp, y, rows)
     parts = thread_parts(N, Hp, P, Wp.shape[0])
     bounds = inference_threads.split_blocks(Wp.shape[0], parts) if parts > 1 else None
     if kernel == "gru":
@@ -406,3 +322,21 @@ def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
         inference_threads.forward(inference_threads.RNN, Wp, Wx, b_p, x, h, h[:0], lens, reverse, relu, y,
                                   chunks, bounds)
     return y, (np.ascontiguousarray(h[:, :H]),)
+
+
+def _run_rows(kernel, Wp, Wx, b_p, b_hh, x, h, state0, lens, reverse, chunks, H, Hp, y, parts):
+    """:func:`_run` with the batch's rows split among ``parts`` threads."""
+    dtype = x.dtype
+    N = x.shape[1]
+    splits = inference_loops.row_splits(lens, parts)
+    c = np.zeros((N, Hp) if kernel == "lstm" else (N, 0), dtype)          # (N, Hp) the LSTM's cell state
+    b_hn = np.zeros(Hp, dtype)
+    if kernel == "lstm":
+        c[:, :H] = state0[1]
+    elif kernel == "gru":
+        b_hn[:H] = b_hh[2 * H:]
+    kind = {"lstm": inference_loops.LSTM, "gru": inference_loops.GRU}.get(kernel, inference_loops.RNN)
+    inference_loops.forward_rows(kind, Wp, Wx, b_p, b_hn, x, h, c, lens, reverse, kernel == "rnn_relu", y, chunks,
+                                 splits)
+    state = (np.ascontiguousarray(h[:, :H]),)
+    return y, state + ((np.ascontiguousarray(c[:, :H]),) if kernel == "lstm" else ())

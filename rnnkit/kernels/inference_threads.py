@@ -18,7 +18,12 @@ config D's LSTM is about 8 us per thread). Each thread stages the rows of
 ``[x_t | 1]`` of an input block into its own buffer. A serial step of config B
 (N=64, H=512) is milliseconds, so two threads nearly halve it, and each thread
 streams only its part of W_hh; on small steps the synchronisation costs more than it
-saves, and :func:`rnnkit.kernels.inference.scan_forward` keeps those serial.
+saves, and :func:`rnnkit.kernels.inference.scan_forward` keeps those serial. A batch of
+enough rows is split by rows instead (:mod:`rnnkit.kernels.inference_loops`): no barrier
+and no state crossing between cores, which here cost more than the barrier itself (a
+two-thread tanh RNN step at config A: 26 us with each thread reading the half of h the
+other core wrote, 18 us with private copies of h, 16 us with no barrier either, 28 us on
+one thread; 2026-12-03, benchmarks/inference_shared_state.py).
 """
 
 from __future__ import annotations
