@@ -155,6 +155,11 @@ def test_rows_are_split_when_each_thread_gets_enough_rows_for_the_weights_it_rea
     assert inference.row_parts(64, 32, 512, 2048, 4 << 20) == 2           # 16 rows each
     assert inference.row_parts(50, 1, 112, 448, 200 << 10) == 1           # config C: one sequence
     assert inference.row_parts(3, 8, 16, 64, 4 << 10) == 1                # too little work to start threads
+    monkeypatch.setattr(inference, "thread_count", lambda: 4)
+    assert inference.row_parts(64, 32, 256, 1024, 1 << 20) == 4
+    assert inference.row_parts(64, 12, 256, 1024, 1 << 20) == 3           # fewer threads, 4 rows each
+    assert inference.row_parts(64, 32, 512, 2048, 4 << 20) == 2           # 16 rows each reading 4 MiB
+    monkeypatch.setattr(inference, "thread_count", lambda: 2)
     with inference.serial_steps():                                        # a direction already on its own thread
         assert inference.row_parts(64, 32, 256, 1024, 1 << 20) == 1
     import numba

@@ -13,6 +13,8 @@ from 0.4-0.6 ms behind the loop that writes each state straight into the outputs
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["LINE_BYTES", "aligned_empty"]
@@ -23,8 +25,8 @@ LINE_BYTES = 64
 def aligned_empty(shape, dtype, align: int = LINE_BYTES) -> np.ndarray:
     """An uninitialised C-ordered array of ``shape`` whose data start on an ``align``-byte boundary."""
     dtype = np.dtype(dtype)
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = tuple(int(n) for n in shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+    nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + align, np.uint8)
     start = -raw.ctypes.data % align
     return raw[start:start + nbytes].view(dtype).reshape(shape)

@@ -39,7 +39,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
-from numba import njit
 
 from . import inference_loops, inference_threads, microgemm
 from .aligned import aligned_empty
@@ -261,9 +260,9 @@ loop costs about what the second thread saves."""
 
 
 def row_parts(T, N, Hp, P, weight_bytes) -> int:
-    """How many threads split the batch's rows (:func:`rnnkit.kernels.inference_loops.forward_rows`): the
-    thread setting when each gets enough rows for the weights it must read, else 1 (then :func:`thread_parts`
-    decides whether the steps are shared by unit blocks).
+    """How many threads split the batch's rows (:func:`rnnkit.kernels.inference_loops.forward_rows`): as many
+    of the thread setting as get enough rows each for the weights they must read; 1 when fewer than two
+    would (then :func:`thread_parts` decides whether the steps are shared by unit blocks).
 
     Measured interleaved on 2 threads (2026-12-03, float32, T = 64, against steps shared by unit blocks):
     config A (N = 32, H = 256) 1.4x faster for the tanh RNN, 1.17x GRU, 1.11x LSTM; config B (N = 64,
@@ -273,9 +272,9 @@ def row_parts(T, N, Hp, P, weight_bytes) -> int:
     about break even, 32 gain."""
     if getattr(_serial, "on", False) or not threadsafe_layer() or T * N * Hp * P < ROW_MACS:
         return 1
-    threads = thread_count()
     need = ROW_MIN_ROWS if weight_bytes <= ROW_WEIGHT_BYTES else ROW_MIN_ROWS_LARGE
-    return threads if threads >= 2 and N // threads >= need else 1
+    parts = min(thread_count(), N // need)                  # fewer threads rather than too few rows each
+    return parts if parts >= 2 else 1
 
 
 def pair_pays(kernel, T, N, H) -> bool:

@@ -171,18 +171,23 @@ def forward_rows(kind, Wp, Wx, b, b_hn, x, h, c, lengths, reverse, relu, y, chun
             rnn_forward(Wp, Wx, b, x[:, r0:r1], h[r0:r1], lengths[r0:r1], reverse, relu, y[:, r0:r1], chunks)
 
 
-def row_splits(lengths, parts: int) -> np.ndarray:
+@njit(**_JIT)
+def row_splits(lengths, parts):
     """``splits`` (parts + 1,): ``parts`` contiguous ranges of rows (each at least one) with about equal
     work, the steps they run: ``lengths`` (N,) in descending order, so a range of long sequences has fewer
-    rows than one of short ones."""
+    rows than one of short ones. Each boundary is the row boundary nearest an even share of the steps."""
     N = lengths.size
     parts = max(1, min(parts, N))
-    work = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])        # (N + 1,) steps before row n
-    goals = work[-1] * np.arange(parts + 1) / parts                         # (parts + 1,) even shares
-    above = np.minimum(np.searchsorted(work, goals, side="left"), N)        # first boundary at or past each
-    below = np.maximum(above - 1, 0)
-    splits = np.where(goals - work[below] < work[above] - goals, below, above)   # the nearer boundary
-    splits[0], splits[-1] = 0, N
-    for p in range(1, parts):                                               # at least one row each
-        splits[p] = min(max(splits[p], splits[p - 1] + 1), N - (parts - p))
-    return splits.astype(np.int64)
+    work = np.zeros(N + 1, np.int64)                                        # (N + 1,) steps before row n
+    for n in range(N):
+        work[n + 1] = work[n] + lengths[n]
+    splits = np.zeros(parts + 1, np.int64)
+    splits[parts] = N
+    n = 0
+    for p in range(1, parts):
+        goal = work[N] * p / parts
+        while n < N and work[n] < goal:                                     # first boundary at or past the goal
+            n += 1
+        cut = n - 1 if n > 0 and goal - work[n - 1] < work[n] - goal else n    # the nearer one
+        splits[p] = min(max(cut, splits[p - 1] + 1), N - (parts - p))     # at least one row each
+    return splits
