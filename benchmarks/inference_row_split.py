@@ -7,9 +7,10 @@ One layer, float32, no variable lengths, each cell (tanh RNN, GRU, LSTM) at the
 bench's configs (T, N, D, H). Per repeat the four are timed one after the other
 (``rnnkit.bench.timing.interleaved``, the bench's turns of 3 calls with the first
 untimed, so one side's spinning worker threads do not slow the next), so a machine
-whose speed drifts moves all four; medians are reported, with each rnnkit variant's speed against PyTorch's. The three rnnkit
-variants are the same loops (``rnnkit.kernels.inference_loops``) and must give
-identical outputs; the script checks that before timing. Speed is never
+whose speed drifts moves all four; medians are reported, with each rnnkit variant's speed against PyTorch's. ``rows`` and
+``one_thread`` run the loops of ``rnnkit.kernels.inference_loops`` (on ranges of rows,
+or once), ``units`` the steps shared by ``rnnkit.kernels.inference_threads``; all three
+must give identical outputs and final states, which the script checks before timing. Speed is never
 asserted in the tests: this is where it is measured.
 """
 
@@ -26,13 +27,17 @@ from rnnkit.io.atomic import check_outputs, write_json
 from rnnkit.kernels import inference
 from rnnkit.nn import GRU, LSTM, RNN
 
-VARIANTS = {"rows": (1 << 20, inference.THREADED_MACS), "units": (1 << 62, inference.THREADED_MACS),
-            "one_thread": (1 << 62, 1 << 62)}
-"""(ROW_MACS, THREADED_MACS) of each variant: rows as chosen by ``row_parts``, or never; steps shared or never."""
+NEVER = 1 << 62
+VARIANTS = {"rows": (None, None), "units": (NEVER, None), "one_thread": (NEVER, NEVER)}
+"""(ROW_MACS, THREADED_MACS) of each variant, None for the library's own setting: rows as ``row_parts``
+chooses or never; steps shared as ``thread_parts`` chooses or never."""
+DEFAULTS = (inference.ROW_MACS, inference.THREADED_MACS)
 
 
 def _variant(name):
-    inference.ROW_MACS, inference.THREADED_MACS = VARIANTS[name]
+    rows, steps = VARIANTS[name]
+    inference.ROW_MACS = DEFAULTS[0] if rows is None else rows
+    inference.THREADED_MACS = DEFAULTS[1] if steps is None else steps
 
 
 def run(configs, repeats, target_s):
@@ -49,8 +54,9 @@ def run(configs, repeats, target_s):
             outputs = {}
             for name in VARIANTS:
                 _variant(name)
-                outputs[name] = model.forward(x, need_cache=False)[0]
-            if not all(np.array_equal(outputs["one_thread"], y) for y in outputs.values()):
+                y, state, _ = model.forward(x, need_cache=False)
+                outputs[name] = [y] + list(state if isinstance(state, tuple) else (state,))
+            if not all(np.array_equal(a, b) for out in outputs.values() for a, b in zip(outputs["one_thread"], out)):
                 raise SystemExit(f"{config} {cell}: the variants' outputs differ; the loops are broken")
             def call(name):
                 def fn():
@@ -70,7 +76,6 @@ def run(configs, repeats, target_s):
             print(f"{config} {cell:8s} " + "  ".join(f"{k} {v * 1e3:8.3f} ms" for k, v in med.items())
                   + "  | vs torch: " + "  ".join(f"{k} {v:.2f}x" for k, v in row["speed_vs_torch"].items()),
                   flush=True)
-    _variant("rows")
     return rows
 
 
@@ -84,16 +89,20 @@ def main(argv=None):
     args = p.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
-    if unknown or args.threads < 1 or args.repeats < 1:
+    if unknown or args.threads < 1 or args.repeats < 1 or not args.seconds > 0:
         print(f"inference_row_split: error: --configs takes {', '.join(CONFIGS)} (got {args.configs}); --threads and "
-              "--repeats are >= 1", file=sys.stderr)
+              f"--repeats are >= 1 and --seconds > 0 (got {args.threads}, {args.repeats}, {args.seconds})",
+              file=sys.stderr)
         return 2
     if args.out:
         check_outputs({"--out": args.out})
     import torch
     rnnkit.set_threads(args.threads)
     torch.set_num_threads(args.threads)
-    rows = run(configs, args.repeats, args.seconds)
+    try:
+        rows = run(configs, args.repeats, args.seconds)
+    finally:
+        inference.ROW_MACS, inference.THREADED_MACS = DEFAULTS
     if args.out:
         write_json(args.out, {"threads": args.threads, "repeats": args.repeats, "dtype": "float32",
                               "seconds": args.seconds, "rows": rows}, what="--out")

@@ -85,13 +85,17 @@ def two_threads(Wp, h, T, kc, mode):
 
 
 def main(argv):
-    N, H, T = (int(v) for v in (argv + ["32", "256", "640"][len(argv):])[:3])
-    numba.set_num_threads(2)
     V = VECTOR_BYTES // 4
     GV = 4 * V
-    if H % (2 * GV):
-        print(f"inference_shared_state: error: H must be a multiple of {2 * GV} (got {H})", file=sys.stderr)
+    try:
+        N, H, T = (int(v) for v in (argv + ["32", "256", "640"][len(argv):])[:3])
+    except ValueError:
+        N = H = T = 0
+    if len(argv) > 3 or N < 1 or T < 1 or H < 2 * GV or H % (2 * GV):
+        print(f"inference_shared_state: error: arguments are N H T, whole numbers, N and T >= 1 and H a multiple "
+              f"of {2 * GV} (got {' '.join(argv)})", file=sys.stderr)
         return 2
+    numba.set_num_threads(2)
     rng = np.random.default_rng(0)
     Wp = (rng.standard_normal((H // GV, H, GV)) * (1.5 / np.sqrt(H))).astype(np.float32)   # no decay to denormals
     h = rng.standard_normal((N, H)).astype(np.float32)

@@ -138,6 +138,6 @@ def set_threads(n: Union[str, int, None] = "auto") -> Dict[str, Optional[int]]:
 
 
 def thread_budget() -> Optional[int]:
-    """The count of the last :func:`set_threads` (None before any): what the compiled loops that share
-    a step among numba's threads may use, also when numba was loaded after the setting."""
+    """The count of the last :func:`set_threads` (None before any): what the compiled inference loops
+    that split a batch's rows or share a step among numba's threads may use, also when numba was loaded after the setting."""
     return _setting["threads"]

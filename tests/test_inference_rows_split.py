@@ -84,6 +84,7 @@ def test_rows_split_with_one_thread_runs_the_ranges_one_after_the_other(monkeypa
     monkeypatch.setattr(inference, "row_parts", lambda *a: 1)
     monkeypatch.setattr(inference, "thread_parts", lambda *a: 1)
     want_y, want_s = inference.scan_forward("lstm", x, s0, *weights, lengths, False)
+    calls = _spy_rows(monkeypatch)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -91,6 +92,7 @@ def test_rows_split_with_one_thread_runs_the_ranges_one_after_the_other(monkeypa
         got_y, got_s = inference.scan_forward("lstm", x, s0, *weights, lengths, False)
     finally:
         numba.set_num_threads(before)
+    assert len(calls) == 1 and calls[0].size == 4
     np.testing.assert_array_equal(got_y, want_y)
     for g, w in zip(got_s, want_s):
         np.testing.assert_array_equal(g, w)
@@ -129,6 +131,11 @@ def test_row_ranges_share_the_steps_evenly():
     np.testing.assert_array_equal(split(np.array([30, 10, 10, 9, 5, 5, 5]), 2), [0, 2, 7])   # 40 | 34 steps
     np.testing.assert_array_equal(split(np.array([100, 1, 1]), 3), [0, 1, 2, 3])           # one row each at least
     np.testing.assert_array_equal(split(np.array([4]), 2), [0, 1])                        # fewer rows than threads
+    skewed = np.array([64, 8, 8, 8, 8, 8, 8, 8])
+    np.testing.assert_array_equal(split(skewed, 2), [0, 1, 8])            # 64 | 56 steps: one row alone
+    np.testing.assert_array_equal(split(skewed, 2, 4), [0, 4, 8])         # at least 4 rows each
+    np.testing.assert_array_equal(split(skewed, 3, 4), [0, 2, 4, 8])      # 8 // 3: at least 2 each
+    np.testing.assert_array_equal(split(np.array([5, 3, 0, 0]), 2), [0, 1, 4])             # lengths of 0
     rng = np.random.default_rng(0)
     for _ in range(50):
         lengths = np.sort(rng.integers(1, 200, rng.integers(2, 80)))[::-1]
@@ -137,6 +144,9 @@ def test_row_ranges_share_the_steps_evenly():
         assert s[0] == 0 and s[-1] == lengths.size and np.all(np.diff(s) >= 1)
         work = [lengths[a:b].sum() for a, b in zip(s[:-1], s[1:])]
         assert max(work) - min(work) <= 2 * lengths.max()              # within a row or two of even
+        s4 = split(lengths, parts, 4)
+        assert s4[0] == 0 and s4[-1] == lengths.size
+        assert np.all(np.diff(s4) >= max(1, min(4, lengths.size // parts)))
 
 
 def test_rows_are_split_when_each_thread_gets_enough_rows_for_the_weights_it_reads(monkeypatch):
@@ -185,3 +195,25 @@ def test_a_stack_at_config_a_splits_its_rows_and_equals_one_thread(monkeypatch):
     np.testing.assert_array_equal(got[0], want[0])
     for g, w in zip(got[1], want[1]):
         np.testing.assert_array_equal(g, w)
+
+
+def test_paired_directions_never_split_their_rows(monkeypatch):
+    """Both directions at once, one thread each (nn.directions under serial_steps): each runs the one-thread
+    loop, with a batch large enough that a direction alone would split its rows."""
+    from rnnkit.nn import GRU
+
+    monkeypatch.setitem(threads._setting, "threads", 2)
+    monkeypatch.setattr(inference, "thread_count", lambda: 2)
+    net = GRU(8, 48, bidirectional=True, dtype=np.float32, rng=0)
+    x = np.random.default_rng(3).standard_normal((30, 24, 8)).astype(np.float32)
+    calls = _spy_rows(monkeypatch)
+    monkeypatch.setattr(inference, "PAIR_MACS", 1)                        # always at once
+    monkeypatch.setattr(inference, "PAIR_STEP_MACS", 1 << 62)
+    paired = net.forward(x, need_cache=False)
+    assert calls == []
+    monkeypatch.setattr(inference, "PAIR_MACS", 1 << 62)                  # one after the other
+    alone = net.forward(x, need_cache=False)
+    assert len(calls) == (2 if inference.threadsafe_layer() else 0)
+    np.testing.assert_array_equal(paired[0], alone[0])
+    np.testing.assert_array_equal(paired[1], alone[1])
+

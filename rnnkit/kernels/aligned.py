@@ -25,7 +25,7 @@ LINE_BYTES = 64
 def aligned_empty(shape, dtype, align: int = LINE_BYTES) -> np.ndarray:
     """An uninitialised C-ordered array of ``shape`` whose data start on an ``align``-byte boundary."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+    shape = tuple(int(n) for n in shape) if hasattr(shape, "__len__") else (int(shape),)   # any sequence, or a size
     nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + align, np.uint8)
     start = -raw.ctypes.data % align

@@ -49,8 +49,6 @@ __all__ = ["KERNELS", "supports", "scan_forward"]
 
 KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 
-_JIT = dict(cache=True, error_model="numpy", nogil=True)
-
 
 def supports(kernel, dtype) -> bool:
     """Whether a plain cell with this ``fused_kernel`` and dtype has an inference loop here."""
@@ -165,8 +163,9 @@ def scan_forward(kernel, x, state0, W_ih, W_hh, b_ih, b_hh, lengths, reverse):
 
 
 THREADED_MACS = 1 << 19
-"""A step's recurrent product of at least this many multiply-adds (N * Hp * P) is shared among numba's
-threads (:mod:`rnnkit.kernels.inference_threads`); a smaller one runs on one thread, where the
+"""When the batch is not split by rows (:func:`row_parts` is 1), a step's recurrent product of at least
+this many multiply-adds (N * Hp * P) is shared among numba's threads by unit blocks
+(:mod:`rnnkit.kernels.inference_threads`); a smaller one runs on one thread, where the
 synchronisation at the end of each step would cost about what the second thread saves. Measured
 interleaved on 2 threads (2026-12-02): config D's LSTM (N * Hp * P = 2^20) and GRU (0.75 * 2^20) ran
 1.08-1.17x faster shared, its tanh RNN (2^18) 0.75-0.85x as fast, and config C (one sequence) slower
@@ -244,7 +243,8 @@ then needs a direction's whole W_hh in its cache where a shared step needs half.
 
 
 PAIR_STEP_MACS = 1 << 21
-"""Steps of at least this many multiply-adds (N * H * G*H) stay shared rather than paired."""
+"""Steps of at least this many multiply-adds (N * H * G*H) are not paired: each direction in turn then uses
+every thread (its rows split, :func:`row_parts`, or its steps shared, :func:`thread_parts`)."""
 
 
 ROW_MIN_ROWS = 4
@@ -264,17 +264,25 @@ def row_parts(T, N, Hp, P, weight_bytes) -> int:
     of the thread setting as get enough rows each for the weights they must read; 1 when fewer than two
     would (then :func:`thread_parts` decides whether the steps are shared by unit blocks).
 
-    Measured interleaved on 2 threads (2026-12-03, float32, T = 64, against steps shared by unit blocks):
-    config A (N = 32, H = 256) 1.4x faster for the tanh RNN, 1.17x GRU, 1.11x LSTM; config B (N = 64,
-    H = 512) 1.26x RNN, 1.05x GRU, 1.13x LSTM; config D (N = 16, H = 128; its RNN's steps were serial)
-    1.57x RNN, 1.5x GRU, 1.41x LSTM. Two rows a thread: the RNN still gains, the LSTM (1 MiB of panels)
-    loses 15%; with 4 MiB of panels (LSTM at H = 512, RNN at H = 1024) 8 rows a thread lose 7-10%, 16
-    about break even, 32 gain."""
+    Measured interleaved on 2 threads (2026-12-03, float32, one layer at the bench's configs, against steps
+    shared by unit blocks; ``benchmarks/results/inference_row_split_2threads.json``): config A (T = 64,
+    N = 32, H = 256) 1.40x faster for the tanh RNN, 1.16x GRU, 1.06x LSTM; config B (T = 100, N = 64,
+    H = 512) 1.11x RNN, 1.04x GRU, 0.89x LSTM (1.0x in an earlier run: at the sgemm ceiling either way);
+    config D (T = 200, N = 16, H = 128; its RNN's steps were serial) 1.61x RNN, 1.30x GRU, 1.35x LSTM.
+    Probes at T = 64 (in-process, not in the JSON): two rows a thread, the RNN still gains and the LSTM
+    (1 MiB of panels) loses 15%; with 4 MiB of panels (LSTM at H = 512, RNN at H = 1024) 8 rows a thread
+    lose 7-10%, 16 about break even. :func:`rnnkit.kernels.inference_loops.row_splits` keeps every range at
+    :func:`row_need` rows or more, so the rule holds for the ranges actually run."""
     if getattr(_serial, "on", False) or not threadsafe_layer() or T * N * Hp * P < ROW_MACS:
         return 1
-    need = ROW_MIN_ROWS if weight_bytes <= ROW_WEIGHT_BYTES else ROW_MIN_ROWS_LARGE
-    parts = min(thread_count(), N // need)                  # fewer threads rather than too few rows each
+    parts = min(thread_count(), N // row_need(weight_bytes))    # fewer threads rather than too few rows each
     return parts if parts >= 2 else 1
+
+
+def row_need(weight_bytes) -> int:
+    """Rows each thread needs when the batch is split by rows and every thread reads ``weight_bytes`` of
+    panels at every step: :data:`ROW_MIN_ROWS`, or :data:`ROW_MIN_ROWS_LARGE` above :data:`ROW_WEIGHT_BYTES`."""
+    return ROW_MIN_ROWS if weight_bytes <= ROW_WEIGHT_BYTES else ROW_MIN_ROWS_LARGE
 
 
 def pair_pays(kernel, T, N, H) -> bool:
@@ -327,7 +335,7 @@ def _run_rows(kernel, Wp, Wx, b_p, b_hh, x, h, state0, lens, reverse, chunks, H,
     """:func:`_run` with the batch's rows split among ``parts`` threads."""
     dtype = x.dtype
     N = x.shape[1]
-    splits = inference_loops.row_splits(lens, parts)
+    splits = inference_loops.row_splits(lens, parts, row_need(Wp.nbytes))
     c = np.zeros((N, Hp) if kernel == "lstm" else (N, 0), dtype)          # (N, Hp) the LSTM's cell state
     b_hn = np.zeros(Hp, dtype)
     if kernel == "lstm":

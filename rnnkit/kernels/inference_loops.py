@@ -172,12 +172,15 @@ def forward_rows(kind, Wp, Wx, b, b_hn, x, h, c, lengths, reverse, relu, y, chun
 
 
 @njit(**_JIT)
-def row_splits(lengths, parts):
-    """``splits`` (parts + 1,): ``parts`` contiguous ranges of rows (each at least one) with about equal
-    work, the steps they run: ``lengths`` (N,) in descending order, so a range of long sequences has fewer
-    rows than one of short ones. Each boundary is the row boundary nearest an even share of the steps."""
+def row_splits(lengths, parts, min_rows=1):
+    """``splits`` (parts + 1,): ``parts`` contiguous ranges of rows with about equal work, the steps they run,
+    and each at least ``min_rows`` rows (``N // parts`` when there are fewer, and at least one). ``lengths`` (N,) in
+    descending order, so a range of long sequences has fewer rows than one of short ones, but never fewer
+    than ``min_rows``: every step costs a thread a read of all of W_hh, whatever its rows. Each boundary is
+    the row boundary nearest an even share of the steps, then moved to respect the minimum."""
     N = lengths.size
     parts = max(1, min(parts, N))
+    least = max(1, min(min_rows, N // parts))
     work = np.zeros(N + 1, np.int64)                                        # (N + 1,) steps before row n
     for n in range(N):
         work[n + 1] = work[n] + lengths[n]
@@ -189,5 +192,5 @@ def row_splits(lengths, parts):
         while n < N and work[n] < goal:                                     # first boundary at or past the goal
             n += 1
         cut = n - 1 if n > 0 and goal - work[n - 1] < work[n] - goal else n    # the nearer one
-        splits[p] = min(max(cut, splits[p - 1] + 1), N - (parts - p))     # at least one row each
+        splits[p] = min(max(cut, splits[p - 1] + least), N - (parts - p) * least)
     return splits

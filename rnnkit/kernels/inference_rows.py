@@ -152,7 +152,7 @@ def stage_inputs(x, lengths, t, XB, first, steps, offsets):
     """Copy the active rows of the block of ``steps`` steps holding t into ``XB`` (rows, D + 1), when t
     starts a block other than ``first``; ``offsets`` (steps + 1,) where each step's rows start.
     Returns ``(first step of the block, rows copied or -1 when the block was already staged)``
-    (the threads then compute the block's input products, :func:`rnnkit.kernels.inference.step_inputs`)."""
+    (the threads then compute the block's input products, :func:`rnnkit.kernels.inference_loops.step_inputs`)."""
     T, N, D = x.shape
     start = (t // steps) * steps
     if start == first:

@@ -81,7 +81,7 @@ def _part_step(kind, q, Wp, Wx, b_hn, x, c, lengths, relu, y, chunks, bounds, t,
 
 @njit(parallel=True, **_JIT)
 def forward(kind, Wp, Wx, b_hn, x, h, c, lengths, reverse, relu, y, chunks, bounds):
-    """All T steps with each step's blocks split by ``bounds``: :func:`rnnkit.kernels.inference.lstm_forward`
+    """All T steps with each step's blocks split by ``bounds``: :func:`rnnkit.kernels.inference_loops.lstm_forward`
     (``kind`` LSTM, ``c`` (N, Hp) the cell state), ``gru_forward`` (GRU, ``b_hn`` (Hp,)) and ``rnn_forward``
     (RNN, ``relu``); the arguments a kind does not use may be any array of the dtype.
     ``h`` (and ``c``) hold the initial state and end as the final one."""
