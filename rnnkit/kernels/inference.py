@@ -293,57 +293,35 @@ def pair_pays(kernel, T, N, H) -> bool:
 
 
 def _run(kernel, Wp, Wx, b_p, b_hh, x, state0, lens, reverse, chunks, H, Hp):
+    """``(y (T, N, H), state_T)`` from the packed weights: the batch's rows split among threads
+    (:func:`row_parts`), else each step shared by unit blocks (:func:`thread_parts`), else one thread."""
     T, N = x.shape[:2]
     dtype = x.dtype
+    P = b_p.size
     y = aligned_empty((T, N, H), dtype)                                    # (T, N, H)
     h = np.zeros((N, Hp), dtype)                                           # (N, Hp) padded layout
     h[:, :H] = state0[0]
-    P = b_p.size
-    rows = row_parts(T, N, Hp, P, Wp.nbytes)
-    if rows > 1:
-        return _run_rows(kernel, Wp, Wx, b_p, b_hh, x, h, state0, lens, reverse, chunks, H, Hp, y, rows)
-    parts = thread_parts(N, Hp, P, Wp.shape[0])
-    bounds = inference_threads.split_blocks(Wp.shape[0], parts) if parts > 1 else None
-    if kernel == "gru":
-        b_hn = np.zeros(Hp, dtype)
-        b_hn[:H] = b_hh[2 * H:]
-        if bounds is None:
-            gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
-        else:
-            inference_threads.forward(inference_threads.GRU, Wp, Wx, b_hn, x, h, h[:0], lens, reverse, False, y,
-                                      chunks, bounds)
-        return y, (np.ascontiguousarray(h[:, :H]),)
-    if kernel == "lstm":
-        c = np.zeros((N, Hp), dtype)
-        c[:, :H] = state0[1]
-        if bounds is None:
-            lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
-        else:
-            inference_threads.forward(inference_threads.LSTM, Wp, Wx, b_p, x, h, c, lens, reverse, False, y,
-                                      chunks, bounds)
-        return y, (np.ascontiguousarray(h[:, :H]), np.ascontiguousarray(c[:, :H]))
-    relu = kernel == "rnn_relu"
-    if bounds is None:
-        rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks)
-    else:
-        inference_threads.forward(inference_threads.RNN, Wp, Wx, b_p, x, h, h[:0], lens, reverse, relu, y,
-                                  chunks, bounds)
-    return y, (np.ascontiguousarray(h[:, :H]),)
-
-
-def _run_rows(kernel, Wp, Wx, b_p, b_hh, x, h, state0, lens, reverse, chunks, H, Hp, y, parts):
-    """:func:`_run` with the batch's rows split among ``parts`` threads."""
-    dtype = x.dtype
-    N = x.shape[1]
-    splits = inference_loops.row_splits(lens, parts, row_need(Wp.nbytes))
     c = np.zeros((N, Hp) if kernel == "lstm" else (N, 0), dtype)          # (N, Hp) the LSTM's cell state
-    b_hn = np.zeros(Hp, dtype)
+    b_hn = np.zeros(Hp, dtype)                                             # (Hp,) the GRU's b_hn
     if kernel == "lstm":
         c[:, :H] = state0[1]
     elif kernel == "gru":
         b_hn[:H] = b_hh[2 * H:]
-    kind = {"lstm": inference_loops.LSTM, "gru": inference_loops.GRU}.get(kernel, inference_loops.RNN)
-    inference_loops.forward_rows(kind, Wp, Wx, b_p, b_hn, x, h, c, lens, reverse, kernel == "rnn_relu", y, chunks,
-                                 splits)
+    relu = kernel == "rnn_relu"
+    kind = {"lstm": inference_threads.LSTM, "gru": inference_threads.GRU}.get(kernel, inference_threads.RNN)
+    rows = row_parts(T, N, Hp, P, Wp.nbytes)
+    parts = 1 if rows > 1 else thread_parts(N, Hp, P, Wp.shape[0])
+    if rows > 1:
+        splits = inference_loops.row_splits(lens, rows, row_need(Wp.nbytes))
+        inference_loops.forward_rows(kind, Wp, Wx, b_p, b_hn, x, h, c, lens, reverse, relu, y, chunks, splits)
+    elif parts > 1:
+        inference_threads.forward(kind, Wp, Wx, b_hn if kernel == "gru" else b_p, x, h, c, lens, reverse, relu, y,
+                                  chunks, inference_threads.split_blocks(Wp.shape[0], parts))
+    elif kernel == "lstm":
+        lstm_forward(Wp, Wx, b_p, x, h, c, lens, reverse, y, chunks)
+    elif kernel == "gru":
+        gru_forward(Wp, Wx, b_p, b_hn, x, h, lens, reverse, y, chunks)
+    else:
+        rnn_forward(Wp, Wx, b_p, x, h, lens, reverse, relu, y, chunks)
     state = (np.ascontiguousarray(h[:, :H]),)
     return y, state + ((np.ascontiguousarray(c[:, :H]),) if kernel == "lstm" else ())

@@ -27,6 +27,7 @@ from numba import njit, prange
 
 from .inference_rows import (active_rows, copy_units, direct_output, gru_gates, keep_units, loop_buffers, lstm_gates,
                              rnn_gates, stage_inputs)
+from .inference_threads import GRU, LSTM, RNN     # the ``kind`` of forward_rows, as of the threaded loop
 from .microgemm import VECTOR_BYTES, panel_product
 
 __all__ = ["step_inputs", "lstm_forward", "gru_forward", "rnn_forward", "forward_rows", "row_splits",
@@ -34,8 +35,6 @@ __all__ = ["step_inputs", "lstm_forward", "gru_forward", "rnn_forward", "forward
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
-LSTM, GRU, RNN = 0, 1, 2
-"""The ``kind`` argument of :func:`forward_rows`."""
 
 
 @njit(**_JIT)
