@@ -143,7 +143,7 @@ def _charlm_case(c: CharLMCase, cp, dev, torch, tdev, seed=0):
         loss = torch.nn.functional.cross_entropy(twin.head(h).reshape(-1, c.vocab), ttargets.reshape(-1))
         loss.backward()
         topt.step()
-        float(loss)                                                   # the same read-back as rnnkit's
+        loss.item()                                                   # the same read-back as rnnkit's
         torch.cuda.synchronize(tdev)
 
     return ours, theirs

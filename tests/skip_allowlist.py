@@ -24,4 +24,7 @@ ALLOWED_SKIPS = {
     # CuPy and a GPU are in no test environment of this project (CI has neither; the gpu extra is not in
     # `test`). The kernels' C source is still checked on the host, element by element, by the test beside it.
     "tests/test_cupy_cells.py::test_fused_kernels_on_the_gpu_equal_the_reference_cells": "no GPU/CuPy on this machine",
+    # The whole engine and the char LM on a real GPU (CuPy, and PyTorch on CUDA for parity); the same
+    # array-API code runs without a GPU in test_array_api_engine.py and test_charlm_device.py (array-api-strict).
+    "tests/test_gpu.py": "no GPU/CuPy on this machine",
 }

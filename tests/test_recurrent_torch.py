@@ -13,11 +13,12 @@ from helpers import torch_twin
 from recurrent_cases import GRID, GRID_IDS, as_tuple, make_case, make_layer
 
 
-def run_torch(t, x, state, lengths, dy, d_state, batch_first=False):
-    xt = torch.tensor(x, requires_grad=True)
+def run_torch(t, x, state, lengths, dy, d_state, batch_first=False, device="cpu"):
+    """The twin ``t`` (on ``device``) forward and backward: (y, final state, dx, d_state0, grads) as NumPy."""
+    xt = torch.tensor(x, requires_grad=True, device=device)
     st = None
     if state is not None:
-        st = tuple(torch.tensor(s, requires_grad=True) for s in as_tuple(state))
+        st = tuple(torch.tensor(s, requires_grad=True, device=device) for s in as_tuple(state))
     arg = None if st is None else (st if len(st) == 2 else st[0])
     if lengths is not None:
         packed = torch.nn.utils.rnn.pack_padded_sequence(
@@ -28,11 +29,13 @@ def run_torch(t, x, state, lengths, dy, d_state, batch_first=False):
     else:
         y, sn = t(xt, arg)
     sn = sn if isinstance(sn, tuple) else (sn,)
-    loss = (y * torch.tensor(dy)).sum() + sum((s * torch.tensor(d)).sum() for s, d in zip(sn, as_tuple(d_state)))
+    loss = (y * torch.tensor(dy, device=device)).sum() + sum((s * torch.tensor(d, device=device)).sum()
+                                                             for s, d in zip(sn, as_tuple(d_state)))
     loss.backward()
-    grads = {n: p.grad.numpy() for n, p in t.named_parameters()}
-    d_state0 = None if st is None else tuple(s.grad.numpy() for s in st)
-    return y.detach().numpy(), tuple(s.detach().numpy() for s in sn), xt.grad.numpy(), d_state0, grads
+    host = lambda a: a.detach().cpu().numpy()
+    grads = {n: host(p.grad) for n, p in t.named_parameters()}
+    d_state0 = None if st is None else tuple(host(s.grad) for s in st)
+    return host(y), tuple(host(s) for s in sn), host(xt.grad), d_state0, grads
 
 
 def compare(layer, x, state, lengths, dy, d_state, rtol, atol):
