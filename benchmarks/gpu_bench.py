@@ -1,12 +1,15 @@
 """rnnkit on CuPy against PyTorch on CUDA: training steps of configs A-D and of the char LM, float32, on one GPU.
 
     python benchmarks/gpu_bench.py [--out benchmarks/results/gpu_bench.json] [--rounds 30] [--device cuda:0]
+                                   [--configs A B C D L XL] [--modes train inference]
 
 Cases (sizes from :mod:`rnnkit.bench.cases` and :mod:`rnnkit.bench.charlm_case`):
 
 - configs A-D (T, N, I, H) for each cell (lstm, gru, rnn), one layer, one direction: a training step is the
   forward pass and the backward pass down to the input (weight gradients included), from the same
-  weights, input and upstream gradient on both sides;
+  weights, input and upstream gradient on both sides; an inference pass (``--modes inference``) is the forward
+  pass alone, keeping nothing for a backward (rnnkit ``need_cache=False``, PyTorch ``inference_mode``);
+- larger shapes L (64, 256, 512, 1024) and XL (64, 1024, 1024, 2048), where a GPU's width starts to pay;
 - the char LM (embedding 65 x 64, 2-layer LSTM 256, linear head, T 64, N 32): forward, cross-entropy,
   backward and an Adam update.
 
@@ -35,6 +38,8 @@ from rnnkit.io.atomic import check_outputs, write_json
 from rnnkit.nn.xp import resolve_device, to_device
 
 CELLS = {"lstm": ("LSTM", "LSTM"), "gru": ("GRU", "GRU"), "rnn": ("RNN_TANH", "RNN")}
+# sizes past the CPU table's, where a GPU's width starts to count: (T, N, I, H)
+LARGE = {"L": (64, 256, 512, 1024), "XL": (64, 1024, 1024, 2048)}
 
 
 def _fail(message: str) -> None:
@@ -62,8 +67,9 @@ def _setup(device: str):
     return cp, dev, torch, torch.device(f"cuda:{dev.id}")
 
 
-def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, seed=0):
-    """Closures for one training step on each side, same weights, input and upstream gradient."""
+def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0):
+    """Closures for one training step (or one inference pass: forward only, nothing kept for a backward) on
+    each side, same weights, input and upstream gradient."""
     from rnnkit.nn import Recurrent
 
     mode, torch_name = CELLS[cell]
@@ -92,7 +98,16 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, seed=0):
         y.backward(tdy)
         torch.cuda.synchronize(tdev)
 
-    return ours, theirs
+    def ours_inference():
+        layer.forward(x, need_cache=False)
+        dev.synchronize()
+
+    def theirs_inference():
+        with torch.inference_mode():
+            twin(tx)
+        torch.cuda.synchronize(tdev)
+
+    return (ours, theirs) if mode == "train" else (ours_inference, theirs_inference)
 
 
 def _charlm_case(c: CharLMCase, cp, dev, torch, tdev, seed=0):
@@ -161,7 +176,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=30, help="timed rounds per case (medians reported)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cuda", help="cuda or cuda:K")
-    ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS) + sorted(LARGE),
+                    help=f"the speed table's A-D, and larger shapes {LARGE} (T, N, I, H)")
+    ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "inference"])
     ap.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     args = ap.parse_args(argv)
     try:
@@ -173,9 +190,10 @@ def main(argv=None) -> int:
     cases = {}
     with dev:
         for name in args.configs:
-            T, N, I, H = CONFIGS[name]
+            T, N, I, H = {**CONFIGS, **LARGE}[name]
             for cell in args.cells:
-                cases[f"{name} {cell} train"] = _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev)
+                for mode in args.modes:
+                    cases[f"{name} {cell} {mode}"] = _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode)
         cases["charlm train step"] = _charlm_case(CharLMCase(), cp, dev, torch, tdev)
         for ours, theirs in cases.values():                           # compile kernels, fill caches
             for _ in range(args.warmup):
@@ -190,7 +208,7 @@ def main(argv=None) -> int:
     props = cp.cuda.runtime.getDeviceProperties(dev.id)
     gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     rows = []
-    print(f"{gpu}, float32, median of {args.rounds} interleaved rounds (ms per training step)")
+    print(f"{gpu}, float32, median of {args.rounds} interleaved rounds (ms per training step or inference pass)")
     print(f"{'case':24s} {'rnnkit':>10s} {'torch':>10s} {'ratio':>7s}")
     for k, t in times.items():
         ours_ms, theirs_ms = 1000 * float(np.median(t["rnnkit"])), 1000 * float(np.median(t["torch"]))
@@ -198,8 +216,8 @@ def main(argv=None) -> int:
         print(f"{k:24s} {ours_ms:10.3f} {theirs_ms:10.3f} {ours_ms / theirs_ms:7.2f}")
     write_json(args.out, {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": gpu, "dtype": "float32", "rounds": args.rounds, "warmup": args.warmup,
-        "cupy": cp.__version__, "torch": torch.__version__, "configs": {k: CONFIGS[k] for k in args.configs},
+        "device": gpu, "dtype": "float32", "rounds": args.rounds, "warmup": args.warmup, "modes": args.modes,
+        "cupy": cp.__version__, "torch": torch.__version__, "configs": {k: {**CONFIGS, **LARGE}[k] for k in args.configs},
         "charlm": CharLMCase().as_dict(), "results": rows})
     print(f"wrote {args.out}")
     return 0

@@ -240,8 +240,12 @@ def scatter_add_rows(xp, target, ids, values):
         return target
     name = type(target).__module__
     if name.startswith("cupy"):
-        import cupyx
-        cupyx.scatter_add(target, ids, values)
+        import cupy
+        if hasattr(cupy.add, "at"):                  # CuPy >= 13; cupyx.scatter_add is deprecated there
+            cupy.add.at(target, ids, values)
+        else:
+            import cupyx
+            cupyx.scatter_add(target, ids, values)
         return target
     V = target.shape[0]
     onehot = xp.astype(xp.reshape(ids, (-1, 1)) == xp.reshape(xp.arange(V, device=device_of(target)), (1, -1)),
