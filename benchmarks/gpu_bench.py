@@ -47,8 +47,14 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _setup(device: str):
-    """(cupy, cupy device, torch, torch device) or a one-line exit naming what is missing."""
+def _setup(device: str, tf32: bool = False):
+    """(cupy, cupy device, torch, torch device) or a one-line exit naming what is missing.
+
+    ``tf32``: both sides multiply on the tensor cores in TF32 (CuPy's ``CUPY_TF32``, read when CuPy loads;
+    PyTorch's cuDNN and cuBLAS switches); else both in strict float32. PyTorch's own default is TF32 in
+    cuDNN (its RNNs) and float32 in cuBLAS, CuPy's float32 everywhere: left alone they would not compute
+    the same thing."""
+    os.environ["CUPY_TF32"] = "1" if tf32 else "0"
     if not device.startswith("cuda"):
         _fail(f"--device {device}: this benchmark compares GPUs; give cuda or cuda:K (rnnkit bench times the CPU)")
     try:
@@ -61,6 +67,8 @@ def _setup(device: str):
         _fail("PyTorch is not installed; the comparison needs torch with CUDA")
     if not torch.cuda.is_available():
         _fail(f"PyTorch {torch.__version__} sees no CUDA device (a CPU-only build?); install a CUDA build of torch")
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     from rnnkit.nn.module import Module
     if not hasattr(Module, "to"):
         _fail("this rnnkit cannot move a network to a device yet (Module.to: the array API engine core)")
@@ -72,9 +80,9 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0
     each side, same weights, input and upstream gradient."""
     from rnnkit.nn import Recurrent
 
-    mode, torch_name = CELLS[cell]
+    cell_mode, torch_name = CELLS[cell]
     rng = np.random.default_rng(seed)
-    layer = Recurrent(mode, I, H, 1, dtype=np.float32, rng=seed)
+    layer = Recurrent(cell_mode, I, H, 1, dtype=np.float32, rng=seed)
     x_h = rng.standard_normal((T, N, I)).astype(np.float32)           # (T, N, I)
     dy_h = rng.standard_normal((T, N, H)).astype(np.float32)          # (T, N, H)
     twin = getattr(torch.nn, torch_name)(I, H, 1)
@@ -107,6 +115,8 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0
             twin(tx)
         torch.cuda.synchronize(tdev)
 
+    if mode not in ("train", "inference"):
+        raise ValueError(f"mode: expected 'train' or 'inference', got {mode!r}")
     return (ours, theirs) if mode == "train" else (ours_inference, theirs_inference)
 
 
@@ -179,13 +189,15 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS) + sorted(LARGE),
                     help=f"the speed table's A-D, and larger shapes {LARGE} (T, N, I, H)")
     ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "inference"])
+    ap.add_argument("--tf32", action="store_true",
+                    help="both sides in TF32 on the tensor cores (default: both in strict float32)")
     ap.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     args = ap.parse_args(argv)
     try:
         check_outputs({"--out": args.out})
     except RnnkitError as e:
         _fail(str(e))
-    cp, dev, torch, tdev = _setup(args.device)
+    cp, dev, torch, tdev = _setup(args.device, args.tf32)
 
     cases = {}
     with dev:
@@ -208,7 +220,8 @@ def main(argv=None) -> int:
     props = cp.cuda.runtime.getDeviceProperties(dev.id)
     gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     rows = []
-    print(f"{gpu}, float32, median of {args.rounds} interleaved rounds (ms per training step or inference pass)")
+    print(f"{gpu}, float32{' (TF32 products)' if args.tf32 else ''}, median of {args.rounds} interleaved rounds "
+          "(ms per training step or inference pass)")
     print(f"{'case':24s} {'rnnkit':>10s} {'torch':>10s} {'ratio':>7s}")
     for k, t in times.items():
         ours_ms, theirs_ms = 1000 * float(np.median(t["rnnkit"])), 1000 * float(np.median(t["torch"]))
@@ -216,8 +229,10 @@ def main(argv=None) -> int:
         print(f"{k:24s} {ours_ms:10.3f} {theirs_ms:10.3f} {ours_ms / theirs_ms:7.2f}")
     write_json(args.out, {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": gpu, "dtype": "float32", "rounds": args.rounds, "warmup": args.warmup, "modes": args.modes,
-        "cupy": cp.__version__, "torch": torch.__version__, "configs": {k: {**CONFIGS, **LARGE}[k] for k in args.configs},
+        "device": gpu, "dtype": "float32", "tf32": args.tf32, "rounds": args.rounds, "warmup": args.warmup,
+        "modes": args.modes,
+        "cupy": cp.__version__, "torch": torch.__version__,
+        "configs": {k: {**CONFIGS, **LARGE}[k] for k in args.configs},
         "charlm": CharLMCase().as_dict(), "results": rows})
     print(f"wrote {args.out}")
     return 0
