@@ -184,3 +184,64 @@ def test_float32_training_step_on_the_gpu_is_close_to_float64():
     np.testing.assert_allclose(cp.asnumpy(dx32), dx64, rtol=1e-3, atol=1e-4)
     for (name, p), (_, q) in zip(ref.named_parameters(), gpu.named_parameters()):
         np.testing.assert_allclose(cp.asnumpy(q.grad), p.grad, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+# -- the inference pass replayed from a CUDA graph ------------------------------------------------------------
+def _random_like(state, rng):
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(_to(rng.standard_normal(s.shape)) for s in state)
+    return _to(rng.standard_normal(state.shape))
+
+
+@pytest.mark.parametrize("given_state", [False, True], ids=["zero", "h0"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_graphed_inference_replays_the_eager_pass(kind, given_state):
+    from rnnkit.kernels.cuda_graph import GraphedInference
+    layer, x, state, lengths, _, _ = make_case(kind, 2, True, True, given_state, T=6, N=4, D=5, H=7)
+    layer.to("cuda").eval()
+    graphed = GraphedInference(layer)
+    rng = np.random.default_rng(3)
+
+    def check(xk, sk):
+        y, s = graphed(xk, sk)
+        y_ref, s_ref, _ = layer.forward(xk, sk, need_cache=False)
+        _close(y, _host(y_ref), "output", rtol=1e-13, atol=1e-14)
+        _close(s, _host(s_ref), "final state", rtol=1e-13, atol=1e-14)
+        return y
+
+    y = check(_to(x), _to(state))
+    for _ in range(2):                                  # new numbers in the same buffers
+        check(_to(rng.standard_normal(x.shape)), _random_like(state, rng))
+    assert graphed.failures == {}
+    assert (graphed.captures, graphed.replays, graphed.eager_calls) == (1, 3, 0)
+    kept = _host(y)
+    graphed(_to(rng.standard_normal(x.shape)), _random_like(state, rng))
+    np.testing.assert_array_equal(_host(y), kept)      # a result is the caller's: later replays leave it alone
+    for p in layer.parameters():                       # weights changed in place: the next replay reads them
+        p.data *= 0.5
+    check(_to(x), _to(state))
+    assert graphed.captures == 1
+    p = next(iter(layer.parameters()))                 # a parameter's array replaced: recorded anew
+    p.data = p.data * 1.5
+    check(_to(x), _to(state))
+    assert graphed.captures == 2 and graphed.failures == {}
+    y, s = graphed(_to(x), _to(state), lengths)        # variable lengths: eagerly
+    y_ref, s_ref, _ = layer.forward(_to(x), _to(state), lengths, need_cache=False)
+    _close(y, _host(y_ref), "output with lengths", rtol=0, atol=0)
+    assert graphed.eager_calls == 1
+
+
+def test_graphed_inference_keeps_one_graph_per_shape_up_to_max_graphs():
+    from rnnkit.kernels.cuda_graph import GraphedInference
+    from rnnkit.nn import LSTM
+    layer = LSTM(5, 8, num_layers=1, dtype=np.float32, rng=0).to("cuda").eval()
+    graphed = GraphedInference(layer, max_graphs=2)
+    rng = np.random.default_rng(0)
+    for T in (3, 4, 5, 3):                             # 3 and 4 recorded, 5 evicts 3, 3 again is recorded anew
+        x = cp.asarray(rng.standard_normal((T, 2, 5)), dtype=cp.float32)
+        y, _ = graphed(x)
+        y_ref, _, _ = layer.forward(x, need_cache=False)
+        np.testing.assert_allclose(_host(y), _host(y_ref), rtol=1e-6, atol=1e-6)
+    assert graphed.captures == 4 and len(graphed._graphs) == 2 and graphed.failures == {}
