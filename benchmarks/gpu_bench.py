@@ -1,16 +1,14 @@
 """rnnkit on CuPy against PyTorch on CUDA: training steps of configs A-D and of the char LM, float32, on one GPU.
 
     python benchmarks/gpu_bench.py [--out benchmarks/results/gpu_bench.json] [--rounds 30] [--device cuda:0]
-                                   [--configs A B C D L XL] [--modes train inference graph]
+                                   [--configs A B C D L XL] [--modes train inference]
 
 Cases (sizes from :mod:`rnnkit.bench.cases` and :mod:`rnnkit.bench.charlm_case`):
 
 - configs A-D (T, N, I, H) for each cell (lstm, gru, rnn), one layer, one direction: a training step is the
   forward pass and the backward pass down to the input (weight gradients included), from the same
   weights, input and upstream gradient on both sides; an inference pass (``--modes inference``) is the forward
-  pass alone, keeping nothing for a backward (rnnkit ``need_cache=False``, PyTorch ``inference_mode``), and
-  ``--modes graph`` the same rnnkit pass replayed from a CUDA graph (:class:`rnnkit.kernels.cuda_graph.GraphedInference`)
-  against the same PyTorch pass;
+  pass alone, keeping nothing for a backward (rnnkit ``need_cache=False``, PyTorch ``inference_mode``);
 - larger shapes L (64, 256, 512, 1024) and XL (64, 1024, 1024, 2048), where a GPU's width starts to pay;
 - the char LM (embedding 65 x 64, 2-layer LSTM 256, linear head, T 64, N 32): forward, cross-entropy,
   backward and an Adam update.
@@ -37,12 +35,9 @@ from rnnkit.bench.cases import CONFIGS
 from rnnkit.bench.charlm_case import CharLMCase
 from rnnkit.errors import RnnkitError
 from rnnkit.io.atomic import check_outputs, write_json
-from rnnkit.kernels.cuda_graph import GraphedInference
 from rnnkit.nn.xp import resolve_device, to_device
 
 CELLS = {"lstm": ("LSTM", "LSTM"), "gru": ("GRU", "GRU"), "rnn": ("RNN_TANH", "RNN")}
-# a training step; an inference pass; the same pass replayed from a CUDA graph (rnnkit.kernels.cuda_graph)
-MODES = ("train", "inference", "graph")
 # sizes past the CPU table's, where a GPU's width starts to count: (T, N, I, H)
 LARGE = {"L": (64, 256, 512, 1024), "XL": (64, 1024, 1024, 2048)}
 
@@ -115,21 +110,14 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0
         layer.forward(x, need_cache=False)
         dev.synchronize()
 
-    graphed = GraphedInference(layer)
-
-    def ours_graph():
-        graphed(x)
-        dev.synchronize()
-
     def theirs_inference():
         with torch.inference_mode():
             twin(tx)
         torch.cuda.synchronize(tdev)
 
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    return {"train": (ours, theirs), "inference": (ours_inference, theirs_inference),
-            "graph": (ours_graph, theirs_inference)}[mode]
+    if mode not in ("train", "inference"):
+        raise ValueError(f"mode: expected 'train' or 'inference', got {mode!r}")
+    return (ours, theirs) if mode == "train" else (ours_inference, theirs_inference)
 
 
 def _charlm_case(c: CharLMCase, cp, dev, torch, tdev, seed=0):
@@ -200,7 +188,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda", help="cuda or cuda:K")
     ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS) + sorted(LARGE),
                     help=f"the speed table's A-D, and larger shapes {LARGE} (T, N, I, H)")
-    ap.add_argument("--modes", nargs="+", default=["train"], choices=MODES)
+    ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "inference"])
     ap.add_argument("--tf32", action="store_true",
                     help="both sides in TF32 on the tensor cores (default: both in strict float32)")
     ap.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
