@@ -121,6 +121,20 @@ def test_a_padded_batch_is_sorted_once_per_stack_and_returned_in_the_callers_ord
         _close(got_y, want_y, np.float64)
         for g, w in zip(got_s if kind == "lstm" else (got_s,), want_s if kind == "lstm" else (want_s,)):
             _close(g, w, np.float64)
+            assert g.flags.c_contiguous                                   # not x[:, order]'s batch-major layout
+        assert got_y.flags.c_contiguous or batch_first                    # batch_first returns a (N, T, .) view
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_permuted_in_place_equal_numpy_take(dtype):
+    from rnnkit.kernels.primitives import permute_rows_inplace
+    rng = np.random.default_rng(5)
+    for N in (1, 2, 7):
+        a = rng.standard_normal((4, N, 9)).astype(dtype)
+        back = rng.permutation(N)
+        want = np.take(a, back, axis=1)
+        permute_rows_inplace(a, back)
+        np.testing.assert_array_equal(a, want)
 
 
 @pytest.mark.parametrize("parts", [2, 3])

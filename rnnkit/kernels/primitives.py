@@ -26,7 +26,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
+__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "permute_rows_inplace", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
            "loop_sizes", "double_buffer", "write_output", "read_output_grad"]
 
 _CLAMP = np.float32(7.90531110763549805)
@@ -144,6 +144,23 @@ def transpose_into(dst, src):
     for i in range(A):
         for j in range(B):
             dst[i, j] = src[j, i]
+
+
+@njit(**_JIT)
+def permute_rows_inplace(a, back):
+    """``a[t, i] = a[t, back[i]]`` for every step t and row i, in place: a (T, N, F) batch put back in the
+    caller's order through one (N, F) block of scratch, instead of a second (T, N, F) array (whose fresh
+    pages cost more than the copy on a machine that returns freed memory to the system)."""
+    T, N, F = a.shape
+    tmp = np.empty((N, F), a.dtype)
+    for t in range(T):
+        for i in range(N):
+            src = back[i]
+            for f in range(F):
+                tmp[i, f] = a[t, src, f]
+        for i in range(N):
+            for f in range(F):
+                a[t, i, f] = tmp[i, f]
 
 
 @njit(**_JIT)

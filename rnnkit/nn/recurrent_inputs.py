@@ -25,6 +25,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ShapeError
+from ..kernels.backend import fused_scan_module
 from .xp import check_same_device, device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, to_host
 
 __all__ = ["RecurrentInputs"]
@@ -119,23 +120,31 @@ class RecurrentInputs:
         For inference without random masks: the compiled loops run the live rows of each step as a prefix
         and sort every layer and direction's input otherwise (a (T, N, K*H) copy in, another out, per
         scan); sorting once for the whole stack leaves them in order. ``back`` restores the caller's order
-        (:meth:`_caller_order`)."""
+        (:meth:`_caller_order`). ``np.take`` keeps the copies C-contiguous (``x[:, order]`` is laid out
+        batch-major, which the loops would copy once more)."""
         if lengths is None or not is_numpy(x, lengths):
             return x, states, lengths, None
         order = np.argsort(-lengths, kind="stable")
         if np.array_equal(order, np.arange(order.size)):
             return x, states, lengths, None
-        x = x[:, order]                                                    # (T, N, D) copy
-        states = tuple(None if s is None else s[:, order] for s in states)
+        x = np.take(x, order, axis=1)                                      # (T, N, D) copy
+        states = tuple(None if s is None else np.take(s, order, axis=1) for s in states)
         return x, states, lengths[order], np.argsort(order)
 
-    @staticmethod
-    def _caller_order(out, state, back):
-        """The output (T, N, .) and the final state (L*K, N, .) (or a tuple) in the caller's batch order."""
+    def _caller_order(self, out, state, back):
+        """The output (T, N, .) and the final state (L*K, N, .) (or a tuple) in the caller's batch order.
+
+        ``out`` is this call's own array: with the compiled kernels it is reordered in place
+        (``permute_rows_inplace``), else copied with ``np.take``; either way C-contiguous."""
         if back is None:
             return out, state
-        state = tuple(s[:, back] for s in state) if isinstance(state, tuple) else state[:, back]
-        return out[:, back], state
+        state = tuple(np.take(s, back, axis=1) for s in state) if isinstance(state, tuple) \
+            else np.take(state, back, axis=1)
+        if fused_scan_module(self.backend) is not None and out.flags.c_contiguous and out.flags.writeable:
+            from ..kernels.primitives import permute_rows_inplace
+            permute_rows_inplace(out, back)
+            return out, state
+        return np.take(out, back, axis=1), state
 
     def _check_device(self, x) -> None:
         """The input lives where the parameters do (else one line saying how to move the layer)."""
