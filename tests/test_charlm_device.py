@@ -115,23 +115,30 @@ def test_cli_training_on_a_device_writes_checkpoint_model_and_resumes(tmp_path, 
     real = xp_module.resolve_device
     dev = xps.Device("device1")
     monkeypatch.setattr(xp_module, "resolve_device", lambda d: (xps, dev) if d == "cuda" else real(d))
-    args = ["--hidden-size", 8, "--num-layers", 2, "--embedding-size", 4, "--seq-len", 8, "--batch-size", 4,
-            "--sample-length", 0, "--no-progress", "--no-plot", "--threads", 1, "--dtype", "float64",
-            "--checkpoint-every", 2]
+    cli_on_cpu_and_cuda_agree(tmp_path, textfile, capsys, rtol=1e-10)
+
+
+DEVICE_ARGS = ["--hidden-size", 8, "--num-layers", 2, "--embedding-size", 4, "--seq-len", 8, "--batch-size", 4,
+               "--sample-length", 0, "--no-progress", "--no-plot", "--threads", 1, "--dtype", "float64",
+               "--checkpoint-every", 2]
+
+
+def cli_on_cpu_and_cuda_agree(tmp_path, textfile, capsys, rtol):
+    """`rnnkit charlm train` for 3 steps, then `--resume` to 5, with `--device cpu` and `--device cuda`: both
+    write a model and a checkpoint, and the cuda run's losses (``rtol``) and weights are the cpu run's."""
     runs = {}
     for device in ("cpu", "cuda"):
         (tmp_path / device).mkdir()
         out = tmp_path / device / "m.npz"
-        assert main([str(a) for a in ("charlm", "train", textfile, "--out", out, "--device", device, *args,
-                                      "--max-steps", 3)]) == 0
-        assert main([str(a) for a in ("charlm", "train", textfile, "--out", out, "--device", device, *args,
-                                      "--max-steps", 5, "--resume")]) == 0
+        for steps, more in ((3, []), (5, ["--resume"])):
+            assert main([str(a) for a in ("charlm", "train", textfile, "--out", out, "--device", device,
+                                          *DEVICE_ARGS, "--max-steps", steps, *more)]) == 0
         capsys.readouterr()
         assert out.exists() and (tmp_path / device / "m.ckpt.npz").exists()
         runs[device] = rnnkit.load(out)
     assert runs["cuda"].device == "cpu" and runs["cuda"].history_.steps == 5
     np.testing.assert_allclose([v for _, v in runs["cuda"].history_.train], [v for _, v in runs["cpu"].history_.train],
-                               rtol=1e-10)
+                               rtol=rtol)
     for (name, p), (_, q) in zip(runs["cpu"].model_.named_parameters(), runs["cuda"].model_.named_parameters()):
         np.testing.assert_allclose(q.data, p.data, rtol=1e-9, atol=1e-12, err_msg=name)
 

@@ -143,28 +143,10 @@ def test_charlm_on_the_gpu_trains_and_samples_as_on_the_cpu(tmp_path):
 
 
 def test_cli_charlm_train_on_cuda_writes_and_resumes(tmp_path, capsys):
-    import rnnkit
-    from rnnkit.cli.main import main
+    from test_charlm_device import cli_on_cpu_and_cuda_agree
     text = tmp_path / "fox.txt"
     text.write_text(TEXT, encoding="utf-8")
-    args = ["--hidden-size", 8, "--num-layers", 2, "--embedding-size", 4, "--seq-len", 8, "--batch-size", 4,
-            "--sample-length", 0, "--no-progress", "--no-plot", "--threads", 1, "--dtype", "float64",
-            "--checkpoint-every", 2]
-    runs = {}
-    for device in ("cpu", "cuda"):
-        (tmp_path / device).mkdir()
-        out = tmp_path / device / "m.npz"
-        for steps, more in ((3, []), (5, ["--resume"])):
-            assert main([str(a) for a in ("charlm", "train", text, "--out", out, "--device", device, *args,
-                                          "--max-steps", steps, *more)]) == 0
-        capsys.readouterr()
-        assert (tmp_path / device / "m.ckpt.npz").exists()
-        runs[device] = rnnkit.load(out)
-    assert runs["cuda"].history_.steps == 5
-    np.testing.assert_allclose([v for _, v in runs["cuda"].history_.train], [v for _, v in runs["cpu"].history_.train],
-                               rtol=1e-9)
-    for (name, p), (_, q) in zip(runs["cpu"].model_.named_parameters(), runs["cuda"].model_.named_parameters()):
-        np.testing.assert_allclose(q.data, p.data, rtol=1e-9, atol=1e-12, err_msg=name)
+    cli_on_cpu_and_cuda_agree(tmp_path, text, capsys, rtol=1e-9)
 
 
 def test_float32_training_step_on_the_gpu_is_close_to_float64():
