@@ -259,6 +259,13 @@ def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launc
 
 
 @needs_mpi
+def test_help_under_the_launcher_is_printed_once():
+    run = _mpiexec(2, "-m", "mpi4py", "-m", "rnnkit", "charlm", "train", "--help")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("usage: rnnkit charlm train") == 1, run.stdout
+
+
+@needs_mpi
 def test_different_reasons_before_training_are_each_said_and_nobody_waits(tmp_path):
     # every rank refuses --batch-size 2 on 3 ranks, and rank 1 cannot read the text file first: rank 0 says
     # the refusal for ranks 0 and 2, rank 1 its own reason
