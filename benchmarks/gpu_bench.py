@@ -1,4 +1,4 @@
-"""rnnkit on CuPy against PyTorch on CUDA: training steps of configs A-D and of the char LM, float32, on one GPU.
+"""rnnkit on CuPy against PyTorch on CUDA: training steps and inference passes, configs A-D, L, XL and the char LM.
 
     python benchmarks/gpu_bench.py [--out benchmarks/results/gpu_bench.json] [--rounds 30] [--device cuda:0]
                                    [--configs A B C D L XL] [--modes train inference]
@@ -50,7 +50,7 @@ def _fail(message: str) -> None:
 def _setup(device: str, tf32: bool = False):
     """(cupy, cupy device, torch, torch device) or a one-line exit naming what is missing.
 
-    ``tf32``: both sides multiply on the tensor cores in TF32 (CuPy's ``CUPY_TF32``, read when CuPy loads;
+    ``tf32``: both sides multiply on the tensor cores in TF32 (CuPy's ``CUPY_TF32``, read at its first product;
     PyTorch's cuDNN and cuBLAS switches); else both in strict float32. PyTorch's own default is TF32 in
     cuDNN (its RNNs) and float32 in cuBLAS, CuPy's float32 everywhere: left alone they would not compute
     the same thing."""

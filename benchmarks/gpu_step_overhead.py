@@ -15,6 +15,7 @@ with one line, status 2.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 import time
@@ -35,11 +36,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         check_outputs({"--out": args.out})
-        cp, dev = resolve_device(args.device)
-        if cp is np or not args.device.startswith("cuda"):
+        if not args.device.startswith("cuda"):
             raise RnnkitError(f"--device {args.device}: this probe times CuPy calls; give cuda or cuda:K")
+        cp, dev = resolve_device(args.device)
     except RnnkitError as e:
-        print(f"gpu_step_overhead: {e}", file=sys.stderr)
+        print(f"gpu_step_overhead: {str(e).replace(', or use --device cpu', '')}", file=sys.stderr)
         return 2
     from rnnkit.kernels import cupy_cells
     from rnnkit.nn import Recurrent
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     results = {}
 
     def per_call(name, fn, reps=2000, per=1):
+        """Time ``reps`` calls of ``fn`` (after a warm-up) until issued and until the GPU is done, per ``per``."""
         for _ in range(min(reps, 50)):
             fn()
         dev.synchronize()
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
             per_call(f"{mode} training step, per step", train, reps=30, per=T)
     props = cp.cuda.runtime.getDeviceProperties(dev.id)
     gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    write_json(args.out, {"device": gpu, "cupy": cp.__version__, "shape": {"T": T, "N": N, "I": I, "H": H},
+    write_json(args.out, {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                          "device": gpu, "cupy": cp.__version__, "shape": {"T": T, "N": N, "I": I, "H": H},
                           "dtype": "float32", "results": results})
     print(f"wrote {args.out}")
     return 0

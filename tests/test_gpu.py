@@ -27,20 +27,26 @@ NO_GPU = "no GPU/CuPy on this machine"
 
 
 def _gpu():
+    """(CuPy, "") where CuPy sees a GPU, else (None, why not): a broken CuPy on a GPU machine says so in the
+    skip reason instead of passing for a machine without one."""
     try:
         import cupy
+    except ImportError:
+        return None, ""
+    try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-    except Exception:
-        return None
-    return cupy
+            return None, ""
+    except Exception as e:                 # no driver or no device, or a CuPy built for another CUDA
+        return None, f" ({type(e).__name__}: {e})"
+    return cupy, ""
 
 
-cp = _gpu()
-pytestmark = pytest.mark.skipif(cp is None, reason=NO_GPU)
+cp, _why = _gpu()
+pytestmark = pytest.mark.skipif(cp is None, reason=NO_GPU + _why)
 
 
 def _to(a):
+    """A host array (or a tuple/list of them, or None) on the GPU."""
     if a is None:
         return None
     if isinstance(a, (tuple, list)):
@@ -49,6 +55,7 @@ def _to(a):
 
 
 def _host(a):
+    """A GPU array (or a tuple/list of them, or None) as NumPy, after checking it is CuPy's."""
     if a is None:
         return None
     if isinstance(a, (tuple, list)):
@@ -58,6 +65,7 @@ def _host(a):
 
 
 def _run(layer, x, state, lengths, dy, d_state, seed=7):
+    """Forward and backward once: ([y, final state, dx, d_state0], {name: grad})."""
     layer.zero_grad()
     y, s, cache = layer.forward(x, state, lengths, rng=np.random.default_rng(seed))
     dx, ds0 = layer.backward(dy, cache, d_state)
@@ -65,6 +73,7 @@ def _run(layer, x, state, lengths, dy, d_state, seed=7):
 
 
 def _close(got, want, what, rtol=1e-10, atol=1e-12):
+    """A GPU result (an array or a tuple) equals a host one within the tolerances."""
     got, want = as_tuple(got) if got is not None else (), as_tuple(want) if want is not None else ()
     assert len(got) == len(want), what
     for j, (a, b) in enumerate(zip(got, want)):
@@ -72,6 +81,7 @@ def _close(got, want, what, rtol=1e-10, atol=1e-12):
 
 
 def _gpu_equals_numpy(make):
+    """``make()`` builds the same case twice: one runs the NumPy reference scanner, one runs on the GPU."""
     host = make()
     host[0].backend = "numpy"
     want, want_g = _run(*host)
@@ -105,7 +115,7 @@ def test_grid_on_the_gpu_equals_torch_on_cuda(kind, num_layers, bidirectional, v
     import torch
     from test_recurrent_torch import run_torch
     if not torch.cuda.is_available():
-        pytest.skip(NO_GPU)
+        pytest.skip(f"{NO_GPU}: CuPy has a GPU but PyTorch {torch.__version__} sees none (a CPU-only build?)")
     layer, x, state, lengths, dy, d_state = make_case(kind, num_layers, bidirectional, varlen, given_state,
                                                       T=6, N=4, D=5, H=7)
     ty, tsn, tdx, tds0, tgrads = run_torch(torch_twin(layer).to("cuda"), x, state, lengths, dy, d_state,

@@ -15,6 +15,7 @@ import pytest
 
 from ci_skip_guard import numba_unavailable
 from recurrent_cases import GRID, GRID_IDS, make_case, make_layer
+from variant_cases import VARIANT_IDS, VARIANTS, make_variant_case
 
 if numba_unavailable():
     pytest.skip(numba_unavailable(), allow_module_level=True)
@@ -123,6 +124,32 @@ def test_a_padded_batch_is_sorted_once_per_stack_and_returned_in_the_callers_ord
             _close(g, w, np.float64)
             assert g.flags.c_contiguous                                   # not x[:, order]'s batch-major layout
         assert got_y.flags.c_contiguous or batch_first                    # batch_first returns a (N, T, .) view
+
+
+@pytest.mark.parametrize("kind,kw", VARIANTS, ids=VARIANT_IDS)
+def test_every_variant_sorted_and_restored_leaves_the_callers_arrays_alone(kind, kw):
+    """Evaluation mode (no masks drawn) with unsorted lengths: the stack sorts the batch, reorders its own output
+    back in place, and returns what the training path returns, with the caller's input and state untouched and
+    an earlier call's output not overwritten by a later one."""
+    layer, x, state, lengths, _, _ = make_variant_case(kind, kw, dtype=np.float64, N=6, T=5)
+    assert not np.all(np.diff(lengths) <= 0)
+    layer.eval()
+    x_before = x.copy()
+    state_before = tuple(s.copy() for s in (state if isinstance(state, tuple) else (state,)))
+    for backend in ("numpy", "numba"):
+        layer.backend = backend
+        want_y, want_s, _ = layer.forward(x, state, lengths)              # the training path: the caller's order
+        got_y, got_s, _ = layer.forward(x, state, lengths, need_cache=False)
+        kept = got_y.copy()
+        layer.forward(x[:, ::-1].copy(), state, lengths[::-1].copy(), need_cache=False)
+        np.testing.assert_array_equal(got_y, kept)
+        _close(got_y, want_y, np.float64)
+        for g, w in zip(got_s if isinstance(got_s, tuple) else (got_s,), want_s if isinstance(want_s, tuple)
+                        else (want_s,)):
+            _close(g, w, np.float64)
+        np.testing.assert_array_equal(x, x_before)
+        for s, b in zip(state if isinstance(state, tuple) else (state,), state_before):
+            np.testing.assert_array_equal(s, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

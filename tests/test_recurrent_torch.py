@@ -32,7 +32,9 @@ def run_torch(t, x, state, lengths, dy, d_state, batch_first=False, device="cpu"
     loss = (y * torch.tensor(dy, device=device)).sum() + sum((s * torch.tensor(d, device=device)).sum()
                                                              for s, d in zip(sn, as_tuple(d_state)))
     loss.backward()
-    host = lambda a: a.detach().cpu().numpy()
+    def host(a):
+        return a.detach().cpu().numpy()
+
     grads = {n: host(p.grad) for n, p in t.named_parameters()}
     d_state0 = None if st is None else tuple(host(s.grad) for s in st)
     return host(y), tuple(host(s) for s in sn), host(xt.grad), d_state0, grads

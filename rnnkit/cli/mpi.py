@@ -60,15 +60,15 @@ def setup(enabled: bool) -> World:
 def parsing() -> Iterator[None]:
     """Around the parsing of the command line. Under an MPI launcher every rank parses the same arguments
     and refuses a bad one alike, before any rank has joined the job: ranks other than 0 keep argparse's
-    message (and ``--help``'s text) to themselves, and a refusal counts as a stop every rank agrees on (:func:`exit_process`
-    then meets the other ranks before ending). Without mpi4py nothing changes: no rank could wait for
-    rank 0's line, which would then be lost when a quiet rank ended the job first."""
+    message (and ``--help``'s text) to themselves, and a refusal counts as a stop every rank agrees on
+    (:func:`exit_process` then meets the other ranks before ending). Without mpi4py nothing changes: no
+    rank could wait for rank 0's line, which would then be lost when a quiet rank ended the job first."""
     if launched_size() == 1 or importlib.util.find_spec("mpi4py") is None:
         yield
         return
     try:
         with contextlib.ExitStack() as quiet:
-            if launched_rank() != 0:           # argparse's refusals (stderr) and --help (stdout): rank 0 says them
+            if launched_rank() != 0:           # argparse's refusals (stderr), --help (stdout): rank 0's to say
                 quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
                 quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
             yield

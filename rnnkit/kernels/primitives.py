@@ -26,7 +26,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "permute_rows_inplace", "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
+__all__ = ["tanh", "sigmoid", "mm", "transpose_into", "permute_rows_inplace",
+           "fill_rows", "zero_padded_rows", "keep_padded", "zero_padded",
            "loop_sizes", "double_buffer", "write_output", "read_output_grad"]
 
 _CLAMP = np.float32(7.90531110763549805)
@@ -152,7 +153,7 @@ def permute_rows_inplace(a, back):
     caller's order through one (N, F) block of scratch, instead of a second (T, N, F) array (whose fresh
     pages cost more than the copy on a machine that returns freed memory to the system)."""
     T, N, F = a.shape
-    tmp = np.empty((N, F), a.dtype)
+    tmp = np.empty((N, F), a.dtype)                                        # (N, F) one step's rows
     for t in range(T):
         for i in range(N):
             src = back[i]

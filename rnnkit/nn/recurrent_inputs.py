@@ -135,16 +135,21 @@ class RecurrentInputs:
         """The output (T, N, .) and the final state (L*K, N, .) (or a tuple) in the caller's batch order.
 
         ``out`` is this call's own array: with the compiled kernels it is reordered in place
-        (``permute_rows_inplace``), else copied with ``np.take``; either way C-contiguous."""
+        (``permute_rows_inplace``), else copied with ``np.take``; either way C-contiguous (before
+        ``batch_first`` turns it into an (N, T, .) view)."""
         if back is None:
             return out, state
         state = tuple(np.take(s, back, axis=1) for s in state) if isinstance(state, tuple) \
-            else np.take(state, back, axis=1)
+            else np.take(state, back, axis=1)                              # (L*K, N, .) each
         if fused_scan_module(self.backend) is not None and out.flags.c_contiguous and out.flags.writeable:
+            from numba.core.errors import NumbaError
             from ..kernels.primitives import permute_rows_inplace
-            permute_rows_inplace(out, back)
-            return out, state
-        return np.take(out, back, axis=1), state
+            try:
+                permute_rows_inplace(out, back)                            # (T, N, K*P) in place
+                return out, state
+            except NumbaError:                # not compiled here: the copy below does the same
+                pass
+        return np.take(out, back, axis=1), state                           # (T, N, K*P) copy
 
     def _check_device(self, x) -> None:
         """The input lives where the parameters do (else one line saying how to move the layer)."""

@@ -241,7 +241,7 @@ def scatter_add_rows(xp, target, ids, values):
     name = type(target).__module__
     if name.startswith("cupy"):
         import cupy
-        if hasattr(cupy.add, "at"):                  # CuPy >= 13; cupyx.scatter_add is deprecated there
+        if hasattr(cupy.add, "at"):                  # CuPy >= 12; cupyx.scatter_add is deprecated in 14
             cupy.add.at(target, ids, values)
         else:
             import cupyx
