@@ -40,6 +40,8 @@ from rnnkit.nn.xp import resolve_device, to_device
 CELLS = {"lstm": ("LSTM", "LSTM"), "gru": ("GRU", "GRU"), "rnn": ("RNN_TANH", "RNN")}
 # sizes past the CPU table's, where a GPU's width starts to count: (T, N, I, H)
 LARGE = {"L": (64, 256, 512, 1024), "XL": (64, 1024, 1024, 2048)}
+SHAPES = {**CONFIGS, **LARGE}
+MODES = ("train", "inference")
 
 
 def _fail(message: str) -> None:
@@ -80,6 +82,8 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0
     each side, same weights, input and upstream gradient."""
     from rnnkit.nn import Recurrent
 
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     cell_mode, torch_name = CELLS[cell]
     rng = np.random.default_rng(seed)
     layer = Recurrent(cell_mode, I, H, 1, dtype=np.float32, rng=seed)
@@ -115,8 +119,6 @@ def _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode="train", seed=0
             twin(tx)
         torch.cuda.synchronize(tdev)
 
-    if mode not in ("train", "inference"):
-        raise ValueError(f"mode: expected 'train' or 'inference', got {mode!r}")
     return (ours, theirs) if mode == "train" else (ours_inference, theirs_inference)
 
 
@@ -186,9 +188,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=30, help="timed rounds per case (medians reported)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cuda", help="cuda or cuda:K")
-    ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS) + sorted(LARGE),
+    ap.add_argument("--configs", nargs="+", default=sorted(CONFIGS), choices=sorted(SHAPES),
                     help=f"the speed table's A-D, and larger shapes {LARGE} (T, N, I, H)")
-    ap.add_argument("--modes", nargs="+", default=["train"], choices=["train", "inference"])
+    ap.add_argument("--modes", nargs="+", default=["train"], choices=MODES)
     ap.add_argument("--tf32", action="store_true",
                     help="both sides in TF32 on the tensor cores (default: both in strict float32)")
     ap.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
     cases = {}
     with dev:
         for name in args.configs:
-            T, N, I, H = {**CONFIGS, **LARGE}[name]
+            T, N, I, H = SHAPES[name]
             for cell in args.cells:
                 for mode in args.modes:
                     cases[f"{name} {cell} {mode}"] = _recurrent_case(cell, T, N, I, H, cp, dev, torch, tdev, mode)
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
         "device": gpu, "dtype": "float32", "tf32": args.tf32, "rounds": args.rounds, "warmup": args.warmup,
         "modes": args.modes,
         "cupy": cp.__version__, "torch": torch.__version__,
-        "configs": {k: {**CONFIGS, **LARGE}[k] for k in args.configs},
+        "configs": {k: SHAPES[k] for k in args.configs},
         "charlm": CharLMCase().as_dict(), "results": rows})
     print(f"wrote {args.out}")
     return 0
