@@ -5,9 +5,10 @@
 A padded batch whose lengths are not sorted runs longest first and is put back at the end
 (:meth:`rnnkit.nn.recurrent_inputs.RecurrentInputs._caller_order`). Config A (T 64, N 32, I 64, H 256, float32,
 lengths uniform in [T/2, T], one of them T), inference, the numba backend. Both ways run in one process in
-alternating blocks of 22 calls (the first 2 of each block and the first 2 blocks left out), because what
+alternating turns of 22 calls (:func:`rnnkit.bench.timing.interleaved`; the first call of each turn and 44
+warm-up calls of each way left out), because what
 the copy costs is mostly the fresh pages of a second output-sized array, which depends on what the calls
-before it freed: a block shows each way in its own steady state. The copy is forced by making the compiled
+before it freed: a turn shows each way in its own steady state. The copy is forced by making the compiled
 permutation refuse (a NumbaError, which `_caller_order` answers with np.take). Medians in ms.
 """
 
@@ -16,14 +17,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-import time
 
 import numpy as np
 from numba.core.errors import NumbaError
 
 import rnnkit.kernels.primitives as primitives
+from rnnkit.bench.timing import interleaved
 from rnnkit.io.atomic import check_outputs, write_json
 from rnnkit.nn import Recurrent
+
+CALLS = 22
+"""Calls in a row of one way (its turn); the first of each turn is untimed."""
 
 CASES = [("RNN_TANH", 1, False), ("GRU", 1, False), ("LSTM", 1, False), ("RNN_TANH", 2, True), ("GRU", 2, True)]
 
@@ -35,7 +39,7 @@ def _refuse(a, back):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", help="also write the medians as JSON here")
-    ap.add_argument("--blocks", type=int, default=24)
+    ap.add_argument("--turns", type=int, default=12, help="turns of %d calls each way (default 12)" % CALLS)
     args = ap.parse_args(argv)
     if args.out:
         check_outputs({"--out": args.out})
@@ -49,15 +53,14 @@ def main(argv=None) -> int:
             x = rng.standard_normal((T, N, I)).astype(np.float32)                 # (T, N, I)
             lengths = rng.integers(T // 2, T + 1, size=N)
             lengths[0] = T
-            times = {"in_place": [], "copy": []}
-            for block in range(args.blocks):
-                way = ("in_place", "copy")[block % 2]
+
+            def run(way, layer=layer, x=x, lengths=lengths):
                 primitives.permute_rows_inplace = in_place if way == "in_place" else _refuse
-                for j in range(22):
-                    t0 = time.perf_counter()
-                    layer.forward(x, lengths=lengths, need_cache=False)
-                    if j >= 2 and block >= 2:
-                        times[way].append(time.perf_counter() - t0)
+                layer.forward(x, lengths=lengths, need_cache=False)
+
+            times = interleaved({way: (lambda way=way: run(way)) for way in ("in_place", "copy")},
+                                warmup=2 * CALLS, min_reps=args.turns * (CALLS - 1), max_reps=args.turns * (CALLS - 1),
+                                calls_per_turn=CALLS)
             row = {"cell": cell, "layers": layers, "bidirectional": bi,
                    **{f"{k}_ms": 1e3 * float(np.median(v)) for k, v in times.items()}}
             rows.append(row)
