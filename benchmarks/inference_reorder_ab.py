@@ -5,8 +5,8 @@
 A padded batch whose lengths are not sorted runs longest first and is put back at the end
 (:meth:`rnnkit.nn.recurrent_inputs.RecurrentInputs._caller_order`). Config A (T 64, N 32, I 64, H 256, float32,
 lengths uniform in [T/2, T], one of them T), inference, the numba backend. Both ways run in one process in
-alternating turns of 22 calls (:func:`rnnkit.bench.timing.interleaved`; the first call of each turn and 44
-warm-up calls of each way left out), because what
+turns of 22 calls, round-robin with the order rotated every round (:func:`rnnkit.bench.timing.interleaved`; the
+first call of each turn and 44 warm-up calls of each way left out), because what
 the copy costs is mostly the fresh pages of a second output-sized array, which depends on what the calls
 before it freed: a turn shows each way in its own steady state. The copy is forced by making the compiled
 permutation refuse (a NumbaError, which `_caller_order` answers with np.take). Medians in ms.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import sys
 
 import numpy as np
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
                 primitives.permute_rows_inplace = in_place if way == "in_place" else _refuse
                 layer.forward(x, lengths=lengths, need_cache=False)
 
-            times = interleaved({way: (lambda way=way: run(way)) for way in ("in_place", "copy")},
+            times = interleaved({way: functools.partial(run, way) for way in ("in_place", "copy")},
                                 warmup=2 * CALLS, min_reps=args.turns * (CALLS - 1), max_reps=args.turns * (CALLS - 1),
                                 calls_per_turn=CALLS)
             row = {"cell": cell, "layers": layers, "bidirectional": bi,
