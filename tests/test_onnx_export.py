@@ -17,7 +17,7 @@ from rnnkit.cli.main import main                                  # noqa: E402
 from rnnkit.errors import NotFittedError, RnnkitError              # noqa: E402
 from rnnkit.io import export_onnx, to_onnx                         # noqa: E402
 from rnnkit.io.onnx_graph import OPSET                             # noqa: E402
-from rnnkit.nn import LSTM                                         # noqa: E402
+from rnnkit.nn import GRU, LSTM                                    # noqa: E402
 from rnnkit.nn.cells import LSTMCell                               # noqa: E402
 
 from recurrent_cases import GRID, GRID_IDS, as_tuple, make_case, make_layer   # noqa: E402
@@ -214,6 +214,11 @@ def test_unsupported_models_are_refused_naming_what_is_missing():
     layer.proj_size = 2
     with pytest.raises(RnnkitError, match="proj_size=2 .* no counterpart in ONNX's LSTM"):
         to_onnx(layer)
+    for kwargs, attr in (({"zoneout": 0.1}, "zoneout=0.1"), ({"zoneout_cell": 0.2}, "zoneout_cell=0.2")):
+        with pytest.raises(RnnkitError, match=f"{attr} .* no counterpart in ONNX's LSTM"):
+            to_onnx(LSTM(3, 4, **kwargs))     # no parameters of its own: refused by its setting, not its names
+    with pytest.raises(RnnkitError, match="zoneout=0.1 .* no counterpart in ONNX's GRU"):
+        to_onnx(GRU(3, 4, zoneout=0.1))
     with pytest.raises(RnnkitError, match="cannot export a dict"):
         to_onnx({})
     from rnnkit.charlm import CharModel

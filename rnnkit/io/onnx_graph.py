@@ -126,6 +126,12 @@ def check_exportable(rnn, what: str = "the recurrent stack") -> None:
         if getattr(rnn, attr, 0):
             raise RnnkitError(f"cannot export {what} to ONNX: {attr}={getattr(rnn, attr)} (an LSTM projection of "
                               "the hidden state) has no counterpart in ONNX's LSTM operator")
+    for attr in ("zoneout", "zoneout_cell"):          # no parameters, but evaluation mixes states: no attribute
+        p = getattr(rnn, attr, None) or 0.0
+        if p:
+            raise RnnkitError(f"cannot export {what} to ONNX: {attr}={p:g} (zoneout: at evaluation each unit is "
+                              f"(1-p) times its new value plus p times its previous one) has no counterpart in "
+                              f"ONNX's {ONNX_OPS[mode]} operator; train a model without --zoneout to export it")
     have = [name for name, _ in rnn.named_parameters()]
     expected = _expected_names(rnn)
     extra = [n for n in have if n not in expected]
