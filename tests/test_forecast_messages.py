@@ -97,6 +97,20 @@ def test_line_numbers_count_blank_lines_and_multi_line_records(tmp_path):
     assert s.lines == [3, 5]
 
 
+def test_a_header_naming_a_column_twice_is_refused_with_line_and_columns(tmp_path, capsys):
+    path = tmp_path / "twice.csv"     # before the fix the second 'Passengers' silently replaced the first
+    path.write_text("\nMonth,Passengers,Passengers\n1949-01,1,7\n1949-02,2,7\n1949-03,3,7\n")
+    with pytest.raises(DataError, match=r"twice.csv: line 2: the header names column 'Passengers' twice "
+                                        r"\(columns 2 and 3\); rename one"):
+        read_series_csv(str(path), date="Month", target="Passengers")
+    code, _, err = _run(capsys, ["forecast", "train", str(path), "--date", "Month", "--target", "Passengers",
+                                 "--out", str(tmp_path / "f.npz")] + FAST)
+    assert code == 2 and "names column 'Passengers' twice" in err and "Traceback" not in err, err
+    assert not (tmp_path / "f.npz").exists()
+    path.write_text("Month,Passengers,,\n1949-01,1,,\n1949-02,2,,\n1949-03,3,,\n")   # unnamed columns may repeat
+    assert read_series_csv(str(path), date="Month", target="Passengers").y[:, 0].tolist() == [1, 2, 3]
+
+
 # -- 3. one sentence for a missing column; positions as dates and file lines ----------------------------------
 def test_a_missing_column_is_one_sentence_naming_the_flag(tmp_path, capsys):
     data = _air(tmp_path / "air.csv")

@@ -265,6 +265,16 @@ def read_series_csv(path, *, date: str, target, past_covariates=None, future_cov
                                source=path, lines=lines)
 
 
+def _check_unique(header, path: str, line: int) -> None:
+    """Refuse a header that names a column twice: a flag naming it could mean either column."""
+    first = {}
+    for j, h in enumerate(header, 1):
+        if h and h in first:
+            raise DataError(f"{path}: line {line}: the header names column {h!r} twice (columns {first[h]} and "
+                            f"{j}); rename one of them so that a flag naming it means one column")
+        first.setdefault(h, j)
+
+
 def _csv_rows(text: str, delimiter: str, path: str):
     """(header, body rows, file line of each body row) of a CSV text; blank rows are skipped.
 
@@ -280,6 +290,7 @@ def _csv_rows(text: str, delimiter: str, path: str):
             if r and any(c.strip() for c in r):
                 if header is None:
                     header = [h.strip() for h in r]
+                    _check_unique(header, path, start)
                 else:
                     if len(r) != len(header):
                         raise DataError(f"{path}: line {start} has {len(r)} fields but the header has "
