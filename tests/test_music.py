@@ -132,11 +132,14 @@ def _bad_files(tmp_path, data):
     notes.write_text(json.dumps({"train": [[[60], [200]]], "valid": [], "test": []}))
     other = tmp_path / "rolls.txt"
     other.write_text("0 1\n")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
     return {"no_keys": (no_keys, "has no traindata"), "not_binary": (not_binary, "other than 0 and 1"),
-            "short": (short, "at least 2"), "pitch": (notes, "not a piano key"), "ext": (other, ".mat file")}
+            "short": (short, "at least 2"), "pitch": (notes, "not a piano key"),
+            "ext": (other, "got the extension '.txt'"), "deep": (deep, "nested too deeply")}
 
 
-@pytest.mark.parametrize("case", ["no_keys", "not_binary", "short", "pitch", "ext"])
+@pytest.mark.parametrize("case", ["no_keys", "not_binary", "short", "pitch", "ext", "deep"])
 def test_bad_data_is_one_line_exit_2(case, tmp_path, data, capsys):
     path, expect = _bad_files(tmp_path, data)[case]
     rc = main(["music", "train", str(path), "--out", str(tmp_path / "m.npz"), "--max-steps", "1", "--no-progress"])

@@ -104,6 +104,9 @@ def _read_json(path: str) -> Dict[str, List[np.ndarray]]:
         doc = json.loads(read_text(path, "DATAFILE", encoding_flag=None))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except RecursionError:      # lists nested thousands deep: not a piano roll (pieces nest 3 deep)
+        raise DataError(f"{path}: its JSON is nested too deeply for pieces (expected train/valid/test -> pieces "
+                        "-> time steps -> MIDI pitches, 3 levels of lists)") from None
     if not isinstance(doc, dict) or any(s not in doc for s in SPLITS):
         raise DataError(f"{path}: expected a JSON object with the keys train, valid and test, each a list of "
                         "pieces (lists of time steps, each a list of MIDI pitches)")
@@ -126,7 +129,7 @@ def read_rolls(path) -> Dict[str, List[np.ndarray]]:
     if ext == ".json":
         return _read_json(path)
     raise DataError(f"DATAFILE {path}: expected a .mat file (traindata/validdata/testdata) or a .json file "
-                    "(train/valid/test), got the extension {ext or '(none)'!r}")
+                    f"(train/valid/test), got the extension {ext or '(none)'!r}")
 
 
 def predicted_steps(rolls: List[np.ndarray]) -> int:
