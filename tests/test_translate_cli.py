@@ -122,6 +122,18 @@ def test_train_builtin_numbers_task(tmp_path, capsys):
     assert code == 0 and out == "vingt-sept\n"
 
 
+@pytest.mark.parametrize("numbers, message", [
+    ("5-3", "expected a range LOW-HIGH with 0 <= LOW <= HIGH, got 5-3"),
+    ("0-99999999999", "holds 100,000,000,000 numbers and the built-in task takes at most 100,000"),
+    ("a-b", "expected a range LOW-HIGH such as 0-999, got 'a-b'"),
+])
+def test_a_bad_numbers_range_is_refused_before_any_work(tmp_path, capsys, numbers, message):
+    pytest.importorskip("num2words")            # a huge range once wrote words for minutes, growing without end
+    code, out, err = _run(capsys, ["translate", "train", "--numbers", numbers, "--out", str(tmp_path / "m.npz")])
+    assert code == 2 and message in err and err.count("\n") == 1 and out == "", (out, err)
+    assert not list(tmp_path.iterdir())
+
+
 def test_builtin_task_without_num2words_says_how_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "num2words", None)        # makes `import num2words` fail
     code, _, err = _run(capsys, ["translate", "train", "--out", str(tmp_path / "m.npz")])

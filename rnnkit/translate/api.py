@@ -24,7 +24,7 @@ from ..io.atomic import check_outputs
 from ..io.inputs import check_input, max_input_bytes
 from ..train.progress import say
 from .data import TextOptions, filter_pairs, read_pairs, sentence_groups, split_indices, tokenize
-from .default_task import DEFAULT_RANGE, number_pairs
+from .default_task import DEFAULT_RANGE, MAX_NUMBERS, number_pairs
 from .decode import check_decoding
 from .translator import Translation, Translator
 
@@ -63,9 +63,15 @@ def _number_range(numbers) -> Tuple[int, int]:
             low, high = (int(v) for v in numbers.split("-"))
         except ValueError:
             raise DataError(f"numbers: expected a range LOW-HIGH such as 0-999, got {numbers!r}") from None
-        return low, high
-    low, high = numbers
-    return int(low), int(high)
+    else:
+        low, high = (int(v) for v in numbers)
+    if not 0 <= low <= high:
+        raise DataError(f"numbers: expected a range LOW-HIGH with 0 <= LOW <= HIGH, got {low}-{high}")
+    if high - low + 1 > MAX_NUMBERS:
+        raise DataError(f"numbers: the range {low}-{high} holds {high - low + 1:,} numbers and the built-in task "
+                        f"takes at most {MAX_NUMBERS:,} (such as 0-{MAX_NUMBERS - 1}); for more, train on a PAIRS "
+                        "file")
+    return low, high
 
 
 def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int = 1,

@@ -17,6 +17,7 @@ from ..errors import RnnkitError
 __all__ = ["number_pairs", "DEFAULT_RANGE"]
 
 DEFAULT_RANGE = (0, 999)
+MAX_NUMBERS = 100_000          # pairs the built-in task writes at most (num2words: seconds, tens of MB)
 
 
 def _num2words():
@@ -32,8 +33,9 @@ def _num2words():
 def number_pairs(low: int = DEFAULT_RANGE[0], high: int = DEFAULT_RANGE[1], *, src_lang: str = "en",
                  tgt_lang: str = "fr") -> List[Tuple[str, str]]:
     """(source words, target words) for every integer in [low, high]."""
-    if not 0 <= low <= high:
-        raise ValueError(f"number range: expected 0 <= low <= high, got [{low}, {high}]")
+    if not 0 <= low <= high or high - low + 1 > MAX_NUMBERS:
+        raise ValueError(f"number range: expected 0 <= low <= high and at most {MAX_NUMBERS:,} numbers, "
+                         f"got [{low}, {high}]")
     to_words = _num2words()
     try:
         return [(to_words(n, lang=src_lang), to_words(n, lang=tgt_lang)) for n in range(low, high + 1)]
