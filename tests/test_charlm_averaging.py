@@ -116,3 +116,38 @@ def test_average_checkpoints_is_checked(capsys):
 
 def test_files_from_before_averaging_load_with_it_off():
     assert CharModel._absent_params == {"average_checkpoints": 0}
+
+
+def test_a_resumed_run_averages_the_same_validations(tmp_path):
+    # the snapshots travel in the checkpoint: before 2026-12-05 a resume averaged only the validations
+    # made after it, so the kept model differed from the uninterrupted run's
+    kw = dict(TINY, average_checkpoints=6, checkpoint_every=100, random_state=3)
+    straight = CharModel(**kw).fit(TEXT)
+    ckpt = tmp_path / "r.ckpt.npz"
+    CharModel(**dict(kw, max_steps=7)).fit(TEXT, checkpoint_path=ckpt)     # "interrupted" after 3 validations
+    resumed = CharModel(**kw).fit(TEXT, checkpoint_path=ckpt, resume=True)
+    want, got = straight.meta_["averaging"], resumed.meta_["averaging"]
+    assert any(s <= 7 for s in want["steps"]), want          # the test needs snapshots from before the stop
+    assert got == want
+    for (name, a), b in zip(straight.model_.state_dict().items(), resumed.model_.state_dict().values()):
+        np.testing.assert_array_equal(b, a, err_msg=name)
+
+
+def test_averager_state_round_trips_and_refuses_what_does_not_fit():
+    av = _averager_of([1.0, 3.0, 2.0], [0.5, 0.1, 0.3])
+    scalars, arrays = av.checkpoint_state()
+    like = {"w": np.zeros(1)}
+    again = CheckpointAverager(3)
+    again.restore_state(again.prepare_restore(scalars, arrays, like=like))
+    assert [(v, s) for v, s, _ in again.snapshots] == [(0.1, 2), (0.3, 3), (0.5, 1)]
+    assert [st["w"][0] for _, _, st in again.snapshots] == [3.0, 2.0, 1.0]
+    smaller = CheckpointAverager(2)                             # fewer kept now: the best two
+    smaller.restore_state(smaller.prepare_restore(scalars, arrays, like=like))
+    assert smaller.steps == [2, 3]
+    assert CheckpointAverager(3, monitor="bleu", maximize=True).prepare_restore(scalars, arrays, like=like) == []
+    with pytest.raises(ValueError, match="shape"):
+        again.prepare_restore(scalars, arrays, like={"w": np.zeros(2)})
+    with pytest.raises(KeyError):
+        again.prepare_restore(scalars, {k: a for k, a in arrays.items() if k != "1/w"}, like=like)
+    with pytest.raises(ValueError, match="no snapshot owns"):
+        again.prepare_restore(scalars, dict(arrays, **{"7/w": np.zeros(1)}), like=like)

@@ -15,9 +15,10 @@ epoch 30), and the last K would average the overfitted end of the run.
 "validate" event it copies the parameters (``model.state_dict()``) when they
 rank among the K best so far. It reads neither the step Generator nor the
 batches, so a run with it trains exactly as a run without it. Its snapshots are
-not part of the training checkpoint: a resumed run averages the validations
-made since the resume (the kept model and the training itself still continue
-bit for bit).
+part of the training checkpoint (``cb/averager/<i>/<name>``, K copies of the
+parameters), so a resumed run averages the same validations as a run never
+interrupted. A checkpoint written before they were kept (2026-12-05) resumes
+with none: that run averages the validations made since the resume.
 """
 
 from __future__ import annotations
@@ -84,6 +85,46 @@ class CheckpointAverager:
         # a stable sort: of equal values the earlier validation ranks first
         self.snapshots.sort(key=lambda s: self._rank(s[0]))
         del self.snapshots[self.k:]
+
+    # -- across a resume (rnnkit.train.resume) ----------------------------------
+    checkpoint_key = "averager"
+
+    def checkpoint_state(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+        """``(scalars, arrays)`` for a checkpoint: each snapshot's value and step, and its arrays as ``<i>/<name>``."""
+        scalars = {"k": self.k, "monitor": self.monitor, "maximize": self.maximize,
+                   "kept": [[value, step] for value, step, _ in self.snapshots]}
+        arrays = {f"{i}/{name}": a for i, (_, _, state) in enumerate(self.snapshots) for name, a in state.items()}
+        return scalars, arrays
+
+    def prepare_restore(self, scalars: Mapping[str, Any], arrays: Mapping[str, np.ndarray], like):
+        """The snapshots ``checkpoint_state`` wrote, checked against ``like`` (the model's ``state_dict``).
+
+        Changes nothing (the resume applies the result with :meth:`restore_state` once everything
+        read); raises ValueError/KeyError/TypeError on anything malformed. Snapshots ranked by another
+        metric than this averager's are dropped: the run averages from the resume on.
+        """
+        if scalars["monitor"] != self.monitor or bool(scalars["maximize"]) != self.maximize:
+            return []
+        kept, snaps, used = scalars["kept"], [], set()
+        if not isinstance(kept, list):
+            raise TypeError(f"averager: 'kept' is {type(kept).__name__}, not a list")
+        for i, (value, step) in enumerate(kept):
+            state = {}
+            for name, ref in like.items():
+                key = f"{i}/{name}"
+                a = arrays[key]
+                if np.shape(a) != np.shape(ref):
+                    raise ValueError(f"averager snapshot {key} has shape {np.shape(a)}, the model {np.shape(ref)}")
+                state[name] = a
+                used.add(key)
+            snaps.append((float(value), int(step), state))
+        extra = sorted(set(arrays) - used)
+        if extra:
+            raise ValueError(f"averager: arrays no snapshot owns ({', '.join(extra[:3])})")
+        return snaps
+
+    def restore_state(self, snapshots) -> None:
+        self.snapshots = sorted(snapshots, key=lambda s: self._rank(s[0]))[:self.k]
 
     @property
     def steps(self) -> List[int]:

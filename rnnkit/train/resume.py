@@ -13,7 +13,11 @@ parameters, bit for bit, as a run that was never interrupted. What is captured:
   spent so far and the partly filled logging window;
 - ``schedule_fraction``: how far a schedule that follows the clock
   (:class:`~rnnkit.optim.schedules.TimeCosineLR`) had got through its budget; a
-  resumed run goes on from there (0 for checkpoints written before it existed).
+  resumed run goes on from there (0 for checkpoints written before it existed);
+- the state of every callback that keeps one (one with a ``checkpoint_key`` and
+  the methods ``checkpoint_state``, ``prepare_restore`` and ``restore_state``,
+  such as :class:`~rnnkit.train.averaging.CheckpointAverager`'s snapshots), so
+  that what a run keeps besides its parameters resumes bit for bit too.
 
 The checkpoint also records the seed and the schedule's ``config()``, so a
 resume with other ones warns that it will not reproduce the original run.
@@ -64,9 +68,18 @@ def capture(loop, now: float, ranks=None) -> Checkpoint:
         train_state["rank_rng_states"] = [state for state, _ in ranks]
         carry.update({f"rank{r}/{key}": a for r, (_, c) in enumerate(ranks) for key, a in c.items()})
     best = None if val.best_state is None else {k: _host(a) for k, a in val.best_state.items()}
+    states = {}
+    for cb in _stateful(loop):
+        scalars, arrays = cb.checkpoint_state()
+        states[cb.checkpoint_key] = (scalars, {k: _host(a) for k, a in arrays.items()})
     return Checkpoint(model_state={k: _host(a) for k, a in loop.model.state_dict().items()},
                       optimizer_state=loop.optimizer.state_dict(), train_state=train_state, history=loop.history,
-                      carry=carry, best_state=best, config=loop.config, meta=loop.meta)
+                      carry=carry, best_state=best, config=loop.config, meta=loop.meta, callback_states=states)
+
+
+def _stateful(loop):
+    """The loop's callbacks that keep state across a resume."""
+    return [cb for cb in (getattr(loop, "callbacks", None) or []) if hasattr(cb, "checkpoint_state")]
 
 
 def _host(a):
@@ -98,6 +111,10 @@ def restore(loop, ck: Checkpoint) -> None:
             raise ValueError(f"schedule_fraction {fraction} is not within [0, 1]")
         rng = np.random.default_rng()
         rng.bit_generator.state = ts["rng_state"] if size == 1 else ts["rank_rng_states"][rank]
+        like = loop.model.state_dict()
+        # a callback whose state this checkpoint lacks (written before it kept one, or without it) starts afresh
+        prepared = [(cb, cb.prepare_restore(*ck.callback_states[cb.checkpoint_key], like=like))
+                    for cb in _stateful(loop) if cb.checkpoint_key in ck.callback_states]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
                              "the file was not written by rnnkit.train, start afresh without resume") from e
@@ -138,4 +155,6 @@ def restore(loop, ck: Checkpoint) -> None:
     loop.elapsed_before = elapsed
     loop.fraction_before = loop.fraction = fraction
     loop.window = window
+    for cb, state in prepared:
+        cb.restore_state(state)
     loop.last_checkpoint_step = ctx.step
