@@ -111,6 +111,26 @@ def test_a_header_naming_a_column_twice_is_refused_with_line_and_columns(tmp_pat
     assert read_series_csv(str(path), date="Month", target="Passengers").y[:, 0].tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s.update(date_format=5), "'date_format' should be a string or null, got 5"),
+    (lambda s: s.update(date_column=None), "'date_column' should be a column name, got None"),
+    (lambda s: s.update(target="Passengers"), "'target' should be a list of column names"),
+    (lambda s: s["step"].update(kind="weeks"), "'step.kind' should be number, months"),
+    (lambda s: s["step"].update(size=True), "'step.size' should be a number"),
+])
+def test_an_edited_series_record_is_refused_on_load(tmp_path, capsys, edit, field):
+    from rnnkit.io.modelfile import load_model_file, save_model_file
+    data, model = _air(tmp_path / "air.csv"), tmp_path / "f.npz"
+    assert _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                         "--out", str(model)] + FAST)[0] == 0
+    m = load_model_file(model)
+    edit(m.config["fitted"]["series"])    # a valid checksum over a wrong type: it once failed in strptime
+    bad = tmp_path / "edited.npz"
+    save_model_file(bad, kind=m.kind, config=m.config, arrays=m.arrays, meta=m.meta)
+    code, _, err = _run(capsys, ["forecast", "predict", str(bad), data])
+    assert code == 2 and field in err and "cannot rebuild the forecaster model" in err and err.count("\n") == 1, err
+
+
 # -- 3. one sentence for a missing column; positions as dates and file lines ----------------------------------
 def test_a_missing_column_is_one_sentence_naming_the_flag(tmp_path, capsys):
     data = _air(tmp_path / "air.csv")

@@ -281,3 +281,17 @@ def test_resume_with_other_settings_names_the_flag(files, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and len(err) < 300           # one line, not a list of weight names
     code, out, err = _run(capsys, argv + ["--max-steps", "4", "--resume"])
     assert code == 0 and "trained 4 steps" in out, err
+
+
+@pytest.mark.parametrize("training", ["x", {"columns": {"src_col": "a"}}, {"columns": [1]},
+                                      {"columns": {"tgt_col": -1}}])
+def test_eval_refuses_an_edited_record_of_the_training_columns(files, capsys, tmp_path, training):
+    from rnnkit.io.modelfile import load_model_file
+    _, pairs, model = files
+    m = load_model_file(model)
+    bad = tmp_path / "edited.npz"         # a valid checksum over a wrong type: it once raised AttributeError
+    save_model_file(bad, kind=m.kind, config=m.config, arrays=m.arrays, meta=dict(m.meta, training=training))
+    code, _, err = _run(capsys, ["translate", "eval", str(bad), str(pairs)])
+    assert code == 2 and "the recorded training columns are malformed" in err and err.count("\n") == 1, err
+    code, out, _ = _run(capsys, ["translate", "eval", str(bad), str(pairs), "--src-col", "1", "--tgt-col", "0"])
+    assert code == 0 and "BLEU" in out

@@ -52,6 +52,41 @@ MAX_SAMPLES = 100_000        # sample paths of a recursive interval
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
 
 
+def _checked_series(series):
+    """``series_`` as a model file holds it (:func:`rnnkit.forecast.api.series_info`), its types checked.
+
+    It comes from a file that may have been edited: a wrong type must be refused here, as a
+    ValueError naming the field, not fail later inside a date parser.
+    """
+    if series is None:
+        return None
+
+    def need(ok: bool, field: str, expected: str, got) -> None:
+        if not ok:
+            raise ValueError(f"the recorded series field {field!r} should be {expected}, got {got!r}")
+
+    def names(v) -> bool:
+        return isinstance(v, list) and all(isinstance(n, str) for n in v)
+
+    need(isinstance(series, dict), "series", "an object", series)
+    need(isinstance(series.get("date_column"), str), "date_column", "a column name", series.get("date_column"))
+    need(names(series.get("target")) and len(series["target"]) > 0, "target", "a list of column names",
+         series.get("target"))
+    for key in ("past_covariates", "future_covariates"):
+        need(names(series.get(key, [])), key, "a list of column names", series.get(key))
+    for key in ("date_format", "last_date"):
+        need(series.get(key) is None or isinstance(series[key], str), key, "a string or null", series.get(key))
+    step = series.get("step")
+    need(isinstance(step, dict), "step", "an object", step)
+    need(step.get("kind") in ("number", "months", "bdays", "days", "seconds"), "step.kind",
+         "number, months, bdays, days or seconds", step.get("kind"))
+    size = step.get("size")
+    need(isinstance(size, (int, float)) and not isinstance(size, bool), "step.size", "a number", size)
+    need(step.get("fmt") is None or isinstance(step["fmt"], str), "step.fmt", "a string or null", step.get("fmt"))
+    need(isinstance(step.get("month_only", False), bool), "step.month_only", "true or false", step.get("month_only"))
+    return series
+
+
 class RNNForecaster(Estimator):
     """Recurrent-network forecaster (see the module docstring).
 
@@ -386,7 +421,7 @@ class RNNForecaster(Estimator):
         self.n_targets_, self.n_past_covariates_, self.n_future_covariates_ = k, p, f
         self.y_is_1d_ = bool(fitted["y_is_1d"]) and k == 1
         self.train_size_, self.seed_ = int(fitted["train_size"]), int(fitted["seed"])
-        self.series_ = fitted.get("series")
+        self.series_ = _checked_series(fitted.get("series"))
         cal = fitted.get("calibration")
         self.calibration_ = None
         if cal is not None:

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 
 from ..checks import check_count, check_probability
-from ..errors import DataError, HyperparameterError
+from ..errors import DataError, HyperparameterError, ModelFileError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs
 from ..io.inputs import check_input, max_input_bytes
@@ -184,6 +184,21 @@ def translate(model: ModelLike, text: Union[str, Sequence[str]], *, beam: int = 
     return results
 
 
+def _training_columns(tr, model, src_col, tgt_col) -> Tuple[int, int]:
+    """The columns ``tr`` was trained on (its file's meta), where the caller gives none (else 0 and 1)."""
+    if src_col is not None and tgt_col is not None:
+        return src_col, tgt_col
+    cols = ((getattr(tr, "meta_", None) or {}).get("training") or {})
+    cols = cols.get("columns", {}) if isinstance(cols, dict) else None
+    if not isinstance(cols, dict) or any(not isinstance(cols.get(k, 0), int) or isinstance(cols.get(k), bool)
+                                         or cols.get(k, 0) < 0 for k in ("src_col", "tgt_col")):
+        where = _model_path(model) or "the model"
+        raise ModelFileError(f"{where}: the recorded training columns are malformed; the file was edited or "
+                             "damaged: re-create it, or give --src-col and --tgt-col")
+    return (cols.get("src_col", 0) if src_col is None else src_col,
+            cols.get("tgt_col", 1) if tgt_col is None else tgt_col)
+
+
 def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_col: Optional[int] = None,
              beam: int = 1, length_penalty: float = 0.0, max_length: Optional[int] = None,
              ensemble: Sequence[ModelLike] = ()) -> Dict[str, float]:
@@ -195,9 +210,7 @@ def evaluate(model: ModelLike, test: str, *, src_col: Optional[int] = None, tgt_
     check_decoding(beam=beam, length_penalty=length_penalty, max_length=max_length)
     check_input(test, "TEST")
     tr = _model(model, ensemble)
-    cols = ((getattr(tr, "meta_", None) or {}).get("training") or {}).get("columns", {})
-    src_col = cols.get("src_col", 0) if src_col is None else src_col
-    tgt_col = cols.get("tgt_col", 1) if tgt_col is None else tgt_col
+    src_col, tgt_col = _training_columns(tr, model, src_col, tgt_col)
     pairs = read_pairs(test, src_col=src_col, tgt_col=tgt_col, what="TEST")
     extra = {"with_loss": False} if ensemble else {}
     return dict(tr.evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length, **extra),
