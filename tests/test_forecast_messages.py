@@ -131,6 +131,31 @@ def test_an_edited_series_record_is_refused_on_load(tmp_path, capsys, edit, fiel
     assert code == 2 and field in err and "cannot rebuild the forecaster model" in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--initial", "0", "initial (--initial) must be an integer >= 1"),      # once: a reshape error, no flag
+    ("--initial", "-5", "initial (--initial) must be an integer >= 1"),
+    ("--stride", "0", "stride (--stride) must be an integer >= 1"),
+    ("--max-folds", "0", "max_folds (--max-folds) must be an integer >= 1"),
+    ("--refit", "-1", "refit (--refit) must be >= 0"),
+])
+def test_backtest_settings_are_checked_before_the_data_is_read(tmp_path, capsys, flag, value, message):
+    data = _air(tmp_path / "air.csv")
+    code, out, err = _run(capsys, ["forecast", "backtest", data, "--date", "Month", "--target", "Passengers",
+                                   "--horizon", "3", flag, value] + FAST)
+    assert code == 2 and message in err and err.count("\n") == 1 and out == "", (out, err)
+
+
+def test_a_horizon_past_the_calendar_names_the_longest_one(tmp_path, capsys):
+    data, model = _air(tmp_path / "air.csv"), tmp_path / "f.npz"
+    assert _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                         "--out", str(model)] + FAST)[0] == 0
+    code, _, err = _run(capsys, ["forecast", "predict", str(model), data, "--horizon", "100000"])
+    last = (9999 - 1952) * 12          # monthly steps from 1952-12 to 9999-12
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"run past the end of the calendar (year 9999) after {last} steps from 1952-12" in err, err
+    assert f"ask for a horizon (--horizon) of at most {last}" in err
+
+
 # -- 3. one sentence for a missing column; positions as dates and file lines ----------------------------------
 def test_a_missing_column_is_one_sentence_naming_the_flag(tmp_path, capsys):
     data = _air(tmp_path / "air.csv")

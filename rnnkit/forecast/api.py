@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..checks import check_choice, check_count, check_real
+from ..checks import check_choice, check_count, check_optional_count, check_real
 from ..errors import DataError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
@@ -338,6 +338,10 @@ def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, 
     check_outputs({"--out": out, "--plot": plot}, inputs={"DATA": data},
                   examples={"--out": "metrics.csv", "--plot": "backtest.png"})
     _checked_params(params)
+    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds)):
+        check_optional_count(flag_of(name), value, 1)      # before the data is read or anything printed
+    check_count(flag_of("refit"), refit, 0)
+    check_choice(flag_of("window"), window, ("expanding", "sliding"))
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,
                        future_covariates=future_covariates, fill=fill, date_format=date_format)
     say(describe(series))

@@ -117,18 +117,23 @@ class DateStep:
 
     def future(self, last, horizon: int) -> list:
         out, d = [], last
-        for _ in range(horizon):
-            if self.kind == "number":
-                d = d + self.size
-            elif self.kind == "months":
-                d = _add_months(d, self.size)
-            elif self.kind == "bdays":
-                d = d + dt.timedelta(days=1)
-                while d.weekday() >= 5:
+        try:
+            for _ in range(horizon):
+                if self.kind == "number":
+                    d = d + self.size
+                elif self.kind == "months":
+                    d = _add_months(d, self.size)
+                elif self.kind == "bdays":
                     d = d + dt.timedelta(days=1)
-            else:
-                d = d + dt.timedelta(seconds=self.size)
-            out.append(d)
+                    while d.weekday() >= 5:
+                        d = d + dt.timedelta(days=1)
+                else:
+                    d = d + dt.timedelta(seconds=self.size)
+                out.append(d)
+        except (ValueError, OverflowError):     # datetime ends at 9999-12-31
+            raise DataError(f"the forecast dates run past the end of the calendar (year 9999) after {len(out)} "
+                            f"steps from {self.format(last)}; ask for a horizon (--horizon) of at most "
+                            f"{len(out)}") from None
         return out
 
     def format(self, d) -> str:
