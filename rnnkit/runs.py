@@ -71,8 +71,8 @@ def checkpoint_beside(out) -> str:
     return beside(out, ".ckpt.npz")
 
 
-def _unfinished(ckpt: str) -> Optional[str]:
-    """Why a fresh run must not overwrite ``ckpt``: the refusal's message, or None when it may."""
+def _unfinished(ckpt: str, kind: Optional[str] = None) -> Optional[str]:
+    """Why a fresh run (of application ``kind``) must not overwrite ``ckpt``: the refusal's message, or None."""
     from .train.checkpoint import load_checkpoint
     where = f"{ckpt} (the checkpoint beside --out)"
     try:
@@ -82,6 +82,10 @@ def _unfinished(ckpt: str) -> Optional[str]:
     reason = ck.history.stop_reason
     if reason in (None, "interrupted"):
         how = "interrupted" if reason else "stopped without finishing (killed, or still running)"
+        other = (ck.config or {}).get("kind")
+        if kind is not None and isinstance(other, str) and other != kind:   # --resume here would be refused
+            return f"{where} holds a {other} run {how} at step {ck.step}, not a {kind} run; choose another " \
+                   f"--out for this one (that run continues with its own command and --resume)"
         return f"{where} holds a run {how} at step {ck.step}; continue it with --resume, or delete the file to " \
                "start afresh"
     return None
@@ -89,7 +93,7 @@ def _unfinished(ckpt: str) -> Optional[str]:
 
 def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = None,
                 inputs: Optional[Mapping[str, Any]] = None,
-                examples: Optional[Mapping[str, str]] = None) -> str:
+                examples: Optional[Mapping[str, str]] = None, kind: Optional[str] = None) -> str:
     """The checks every ``train`` command and function make before any work; returns the checkpoint path.
 
     ``--out``, the checkpoint beside it and the other ``outputs`` are checked
@@ -105,7 +109,7 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
         raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
                         "to continue, or start afresh without --resume")
     if not resume and os.path.exists(ckpt):
-        refusal = _unfinished(ckpt)
+        refusal = _unfinished(ckpt, kind)
         if refusal:
             raise PathError(refusal)
     return ckpt

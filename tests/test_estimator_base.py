@@ -330,7 +330,7 @@ def test_load_refuses_a_fifo_without_blocking(tmp_path):
 
 
 # -- the shared run preamble, resume rules and memory room ------------------------
-def _checkpoint(path, interrupt_at=None, steps=3):
+def _checkpoint(path, interrupt_at=None, steps=3, config=None):
     """A real checkpoint of a tiny fit(); interrupted at ``interrupt_at`` (so unfinished) or finished."""
     from rnnkit import optim
     from rnnkit.nn import Linear
@@ -350,7 +350,7 @@ def _checkpoint(path, interrupt_at=None, steps=3):
 
     try:
         fit(model, optim.SGD(model.parameters(), lr=0.1), step_fn, lambda e, r: [0], seed=0, max_steps=steps,
-            checkpoint_path=path, checkpoint_every=1, callbacks=[stop], progress=False)
+            checkpoint_path=path, checkpoint_every=1, callbacks=[stop], progress=False, config=config)
     except KeyboardInterrupt:
         pass
 
@@ -372,6 +372,19 @@ def test_a_fresh_run_does_not_overwrite_an_unfinished_checkpoint(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")              # someone else's file: refused, not overwritten
     with pytest.raises(PathError, match=r"beside --out\) is not a readable rnnkit checkpoint .*; move it away"):
         prepare_run(out, resume=False)
+
+
+def test_another_applications_unfinished_checkpoint_is_not_offered_to_resume(tmp_path):
+    from rnnkit.errors import PathError
+    from rnnkit.estimator import prepare_run
+    out, ckpt = tmp_path / "run.npz", tmp_path / "run.ckpt.npz"
+    _checkpoint(ckpt, interrupt_at=2, config={"kind": "charlm"})
+    # --resume would be refused (another kind), so the advice is another --out, not --resume
+    with pytest.raises(PathError, match=r"holds a charlm run interrupted at step 2, not a forecaster run; choose "
+                                        r"another --out for this one"):
+        prepare_run(out, resume=False, kind="forecaster")
+    with pytest.raises(PathError, match=r"holds a run interrupted at step 2; continue it with --resume"):
+        prepare_run(out, resume=False, kind="charlm")
 
 
 def test_resume_needs_the_checkpoint(tmp_path):

@@ -114,7 +114,9 @@ def test_info_on_a_fifo_does_not_block(tmp_path, capsys):
     t.start()
     t.join(5)
     assert not t.is_alive(), "rnnkit info blocked on a FIFO"
-    assert box["code"] == 2 and "is a FIFO" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert box["code"] == 2 and "is a FIFO, which may never end; give a regular file" in err
+    assert "malformed" not in err, err        # it once called the FIFO a malformed header
 
 
 def test_info_takes_threads_like_every_command(tmp_path, capsys):

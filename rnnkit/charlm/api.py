@@ -104,8 +104,8 @@ def train(textfile=None, *, out="charlm.npz", resume: bool = False, plot: Union[
     est._check_params()
     png = (plot_path_beside(out) if plot is True else None) if isinstance(plot, bool) else os.fspath(plot)
     plot_flag = "the loss curve beside --out" if plot is True else "--plot"   # name what the user gave
-    ckpt = prepare_run(out, resume=resume, outputs={plot_flag: png}, inputs={"TEXTFILE": textfile},
-                       examples={"--out": "charlm.npz", plot_flag: "charlm.loss.png"})
+    ckpt = prepare_run(out, resume=resume, kind=CharModel.kind, outputs={plot_flag: png},
+                       inputs={"TEXTFILE": textfile}, examples={"--out": "charlm.npz", plot_flag: "charlm.loss.png"})
     source = DEFAULT_CORPUS_NAME if textfile is None else os.fspath(textfile)
     text = default_corpus() if textfile is None else read_text(textfile, encoding)
     if progress:

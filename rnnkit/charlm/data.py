@@ -103,7 +103,7 @@ def read_text(path, encoding: str = "utf-8", what: str = "TEXTFILE") -> str:
     path = os.fspath(path)
     size = check_input(path, what)
     if size == 0:
-        raise DataError(f"{what} {path}: is empty; a character model needs text to learn from")
+        raise DataError(f"{what} {path}: is empty; give a file with text in it")
     # UTF-16/32 text has NULs too, but then its BOM says so and the decoder handles it
     wide = encoding.lower().replace("-", "").replace("_", "") in ("utf16", "utf32", "utf16le", "utf16be",
                                                                    "utf32le", "utf32be")

@@ -137,8 +137,8 @@ def train(data, *, out, date: str = "Date", target="Close", past_covariates=None
     are chosen from the data (:func:`rnnkit.forecast.defaults.data_defaults`).
     """
     say = say or _quiet
-    ckpt = prepare_run(out, resume=resume, outputs={"--plot": plot}, inputs={"DATA": data},
-                       examples={"--out": "model.npz", "--plot": "loss.png"})
+    ckpt = prepare_run(out, resume=resume, kind=RNNForecaster.kind, outputs={"--plot": plot},
+                       inputs={"DATA": data}, examples={"--out": "model.npz", "--plot": "loss.png"})
     _checked_params(params)                    # bad settings before reading the data
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,
                        future_covariates=future_covariates, fill=fill, date_format=date_format)

@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, Mapping
 
 from .inputs import refuse_special
-from ..errors import ModelFileError
+from ..errors import ModelFileError, RnnkitError
 from .modelfile import load_model_file
 
 __all__ = ["summarize", "format_summary"]
@@ -48,6 +48,8 @@ def summarize(path) -> Dict[str, Any]:
     """
     try:
         return _summarize(os.fspath(path))
+    except RnnkitError:             # already names the problem (a FIFO, a missing file, a bad checksum)
+        raise
     except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
         raise ModelFileError(f"{os.fspath(path)}: the header is malformed ({type(e).__name__}: {e}); the file was "
                              "not written by rnnkit or was edited") from None

@@ -63,7 +63,8 @@ def train(datafile, *, out="music.npz", resume: bool = False, progress: bool = T
     """Train a :class:`MusicModel` on the training pieces of ``datafile`` (.mat or .json) and save it to ``out``."""
     est = MusicModel(progress=progress, **_settings(params))
     est._check_params()
-    ckpt = prepare_run(out, resume=resume, inputs={"DATAFILE": datafile}, examples={"--out": "music.npz"})
+    ckpt = prepare_run(out, resume=resume, kind=MusicModel.kind, inputs={"DATAFILE": datafile},
+                       examples={"--out": "music.npz"})
     data = read_rolls(datafile)
     if est.validation_fraction is not None:       # the same split MusicModel.fit makes: the last training pieces
         n = math.ceil(est.validation_fraction * len(data["train"]))

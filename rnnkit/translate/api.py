@@ -111,7 +111,8 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
     unknown = sorted(set(params) - set(Translator._param_names()))
     if unknown:
         raise HyperparameterError(f"unknown training option(s) {unknown}; see `rnnkit translate train --help`")
-    ckpt = prepare_run(out, resume=resume, inputs={"PAIRS": pairs}, examples={"--out": "translator.npz"})
+    ckpt = prepare_run(out, resume=resume, kind=Translator.kind, inputs={"PAIRS": pairs},
+                       examples={"--out": "translator.npz"})
     if pairs is not None:
         check_input(pairs, "PAIRS")
     check_decoding(beam=beam, length_penalty=length_penalty)
