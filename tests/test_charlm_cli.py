@@ -266,3 +266,10 @@ def test_beam_refuses_sampling_flags_it_would_ignore(model_file, capsys, flags, 
     """`sample --beam 3 --top-k 2` dropped --top-k without a word."""
     _refused(capsys, f"beam (--beam) searches for the most likely text; {named} to sampling and would be ignored",
              "charlm", "sample", model_file, "--beam", "3", *flags)
+
+
+def test_perplexity_stays_readable_when_a_run_diverges():
+    from rnnkit.charlm.cli import _perplexity
+    assert _perplexity(4.16123) == "4.161" and _perplexity(20.4219) == "20.422"
+    assert _perplexity(float(np.exp(700.0))) == "1.01e+304"     # once printed as a 305-digit number
+    assert _perplexity(float("inf")) == "inf"

@@ -295,3 +295,11 @@ def test_eval_refuses_an_edited_record_of_the_training_columns(files, capsys, tm
     assert code == 2 and "the recorded training columns are malformed" in err and err.count("\n") == 1, err
     code, out, _ = _run(capsys, ["translate", "eval", str(bad), str(pairs), "--src-col", "1", "--tgt-col", "0"])
     assert code == 0 and "BLEU" in out
+
+
+@pytest.mark.parametrize("typo, action", [("trian", "train"), ("evl", "eval")])
+def test_a_mistyped_action_is_named_not_taken_for_a_model_file(tmp_path, capsys, monkeypatch, typo, action):
+    monkeypatch.chdir(tmp_path)
+    code = main(["translate", typo, "pairs.tsv"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"did you mean 'rnnkit translate {action}'?" in err and err.count("\n") == 1, err

@@ -30,7 +30,7 @@ def _train(args, names: List[str]) -> int:
     for name, m in (("validation", run.valid), ("test", run.test)):
         if m:
             print(f"{name}: {m['loss']:.4f} nats/char, {m['bits_per_char']:.4f} bits/char, "
-                  f"perplexity {m['perplexity']:.3f}")
+                  f"perplexity {_perplexity(m['perplexity'])}")
     print(f"model: {run.model_path}  (checkpoint: {run.checkpoint_path}"
           + (f", loss curve: {run.plot_path})" if run.plot_path else ")"))
     if run.sample:
@@ -58,11 +58,17 @@ def _sample(args) -> int:
     return 0
 
 
+def _perplexity(p: float) -> str:
+    """exp(loss): three decimals, or three significant digits once it is large (a diverged run's is ~1e300)."""
+    return f"{p:.3f}" if p < 1e5 else f"{p:.3g}"
+
+
 def _eval(args) -> int:
     m = api.evaluate(args.model, args.textfile, batch_size=args.batch_size, seq_len=args.seq_len,
                      encoding=args.encoding)
     print(f"{args.textfile}: {m['chars']:,} characters predicted\n"
-          f"loss {m['loss']:.4f} nats/char  {m['bits_per_char']:.4f} bits/char  perplexity {m['perplexity']:.3f}")
+          f"loss {m['loss']:.4f} nats/char  {m['bits_per_char']:.4f} bits/char  "
+          f"perplexity {_perplexity(m['perplexity'])}")
     return 0
 
 

@@ -18,6 +18,8 @@ MODEL may be a model file or a training checkpoint.
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
 
 from ..cli.builder import RnnkitParser, add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
@@ -40,6 +42,10 @@ class _TranslateParser(RnnkitParser):
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
         if args and args[0] not in ("train", "eval", MODEL_FORM, "-h", "--help"):
+            near = difflib.get_close_matches(args[0], ("train", "eval"), n=1, cutoff=0.6)
+            if near and not os.path.exists(args[0]):     # a mistyped action, not a missing model file
+                self.error(f"{args[0]}: not an action and no such model file; did you mean "
+                           f"'rnnkit translate {near[0]}'?")
             args = [MODEL_FORM] + args
         return super().parse_known_args(args, namespace)
 
