@@ -261,12 +261,16 @@ def test_cli_ensemble_eval_and_translate(two_models, capsys):
     assert main(["translate", str(d / "a.npz"), "le chat est ici", "--ensemble", str(d / "b.npz"),
                  str(d / "a.npz")]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["translate", str(d / "a.npz"), "--ensemble", str(d / "b.npz"), "--", "le chat est ici"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv,message", [
     (["eval", "{d}/a.npz", "{pairs}", "--ensemble", "{d}/c.npz"], "c.npz and {d}/a.npz have different"),
     (["{d}/a.npz", "le chat", "--ensemble", "{d}/c.npz"], "c.npz and {d}/a.npz have different"),
     (["eval", "{d}/a.npz", "{pairs}", "--ensemble", "{d}/missing.npz"], "missing.npz"),
+    (["{d}/a.npz", "--ensemble", "{d}/b.npz", "le chat"],          # the sentence swallowed by --ensemble
+     "--ensemble le chat: no such model file; if that is the sentence, write it before --ensemble"),
     (["train", "{pairs}", "--average-checkpoints", "-1"], "--average-checkpoints"),
     (["train", "{pairs}", "--tie-embeddings", "maybe"], ""),
 ])

@@ -24,6 +24,7 @@ import sys
 
 from ..cli.builder import RnnkitParser, add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
 from ..cli.formatting import DefaultsHelpFormatter
+from ..errors import PathError
 from ..train.averaging import describe_averaging
 from .default_task import DEFAULT_RANGE
 from .translator import Translator
@@ -176,6 +177,11 @@ def _run_eval(args) -> int:
 
 def _run_translate(args) -> int:
     from .api import stdin_lines, translate_lines
+    if not args.text and args.ensemble and not os.path.exists(args.ensemble[-1]):
+        # --ensemble takes every word after it: a sentence written after it lands there, not in TEXT
+        raise PathError(f"--ensemble {args.ensemble[-1]}: no such model file; if that is the sentence, write it "
+                        f"before --ensemble (rnnkit translate MODEL \"...\" --ensemble OTHER.npz) or end the "
+                        f"model list with --")
     # stdin is read (line by line, within the input limit) after the model is loaded
     lines = [" ".join(args.text)] if args.text else stdin_lines()
     rows, unknown = translate_lines(args.model, lines, beam=args.beam, n_best=args.n_best,
