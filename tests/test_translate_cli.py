@@ -134,6 +134,14 @@ def test_a_bad_numbers_range_is_refused_before_any_work(tmp_path, capsys, number
     assert not list(tmp_path.iterdir())
 
 
+def test_numbers_with_a_pairs_file_is_refused_not_ignored(files, tmp_path, capsys):
+    _, pairs, _ = files
+    code, out, err = _run(capsys, ["translate", "train", str(pairs), "--numbers", "1-5",
+                                   "--out", str(tmp_path / "m.npz")])
+    assert code == 2 and "numbers (--numbers) sets the range of the built-in task" in err and out == "", err
+    assert not list(tmp_path.iterdir())
+
+
 def test_builtin_task_without_num2words_says_how_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "num2words", None)        # makes `import num2words` fail
     code, _, err = _run(capsys, ["translate", "train", "--out", str(tmp_path / "m.npz")])

@@ -95,13 +95,13 @@ def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int
 
 
 def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: bool = False, src_col: int = 0, tgt_col: int = 1,
-          max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=DEFAULT_RANGE,
+          max_words: Optional[int] = None, prefix_filter: Optional[str] = None, numbers=None,
           validation_fraction: float = 0.05, test_fraction: float = 0.1, split_seed: int = 0, beam: int = 1,
           length_penalty: float = 0.0, callbacks: Sequence[Callable] = (), **params) -> Dict:
     """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
 
     ``pairs``: a tab-separated file (columns ``src_col``, ``tgt_col``, counted from 0); None: the
-    built-in numbers task over the range ``numbers``. Filters: ``max_words``, ``prefix_filter``.
+    built-in numbers task over the range ``numbers`` (default 0-999; refused with a file). Filters: ``max_words``, ``prefix_filter``.
     Split: fractions ``validation_fraction`` and ``test_fraction`` drawn with ``split_seed``; the
     test split is translated with ``beam`` and ``length_penalty``. ``params``: Translator
     hyperparameters. Training checkpoints go beside ``out`` (:func:`rnnkit.estimator.checkpoint_beside`);
@@ -115,6 +115,11 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
                        examples={"--out": "translator.npz"})
     if pairs is not None:
         check_input(pairs, "PAIRS")
+        if numbers is not None:       # silently ignored before: the file's pairs were trained on
+            raise HyperparameterError("numbers (--numbers) sets the range of the built-in task, which runs "
+                                      "without a PAIRS file; drop --numbers or the PAIRS file")
+    else:
+        numbers = _number_range(DEFAULT_RANGE if numbers is None else numbers)   # checked before any work
     check_decoding(beam=beam, length_penalty=length_penalty)
     check_probability(flag_of("validation_fraction"), validation_fraction)
     check_probability(flag_of("test_fraction"), test_fraction)

@@ -106,8 +106,9 @@ def register(subparsers) -> None:
     d.add_argument("--prefix-filter", choices=["source", "target"], default=None,
                    help="keep pairs whose English side (source or target) starts with 'i am', 'he is', ... "
                         "(the PyTorch tutorial's filter)")
-    d.add_argument("--numbers", default=f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}",
-                   help="range LOW-HIGH of the built-in task")
+    d.add_argument("--numbers", default=None,
+                   help=f"range LOW-HIGH of the built-in task (without PAIRS; default "
+                        f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]})")
     d.add_argument("--validation-fraction", type=float, default=0.05, help="fraction of the pairs held out "
                    "for validation (loss, BLEU, early stopping)")
     d.add_argument("--test-fraction", type=float, default=0.1, help="fraction of the pairs held out for the "
