@@ -145,8 +145,12 @@ def test_averager_state_round_trips_and_refuses_what_does_not_fit():
     smaller.restore_state(smaller.prepare_restore(scalars, arrays, like=like))
     assert smaller.steps == [2, 3]
     assert CheckpointAverager(3, monitor="bleu", maximize=True).prepare_restore(scalars, arrays, like=like) == []
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"is float64 \(1,\), the model's float64 \(2,\)"):
         again.prepare_restore(scalars, arrays, like={"w": np.zeros(2)})
+    with pytest.raises(ValueError, match="the model's float32"):
+        again.prepare_restore(scalars, arrays, like={"w": np.zeros(1, np.float32)})
+    with pytest.raises(ValueError, match="validation value nan"):
+        again.prepare_restore(dict(scalars, kept=[[float("nan"), 1]]), {"0/w": np.zeros(1)}, like=like)
     with pytest.raises(KeyError):
         again.prepare_restore(scalars, {k: a for k, a in arrays.items() if k != "1/w"}, like=like)
     with pytest.raises(ValueError, match="no snapshot owns"):

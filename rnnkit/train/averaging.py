@@ -113,10 +113,13 @@ class CheckpointAverager:
             for name, ref in like.items():
                 key = f"{i}/{name}"
                 a = arrays[key]
-                if np.shape(a) != np.shape(ref):
-                    raise ValueError(f"averager snapshot {key} has shape {np.shape(a)}, the model {np.shape(ref)}")
+                if np.shape(a) != np.shape(ref) or a.dtype != ref.dtype:
+                    raise ValueError(f"averager snapshot {key} is {a.dtype} {np.shape(a)}, the model's "
+                                     f"{ref.dtype} {np.shape(ref)}")
                 state[name] = a
                 used.add(key)
+            if not math.isfinite(float(value)):        # offer() never keeps one
+                raise ValueError(f"averager snapshot {i} has the validation value {value!r}")
             snaps.append((float(value), int(step), state))
         extra = sorted(set(arrays) - used)
         if extra:
