@@ -111,10 +111,10 @@ def restore(loop, ck: Checkpoint) -> None:
             raise ValueError(f"schedule_fraction {fraction} is not within [0, 1]")
         rng = np.random.default_rng()
         rng.bit_generator.state = ts["rng_state"] if size == 1 else ts["rank_rng_states"][rank]
-        like = loop.model.state_dict()
         # a callback whose state this checkpoint lacks (written before it kept one, or without it) starts afresh
-        prepared = [(cb, cb.prepare_restore(*ck.callback_states[cb.checkpoint_key], like=like))
-                    for cb in _stateful(loop) if cb.checkpoint_key in ck.callback_states]
+        owners = [cb for cb in _stateful(loop) if cb.checkpoint_key in ck.callback_states]
+        like = loop.model.state_dict() if owners else None         # a copy of the parameters: only when needed
+        prepared = [(cb, cb.prepare_restore(*ck.callback_states[cb.checkpoint_key], like=like)) for cb in owners]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the checkpoint's training state is malformed ({type(e).__name__}: {e}); "
                              "the file was not written by rnnkit.train, start afresh without resume") from e

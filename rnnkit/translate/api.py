@@ -24,7 +24,7 @@ from ..io.atomic import check_outputs
 from ..io.inputs import check_input, max_input_bytes
 from ..train.progress import say
 from .data import TextOptions, filter_pairs, read_pairs, sentence_groups, split_indices, tokenize
-from .default_task import DEFAULT_RANGE, MAX_NUMBERS, number_pairs
+from .default_task import DEFAULT_RANGE, check_range, number_pairs
 from .decode import check_decoding
 from .translator import Translation, Translator
 
@@ -65,13 +65,7 @@ def _number_range(numbers) -> Tuple[int, int]:
             raise DataError(f"numbers: expected a range LOW-HIGH such as 0-999, got {numbers!r}") from None
     else:
         low, high = (int(v) for v in numbers)
-    if not 0 <= low <= high:
-        raise DataError(f"numbers: expected a range LOW-HIGH with 0 <= LOW <= HIGH, got {low}-{high}")
-    if high - low + 1 > MAX_NUMBERS:
-        raise DataError(f"numbers: the range {low}-{high} holds {high - low + 1:,} numbers and the built-in task "
-                        f"takes at most {MAX_NUMBERS:,} (such as 0-{MAX_NUMBERS - 1}); for more, train on a PAIRS "
-                        "file")
-    return low, high
+    return check_range(low, high)
 
 
 def prepare_pairs(pairs: Optional[str] = None, *, src_col: int = 0, tgt_col: int = 1,
@@ -101,7 +95,8 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
     """Train a translator and save it to ``out``; returns a summary (data, time, validation, test scores).
 
     ``pairs``: a tab-separated file (columns ``src_col``, ``tgt_col``, counted from 0); None: the
-    built-in numbers task over the range ``numbers`` (default 0-999; refused with a file). Filters: ``max_words``, ``prefix_filter``.
+    built-in numbers task over the range ``numbers`` (default 0-999; refused with a file). Filters:
+    ``max_words``, ``prefix_filter``.
     Split: fractions ``validation_fraction`` and ``test_fraction`` drawn with ``split_seed``; the
     test split is translated with ``beam`` and ``length_penalty``. ``params``: Translator
     hyperparameters. Training checkpoints go beside ``out`` (:func:`rnnkit.estimator.checkpoint_beside`);
@@ -194,10 +189,11 @@ def _training_columns(tr, model, src_col, tgt_col) -> Tuple[int, int]:
     """The columns ``tr`` was trained on (its file's meta), where the caller gives none (else 0 and 1)."""
     if src_col is not None and tgt_col is not None:
         return src_col, tgt_col
-    cols = ((getattr(tr, "meta_", None) or {}).get("training") or {})
-    cols = cols.get("columns", {}) if isinstance(cols, dict) else None
-    if not isinstance(cols, dict) or any(not isinstance(cols.get(k, 0), int) or isinstance(cols.get(k), bool)
-                                         or cols.get(k, 0) < 0 for k in ("src_col", "tgt_col")):
+    training = (getattr(tr, "meta_", None) or {}).get("training") or {}
+    cols = training.get("columns", {}) if isinstance(training, dict) else None
+    # type() is int: a bool is an int to isinstance
+    if not isinstance(cols, dict) or not all(type(cols.get(k, 0)) is int and cols.get(k, 0) >= 0
+                                             for k in ("src_col", "tgt_col")):
         where = _model_path(model) or "the model"
         raise ModelFileError(f"{where}: the recorded training columns are malformed; the file was edited or "
                              "damaged: re-create it, or give --src-col and --tgt-col")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
-from ..errors import RnnkitError
+from ..errors import DataError, RnnkitError
 
 __all__ = ["number_pairs", "DEFAULT_RANGE"]
 
@@ -30,12 +30,21 @@ def _num2words():
     return num2words
 
 
+def check_range(low: int, high: int) -> Tuple[int, int]:
+    """``(low, high)`` if the built-in task can write [low, high] (a DataError naming ``--numbers`` if not)."""
+    if not 0 <= low <= high:
+        raise DataError(f"numbers: expected a range LOW-HIGH with 0 <= LOW <= HIGH, got {low}-{high}")
+    if high - low + 1 > MAX_NUMBERS:
+        raise DataError(f"numbers: the range {low}-{high} holds {high - low + 1:,} numbers and the built-in task "
+                        f"takes at most {MAX_NUMBERS:,} (such as 0-{MAX_NUMBERS - 1}); for more, train on a PAIRS "
+                        "file")
+    return low, high
+
+
 def number_pairs(low: int = DEFAULT_RANGE[0], high: int = DEFAULT_RANGE[1], *, src_lang: str = "en",
                  tgt_lang: str = "fr") -> List[Tuple[str, str]]:
     """(source words, target words) for every integer in [low, high]."""
-    if not 0 <= low <= high or high - low + 1 > MAX_NUMBERS:
-        raise ValueError(f"number range: expected 0 <= low <= high and at most {MAX_NUMBERS:,} numbers, "
-                         f"got [{low}, {high}]")
+    check_range(low, high)
     to_words = _num2words()
     try:
         return [(to_words(n, lang=src_lang), to_words(n, lang=tgt_lang)) for n in range(low, high + 1)]
