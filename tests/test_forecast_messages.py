@@ -9,7 +9,7 @@ import pytest
 
 from rnnkit.cli.main import main
 from rnnkit.errors import DataError
-from rnnkit.forecast.data import read_series_csv
+from rnnkit.forecast.data import read_series_csv, series_from_columns
 from rnnkit.forecast import scaling
 
 FAST = ["--lookback", "6", "--hidden-size", "4", "--epochs", "1", "--no-progress"]
@@ -258,3 +258,71 @@ def test_stock_mkdir_failure_is_one_line_naming_out_dir(tmp_path, capsys, monkey
                                  "--out-dir", str(tmp_path / "sd")] + FAST)
     assert code == 2 and err.count("\n") == 1, err
     assert f"--out-dir {tmp_path / 'sd'}: cannot create the directory (Operation not permitted)" in err, err
+
+
+# -- 4. dates that are not evenly spaced are a note, not silence ------------------------------------------
+def _series(dates, fill="none", values=None):
+    values = values or [str((i * 7) % 11 + i) for i in range(len(dates))]
+    return series_from_columns({"d": dates, "y": values}, date="d", target="y", fill=fill)
+
+
+MONTHS = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(48)]
+
+
+def test_evenly_spaced_dates_give_no_note():
+    assert _series(MONTHS).notes == []
+    assert _series([f"{x:g}" for x in np.arange(0, 5, 0.5)]).notes == []
+
+
+def test_missing_months_are_counted_and_the_first_gap_named_by_line():
+    notes = _series(MONTHS[:10] + MONTHS[41:]).notes            # 2000-10 then 2003-06: 31 months missing
+    assert len(notes) == 1, notes
+    assert "1 of 16 gaps differ from the step of 1 month" in notes[0], notes
+    assert "(the first: 2000-10 at line 11, then 2003-06 at line 12), 31 date(s) missing in all" in notes[0]
+    assert "--fill interpolate" in notes[0]
+
+
+@pytest.mark.parametrize("dates, words, first, missing", [
+    ([f"2020-01-{d:02d}" for d in (1, 2, 3, 5, 6, 7, 8, 9, 12, 13)], "1 day", "2020-01-03 at line 4", 3),
+    (["1", "2", "3", "4", "6", "7", "8.5", "9.5"], "step of 1 ", "4 at line 5", 1),
+    ([f"2020-01-01T{h:02d}:00" for h in (0, 1, 2, 3, 5, 6, 7)], "1 hour", "2020-01-01T03:00:00 at line 5", 1),
+])
+def test_gaps_in_days_numbers_and_hours(dates, words, first, missing):
+    (note,) = _series(dates).notes
+    assert words in note and f"(the first: {first}" in note and f"{missing} date(s) missing" in note, note
+
+
+def test_an_uneven_gap_is_noted_without_a_missing_count():
+    (note,) = _series(["1", "2", "3", "4", "5.5", "6.5", "7.5"]).notes
+    assert "1 of 6 gaps differ" in note and "missing in all" not in note, note
+
+
+def test_business_days_skip_the_check_as_holidays_are_unknown():
+    import datetime as dt
+    days, d = [], dt.date(2020, 1, 1)
+    while len(days) < 30:
+        if d.weekday() < 5 and d != dt.date(2020, 1, 20):          # a Monday holiday
+            days.append(d.isoformat())
+        d += dt.timedelta(days=1)
+    s = _series(days)
+    assert s.step.kind == "bdays" and s.notes == []
+
+
+def test_the_advice_works_rows_added_for_missing_dates_are_filled():
+    values = [str(i % 5 + i) for i in range(12)]
+    values[5] = ""
+    s = _series(MONTHS[:12], fill="interpolate", values=values)
+    assert s.notes == [] and s.y[5, 0] == pytest.approx((float(values[4]) + float(values[6])) / 2)
+
+
+def test_train_prints_the_gap_note(tmp_path, capsys):
+    data = _air(tmp_path / "air.csv")
+    with open(data) as f:
+        lines = f.read().splitlines()
+    with open(data, "w") as f:
+        f.write("\n".join(lines[:21] + lines[25:]) + "\n")             # drop 1950-09 .. 1950-12
+    code, out, err = _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                                   "--out", str(tmp_path / "f.npz")] + FAST)
+    assert code == 0, err
+    assert ("1 of 43 gaps differ from the step of 1 month (the first: 1950-08 at line 21, then 1951-01 at "
+            "line 22), 4 date(s) missing in all") in out + err, out + err

@@ -5,7 +5,8 @@ optionally covariate columns. :func:`read_series_csv` checks everything a user
 can get wrong and says where: a missing file or column (listing the columns
 there are, and the closest name), text in a numeric column, missing values
 (named by line, or filled by an explicit ``fill`` policy), unsorted or
-duplicate dates, infinite values.
+duplicate dates, infinite values. Dates that are not evenly spaced (missing
+months, a skipped day) are not an error but a note in ``SeriesData.notes``.
 
 ``fill`` policies for missing values: ``"none"`` (an error naming the lines),
 ``"ffill"`` (carry the last value forward), ``"interpolate"`` (linear in the
@@ -36,7 +37,7 @@ import numpy as np
 from ..errors import DataError, PathError
 from ..io.atomic import write_text
 from ..io.inputs import read_text
-from .dates import DateStep, check_order, infer_step, line_numbers, parse_dates
+from .dates import DateStep, check_order, gap_note, infer_step, line_numbers, parse_dates
 from .validation import describe_rows
 
 __all__ = ["SeriesData", "read_series_csv", "series_from_columns", "load_stock", "STOCK_TICKERS",
@@ -206,6 +207,9 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
             rows = lines[np.nonzero(np.isinf(arr).any(axis=1))[0]]
             raise DataError(f"{name} values are infinite at line(s) {describe_rows(rows)}; fix or remove them")
     step = infer_step(dates, kind, date_format, raw_dates)
+    gaps = gap_note(dates, step, lines)
+    if gaps:
+        notes.append(gaps)
     obs = np.concatenate([a[:n_obs] for a in (Y, P) if a is not None], axis=1)
     names = targets + past
     if F is not None:

@@ -13,6 +13,11 @@ The step to the next date is inferred from the history:
   business days;
   exchange holidays are not known, so a forecast date may fall on one;
 - otherwise the most common gap in days.
+
+:func:`gap_note` says when the dates are not evenly spaced by that step
+(missing months, a skipped day): a recurrent model reads rows as evenly
+spaced, so a gap is either missing data to fill or a file to resample.
+Business days are not checked, as exchange holidays are not known.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers"]
+__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
 
@@ -170,3 +175,48 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
     else:
         step = DateStep("seconds", Counter(days).most_common(1)[0][0], date_format)
     return step
+
+
+def _steps_between(a, b, step: DateStep) -> float:
+    """How many steps of ``step`` lead from date a to date b (1.0 when b follows a)."""
+    if step.kind == "number":
+        k = (b - a) / step.size
+    elif step.kind == "months":
+        k = _months_between(a, b) / step.size
+    else:
+        k = (b - a).total_seconds() / step.size
+    return round(k, 9)
+
+
+def _step_words(step: DateStep) -> str:
+    if step.kind == "number":
+        return f"{step.size:g}"
+    if step.kind == "months":
+        return "1 month" if step.size == 1 else f"{step.size} months"
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if step.size % seconds == 0:
+            n = int(step.size // seconds)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{step.size:g} seconds"
+
+
+def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
+    """A note when consecutive dates are not one ``step`` apart, else None (business days are not checked).
+
+    The note counts the gaps, names the first by its file lines, and counts the missing dates where
+    a gap is a whole number of steps.
+    """
+    if step.kind == "bdays" or len(dates) < 2:
+        return None
+    lines = line_numbers(first_line, len(dates))
+    gaps = [(i, _steps_between(dates[i - 1], dates[i], step)) for i in range(1, len(dates))]
+    gaps = [(i, k) for i, k in gaps if k != 1.0]
+    if not gaps:
+        return None
+    i, _ = gaps[0]
+    missing = sum(int(k) - 1 for _, k in gaps if k > 1 and k == int(k))
+    lost = f", {missing} date(s) missing in all" if missing else ""
+    return (f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
+            f"{_step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
+            f"{step.format(dates[i])} at line {lines[i]}){lost}; the model reads rows as evenly spaced, so add rows for the missing "
+            f"dates (empty values, with --fill interpolate) or resample the file")
