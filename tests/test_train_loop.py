@@ -768,3 +768,9 @@ def test_checkpoint_headers_do_not_grow_with_the_steps(tmp_path):
     assert len(back.train) == CHECKPOINT_HISTORY_POINTS
     assert tuple(back.train[0]) == (1, 1.0) and tuple(back.train[-1]) == (50_000, 1.0 / 50_000)
     assert path.stat().st_size < 2_000_000
+
+
+def test_the_trained_line_every_command_prints():
+    from rnnkit.train.history import trained_line
+    assert trained_line(1, 0.54, "epochs") == "trained 1 step in 0.5 s (stopped: epochs)"
+    assert trained_line(5113, 1800.4, "max_minutes") == "trained 5,113 steps in 1,800 s (stopped: max_minutes)"

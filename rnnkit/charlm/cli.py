@@ -13,6 +13,7 @@ from typing import List
 
 from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
 from ..train.averaging import describe_averaging
+from ..train.history import trained_line
 from . import api
 from .estimator import CharModel
 from .generate import MAX_BEAM, MAX_LENGTH
@@ -24,7 +25,7 @@ def _train(args, names: List[str]) -> int:
     run = api.train(args.textfile, out=args.out, resume=args.resume, plot=args.plot, encoding=args.encoding,
                     progress=args.progress, **estimator_kwargs(args, names))
     h = run.history
-    print(f"trained {h.steps} steps in {h.elapsed_s:.0f} s (stopped: {h.stop_reason})")
+    print(trained_line(h.steps, h.elapsed_s, h.stop_reason))
     if run.model.meta_.get("averaging"):
         print(describe_averaging(run.model.meta_["averaging"]))
     for name, m in (("validation", run.valid), ("test", run.test)):

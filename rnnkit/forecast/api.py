@@ -35,6 +35,7 @@ from .data import SeriesData, read_series_csv, write_forecast_csv
 from .dates import DateStep, parse_dates
 from .defaults import AUTO, data_defaults, guess_period
 from .estimator import INTERVAL_METHODS, RNNForecaster
+from ..train.history import trained_line
 from .scaling import ScaleOverflow
 
 __all__ = ["train", "predict", "backtest", "read_data", "describe", "write_metrics", "ForecastTable",
@@ -121,7 +122,7 @@ def _named(data: SeriesData, offset: int = 0):
 def _summary(model: RNNForecaster, seconds: float) -> str:
     h = model.history_
     last = h.train[-1][1] if h.train else float("nan")
-    return (f"trained {h.steps} steps in {seconds:.1f}s ({h.stop_reason}); final training loss {last:.4f}"
+    return (f"{trained_line(h.steps, seconds, h.stop_reason)}; final training loss {last:.4f}"
             + (f", best validation loss {h.best_val_loss:.4f}" if h.best_val_loss is not None else ""))
 
 

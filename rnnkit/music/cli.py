@@ -10,6 +10,7 @@ from functools import partial
 from typing import List
 
 from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..train.history import trained_line
 from .estimator import MusicModel
 
 __all__ = ["register"]
@@ -20,7 +21,7 @@ def _train(args, names: List[str]) -> int:
     run = api.train(args.datafile, out=args.out, resume=args.resume, progress=args.progress,
                     **estimator_kwargs(args, names))
     h = run.history
-    print(f"trained {h.steps} steps in {h.elapsed_s:.0f} s (stopped: {h.stop_reason}); "
+    print(f"{trained_line(h.steps, h.elapsed_s, h.stop_reason)}; "
           f"{run.model.cell} {run.model.num_layers}x{run.model._units()}, {run.parameters:,} parameters")
     print(f"{'':<11} {'model':>8} {'marginal per-key baseline':>26}   (NLL per time step, nats, summed over 88 keys)")
     for name, m in (("validation", run.valid), ("test", run.test)):

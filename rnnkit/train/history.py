@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["History", "thin_history"]
+__all__ = ["History", "thin_history", "trained_line"]
 
 
 @dataclass
@@ -64,6 +64,12 @@ class History:
                    epochs=pairs(d.get("epochs", [])), best_step=d.get("best_step"),
                    best_val_loss=d.get("best_val_loss"), stop_reason=d.get("stop_reason"),
                    steps=int(d.get("steps", 0)), elapsed_s=float(d.get("elapsed_s", 0.0)))
+
+
+def trained_line(steps: int, seconds: float, stop_reason: Optional[str]) -> str:
+    """The line every ``train`` command prints first: ``trained 1,200 steps in 47 s (stopped: max_steps)``."""
+    took = f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
+    return f"trained {steps:,} step{'' if steps == 1 else 's'} in {took} (stopped: {stop_reason})"
 
 
 def thin_history(history: Optional[Mapping[str, Any]], points: int = 500) -> Optional[Dict[str, Any]]:

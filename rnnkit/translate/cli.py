@@ -26,6 +26,7 @@ from ..cli.builder import RnnkitParser, add_estimator_flags, add_output_flags, c
 from ..cli.formatting import DefaultsHelpFormatter
 from ..errors import PathError
 from ..train.averaging import describe_averaging
+from ..train.history import trained_line
 from .default_task import DEFAULT_RANGE
 from .translator import Translator
 
@@ -151,7 +152,7 @@ def _run_train(args) -> int:
     print(f"vocabulary: source {summary['vocab']['source']}, target {summary['vocab']['target']} tokens")
     best = summary["best_val_loss"]
     by = "bleu" if args.select_by == "bleu" and args.bleu_sentences else "loss"
-    print(f"trained {summary['steps']} steps in {summary['train_seconds']} s (stopped: {summary['stop_reason']})"
+    print(trained_line(summary["steps"], summary["train_seconds"], summary["stop_reason"])
           + (f"; kept the model of step {summary['best_step']} (best validation {by}; its validation "
              f"loss {best:.4f})" if best is not None else ""))
     av = summary.get("averaging")
