@@ -49,6 +49,11 @@ def test_same_seed_same_result():
     (["adding", "--seq-len", "0"], "seq_len (--seq-len)"),
     (["adding", "--seeds", "0"], "seeds (--seeds)"),
     (["adding", "--max-steps", "none"], "--max-steps or --max-minutes"),
+    (["adding", "--params", "100000000"], "params (--params) must be between 22 (the smallest lstm, H=1) and "
+                                          "16,797,697 (the largest rnn compared, H=4,096) for this task, got "
+                                          "100,000,000"),
+    (["adding", "--params", "21", "--cells", "lstm,gru"], "between 22 (the smallest lstm, H=1) and 50,384,897 "
+                                                           "(the largest gru compared"),
 ])
 def test_bad_input_is_one_line_exit_2(args, expect, capsys, tmp_path):
     rc = main(["compare", *args, "--no-progress", "--out", str(tmp_path / "x.json")])
@@ -61,3 +66,10 @@ def test_bad_input_is_one_line_exit_2(args, expect, capsys, tmp_path):
 def test_output_into_missing_directory_fails_before_training(tmp_path, capsys):
     rc = main(["compare", "adding", "--out", str(tmp_path / "no" / "x.json"), "--no-progress"])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_a_budget_in_range_is_matched_at_both_ends():
+    from rnnkit.compare.model import MAX_HIDDEN, matched_hidden_sizes, parameter_count
+    top = parameter_count("rnn", 2, MAX_HIDDEN, 1)
+    assert matched_hidden_sizes(["rnn"], 2, 1, top) == {"rnn": MAX_HIDDEN}
+    assert matched_hidden_sizes(["lstm", "rnn"], 2, 1, parameter_count("lstm", 2, 1, 1))["lstm"] == 1

@@ -16,6 +16,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..errors import HyperparameterError
 from ..nn import Linear, Module, Recurrent, cross_entropy, mse
 from ..nn.diagnostics import gate_saturation, hidden_gradient_norms
 from ..nn.shapes import CELL_MODES, count, linear_shapes, recurrent_shapes
@@ -34,12 +35,20 @@ def parameter_count(cell: str, input_size: int, hidden_size: int, output_size: i
 
 
 def matched_hidden_sizes(cells, input_size: int, output_size: int, params: int) -> Dict[str, int]:
-    """For each cell, the H whose :func:`parameter_count` is closest to ``params``."""
-    out = {}
-    for cell in cells:
-        counts = np.array([parameter_count(cell, input_size, H, output_size) for H in range(1, MAX_HIDDEN + 1)])
-        out[cell] = int(np.argmin(np.abs(counts - params))) + 1
-    return out
+    """For each cell, the H (1 to ``MAX_HIDDEN``) whose :func:`parameter_count` is closest to ``params``.
+
+    A budget below some cell's count at H = 1, or above some cell's count at ``MAX_HIDDEN``, could not be
+    matched and is refused (:class:`HyperparameterError` giving the range that can).
+    """
+    counts = {c: np.array([parameter_count(c, input_size, H, output_size) for H in range(1, MAX_HIDDEN + 1)])
+              for c in cells}                                                  # cell -> (MAX_HIDDEN,)
+    low = max(counts, key=lambda c: counts[c][0])
+    high = min(counts, key=lambda c: counts[c][-1])
+    if params < counts[low][0] or params > counts[high][-1]:
+        raise HyperparameterError(
+            f"params (--params) must be between {counts[low][0]:,} (the smallest {low}, H=1) and "
+            f"{counts[high][-1]:,} (the largest {high} compared, H={MAX_HIDDEN:,}) for this task, got {params:,}")
+    return {c: int(np.argmin(np.abs(n - params))) + 1 for c, n in counts.items()}
 
 
 class SeqModel(Module):
