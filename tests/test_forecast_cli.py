@@ -1,5 +1,6 @@
 """`rnnkit forecast ...` through main(argv): real runs on small files, and every bad input a clear message."""
 
+import calendar
 import csv
 import datetime as dt
 
@@ -214,3 +215,48 @@ def test_future_dates_follow_the_data_step():
     assert step.future(years[-1], 2) == [1703, 1704]
     daily, kind = parse_dates(["2020-02-27", "2020-02-28", "2020-02-29"], "d")
     assert infer_step(daily, kind).future(daily[-1], 1)[0] == dt.datetime(2020, 3, 1)
+
+
+def _month_ends(n, every=1, start=2019):
+    ends = []
+    for i in range(0, n * every, every):
+        y, m = start + i // 12, i % 12 + 1
+        ends.append(dt.date(y, m, calendar.monthrange(y, m)[1]).isoformat())
+    return ends
+
+
+@pytest.mark.parametrize("every, expect", [
+    (1, ["2021-07-31", "2021-08-31", "2021-09-30", "2021-10-31", "2021-11-30", "2021-12-31", "2022-01-31",
+         "2022-02-28"]),
+    (3, ["2026-07-31", "2026-10-31", "2027-01-31", "2027-04-30", "2027-07-31", "2027-10-31", "2028-01-31",
+         "2028-04-30"]),                                     # the last of the 30: 2026-04-30
+])
+def test_month_end_dates_continue_on_month_ends(every, expect):
+    """Month ends were read as a step of 31 days (the most common gap) and drifted off the month's end."""
+    raw = _month_ends(30, every)
+    dates, kind = parse_dates(raw, "d")
+    step = infer_step(dates, kind, raw=raw)
+    assert (step.kind, step.size, step.month_end) == ("months", every, True)
+    assert [step.format(d) for d in step.future(dates[-1], 8)] == expect
+
+
+def test_a_day_that_a_month_lacks_is_clamped_without_drifting():
+    dates, kind = parse_dates(["2020-08-30", "2020-09-30", "2020-10-30", "2020-11-30", "2020-12-30"], "d")
+    step = infer_step(dates, kind)
+    assert not step.month_end and [step.format(d) for d in step.future(dates[-1], 3)] == \
+        ["2021-01-30", "2021-02-28", "2021-03-30"]
+
+
+def test_month_end_series_round_trip_through_the_model_file(tmp_path, capsys):
+    raw = _month_ends(40)
+    rng = np.random.default_rng(0)
+    data = _write(tmp_path / "m.csv", ["Date", "Value"],
+                  [[d, f"{100 + 10 * np.sin(i / 2) + rng.normal():.3f}"] for i, d in enumerate(raw)])
+    model, fc = str(tmp_path / "m.npz"), tmp_path / "fc.csv"
+    code, out, err = _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Value",
+                                   "--out", model] + FAST)
+    assert code == 0 and "not evenly spaced" not in out + err, out + err
+    assert "seasonal period 12 from the dates" in out + err, out + err
+    code, out, _ = _run(capsys, ["forecast", "predict", model, "--horizon", "3", "--out", str(fc)])
+    assert code == 0, out
+    assert [r.split(",")[0] for r in fc.read_text().splitlines()[1:]] == ["2022-05-31", "2022-06-30", "2022-07-31"]

@@ -70,7 +70,8 @@ def series_info(data: SeriesData, date: str, date_format: Optional[str]) -> Dict
     s = data.step
     return {"date_column": date, "target": list(data.target), "past_covariates": list(data.past_names),
             "future_covariates": list(data.future_names), "date_format": date_format,
-            "step": {"kind": s.kind, "size": s.size, "fmt": s.fmt, "month_only": bool(s.month_only)},
+            "step": {"kind": s.kind, "size": s.size, "fmt": s.fmt, "month_only": bool(s.month_only),
+                     "month_end": bool(s.month_end)},
             "last_date": data.format_date(data.dates[len(data.y) - 1])}
 
 
@@ -78,6 +79,7 @@ def _step(info: Dict[str, Any]) -> DateStep:
     s = info["step"]
     step = DateStep(s["kind"], s["size"], s["fmt"])
     step.month_only = s.get("month_only", False)
+    step.month_end = s.get("month_end", False)
     return step
 
 

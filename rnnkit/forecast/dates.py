@@ -7,8 +7,9 @@ plain number (a year or any numeric time index).
 The step to the next date is inferred from the history:
 
 - numbers: the most common difference;
-- every date on the same day of the month and months apart: months (monthly,
-  quarterly, yearly data);
+- every date on the last day of its month (2020-01-31, 2020-02-29, ...), or
+  every date on the same day of the month: months apart (monthly, quarterly,
+  yearly data); a forecast from month ends stays on month ends;
 - only weekdays, mostly one day apart and with weekend gaps (trading days):
   business days;
   exchange holidays are not known, so a forecast date may fall on one;
@@ -22,6 +23,7 @@ Business days are not checked, as exchange holidays are not known.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
@@ -109,9 +111,21 @@ def _months_between(a: dt.datetime, b: dt.datetime) -> int:
     return (b.year - a.year) * 12 + (b.month - a.month)
 
 
-def _add_months(d: dt.datetime, n: int) -> dt.datetime:
+def _month_length(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
+
+
+def _is_month_end(d: dt.datetime) -> bool:
+    return d.day == _month_length(d.year, d.month)
+
+
+def _add_months(d: dt.datetime, n: int, month_end: bool = False) -> dt.datetime:
+    """d plus n months: on the last day of the month if ``month_end``, else on d's day, or the month's last
+    day when it is shorter (the 31st of January plus one month is the 28th or 29th of February)."""
     m = d.month - 1 + n
-    return d.replace(year=d.year + m // 12, month=m % 12 + 1)
+    year, month = d.year + m // 12, m % 12 + 1
+    last = _month_length(year, month)
+    return d.replace(year=year, month=month, day=last if month_end else min(d.day, last))
 
 
 class DateStep:
@@ -126,8 +140,8 @@ class DateStep:
             for _ in range(horizon):
                 if self.kind == "number":
                     d = d + self.size
-                elif self.kind == "months":
-                    d = _add_months(d, self.size)
+                elif self.kind == "months":         # counted from ``last``: a clamped day does not stick
+                    d = _add_months(last, self.size * (len(out) + 1), self.month_end)
                 elif self.kind == "bdays":
                     d = d + dt.timedelta(days=1)
                     while d.weekday() >= 5:
@@ -150,7 +164,8 @@ class DateStep:
             return d.strftime("%Y-%m")
         return _show(d)
 
-    month_only = False
+    month_only = False                 # months shown as 2013-03
+    month_end = False                  # months on their last day
 
     def __repr__(self):
         return f"DateStep({self.kind!r}, {self.size!r})"
@@ -165,11 +180,13 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
         return DateStep("number", diffs.most_common(1)[0][0])
     step = None
     days = [(b - a).total_seconds() for a, b in zip(dates, dates[1:])]
-    same_day = len({d.day for d in dates}) == 1 and all(d.time() == dates[0].time() for d in dates)
-    if same_day:
+    same_time = all(d.time() == dates[0].time() for d in dates)
+    month_end = same_time and all(_is_month_end(d) for d in dates)
+    if month_end or (same_time and len({d.day for d in dates}) == 1):
         months = Counter(_months_between(a, b) for a, b in zip(dates, dates[1:]))
         step = DateStep("months", months.most_common(1)[0][0], date_format)
         step.month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
+        step.month_end = month_end and not step.month_only
     elif all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and Counter(days).most_common(1)[0][0] == 86400:
         step = DateStep("bdays", 1, date_format)
     else:
