@@ -327,3 +327,26 @@ def test_train_prints_the_gap_note(tmp_path, capsys):
     assert code == 0, err
     assert ("1 of 43 gaps differ from the step of 1 month (the first: 1950-08 at line 21, then 1951-01 at "
             "line 22), 4 date(s) missing in all") in out + err, out + err
+
+
+def test_dates_with_and_without_a_utc_offset_are_one_line(tmp_path, capsys):
+    path = tmp_path / "tz.csv"
+    path.write_text("d,y\n2020-01-01T00:00+00:00,1\n2020-01-02T00:00+00:00,3\n2020-01-03,2\n2020-01-04T00:00+00:00,5\n")
+    code, out, err = _run(capsys, ["forecast", "train", str(path), "--date", "d", "--target", "y",
+                                   "--out", str(tmp_path / "f.npz")] + FAST)      # once: a TypeError traceback
+    assert code == 2 and err.count("\n") == 1 and out == "", (out, err)
+    assert ("column 'd': line 4 ('2020-01-03') has no UTC offset but line 2 ('2020-01-01T00:00+00:00') has one; "
+            "give every date an offset (+01:00) or none") in err, err
+
+
+def test_a_clock_change_is_not_a_gap_in_daily_or_hourly_dates():
+    daily = [f"2020-03-{d}T00:00:00+01:00" for d in (27, 28, 29)] + [f"2020-03-{d}T00:00:00+02:00" for d in (30, 31)]
+    s = _series(daily)
+    assert (s.step.kind, s.step.size, s.notes) == ("seconds", 86400, [])
+    assert [s.step.format(d) for d in s.step.future(s.dates[-1], 1)] == ["2020-04-01T00:00:00+02:00"]
+    skipped = daily[:3] + daily[4:]                              # 03-30 missing, across the change
+    (note,) = _series(skipped).notes
+    assert "1 of 3 gaps differ from the step of 1 day" in note and "1 date(s) missing" in note, note
+    hourly = ["2020-10-25T01:00+02:00", "2020-10-25T02:00+02:00", "2020-10-25T02:00+01:00", "2020-10-25T03:00+01:00"]
+    s = _series(hourly)                                          # the repeated wall-clock hour is one hour on
+    assert (s.step.size, s.notes) == (3600, [])

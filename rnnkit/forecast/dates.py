@@ -86,6 +86,11 @@ def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] =
             hint = (f"it does not match --date-format {date_format!r}" if date_format else
                     "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
             raise DataError(f"column {column!r} line {lines[i]}: cannot read {v!r} as a date; {hint}") from None
+    aware = [d.tzinfo is not None for d in out]
+    if any(aware) and not all(aware):
+        i, j = aware.index(True), aware.index(False)
+        raise DataError(f"column {column!r}: line {lines[j]} ({values[j]!r}) has no UTC offset but line {lines[i]} "
+                        f"({values[i]!r}) has one; give every date an offset (+01:00) or none")
     return out, "datetime"
 
 
@@ -103,7 +108,7 @@ def check_order(dates: list, column: str, first_line=2) -> None:
 
 def _show(d) -> str:
     if isinstance(d, dt.datetime):
-        return d.date().isoformat() if d.time() == dt.time() else d.isoformat()
+        return d.date().isoformat() if d.time() == dt.time() and d.tzinfo is None else d.isoformat()
     return f"{d:g}"
 
 
@@ -180,6 +185,11 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
         return DateStep("number", diffs.most_common(1)[0][0])
     step = None
     days = [(b - a).total_seconds() for a, b in zip(dates, dates[1:])]
+    if dates[0].tzinfo is not None:               # a clock change makes one day 23 or 25 hours: count days on the
+        wall = [(b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds()     # local calendar instead
+                for a, b in zip(dates, dates[1:])]
+        if Counter(wall).most_common(1)[0][0] % 86400 == 0:
+            days = wall
     same_time = all(d.time() == dates[0].time() for d in dates)
     month_end = same_time and all(_is_month_end(d) for d in dates)
     if month_end or (same_time and len({d.day for d in dates}) == 1):
@@ -200,6 +210,8 @@ def _steps_between(a, b, step: DateStep) -> float:
         k = (b - a) / step.size
     elif step.kind == "months":
         k = _months_between(a, b) / step.size
+    elif a.tzinfo is not None and step.size % 86400 == 0:       # days by the calendar, across a clock change
+        k = (b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds() / step.size
     else:
         k = (b - a).total_seconds() / step.size
     return round(k, 9)
