@@ -350,3 +350,19 @@ def test_a_clock_change_is_not_a_gap_in_daily_or_hourly_dates():
     hourly = ["2020-10-25T01:00+02:00", "2020-10-25T02:00+02:00", "2020-10-25T02:00+01:00", "2020-10-25T03:00+01:00"]
     s = _series(hourly)                                          # the repeated wall-clock hour is one hour on
     assert (s.step.size, s.notes) == (3600, [])
+
+
+def test_predict_on_a_file_of_another_step_says_so_first(tmp_path, capsys):
+    data, model = _air(tmp_path / "air.csv"), tmp_path / "f.npz"
+    assert _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                         "--out", str(model)] + FAST)[0] == 0
+    daily = tmp_path / "daily.csv"
+    daily.write_text("Month,Passengers\n" + "".join(f"2020-01-{d:02d},{100 + d * d % 17}\n" for d in range(1, 31)))
+    code, out, err = _run(capsys, ["forecast", "predict", str(model), str(daily), "--horizon", "2"])
+    first = out.splitlines()[0]
+    assert code == 0 and first.startswith(f"{daily}: 30 rows 2020-01-01 .. 2020-01-30"), out
+    assert first.endswith("its dates step by 1 day but the model was trained on steps of 1 month; the forecast "
+                          "follows the file's step: check that it is the right file"), first
+    assert out.splitlines()[1] == "forecast of Passengers for 2 step(s) after 2020-01-30 with 90% intervals:"
+    code, out, err = _run(capsys, ["forecast", "predict", str(model), data, "--horizon", "2"])
+    assert code == 0 and out.splitlines()[0] == f"{data}: 48 rows 1949-01 .. 1952-12, target Passengers", out

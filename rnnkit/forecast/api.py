@@ -32,7 +32,7 @@ from ..io.atomic import check_outputs, write_text
 from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
 from .data import SeriesData, read_series_csv, write_forecast_csv
-from .dates import DateStep, parse_dates
+from .dates import DateStep, parse_dates, step_words
 from .defaults import AUTO, data_defaults, guess_period
 from .estimator import INTERVAL_METHODS, RNNForecaster
 from ..train.history import trained_line
@@ -235,6 +235,13 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
                                 f"{len(series.future) - len(series.y)}")
             kw["future_covariates"] = series.future[:len(series.y) + H]
         hist_x, hist_y = series.dates[:len(series.y)], series.y
+        trained = _step(info)
+        if (trained.kind, trained.size, trained.month_end) != (series.step.kind, series.step.size,
+                                                               series.step.month_end):
+            series.notes.append(f"its dates step by {step_words(series.step)} but the model was trained on steps of "
+                                f"{step_words(trained)}; the forecast follows the file's step: check that it is "
+                                "the right file")
+        say(describe(series))
     with _named(series) if series is not None else _nothing():
         mean = est.predict(H, **kw)
         lower = upper = None
@@ -259,6 +266,7 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
             cols[f"{n}_upper"] = upper.reshape(H, -1)[:, j]
     table = ForecastTable([fmt(d) for d in dates], cols, list(names), fmt(last),
                           coverage if lower is not None else None)
+    say(table.text())
     if out:
         table.to_csv(out)
         say(f"forecast written to {out}")

@@ -127,14 +127,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    table = api.predict(args.model, args.data, horizon=args.horizon, coverage=args.coverage, fill=args.fill,
-                        date_format=args.date_format, out=args.out, plot=args.plot, say=None,
-                        interval_method=args.interval_method)
-    _say(table.text())
-    if args.out:
-        _say(f"forecast written to {args.out}")
-    if args.plot:
-        _say(f"plot written to {args.plot}")
+    api.predict(args.model, args.data, horizon=args.horizon, coverage=args.coverage, fill=args.fill,
+                date_format=args.date_format, out=args.out, plot=args.plot, say=_say,
+                interval_method=args.interval_method)
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note"]
+__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
 
@@ -217,11 +217,14 @@ def _steps_between(a, b, step: DateStep) -> float:
     return round(k, 9)
 
 
-def _step_words(step: DateStep) -> str:
+def step_words(step: DateStep) -> str:
+    """The step in words: ``1 month``, ``7 days``, ``1 business day``, ``0.5``."""
     if step.kind == "number":
         return f"{step.size:g}"
     if step.kind == "months":
-        return "1 month" if step.size == 1 else f"{step.size} months"
+        return ("1 month" if step.size == 1 else f"{step.size} months") + (" (month ends)" if step.month_end else "")
+    if step.kind == "bdays":
+        return "1 business day"
     for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if step.size % seconds == 0:
             n = int(step.size // seconds)
@@ -246,6 +249,6 @@ def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
     missing = sum(int(k) - 1 for _, k in gaps if k > 1 and k == int(k))
     lost = f", {missing} date(s) missing in all" if missing else ""
     return (f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
-            f"{_step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
+            f"{step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
             f"{step.format(dates[i])} at line {lines[i]}){lost}; the model reads rows as evenly spaced, so add rows for the missing "
             f"dates (empty values, with --fill interpolate) or resample the file")
