@@ -29,13 +29,13 @@ from ..checks import check_choice, check_count, check_optional_count, check_real
 from ..errors import DataError
 from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
+from ..train.history import trained_line
 from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
 from .data import SeriesData, read_series_csv, write_forecast_csv
 from .dates import DateStep, parse_dates, step_words
 from .defaults import AUTO, data_defaults, guess_period
 from .estimator import INTERVAL_METHODS, RNNForecaster
-from ..train.history import trained_line
 from .scaling import ScaleOverflow
 
 __all__ = ["train", "predict", "backtest", "read_data", "describe", "write_metrics", "ForecastTable",

@@ -250,5 +250,5 @@ def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
     lost = f", {missing} date(s) missing in all" if missing else ""
     return (f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
             f"{step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
-            f"{step.format(dates[i])} at line {lines[i]}){lost}; the model reads rows as evenly spaced, so add rows for the missing "
-            f"dates (empty values, with --fill interpolate) or resample the file")
+            f"{step.format(dates[i])} at line {lines[i]}){lost}; the model reads rows as evenly spaced, so add "
+            "rows for the missing dates (empty values, with --fill interpolate) or resample the file")
