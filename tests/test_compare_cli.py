@@ -52,6 +52,7 @@ def test_same_seed_same_result():
     (["adding", "--params", "100000000"], "params (--params) must be between 22 (the smallest lstm, H=1) and "
                                           "16,797,697 (the largest rnn compared, H=4,096) for this task, got "
                                           "100,000,000"),
+    (["adding", "--params", "5"], "params (--params) must be between 22"),
     (["adding", "--params", "21", "--cells", "lstm,gru"], "between 22 (the smallest lstm, H=1) and 50,384,897 "
                                                            "(the largest gru compared"),
 ])

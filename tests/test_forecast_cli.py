@@ -236,15 +236,60 @@ def test_month_end_dates_continue_on_month_ends(every, expect):
     raw = _month_ends(30, every)
     dates, kind = parse_dates(raw, "d")
     step = infer_step(dates, kind, raw=raw)
-    assert (step.kind, step.size, step.month_end) == ("months", every, True)
+    assert (step.kind, step.size, step.day) == ("months", every, 31)
     assert [step.format(d) for d in step.future(dates[-1], 8)] == expect
 
 
 def test_a_day_that_a_month_lacks_is_clamped_without_drifting():
     dates, kind = parse_dates(["2020-08-30", "2020-09-30", "2020-10-30", "2020-11-30", "2020-12-30"], "d")
     step = infer_step(dates, kind)
-    assert not step.month_end and [step.format(d) for d in step.future(dates[-1], 3)] == \
+    assert step.day == 30 and [step.format(d) for d in step.future(dates[-1], 3)] == \
         ["2021-01-30", "2021-02-28", "2021-03-30"]
+
+
+@pytest.mark.parametrize("day", [29, 30])
+def test_monthly_dates_on_a_day_a_short_month_lacks_are_monthly(day):
+    """2020-11-30, 2020-12-30, 2021-01-30, 2021-02-28, ...: once read as 31 days, drifting to 2022-03-02."""
+    raw = [dt.date(2020 + (10 + i) // 12, (10 + i) % 12 + 1,
+                   min(day, calendar.monthrange(2020 + (10 + i) // 12, (10 + i) % 12 + 1)[1])).isoformat()
+           for i in range(15)]                                     # 2020-11 .. 2022-01, February clamped
+    dates, kind = parse_dates(raw, "d")
+    step = infer_step(dates, kind)
+    assert (step.kind, step.size, step.day) == ("months", 1, day)
+    assert [step.format(d) for d in step.future(dates[-1], 2)] == [f"2022-02-{min(day, 28)}", f"2022-03-{day}"]
+
+
+def test_days_near_a_month_end_are_not_mistaken_for_months():
+    for raw in (["2021-02-27", "2021-02-28", "2021-03-01"], ["2020-02-28", "2020-02-29"], ["2021-04-30", "2021-05-01"]):
+        dates, kind = parse_dates(raw, "d")
+        assert infer_step(dates, kind).kind != "months", raw
+
+
+def test_a_float_time_index_steps_by_its_rounded_difference():
+    raw = [f"{1600000000 + 0.1 * i:.1f}" for i in range(20)]       # float sums are off in the 7th digit
+    dates, kind = parse_dates(raw, "t")
+    step = infer_step(dates, kind)
+    assert step.size == 0.1 and [step.format(d) for d in step.future(dates[-1], 2)] == ["1600000002", "1600000002.1"]
+    from rnnkit.forecast.dates import gap_note
+    assert gap_note(dates, step) is None
+
+
+def test_a_tie_between_gaps_goes_to_the_shortest():
+    dates, kind = parse_dates(["2020-01-01", "2020-01-04", "2020-01-05", "2020-01-07"], "d")   # 3, 1, 2 days
+    assert infer_step(dates, kind).size == 86400
+
+
+def test_a_step_of_zero_is_one_line_not_a_division_by_zero():
+    from rnnkit.errors import DataError
+    dates, kind = parse_dates(["2021-10-31T02:00+02:00", "2021-10-31T02:00+01:00"], "d")   # one wall time twice
+    step = infer_step(dates, kind)
+    assert (step.kind, step.size) == ("seconds", 3600)
+    dates, kind = parse_dates(["2021-10-31T02:00+02:00", "2021-10-31T02:00+01:00", "2021-10-31T03:00+01:00"], "d")
+    assert infer_step(dates, kind).size == 3600
+    dates, kind = parse_dates(["0", "1e-10", "2e-10", "3e-10"], "t")
+    assert infer_step(dates, kind).size == pytest.approx(1e-10)
+    with pytest.raises(DataError, match="need at least two dates"):
+        infer_step(dates[:1], kind)
 
 
 def test_month_end_series_round_trip_through_the_model_file(tmp_path, capsys):
@@ -260,3 +305,19 @@ def test_month_end_series_round_trip_through_the_model_file(tmp_path, capsys):
     code, out, _ = _run(capsys, ["forecast", "predict", model, "--horizon", "3", "--out", str(fc)])
     assert code == 0, out
     assert [r.split(",")[0] for r in fc.read_text().splitlines()[1:]] == ["2022-05-31", "2022-06-30", "2022-07-31"]
+
+    # a model file written before month ends were months recorded them as a step of 31 days: read as months
+    from rnnkit.io.modelfile import load_model_file, save_model_file
+    m = load_model_file(model)
+    m.config["fitted"]["series"]["step"] = {"kind": "seconds", "size": 2678400.0, "fmt": None, "month_only": False}
+    old = tmp_path / "old.npz"
+    save_model_file(old, kind=m.kind, config=m.config, arrays=m.arrays, meta=m.meta)
+    code, out, _ = _run(capsys, ["forecast", "predict", str(old), data, "--horizon", "2"])
+    assert code == 0 and "not evenly spaced" not in out and "trained on steps" not in out, out
+    code, out, _ = _run(capsys, ["forecast", "predict", str(old), "--horizon", "3"])
+    assert code == 0 and ["2022-05-31", "2022-06-30", "2022-07-31"] == [r.split()[0] for r in out.splitlines()[2:5]]
+    # the same months dated on the first: the same step, no note
+    first = _write(tmp_path / "first.csv", ["Date", "Value"],
+                   [[d[:8] + "01", v] for d, v in (r.split(",") for r in open(data).read().splitlines()[1:])])
+    code, out, _ = _run(capsys, ["forecast", "predict", model, first, "--horizon", "2"])
+    assert code == 0 and "trained on steps" not in out and "2022-05-01" in out, out

@@ -117,7 +117,7 @@ def test_a_header_naming_a_column_twice_is_refused_with_line_and_columns(tmp_pat
     (lambda s: s.update(target="Passengers"), "'target' should be a list of column names"),
     (lambda s: s["step"].update(kind="weeks"), "'step.kind' should be number, months"),
     (lambda s: s["step"].update(size=True), "'step.size' should be a number"),
-    (lambda s: s["step"].update(month_end="yes"), "'step.month_end' should be true or false, got 'yes'"),
+    (lambda s: s["step"].update(day=32), "'step.day' should be a day of the month (1-31) or null, got 32"),
 ])
 def test_an_edited_series_record_is_refused_on_load(tmp_path, capsys, edit, field):
     from rnnkit.io.modelfile import load_model_file, save_model_file
@@ -285,7 +285,7 @@ def test_missing_months_are_counted_and_the_first_gap_named_by_line():
 
 @pytest.mark.parametrize("dates, words, first, missing", [
     ([f"2020-01-{d:02d}" for d in (1, 2, 3, 5, 6, 7, 8, 9, 12, 13)], "1 day", "2020-01-03 at line 4", 3),
-    (["1", "2", "3", "4", "6", "7", "8.5", "9.5"], "step of 1 ", "4 at line 5", 1),
+    (["1", "2", "3", "4", "6", "7", "8", "9"], "step of 1 ", "4 at line 5", 1),
     ([f"2020-01-01T{h:02d}:00" for h in (0, 1, 2, 3, 5, 6, 7)], "1 hour", "2020-01-01T03:00:00 at line 5", 1),
 ])
 def test_gaps_in_days_numbers_and_hours(dates, words, first, missing):
@@ -311,9 +311,26 @@ def test_business_days_skip_the_check_as_holidays_are_unknown():
 
 def test_the_advice_works_rows_added_for_missing_dates_are_filled():
     values = [str(i % 5 + i) for i in range(12)]
-    values[5] = ""
+    (note,) = _series(MONTHS[:5] + MONTHS[6:12], values=values[:5] + values[6:]).notes    # 2000-06 missing
+    assert "1 date(s) missing in all" in note and "--fill interpolate" in note, note
+    values[5] = ""                                                                      # the row added, empty
     s = _series(MONTHS[:12], fill="interpolate", values=values)
     assert s.notes == [] and s.y[5, 0] == pytest.approx((float(values[4]) + float(values[6])) / 2)
+
+
+def test_rows_dropped_by_fill_drop_leave_gaps_that_are_noted():
+    values = [str(i % 5 + i) for i in range(24)]
+    values[3] = values[4] = ""
+    notes = _series(MONTHS[:24], fill="drop", values=values).notes
+    assert notes[0] == "dropped 2 row(s) with missing values", notes
+    assert "2 date(s) missing in all" in notes[1] and "2000-03 at line 4, then 2000-06 at line 7" in notes[1], notes
+
+
+def test_dates_closer_than_the_step_ask_for_a_resampled_file():
+    (note,) = _series(["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04", "2020-01-04T12:00",
+                       "2020-01-05"]).notes
+    assert "2 of 5 gaps differ from the step of 1 day" in note and "missing" not in note, note
+    assert note.endswith("so resample the file to one row every 1 day"), note
 
 
 def test_train_prints_the_gap_note(tmp_path, capsys):
@@ -361,7 +378,7 @@ def test_predict_on_a_file_of_another_step_says_so_first(tmp_path, capsys):
     code, out, err = _run(capsys, ["forecast", "predict", str(model), str(daily), "--horizon", "2"])
     first = out.splitlines()[0]
     assert code == 0 and first.startswith(f"{daily}: 30 rows 2020-01-01 .. 2020-01-30"), out
-    assert first.endswith("its dates step by 1 day but the model was trained on steps of 1 month; the forecast "
+    assert first.endswith("the file's dates step by 1 day but the model was trained on steps of 1 month; the forecast "
                           "follows the file's step: check that it is the right file"), first
     assert out.splitlines()[1] == "forecast of Passengers for 2 step(s) after 2020-01-30 with 90% intervals:"
     code, out, err = _run(capsys, ["forecast", "predict", str(model), data, "--horizon", "2"])

@@ -773,4 +773,5 @@ def test_checkpoint_headers_do_not_grow_with_the_steps(tmp_path):
 def test_the_trained_line_every_command_prints():
     from rnnkit.train.history import trained_line
     assert trained_line(1, 0.54, "epochs") == "trained 1 step in 0.5 s (stopped: epochs)"
+    assert trained_line(3, 9.96, "epochs") == "trained 3 steps in 10 s (stopped: epochs)"
     assert trained_line(5113, 1800.4, "max_minutes") == "trained 5,113 steps in 1,800 s (stopped: max_minutes)"

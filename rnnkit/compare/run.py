@@ -46,7 +46,7 @@ def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps
         check_choice("cells (--cells)", c, CELLS)
     if len(set(cells)) != len(cells):
         raise HyperparameterError(f"cells (--cells) names a cell twice: {' '.join(cells)}")
-    check_count("params (--params)", params, 10)
+    check_count("params (--params)", params, 1)          # the range a budget can match: matched_hidden_sizes
     if check_count("seeds (--seeds)", seeds, 1) > 100:
         raise HyperparameterError(f"seeds (--seeds) must be <= 100, got {seeds}")
     check_count("batch_size (--batch-size)", batch_size, 1)

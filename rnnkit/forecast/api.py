@@ -18,6 +18,7 @@ receives the progress lines a command prints (default: silent).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,16 +72,18 @@ def series_info(data: SeriesData, date: str, date_format: Optional[str]) -> Dict
     return {"date_column": date, "target": list(data.target), "past_covariates": list(data.past_names),
             "future_covariates": list(data.future_names), "date_format": date_format,
             "step": {"kind": s.kind, "size": s.size, "fmt": s.fmt, "month_only": bool(s.month_only),
-                     "month_end": bool(s.month_end)},
+                     "day": s.day},
             "last_date": data.format_date(data.dates[len(data.y) - 1])}
 
 
 def _step(info: Dict[str, Any]) -> DateStep:
+    """The date step a model records (``series_info``)."""
     s = info["step"]
-    step = DateStep(s["kind"], s["size"], s["fmt"])
-    step.month_only = s.get("month_only", False)
-    step.month_end = s.get("month_end", False)
-    return step
+    if "day" not in s and s["kind"] == "seconds" and s["size"] in [n * 86400.0 for n in (28, 29, 30, 31)]:
+        (last,), kind = parse_dates([info["last_date"]], "date", info.get("date_format"))
+        if kind == "datetime" and (last + dt.timedelta(days=1)).day == 1:      # a file from before month ends
+            return DateStep("months", 1, s["fmt"], day=31)      # were months: they were read as 28 to 31 days
+    return DateStep(s["kind"], s["size"], s["fmt"], month_only=s.get("month_only", False), day=s.get("day"))
 
 
 def _checked_params(params: Dict[str, Any]) -> RNNForecaster:
@@ -236,11 +239,10 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
             kw["future_covariates"] = series.future[:len(series.y) + H]
         hist_x, hist_y = series.dates[:len(series.y)], series.y
         trained = _step(info)
-        if (trained.kind, trained.size, trained.month_end) != (series.step.kind, series.step.size,
-                                                               series.step.month_end):
-            series.notes.append(f"its dates step by {step_words(series.step)} but the model was trained on steps of "
-                                f"{step_words(trained)}; the forecast follows the file's step: check that it is "
-                                "the right file")
+        if (trained.kind, trained.size) != (series.step.kind, series.step.size):
+            series.notes.append(f"the file's dates step by {step_words(series.step)} but the model was trained on "
+                                f"steps of {step_words(trained)}; the forecast follows the file's step: check that "
+                                "it is the right file")
         say(describe(series))
     with _named(series) if series is not None else _nothing():
         mean = est.predict(H, **kw)

@@ -207,9 +207,6 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
             rows = lines[np.nonzero(np.isinf(arr).any(axis=1))[0]]
             raise DataError(f"{name} values are infinite at line(s) {describe_rows(rows)}; fix or remove them")
     step = infer_step(dates, kind, date_format, raw_dates)
-    gaps = gap_note(dates, step, lines)
-    if gaps:
-        notes.append(gaps)
     obs = np.concatenate([a[:n_obs] for a in (Y, P) if a is not None], axis=1)
     names = targets + past
     if F is not None:
@@ -233,6 +230,9 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
         Fk = np.concatenate([obs[keep, k + p:], F[n_obs:]])
     kept_dates = [d for d, ok in zip(dates[:n_obs], keep) if ok] + dates[n_obs:]
     kept_lines = np.concatenate([lines[:n_obs][keep], lines[n_obs:]])          # (len(kept_dates),)
+    gaps = gap_note(kept_dates, step, kept_lines)          # the rows the model reads, after --fill drop
+    if gaps:
+        notes.append(gaps)
     return SeriesData(dates=kept_dates, y=Yk, target=targets, past=Pk, past_names=past, future=Fk,
                       future_names=future, step=step, source=source, notes=notes, lines=kept_lines.tolist())
 

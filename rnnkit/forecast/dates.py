@@ -6,14 +6,19 @@ plain number (a year or any numeric time index).
 
 The step to the next date is inferred from the history:
 
-- numbers: the most common difference;
-- every date on the last day of its month (2020-01-31, 2020-02-29, ...), or
-  every date on the same day of the month: months apart (monthly, quarterly,
-  yearly data); a forecast from month ends stays on month ends;
+- numbers: the most common difference (to 6 significant digits, so that a
+  float index such as 1600000000.1, 1600000000.2 steps by 0.1);
+- every date on one day D of its month, or on the last day of a month shorter
+  than D: months (monthly, quarterly, yearly data); month ends are D = 31
+  (2020-01-31, 2020-02-29, 2020-03-31), and the forecast keeps to D;
 - only weekdays, mostly one day apart and with weekend gaps (trading days):
   business days;
   exchange holidays are not known, so a forecast date may fall on one;
-- otherwise the most common gap in days.
+- otherwise the most common gap in days (on the local calendar for dates with
+  UTC offsets when that makes it whole days: a clock change makes one day 23
+  or 25 hours).
+
+A tie between gaps goes to the shortest.
 
 :func:`gap_note` says when the dates are not evenly spaced by that step
 (missing months, a skipped day): a recurrent model reads rows as evenly
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import math
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
@@ -109,7 +115,7 @@ def check_order(dates: list, column: str, first_line=2) -> None:
 def _show(d) -> str:
     if isinstance(d, dt.datetime):
         return d.date().isoformat() if d.time() == dt.time() and d.tzinfo is None else d.isoformat()
-    return f"{d:g}"
+    return f"{d:.15g}"
 
 
 def _months_between(a: dt.datetime, b: dt.datetime) -> int:
@@ -120,24 +126,43 @@ def _month_length(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 
 
-def _is_month_end(d: dt.datetime) -> bool:
-    return d.day == _month_length(d.year, d.month)
-
-
-def _add_months(d: dt.datetime, n: int, month_end: bool = False) -> dt.datetime:
-    """d plus n months: on the last day of the month if ``month_end``, else on d's day, or the month's last
-    day when it is shorter (the 31st of January plus one month is the 28th or 29th of February)."""
+def _add_months(d: dt.datetime, n: int, day: int) -> dt.datetime:
+    """d plus n months, on ``day`` of that month or its last day if the month is shorter."""
     m = d.month - 1 + n
     year, month = d.year + m // 12, m % 12 + 1
-    last = _month_length(year, month)
-    return d.replace(year=year, month=month, day=last if month_end else min(d.day, last))
+    return d.replace(year=year, month=month, day=min(day, _month_length(year, month)))
+
+
+def _most_common(values):
+    """The most frequent value; a tie goes to the smallest."""
+    counts = Counter(values)
+    top = max(counts.values())
+    return min(v for v, n in counts.items() if n == top)
+
+
+def _seconds_apart(dates: list) -> List[float]:
+    """Seconds from each date to the next; for dates with UTC offsets, on the local calendar when that makes the
+    most common gap a whole number of days (across a clock change a day is 23 or 25 hours)."""
+    absolute = [(b - a).total_seconds() for a, b in zip(dates, dates[1:])]
+    if dates[0].tzinfo is None:
+        return absolute
+    wall = [(b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds() for a, b in zip(dates, dates[1:])]
+    common = _most_common(wall)
+    return wall if common > 0 and common % 86400 == 0 else absolute
 
 
 class DateStep:
-    """How to go from one date to the next (see the module docstring)."""
+    """How to go from one date to the next (see the module docstring).
 
-    def __init__(self, kind: str, size, fmt: Optional[str] = None):
-        self.kind, self.size, self.fmt = kind, size, fmt   # kind: number, months, bdays, days, seconds
+    ``kind``: number, months, bdays or seconds; ``size``: steps of that kind. For months, ``day`` is the day
+    of the month the dates keep to (31: month ends; None: the last date's day) and ``month_only`` shows
+    them as 2013-03.
+    """
+
+    def __init__(self, kind: str, size, fmt: Optional[str] = None, *, month_only: bool = False,
+                 day: Optional[int] = None):
+        self.kind, self.size, self.fmt = kind, size, fmt
+        self.month_only, self.day = month_only, day
 
     def future(self, last, horizon: int) -> list:
         out, d = [], last
@@ -145,8 +170,8 @@ class DateStep:
             for _ in range(horizon):
                 if self.kind == "number":
                     d = d + self.size
-                elif self.kind == "months":         # counted from ``last``: a clamped day does not stick
-                    d = _add_months(last, self.size * (len(out) + 1), self.month_end)
+                elif self.kind == "months":         # counted from ``last``: a shorter month's day does not stick
+                    d = _add_months(last, self.size * (len(out) + 1), self.day or last.day)
                 elif self.kind == "bdays":
                     d = d + dt.timedelta(days=1)
                     while d.weekday() >= 5:
@@ -162,15 +187,12 @@ class DateStep:
 
     def format(self, d) -> str:
         if self.kind == "number":
-            return f"{d:g}"
+            return _show(d)
         if self.fmt:
             return d.strftime(self.fmt)
         if self.kind == "months" and self.size in (1, 3, 12) and d.day == 1 and self.month_only:
             return d.strftime("%Y-%m")
         return _show(d)
-
-    month_only = False                 # months shown as 2013-03
-    month_end = False                  # months on their last day
 
     def __repr__(self):
         return f"DateStep({self.kind!r}, {self.size!r})"
@@ -180,49 +202,43 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
     """The step that continues ``dates`` (see the module docstring)."""
     if len(dates) < 2:
         raise DataError("need at least two dates to tell the step between them")
-    if kind == "number":
-        diffs = Counter(round(b - a, 9) for a, b in zip(dates, dates[1:]))
-        return DateStep("number", diffs.most_common(1)[0][0])
-    step = None
-    days = [(b - a).total_seconds() for a, b in zip(dates, dates[1:])]
-    if dates[0].tzinfo is not None:               # a clock change makes one day 23 or 25 hours: count days on the
-        wall = [(b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds()     # local calendar instead
-                for a, b in zip(dates, dates[1:])]
-        if Counter(wall).most_common(1)[0][0] % 86400 == 0:
-            days = wall
-    same_time = all(d.time() == dates[0].time() for d in dates)
-    month_end = same_time and all(_is_month_end(d) for d in dates)
-    if month_end or (same_time and len({d.day for d in dates}) == 1):
-        months = Counter(_months_between(a, b) for a, b in zip(dates, dates[1:]))
-        step = DateStep("months", months.most_common(1)[0][0], date_format)
-        step.month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
-        step.month_end = month_end and not step.month_only
-    elif all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and Counter(days).most_common(1)[0][0] == 86400:
-        step = DateStep("bdays", 1, date_format)
-    else:
-        step = DateStep("seconds", Counter(days).most_common(1)[0][0], date_format)
-    return step
+    if kind == "number":          # differences to a power of ten well above the values' float rounding
+        q = 10.0 ** math.ceil(math.log10(max(abs(dates[0]), abs(dates[-1])) * 1e-13))
+        return DateStep("number", _most_common(float(f"{round((b - a) / q) * q:.12g}")
+                                               for a, b in zip(dates, dates[1:])))
+    days = _seconds_apart(dates)
+    anchor = max(d.day for d in dates)
+    months = [_months_between(a, b) for a, b in zip(dates, dates[1:])]
+    if all(d.time() == dates[0].time() for d in dates) and min(months) > 0 and all(
+            d.day == anchor or d.day == _month_length(d.year, d.month) < anchor for d in dates):
+        month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
+        return DateStep("months", _most_common(months), date_format, month_only=month_only, day=anchor)
+    if all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and _most_common(days) == 86400:
+        return DateStep("bdays", 1, date_format)
+    size = _most_common(days)
+    if size <= 0:                     # the same local time twice across a clock change, and nothing else
+        raise DataError(f"cannot tell the step between the dates from {_show(dates[0])} to {_show(dates[-1])}; "
+                        "give more rows")
+    return DateStep("seconds", size, date_format)
 
 
-def _steps_between(a, b, step: DateStep) -> float:
-    """How many steps of ``step`` lead from date a to date b (1.0 when b follows a)."""
+def _steps_apart(dates: list, step: DateStep) -> List[float]:
+    """How many steps of ``step`` lead from each date to the next (1.0 when it follows)."""
     if step.kind == "number":
-        k = (b - a) / step.size
+        k = [(b - a) / step.size for a, b in zip(dates, dates[1:])]
     elif step.kind == "months":
-        k = _months_between(a, b) / step.size
-    elif a.tzinfo is not None and step.size % 86400 == 0:       # days by the calendar, across a clock change
-        k = (b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds() / step.size
+        k = [_months_between(a, b) / step.size for a, b in zip(dates, dates[1:])]
     else:
-        k = (b - a).total_seconds() / step.size
-    return round(k, 9)
+        k = [g / step.size for g in _seconds_apart(dates)]
+    return [float(round(x)) if abs(x - round(x)) < 1e-4 else x for x in k]    # a float index's rounding
 
 
 def step_words(step: DateStep) -> str:
     """The step in words: ``1 month``, ``7 days``, ``1 business day``, ``0.5``."""
     if step.kind == "number":
-        return f"{step.size:g}"
+        return _show(step.size)
     if step.kind == "months":
-        return ("1 month" if step.size == 1 else f"{step.size} months") + (" (month ends)" if step.month_end else "")
+        return "1 month" if step.size == 1 else f"{step.size} months"
     if step.kind == "bdays":
         return "1 business day"
     for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -235,20 +251,21 @@ def step_words(step: DateStep) -> str:
 def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
     """A note when consecutive dates are not one ``step`` apart, else None (business days are not checked).
 
-    The note counts the gaps, names the first by its file lines, and counts the missing dates where
-    a gap is a whole number of steps.
+    The note counts the gaps, names the first by its file lines, counts the missing dates where every gap is
+    a whole number of steps, and otherwise asks for a resampled file.
     """
     if step.kind == "bdays" or len(dates) < 2:
         return None
     lines = line_numbers(first_line, len(dates))
-    gaps = [(i, _steps_between(dates[i - 1], dates[i], step)) for i in range(1, len(dates))]
-    gaps = [(i, k) for i, k in gaps if k != 1.0]
+    gaps = [(i, k) for i, k in enumerate(_steps_apart(dates, step), start=1) if k != 1.0]
     if not gaps:
         return None
     i, _ = gaps[0]
-    missing = sum(int(k) - 1 for _, k in gaps if k > 1 and k == int(k))
-    lost = f", {missing} date(s) missing in all" if missing else ""
+    whole = all(k > 1 and k == int(k) for _, k in gaps)
+    missing = sum(int(k) - 1 for _, k in gaps) if whole else 0
+    fix = ("add rows for the missing dates (empty values, with --fill interpolate) or resample the file" if whole
+           else f"resample the file to one row every {step_words(step)}")
     return (f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
             f"{step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
-            f"{step.format(dates[i])} at line {lines[i]}){lost}; the model reads rows as evenly spaced, so add "
-            "rows for the missing dates (empty values, with --fill interpolate) or resample the file")
+            f"{step.format(dates[i])} at line {lines[i]})" + (f", {missing} date(s) missing in all" if whole else "")
+            + f"; the model reads rows as evenly spaced, so {fix}")

@@ -83,8 +83,9 @@ def _checked_series(series):
     size = step.get("size")
     need(isinstance(size, (int, float)) and not isinstance(size, bool), "step.size", "a number", size)
     need(step.get("fmt") is None or isinstance(step["fmt"], str), "step.fmt", "a string or null", step.get("fmt"))
-    for key in ("month_only", "month_end"):
-        need(isinstance(step.get(key, False), bool), f"step.{key}", "true or false", step.get(key))
+    need(isinstance(step.get("month_only", False), bool), "step.month_only", "true or false", step.get("month_only"))
+    day = step.get("day")
+    need(day is None or (type(day) is int and 1 <= day <= 31), "step.day", "a day of the month (1-31) or null", day)
     return series
 
 

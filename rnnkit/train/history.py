@@ -68,7 +68,7 @@ class History:
 
 def trained_line(steps: int, seconds: float, stop_reason: Optional[str]) -> str:
     """The line every ``train`` command prints first: ``trained 1,200 steps in 47 s (stopped: max_steps)``."""
-    took = f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
+    took = f"{seconds:.1f} s" if round(seconds, 1) < 10 else f"{seconds:,.0f} s"
     return f"trained {steps:,} step{'' if steps == 1 else 's'} in {took} (stopped: {stop_reason})"
 
 
