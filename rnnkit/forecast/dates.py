@@ -215,11 +215,7 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
         return DateStep("months", _most_common(months), date_format, month_only=month_only, day=anchor)
     if all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and _most_common(days) == 86400:
         return DateStep("bdays", 1, date_format)
-    size = _most_common(days)
-    if size <= 0:                     # the same local time twice across a clock change, and nothing else
-        raise DataError(f"cannot tell the step between the dates from {_show(dates[0])} to {_show(dates[-1])}; "
-                        "give more rows")
-    return DateStep("seconds", size, date_format)
+    return DateStep("seconds", _most_common(days), date_format)     # > 0: the dates increase (check_order)
 
 
 def _steps_apart(dates: list, step: DateStep) -> List[float]:
