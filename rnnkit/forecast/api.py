@@ -244,12 +244,6 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
                                 f"steps of {step_words(trained)}; the forecast follows the file's step: check that "
                                 "it is the right file")
         say(describe(series))
-    with _named(series) if series is not None else _nothing():
-        mean = est.predict(H, **kw)
-        lower = upper = None
-        if est.head != "point" or interval_method == "conformal":
-            lower, upper = est.predict_interval(coverage, H, method=interval_method, **kw)
-    names = info.get("target") or [f"y{j}" for j in range(est.n_targets_)]
     if series is not None:
         step, last = series.step, series.dates[len(series.y) - 1]
     elif info:
@@ -257,8 +251,14 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
         last = parse_dates([info["last_date"]], "date", info.get("date_format"))[0][0]
     else:
         step, last = None, 0
-    dates = step.future(last, H) if step is not None else list(range(1, H + 1))
+    dates = step.future(last, H) if step is not None else list(range(1, H + 1))   # past year 9999: before the work
     fmt = step.format if step is not None else str
+    with _named(series) if series is not None else _nothing():
+        mean = est.predict(H, **kw)
+        lower = upper = None
+        if est.head != "point" or interval_method == "conformal":
+            lower, upper = est.predict_interval(coverage, H, method=interval_method, **kw)
+    names = info.get("target") or [f"y{j}" for j in range(est.n_targets_)]
     m2 = mean.reshape(H, -1)
     cols: Dict[str, np.ndarray] = {}
     for j, n in enumerate(names):
