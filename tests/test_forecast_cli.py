@@ -259,6 +259,40 @@ def test_monthly_dates_on_a_day_a_short_month_lacks_are_monthly(day):
     assert [step.format(d) for d in step.future(dates[-1], 2)] == [f"2022-02-{min(day, 28)}", f"2022-03-{day}"]
 
 
+def _weekday_of_month(y, m, last):
+    d = dt.date(y, m, calendar.monthrange(y, m)[1] if last else 1)
+    while d.weekday() >= 5:
+        d += dt.timedelta(days=-1 if last else 1)
+    return d.isoformat()
+
+
+@pytest.mark.parametrize("last, anchor, expect", [
+    (True, "last_bday", ["2019-01-31", "2019-02-28", "2019-03-29", "2019-06-28"]),    # 03-31 and 06-30: weekends
+    (False, "first_bday", ["2019-01-01", "2019-02-01", "2019-03-01", "2019-06-03"]),  # 06-01 a Saturday
+])
+def test_monthly_dates_on_the_last_or_first_weekday_stay_on_it(last, anchor, expect):
+    """Finance's month-end business days were read as a 31-day step: forecasts on 2019-03-03, a Sunday."""
+    raw = [_weekday_of_month(2015 + i // 12, i % 12 + 1, last) for i in range(48)]
+    dates, kind = parse_dates(raw, "d")
+    step = infer_step(dates, kind)
+    assert (step.kind, step.size, step.day) == ("months", 1, anchor)
+    got = [step.format(d) for d in step.future(dates[-1], 6)]
+    assert got[:3] + got[5:] == expect
+    from rnnkit.forecast.dates import gap_note
+    assert gap_note(dates, step) is None
+
+
+def test_one_mistyped_day_keeps_a_monthly_series_monthly_and_is_named():
+    raw = [f"{2015 + i // 12}-{i % 12 + 1:02d}-01" for i in range(48)]
+    raw[16] = "2016-05-02"
+    from rnnkit.forecast.data import series_from_columns
+    s = series_from_columns({"d": raw, "y": [str(i % 7 + i) for i in range(48)]}, date="d", target="y")
+    assert (s.step.kind, s.step.day) == ("months", 1)
+    assert s.notes == ["1 date(s) are not on day 1 of the month like the others (the first: 2016-05-02 at line 18); "
+                       "check them"], s.notes
+    assert [s.step.format(d) for d in s.step.future(s.dates[-1], 3)] == ["2019-01-01", "2019-02-01", "2019-03-01"]
+
+
 def test_days_near_a_month_end_are_not_mistaken_for_months():
     for raw in (["2021-02-27", "2021-02-28", "2021-03-01"], ["2020-02-28", "2020-02-29"], ["2021-04-30", "2021-05-01"]):
         dates, kind = parse_dates(raw, "d")

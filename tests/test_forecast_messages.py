@@ -117,7 +117,8 @@ def test_a_header_naming_a_column_twice_is_refused_with_line_and_columns(tmp_pat
     (lambda s: s.update(target="Passengers"), "'target' should be a list of column names"),
     (lambda s: s["step"].update(kind="weeks"), "'step.kind' should be number, months"),
     (lambda s: s["step"].update(size=True), "'step.size' should be a number"),
-    (lambda s: s["step"].update(day=32), "'step.day' should be a day of the month (1-31) or null, got 32"),
+    (lambda s: s["step"].update(day=32),
+     "'step.day' should be a day of the month (1-31), last_bday, first_bday or null, got 32"),
 ])
 def test_an_edited_series_record_is_refused_on_load(tmp_path, capsys, edit, field):
     from rnnkit.io.modelfile import load_model_file, save_model_file

@@ -8,9 +8,11 @@ The step to the next date is inferred from the history:
 
 - numbers: the most common difference (to 6 significant digits, so that a
   float index such as 1600000000.1, 1600000000.2 steps by 0.1);
-- every date on one day D of its month, or on the last day of a month shorter
-  than D: months (monthly, quarterly, yearly data); month ends are D = 31
-  (2020-01-31, 2020-02-29, 2020-03-31), and the forecast keeps to D;
+- each date in a later month than the one before, at one time of day, and at
+  least 90% of them on one day D of the month (or the last day of a month
+  shorter than D), or on the month's last or first weekday: months (monthly,
+  quarterly, yearly data); month ends are D = 31 (2020-01-31, 2020-02-29,
+  2020-03-31), and the forecast keeps to the anchor;
 - only weekdays, mostly one day apart and with weekend gaps (trading days):
   business days;
   exchange holidays are not known, so a forecast date may fall on one;
@@ -126,11 +128,40 @@ def _month_length(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 
 
-def _add_months(d: dt.datetime, n: int, day: int) -> dt.datetime:
-    """d plus n months, on ``day`` of that month or its last day if the month is shorter."""
+BUSINESS_ANCHORS = ("last_bday", "first_bday")
+
+
+def _anchored(year: int, month: int, day) -> int:
+    """The day of ``month`` that ``day`` names: D (1-31; a shorter month's last day), or the month's last or
+    first weekday ("last_bday", "first_bday")."""
+    n = _month_length(year, month)
+    if day == "last_bday":
+        return n - max(0, dt.date(year, month, n).weekday() - 4)
+    if day == "first_bday":
+        w = dt.date(year, month, 1).weekday()
+        return 1 if w < 5 else 8 - w
+    return min(day, n)
+
+
+def _add_months(d: dt.datetime, n: int, day) -> dt.datetime:
+    """d plus n months, on the day of that month that ``day`` names (see :func:`_anchored`)."""
     m = d.month - 1 + n
     year, month = d.year + m // 12, m % 12 + 1
-    return d.replace(year=year, month=month, day=min(day, _month_length(year, month)))
+    return d.replace(year=year, month=month, day=_anchored(year, month, day))
+
+
+def _monthly_anchor(dates: list, share: float = 0.9):
+    """The day monthly dates keep to, or None if they are not monthly: every date in a later month than the
+    one before, at one time of day, and at least ``share`` of them on one anchor (a mistyped day does not
+    make the series daily; :func:`gap_note` names it). Anchors: a day D (1-31), the last or first weekday;
+    a tie goes to the day."""
+    if any(d.time() != dates[0].time() for d in dates) or min(_months_between(a, b)
+                                                             for a, b in zip(dates, dates[1:])) <= 0:
+        return None
+    counts = {day: sum(d.day == _anchored(d.year, d.month, day) for d in dates)
+              for day in list(range(1, 32)) + list(BUSINESS_ANCHORS)}
+    best = max(counts, key=lambda k: counts[k])                         # the first of equals: a day
+    return best if counts[best] >= share * len(dates) else None
 
 
 def _most_common(values):
@@ -154,13 +185,13 @@ def _seconds_apart(dates: list) -> List[float]:
 class DateStep:
     """How to go from one date to the next (see the module docstring).
 
-    ``kind``: number, months, bdays or seconds; ``size``: steps of that kind. For months, ``day`` is the day
-    of the month the dates keep to (31: month ends; None: the last date's day) and ``month_only`` shows
-    them as 2013-03.
+    ``kind``: number, months, bdays or seconds; ``size``: steps of that kind. For months, ``day`` is what
+    the dates keep to: a day of the month (31: month ends), "last_bday" or "first_bday" (the month's last
+    or first weekday), or None (the last date's day); ``month_only`` shows them as 2013-03.
     """
 
     def __init__(self, kind: str, size, fmt: Optional[str] = None, *, month_only: bool = False,
-                 day: Optional[int] = None):
+                 day=None):
         self.kind, self.size, self.fmt = kind, size, fmt
         self.month_only, self.day = month_only, day
 
@@ -207,12 +238,11 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
         return DateStep("number", _most_common(float(f"{round((b - a) / q) * q:.12g}")
                                                for a, b in zip(dates, dates[1:])))
     days = _seconds_apart(dates)
-    anchor = max(d.day for d in dates)
-    months = [_months_between(a, b) for a, b in zip(dates, dates[1:])]
-    if all(d.time() == dates[0].time() for d in dates) and min(months) > 0 and all(
-            d.day == anchor or d.day == _month_length(d.year, d.month) < anchor for d in dates):
+    anchor = _monthly_anchor(dates)
+    if anchor is not None:
         month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
-        return DateStep("months", _most_common(months), date_format, month_only=month_only, day=anchor)
+        return DateStep("months", _most_common(_months_between(a, b) for a, b in zip(dates, dates[1:])),
+                        date_format, month_only=month_only, day=anchor)
     if all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and _most_common(days) == 86400:
         return DateStep("bdays", 1, date_format)
     return DateStep("seconds", _most_common(days), date_format)     # > 0: the dates increase (check_order)
@@ -253,15 +283,27 @@ def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
     if step.kind == "bdays" or len(dates) < 2:
         return None
     lines = line_numbers(first_line, len(dates))
+    notes = []
+    if step.kind == "months" and step.day is not None:
+        off = [i for i, d in enumerate(dates) if d.day != _anchored(d.year, d.month, step.day)]
+        if off:
+            notes.append(f"{len(off)} date(s) are not on {_anchor_words(step.day)} like the others (the first: "
+                         f"{step.format(dates[off[0]])} at line {lines[off[0]]}); check them")
     gaps = [(i, k) for i, k in enumerate(_steps_apart(dates, step), start=1) if k != 1.0]
     if not gaps:
-        return None
+        return "; ".join(notes) or None
     i, _ = gaps[0]
     whole = all(k > 1 and k == int(k) for _, k in gaps)
     missing = sum(int(k) - 1 for _, k in gaps) if whole else 0
     fix = ("add rows for the missing dates (empty values, with --fill interpolate) or resample the file" if whole
            else f"resample the file to one row every {step_words(step)}")
-    return (f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
+    return "; ".join(notes + [
+            f"the dates are not evenly spaced: {len(gaps)} of {len(dates) - 1} gaps differ from the step of "
             f"{step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
             f"{step.format(dates[i])} at line {lines[i]})" + (f", {missing} date(s) missing in all" if whole else "")
-            + f"; the model reads rows as evenly spaced, so {fix}")
+            + f"; the model reads rows as evenly spaced, so {fix}"])
+
+
+def _anchor_words(day) -> str:
+    return {"last_bday": "the month's last weekday", "first_bday": "the month's first weekday",
+            31: "the month's last day"}.get(day, f"day {day} of the month")

@@ -85,7 +85,8 @@ def _checked_series(series):
     need(step.get("fmt") is None or isinstance(step["fmt"], str), "step.fmt", "a string or null", step.get("fmt"))
     need(isinstance(step.get("month_only", False), bool), "step.month_only", "true or false", step.get("month_only"))
     day = step.get("day")
-    need(day is None or (type(day) is int and 1 <= day <= 31), "step.day", "a day of the month (1-31) or null", day)
+    need(day is None or (type(day) is int and 1 <= day <= 31) or day in ("last_bday", "first_bday"), "step.day",
+         "a day of the month (1-31), last_bday, first_bday or null", day)
     return series
 
 
