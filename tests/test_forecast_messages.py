@@ -389,3 +389,16 @@ def test_predict_on_a_file_of_another_step_says_so_first(tmp_path, capsys):
     assert out.splitlines()[1] == "forecast of Passengers for 2 step(s) after 2020-01-30 with 90% intervals:"
     code, out, err = _run(capsys, ["forecast", "predict", str(model), data, "--horizon", "2"])
     assert code == 0 and out.splitlines()[0] == f"{data}: 48 rows 1949-01 .. 1952-12, target Passengers", out
+
+
+def test_predict_on_renamed_columns_says_to_rename_them_not_to_use_a_flag(tmp_path, capsys):
+    data, model = _air(tmp_path / "air.csv"), tmp_path / "f.npz"
+    assert _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                         "--out", str(model)] + FAST)[0] == 0
+    other = tmp_path / "lower.csv"
+    other.write_text(open(data).read().replace("Month,Passengers", "Month,passengers", 1))
+    code, out, err = _run(capsys, ["forecast", "predict", str(model), str(other)])
+    assert code == 2 and err.count("\n") == 1, err
+    assert (f"{other}: the model was trained with the target column 'Passengers', which is not among the columns "
+            "Month, passengers; rename the file's column to 'Passengers' (is it 'passengers'?)") in err, err
+    assert "--target" not in err                                     # predict has no such flag

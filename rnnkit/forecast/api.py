@@ -51,11 +51,13 @@ def _quiet(msg: str) -> None:
 
 # -- data ---------------------------------------------------------------------------
 def read_data(path, *, date: str = "Date", target="Close", past_covariates=None, future_covariates=None,
-              fill: str = "none", date_format: Optional[str] = None, what: str = "DATA") -> SeriesData:
+              fill: str = "none", date_format: Optional[str] = None, what: str = "DATA",
+              trained: bool = False) -> SeriesData:
     """A validated series from a CSV file (see :func:`rnnkit.forecast.data.read_series_csv`);
     ``what`` names the file's argument or flag in the messages (``"DATA"``, ``"--data"``)."""
     return read_series_csv(path, date=date, target=target, past_covariates=past_covariates,
-                           future_covariates=future_covariates, fill=fill, date_format=date_format, what=what)
+                           future_covariates=future_covariates, fill=fill, date_format=date_format, what=what,
+                           trained=trained)
 
 
 def describe(data: SeriesData) -> str:
@@ -229,7 +231,7 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
         series = read_data(data, date=info["date_column"], target=info["target"],
                            past_covariates=info["past_covariates"] or None,
                            future_covariates=info["future_covariates"] or None, fill=fill,
-                           date_format=date_format or info.get("date_format"))
+                           date_format=date_format or info.get("date_format"), trained=True)
         kw = {"y": series.y_1d, "past_covariates": series.past}
         if series.future is not None:
             if len(series.future) < len(series.y) + H:

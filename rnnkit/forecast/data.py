@@ -91,11 +91,16 @@ _ROLE_FLAGS = {"date": "--date", "target": "--target", "past covariate": "--past
                "future covariate": "--future-covariates"}
 
 
-def _column_error(name: str, available: Sequence[str], role: str, source: str) -> DataError:
-    """One sentence: the role, the flag, the columns there are, and the closest name if any."""
+def _column_error(name: str, available: Sequence[str], role: str, source: str, trained: bool) -> DataError:
+    """One sentence: the role, the flag, the columns there are, and the closest name if any. ``trained``: the
+    names are a fitted model's, which no flag changes: the fix is to rename the file's column."""
     close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
     if not close:
         close = [a for a in available if a.lower() == name.lower()]
+    if trained:
+        like = f" (is it {close[0]!r}?)" if close else ""
+        return DataError(f"{source}: the model was trained with the {role} column {name!r}, which is not among the "
+                         f"columns {', '.join(available)}; rename the file's column to {name!r}{like}")
     flag = _ROLE_FLAGS.get(role, role)
     fix = f"did you mean {close[0]!r}?" if close else f"give {flag} one of them."
     return DataError(f"{source}: {role} column {name!r} ({flag}) not found among the columns "
@@ -163,10 +168,11 @@ def _fill(a: np.ndarray, policy: str, names: List[str], dates: list, lines: np.n
 
 def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, past_covariates=None,
                         future_covariates=None, fill: str = "none", date_format: Optional[str] = None,
-                        source: str = "data", lines=None) -> SeriesData:
+                        source: str = "data", lines=None, trained: bool = False) -> SeriesData:
     """Validate columns of text (name -> values) into a :class:`SeriesData` (see the module docstring).
 
-    ``lines``: the file line of each row for the messages (default: 2, 3, ... under a header line).
+    ``lines``: the file line of each row for the messages (default: 2, 3, ... under a header line);
+    ``trained``: see :func:`read_series_csv`.
     """
     if fill not in FILL_POLICIES:
         raise DataError(f"--fill: expected one of {list(FILL_POLICIES)}, got {fill!r}")
@@ -178,7 +184,7 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
                         ("future covariate", future)):
         for n in names:
             if n not in columns:
-                raise _column_error(n, available, role, source)
+                raise _column_error(n, available, role, source, trained)
     used = [date] + targets + past + future
     dup = sorted({n for n in used if used.count(n) > 1})
     if dup:
@@ -239,12 +245,13 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
 
 def read_series_csv(path, *, date: str, target, past_covariates=None, future_covariates=None,
                     fill: str = "none", date_format: Optional[str] = None, delimiter: Optional[str] = None,
-                    what: str = "DATA") -> SeriesData:
+                    what: str = "DATA", trained: bool = False) -> SeriesData:
     """Read and validate a CSV file (see the module docstring).
 
     The file is checked and read with the input limit of :mod:`rnnkit.io.inputs`
     (a FIFO, a device or a file over the limit is refused before reading);
-    ``what`` names the argument in those messages.
+    ``what`` names the argument in those messages. ``trained``: the column names are a fitted model's
+    (for ``predict``), so a missing one is to be renamed in the file, not chosen with a flag.
     """
     path = os.fspath(path)
     try:
@@ -266,7 +273,7 @@ def read_series_csv(path, *, date: str, target, past_covariates=None, future_cov
     columns = {h: [r[j] for r in body] for j, h in enumerate(header)}
     return series_from_columns(columns, date=date, target=target, past_covariates=past_covariates,
                                future_covariates=future_covariates, fill=fill, date_format=date_format,
-                               source=path, lines=lines)
+                               source=path, lines=lines, trained=trained)
 
 
 def _check_unique(header, path: str, line: int) -> None:
