@@ -112,4 +112,17 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
         refusal = _unfinished(ckpt, kind)
         if refusal:
             raise PathError(refusal)
+    if os.path.isfile(out) and _is_checkpoint(out):       # --out run.ckpt.npz: a model written over a checkpoint
+        raise PathError(f"--out {out} is a training checkpoint, not a model file; writing the model there would "
+                        f"destroy it: choose another --out (a run is continued with the --out it was started with "
+                        f"and --resume)")
     return ckpt
+
+
+def _is_checkpoint(path: str) -> bool:
+    from .train.checkpoint import load_checkpoint
+    try:
+        load_checkpoint(path)
+    except ModelFileError:
+        return False
+    return True

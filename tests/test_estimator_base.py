@@ -374,6 +374,23 @@ def test_a_fresh_run_does_not_overwrite_an_unfinished_checkpoint(tmp_path):
         prepare_run(out, resume=False)
 
 
+@pytest.mark.parametrize("interrupt_at", [2, None])
+def test_out_naming_a_checkpoint_is_refused_before_it_is_overwritten(tmp_path, interrupt_at):
+    """`--out run.ckpt.npz` once wrote a music or translation model over an interrupted run's checkpoint."""
+    from rnnkit.errors import PathError
+    from rnnkit.estimator import prepare_run
+    ckpt = tmp_path / "run.ckpt.npz"
+    _checkpoint(ckpt, interrupt_at=interrupt_at)
+    before = ckpt.read_bytes()
+    with pytest.raises(PathError, match=r"--out .*run\.ckpt\.npz is a training checkpoint, not a model file; "
+                                        r"writing the model there would destroy it: choose another --out"):
+        prepare_run(ckpt, resume=False)
+    assert ckpt.read_bytes() == before
+    model = tmp_path / "model.npz"
+    model.write_bytes(b"an old model or anything else: replaced as before")
+    assert prepare_run(model, resume=False) == str(tmp_path / "model.ckpt.npz")
+
+
 def test_another_applications_unfinished_checkpoint_is_not_offered_to_resume(tmp_path):
     from rnnkit.errors import PathError
     from rnnkit.estimator import prepare_run
