@@ -369,8 +369,9 @@ def test_early_stopping_triggers_and_restores_the_best(tmp_path):
 
 
 def test_a_monitored_metric_higher_is_better_picks_the_best_and_stops_early(tmp_path):
-    # the loss keeps falling while the monitored BLEU peaks at step 4: BLEU decides, not the loss
-    scripted = iter([(5.0, 10.0), (4.0, 30.0), (3.0, 20.0), (2.0, 30.0), (1.0, 25.0)])
+    # the loss keeps falling while the monitored BLEU peaks at steps 4 and 8: BLEU decides, and of the two
+    # equal BLEUs the lower loss (step 8); step 6's lower loss with a lower BLEU is no improvement
+    scripted = iter([(5.0, 10.0), (4.0, 30.0), (3.0, 20.0), (2.0, 30.0), (1.0, 25.0), (0.5, 20.0), (0.4, 10.0)])
     snapshots = {}
 
     def val(model):
@@ -380,10 +381,18 @@ def test_a_monitored_metric_higher_is_better_picks_the_best_and_stops_early(tmp_
 
     model, _, hist = run(tmp_path, max_steps=100, validate=val, validate_every=2, early_stopping_patience=3,
                          monitor="bleu", maximize=True)
-    assert [s for s, _ in hist.val] == [2, 4, 6, 8, 10]
-    assert hist.stop_reason == "early_stopping" and hist.steps == 10
-    assert (hist.best_step, hist.best_val_loss) == (4, 4.0)   # an equal BLEU later is no improvement
-    assert_same_params(params(model), snapshots[1])
+    assert [s for s, _ in hist.val] == [2, 4, 6, 8, 10, 12, 14]
+    assert hist.stop_reason == "early_stopping" and hist.steps == 14
+    assert (hist.best_step, hist.best_val_loss) == (8, 2.0)
+    assert_same_params(params(model), snapshots[3])
+
+
+def test_a_tie_on_bleu_at_every_validation_keeps_the_lowest_loss(tmp_path):
+    """BLEU 0 at every early validation of a small model kept the first validation's (step 16's) model."""
+    losses = iter([4.0, 3.0, 2.5, 2.7, 2.2, 2.3])
+    model, _, hist = run(tmp_path, max_steps=12, validate=lambda m: {"loss": next(losses), "bleu": 0.0},
+                         validate_every=2, monitor="bleu", maximize=True)
+    assert (hist.best_step, hist.best_val_loss) == (10, 2.2)
 
 
 def test_a_monitor_that_validate_does_not_return_is_refused(tmp_path):

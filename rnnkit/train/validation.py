@@ -28,8 +28,8 @@ class Validation:
 
     ``validate=None`` turns it off: nothing is ever due. ``every=None``
     validates at epoch ends only; ``patience=None`` never stops early.
-    ``monitor`` is the metric that decides the best validation ("loss" by default);
-    ``maximize`` says whether higher is better (BLEU) or lower (a loss).
+    ``monitor`` is the metric that decides the best validation ("loss" by default; a tie on it goes to the
+    lower loss); ``maximize`` says whether higher is better (BLEU) or lower (a loss).
     """
 
     def __init__(self, validate: Optional[Callable[[Module], Dict[str, float]]], every: Optional[int],
@@ -73,7 +73,9 @@ class Validation:
         history.val.append((step, metrics))
         self.last_step = step
         better = (lambda a, b: a > b) if self.maximize else (lambda a, b: a < b)
-        improved = math.isfinite(value) and math.isfinite(loss) and (best is None or better(value, best))
+        # a tie on the monitor (BLEU 0 or 100 at every early validation) goes to the lower loss
+        improved = math.isfinite(value) and math.isfinite(loss) and (
+            best is None or better(value, best[0]) or (value == best[0] and loss < best[1]))
         if improved:
             history.best_val_loss, history.best_step = loss, step
             self.best_state = model.state_dict()
@@ -82,11 +84,11 @@ class Validation:
             self.bad += 1
         return metrics, improved
 
-    def _best(self, history: History) -> Optional[float]:
-        """The monitored metric of the best validation so far (None before the first)."""
+    def _best(self, history: History) -> Optional[Tuple[float, float]]:
+        """The monitored metric and the loss of the best validation so far (None before the first)."""
         for s, m in reversed(history.val):
             if s == history.best_step and history.best_step is not None:
-                return float(m[self.monitor])
+                return float(m[self.monitor]), float(m["loss"])
         return None
 
 

@@ -104,7 +104,8 @@ class Translator(Estimator):
     validate_every : validate every this many steps (none: every epoch).
     early_stopping_patience : stop after this many validations without improvement (none: never).
     select_by : the validation metric that picks the kept model and drives early stopping: bleu
-        (the highest validation BLEU; with --bleu-sentences 0 there is none and the loss decides)
+        (the highest validation BLEU, of equal ones the lowest loss; with --bleu-sentences 0 there is
+        none and the loss decides)
         or loss (the lowest validation loss).
     average_checkpoints : checkpoint averaging: at the end, average the parameters of this many best
         validations (by --select-by) and keep the average only if it validates better than the best
