@@ -98,6 +98,15 @@ def test_train_eval_sample_cli(tmp_path, matfile, capsys):
     roll = model.sample(12, random_state=3)
     assert len(notes) == int((np.diff(np.vstack([np.zeros((1, 88)), roll]), axis=0) > 0).sum())
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # the MIDI header's limits are the flags' ranges: 273 steps a beat and 4 bpm write, one past is one line
+    for flag, ok, bad, message in (("--steps-per-beat", "273", "274", "must be an integer in [1, 273]"),
+                                   ("--tempo-bpm", "4", "3.9", "must be in [4, 1000]")):
+        assert main(["music", "sample", str(out), "--length", "3", "--midi", str(midi), flag, ok]) == 0
+        capsys.readouterr()
+        before = midi.read_bytes()
+        assert main(["music", "sample", str(out), "--length", "3", "--midi", str(midi), flag, bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and midi.read_bytes() == before, err
 
 
 def test_midi_round_trip():

@@ -29,6 +29,7 @@ from ..train.history import History
 from ..train.progress import say
 from .data import SPLITS, marginal_baseline, read_rolls
 from .estimator import MusicModel
+from .midi import MAX_STEPS_PER_BEAT, MIN_TEMPO_BPM
 
 __all__ = ["train", "evaluate", "sample", "load", "TrainResult"]
 
@@ -115,10 +116,12 @@ def sample(model: ModelLike, *, length: int = 128, midi: Optional[str] = "sample
     """
     check_outputs({"--midi": midi, "--png": png}, inputs={"MODEL": None if isinstance(model, MusicModel) else model},
                   examples={"--midi": "sample.mid", "--png": "sample.png"})
-    if not (isinstance(steps_per_beat, int) and steps_per_beat >= 1):
-        raise HyperparameterError(f"steps_per_beat (--steps-per-beat) must be an integer >= 1, got {steps_per_beat!r}")
-    if not (isinstance(tempo_bpm, (int, float)) and 1 <= tempo_bpm <= 1000):
-        raise HyperparameterError(f"tempo_bpm (--tempo-bpm) must be in [1, 1000], got {tempo_bpm!r}")
+    if not (isinstance(steps_per_beat, int) and 1 <= steps_per_beat <= MAX_STEPS_PER_BEAT):
+        raise HyperparameterError(f"steps_per_beat (--steps-per-beat) must be an integer in [1, {MAX_STEPS_PER_BEAT}] "
+                                  f"(a MIDI file counts at most 32,767 ticks a beat), got {steps_per_beat!r}")
+    if not (isinstance(tempo_bpm, (int, float)) and MIN_TEMPO_BPM <= tempo_bpm <= 1000):
+        raise HyperparameterError(f"tempo_bpm (--tempo-bpm) must be in [{MIN_TEMPO_BPM:g}, 1000] (a MIDI beat lasts "
+                                  f"at most 16.8 s), got {tempo_bpm!r}")
     est = _estimator(model)
     roll = est.sample(length, random_state)
     if midi is not None:

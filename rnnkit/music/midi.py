@@ -17,7 +17,12 @@ from ..errors import RnnkitError
 from ..io.atomic import atomic_write
 from .data import KEYS, LOWEST_PITCH
 
-__all__ = ["roll_to_midi_bytes", "write_midi", "save_roll_png"]
+__all__ = ["roll_to_midi_bytes", "write_midi", "save_roll_png", "MAX_STEPS_PER_BEAT", "MIN_TEMPO_BPM"]
+
+
+STEP_TICKS = 120                       # ticks a time step
+MAX_STEPS_PER_BEAT = 32767 // STEP_TICKS   # a MIDI header's ticks per beat is a 15-bit number: 273
+MIN_TEMPO_BPM = 4                      # a set_tempo of 60e6 / bpm microseconds fits 24 bits above 3.58 bpm
 
 
 def roll_to_midi_bytes(roll: np.ndarray, steps_per_beat: int = 1, tempo_bpm: float = 100.0,
@@ -27,7 +32,7 @@ def roll_to_midi_bytes(roll: np.ndarray, steps_per_beat: int = 1, tempo_bpm: flo
         import mido
     except ImportError:  # pragma: no cover - depends on the environment
         raise RnnkitError("writing MIDI needs mido: pip install 'rnnkit[music]'") from None
-    step_ticks = 120
+    step_ticks = STEP_TICKS
     mid = mido.MidiFile(type=0, ticks_per_beat=step_ticks * steps_per_beat)
     track = mido.MidiTrack()
     mid.tracks.append(track)
