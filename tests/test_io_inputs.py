@@ -127,3 +127,22 @@ def test_refuse_special_refuses_streams_without_opening_them(tmp_path):
             refuse_special(ok, "MODEL")
     finally:
         del os.environ["RNNKIT_MAX_INPUT_BYTES"]
+
+
+def test_a_utf8_byte_order_mark_is_not_text(tmp_path):
+    """A BOM became a token of the first sentence (translate) or a JSON error (music)."""
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbfhello\tbonjour\n")
+    assert read_text(path, "PAIRS") == "hello\tbonjour\n"
+    assert read_text(path, "PAIRS", encoding="latin-1").startswith("\xef\xbb\xbf")   # another encoding: kept
+
+
+@pytest.mark.parametrize("flag, fix", [("--encoding", "pass --encoding utf-16"),
+                                       (None, "convert it to UTF-8 first (iconv -f utf-16 -t utf-8 u16.tsv)")])
+def test_utf16_is_named_with_its_own_fix(tmp_path, flag, fix):
+    path = tmp_path / "u16.tsv"
+    path.write_bytes("hello\tbonjour\n".encode("utf-16"))
+    with pytest.raises(PathError, match="the file is UTF-16 \\(it starts with a UTF-16 byte-order mark\\)") as e:
+        read_text(path, "PAIRS", encoding_flag=flag)
+    assert str(e.value).endswith(fix) and "latin1" not in str(e.value)
+    assert read_text(path, "PAIRS", encoding="utf-16") == "hello\tbonjour\n"

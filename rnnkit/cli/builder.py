@@ -73,9 +73,16 @@ class RnnkitParser(argparse.ArgumentParser):
                 continue
             guess = RENAMED.get(flag) if RENAMED.get(flag) in options else None
             guess = guess or next(iter(difflib.get_close_matches(flag, options, n=1, cutoff=0.75)), None)
-            if guess:
+            if (flag, guess) in FALSE_FRIENDS:
+                hints.append(FALSE_FRIENDS[flag, guess])
+            elif guess:
                 hints.append(f"{flag} is spelled {guess} here")
         return f"; {', '.join(hints)}" if hints else ""
+
+
+# close spellings that mean something else: the hint says so instead of offering the other flag
+FALSE_FRIENDS = {("--seed", "--seeds"): "--seeds here is the number of seeds (runs 0 .. N-1), not a seed; "
+                                        "this command has no single-seed flag"}
 
 
 class IntermixedParser(RnnkitParser):

@@ -11,6 +11,7 @@ variable ``RNNKIT_MAX_INPUT_BYTES`` or the ``max_bytes`` argument.
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from typing import Optional
@@ -110,6 +111,8 @@ def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int]
     """
     data = read_bytes(path, what, max_bytes)
     try:
+        if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+            data = data[len(codecs.BOM_UTF8):]        # a byte-order mark (Windows editors) is not text
         return data.decode(encoding)
     except LookupError:
         raise PathError(f"{what}: unknown text encoding {encoding!r} ({encoding_flag or 'encoding'}); try utf-8 "
@@ -117,7 +120,13 @@ def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int]
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        fix = (f"pass the right {encoding_flag} (e.g. latin-1) or fix the file" if encoding_flag else
-               f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8 {os.path.basename(os.fspath(path))})")
+        name = os.path.basename(os.fspath(path))
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            fix = (f"the file is UTF-16 (it starts with a UTF-16 byte-order mark): pass {encoding_flag} utf-16"
+                   if encoding_flag else f"the file is UTF-16 (it starts with a UTF-16 byte-order mark): convert it "
+                   f"to UTF-8 first (iconv -f utf-16 -t utf-8 {name})")
+        else:
+            fix = (f"pass the right {encoding_flag} (e.g. latin-1) or fix the file" if encoding_flag else
+                   f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8 {name})")
         raise PathError(f"{what} {path}: line {line}, column {col}: byte {data[e.start:e.start + 1]!r} is not "
                         f"valid {encoding}; {fix}") from None

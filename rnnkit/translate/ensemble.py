@@ -137,9 +137,9 @@ class Ensemble:
         for tr in self.translators:
             tr._check_fitted()
         for tr, name in zip(self.translators[1:], self.names[1:]):
-            for what, attr in (("source vocabulary", "src_vocab_"), ("target vocabulary", "tgt_vocab_")):
+            for what, attr in (("source vocabularies", "src_vocab_"), ("target vocabularies", "tgt_vocab_")):
                 if list(getattr(tr, attr).itos) != list(getattr(first, attr).itos):
-                    raise ModelFileError(f"{name} and {self.names[0]} have different {what}s ({len(getattr(tr, attr))}"
+                    raise ModelFileError(f"{name} and {self.names[0]} have different {what} ({len(getattr(tr, attr))}"
                                          f" and {len(getattr(first, attr))} tokens): an ensemble needs models "
                                          "trained on the same pairs with the same vocabulary settings")
             if tr.text_options_ != first.text_options_:
