@@ -151,7 +151,6 @@ def test_builtin_task_without_num2words_says_how_to_install(tmp_path, capsys, mo
 @pytest.mark.parametrize("content, argv_extra, message", [
     ("a\tb\nno tab\n", [], "line 2: no tab character"),
     ("a\tb\nc\td\n", ["--src-col", "3"], "line 1: 2 columns, but column 3 is needed"),
-    ("a\tb\n\nc\td\n", [], "line 2: empty line"),
     ("a b\tc\n", ["--max-words", "1"], "no sentence pairs left after filtering"),
     ("a b\tc\n", ["--prefix-filter", "target"], "no sentence pairs left after filtering"),
 ])

@@ -42,7 +42,6 @@ def test_read_pairs_columns_and_direction(tmp_path):
 @pytest.mark.parametrize("text, cols, message", [
     ("a\tb\nno tab here\n", {}, r"line 2: no tab character"),
     ("a\tb\nc\td\n", {"src_col": 2}, r"line 1: 2 columns, but column 2 is needed"),
-    ("a\tb\n\nc\td\n", {}, r"line 2: empty line"),
     ("a\tb\nc\t \n", {}, r"line 2: the target column \(1\) is empty"),
     ("", {}, r"holds no sentence pairs"),
 ])
@@ -212,3 +211,13 @@ def test_extra_training_pairs_keep_the_held_out_sentences_unseen(seed):
     dropped = [p for p in extra if p not in kept]
     assert len(dropped) >= len(held)                # every re-cased copy of a held-out pair is gone
     assert all(norm(s) in held_src or norm(t) in held_tgt for s, t in dropped)
+
+
+def test_blank_lines_hold_no_pair_and_are_skipped(tmp_path):
+    """A blank line (often the last) was fatal: 'line 61: empty line'."""
+    path = tmp_path / "p.tsv"
+    path.write_text("a\tb\n\n  \n\t\nc\td\n\n", encoding="utf-8")
+    assert read_pairs(str(path)) == [("a", "b"), ("c", "d")]
+    path.write_text("a\tb\n\nno tab\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 3: no tab character"):       # line numbers count the blank ones
+        read_pairs(str(path))

@@ -102,7 +102,8 @@ def detokenize(tokens: Sequence[str], opts: TextOptions = TextOptions()) -> str:
 
 def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str = "utf-8",
                what: str = "PAIRS") -> List[Tuple[str, str]]:
-    """(source, target) strings from a tab-separated file; every malformed line is reported by number.
+    """(source, target) strings from a tab-separated file; every malformed line is reported by number,
+    blank lines are skipped.
 
     The file is read through :func:`rnnkit.io.inputs.read_text` (a regular file
     within the input size limit: FIFOs and devices are refused); ``what`` names
@@ -118,8 +119,8 @@ def read_pairs(path: str, *, src_col: int = 0, tgt_col: int = 1, encoding: str =
     pairs = []
     for n, line in enumerate(io.StringIO(text, newline=""), 1):      # \n, \r\n and \r end a line
         line = line.rstrip("\r\n")
-        if not line.strip():
-            raise DataError(f"{path}, line {n}: empty line; every line must hold a tab-separated pair")
+        if not line.strip():             # a blank line (one at the end is common) holds no pair
+            continue
         cols = line.split("\t")
         if len(cols) == 1:
             raise DataError(f"{path}, line {n}: no tab character; expected tab-separated columns "
