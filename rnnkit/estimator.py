@@ -334,7 +334,10 @@ class Estimator:
                             f"(kind {old.get('kind')!r}); resume with the checkpoint of the same command, or start "
                             "afresh without --resume")
         old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
-        diff = [k for k in self._resume_fixed if old_params.get(k) != new_params.get(k)]
+        # the optimiser's state, its learning rate included, comes back from the checkpoint: another
+        # --learning-rate would be silently ignored, so it is refused like the shapes
+        fixed = self._resume_fixed + (("learning_rate",) if "learning_rate" in new_params else ())
+        diff = [k for k in fixed if old_params.get(k) != new_params.get(k)]
         if diff:
             was = ", ".join(f"{flag(k)} {old_params.get(k)}" for k in diff)
             now = ", ".join(f"{flag(k)} {new_params.get(k)}" for k in diff)

@@ -297,6 +297,10 @@ def test_resume_with_other_settings_or_data_is_refused(tmp_path, X):
         Tiny(hidden_size=3, epochs=2).fit(X, checkpoint_path=ckpt, resume=True)
     with pytest.raises(PathError, match="trained on other data"):
         Tiny(epochs=2).fit(X + 1, checkpoint_path=ckpt, resume=True)
+    # the optimiser's learning rate comes back from the checkpoint: another one was silently ignored
+    lr = Tiny().learning_rate
+    with pytest.raises(PathError, match=f"trained with --learning-rate {lr}, not --learning-rate {lr * 2}"):
+        Tiny(epochs=2, learning_rate=lr * 2).fit(X, checkpoint_path=ckpt, resume=True)
     with pytest.raises(PathError, match="not from a other run"):
         Other(epochs=2).fit(X, checkpoint_path=ckpt, resume=True)
 
