@@ -321,7 +321,7 @@ def test_the_advice_works_rows_added_for_missing_dates_are_filled():
     assert "1 date(s) missing in all" in note and "--fill interpolate" in note, note
     values[5] = ""                                                                      # the row added, empty
     s = _series(MONTHS[:12], fill="interpolate", values=values)
-    assert s.notes == [] and s.y[5, 0] == pytest.approx((float(values[4]) + float(values[6])) / 2)
+    assert s.notes == ["filled the missing values of 1 row(s) at line(s) 7 (interpolate)"] and s.y[5, 0] == pytest.approx((float(values[4]) + float(values[6])) / 2)
 
 
 def test_rows_dropped_by_fill_drop_leave_gaps_that_are_noted():
@@ -402,3 +402,25 @@ def test_predict_on_renamed_columns_says_to_rename_them_not_to_use_a_flag(tmp_pa
     assert (f"{other}: the model was trained with the target column 'Passengers', which is not among the columns "
             "Month, passengers; rename the file's column to 'Passengers' (is it 'passengers'?)") in err, err
     assert "--target" not in err                                     # predict has no such flag
+
+
+def test_filled_values_are_noted_and_trailing_rows_without_a_target_named():
+    months, values = MONTHS[:24], [str(i % 5 + i) for i in range(24)]
+    with pytest.raises(DataError, match=r"^the last 3 row\(s\) \(line\(s\) 23, 24 and 25\) have no target value: "
+                                        r"remove them, or, if they hold known-future covariates"):
+        _series(months, values=values[:21] + ["", "", ""])      # once: 'choose a --fill policy', which invents them
+    assert _series(months, fill="ffill", values=values[:21] + ["", "", ""]).notes == [
+        "filled the missing values of 3 row(s) at line(s) 23, 24 and 25 (ffill)"]
+    values[5] = values[23] = ""
+    assert _series(months, fill="interpolate", values=values).notes == [
+        "filled the missing values of 2 row(s) at line(s) 7 and 25 (interpolate); the last rows carry the last "
+        "value forward, as nothing follows them"]
+
+
+def test_a_forecast_row_missing_one_future_covariate_is_named():
+    months, values = MONTHS[:24], [str(i % 5 + i) for i in range(21)] + ["", "", ""]
+    holiday = [str(i % 2) for i in range(23)] + [""]
+    with pytest.raises(DataError) as e:       # once: blamed every column at lines 23-25 and advised --fill
+        series_from_columns({"d": months, "y": values, "h": holiday}, date="d", target="y", future_covariates="h")
+    assert str(e.value) == ("the forecast rows (no target) at line(s) 25 lack known-future covariate(s) 'h'; give "
+                            "their values (the forecast needs them), or remove those rows")

@@ -200,7 +200,7 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     # trailing rows with no target but known-future covariates: the forecast steps' covariates
     n_obs = T
     if F is not None:
-        while n_obs > 0 and np.isnan(Y[n_obs - 1]).all() and not np.isnan(F[n_obs - 1]).any():
+        while n_obs > 0 and np.isnan(Y[n_obs - 1]).all():      # a forecast row: its covariates checked below
             n_obs -= 1
         if n_obs < T:
             notes.append(f"{T - n_obs} trailing row(s) without a target hold the known-future covariates "
@@ -218,9 +218,26 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     if F is not None:
         obs = np.concatenate([obs, F[:n_obs]], axis=1)
         names = names + future
-    keep = _fill(obs, fill, names, dates, lines[:n_obs], step.format)
     if F is not None and np.isnan(F[n_obs:]).any():
-        raise DataError("the known-future covariates of the forecast rows have missing values")
+        bad = np.isnan(F[n_obs:])                                                 # (T - n_obs, f)
+        cols = ", ".join(repr(future[j]) for j in np.nonzero(bad.any(axis=0))[0])
+        raise DataError(f"the forecast rows (no target) at line(s) {describe_rows(lines[n_obs:][bad.any(axis=1)])} "
+                        f"lack known-future covariate(s) {cols}; give their values (the forecast needs them), or "
+                        "remove those rows")
+    missing = np.isnan(obs).any(axis=1)                                         # (n_obs,)
+    if fill == "none" and F is None and missing.any() and np.isnan(obs[-1, :len(targets)]).all():
+        k = 0
+        while k < n_obs and np.isnan(obs[n_obs - 1 - k, :len(targets)]).all():
+            k += 1
+        raise DataError(f"the last {k} row(s) (line(s) {describe_rows(lines[n_obs - k:n_obs])}) have no target value: "
+                        "remove them, or, if they hold known-future covariates for the forecast steps, name those "
+                        "columns with --future-covariates when training")
+    keep = _fill(obs, fill, names, dates, lines[:n_obs], step.format)
+    if fill in ("ffill", "interpolate") and missing.any():
+        notes.append(f"filled the missing values of {int(missing.sum())} row(s) at line(s) "
+                     f"{describe_rows(lines[:n_obs][missing])} ({fill})"
+                     + ("; the last rows carry the last value forward, as nothing follows them"
+                        if fill == "interpolate" and missing[-1] else ""))
     k, p = len(targets), len(past)
     for j, n in enumerate(targets):
         col = obs[keep, j]
