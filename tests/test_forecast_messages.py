@@ -2,6 +2,7 @@
 and line numbers that agree across messages (1-based file lines, the header is line 1)."""
 
 import csv
+import re
 import os
 
 import numpy as np
@@ -424,3 +425,16 @@ def test_a_forecast_row_missing_one_future_covariate_is_named():
         series_from_columns({"d": months, "y": values, "h": holiday}, date="d", target="y", future_covariates="h")
     assert str(e.value) == ("the forecast rows (no target) at line(s) 25 lack known-future covariate(s) 'h'; give "
                             "their values (the forecast needs them), or remove those rows")
+
+
+@pytest.mark.parametrize("dates, message", [
+    (["1950", "1951", "nan", "1953"], "line 4: 'nan' is not a number like the dates before it ('1950' at line 2)"),
+    (["1950", "1951", "x", "1953"], "line 4: 'x' is not a number like the dates before it"),
+    (["1950", "1951", "", "1953"], "line 4: the date is missing; fill it in or remove the row"),
+    (["2020-01-01", " ", "2020-01-03"], "line 3: the date is missing"),
+    (["inf", "1", "2"], "line 2: 'inf' is not a date or a finite number"),
+])
+def test_a_bad_value_in_a_date_column_is_named_by_its_line(dates, message):
+    """Once: 'cannot convert float NaN to integer', or an empty year blamed on line 2's good '1950'."""
+    with pytest.raises(DataError, match=f"^column 'd' {re.escape(message)}"):
+        _series(dates)

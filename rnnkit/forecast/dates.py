@@ -60,6 +60,13 @@ def _parse_one(text: str, fmt: Optional[str]):
     raise ValueError(text)
 
 
+def _number(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def line_numbers(first_line, n: int) -> np.ndarray:
     """The file line of each of n values: ``first_line`` is the line of value 0 (consecutive lines), or
     a sequence of one line number per value (a CSV file with blank or multi-line records)."""
@@ -79,14 +86,21 @@ def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] =
     or a sequence of one line per value, see :func:`line_numbers`).
     """
     values = [v.strip() for v in values]
-    if date_format is None:
-        try:
-            nums = [float(v) for v in values]
-            return nums, "number"
-        except ValueError:
-            pass
-    out = []
     lines = line_numbers(first_line, len(values))
+    for i, v in enumerate(values):
+        if not v:
+            raise DataError(f"column {column!r} line {lines[i]}: the date is missing; fill it in or remove the row")
+    if date_format is None and _number(values[0]) is not None:       # a numeric time index (years, steps)
+        nums = [_number(v) for v in values]
+        for i, x in enumerate(nums):
+            if i == 0 and not math.isfinite(x):
+                raise DataError(f"column {column!r} line {lines[0]}: {values[0]!r} is not a date or a finite number; "
+                                "fix it or remove the row")
+            if x is None or not math.isfinite(x):
+                raise DataError(f"column {column!r} line {lines[i]}: {values[i]!r} is not a number like the dates "
+                                f"before it ({values[0]!r} at line {lines[0]}); fix it or remove the row")
+        return nums, "number"
+    out = []
     for i, v in enumerate(values):
         try:
             out.append(_parse_one(v, date_format))
