@@ -355,3 +355,25 @@ def test_month_end_series_round_trip_through_the_model_file(tmp_path, capsys):
                    [[d[:8] + "01", v] for d, v in (r.split(",") for r in open(data).read().splitlines()[1:])])
     code, out, _ = _run(capsys, ["forecast", "predict", model, first, "--horizon", "2"])
     assert code == 0 and "trained on steps" not in out and "2022-05-01" in out, out
+
+
+def test_predict_reads_a_short_file_with_the_models_step_when_it_fits(tmp_path, capsys):
+    """Five weekdays read as daily: a business-day model forecast Saturday and Sunday, with a false note."""
+    data, _ = _prices(tmp_path, n=60)
+    model = str(tmp_path / "m.npz")
+    assert _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Close", "--out", model]
+                + FAST + ["--lookback", "3"])[0] == 0
+    week = _write(tmp_path / "week.csv", ["Date", "Close", "Volume"],                       # Monday .. Friday
+                  [[f"2021-01-0{d}", str(100 + d % 3), "1000"] for d in range(4, 9)])
+    code, out, _ = _run(capsys, ["forecast", "predict", model, week, "--horizon", "3"])
+    assert code == 0 and "trained on steps" not in out, out
+    assert [r.split()[0] for r in out.splitlines()[3:6]] == ["2021-01-11", "2021-01-12", "2021-01-13"], out
+
+
+def test_fits_a_step():
+    from rnnkit.forecast.dates import DateStep, fits
+    days, kind = parse_dates(["2021-01-07", "2021-01-08", "2021-01-11"], "d")             # Thu, Fri, Mon
+    assert fits(days, DateStep("bdays", 1)) and not fits(days, DateStep("seconds", 86400.0))
+    months, kind = parse_dates(["2021-01-31", "2021-02-28", "2021-03-31"], "d")
+    assert fits(months, DateStep("months", 1, day=31)) and not fits(months, DateStep("months", 1, day=1))
+    assert not fits([1.0, 2.0], DateStep("months", 1)) and fits([1.0, 2.0], DateStep("number", 1.0))

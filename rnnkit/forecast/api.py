@@ -34,7 +34,7 @@ from ..train.history import trained_line
 from .backtest import BacktestResult
 from .backtest import backtest as rolling_backtest
 from .data import SeriesData, read_series_csv, write_forecast_csv
-from .dates import DateStep, parse_dates, step_words
+from .dates import DateStep, fits, parse_dates, step_words
 from .defaults import AUTO, data_defaults, guess_period
 from .estimator import INTERVAL_METHODS, RNNForecaster
 from .scaling import ScaleOverflow
@@ -241,7 +241,9 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
             kw["future_covariates"] = series.future[:len(series.y) + H]
         hist_x, hist_y = series.dates[:len(series.y)], series.y
         trained = _step(info)
-        if (trained.kind, trained.size) != (series.step.kind, series.step.size):
+        if (trained.kind, trained.size) != (series.step.kind, series.step.size) and fits(series.dates, trained):
+            series.step = trained          # a week of weekdays reads as daily; the model's step fits it too
+        elif (trained.kind, trained.size) != (series.step.kind, series.step.size):
             series.notes.append(f"the file's dates step by {step_words(series.step)} but the model was trained on "
                                 f"steps of {step_words(trained)}; the forecast follows the file's step: check that "
                                 "it is the right file")

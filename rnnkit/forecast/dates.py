@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words"]
+__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words", "fits"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
 
@@ -321,3 +321,14 @@ def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
 def _anchor_words(day) -> str:
     return {"last_bday": "the month's last weekday", "first_bday": "the month's first weekday",
             31: "the month's last day"}.get(day, f"day {day} of the month")
+
+
+def fits(dates: list, step: DateStep) -> bool:
+    """Whether ``dates`` follow ``step`` without a gap (business days: weekdays at most one weekend or
+    holiday apart), so that a short file can be read with a model's step."""
+    if len(dates) < 2 or (step.kind == "number") != (not isinstance(dates[0], dt.datetime)):
+        return False
+    if step.kind == "bdays":
+        return all(d.weekday() < 5 for d in dates) and all(0 < g <= 4 * 86400 for g in _seconds_apart(dates))
+    return all(k == 1.0 for k in _steps_apart(dates, step)) and (
+        step.kind != "months" or step.day is None or all(d.day == _anchored(d.year, d.month, step.day) for d in dates))
