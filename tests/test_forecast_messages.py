@@ -438,3 +438,18 @@ def test_a_bad_value_in_a_date_column_is_named_by_its_line(dates, message):
     """Once: 'cannot convert float NaN to integer', or an empty year blamed on line 2's good '1950'."""
     with pytest.raises(DataError, match=f"^column 'd' {re.escape(message)}"):
         _series(dates)
+
+
+def test_predict_without_a_calibration_gives_the_heads_intervals_and_says_so(tmp_path, capsys):
+    """README: --calibration-fraction 0 gives the network's own intervals; predict once refused it unless
+    --interval-method head was given."""
+    data, model = _air(tmp_path / "air.csv"), tmp_path / "c0.npz"
+    assert _run(capsys, ["forecast", "train", data, "--date", "Month", "--target", "Passengers",
+                         "--calibration-fraction", "0", "--out", str(model)] + FAST)[0] == 0
+    code, out, err = _run(capsys, ["forecast", "predict", str(model), "--horizon", "2"])
+    assert code == 0 and out.startswith("intervals: the network's own, uncalibrated (this model has no conformal "
+                                        "calibration"), out
+    assert "Passengers_lower" in out
+    code, out, err = _run(capsys, ["forecast", "predict", str(model), "--horizon", "2", "--interval-method",
+                                   "conformal"])                     # asked for by name: still refused
+    assert code == 2 and "this model has no conformal calibration" in err

@@ -199,7 +199,7 @@ class ForecastTable:
 
 def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float = 0.9, fill: str = "none",
             date_format: Optional[str] = None, out=None, plot=None, say: Say = None,
-            interval_method: str = "conformal") -> ForecastTable:
+            interval_method: Optional[str] = None) -> ForecastTable:
     """Forecast the steps after the end of ``data`` (a CSV file) or of the training data.
 
     ``model`` is a model file, a checkpoint of ``train``, or a fitted
@@ -207,16 +207,23 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
     trained on; known-future covariates of the forecast steps go in trailing
     rows without a target. ``out`` writes the table as CSV, ``plot`` a PNG.
     ``interval_method``: ``"conformal"`` (calibrated, see :meth:`RNNForecaster.predict_interval`)
-    or ``"head"`` (the head's own interval, uncalibrated).
+    or ``"head"`` (the head's own interval, uncalibrated); None (default): conformal when the model has
+    its calibration, else the head's.
     """
     say = say or _quiet
     model_path = None if isinstance(model, RNNForecaster) else model
     check_outputs({"--out": out, "--plot": plot}, inputs={"MODEL": model_path, "DATA": data},
                   examples={"--out": "forecast.csv", "--plot": "forecast.png"})
     coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
-    check_choice(flag_of("interval_method"), interval_method, INTERVAL_METHODS)
+    if interval_method is not None:
+        check_choice(flag_of("interval_method"), interval_method, INTERVAL_METHODS)
     est = RNNForecaster.load(model_path) if model_path is not None else model
     est._check_fitted()
+    if interval_method is None:            # the calibrated intervals where the model has them
+        interval_method = "conformal" if est.calibration_ is not None else "head"
+        if est.calibration_ is None and est.head != "point":
+            say("intervals: the network's own, uncalibrated (this model has no conformal calibration: it was "
+                "trained with --calibration-fraction 0, or it is an unfinished run's checkpoint)")
     info = est.series_ or {}
     H = est.horizon if horizon is None else check_count(flag_of("horizon"), horizon, 1)
     if data is None:

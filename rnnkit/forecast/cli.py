@@ -90,7 +90,8 @@ def register(subparsers) -> None:
                    help="history to forecast from (default: the end of the training data)")
     p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the model's)")
     p.add_argument("--coverage", type=float, default=0.9, help="prediction-interval coverage")
-    p.add_argument("--interval-method", choices=INTERVAL_METHODS, default="conformal", help=INTERVAL_HELP)
+    p.add_argument("--interval-method", choices=INTERVAL_METHODS, default=None,
+                   help=INTERVAL_HELP + " (default: conformal when the model has its calibration, else head)")
     p.add_argument("--fill", choices=FILL_POLICIES, default="none", help="what to do with missing values")
     p.add_argument("--date-format", default=None, help="strptime format of the dates (default: the model's)")
     p.add_argument("--out", default=None, metavar="CSV", help="write the forecast here")
