@@ -111,8 +111,8 @@ def test_cli_interval_method(tmp_path, capsys):
     fast = ["--date", "Month", "--target", "Value", "--hidden-size", "4", "--epochs", "1", "--no-progress"]
     assert main(["forecast", "train", data, "--out", model, "--calibration-fraction", "0"] + fast) == 0
     capsys.readouterr()
-    assert main(["forecast", "predict", model, "--horizon", "2"]) == 2          # conformal, but none calibrated
-    err = capsys.readouterr().err
+    assert main(["forecast", "predict", model, "--horizon", "2", "--interval-method", "conformal"]) == 2
+    err = capsys.readouterr().err                                             # conformal, but none calibrated
     assert "--interval-method head" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["forecast", "predict", model, "--horizon", "2", "--interval-method", "head"]) == 0
     assert "with 90% intervals" in capsys.readouterr().out
