@@ -453,3 +453,23 @@ def test_predict_without_a_calibration_gives_the_heads_intervals_and_says_so(tmp
     code, out, err = _run(capsys, ["forecast", "predict", str(model), "--horizon", "2", "--interval-method",
                                    "conformal"])                     # asked for by name: still refused
     assert code == 2 and "this model has no conformal calibration" in err
+
+
+@pytest.mark.parametrize("value, hint", [
+    ("10,000.00", " (thousands separators and decimal commas are not read: write 10000.5)"),
+    ("100,5", " (thousands separators and decimal commas are not read: write 10000.5)"),
+    ("10.0%", " (write percentages without the % sign)"),
+    ("abc", ""),
+])
+def test_a_number_written_for_people_says_why_it_is_not_read(value, hint):
+    with pytest.raises(DataError) as e:
+        _series(["1", "2", "3"], values=["1", value, "2"])
+    assert str(e.value) == f"column 'y' line 3: {value!r} is not a number{hint}; fix the value, or choose another column"
+
+
+def test_hourly_dates_keep_their_time_at_midnight():
+    """Hourly output mixed 2021-03-30 with 2021-03-30T01:00:00 in one column."""
+    s = _series([f"2021-03-29T{h:02d}:00" for h in range(20, 24)] + ["2021-03-30T00:00", "2021-03-30T01:00"])
+    assert [s.step.format(d) for d in s.dates[3:5]] == ["2021-03-29T23:00:00", "2021-03-30T00:00:00"]
+    days = _series(["2021-03-28", "2021-03-29", "2021-03-30"])
+    assert days.step.format(days.dates[0]) == "2021-03-28"                  # daily: the date alone, as before

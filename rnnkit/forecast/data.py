@@ -117,6 +117,16 @@ def _to_float(text: str):
     return float(t)
 
 
+def _number_hint(text: str) -> str:
+    """Why a value that looks numeric is not read: a percent sign, a decimal comma, thousands separators."""
+    t = text.strip()
+    if t.endswith("%"):
+        return " (write percentages without the % sign)"
+    if "," in t and t.replace(",", "").replace(".", "").lstrip("+-").isdigit():
+        return " (thousands separators and decimal commas are not read: write 10000.5)"
+    return ""
+
+
 def _numeric(values: Sequence[str], name: str, first_line) -> np.ndarray:
     lines = line_numbers(first_line, len(values))
     out = np.empty(len(values))
@@ -124,8 +134,8 @@ def _numeric(values: Sequence[str], name: str, first_line) -> np.ndarray:
         try:
             x = _to_float(v)
         except ValueError:
-            raise DataError(f"column {name!r} line {lines[i]}: {v.strip()!r} is not a number; fix the "
-                            "value, or choose another column") from None
+            raise DataError(f"column {name!r} line {lines[i]}: {v.strip()!r} is not a number{_number_hint(v)}; "
+                            "fix the value, or choose another column") from None
         out[i] = np.nan if x is None else x
     return out
 

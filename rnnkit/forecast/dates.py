@@ -237,6 +237,8 @@ class DateStep:
             return d.strftime(self.fmt)
         if self.kind == "months" and self.size in (1, 3, 12) and d.day == 1 and self.month_only:
             return d.strftime("%Y-%m")
+        if self.kind == "seconds" and self.size % 86400:        # hours, minutes: midnight keeps its time
+            return d.isoformat()
         return _show(d)
 
     def __repr__(self):
