@@ -473,3 +473,19 @@ def test_hourly_dates_keep_their_time_at_midnight():
     assert [s.step.format(d) for d in s.dates[3:5]] == ["2021-03-29T23:00:00", "2021-03-30T00:00:00"]
     days = _series(["2021-03-28", "2021-03-29", "2021-03-30"])
     assert days.step.format(days.dates[0]) == "2021-03-28"                  # daily: the date alone, as before
+
+
+def test_an_impossible_date_among_good_ones_is_not_sent_to_date_format():
+    with pytest.raises(DataError, match=r"^column 'd' line 4: cannot read '2015-13-01' as a date; it is not a valid "
+                                        r"date like the one before it \('2015-02-01' at line 3\)$"):
+        _series(["2015-01-01", "2015-02-01", "2015-13-01", "2015-04-01"])
+    with pytest.raises(DataError, match=r"line 2: cannot read '01/02/2015' as a date; give --date-format"):
+        _series(["01/02/2015", "01/03/2015"])
+
+
+def test_a_repeated_hour_suggests_utc_offsets():
+    with pytest.raises(DataError, match=r"duplicate date 2021-10-31T02:00:00 at lines 3 and 4; keep one row per "
+                                        r"date \(if the clocks went back at that hour, give the dates UTC offsets"):
+        _series(["2021-10-31T00:00", "2021-10-31T01:00", "2021-10-31T02:00", "2021-10-31T02:00", "2021-10-31T03:00"])
+    with pytest.raises(DataError, match=r"duplicate date 2021-10-31 at lines 3 and 4; keep one row per date$"):
+        _series(["2021-10-29", "2021-10-30", "2021-10-31", "2021-10-31"])

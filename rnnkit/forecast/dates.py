@@ -106,7 +106,8 @@ def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] =
             out.append(_parse_one(v, date_format))
         except ValueError:
             hint = (f"it does not match --date-format {date_format!r}" if date_format else
-                    "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
+                    f"it is not a valid date like the one before it ({values[i - 1]!r} at line {lines[i - 1]})"
+                    if i else "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
             raise DataError(f"column {column!r} line {lines[i]}: cannot read {v!r} as a date; {hint}") from None
     aware = [d.tzinfo is not None for d in out]
     if any(aware) and not all(aware):
@@ -121,8 +122,11 @@ def check_order(dates: list, column: str, first_line=2) -> None:
     line = line_numbers(first_line, len(dates))
     for i in range(1, len(dates)):
         if dates[i] == dates[i - 1]:
+            clock = (" (if the clocks went back at that hour, give the dates UTC offsets: 02:00+02:00, then "
+                     "02:00+01:00)" if isinstance(dates[i], dt.datetime) and dates[i].tzinfo is None
+                     and dates[i].time() != dt.time() else "")
             raise DataError(f"column {column!r}: duplicate date {_show(dates[i])} at lines {line[i - 1]} "
-                            f"and {line[i]}; keep one row per date")
+                            f"and {line[i]}; keep one row per date{clock}")
         if dates[i] < dates[i - 1]:
             raise DataError(f"column {column!r}: dates are not sorted: line {line[i]} ({_show(dates[i])}) "
                             f"comes after line {line[i - 1]} ({_show(dates[i - 1])}); sort the file by date")
