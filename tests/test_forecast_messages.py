@@ -484,8 +484,8 @@ def test_an_impossible_date_among_good_ones_is_not_sent_to_date_format():
 
 
 def test_a_repeated_hour_suggests_utc_offsets():
-    with pytest.raises(DataError, match=r"duplicate date 2021-10-31T02:00:00 at lines 3 and 4; keep one row per "
+    with pytest.raises(DataError, match=r"duplicate date 2021-10-31T02:00:00 at lines 4 and 5; keep one row per "
                                         r"date \(if the clocks went back at that hour, give the dates UTC offsets"):
         _series(["2021-10-31T00:00", "2021-10-31T01:00", "2021-10-31T02:00", "2021-10-31T02:00", "2021-10-31T03:00"])
-    with pytest.raises(DataError, match=r"duplicate date 2021-10-31 at lines 3 and 4; keep one row per date$"):
+    with pytest.raises(DataError, match=r"duplicate date 2021-10-31 at lines 4 and 5; keep one row per date$"):
         _series(["2021-10-29", "2021-10-30", "2021-10-31", "2021-10-31"])
