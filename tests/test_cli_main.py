@@ -219,3 +219,16 @@ def test_warnings_are_one_line(capsys, monkeypatch):
         assert cli_main.main(["info", "x.npz"]) == 0
     err = capsys.readouterr().err
     assert err == "rnnkit: warning: resuming r.ckpt.npz (seed 0) with seed 5: the data order will differ\n"
+
+
+def test_out_of_memory_names_only_the_commands_own_size_flags(monkeypatch, capsys):
+    """compare's message named --hidden-size, --num-layers and --beam, which it does not have."""
+    import rnnkit.compare.run as run
+
+    def oom(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(run, "make_task", oom)
+    assert cli_main.main(["compare", "adding", "--max-steps", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rnnkit: error: out of memory; choose smaller sizes (--batch-size, --seq-len, --test-size, " \
+                  "--params)\n", err

@@ -180,10 +180,23 @@ def _main(argv: Optional[List[str]] = None) -> int:
     except MemoryError as exc:
         if os.environ.get("RNNKIT_DEBUG", "") not in ("", "0"):
             raise
-        return _failed(exc, "out of memory; choose smaller sizes (--hidden-size, --num-layers, --batch-size, "
-                            "--beam)")
+        return _failed(exc, f"out of memory; choose smaller sizes ({', '.join(_size_flags(args))})")
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
+
+
+# flags whose values set how much memory a command needs, in the order they are suggested
+SIZE_FLAGS = ("--hidden-size", "--num-layers", "--batch-size", "--seq-len", "--beam", "--test-size", "--params",
+              "--length", "--bleu-sentences")
+
+
+def _size_flags(args) -> List[str]:
+    """The size flags the command being run has (all of SIZE_FLAGS if its parser is unknown)."""
+    parser = getattr(args, "_parser", None)
+    if parser is None:
+        return list(SIZE_FLAGS)
+    have = {f for a in parser._actions for f in a.option_strings}
+    return [f for f in SIZE_FLAGS if f in have]
 
 
 def _failed(exc: BaseException, message: str) -> int:
