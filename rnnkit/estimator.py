@@ -339,8 +339,9 @@ class Estimator:
         fixed = self._resume_fixed + (("learning_rate",) if "learning_rate" in new_params else ())
         diff = [k for k in fixed if old_params.get(k) != new_params.get(k)]
         if diff:
-            was = ", ".join(f"{flag(k)} {old_params.get(k)}" for k in diff)
-            now = ", ".join(f"{flag(k)} {new_params.get(k)}" for k in diff)
+            spell = lambda v: "none" if v is None else v                   # as the CLI takes it
+            was = ", ".join(f"{flag(k)} {spell(old_params.get(k))}" for k in diff)
+            now = ", ".join(f"{flag(k)} {spell(new_params.get(k))}" for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
         if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:

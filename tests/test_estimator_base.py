@@ -298,6 +298,9 @@ def test_resume_with_other_settings_or_data_is_refused(tmp_path, X):
     with pytest.raises(PathError, match="trained on other data"):
         Tiny(epochs=2).fit(X + 1, checkpoint_path=ckpt, resume=True)
     # the optimiser's learning rate comes back from the checkpoint: another one was silently ignored
+    with pytest.raises(PathError, match="trained with --max-steps none, not --max-steps 3"):
+        type("Fixed", (Tiny,), {"_resume_fixed": ("max_steps",)})(epochs=2, max_steps=3).fit(
+            X, checkpoint_path=ckpt, resume=True)            # None is spelled as the CLI takes it
     lr = Tiny().learning_rate
     with pytest.raises(PathError, match=f"trained with --learning-rate {lr}, not --learning-rate {lr * 2}"):
         Tiny(epochs=2, learning_rate=lr * 2).fit(X, checkpoint_path=ckpt, resume=True)
