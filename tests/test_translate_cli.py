@@ -153,6 +153,9 @@ def test_builtin_task_without_num2words_says_how_to_install(tmp_path, capsys, mo
     ("a\tb\nc\td\n", ["--src-col", "3"], "line 1: 2 columns, but column 3 is needed"),
     ("a b\tc\n", ["--max-words", "1"], "no sentence pairs left after filtering"),
     ("a b\tc\n", ["--prefix-filter", "target"], "no sentence pairs left after filtering"),
+    ("".join(f"w{i}\tmot{i}\tCC-BY same\n" for i in range(60)), ["--src-col", "2"],    # one source sentence
+     "the 60 pairs form only 1 sentence group(s) (pairs sharing a source or target sentence stay on one side of "
+     "the split), so nothing is left to train on; check --src-col and --tgt-col"),
 ])
 def test_bad_pairs_files(tmp_path, capsys, content, argv_extra, message):
     path = tmp_path / "bad.tsv"

@@ -131,6 +131,12 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
     i_train, i_valid, i_test = split_indices(len(data), valid=validation_fraction, test=test_fraction,
                                              seed=split_seed, groups=groups)
     if len(i_train) == 0:
+        n_groups_all = len(np.unique(groups))
+        if n_groups_all < 3:            # the pairs share sentences: the split deals whole groups
+            raise DataError(f"the {len(data)} pairs form only {n_groups_all} sentence group(s) (pairs sharing a "
+                            "source or target sentence stay on one side of the split), so nothing is left to train "
+                            "on; check --src-col and --tgt-col: is one of them a column with the same text on every "
+                            "line?")
         raise DataError(f"only {len(data)} pairs: nothing left to train on after the validation and test split "
                         "(--validation-fraction, --test-fraction)")
     pick = lambda idx: [data[i] for i in idx]
