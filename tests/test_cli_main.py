@@ -193,6 +193,7 @@ def test_sigterm_outside_training_exits_143_without_traceback(tmp_path):
     (["forecast", "train", "d.csv", "--lr", "0.1", "--seed", "3"],
      "--lr is spelled --learning-rate here, --seed is spelled --random-state here"),
     (["bench", "--json", "x.json"], "--json is spelled --out here"),
+    (["music", "sample", "m.npz", "--out", "a.mid"], "--out is spelled --midi here"),
     (["compare", "adding", "--seed", "1"],          # --seeds is a count there: not offered as a seed
      "--seeds here is the number of seeds (runs 0 .. N-1), not a seed; this command has no single-seed flag"),
     (["translate", "m.npz", "--beem", "3", "hi"], "--beem is spelled --beam here"),

@@ -47,7 +47,8 @@ SHARED = {
 RENAMED = {"--hidden": "--hidden-size", "--layers": "--num-layers", "--batch": "--batch-size",
            "--lr": "--learning-rate", "--seed": "--random-state", "--valid-fraction": "--validation-fraction",
            "--valid": "--validation-fraction", "--test": "--test-fraction", "--embedding": "--embedding-size",
-           "--embed": "--embedding-size", "--json": "--out", "--checkpoint-path": "--out"}
+           "--embed": "--embedding-size", "--json": "--out", "--checkpoint-path": "--out",
+           "--out": "--midi"}                      # music sample writes --midi (and --png), not --out
 
 
 class RnnkitParser(argparse.ArgumentParser):

@@ -101,7 +101,7 @@ class Translator(Estimator):
     ss_c : the linear decay's slope c per step.
     ss_floor : the lowest teacher-forcing probability the decay reaches.
     sampling : the model's own token when not teacher forced: sample (from its softmax) or argmax.
-    validate_every : validate every this many steps (none: every epoch).
+    validate_every : steps between validations (besides every epoch's end; none: at epoch ends only).
     early_stopping_patience : stop after this many validations without improvement (none: never).
     select_by : the validation metric that picks the kept model and drives early stopping: bleu
         (the highest validation BLEU, of equal ones the lowest loss; with --bleu-sentences 0 there is
