@@ -30,3 +30,14 @@ def test_stock_command_runs_end_to_end(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     code = main(["forecast", "stock", "--ticker", "XYZ"])
     assert code == 2
+
+
+def test_ticker_and_data_together_are_refused_before_any_work(tmp_path, capsys):
+    """--ticker was silently ignored when --data was given."""
+    data = tmp_path / "p.csv"
+    data.write_text("Date,Close\n" + "".join(f"2020-01-{d:02d},{100 + d}\n" for d in range(1, 29)))
+    out = tmp_path / "out"
+    code = main(["forecast", "stock", "--ticker", "IBM", "--data", str(data), "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not out.exists(), err
+    assert f"--ticker IBM and --data {data} name two price series; give one" in err, err

@@ -107,7 +107,8 @@ def register(subparsers) -> None:
     b.add_argument("--plot", default=None, metavar="PNG", help="forecasts over the test period and errors by step")
 
     s = command(sub, "stock", help="the whole stock example on the embedded daily prices", func=cmd_stock)
-    s.add_argument("--ticker", default="AAPL", choices=STOCK_TICKERS, help="embedded daily prices")
+    s.add_argument("--ticker", default=None, choices=STOCK_TICKERS,
+                   help="embedded daily prices (default: AAPL, unless --data gives your own)")
     s.add_argument("--data", default=None, metavar="CSV", help="your own prices instead (with --date, --target)")
     _add_data_flags(s, target=None)
     s.set_defaults(model_flags=_add_model_flags(s, STOCK_DEFAULTS))

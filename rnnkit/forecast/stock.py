@@ -51,7 +51,7 @@ def check_out_dir(out_dir: str, what: str = "--out-dir") -> bool:
     return False
 
 
-def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Optional[str] = None,
+def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target: Optional[str] = None,
           past_covariates=None, future_covariates=None, fill: str = "none", date_format: Optional[str] = None,
           initial: Optional[int] = None, stride: Optional[int] = None, window: str = "expanding", refit: int = 0,
           max_folds: Optional[int] = None, seasonal_period: Optional[int] = None, coverage: float = 0.9,
@@ -61,8 +61,13 @@ def stock(*, ticker: str = "AAPL", data=None, date: str = "Date", target: Option
 
     ``params`` are :class:`RNNForecaster` keywords over :data:`STOCK_DEFAULTS`.
     ``refit=0`` fits once on the first 70% and forecasts from every origin after it.
+    ``ticker`` (default AAPL) names the embedded prices; with ``data`` (your CSV) none may be given.
     """
     say = say or _quiet
+    if ticker is not None and data is not None:
+        raise DataError(f"--ticker {ticker} and --data {data} name two price series; give one (--ticker picks "
+                        "the embedded prices, --data your CSV)")
+    ticker = ticker or "AAPL"
     out_dir = os.fspath(out_dir)
     if future_covariates:
         raise DataError("--future-covariates: the stock example forecasts from the prices alone; use "
