@@ -489,3 +489,12 @@ def test_a_repeated_hour_suggests_utc_offsets():
         _series(["2021-10-31T00:00", "2021-10-31T01:00", "2021-10-31T02:00", "2021-10-31T02:00", "2021-10-31T03:00"])
     with pytest.raises(DataError, match=r"duplicate date 2021-10-31 at lines 4 and 5; keep one row per date$"):
         _series(["2021-10-29", "2021-10-30", "2021-10-31", "2021-10-31"])
+
+
+def test_month_only_dates_keep_their_form_at_any_step_and_season():
+    from rnnkit.forecast.defaults import guess_period
+    s = _series([f"2013-{m}" for m in range(1, 10)])                       # unpadded months
+    assert [s.step.format(d) for d in s.step.future(s.dates[-1], 2)] == ["2013-10", "2013-11"]
+    s = _series([f"{2013 + i // 6}-{2 * (i % 6) + 1:02d}" for i in range(12)])   # every two months
+    assert [s.step.format(d) for d in s.step.future(s.dates[-1], 2)] == ["2015-01", "2015-03"]
+    assert guess_period(s.step) == 6                                         # a year of two-month steps

@@ -239,7 +239,7 @@ class DateStep:
             return _show(d)
         if self.fmt:
             return d.strftime(self.fmt)
-        if self.kind == "months" and self.size in (1, 3, 12) and d.day == 1 and self.month_only:
+        if self.kind == "months" and d.day == 1 and self.month_only:
             return d.strftime("%Y-%m")
         if self.kind == "seconds" and self.size % 86400:        # hours, minutes: midnight keeps its time
             return d.isoformat()
@@ -260,7 +260,7 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
     days = _seconds_apart(dates)
     anchor = _monthly_anchor(dates)
     if anchor is not None:
-        month_only = bool(raw) and all(len(r.strip()) == 7 for r in raw[:3])
+        month_only = bool(raw) and all(len(r.strip()) in (6, 7) and r.strip()[4] == "-" for r in raw[:3])
         return DateStep("months", _most_common(_months_between(a, b) for a, b in zip(dates, dates[1:])),
                         date_format, month_only=month_only, day=anchor)
     if all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and _most_common(days) == 86400:

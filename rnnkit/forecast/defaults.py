@@ -38,11 +38,12 @@ VALIDATION = 0.1
 
 
 def guess_period(step: Optional[DateStep]) -> int:
-    """The seasonal period of a date step: 12 monthly, 4 quarterly, 5 business days, 7 daily, else 1."""
+    """The seasonal period of a date step: a year in months (12 monthly, 6 two-monthly, 4 quarterly, ...),
+    5 business days, 7 daily, else 1."""
     if step is None:
         return 1
     if step.kind == "months":
-        return {1: 12, 3: 4}.get(step.size, 1)
+        return 12 // step.size if step.size < 12 and 12 % step.size == 0 else 1
     if step.kind == "bdays":
         return 5
     if step.kind == "seconds" and step.size == 86400:
