@@ -6,8 +6,9 @@ plain number (a year or any numeric time index).
 
 The step to the next date is inferred from the history:
 
-- numbers: the most common difference (to 6 significant digits, so that a
-  float index such as 1600000000.1, 1600000000.2 steps by 0.1);
+- numbers: the most common difference, rounded to a power of ten far above
+  the values' float rounding (a float index 1600000000.1, 1600000000.2, ...
+  steps by 0.1, not 0.0999999);
 - each date in a later month than the one before, at one time of day, and at
   least 90% of them on one day D of the month (or the last day of a month
   shorter than D), or on the month's last or first weekday: months (monthly,
