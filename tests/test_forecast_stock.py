@@ -41,3 +41,14 @@ def test_ticker_and_data_together_are_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and not out.exists(), err
     assert f"--ticker IBM and --data {data} name two price series; give one" in err, err
+
+
+def test_stock_on_monthly_data_speaks_of_steps_not_trading_days(tmp_path, capsys):
+    data = tmp_path / "m.csv"
+    data.write_text("Date,Close\n" + "".join(f"{2010 + i // 12}-{i % 12 + 1:02d}-01,{100 + (i * 7) % 13 + i}\n"
+                                              for i in range(60)))
+    code = main(["forecast", "stock", "--data", str(data), "--out-dir", str(tmp_path / "out"), "--lookback", "6",
+                 "--hidden-size", "4", "--epochs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "next 5 steps of 1 month after 2014-12-01: 2015-01-01" in out, out
+    assert "trading days" not in out and "Daily prices" not in out

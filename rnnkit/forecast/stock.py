@@ -18,6 +18,7 @@ from ..errors import DataError, PathError
 from ..io.atomic import check_outputs, check_writable
 from .api import Say, _named, _quiet, describe, predict, read_data, run_backtest, series_info, write_metrics
 from .data import load_stock
+from .dates import step_words
 from .estimator import RNNForecaster
 
 __all__ = ["stock", "check_out_dir", "STOCK_DEFAULTS", "STOCK_FILES"]
@@ -103,13 +104,15 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
                           refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
                           progress=bool(model.progress), say=say, interval_method=interval_method)
     say(result.table())
+    daily = series.step.kind == "bdays" or (series.step.kind == "seconds" and series.step.size == 86400)
+    steps = "trading days" if series.step.kind == "bdays" else f"steps of {step_words(series.step)}"
     mm, rw = result.metrics["model"], result.metrics["naive"]
     rel = mm["rmse"] / rw["rmse"] - 1
     say(f"RMSE: model {mm['rmse']:.4g} vs random walk (naive) {rw['rmse']:.4g}: the model is {abs(rel):.1%} "
         f"{'better' if rel < 0 else 'worse'}. Directional accuracy {mm['directional_accuracy']:.1%}; a coin flip "
         f"scores about 50% and the drift line {result.metrics['drift']['directional_accuracy']:.1%} (a rising "
         "stock rewards always saying 'up').")
-    say("Daily prices are close to a random walk: a forecast that does not beat the naive one is the expected "
+    say(f"{'Daily prices' if daily else 'Prices'} are close to a random walk: a forecast that does not beat the naive one is the expected "
         "outcome, not a bug; the intervals are the useful part. This is not investment advice.")
     write_metrics(paths["backtest_metrics.csv"], result, what="--out-dir")
     from .plots import plot_backtest, save_loss_curve
@@ -128,9 +131,9 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
     lower, upper = table.columns.get(f"{name}_lower"), table.columns.get(f"{name}_upper")
     future = series.step.future(series.dates[len(series.y) - 1], model.horizon)
     plot_forecast(paths["forecast.png"], series.dates[:len(series.y)], series.y[:, 0], future, table.columns[name],
-                  lower, upper, coverage=coverage, label=name, title=f"{name}: {model.horizon}-day forecast",
+                  lower, upper, coverage=coverage, label=name, title=f"{name}: {model.horizon}-step forecast",
                   show_last=120, what="--out-dir")
-    say(f"next {model.horizon} trading days after {table.last_date}: "
+    say(f"next {model.horizon} {steps} after {table.last_date}: "
         + ", ".join(f"{d} {v:.2f}" for d, v in zip(table.dates, table.columns[name])))
     say(f"wrote {', '.join(paths.values())}")
     return paths
