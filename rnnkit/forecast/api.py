@@ -248,12 +248,13 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
             kw["future_covariates"] = series.future[:len(series.y) + H]
         hist_x, hist_y = series.dates[:len(series.y)], series.y
         trained = _step(info)
-        if (trained.kind, trained.size) != (series.step.kind, series.step.size) and fits(series.dates, trained):
-            series.step = trained          # a week of weekdays reads as daily; the model's step fits it too
-        elif (trained.kind, trained.size) != (series.step.kind, series.step.size):
-            series.notes.append(f"the file's dates step by {step_words(series.step)} but the model was trained on "
-                                f"steps of {step_words(trained)}; the forecast follows the file's step: check that "
-                                "it is the right file")
+        if (trained.kind, trained.size) != (series.step.kind, series.step.size):
+            if fits(series.dates, trained):    # a week of weekdays reads as daily; the model's step fits it too
+                series.step = trained
+            else:
+                series.notes.append(f"the file's dates step by {step_words(series.step)} but the model was trained "
+                                    f"on steps of {step_words(trained)}; the forecast follows the file's step: "
+                                    "check that it is the right file")
         say(describe(series))
     if series is not None:
         step, last = series.step, series.dates[len(series.y) - 1]

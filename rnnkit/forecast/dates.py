@@ -337,5 +337,4 @@ def fits(dates: list, step: DateStep) -> bool:
         return False
     if step.kind == "bdays":
         return all(d.weekday() < 5 for d in dates) and all(0 < g <= 4 * 86400 for g in _seconds_apart(dates))
-    return all(k == 1.0 for k in _steps_apart(dates, step)) and (
-        step.kind != "months" or step.day is None or all(d.day == _anchored(d.year, d.month, step.day) for d in dates))
+    return gap_note(dates, step) is None                 # one step apart, on the month's anchor
