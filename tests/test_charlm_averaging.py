@@ -139,8 +139,8 @@ def test_averager_state_round_trips_and_refuses_what_does_not_fit():
     like = {"w": np.zeros(1)}
     again = CheckpointAverager(3)
     again.restore_state(again.prepare_restore(scalars, arrays, like=like))
-    assert [(v, s) for v, s, _ in again.snapshots] == [(0.1, 2), (0.3, 3), (0.5, 1)]
-    assert [st["w"][0] for _, _, st in again.snapshots] == [3.0, 2.0, 1.0]
+    assert [(v, s) for v, s, _, _ in again.snapshots] == [(0.1, 2), (0.3, 3), (0.5, 1)]
+    assert [st["w"][0] for _, _, st, _ in again.snapshots] == [3.0, 2.0, 1.0]
     smaller = CheckpointAverager(2)                             # fewer kept now: the best two
     smaller.restore_state(smaller.prepare_restore(scalars, arrays, like=like))
     assert smaller.steps == [2, 3]
@@ -155,3 +155,41 @@ def test_averager_state_round_trips_and_refuses_what_does_not_fit():
         again.prepare_restore(scalars, {k: a for k, a in arrays.items() if k != "1/w"}, like=like)
     with pytest.raises(ValueError, match="no snapshot owns"):
         again.prepare_restore(scalars, dict(arrays, **{"7/w": np.zeros(1)}), like=like)
+
+
+def _bleu_averager(k, validations):
+    av, net = CheckpointAverager(k, monitor="bleu", maximize=True), _Scalar(0.0)
+    for step, (bleu, loss) in enumerate(validations, start=1):
+        net.w = float(step)
+        av("validate", {"step": step, "model": net, "metrics": {"bleu": bleu, "loss": loss}})
+    return av
+
+
+def test_a_tie_on_the_monitor_goes_to_the_lower_loss_and_survives_a_resume():
+    # BLEU 0 at every early validation of a small translation run: the averager kept the first K by
+    # order, the early high-loss models; it keeps the K lowest losses among the tied, as Validation does
+    validations = [(0.0, 5.0), (0.0, 4.0), (0.0, 3.0), (0.0, 3.5), (1.0, 6.0), (0.0, 3.0)]
+    av = _bleu_averager(3, validations)
+    assert av.steps == [5, 3, 6]                      # BLEU 1 first, then the loss 3.0 ties by order
+    scalars, arrays = av.checkpoint_state()
+    assert [kept[2] for kept in scalars["kept"]] == [6.0, 3.0, 3.0]
+    again = CheckpointAverager(2, monitor="bleu", maximize=True)
+    again.restore_state(again.prepare_restore(scalars, arrays, like={"w": np.zeros(1)}))
+    assert again.steps == [5, 3]
+    again.offer(7, _Scalar(7.0), {"bleu": 0.0, "loss": 2.0})     # ties BLEU with step 3, lower loss
+    assert again.steps == [5, 7]
+    # a checkpoint from before the losses were kept: [value, step] entries resume, ties by order
+    old = dict(scalars, kept=[kept[:2] for kept in scalars["kept"]])
+    again.restore_state(again.prepare_restore(old, arrays, like={"w": np.zeros(1)}))
+    assert again.steps == [5, 3]
+    with pytest.raises(ValueError, match=r"snapshot 0 is \[1.0\], not \[value, step, loss\]"):
+        again.prepare_restore(dict(scalars, kept=[[1.0]]), arrays, like={"w": np.zeros(1)})
+
+
+@pytest.mark.parametrize("avg_loss,kept", [(2.0, "averaged"), (4.0, "best"), (3.0, "best")])
+def test_keep_better_average_breaks_a_bleu_tie_by_loss(avg_loss, kept):
+    av = _bleu_averager(2, [(0.0, 3.0), (0.0, 3.5)])
+    model = _Scalar(1.0)
+    validate = lambda m: {"bleu": 0.0, "loss": avg_loss if m.w == 1.5 else 3.0}
+    info, _ = keep_better_average(model, av, validate, {"bleu": 0.0, "loss": 3.0})
+    assert info["kept"] == kept and model.w == (1.5 if kept == "averaged" else 1.0)

@@ -57,18 +57,21 @@ def average_states(states: Sequence[Mapping[str, np.ndarray]]) -> Dict[str, np.n
 class CheckpointAverager:
     """A ``fit`` callback that keeps the parameters of the ``k`` best validations by ``monitor``.
 
-    ``snapshots`` holds ``(value, step, state)``, best first; :meth:`average` is their mean.
-    A validation whose metric is not finite is never kept.
+    ``snapshots`` holds ``(value, step, state, loss)``, best first; :meth:`average` is their mean.
+    A validation whose metric is not finite is never kept. A tie on the monitor (BLEU 0 at every early
+    validation) goes to the lower validation loss, as in :class:`~rnnkit.train.validation.Validation`;
+    a tie on both to the earlier validation.
     """
 
     def __init__(self, k: int, monitor: str = "loss", maximize: bool = False):
         if int(k) < 1:
             raise ValueError(f"CheckpointAverager: k must be >= 1, got {k}")
         self.k, self.monitor, self.maximize = int(k), monitor, bool(maximize)
-        self.snapshots: List[Tuple[float, int, Dict[str, np.ndarray]]] = []
+        self.snapshots: List[Tuple[float, int, Dict[str, np.ndarray], float]] = []
 
-    def _rank(self, value: float) -> float:
-        return -value if self.maximize else value      # lower ranks first
+    def _rank(self, snapshot) -> Tuple[float, float]:
+        value, _, _, loss = snapshot
+        return (-value if self.maximize else value), loss      # lower ranks first
 
     def __call__(self, event: str, info: Dict[str, Any]) -> None:
         if event == "validate":
@@ -77,23 +80,25 @@ class CheckpointAverager:
     def offer(self, step: int, model, metrics: Mapping[str, Any]) -> None:
         """Keep a copy of ``model``'s parameters if ``metrics`` rank them among the k best so far."""
         value = float(metrics[self.monitor])
+        loss = _tiebreak(metrics.get("loss"))
         if not math.isfinite(value):
             return
-        if len(self.snapshots) == self.k and self._rank(value) >= self._rank(self.snapshots[-1][0]):
+        if len(self.snapshots) == self.k and self._rank((value, step, None, loss)) >= self._rank(self.snapshots[-1]):
             return                                     # not among the k best: no copy made
-        self.snapshots.append((value, int(step), model.state_dict()))
-        # a stable sort: of equal values the earlier validation ranks first
-        self.snapshots.sort(key=lambda s: self._rank(s[0]))
+        self.snapshots.append((value, int(step), model.state_dict(), loss))
+        # a stable sort: of equal values and losses the earlier validation ranks first
+        self.snapshots.sort(key=self._rank)
         del self.snapshots[self.k:]
 
     # -- across a resume (rnnkit.train.resume) ----------------------------------
     checkpoint_key = "averager"
 
     def checkpoint_state(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-        """``(scalars, arrays)`` for a checkpoint: each snapshot's value and step, and its arrays as ``<i>/<name>``."""
+        """``(scalars, arrays)`` for a checkpoint: each snapshot's value, step and loss, its arrays as ``<i>/<name>``."""
         scalars = {"k": self.k, "monitor": self.monitor, "maximize": self.maximize,
-                   "kept": [[value, step] for value, step, _ in self.snapshots]}
-        arrays = {f"{i}/{name}": a for i, (_, _, state) in enumerate(self.snapshots) for name, a in state.items()}
+                   "kept": [[value, step, loss if math.isfinite(loss) else None]
+                            for value, step, _, loss in self.snapshots]}
+        arrays = {f"{i}/{name}": a for i, (_, _, state, _) in enumerate(self.snapshots) for name, a in state.items()}
         return scalars, arrays
 
     def prepare_restore(self, scalars: Mapping[str, Any], arrays: Mapping[str, np.ndarray], like):
@@ -101,14 +106,18 @@ class CheckpointAverager:
 
         Changes nothing (the resume applies the result with :meth:`restore_state` once everything
         read); raises ValueError/KeyError/TypeError on anything malformed. Snapshots ranked by another
-        metric than this averager's are dropped: the run averages from the resume on.
+        metric than this averager's are dropped: the run averages from the resume on. A checkpoint
+        written before the loss was kept beside each snapshot (2026-12-05) ranks its ties by order.
         """
         if scalars["monitor"] != self.monitor or bool(scalars["maximize"]) != self.maximize:
             return []
         kept, snaps, used = scalars["kept"], [], set()
         if not isinstance(kept, list):
             raise TypeError(f"averager: 'kept' is {type(kept).__name__}, not a list")
-        for i, (value, step) in enumerate(kept):
+        for i, entry in enumerate(kept):
+            if not isinstance(entry, list) or len(entry) not in (2, 3):
+                raise ValueError(f"averager snapshot {i} is {entry!r}, not [value, step, loss]")
+            value, step, loss = (entry + [None])[:3]
             state = {}
             for name, ref in like.items():
                 key = f"{i}/{name}"
@@ -120,22 +129,28 @@ class CheckpointAverager:
                 used.add(key)
             if not math.isfinite(float(value)):        # offer() never keeps one
                 raise ValueError(f"averager snapshot {i} has the validation value {value!r}")
-            snaps.append((float(value), int(step), state))
+            snaps.append((float(value), int(step), state, _tiebreak(loss)))
         extra = sorted(set(arrays) - used)
         if extra:
             raise ValueError(f"averager: arrays no snapshot owns ({', '.join(extra[:3])})")
         return snaps
 
     def restore_state(self, snapshots) -> None:
-        self.snapshots = sorted(snapshots, key=lambda s: self._rank(s[0]))[:self.k]
+        self.snapshots = sorted(snapshots, key=self._rank)[:self.k]
 
     @property
     def steps(self) -> List[int]:
-        return [s for _, s, _ in self.snapshots]
+        return [s for _, s, _, _ in self.snapshots]
 
     def average(self) -> Dict[str, np.ndarray]:
         """The mean of the kept snapshots' parameters."""
-        return average_states([state for _, _, state in self.snapshots])
+        return average_states([state for _, _, state, _ in self.snapshots])
+
+
+def _tiebreak(loss) -> float:
+    """A validation's loss as the second ranking key: missing or not finite ranks last."""
+    loss = float("inf") if loss is None else float(loss)
+    return loss if math.isfinite(loss) else float("inf")
 
 
 def keep_better_average(model, averager: CheckpointAverager, validate, best: Mapping[str, Any]):
@@ -152,7 +167,9 @@ def keep_better_average(model, averager: CheckpointAverager, validate, best: Map
     with model.eval_mode():
         averaged = {k: float(v) for k, v in validate(model).items()}
     a, b = averaged[monitor], float(best[monitor])
-    kept = bool(math.isfinite(a) and (a > b if maximize else a < b))
+    # a tie on the monitor goes to the lower loss, as at every validation
+    tie = a == b and monitor != "loss" and averaged.get("loss", math.inf) < float(best.get("loss", math.inf))
+    kept = bool(math.isfinite(a) and ((a > b if maximize else a < b) or tie))
     if kept:
         unkept = best_state
     else:
