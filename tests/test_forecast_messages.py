@@ -118,6 +118,8 @@ def test_a_header_naming_a_column_twice_is_refused_with_line_and_columns(tmp_pat
     (lambda s: s.update(target="Passengers"), "'target' should be a list of column names"),
     (lambda s: s["step"].update(kind="weeks"), "'step.kind' should be number, months"),
     (lambda s: s["step"].update(size=True), "'step.size' should be a number"),
+    (lambda s: s["step"].update(quarter="{year.__class__}Q{q}"),           # rendered by replace(), never format()
+     "'step.quarter' should be a quarter style such as {year}Q{q}, or null"),
     (lambda s: s["step"].update(day=32),
      "'step.day' should be a day of the month (1-31), last_bday, first_bday or null, got 32"),
 ])
@@ -498,3 +500,44 @@ def test_month_only_dates_keep_their_form_at_any_step_and_season():
     s = _series([f"{2013 + i // 6}-{2 * (i % 6) + 1:02d}" for i in range(12)])   # every two months
     assert [s.step.format(d) for d in s.step.future(s.dates[-1], 2)] == ["2015-01", "2015-03"]
     assert guess_period(s.step) == 6                                         # a year of two-month steps
+
+
+@pytest.mark.parametrize("style, text", [("{year}Q{q}", "2013Q1"), ("{year}-Q{q}", "2013-Q1"),
+                                         ("{year} q{q}", "2013 q1"), ("Q{q} {year}", "Q1 2013"),
+                                         ("Q{q}/{year}", "Q1/2013")])
+def test_quarters_are_read_and_continued_in_the_files_own_style(style, text):
+    from rnnkit.forecast.defaults import guess_period
+    from rnnkit.forecast.dates import quarter_style
+    assert quarter_style(text) == style
+    quarters = [style.replace("{year}", str(2013 + i // 4)).replace("{q}", str(i % 4 + 1)) for i in range(10)]
+    s = _series(quarters)
+    assert s.notes == [] and s.step.kind == "months" and s.step.size == 3 and guess_period(s.step) == 4
+    assert s.format_date(s.dates[1]) == quarters[1] and s.dates[1].month == 4      # a quarter is its first month
+    want = [style.replace("{year}", y).replace("{q}", q) for y, q in (("2015", "3"), ("2015", "4"), ("2016", "1"))]
+    assert [s.step.format(d) for d in s.step.future(s.dates[-1], 3)] == want
+
+
+def test_a_missing_quarter_is_named_in_quarters_and_mixed_styles_write_iso_dates():
+    quarters = [f"{2000 + i // 4}Q{i % 4 + 1}" for i in range(12)]
+    (note,) = _series(quarters[:5] + quarters[7:]).notes
+    assert "step of 3 months (the first: 2001Q1 at line 6, then 2001Q4 at line 7), 2 date(s) missing" in note, note
+    mixed = _series(quarters[:6] + [q.replace("Q", "-Q") for q in quarters[6:]])
+    assert mixed.notes == [] and mixed.step.quarter is None and mixed.step.format(mixed.dates[-1]) == "2002-10-01"
+    for bad in ("2013Q5", "2013Q0", "13Q1", "2013QQ1"):
+        with pytest.raises(DataError, match=f"line 4: cannot read '{bad}' as a date"):
+            _series(quarters[:2] + [bad] + quarters[3:])
+
+
+def test_date_format_with_quarters_says_they_need_none(tmp_path, capsys):
+    data = tmp_path / "q.csv"
+    data.write_text("Quarter,GDP\n" + "".join(f"{2000 + i // 4}Q{i % 4 + 1},{100 + i * 3 % 7}\n" for i in range(40)))
+    code, out, err = _run(capsys, ["forecast", "train", str(data), "--date", "Quarter", "--target", "GDP",
+                                   "--date-format", "%Y-%m", "--out", str(tmp_path / "m.npz")] + FAST)
+    assert code == 2 and "line 2: cannot read '2000Q1' as a date; it does not match --date-format '%Y-%m'; " \
+        "quarters like it are read without --date-format" in err, err
+    assert _run(capsys, ["forecast", "train", str(data), "--date", "Quarter", "--target", "GDP",
+                         "--out", str(tmp_path / "m.npz")] + FAST)[0] == 0
+    code, out, err = _run(capsys, ["forecast", "predict", str(tmp_path / "m.npz"), str(data), "--horizon", "2",
+                                   "--out", str(tmp_path / "f.csv")])
+    assert code == 0 and "after 2009Q4" in out, out
+    assert [r[0] for r in csv.reader(open(tmp_path / "f.csv"))][1:] == ["2010Q1", "2010Q2"]

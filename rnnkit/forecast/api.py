@@ -74,7 +74,7 @@ def series_info(data: SeriesData, date: str, date_format: Optional[str]) -> Dict
     return {"date_column": date, "target": list(data.target), "past_covariates": list(data.past_names),
             "future_covariates": list(data.future_names), "date_format": date_format,
             "step": {"kind": s.kind, "size": s.size, "fmt": s.fmt, "month_only": bool(s.month_only),
-                     "day": s.day},
+                     "day": s.day, "quarter": s.quarter},
             "last_date": data.format_date(data.dates[len(data.y) - 1])}
 
 
@@ -85,7 +85,8 @@ def _step(info: Dict[str, Any]) -> DateStep:
         (last,), kind = parse_dates([info["last_date"]], "date", info.get("date_format"))
         if kind == "datetime" and (last + dt.timedelta(days=1)).day == 1:      # a file from before month ends
             return DateStep("months", 1, s["fmt"], day=31)      # were months: they were read as 28 to 31 days
-    return DateStep(s["kind"], s["size"], s["fmt"], month_only=s.get("month_only", False), day=s.get("day"))
+    return DateStep(s["kind"], s["size"], s["fmt"], month_only=s.get("month_only", False), day=s.get("day"),
+                    quarter=s.get("quarter"))
 
 
 def _checked_params(params: Dict[str, Any]) -> RNNForecaster:

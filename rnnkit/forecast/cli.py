@@ -39,7 +39,9 @@ def _add_data_flags(p, target: str | None = "Close") -> None:
     g.add_argument("--future-covariates", default=None,
                    help="columns known for the forecast steps too (give their values in trailing rows)")
     g.add_argument("--fill", choices=FILL_POLICIES, default="none", help="what to do with missing values")
-    g.add_argument("--date-format", default=None, help="strptime format of the dates, e.g. %%d/%%m/%%Y")
+    g.add_argument("--date-format", default=None,
+                   help="strptime format of the dates, e.g. %%d/%%m/%%Y (ISO dates, 2013-03, quarters like "
+                        "2013Q1 and numbers are read without it)")
 
 
 def _add_model_flags(p, defaults=None, checkpoints: bool = False, auto: bool = False):

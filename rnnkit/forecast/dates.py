@@ -1,8 +1,11 @@
 """Reading a date column and continuing it into the forecast horizon.
 
 Dates are parsed with the standard library: ``--date-format`` if given, else
-ISO 8601 (``2013-03-01``, ``2013-03-01T09:30``), ``2013-03`` (monthly) or a
-plain number (a year or any numeric time index).
+ISO 8601 (``2013-03-01``, ``2013-03-01T09:30``), ``2013-03`` (monthly),
+quarters (``2013Q1``, ``2013-Q1``, ``2013 Q1``, ``Q1 2013``: strptime has no
+code for them; a quarter is read as its first month and the forecast is
+written in the file's own style) or a plain number (a year or any numeric
+time index).
 
 The step to the next date is inferred from the history:
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
+import re
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
@@ -41,9 +45,39 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words", "fits"]
+__all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words", "fits",
+           "quarter_style", "valid_quarter_style"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
+# a quarter: 2013Q1, 2013-Q1, 2013 Q1, 2013/q1, Q1 2013, Q1-2013
+_QUARTER = re.compile(r"(?P<y1>\d{4}) ?[-/ ]? ?[Qq](?P<q1>[1-4])|[Qq](?P<q2>[1-4]) ?[-/ ]? ?(?P<y2>\d{4})")
+_QUARTER_STYLE = re.compile(r"\{year\} ?[-/ ]? ?[Qq]\{q\}|[Qq]\{q\} ?[-/ ]? ?\{year\}")
+
+
+def _quarter(text: str) -> Optional[dt.datetime]:
+    """``2013Q2`` (and the other styles of ``_QUARTER``) as the quarter's first day, 2013-04-01; else None."""
+    m = _QUARTER.fullmatch(text)
+    if m is None:
+        return None
+    year, q = (m["y1"], m["q1"]) if m["y1"] else (m["y2"], m["q2"])
+    return dt.datetime(int(year), 3 * int(q) - 2, 1)
+
+
+def quarter_style(text: str) -> Optional[str]:
+    """The style of a quarter date as a template: ``2013-Q1`` -> ``{year}-Q{q}``; None if not a quarter."""
+    m = _QUARTER.fullmatch(text)
+    if m is None:
+        return None
+    y, q = ("y1", "q1") if m["y1"] else ("y2", "q2")
+    spans = sorted([(m.span(y), "{year}"), (m.span(q), "{q}")], reverse=True)
+    for (a, b), field in spans:                     # the later span first: the earlier one's offsets hold
+        text = text[:a] + field + text[b:]
+    return text
+
+
+def valid_quarter_style(style) -> bool:
+    """Whether ``style`` is a template :func:`quarter_style` makes (a model file's is checked with this)."""
+    return isinstance(style, str) and _QUARTER_STYLE.fullmatch(style) is not None
 
 
 def _parse_one(text: str, fmt: Optional[str]):
@@ -58,7 +92,10 @@ def _parse_one(text: str, fmt: Optional[str]):
             return dt.datetime.strptime(text, f)
         except ValueError:
             pass
-    raise ValueError(text)
+    quarter = _quarter(text)
+    if quarter is None:
+        raise ValueError(text)
+    return quarter
 
 
 def _number(text: str) -> Optional[float]:
@@ -106,7 +143,8 @@ def parse_dates(values: Sequence[str], column: str, date_format: Optional[str] =
         try:
             out.append(_parse_one(v, date_format))
         except ValueError:
-            hint = (f"it does not match --date-format {date_format!r}" if date_format else
+            hint = (f"it does not match --date-format {date_format!r}" + (
+                    "; quarters like it are read without --date-format" if _quarter(v) else "") if date_format else
                     f"it is not a valid date like the one before it ({values[i - 1]!r} at line {lines[i - 1]})"
                     if i else "give --date-format, e.g. %d/%m/%Y or %m/%d/%Y")
             raise DataError(f"column {column!r} line {lines[i]}: cannot read {v!r} as a date; {hint}") from None
@@ -206,13 +244,14 @@ class DateStep:
 
     ``kind``: number, months, bdays or seconds; ``size``: steps of that kind. For months, ``day`` is what
     the dates keep to: a day of the month (31: month ends), "last_bday" or "first_bday" (the month's last
-    or first weekday), or None (the last date's day); ``month_only`` shows them as 2013-03.
+    or first weekday), or None (the last date's day); ``month_only`` shows them as 2013-03, ``quarter``
+    (a :func:`quarter_style` template) as quarters, 2013-Q2.
     """
 
     def __init__(self, kind: str, size, fmt: Optional[str] = None, *, month_only: bool = False,
-                 day=None):
+                 day=None, quarter: Optional[str] = None):
         self.kind, self.size, self.fmt = kind, size, fmt
-        self.month_only, self.day = month_only, day
+        self.month_only, self.day, self.quarter = month_only, day, quarter
 
     def future(self, last, horizon: int) -> list:
         out, d = [], last
@@ -240,6 +279,8 @@ class DateStep:
             return _show(d)
         if self.fmt:
             return d.strftime(self.fmt)
+        if self.kind == "months" and self.quarter and d.day == 1 and d.month % 3 == 1:
+            return self.quarter.replace("{year}", f"{d.year:04d}").replace("{q}", str(d.month // 3 + 1))
         if self.kind == "months" and d.day == 1 and self.month_only:
             return d.strftime("%Y-%m")
         if self.kind == "seconds" and self.size % 86400:        # hours, minutes: midnight keeps its time
@@ -262,8 +303,10 @@ def infer_step(dates: List, kind: str, date_format: Optional[str] = None, raw: S
     anchor = _monthly_anchor(dates)
     if anchor is not None:
         month_only = bool(raw) and all(len(r.strip()) in (6, 7) and r.strip()[4] == "-" for r in raw[:3])
+        styles = {quarter_style(r.strip()) for r in raw} if date_format is None else {None}
+        quarter = styles.pop() if len(styles) == 1 else None      # one style throughout, or dates as ISO
         return DateStep("months", _most_common(_months_between(a, b) for a, b in zip(dates, dates[1:])),
-                        date_format, month_only=month_only, day=anchor)
+                        date_format, month_only=month_only and quarter is None, day=anchor, quarter=quarter)
     if all(d.weekday() < 5 for d in dates) and 3 * 86400 in days and _most_common(days) == 86400:
         return DateStep("bdays", 1, date_format)
     return DateStep("seconds", _most_common(days), date_format)     # > 0: the dates increase (check_order)
