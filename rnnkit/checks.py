@@ -186,6 +186,23 @@ entropy (in Python also a numpy Generator or SeedSequence), got -1
                               f"Generator or SeedSequence), got {value!r}")
 
 
+def check_generator(name: str, rng: Any) -> Any:
+    """``rng`` if it is None or a ``numpy.random.Generator``; a seed is refused with the fix.
+
+    Masks are drawn at every call, so a seed here would draw the same mask at every step of training:
+    the generator is made once, from the seed, by the caller.
+
+    >>> check_generator("rng", 0)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.HyperparameterError: rng must be a numpy.random.Generator (made once: np.random.default_rng(seed)), got int
+    """
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise HyperparameterError(f"{name} must be a numpy.random.Generator (made once: np.random.default_rng(seed)), "
+                                  f"got {type(rng).__name__}")
+    return rng
+
+
 def check_probability(name: str, value: Any, high_open: bool = True) -> float:
     """``value`` as a float in [0, 1) (``high_open=False``: in [0, 1]).
 

@@ -274,8 +274,8 @@ def test_mixing_devices_or_libraries_fails():
     with pytest.raises(DeviceError, match="device1"):
         layer.forward(cpu_x)                                                  # strict, but the other device
     cpu_state = to_device(on_host(state), xps.Device("CPU_DEVICE"), xps)
-    with pytest.raises(ValueError, match="device"):                           # strict's own refusal
-        layer.forward(x, cpu_state, lengths)
+    with pytest.raises(DeviceError, match="initial state h: on device .*CPU_DEVICE.* are on .*device1"):
+        layer.forward(x, cpu_state, lengths)                                  # refused before strict's refusal
 
 
 def test_the_compiled_kernels_see_numpy_arrays_only(monkeypatch):

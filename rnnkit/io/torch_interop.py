@@ -61,7 +61,16 @@ def load_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict:
     other key allowed; shapes must match. A mismatch raises :class:`ShapeError`
     listing the missing keys, unexpected keys and shape differences together.
     """
-    arrays: Dict[str, np.ndarray] = {k: _to_numpy(v) for k, v in state_dict.items()}
+    if not isinstance(state_dict, Mapping):
+        hint = (" (a PyTorch module: pass its .state_dict())" if hasattr(state_dict, "state_dict") else "")
+        raise TypeError(f"state_dict: expected a mapping of names to tensors or arrays, got "
+                        f"{type(state_dict).__name__}{hint}")
+    arrays: Dict[str, np.ndarray] = {}
+    for k, v in state_dict.items():
+        try:
+            arrays[k] = _to_numpy(v)
+        except (TypeError, ValueError) as e:        # a ragged list, an object that is not numbers
+            raise ShapeError(f"state_dict[{k!r}]: not an array of numbers ({e})") from None
     try:  # Module.load_state_dict checks everything (tied weights under every name, as torch lists them)
         module.load_state_dict(arrays, strict=strict)
     except ShapeError as e:

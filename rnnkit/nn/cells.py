@@ -89,11 +89,22 @@ class Cell:
         if "fused_kernel" not in vars(cls):    # not declared here: the parent's kernel may not fit
             cls.fused_kernel = None
 
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:      # torch.nn.LSTMCell(8, 16) is a layer; the same call here deserves the way to one
+            _no_weights(type(self).__name__)
+
     def step(self, xw, hw, state):
         raise NotImplementedError
 
     def step_backward(self, d_state, cache, d_xw, d_hw=None):
         raise NotImplementedError
+
+
+def _no_weights(name: str):
+    layer = {"LSTMCell": "LSTM", "GRUCell": "GRU"}.get(name, "RNN")
+    raise TypeError(f"{name} takes no sizes: rnnkit's cells are one step's gate arithmetic, without weights (unlike "
+                    f"torch.nn.{name}); for the layer use rnnkit.nn.{layer}(input_size, hidden_size) and its "
+                    "step_forward for one step at a time")
 
 
 class RNNCell(Cell):
@@ -109,7 +120,9 @@ class RNNCell(Cell):
     num_states = 1
     split_recurrent = False
 
-    def __init__(self, nonlinearity: str = "tanh"):
+    def __init__(self, nonlinearity: str = "tanh", *more):
+        if more or not isinstance(nonlinearity, str):
+            _no_weights("RNNCell")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity

@@ -16,10 +16,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..checks import check_count
+from ..checks import check_count, check_generator, check_probability
 from ..errors import ShapeError
 from .module import Module, Parameter
-from .xp import check_same_device, host_if_needed, device_of, is_numpy, namespace, scatter_add_rows, to_device
+from .xp import (check_same_device, host_if_needed, device_of, is_numpy, namespace, numpy_dtype, scatter_add_rows,
+                 to_device)
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
@@ -84,7 +85,9 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None, *,
                  dtype=np.float32, rng=None):
         super().__init__()
-        if padding_idx is not None and not (0 <= padding_idx < num_embeddings):
+        for name, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            check_count(name, v, 1)
+        if padding_idx is not None and not (0 <= check_count("padding_idx", padding_idx, 0) < num_embeddings):
             raise ValueError(f"padding_idx: expected in [0, {num_embeddings}), got {padding_idx}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = padding_idx
@@ -136,14 +139,12 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not (0.0 <= p < 1.0):
-            raise ValueError(f"p: expected a probability in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = check_probability("p", p)
 
     def forward(self, x, rng: Optional[np.random.Generator] = None):
         if not self.training or self.p == 0.0:
             return x, None
-        if rng is None:
+        if check_generator("rng", rng) is None:
             raise ValueError("Dropout in training mode needs rng (a numpy.random.Generator)")
         keep = 1.0 - self.p
         if is_numpy(x):
@@ -180,4 +181,10 @@ def _host_dtype(dtype) -> np.dtype:
 
 
 def _param(values, dtype) -> Parameter:
+    try:
+        dtype = numpy_dtype(dtype)                             # np.float32, "float64", torch.float32
+    except TypeError:
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
     return Parameter(np.asarray(values, dtype=dtype))

@@ -59,7 +59,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from ..checks import check_count, check_probability
+from ..checks import check_count, check_flag, check_generator, check_probability
 from ..errors import ShapeError
 from .cells import CELLS
 from .directions import scan_directions
@@ -82,6 +82,17 @@ class RecurrentCache(NamedTuple):
     batch_first: bool
     input_masks: List[Optional[np.ndarray]] = []     # variational dropout: (N, D_l) per layer, or None
     weight_masks: List[List[Optional[np.ndarray]]] = []  # weight drop: (G*H, P) per [layer][direction], or None
+    layer: Tuple = ()                                  # the making layer's _signature(): backward checks it
+
+
+def _described(signature: Tuple) -> str:
+    """``Recurrent._signature()`` in words: "a GRU, 1 layer x 1 direction, hidden 5, float32"."""
+    if len(signature) != 6:
+        return "an unknown layer"
+    mode, L, K, H, P, dtype = signature
+    proj = f", projected to {P}" if P != H else ""
+    article = "a" if mode == "GRU" else "an"                 # an LSTM, an RNN_TANH
+    return f"{article} {mode}, {L} layer(s) x {K} direction(s), hidden {H}{proj}, {dtype}"
 
 
 def _uniform(rng, shape, bound, dtype):
@@ -141,6 +152,9 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
             raise ValueError(f"forget_bias applies to LSTM only, got mode {mode!r}")
         if backend not in (None, "auto", "numpy", "numba"):
             raise ValueError(f"backend: expected None, 'auto', 'numpy' or 'numba', got {backend!r}")
+        for name, v in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional),
+                        ("peephole", peephole), ("layer_norm", layer_norm)):
+            check_flag(name, v)         # bool("False") is True: a string would build another model
         check_count("proj_size", proj_size, 0)
         if proj_size and mode != "LSTM":
             raise ValueError(f"proj_size applies to LSTM only, got mode {mode!r}")
@@ -177,7 +191,10 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = K = 2 if bidirectional else 1
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = numpy_dtype(dtype)                     # np.float32, "float64", torch.float32
+        except TypeError:
+            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
         rng = np.random.default_rng(rng)
@@ -211,6 +228,10 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
                         init = np.zeros if name == "ln_bias_c" else np.ones
                         self.add_parameter(name + sfx, init(size, self.dtype))
 
+    def _signature(self) -> Tuple:
+        """What a forward cache must match for :meth:`backward`: (mode, layers, directions, H, P, dtype)."""
+        return (self.mode, self.num_layers, self.num_directions, self.hidden_size, self.output_size, self.dtype.name)
+
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
@@ -226,6 +247,7 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
     # -- forward / backward ------------------------------------------------
     def _uses_dropout(self, rng) -> bool:
         """Whether dropout acts between layers now (training mode, p > 0, L > 1); it needs ``rng`` then."""
+        check_generator("rng", rng)
         use = self.training and self.dropout > 0 and self.num_layers > 1
         if use and rng is None:
             raise ValueError("rng: dropout > 0 in training mode needs a numpy.random.Generator")
@@ -298,7 +320,8 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
             inp = outs[0] if K == 1 else xp.concat(outs, axis=2)       # (T, N, K*P)
         out, state_n = self._caller_order(inp, self._state_out(finals), back)
         out = xp.permute_dims(out, (1, 0, 2)) if self.batch_first else out
-        cache = RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks) if need_cache else None
+        cache = (RecurrentCache(scans, masks, lengths, self.batch_first, in_masks, w_masks, self._signature())
+                 if need_cache else None)
         return out, state_n, cache
 
     def backward(self, d_output, cache: RecurrentCache, d_state: Optional[StateLike] = None):
@@ -310,7 +333,11 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
         """
         if cache is None:
             raise ValueError("backward needs the cache of a forward call made with need_cache=True")
-        scans, masks, _, batch_first, in_masks, w_masks = cache
+        if not isinstance(cache, RecurrentCache) or cache.layer != self._signature():
+            made = _described(cache.layer) if isinstance(cache, RecurrentCache) else f"a {type(cache).__name__}"
+            raise ValueError(f"backward: the cache is not from this layer's forward (it is from {made}; this layer "
+                             f"is {_described(self._signature())}); pass the cache this layer's forward returned")
+        scans, masks, _, batch_first, in_masks, w_masks, _ = cache
         H, K = self.output_size, self.num_directions
         T, N = scans[0][0].x.shape[:2]
         d_states_n = self._state_in(d_state, "d_state")

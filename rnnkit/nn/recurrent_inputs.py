@@ -66,8 +66,9 @@ class RecurrentInputs:
             if s is None:
                 continue
             s = host_if_needed(s)
+            which = ("h", "c")[j]
+            check_same_device(s, self.weight_ih_l0.data, f"initial state {which}")
             if s.shape != (LK, N, H):
-                which = ("h", "c")[j]
                 raise ShapeError(f"initial state {which}: expected shape (num_layers*num_directions, N, H) = "
                                  f"{(LK, N, H)}, got {s.shape}")
             if numpy_dtype(s.dtype) != self.dtype:

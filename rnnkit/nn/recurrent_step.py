@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import ShapeError
 from .module import check_array
 from .scan import input_projection, recurrent_step, recurrent_step_backward, weight_gradients
-from .xp import device_of, host_if_needed, namespace, to_device, xp_dtype
+from .xp import device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, xp_dtype
 
 __all__ = ["StepCache", "StepGradients", "RecurrentSteps"]
 
@@ -164,6 +164,15 @@ class RecurrentSteps:
                                  f"got {d.shape}")
         if d_out is not None and np.shape(d_out) != (N, H):
             raise ShapeError(f"d_out: expected the step output's shape {(N, H)}, got {np.shape(d_out)}")
+        dtype = xp_dtype(xp, self.dtype)
+
+        def ours(a):                # in the layer's dtype, as backward() casts: a float64 d_state stays out
+            if is_numpy(a):
+                return np.asarray(a, dtype=self.dtype)
+            return a if numpy_dtype(a.dtype) == self.dtype else xp.astype(a, dtype)
+
+        d_states = [ours(d) for d in d_states]
+        d_out = None if d_out is None else ours(d_out)
         own = grads is None
         if own:
             grads = StepGradients()
@@ -186,7 +195,6 @@ class RecurrentSteps:
                 W_hr.grad += d_new[0].T @ h_cell                                # (P, H)
                 d_new = (d_new[0] @ W_hr.data,) + tuple(d_new[1:])              # (N, H)
             step_cell = self._cell_for(l, 0)
-            dtype = xp_dtype(xp, self.dtype)
             d_xw = xp.empty((N, GH), dtype=dtype, device=dev)                   # (N, G*H) gate gradients
             d_hw = xp.empty((N, GH), dtype=dtype, device=dev) if step_cell.split_recurrent else d_xw
             acc = step_cell.zero_parameter_gradients() if self.layer_norm else None
