@@ -221,6 +221,9 @@ def test_unsupported_models_are_refused_naming_what_is_missing():
         to_onnx(GRU(3, 4, zoneout=0.1))
     with pytest.raises(RnnkitError, match="cannot export a dict"):
         to_onnx({})
+    for flag in ("lengths", "initial_state"):                 # bool("no") is True: it added the input
+        with pytest.raises(RnnkitError, match=f"^{flag} must be True or False, got 'no'$"):
+            to_onnx(GRU(3, 4), **{flag: "no"})
     from rnnkit.charlm import CharModel
     with pytest.raises(NotFittedError, match="not fitted"):
         to_onnx(CharModel())

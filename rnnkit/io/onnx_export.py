@@ -35,6 +35,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from ..checks import check_flag
 from ..errors import NotFittedError, RnnkitError
 from ..nn.xp import to_host
 from .atomic import atomic_write, check_outputs
@@ -165,6 +166,7 @@ def to_onnx(model, *, lengths: bool = True, initial_state: bool = True, opset: i
     always take and return their state (generation and recursive forecasting
     feed it back) and have no padding.
     """
+    lengths, initial_state = check_flag("lengths", lengths), check_flag("initial_state", initial_state)
     onnx, helper, _ = onnx_modules()
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or isinstance(opset, bool) or not 14 <= opset <= newest:
