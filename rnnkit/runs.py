@@ -103,8 +103,10 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
     continues it with ``--resume`` or deletes it.
     """
     ckpt = checkpoint_beside(out)
+    # an --out (or another output) that is a checkpoint is refused there: the model would destroy it
     check_outputs({"--out": out, **(outputs or {}), "the checkpoint beside --out": ckpt}, inputs=inputs,
-                  examples={"the checkpoint beside --out": "model.ckpt.npz", **(examples or {})})
+                  examples={"the checkpoint beside --out": "model.ckpt.npz", **(examples or {})},
+                  models=("--out",), checkpoints=("the checkpoint beside --out",))
     if resume and not os.path.exists(ckpt):
         raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
                         "to continue, or start afresh without --resume")
@@ -112,17 +114,4 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
         refusal = _unfinished(ckpt, kind)
         if refusal:
             raise PathError(refusal)
-    if os.path.isfile(out) and _is_checkpoint(out):       # --out run.ckpt.npz: a model written over a checkpoint
-        raise PathError(f"--out {out} is a training checkpoint, not a model file; writing the model there would "
-                        f"destroy it: choose another --out (a run is continued with the --out it was started with "
-                        f"and --resume)")
     return ckpt
-
-
-def _is_checkpoint(path: str) -> bool:
-    from .train.checkpoint import load_checkpoint
-    try:
-        load_checkpoint(path)
-    except ModelFileError:
-        return False
-    return True

@@ -168,6 +168,42 @@ def test_distinct_outputs_and_none_values_pass(tmp_path, data):
     assert _leftovers(tmp_path) == ["data.csv"]                 # the write probe left nothing behind
 
 
+def test_no_output_writes_over_a_checkpoint_and_only_a_model_over_a_model(tmp_path):
+    # rnnkit export MODEL run.ckpt.npz wrote an ONNX file over an interrupted run's checkpoint, and
+    # compare/bench --out and --plot did the same with JSON and PNG (exit 0)
+    arrays = {"w": np.zeros(3, np.float32)}
+    save_model_file(tmp_path / "run.ckpt.npz", kind="checkpoint", config={}, arrays=arrays, meta={})
+    save_model_file(tmp_path / "m.npz", kind="charlm", config={}, arrays=arrays, meta={})
+    ckpt, model = str(tmp_path / "run.ckpt.npz"), str(tmp_path / "m.npz")
+    for flag in ("OUT", "--plot", "--out"):
+        with pytest.raises(PathError, match=rf"^{flag} .*run.ckpt.npz is a training checkpoint; writing this output "
+                                            rf"there would destroy it: choose another {flag}$"):
+            check_outputs({flag: ckpt})
+        with pytest.raises(PathError, match=rf"^{flag} .*m.npz is an rnnkit charlm model file; writing this output "
+                                            rf"there would destroy it: choose another {flag}$"):
+            check_outputs({flag: model})
+    check_outputs({"--out": model}, models=("--out",))                          # a model over a model: re-training
+    with pytest.raises(PathError, match=r"is a training checkpoint, not a model file; writing the model there .* "
+                                        r"continued with the --out it was started with and --resume\)$"):
+        check_outputs({"--out": ckpt}, models=("--out",))
+    check_outputs({"the checkpoint beside --out": ckpt}, checkpoints=("the checkpoint beside --out",))
+    for other in ("a.json", "a.npz"):                  # other files, rnnkit-like names or not, are outputs as ever
+        (tmp_path / other).write_bytes(b"PK\x03\x04 not a zip" if other.endswith("npz") else b"{}")
+        check_outputs({"--out": tmp_path / other})
+    assert load_model_file(ckpt).kind == "checkpoint" and load_model_file(model).kind == "charlm"
+
+
+def test_cli_outputs_refuse_a_checkpoint_in_one_line(tmp_path, capsys):
+    save_model_file(tmp_path / "run.ckpt.npz", kind="checkpoint", config={}, arrays={"w": np.zeros(2)}, meta={})
+    before = (tmp_path / "run.ckpt.npz").read_bytes()
+    ckpt = str(tmp_path / "run.ckpt.npz")
+    for argv in (["bench", "--quick", "--out", ckpt], ["compare", "adding", "--out", ckpt]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "is a training checkpoint; writing this output there would destroy it" in err
+    assert (tmp_path / "run.ckpt.npz").read_bytes() == before
+
+
 @pytest.mark.parametrize("name,expect", [
     ("", "--out: the path is empty; give a file name such as model.npz"),
     ("   ", "the path is empty"),

@@ -25,7 +25,7 @@ import os
 import secrets
 import stat
 import tempfile
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..distributed import is_writer
 from ..errors import PathError
@@ -198,12 +198,17 @@ def same_file(a, b) -> bool:
 
 
 def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]] = None,
-                  examples: Optional[Mapping[str, str]] = None) -> None:
+                  examples: Optional[Mapping[str, str]] = None, *, models: Sequence[str] = (),
+                  checkpoints: Sequence[str] = ()) -> None:
     """Check every output path before any work (see the module docstring).
 
     ``outputs`` and ``inputs`` map a flag (``"--out"``, ``"TEXTFILE"``) to a path;
     None values are skipped. ``examples`` gives a sample file name per output
-    flag for the messages.
+    flag for the messages. An existing rnnkit file is not written over by
+    another kind of output: a training checkpoint only by the flags in
+    ``checkpoints`` (the run's own, which :func:`rnnkit.runs.prepare_run`
+    checks), a model file only by those in ``models`` and ``checkpoints``
+    (an export, a CSV or a plot over a model is a slip of the hand).
     """
     outs = {k: os.fspath(v) for k, v in outputs.items() if v is not None}
     ins = {k: os.fspath(v) for k, v in (inputs or {}).items() if v is not None}
@@ -219,4 +224,22 @@ def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]
                 raise PathError(f"{flag} and {other} are the same file ({path}); give each its own path")
         seen[flag] = path
         check_writable(path, flag, (examples or {}).get(flag, "out.npz"))
+        if flag not in checkpoints:
+            _check_not_an_rnnkit_file(flag, path, model_output=flag in models)
+
+
+def _check_not_an_rnnkit_file(flag: str, path: str, model_output: bool) -> None:
+    """Refuse ``flag`` writing over a training checkpoint, or over a model file unless it writes a model."""
+    from .modelfile import file_kind            # modelfile writes through this module
+    kind = file_kind(path)
+    if kind is None or (kind != "checkpoint" and model_output):
+        return
+    written = "the model" if model_output else "this output"
+    if kind == "checkpoint":
+        resume = " (a run is continued with the --out it was started with and --resume)" if model_output else ""
+        what = "a training checkpoint, not a model file" if model_output else "a training checkpoint"
+        raise PathError(f"{flag} {path} is {what}; writing {written} there would destroy it: choose another "
+                        f"{flag}{resume}")
+    raise PathError(f"{flag} {path} is an rnnkit {kind} model file; writing {written} there would destroy it: "
+                    f"choose another {flag}")
 
