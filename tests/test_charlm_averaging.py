@@ -193,3 +193,15 @@ def test_keep_better_average_breaks_a_bleu_tie_by_loss(avg_loss, kept):
     validate = lambda m: {"bleu": 0.0, "loss": avg_loss if m.w == 1.5 else 3.0}
     info, _ = keep_better_average(model, av, validate, {"bleu": 0.0, "loss": 3.0})
     assert info["kept"] == kept and model.w == (1.5 if kept == "averaged" else 1.0)
+
+
+def test_a_final_step_validated_in_training_is_neither_validated_nor_averaged_twice():
+    # every --epochs run ends on a validation: it was validated again and offered to the averager a second
+    # time ("the mean of the 4 best validations (steps 3, 6, 9, 9)"), the final parameters counted double
+    text = "".join(np.random.default_rng(0).choice(list("abcdefghij"), 600))        # overfits: the end is not best
+    est = CharModel(average_checkpoints=20, **dict(TINY, hidden_size=32, learning_rate=0.05, max_steps=40,
+                                                   validate_every=4)).fit(text)
+    h = est.history_
+    assert h.best_step != h.steps and h.val[-1][0] == h.steps          # the case: the end validated, not the best
+    assert sorted(est.meta_["averaging"]["steps"]) == sorted({s for s, _ in h.val})   # each validation once
+    assert est.meta_["final_valid"] == h.val[-1][1]

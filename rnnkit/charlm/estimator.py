@@ -366,7 +366,10 @@ class CharModel(Estimator):
         model.eval()
         valid = validate(model) if validate else None
         saved_step, last = (history.best_step if valid is not None else history.steps), None
-        if valid is not None and history.best_step != history.steps and "state" in final:
+        validated = dict(history.val)                  # step -> metrics of the validations made in training
+        if valid is not None and history.best_step != history.steps and history.steps in validated:
+            last = validated[history.steps]            # the final step was validated (and the averager offered it)
+        elif valid is not None and history.best_step != history.steps and "state" in final:
             # a time or step budget usually stops between validations: also try the final parameters
             best = model.state_dict()
             model.load_state_dict(final["state"])
