@@ -91,6 +91,37 @@ def _unfinished(ckpt: str, kind: Optional[str] = None) -> Optional[str]:
     return None
 
 
+def unwritten_model_hint(out, since: float = 0.0) -> Optional[str]:
+    """What to do when a train command stops after its last step but before writing the model file, or None.
+
+    A Ctrl-C or SIGTERM in the final validation, averaging or write leaves the checkpoint of a finished run
+    beside ``out`` (and no model, or an older one). ``--resume`` continues from it; ``--max-steps`` at its
+    step count stops at once (a ``--max-minutes`` budget is per invocation and would train again). Only a
+    checkpoint written at or after ``since`` (the command's start, ``time.time()``) is this run's.
+    """
+    from .io.modelfile import file_header
+    if out is None:
+        return None
+    ckpt = checkpoint_beside(out)
+    header = file_header(ckpt)
+    if header is None or header["kind"] != "checkpoint":
+        return None
+    history = header["meta"].get("history") or {}
+    reason, steps = history.get("stop_reason"), history.get("steps")
+    if reason in (None, "interrupted") or not isinstance(steps, int):
+        return None
+    try:
+        if os.path.getmtime(ckpt) < since - 1.0:      # (a coarse file-system clock)
+            return None                                 # an earlier run's checkpoint: this one stopped before its own
+        if os.path.getmtime(out) >= os.path.getmtime(ckpt):
+            return None                                 # the model was written after the checkpoint
+    except OSError:
+        pass                                            # no model file
+    return (f"training had finished ({steps:,} steps, stopped: {reason}) and {ckpt} holds it, but the model was "
+            f"not written to {out}: to write it without training more, run the same command again with --resume "
+            f"--max-steps {steps}")
+
+
 def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = None,
                 inputs: Optional[Mapping[str, Any]] = None,
                 examples: Optional[Mapping[str, str]] = None, kind: Optional[str] = None) -> str:

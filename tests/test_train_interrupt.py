@@ -275,3 +275,42 @@ def test_a_signalled_training_process_saves_says_how_to_resume_and_resumes_bit_f
     for k in full.files:
         assert np.array_equal(resumed[k], full[k]), (k, resumed[k], full[k])
     assert load_checkpoint(ck).step == load_checkpoint(tmp_path / "full.ckpt.npz").step == 30
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_last_step_says_how_to_write_the_model(tmp_path, capsys, monkeypatch, signame):
+    # a signal in the final validation, averaging or write left a finished checkpoint and no model, and said
+    # only "rnnkit: terminated": the same command again (without --resume) trained from scratch over it
+    from rnnkit.charlm import CharModel
+    from rnnkit.cli import main as cli_main
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 12, encoding="utf-8")
+    out = tmp_path / "m.npz"
+    argv = ["charlm", "train", str(text), "--out", str(out), "--no-plot", "--no-progress", "--hidden-size", "8",
+            "--num-layers", "1", "--seq-len", "8", "--batch-size", "4", "--epochs", "2", "--sample-length", "0"]
+    real_save = CharModel.save
+
+    def interrupted_save(self, *a, **k):
+        cli_main.note_signal(getattr(signal, signame))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(CharModel, "save", interrupted_save)
+    assert cli_main.main(argv) == (143 if signame == "SIGTERM" else 130)
+    err = capsys.readouterr().err
+    steps = load_checkpoint(str(tmp_path / "m.ckpt.npz")).step
+    assert err.count("\n") == 1 and not out.exists(), err
+    assert f"training had finished ({steps:,} steps, stopped: epochs) and {tmp_path / 'm.ckpt.npz'} holds it, but " \
+           f"the model was not written to {out}: to write it without training more, run the same command again " \
+           f"with --resume --max-steps {steps}" in err, err
+    monkeypatch.setattr(CharModel, "save", real_save)
+    assert cli_main.main(argv + ["--resume", "--max-steps", str(steps)]) == 0
+    assert f"trained {steps:,} steps" in capsys.readouterr().out and out.exists()
+    # a run stopped before it wrote a checkpoint of its own: the finished one beside --out is an earlier run's
+    out.unlink()
+    past = time.time() - 3600
+    os.utime(tmp_path / "m.ckpt.npz", (past, past))
+
+    def interrupted_fit(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(CharModel, "fit", interrupted_fit)
+    assert cli_main.main(argv) == 130
+    assert capsys.readouterr().err == "rnnkit: interrupted\n"

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from typing import List, Optional
 
@@ -96,15 +97,25 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
         pass
 
 
+_STARTED = [0.0]          # when main() began: a checkpoint older than that is not this run's
+
+
 def _raise_interrupt(signum, frame):
     note_signal(signum)
     raise KeyboardInterrupt
 
 
-def _interrupted(exc: Optional[BaseException] = None) -> int:
-    """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130)."""
+def _interrupted(exc: Optional[BaseException] = None, args=None) -> int:
+    """The exit status of a stopped command: 128 + the signal, as shells report it (SIGTERM 143, Ctrl-C 130).
+
+    A train command stopped after its last step, before its model file was written, says how to write it.
+    """
     code = 143 if last_signal() == "SIGTERM" else 130
     text = "terminated" if code == 143 else "interrupted"
+    if args is not None and hasattr(args, "resume") and hasattr(args, "max_steps"):
+        from ..runs import unwritten_model_hint
+        hint = unwritten_model_hint(getattr(args, "out", None), since=_STARTED[0])
+        text += f"; {hint}" if hint else ""
     prefix = ""
     if exc is not None:
         mpi.agree(exc, text)
@@ -125,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     old = None
     note_signal(None)
+    _STARTED[0] = time.time()
     if threading.current_thread() is threading.main_thread():
         try:
             old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -182,7 +194,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             raise
         return _failed(exc, f"out of memory; choose smaller sizes ({', '.join(_size_flags(args))})")
     except KeyboardInterrupt as exc:
-        return _interrupted(exc)
+        return _interrupted(exc, args)
 
 
 # flags whose values set how much memory a command needs, in the order they are suggested

@@ -308,18 +308,24 @@ def _read_header(zf: zipfile.ZipFile, entries: Mapping[str, zipfile.ZipInfo], pa
     return header
 
 
-def file_kind(path) -> Optional[str]:
-    """The kind of the rnnkit file at ``path`` ("checkpoint", "charlm", ...) from its verified header alone, or
-    None for anything else (no file, another format, a damaged file). Reads no array: cheap for a large file."""
+def file_header(path) -> Optional[Dict[str, Any]]:
+    """The verified header of the rnnkit file at ``path`` (its kind, config, meta and array list), or None for
+    anything else (no file, another format, a damaged file). Reads no array: cheap for a large file."""
     path = os.fspath(path)
     try:
         if not os.path.isfile(path) or not zipfile.is_zipfile(path):
             return None
         with zipfile.ZipFile(path) as zf:
-            return _read_header(zf, _zip_entries(zf, path), path)["kind"]
+            return _read_header(zf, _zip_entries(zf, path), path)
     except (ModelFileError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
             MemoryError, RecursionError):
         return None
+
+
+def file_kind(path) -> Optional[str]:
+    """The kind of the rnnkit file at ``path`` ("checkpoint", "charlm", ...), or None (see :func:`file_header`)."""
+    header = file_header(path)
+    return None if header is None else header["kind"]
 
 
 def load_model_file(path, expected_kind: Optional[str] = None) -> ModelFile:
