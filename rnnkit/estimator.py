@@ -335,8 +335,10 @@ class Estimator:
                             "afresh without --resume")
         old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
         # the optimiser's state, its learning rate included, comes back from the checkpoint: another
-        # --learning-rate would be silently ignored, so it is refused like the shapes
-        fixed = self._resume_fixed + (("learning_rate",) if "learning_rate" in new_params else ())
+        # --learning-rate would be silently ignored, so it is refused like the shapes; and so is another
+        # --lr-decay (its length may change: a longer run extends its decay, with a warning)
+        fixed = self._resume_fixed + tuple(k for k in ("learning_rate", "lr_decay") if k in new_params)
+        old_params.setdefault("lr_decay", "none")          # a checkpoint from before --lr-decay: no decay
         diff = [k for k in fixed if old_params.get(k) != new_params.get(k)]
         if diff:
             spell = lambda v: "none" if v is None else v                   # as the CLI takes it

@@ -429,3 +429,19 @@ def test_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch):
     assert est._cgroup_room(str(tmp_path)) is None
     monkeypatch.setattr(est, "_cgroup_room", lambda: 12345)
     assert est.available_memory() == 12345
+
+
+def test_resume_refuses_another_lr_decay_and_words_a_longer_decay(tmp_path):
+    # another --lr-decay changes every later learning rate: it was accepted with a warning printing a raw dict
+    from rnnkit.charlm import CharModel
+    text = "the quick brown fox jumps over the lazy dog. " * 12
+    tiny = dict(hidden_size=8, num_layers=1, seq_len=8, batch_size=4, sample_length=0, progress=False)
+    ckpt = tmp_path / "c.ckpt.npz"
+    CharModel(max_steps=4, **tiny).fit(text, checkpoint_path=ckpt)
+    with pytest.raises(PathError, match="trained with --lr-decay none, not --lr-decay cosine; resume with the same"):
+        CharModel(max_steps=8, lr_decay="cosine", **tiny).fit(text, checkpoint_path=ckpt, resume=True)
+    CharModel(max_steps=4, lr_decay="cosine", **tiny).fit(text, checkpoint_path=ckpt)
+    with pytest.warns(RuntimeWarning, match=r"with another learning-rate schedule: cosine from 0.002 to 0.0001 over "
+                                            r"8 steps, not cosine from 0.002 to 0.0001 over 4 steps; the rate follows "
+                                            r"the new one from step 4$"):
+        CharModel(max_steps=8, lr_decay="cosine", **tiny).fit(text, checkpoint_path=ckpt, resume=True)

@@ -247,6 +247,21 @@ def test_resume_depends_on_the_restored_rng_and_carry(tmp_path):
     assert not np.array_equal(_resume_from(tmp_path, ck, "norng.npz")["w"], full["w"])
 
 
+def test_resume_with_another_seed_continues_the_checkpoints_run_and_says_so(tmp_path):
+    # the batches of later epochs came from the new seed and the draws from the checkpoint's state: a run
+    # that was neither; the warning said "the data order will differ". Now the checkpoint's seed goes on.
+    run(tmp_path, "full.npz", **RESUME_KW)
+    full = load_checkpoint(tmp_path / "full.npz").model_state
+    run(tmp_path, "cut.npz", **dict(RESUME_KW, max_steps=13))          # epochs of 8 steps: 13 is mid-epoch
+    with pytest.warns(RuntimeWarning, match=r"the run continues with its own seed 7 \(its random state is in the "
+                                            r"checkpoint\), not 8, so it ends as the uninterrupted run would"):
+        run(tmp_path, "cut.npz", resume=True, **dict(RESUME_KW, seed=8))
+    assert_same_params(load_checkpoint(tmp_path / "cut.npz").model_state, full)
+    run(tmp_path, "other.npz", **dict(RESUME_KW, seed=8))
+    other = load_checkpoint(tmp_path / "other.npz").model_state
+    assert not np.array_equal(other["w"], full["w"])                    # the seed matters: the control
+
+
 def test_resume_with_rnnkit_optim_adam_schedule_and_clipping(tmp_path):
     kw = dict(max_steps=30, clip_norm=0.5, checkpoint_every=7,
               schedule=optim.LinearWarmup(optim.CosineAnnealingLR(0.05, T_max=30), warmup_steps=5))

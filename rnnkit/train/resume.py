@@ -49,6 +49,26 @@ def _schedule_config(schedule):
     return schedule.config() if hasattr(schedule, "config") else None
 
 
+def _schedule_words(config) -> str:
+    """A schedule's ``config()`` as a user reads it: "cosine from 0.002 to 0.0001 over 160 steps"."""
+    if not isinstance(config, dict):
+        return "a constant rate"
+    c = dict(config)
+    name, base = c.pop("name", "?"), c.pop("base_lr", None)
+    warm = c.pop("warmup_steps", 0)
+    c.pop("warmup_start_factor", None)
+    start = f" from {base:g}" if isinstance(base, (int, float)) else ""
+    if name == "cosine":
+        words = f"cosine{start} to {c.get('eta_min', 0):g} over {c.get('T_max')} steps"
+    elif name == "time_cosine":
+        words = f"cosine{start} to {c.get('eta_min', 0):g} over the time budget"
+    elif name == "constant":
+        words = f"constant{start.replace(' from', '')}"
+    else:
+        words = name + start + "".join(f", {k} {v}" for k, v in c.items())
+    return words + (f" after {warm} warm-up steps" if warm else "")
+
+
 def capture(loop, now: float, ranks=None) -> Checkpoint:
     """The checkpoint of ``loop`` (a ``rnnkit.train.loop._Loop``) at time ``now`` of the loop's clock.
 
@@ -134,13 +154,18 @@ def restore(loop, ck: Checkpoint) -> None:
                                  f"({e}); resume with the optimiser and model of the original run") from e
         raise
     # stacklevel 4: the warning points at the caller of fit() (restore <- run <- fit <- caller)
-    if ts.get("seed") != loop.seed:
-        warnings.warn(f"resuming {path} (seed {ts.get('seed')}) with seed {loop.seed}: the data order "
-                      "and random draws will differ from the original run", RuntimeWarning, stacklevel=4)
+    if ts.get("seed") != loop.seed and isinstance(ts.get("seed"), int):
+        # the checkpoint carries the run's random state: continuing it under another seed would mix two runs
+        # (the epochs' batch order from the new seed, the draws from the old), so its own seed is kept
+        warnings.warn(f"resuming {path}: the run continues with its own seed {ts['seed']} (its random state is in "
+                      f"the checkpoint), not {loop.seed}, so it ends as the uninterrupted run would",
+                      RuntimeWarning, stacklevel=4)
+        loop.seed = ts["seed"]
     sched = _schedule_config(loop.schedule)
     if _plain(sched) != ts.get("schedule"):
-        warnings.warn(f"resuming {path} with a different schedule ({sched} instead of {ts.get('schedule')})",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(f"resuming {path} with another learning-rate schedule: {_schedule_words(sched)}, not "
+                      f"{_schedule_words(ts.get('schedule'))}; the rate follows the new one from step "
+                      f"{counters['step']}", RuntimeWarning, stacklevel=4)
     if follows_time(loop.schedule) and fraction >= 1.0:
         warnings.warn(f"resuming {path}: its time schedule had used its whole budget, so this run trains at "
                       f"the final rate ({loop.schedule.lr_at_fraction(1.0):g}) throughout; start afresh "
