@@ -98,6 +98,9 @@ def test_streams_are_contiguous_and_chunks_tile_them():
 def test_stream_and_chunk_errors():
     with pytest.raises(DataError, match="too few for 4 parallel streams .* a smaller --batch-size"):
         stream_matrix(np.arange(3), 4)
+    with pytest.raises(DataError, match=r"^the text has 1 characters, too few for 1 parallel stream \(each needs at "
+                                        r"least 2\); use a longer text, or other split fractions$"):
+        stream_matrix(np.arange(1), 1)                  # once: "a smaller --batch-size (at most 1)" for batch 1
     with pytest.raises(HyperparameterError, match=r"seq_len \(--seq-len\) must be >= 1, got 0"):
         Chunks(np.zeros((3, 1)), np.zeros((3, 1)), 0)
 

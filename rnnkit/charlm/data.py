@@ -147,9 +147,10 @@ def stream_matrix(ids: np.ndarray, streams: int, what: str = "text") -> Tuple[np
     streams = check_count(flag_of("batch_size"), streams, 1)
     L = (len(ids) - 1) // streams
     if L < 1:
-        raise DataError(f"the {what} has {len(ids)} characters, too few for {streams} parallel streams "
-                        f"(each needs at least 2); use a longer text, a smaller --batch-size "
-                        f"(at most {max(len(ids) - 1, 1)}), or other split fractions")
+        smaller = f", a smaller --batch-size (at most {len(ids) - 1})" if len(ids) >= 2 else ""
+        raise DataError(f"the {what} has {len(ids)} characters, too few for {streams} parallel "
+                        f"stream{'s' if streams != 1 else ''} (each needs at least 2); use a longer text{smaller}, "
+                        "or other split fractions")
     x = ids[: streams * L].reshape(streams, L).T                   # (L, N)
     y = ids[1: streams * L + 1].reshape(streams, L).T              # (L, N)
     return np.ascontiguousarray(x), np.ascontiguousarray(y)

@@ -290,9 +290,13 @@ class CharModel(Estimator):
             config["params"]["device"] = str(self.device)
         return config
 
-    def _activation_bytes(self, V: int, itemsize: int) -> int:
-        """Bytes one training step keeps for backward: T*N*(L*(G+2)*H + D + 3V) values (caches, logits, grads)."""
-        T, N, H, L, E = self.seq_len, self.batch_size, self.hidden_size, self.num_layers, self.embedding_size
+    def _activation_bytes(self, V: int, itemsize: int, stream_len: Optional[int] = None) -> int:
+        """Bytes one training step keeps for backward: T*N*(L*(G+2)*H + D + 3V) values (caches, logits, grads).
+
+        T is ``seq_len``, or the streams' length when shorter (a chunk never outgrows its stream).
+        """
+        T = min(self.seq_len, stream_len) if stream_len else self.seq_len
+        N, H, L, E = self.batch_size, self.hidden_size, self.num_layers, self.embedding_size
         G = GATES[MODES[self.cell]]
         return T * N * (L * (G + 2) * H + (E or V) + 3 * V) * itemsize
 
@@ -319,7 +323,8 @@ class CharModel(Estimator):
         valid_ids = vocab.encode(valid_text) if len(valid_text) > 1 else None
         shapes = self._parameter_shapes({"vocab": vocab.chars})
         itemsize = np.dtype(self.dtype).itemsize
-        self._check_memory(shapes, self.dtype, self._activation_bytes(len(vocab), itemsize))
+        stream_len = max(1, (len(train_text) - 1) // self.batch_size)        # characters per stream
+        self._check_memory(shapes, self.dtype, self._activation_bytes(len(vocab), itemsize, stream_len))
 
         model = CharLM(vocab, cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                        embedding_size=self.embedding_size, dropout=self.dropout, dtype=self.dtype,
