@@ -197,6 +197,8 @@ def test_sigterm_outside_training_exits_143_without_traceback(tmp_path):
     (["compare", "adding", "--seed", "1"],          # --seeds is a count there: not offered as a seed
      "--seeds here is the number of seeds (runs 0 .. N-1), not a seed; this command has no single-seed flag"),
     (["translate", "m.npz", "--beem", "3", "hi"], "--beem is spelled --beam here"),
+    (["forecast", "train", "d.csv", "--no-plot"],    # was "--no-plot is spelled --plot here": the opposite
+     "--no-plot; this command draws a plot only when --plot PATH is given: leave --no-plot out"),
     (["chrlm"], "rnnkit: error: rnnkit: argument COMMAND: invalid choice: 'chrlm'"),
 ])
 def test_parse_errors_are_one_line_naming_the_command_and_the_right_flag(argv, expect, capsys):

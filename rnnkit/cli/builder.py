@@ -83,7 +83,9 @@ class RnnkitParser(argparse.ArgumentParser):
 
 # close spellings that mean something else: the hint says so instead of offering the other flag
 FALSE_FRIENDS = {("--seed", "--seeds"): "--seeds here is the number of seeds (runs 0 .. N-1), not a seed; "
-                                        "this command has no single-seed flag"}
+                                        "this command has no single-seed flag",
+                 ("--no-plot", "--plot"): "this command draws a plot only when --plot PATH is given: leave "
+                                          "--no-plot out"}
 
 
 class IntermixedParser(RnnkitParser):
