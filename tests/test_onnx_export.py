@@ -2,7 +2,8 @@
 
 The oracle is rnnkit's own forward pass on the same float32 weights (rtol 1e-5,
 atol 1e-6 for entries near zero), over the grid of the PyTorch parity tests
-(tests/recurrent_cases.py: cells x layers x directions x lengths x initial state).
+(tests/recurrent_cases.py: cells x layers x directions x lengths x initial state), and
+the LSTM part of that grid again with peepholes (ONNX's ``P`` input).
 """
 
 import json
@@ -49,10 +50,23 @@ def assert_close(got, want, what):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
-@pytest.mark.parametrize("kind,num_layers,bidirectional,varlen,given_state", GRID, ids=GRID_IDS)
-def test_exported_stack_equals_rnnkit(kind, num_layers, bidirectional, varlen, given_state):
-    layer, x, state, lengths, _, _ = make_case(kind, num_layers, bidirectional, varlen, given_state,
-                                               dtype=np.float32, T=5, N=4, D=3, H=4)
+def randomise_peepholes(layer, seed=5):
+    """Every ``weight_ph`` uniform(-1, 1): large enough that a wrong block order in ONNX's P shows."""
+    rng = np.random.default_rng(seed)
+    for name, p in layer.named_parameters():
+        if name.startswith("weight_ph"):
+            p.data[...] = rng.uniform(-1.0, 1.0, p.shape)
+    return layer
+
+
+def peephole_case(num_layers, bidirectional, varlen, given_state, **kw):
+    case = make_case("lstm", num_layers, bidirectional, varlen, given_state, dtype=np.float32, T=5, N=4, D=3, H=4,
+                     peephole=True, **kw)
+    randomise_peepholes(case[0])
+    return case
+
+
+def assert_exported_stack_equals_rnnkit(kind, layer, x, state, lengths):
     layer.eval()
     y, state_n, _ = layer.forward(x, state, lengths, need_cache=False)
     proto = to_onnx(layer, lengths=lengths is not None, initial_state=state is not None)
@@ -61,6 +75,30 @@ def test_exported_stack_equals_rnnkit(kind, num_layers, bidirectional, varlen, g
     assert len(outs) == len(want)
     for name, got, w in zip(["output", "h_n", "c_n"], outs, want):
         assert_close(got, w, name)
+    return proto
+
+
+@pytest.mark.parametrize("kind,num_layers,bidirectional,varlen,given_state", GRID, ids=GRID_IDS)
+def test_exported_stack_equals_rnnkit(kind, num_layers, bidirectional, varlen, given_state):
+    layer, x, state, lengths, _, _ = make_case(kind, num_layers, bidirectional, varlen, given_state,
+                                               dtype=np.float32, T=5, N=4, D=3, H=4)
+    assert_exported_stack_equals_rnnkit(kind, layer, x, state, lengths)
+
+
+PEEPHOLE_GRID = [case[1:] for case in GRID if case[0] == "lstm"]
+PEEPHOLE_IDS = [i.replace("lstm-", "peephole-", 1) for case, i in zip(GRID, GRID_IDS) if case[0] == "lstm"]
+
+
+@pytest.mark.parametrize("num_layers,bidirectional,varlen,given_state", PEEPHOLE_GRID, ids=PEEPHOLE_IDS)
+def test_exported_peephole_lstm_equals_rnnkit(num_layers, bidirectional, varlen, given_state):
+    """The LSTM grid with peepholes: weight_ph [p_i, p_f, p_o] go to ONNX's P as [p_i, p_o, p_f]."""
+    layer, x, state, lengths, _, _ = peephole_case(num_layers, bidirectional, varlen, given_state)
+    proto = assert_exported_stack_equals_rnnkit("lstm", layer, x, state, lengths)
+    lstms = [n for n in proto.graph.node if n.op_type == "LSTM"]
+    assert len(lstms) == num_layers
+    shapes = {i.name: tuple(i.dims) for i in proto.graph.initializer}
+    for node in lstms:                                        # P is the 8th input: (K, 3H)
+        assert len(node.input) == 8 and shapes[node.input[7]] == (2 if bidirectional else 1, 12)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_relu"])
@@ -105,6 +143,35 @@ def test_weight_reordering_is_what_makes_it_match():
     assert not np.allclose(wrong, y, rtol=RTOL, atol=1e-3)
 
 
+@pytest.mark.parametrize("order", [(0, 1, 2), (0, 0, 0)], ids=["rnnkit-order", "p_i-everywhere"])
+def test_peephole_reordering_is_what_makes_it_match(monkeypatch, order):
+    """Sanity of the peephole oracle: with the P blocks in another order, the exported LSTM differs."""
+    from rnnkit.io import onnx_graph
+
+    layer, x, state, lengths, _, _ = peephole_case(2, True, True, True)
+    y = layer.eval().forward(x, state, lengths, need_cache=False)[0]
+    monkeypatch.setattr(onnx_graph, "PEEPHOLE_ORDER", order)
+    wrong = run_stack(session(to_onnx(layer)), "lstm", x, state, lengths)[0]
+    assert not np.allclose(wrong, y, rtol=RTOL, atol=1e-3)
+
+
+def test_peephole_batch_first_without_bias_at_several_sizes():
+    """One exported peephole file runs any T and N; batch_first and bias=False (B left out, P kept) too."""
+    rng = np.random.default_rng(4)
+    layer = randomise_peepholes(make_layer("lstm", 3, 5, num_layers=2, bidirectional=True, dtype=np.float32, seed=2,
+                                           batch_first=True, bias=False, peephole=True)).eval()
+    sess = session(to_onnx(layer, lengths=True, initial_state=True))
+    for T, N in [(1, 1), (7, 3), (2, 6)]:
+        x = rng.standard_normal((N, T, 3)).astype(np.float32)                     # (N, T, D)
+        lengths = rng.integers(1, T + 1, N)
+        state = tuple((0.5 * rng.standard_normal((4, N, 5))).astype(np.float32) for _ in range(2))
+        y, state_n, _ = layer.forward(x, state, lengths, need_cache=False)
+        outs = run_stack(sess, "lstm", x, state, lengths)
+        assert outs[0].shape == (N, T, 10)
+        for got, want in zip(outs, [y] + list(as_tuple(state_n))):
+            assert_close(got, want, f"T={T} N={N}")
+
+
 def test_written_file_passes_the_full_check_and_states_its_opset(tmp_path):
     layer = make_layer("gru", 3, 4, num_layers=2, dtype=np.float32)
     path = tmp_path / "gru.onnx"
@@ -127,12 +194,13 @@ def test_a_layer_on_another_device_exports_the_same_graph():
     assert to_onnx(moved).SerializeToString() == host.SerializeToString()
 
 
-@pytest.fixture(scope="module", params=["lstm", "gru", "rnn"])
+@pytest.fixture(scope="module", params=["lstm", "gru", "rnn", "lstm-peephole"])
 def charmodel(request):
     from rnnkit.charlm import CharModel
-    return CharModel(cell=request.param, hidden_size=16, num_layers=2, embedding_size=4 if request.param != "gru" else 0,
+    cell, _, variant = request.param.partition("-")
+    return CharModel(cell=cell, hidden_size=16, num_layers=2, embedding_size=4 if cell != "gru" else 0,
                      seq_len=8, batch_size=4, learning_rate=1e-2, sample_length=0, max_steps=25,
-                     random_state=0).fit(TEXT)
+                     peephole=variant == "peephole", random_state=0).fit(TEXT)
 
 
 def test_charlm_logits_and_greedy_text_equal_rnnkit(charmodel, tmp_path):
@@ -197,9 +265,27 @@ def test_forecaster_network_equals_rnnkit(strategy, future):
         assert_close(got, want, what)
 
 
-class PeepholeCell(LSTMCell):
-    """Stands for a variant step (peepholes, say): a subclass of the cell, which ONNX's LSTM operator may not
-    compute, so export must refuse it without looking at what it overrides."""
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_forecaster_network_with_a_peephole_stack_equals_rnnkit(strategy):
+    """The forecaster's graph goes through the same recurrent export: a peephole stack in its place carries P."""
+    from rnnkit.forecast.model import ForecastNet
+
+    net = ForecastNet(cell="lstm", input_size=2, hidden_size=5, num_layers=2, dropout=0.0, strategy=strategy,
+                      n_out=1, head_size=2, horizon=3, future_size=0, rng=0)
+    net.rnn = randomise_peepholes(LSTM(2, 5, num_layers=2, peephole=True, dtype=np.float32, rng=1))
+    net.eval()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 4, 2)).astype(np.float32)                        # (T, N, D)
+    h0, c0 = (rng.standard_normal((2, 4, 5)).astype(np.float32) for _ in range(2))
+    raw, state_n, _ = net.forward(x, (h0, c0), need_cache=False)
+    outs = session(to_onnx(net)).run(None, {"x": x, "h0": h0, "c0": c0})
+    for got, want, what in zip(outs, [raw, *state_n], ["raw", "h_n", "c_n"]):
+        assert_close(got, want, what)
+
+
+class VariantCell(LSTMCell):
+    """Stands for a variant step (a coupled input-forget gate, say): a subclass of the cell, which ONNX's LSTM
+    operator may not compute, so export must refuse it without looking at what it overrides."""
 
     def step(self, xw, hw, state):
         return super().step(xw, hw, state)
@@ -207,8 +293,26 @@ class PeepholeCell(LSTMCell):
 
 def test_unsupported_models_are_refused_naming_what_is_missing():
     layer = LSTM(3, 4)
-    layer.cell = PeepholeCell()
-    with pytest.raises(RnnkitError, match="PeepholeCell is a variant of LSTMCell"):
+    layer.cell = VariantCell()
+    with pytest.raises(RnnkitError, match="VariantCell is a variant of LSTMCell"):
+        to_onnx(layer)
+    with pytest.raises(RnnkitError, match=r"layer_norm=True \(layer normalisation of the gate pre-activations and "
+                                          r"the cell state at every step\) has no counterpart in ONNX's LSTM"):
+        to_onnx(LSTM(3, 4, layer_norm=True))
+    with pytest.raises(RnnkitError, match=r"layer_norm=True \(layer normalisation of the gate pre-activations at "
+                                          r"every step\) has no counterpart in ONNX's GRU"):
+        to_onnx(GRU(3, 4, layer_norm=True))
+    with pytest.raises(RnnkitError, match="proj_size=2 .* no counterpart in ONNX's LSTM"):
+        to_onnx(LSTM(3, 4, peephole=True, proj_size=2))       # peepholes export, the projection still does not
+    layer = GRU(3, 4)
+    layer.add_parameter("weight_ph_l0", np.zeros(12))         # a peephole has an input in ONNX's LSTM only
+    with pytest.raises(RnnkitError, match=r"ONNX's GRU operator has weight inputs W, R and B only, and this stack "
+                                          r"has parameters it cannot place \(weight_ph_l0\)"):
+        to_onnx(layer)
+    layer = LSTM(3, 4, peephole=True)
+    layer.add_parameter("weight_xx_l0", np.zeros(12))
+    with pytest.raises(RnnkitError, match=r"ONNX's LSTM operator has weight inputs W, R, B and P \(peepholes\) "
+                                          r"only, and this stack has parameters it cannot place \(weight_xx_l0\)"):
         to_onnx(layer)
     layer = LSTM(3, 4)
     layer.proj_size = 2

@@ -23,8 +23,12 @@ What each model becomes (L layers, K directions, H hidden; ``c0``/``c_n`` for LS
   (recursive) or (N, horizon, n_out, P) (direct), ``h_n``, ``c_n``. Scaling and
   the head's distribution stay outside the graph (``rnnkit.forecast``).
 
-A translator (attention decoder, beam search) and variant cells are refused
-with a message naming what ONNX lacks.
+A peephole LSTM exports too: its ``weight_ph`` [p_i, p_f, p_o] become the LSTM
+operator's ``P`` input, reordered to ONNX's [p_i, p_o, p_f]
+(:mod:`rnnkit.io.onnx_graph`). A translator (attention decoder, beam search)
+and the variants ONNX's operators cannot compute (an LSTM projection, layer
+norm, zoneout, another cell's step, parameters with no operator input) are
+refused with a message naming what ONNX lacks.
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ Per layer l, with K directions stacked on a leading axis:
   GRU r, z, n -> ONNX z, r, h (blocks 1, 0, 2) with ``linear_before_reset = 1``,
   which is the form rnnkit (and PyTorch, cuDNN) compute,
   :math:`n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn}))`;
-  RNN has one block and ``activations`` Tanh or Relu.
+  RNN has one block and ``activations`` Tanh or Relu;
+- ``P`` (K, 3H) from a peephole LSTM's ``weight_ph_...`` (3H,): rnnkit's
+  [p_i, p_f, p_o] -> ONNX's [p_i, p_o, p_f] (blocks 0, 2, 1). ONNX's LSTM applies
+  P_i and P_f to the cell state entering the step and P_o to the new one, as
+  :mod:`rnnkit.nn.peephole` does.
 
 ONNX's ``Y`` is (T, K, N, H); rnnkit's output (T, N, K*H) is ``Y`` transposed to
 (T, N, K, H) and reshaped. The initial state (L*K, N, H) is sliced per layer;
@@ -32,7 +36,8 @@ import numpy as np
 from ..errors import RnnkitError
 from ..nn.xp import to_host
 
-__all__ = ["OPSET", "Graph", "onnx_modules", "check_exportable", "add_recurrent", "ONNX_OPS", "GATE_ORDER"]
+__all__ = ["OPSET", "Graph", "onnx_modules", "check_exportable", "add_recurrent", "ONNX_OPS", "GATE_ORDER",
+           "PEEPHOLE_ORDER"]
 
 OPSET = 17
 """The ONNX operator set the exported graphs declare (onnxruntime 1.13 and later run it)."""
@@ -40,6 +45,8 @@ OPSET = 17
 ONNX_OPS = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 GATE_ORDER = {"RNN_TANH": (0,), "RNN_RELU": (0,), "LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2)}
 """For each mode, which of rnnkit's gate blocks fills ONNX's blocks in order."""
+PEEPHOLE_ORDER = (0, 2, 1)
+"""Which of rnnkit's peephole blocks [p_i, p_f, p_o] fills ONNX's ``P`` blocks [p_i, p_o, p_f] in order."""
 
 
 def onnx_modules():
@@ -94,12 +101,18 @@ class Graph:
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
 
 
+def _peephole(rnn) -> bool:
+    """Whether ``rnn`` is a peephole LSTM (its ``weight_ph`` go to the LSTM operator's ``P``)."""
+    return rnn.mode == "LSTM" and bool(getattr(rnn, "peephole", False))
+
+
 def _expected_names(rnn) -> List[str]:
     names = []
     for l in range(rnn.num_layers):
         for k in range(rnn.num_directions):
             sfx = f"_l{l}" + ("_reverse" if k == 1 else "")
             names += ["weight_ih" + sfx, "weight_hh" + sfx] + (["bias_ih" + sfx, "bias_hh" + sfx] if rnn.bias else [])
+            names += ["weight_ph" + sfx] if _peephole(rnn) else []
     return names
 
 
@@ -107,9 +120,11 @@ def check_exportable(rnn, what: str = "the recurrent stack") -> None:
     """Refuse, with what is missing, a stack ONNX's RNN/LSTM/GRU operators cannot express exactly.
 
     The standard cells (RNN tanh/ReLU, LSTM, GRU in PyTorch's form) with exactly
-    PyTorch's parameters export; a variant cell (another step, a projection,
+    PyTorch's parameters export, and so does a peephole LSTM (ONNX's LSTM has a
+    ``P`` input); a variant cell (another step, a projection, layer norm, zoneout,
     extra parameters) does not, and the message names the part ONNX has no
-    operator attribute for.
+    operator attribute or input for. Variational dropout and weight drop act in
+    training only: at evaluation the layer is the plain one, which exports.
     """
     from ..nn.cells import CELLS
 
@@ -132,14 +147,20 @@ def check_exportable(rnn, what: str = "the recurrent stack") -> None:
             raise RnnkitError(f"cannot export {what} to ONNX: {attr}={p:g} (zoneout: at evaluation each unit is "
                               f"(1-p) times its new value plus p times its previous one) has no counterpart in "
                               f"ONNX's {ONNX_OPS[mode]} operator; train a model without --zoneout to export it")
+    if getattr(rnn, "layer_norm", False):             # gains ln_weight_*: normalisation over each row's features
+        normed = "the gate pre-activations and the cell state" if mode == "LSTM" else "the gate pre-activations"
+        raise RnnkitError(f"cannot export {what} to ONNX: layer_norm=True (layer normalisation of {normed} at "
+                          f"every step) has no counterpart in ONNX's {ONNX_OPS[mode]} operator; train a model "
+                          "without --layer-norm to export it")
     have = [name for name, _ in rnn.named_parameters()]
     expected = _expected_names(rnn)
     extra = [n for n in have if n not in expected]
     missing = [n for n in expected if n not in have]
     if extra or missing:
-        raise RnnkitError(f"cannot export {what} to ONNX: ONNX's {ONNX_OPS[mode]} operator has weights W, R and B "
-                          f"only, and this stack has " + (f"parameters it cannot place ({', '.join(extra)})"
-                                                          if extra else f"no {', '.join(missing)}"))
+        inputs = "W, R, B and P (peepholes)" if mode == "LSTM" else "W, R and B"
+        raise RnnkitError(f"cannot export {what} to ONNX: ONNX's {ONNX_OPS[mode]} operator has weight inputs "
+                          f"{inputs} only, and this stack has " + (f"parameters it cannot place ({', '.join(extra)})"
+                                                                   if extra else f"no {', '.join(missing)}"))
 
 
 def _blocks(a: np.ndarray, order: Tuple[int, ...], H: int) -> np.ndarray:
@@ -160,6 +181,16 @@ def layer_weights(rnn, params: Dict[str, np.ndarray], layer: int):
                                      _blocks(params["bias_hh" + sfx], order, H)]))   # (2*G*H,)
     f32 = lambda arrays: np.stack(arrays).astype(np.float32)
     return f32(W), f32(R), (f32(B) if rnn.bias else None)                       # (K, G*H, D), (K, G*H, H), (K, 2GH)
+
+
+def layer_peepholes(rnn, params: Dict[str, np.ndarray], layer: int) -> Optional[np.ndarray]:
+    """ONNX's ``P`` (K, 3H) float32 for ``layer`` of a peephole LSTM: each direction's [p_i, p_f, p_o]
+    reordered to [p_i, p_o, p_f]; None for any other stack."""
+    if not _peephole(rnn):
+        return None
+    sfx = lambda k: f"_l{layer}" + ("_reverse" if k == 1 else "")
+    P = [_blocks(params["weight_ph" + sfx(k)], PEEPHOLE_ORDER, rnn.hidden_size) for k in range(rnn.num_directions)]
+    return np.stack(P).astype(np.float32)                                       # (K, 3H)
 
 
 def add_recurrent(g: Graph, rnn, x: str, *, lengths: Optional[str] = None, h0: Optional[str] = None,
@@ -186,6 +217,7 @@ def add_recurrent(g: Graph, rnn, x: str, *, lengths: Optional[str] = None, h0: O
     inp = x
     for l in range(L):
         W, R, B = layer_weights(rnn, params, l)
+        P = layer_peepholes(rnn, params, l)
         names = [g.const(f"{prefix}_W_l{l}", W), g.const(f"{prefix}_R_l{l}", R),
                  g.const(f"{prefix}_B_l{l}", B) if B is not None else ""]
         states = []
@@ -196,8 +228,9 @@ def add_recurrent(g: Graph, rnn, x: str, *, lengths: Optional[str] = None, h0: O
             lo = g.const(f"{prefix}_start_l{l}", np.array([l * K], np.int64))
             hi = g.const(f"{prefix}_end_l{l}", np.array([(l + 1) * K], np.int64))
             states.append(g.node("Slice", [s, lo, hi, axes0], stem=f"{prefix}_state0_l{l}"))   # (K, N, H)
-        ins = [inp] + names + [lengths or ""] + states
-        while ins and ins[-1] == "":                # trailing optional inputs are left out
+        peep = [g.const(f"{prefix}_P_l{l}", P)] if P is not None else []         # LSTM's 8th input, after c0
+        ins = [inp] + names + [lengths or ""] + states + peep
+        while ins and ins[-1] == "":                # trailing optional inputs are left out; inner ones stay ""
             ins.pop()
         outs = g.node(op, ins, n_out=3 if lstm else 2, stem=f"{prefix}_{op.lower()}_l{l}", **attrs)
         Y, Y_h = outs[0], outs[1]                                              # (T, K, N, H), (K, N, H)
