@@ -142,7 +142,23 @@ def test_a_utf8_byte_order_mark_is_not_text(tmp_path):
 def test_utf16_is_named_with_its_own_fix(tmp_path, flag, fix):
     path = tmp_path / "u16.tsv"
     path.write_bytes("hello\tbonjour\n".encode("utf-16"))
-    with pytest.raises(PathError, match="the file is UTF-16 \\(it starts with a UTF-16 byte-order mark\\)") as e:
+    with pytest.raises(PathError, match="the file looks like UTF-16 text") as e:
         read_text(path, "PAIRS", encoding_flag=flag)
     assert str(e.value).endswith(fix) and "latin1" not in str(e.value)
     assert read_text(path, "PAIRS", encoding="utf-16") == "hello\tbonjour\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_wide_encodings_are_told_from_binary_with_and_without_a_byte_order_mark(tmp_path, encoding, capsys):
+    from rnnkit.cli.main import main
+    from rnnkit.io.inputs import wide_encoding
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 3
+    assert wide_encoding(text.encode(encoding)) == encoding
+    assert wide_encoding(text.encode("utf-8")) is None and wide_encoding(bytes(range(256)) * 4) is None
+    assert wide_encoding(b"\x00" * 64) is None                   # all NULs: binary
+    path = tmp_path / "t.txt"
+    path.write_bytes(text.encode(encoding))                     # a text file saved by a Windows editor, say
+    assert main(["charlm", "train", str(path), "--max-steps", "1", "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert f"looks like {encoding.upper()} text (NUL bytes between its characters); pass --encoding {encoding}" \
+        in err, err

@@ -22,7 +22,7 @@ import numpy as np
 from ..checks import check_count, check_real
 from ..errors import DataError, HyperparameterError
 from ..estimator import flag_of
-from ..io.inputs import check_input, read_text as _read_checked
+from ..io.inputs import check_input, read_text as _read_checked, wide_encoding
 from ..vocab import Vocab as _Vocab
 
 __all__ = ["Vocab", "read_text", "split_text", "stream_matrix", "Chunk", "Chunks", "describe_chars"]
@@ -111,6 +111,10 @@ def read_text(path, encoding: str = "utf-8", what: str = "TEXTFILE") -> str:
         with open(path, "rb") as f:
             head = f.read(65536)
         if b"\x00" in head:
+            wide = wide_encoding(head)
+            if wide:
+                raise DataError(f"{what} {path}: looks like {wide.upper()} text (NUL bytes between its characters); "
+                                f"pass --encoding {wide}")
             raise DataError(f"{what} {path}: looks like a binary file (it contains NUL bytes), not text; "
                             "pass a plain-text file")
     text = _read_checked(path, what, encoding)

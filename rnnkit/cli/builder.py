@@ -48,7 +48,8 @@ RENAMED = {"--hidden": "--hidden-size", "--layers": "--num-layers", "--batch": "
            "--lr": "--learning-rate", "--seed": "--random-state", "--valid-fraction": "--validation-fraction",
            "--valid": "--validation-fraction", "--test": "--test-fraction", "--embedding": "--embedding-size",
            "--embed": "--embedding-size", "--json": "--out", "--checkpoint-path": "--out",
-           "--out": "--midi"}                      # music sample writes --midi (and --png), not --out
+           "--out": "--midi",                      # music sample writes --midi (and --png), not --out
+           "--sample-length": "--length", "--temp": "--temperature"}    # train's sample flag; a short form
 
 
 class RnnkitParser(argparse.ArgumentParser):

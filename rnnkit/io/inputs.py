@@ -102,6 +102,30 @@ def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:
     return data
 
 
+def wide_encoding(head: bytes) -> Optional[str]:
+    """``"utf-16"``/``"utf-32"`` (or their ``-le``/``-be`` forms without a byte-order mark) when ``head``, the
+    start of a file, looks like text in those encodings: a byte-order mark, or ASCII text whose every second
+    (fourth) byte is NUL; else None. Such files have NUL bytes and would read as binary."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    n = len(head) // 4 * 4
+    if n < 8:
+        return None
+    zeros = [head[i:n:4].count(0) / (n // 4) for i in range(4)]          # the share of NULs at each offset mod 4
+    mostly, rarely = (lambda z: z >= 0.9), (lambda z: z <= 0.1)
+    if rarely(zeros[0]) and all(mostly(z) for z in zeros[1:]):
+        return "utf-32-le"
+    if all(mostly(z) for z in zeros[:3]) and rarely(zeros[3]):
+        return "utf-32-be"
+    if rarely(zeros[0]) and rarely(zeros[2]) and mostly(zeros[1]) and mostly(zeros[3]):
+        return "utf-16-le"
+    if mostly(zeros[0]) and mostly(zeros[2]) and rarely(zeros[1]) and rarely(zeros[3]):
+        return "utf-16-be"
+    return None
+
+
 def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int] = None,
               encoding_flag: Optional[str] = "--encoding") -> str:
     """The text of a checked input file; an undecodable byte is named with its line and column.
@@ -121,10 +145,11 @@ def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int]
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         name = os.path.basename(os.fspath(path))
-        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            fix = (f"the file is UTF-16 (it starts with a UTF-16 byte-order mark): pass {encoding_flag} utf-16"
-                   if encoding_flag else f"the file is UTF-16 (it starts with a UTF-16 byte-order mark): convert it "
-                   f"to UTF-8 first (iconv -f utf-16 -t utf-8 {name})")
+        wide = wide_encoding(data[:65536])
+        if wide:
+            fix = (f"the file looks like {wide.upper()} text: pass {encoding_flag} {wide}" if encoding_flag else
+                   f"the file looks like {wide.upper()} text: convert it to UTF-8 first (iconv -f {wide} -t utf-8 "
+                   f"{name})")
         else:
             fix = (f"pass the right {encoding_flag} (e.g. latin-1) or fix the file" if encoding_flag else
                    f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8 {name})")
