@@ -23,6 +23,7 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
                  "--threads", "1", "--random-state", "3"]) == 0
     out = capsys.readouterr().out
     assert "Q lstm train L1 uni" in out and "char-LM training step" in out and "speedup" in out
+    assert "threads 1 (blas 1, torch 1)" in out or "threads 1 (torch 1)" in out     # not a Python dict
     result = json.loads(path.read_text())
     assert result["suite"] == "quick" and result["random_state"] == 3
     assert result["threads"]["threads"] == 1 and result["threads"]["torch"] == 1      # one count for both sides
@@ -88,6 +89,7 @@ def test_bad_selection_is_a_user_error(capsys, no_timing):
     (["--modes", ","], "modes (--modes): the list is empty"),
     (["--target-seconds", "0"], "target_seconds (--target-seconds) must be > 0"),
     (["--calls-per-turn", "0"], "calls_per_turn (--calls-per-turn) must be"),
+    (["--suite", "full"], "--quick is --suite quick, and --suite full asks for another suite"),   # ran quick
 ])
 def test_bad_flags_are_refused_before_timing(capsys, no_timing, flags, expect):
     assert main(["bench", "--quick", "--no-torch", "--out", "none"] + flags) == 2

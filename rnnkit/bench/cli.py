@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ..cli.builder import command, none_or
+from ..errors import HyperparameterError
 
 __all__ = ["register"]
 
@@ -23,6 +24,9 @@ def _list(text: str):
 def _run(args) -> int:
     from .run import format_table, run_bench
 
+    if args.quick and args.suite not in ("standard", "quick"):        # "standard" is the default: not asked for
+        raise HyperparameterError(f"--quick is --suite quick, and --suite {args.suite} asks for another suite; "
+                                  "give one of them")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None
     result = run_bench(suite="quick" if args.quick else args.suite, cells=args.cells, configs=args.configs,
                        modes=args.modes, threads=args.threads, target_seconds=args.target_seconds,

@@ -189,7 +189,11 @@ def _fmt_ms(s: dict) -> str:
 def format_table(result: dict) -> str:
     """The results as a plain-text table (medians; ± is half the interquartile range)."""
     peak = result["sgemm_peak_gflops_start"]
-    lines = [f"rnnkit bench ({result['suite']}, {result['dtype']}): threads {result['threads']}, "
+    th = result["threads"]
+    threads = (", ".join(f"{k} {v}" for k, v in th.items() if k != "threads" and v is not None)
+               if isinstance(th, dict) else th)
+    threads = f"{th['threads']} ({threads})" if isinstance(th, dict) and "threads" in th else threads
+    lines = [f"rnnkit bench ({result['suite']}, {result['dtype']}): threads {threads}, "
              f"sgemm peak {result['peak_gflops_used']:.0f} GFLOP/s (NumPy; start {peak['numpy']:.0f}"
              + (f", torch {peak['torch']:.0f}" if "torch" in peak else "")
              + f"); load average {result['load_average_start']}",
