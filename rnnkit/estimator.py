@@ -341,9 +341,12 @@ class Estimator:
         old_params.setdefault("lr_decay", "none")          # a checkpoint from before --lr-decay: no decay
         diff = [k for k in fixed if old_params.get(k) != new_params.get(k)]
         if diff:
-            spell = lambda v: "none" if v is None else v                   # as the CLI takes it
-            was = ", ".join(f"{flag(k)} {spell(old_params.get(k))}" for k in diff)
-            now = ", ".join(f"{flag(k)} {spell(new_params.get(k))}" for k in diff)
+            def said(k, v):                                                 # as the CLI takes it
+                if isinstance(v, bool):                                     # a switch: --layer-norm or not
+                    return flag(k) if v else f"no {flag(k)}"
+                return f"{flag(k)} {'none' if v is None else v}"
+            was = ", ".join(said(k, old_params.get(k)) for k in diff)
+            now = ", ".join(said(k, new_params.get(k)) for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
         if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:

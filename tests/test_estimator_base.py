@@ -431,6 +431,17 @@ def test_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch):
     assert est.available_memory() == 12345
 
 
+def test_resume_names_a_changed_switch_as_the_cli_takes_it(tmp_path):
+    # "trained with --layer-norm False, not --layer-norm True": a flag the CLI does not take
+    from rnnkit.charlm import CharModel
+    text = "the quick brown fox jumps over the lazy dog. " * 12
+    tiny = dict(hidden_size=8, num_layers=1, seq_len=8, batch_size=4, sample_length=0, progress=False)
+    ckpt = tmp_path / "c.ckpt.npz"
+    CharModel(max_steps=2, **tiny).fit(text, checkpoint_path=ckpt)
+    with pytest.raises(PathError, match=r"trained with no --layer-norm, not --layer-norm; resume with the same"):
+        CharModel(max_steps=4, layer_norm=True, **tiny).fit(text, checkpoint_path=ckpt, resume=True)
+
+
 def test_resume_refuses_another_lr_decay_and_words_a_longer_decay(tmp_path):
     # another --lr-decay changes every later learning rate: it was accepted with a warning printing a raw dict
     from rnnkit.charlm import CharModel
