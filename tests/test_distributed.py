@@ -105,6 +105,22 @@ def test_distributed_without_mpi4py_is_one_line_naming_the_extra(tmp_path, capsy
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.ckpt.npz").exists()
 
 
+def test_distributed_on_a_single_process_says_it_trains_as_without_the_flag(tmp_path, capsys):
+    pytest.importorskip("mpi4py")
+    text = tmp_path / "t.txt"
+    text.write_text("abcab " * 50)
+    argv = ["charlm", "train", str(text), "--max-steps", "1", "--no-progress", "--sample-length", "0", "--no-plot"]
+    assert main(argv + ["--out", str(tmp_path / "a.npz"), "--distributed"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("rnnkit: warning: --distributed: this is a single process (start several with an MPI launcher, "
+                   "e.g. mpiexec -n 2 rnnkit ...); it trains as without the flag\n"), err
+    assert main(argv + ["--out", str(tmp_path / "b.npz")]) == 0
+    from rnnkit.charlm import CharModel
+    a, b = CharModel.load(tmp_path / "a.npz"), CharModel.load(tmp_path / "b.npz")
+    for (name, x), y in zip(a.model_.state_dict().items(), b.model_.state_dict().values()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
 @pytest.mark.parametrize("command", [["charlm", "train", "T.txt"], ["forecast", "train", "D.csv"],
                                      ["translate", "train", "P.tsv"]])
 def test_an_mpi_launch_without_distributed_is_refused(command, tmp_path, capsys, monkeypatch):

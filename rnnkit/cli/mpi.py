@@ -19,6 +19,7 @@ import importlib.util
 import io
 import os
 import sys
+import warnings
 from typing import Iterator, List, Optional
 
 from ..distributed import (SINGLE, World, init, is_collective, launched_rank, launched_size, mark_collective, started,
@@ -43,6 +44,9 @@ def setup(enabled: bool) -> World:
                                       "--distributed to train one model on all of them")
         return SINGLE
     w = init()
+    if w.size == 1:           # `rnnkit ... --distributed` without a launcher: say so, it trains as without the flag
+        warnings.warn("--distributed: this is a single process (start several with an MPI launcher, e.g. "
+                      "mpiexec -n 2 rnnkit ...); it trains as without the flag", RuntimeWarning, stacklevel=2)
     if w.size > 1:            # a bug's traceback on one rank must end the job, not leave the others waiting
         hook = sys.excepthook
 
