@@ -47,7 +47,8 @@ from .checks import check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .train.history import thin_history
-from .runs import format_bytes, available_memory, beside, checkpoint_beside, prepare_run  # noqa: F401 (re-exported)
+from .runs import (format_bytes, available_memory, beside, check_memory, checkpoint_beside,  # noqa: F401 (re-exported)
+                   prepare_run)
 from .io.jsonable import plain
 from .io.modelfile import load_model_file, save_model_file
 from .nn.shapes import count
@@ -63,7 +64,6 @@ KINDS = {
 }
 CHECKPOINT_KIND = "checkpoint"
 HISTORY_POINTS = 500      # entries kept per curve in a model file's header
-_STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam)
 
 
 def _resolve_kind(kind: str, path: str):
@@ -192,15 +192,8 @@ class Estimator:
 
     def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,
                       what: str = "these settings") -> None:
-        """Refuse, before allocating, a model whose training state would not fit in the available memory."""
-        n = count(shapes)
-        need = n * np.dtype(dtype).itemsize * _STATE_FACTOR + int(extra_bytes)
-        have = available_memory()
-        if have is not None and need > have:
-            raise HyperparameterError(
-                f"{what} need about {format_bytes(need)} of memory ({n:,} parameters, with their gradients and "
-                f"optimiser state{', plus activations' if extra_bytes else ''}), but {format_bytes(have)} is available; "
-                f"choose smaller sizes ({', '.join(self._size_flags)})")
+        """Refuse, before allocating, a model whose training state would not fit (:func:`rnnkit.runs.check_memory`)."""
+        check_memory(shapes, dtype, extra_bytes, what=what, size_flags=self._size_flags)
 
     # -- files ---------------------------------------------------------------
     def _file_config(self, fitted: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:

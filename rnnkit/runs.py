@@ -2,18 +2,21 @@
 and the memory the machine (or its container) has left.
 
 Every ``train`` command and function starts with :func:`prepare_run`; estimators ask
-:func:`available_memory` before building a network (see ``Estimator._check_memory``).
+:func:`check_memory` before building a network (see ``Estimator._check_memory``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from .errors import ModelFileError, PathError
+import numpy as np
+
+from .errors import HyperparameterError, ModelFileError, PathError
 from .io.atomic import check_outputs
 
-__all__ = ["available_memory", "beside", "checkpoint_beside", "format_bytes", "prepare_run"]
+__all__ = ["available_memory", "beside", "check_memory", "checkpoint_beside", "format_bytes", "prepare_run",
+           "unwritten_model_hint"]
 
 
 def _cgroup_room(root: str = "/sys/fs/cgroup") -> Optional[int]:
@@ -58,6 +61,27 @@ def available_memory() -> Optional[int]:
 def format_bytes(n: float) -> str:
     """A memory size for messages: GiB from 1 GiB up, MiB below."""
     return f"{n / (1 << 30):,.1f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
+
+
+_STATE_FACTOR = 4         # parameters + gradients + two optimiser moments (Adam)
+
+
+def check_memory(shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0, *,
+                 what: str = "these settings", size_flags: Sequence[str] = ()) -> None:
+    """Refuse, before allocating, training whose state would not fit in the available memory.
+
+    The need is the parameters of ``shapes`` with their gradients and Adam's two moments, plus ``extra_bytes``
+    (activations, data); the refusal names ``size_flags``, the flags that set it.
+    """
+    from .nn.shapes import count
+    n = count(shapes)
+    need = n * np.dtype(dtype).itemsize * _STATE_FACTOR + int(extra_bytes)
+    have = available_memory()
+    if have is not None and need > have:
+        raise HyperparameterError(
+            f"{what} need about {format_bytes(need)} of memory ({n:,} parameters, with their gradients and "
+            f"optimiser state{', plus activations' if extra_bytes else ''}), but {format_bytes(have)} is available; "
+            f"choose smaller sizes ({', '.join(size_flags)})")
 
 
 def beside(out, suffix: str) -> str:

@@ -94,8 +94,8 @@ def test_huge_hidden_size_is_refused_with_the_memory_it_needs():
 def test_the_memory_estimate_counts_chunks_no_longer_than_the_streams(monkeypatch):
     # --seq-len 10,000,000 on a short text was refused as needing ~50 GiB, yet a chunk never outgrows its
     # stream: it trains like --seq-len of the stream length
-    import rnnkit.estimator
-    monkeypatch.setattr(rnnkit.estimator, "available_memory", lambda: 2 ** 30)
+    import rnnkit.runs
+    monkeypatch.setattr(rnnkit.runs, "available_memory", lambda: 2 ** 30)
     est = CharModel(max_steps=2, **dict(TINY, seq_len=10_000_000)).fit(TEXT)
     assert est.history_.steps == 2
     T = (len(TEXT) * 0.9 - 1) // TINY["batch_size"]                             # the stream length, about

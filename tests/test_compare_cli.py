@@ -74,3 +74,58 @@ def test_a_budget_in_range_is_matched_at_both_ends():
     top = parameter_count("rnn", 2, MAX_HIDDEN, 1)
     assert matched_hidden_sizes(["rnn"], 2, 1, top) == {"rnn": MAX_HIDDEN}
     assert matched_hidden_sizes(["lstm", "rnn"], 2, 1, parameter_count("lstm", 2, 1, 1))["lstm"] == 1
+
+
+# -- the last step is always validated, and no step twice ---------------------------------------------------------
+def _count_evaluations(monkeypatch):
+    from rnnkit.compare import model as compare_model
+    calls = []
+    real = compare_model.SeqModel.evaluate
+
+    def counting(self, x, y):
+        calls.append(x.shape[1])
+        return real(self, x, y)
+
+    monkeypatch.setattr(compare_model.SeqModel, "evaluate", counting)
+    return calls
+
+
+def test_a_budget_below_eval_every_is_validated_at_its_last_step(capsys):
+    kw = dict(seq_len=8, cells=["lstm"], params=300, seeds=2, max_steps=12, test_size=20)
+    report = compare("adding", eval_every=50, **kw)                 # the tester's case: 12 steps, interval 50
+    err = capsys.readouterr().err
+    on_grid = compare("adding", eval_every=12, progress=False, **kw)   # step 12 validated inside the loop
+    for run, same in zip(report["cells"]["lstm"]["runs"], on_grid["cells"]["lstm"]["runs"]):
+        curve = run["curve"]
+        assert [p[0] for p in curve] == [0, 12]                    # the curve ends at the final step
+        assert curve[-1][2] != curve[0][2]                         # ... with the trained model's loss
+        assert curve[-1][1] >= curve[0][1]
+        assert curve[-1][2] == same["curve"][-1][2]                # the same number as a validation at step 12
+        assert run["test"] == same["test"]                         # the test scores that same (last) model
+        assert f"seed {run['seed']}: 12 steps in" in err
+        assert f"validation loss {curve[-1][2]:.4f}\n" in err       # the line reports it, not step 0's
+        assert f"validation loss {curve[0][2]:.4f}\n" not in err
+
+
+@pytest.mark.parametrize("max_steps, eval_every, steps", [
+    (6, 3, [0, 3, 6]),            # the last step is on the grid: validated once
+    (7, 3, [0, 3, 6, 7]),         # off the grid: once more, at the end
+    (100, 40, [0, 40, 80, 100]),  # the loop's epoch end (every 100 batches) is the last step
+])
+def test_no_step_is_validated_twice(max_steps, eval_every, steps, monkeypatch):
+    calls = _count_evaluations(monkeypatch)
+    report = compare("adding", seq_len=4, cells=["gru"], params=200, seeds=1, max_steps=max_steps,
+                     eval_every=eval_every, test_size=10, progress=False)
+    curve = report["cells"]["gru"]["runs"][0]["curve"]
+    assert [p[0] for p in curve] == steps
+    assert len(calls) == len(steps) + 1                            # the validations and the test, nothing more
+
+
+def test_a_time_budget_ends_with_a_validation_of_its_last_step(monkeypatch):
+    calls = _count_evaluations(monkeypatch)
+    report = compare("adding", seq_len=4, cells=["rnn"], params=200, seeds=1, max_steps=None, max_minutes=0.001,
+                     eval_every=1000, test_size=10, progress=False)
+    run = report["cells"]["rnn"]["runs"][0]
+    points = [p[0] for p in run["curve"]]
+    assert points[-1] == run["steps"] and len(set(points)) == len(points)
+    assert len(calls) == len(points) + 1

@@ -223,7 +223,7 @@ def test_unknown_params_in_a_file_are_ignored_not_passed(tmp_path, saved):
 
 # -- shared checks ---------------------------------------------------------------------
 def test_check_memory_refuses_with_the_number(monkeypatch):
-    monkeypatch.setattr(est_mod, "available_memory", lambda: 1 << 30)
+    monkeypatch.setattr(rnnkit.runs, "available_memory", lambda: 1 << 30)
     m = Tiny()
     with pytest.raises(HyperparameterError) as info:
         m._check_memory({"w": (100_000, 10_000)}, np.float32)
@@ -236,13 +236,13 @@ def test_check_memory_refuses_with_the_number(monkeypatch):
 
 
 def test_check_memory_through_fit_refuses_before_allocating(monkeypatch, X):
-    monkeypatch.setattr(est_mod, "available_memory", lambda: 1 << 30)
+    monkeypatch.setattr(rnnkit.runs, "available_memory", lambda: 1 << 30)
     with pytest.raises(HyperparameterError, match="400,000,000 parameters"):
         Tiny(hidden_size=100_000_000).fit(X)
 
 
 def test_check_memory_where_memory_is_unknown(monkeypatch):
-    monkeypatch.setattr(est_mod, "available_memory", lambda: None)
+    monkeypatch.setattr(rnnkit.runs, "available_memory", lambda: None)
     Tiny()._check_memory({"w": (10 ** 6, 10 ** 6)}, np.float32)   # nothing to compare with: no refusal
 
 

@@ -45,7 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--clip-norm", type=none_or(float), default=1.0, help="global gradient-norm clip (none = off)")
     p.add_argument("--max-steps", type=none_or(int), default=1000, help="training steps per run (none = no limit)")
     p.add_argument("--max-minutes", type=none_or(float), default=None, help="minutes per run (none = no limit)")
-    p.add_argument("--eval-every", type=int, default=50, help="steps between validation points of the curves")
+    p.add_argument("--eval-every", type=int, default=50,
+                   help="steps between validation points of the curves (the last step is always one)")
     p.add_argument("--test-size", type=int, default=1000, help="held-out test sequences")
     p.add_argument("--out", default=None, metavar="JSON", help="write every number (curves, diagnostics) here")
     p.add_argument("--plot", default=None, metavar="PNG", help="learning curves vs steps and vs seconds")

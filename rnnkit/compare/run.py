@@ -3,11 +3,16 @@ r"""``compare``: the same task, budget and parameter count for every cell, sever
 For each cell c and seed s a :class:`~.model.SeqModel` with the hidden size that
 matches the parameter budget is trained with Adam by :func:`rnnkit.train.fit`
 for the same ``max_steps`` (or ``max_minutes``), on fresh batches drawn from
-``Generator([s, 1, epoch])``. Every ``eval_every`` steps it is scored on a fixed
-validation batch (``Generator([VALID_SEED, 2])``), which gives the learning
-curves against steps and against training seconds (validation time excluded);
-at the end on a test batch from another seed (``Generator([TEST_SEED, 2])``),
-unseen in training. The table reports, per cell, the mean and the spread
+``Generator([s, 1, epoch])``. At step 0, every ``eval_every`` steps (and at
+:func:`~rnnkit.train.fit`'s epoch ends, every 100 batches) and at its last step
+it is scored on a fixed validation batch (``Generator([VALID_SEED, 2])``), which
+gives the learning curves against steps and against training seconds
+(validation time excluded); no step is scored twice. At the end the model as
+trained (its last parameters, not the best validation's: the curve's last point
+is the same model) is scored on a test batch from another seed
+(``Generator([TEST_SEED, 2])``), unseen in training. Settings whose data sets
+and training step would not fit in the available memory are refused before
+anything is drawn (:func:`memory_bytes`). The table reports, per cell, the mean and the spread
 (min..max) over seeds of the final test loss, the seconds per training step and
 the parameter count. The gradient diagnostics (:mod:`rnnkit.nn.diagnostics`) of
 the first seed's model, at initialisation and after training, go beside them.
@@ -23,18 +28,23 @@ import numpy as np
 from ..checks import check_choice, check_count, check_optional_count, check_optional_real, check_real
 from ..errors import HyperparameterError
 from ..io.atomic import check_outputs, write_json
-from ..nn.shapes import CELL_MODES
+from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
+from ..runs import check_memory
 from ..train import fit
 from ..train.progress import say
 from .model import SeqModel, matched_hidden_sizes, parameter_count
 from .tasks import make_task
 
-__all__ = ["compare", "format_table", "CELLS", "VALID_SEED", "TEST_SEED"]
+__all__ = ["compare", "format_table", "memory_bytes", "CELLS", "VALID_SEED", "TEST_SEED"]
 
 CELLS = tuple(CELL_MODES)              # lstm, gru, rnn (tanh)
 VALID_SEED, TEST_SEED = 1_000_003, 2_000_003
 _EPOCH = 100                           # batches per "epoch" of the endless generator (only for fit's bookkeeping)
+VALID_SIZE, DIAG_SIZE = 500, 100       # sequences of the validation and diagnostics batches (at most --test-size)
+# the flags a memory refusal suggests, in the order of the CLI's own out-of-memory line (rnnkit.cli.main.SIZE_FLAGS)
+SIZE_FLAGS = ("--batch-size", "--seq-len", "--test-size", "--params")
+_STEP_BYTES = 2560                     # step-by-step caches: their Python objects per step (measured about 2.2 KB)
 
 
 def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
@@ -59,6 +69,58 @@ def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps
     check_count("eval_every (--eval-every)", eval_every, 1)
     check_count("test_size (--test-size)", test_size, 1)
     return cells
+
+
+def memory_bytes(task, sizes: Dict[str, int], batch_size: int, test_size: int) -> int:
+    """Bytes a comparison holds at its peak beside the parameters, computed before anything is drawn or built.
+
+    The validation, test and diagnostics batches (kept for the whole run, see :meth:`Task.batch_bytes`), plus the
+    largest of, for every cell (G gates, H units, D inputs, float32 values per sequence step):
+
+    - one training step: the batch drawn beside the last one, 4 (G + 2) H + 2 D values (the forward caches,
+      the gate and state gradients, dx);
+    - one evaluation of the test or the validation batch: 3 (G + 1) H values (the input projections, each
+      step's cache, the outputs and previous states);
+    - the gradient diagnostics: an evaluation of their batch, then (G + 5) H values in step-by-step caches;
+
+    with the read-out's logits, probabilities and gradients where every step is scored (copy), and about
+    ``_STEP_BYTES`` of Python objects per step for the caches kept step by step. These are the NumPy reference
+    scan's arrays, measured with tracemalloc; the compiled kernels need less.
+    """
+    L, D, O = task.length, task.input_size, task.output_size
+    n_valid, n_diag = min(test_size, VALID_SIZE), min(test_size, DIAG_SIZE)
+    data = sum(task.batch_bytes(n) for n in (n_valid, test_size, n_diag))
+    logits = 3 * O if task.loss == "ce_all" else 0
+    peak = task.draw_bytes(test_size) - task.batch_bytes(test_size)      # drawing the test batch
+    for cell, H in sizes.items():
+        G = GATES[CELL_MODES[cell]]
+
+        def evaluation(N):
+            return 4 * L * N * (3 * (G + 1) * H + logits)
+
+        train = (task.draw_bytes(batch_size) + task.batch_bytes(batch_size)
+                 + 4 * L * batch_size * (4 * (G + 2) * H + 2 * D + logits))
+        diagnostics = max(evaluation(n_diag), 4 * L * n_diag * (G + 5) * H)
+        peak = max(peak, train, evaluation(test_size), evaluation(n_valid), diagnostics)
+    return data + peak + _STEP_BYTES * L
+
+
+def _check_memory(task, sizes: Dict[str, int], counts: Dict[str, int], *, seq_len: int, batch_size: int,
+                  test_size: int, params: int) -> None:
+    """Refuse, before any data is drawn or any model built, a comparison that would not fit in memory.
+
+    The refusal is the applications' own (:func:`rnnkit.runs.check_memory`: the parameters with their gradients and
+    Adam's moments, plus the extra bytes, against :func:`rnnkit.runs.available_memory`), given the largest
+    cell's parameters and :func:`memory_bytes` (with two more copies of the parameters: the first seed's
+    untrained model kept for the diagnostics and the best validation's state).
+    """
+    cell = max(counts, key=counts.get)
+    shapes = recurrent_shapes("rnn.", CELL_MODES[cell], task.input_size, sizes[cell])
+    shapes.update(linear_shapes("head.", sizes[cell], task.output_size))
+    extra = memory_bytes(task, sizes, batch_size, test_size) + 2 * 4 * counts[cell]
+    check_memory(shapes, np.float32, extra, size_flags=SIZE_FLAGS,
+                 what=f"--batch-size {batch_size}, --seq-len {seq_len}, --test-size {test_size} and --params "
+                      f"{params} (the validation and test sequences and one training step)")
 
 
 def _train_one(task, cell, H, seed, *, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
@@ -87,6 +149,8 @@ def _train_one(task, cell, H, seed, *, batch_size, learning_rate, clip_norm, max
                   clip_norm=clip_norm, validate=validate, validate_every=eval_every, restore_best=False,
                   callbacks=[on_event], progress=False, log_every=max(1, eval_every // 4), unit="seq")
     train_s = time.perf_counter() - t0 - spent["valid"]
+    if curve[-1][0] != history.steps:   # the last step was not validated (a budget off the --eval-every grid)
+        curve.append([history.steps, train_s, validate(model)["loss"]])
     if progress:
         say(f"compare: {task.name} T={task.T} {cell} seed {seed}: {history.steps} steps in {train_s:.1f} s, "
             f"validation loss {curve[-1][2]:.4f}")
@@ -105,7 +169,10 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
     ``seeds`` runs per cell (seeds 0..seeds-1); ``max_steps`` / ``max_minutes``
     the budget of every run. ``out`` (JSON), ``plot`` (learning curves PNG) and
     ``grad_plot`` (gradient norms and gate saturation PNG) are checked before any
-    training. Returns the dict written to ``out``.
+    training, and settings whose data sets and training step would not fit in the
+    available memory are refused (:class:`HyperparameterError`, see :func:`memory_bytes`)
+    before any data is drawn. Each run's curve ends with a validation of its last step,
+    the model the test scores. Returns the dict written to ``out``.
     """
     cells = _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
                    test_size)
@@ -114,12 +181,13 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
                   examples={"--out": "compare.json", "--plot": "curves.png", "--grad-plot": "grads.png"})
     sizes = matched_hidden_sizes(cells, spec.input_size, spec.output_size, params)
     counts = {c: parameter_count(c, spec.input_size, sizes[c], spec.output_size) for c in cells}
+    _check_memory(spec, sizes, counts, seq_len=seq_len, batch_size=batch_size, test_size=test_size, params=params)
     if progress:
         say(f"compare: {spec.name}, T={spec.T}, baseline {spec.baseline:.4f} ({spec.baseline_what}); "
             + ", ".join(f"{c} H={sizes[c]} ({counts[c]:,} parameters)" for c in cells))
-    valid = spec.test_batch(VALID_SEED, min(test_size, 500))
+    valid = spec.test_batch(VALID_SEED, min(test_size, VALID_SIZE))
     test = spec.test_batch(TEST_SEED, test_size)
-    diag_x, diag_y = spec.test_batch(TEST_SEED + 1, min(test_size, 100))
+    diag_x, diag_y = spec.test_batch(TEST_SEED + 1, min(test_size, DIAG_SIZE))
     results: Dict[str, Any] = {}
     for cell in cells:
         runs = []

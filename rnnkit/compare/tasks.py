@@ -97,6 +97,22 @@ class Task:
     def metric(self) -> str:
         return "MSE" if self.loss == "mse_last" else "cross-entropy (nats)"
 
+    @property
+    def length(self) -> int:
+        """Steps of one input sequence: T, or T + 2S for copy (the symbols, the delay, the recall)."""
+        return self.T + 2 * COPY_LENGTH if self.name == "copy" else self.T
+
+    def batch_bytes(self, N: int) -> int:
+        """Bytes of one batch of ``N`` from :attr:`draw`, computed without drawing it: x (L, N, D) float32, and
+        y (the copy task's int64 id per step, else one value per sequence)."""
+        per_step = 4 * self.input_size + (8 if self.name == "copy" else 0)
+        return self.length * N * per_step + 8 * N
+
+    def draw_bytes(self, N: int) -> int:
+        """The most memory drawing a batch of ``N`` takes: the batch and what it is built from (int64 ids, or the
+        adding task's two float32 channels before they are stacked)."""
+        return self.batch_bytes(N) + 8 * self.length * N
+
     def test_batch(self, seed: int, N: int) -> Tuple[np.ndarray, np.ndarray]:
         """The held-out batch: drawn from ``Generator([seed, 2])``, never from the training stream."""
         return self.draw(np.random.default_rng([seed, 2]), N)
