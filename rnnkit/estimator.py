@@ -248,7 +248,9 @@ class Estimator:
                 except (KeyError, TypeError, ValueError) as e:
                     raise ModelFileError(f"{path}: its training history is malformed ({e})") from None
         if expected is not None and kind != expected.kind:   # refused by name: nothing imported or built
-            raise ModelFileError(f"{path}: this is a {kind} model file, not a {expected.kind} one; load it with "
+            what = f"the checkpoint of a {kind} run" if history is not None and mf.kind == CHECKPOINT_KIND \
+                else f"a {kind} model file"
+            raise ModelFileError(f"{path}: this is {what}, not a {expected.kind} one; load it with "
                                  f"rnnkit.load, or pass a file written by "
                                  f"`rnnkit {_COMMAND.get(expected.kind, expected.kind)} train`")
         cls = expected or _resolve_kind(kind, path)

@@ -178,6 +178,13 @@ def test_wrong_kind_is_refused_by_cls_load(saved):
     assert Tiny.restored == []
 
 
+def test_another_applications_checkpoint_is_called_a_checkpoint(tmp_path, X):
+    ckpt = tmp_path / "r.ckpt.npz"
+    Tiny(epochs=1).fit(X, checkpoint_path=ckpt)
+    with pytest.raises(ModelFileError, match=r"r.ckpt.npz: this is the checkpoint of a tiny run, not a other one"):
+        Other.load(ckpt)                                        # it was "a tiny model file"
+
+
 def test_unknown_kind_is_refused(tmp_path):
     path = tmp_path / "alien.npz"
     save_model_file(path, kind="alien", config={"params": {}, "fitted": {}}, arrays={})
