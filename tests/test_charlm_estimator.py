@@ -144,6 +144,9 @@ def test_file_of_another_application_is_refused(tmp_path):
     (dict(validation_fraction=0.6, test_fraction=0.5), r"validation_fraction \(--validation-fraction\) \+ "),
     (dict(sample_length=10 ** 8), r"sample_length \(--sample-length\) must be <= 10,000,000"),
     (dict(num_layers=5000), r"num_layers \(--num-layers\) must be <= 1000"),
+    (dict(validation_fraction=0, validate_every=2),                     # it validated nothing, silently
+     r"validate_every \(--validate-every\) 2 has nothing to validate: validation_fraction \(--validation-fraction\) "
+     r"is 0"),
 ])
 def test_bad_hyperparameters_name_the_flag(params, message):
     with pytest.raises(HyperparameterError, match=message):

@@ -213,6 +213,10 @@ class CharModel(Estimator):
         check_count(flag_of("average_checkpoints"), self.average_checkpoints, 0)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
         split_text("", self.validation_fraction, self.test_fraction)      # checks both fractions
+        if self.validate_every is not None and self.validation_fraction == 0:
+            raise HyperparameterError(f"{flag_of('validate_every')} {self.validate_every} has nothing to validate: "
+                                      f"{flag_of('validation_fraction')} is 0; give a fraction, or leave "
+                                      "--validate-every out")
         if check_count(flag_of("sample_length"), self.sample_length, 0) > MAX_LENGTH:
             raise HyperparameterError(f"{flag_of('sample_length')} must be <= {MAX_LENGTH:,}, "
                                       f"got {self.sample_length!r}")
