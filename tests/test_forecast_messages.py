@@ -368,14 +368,18 @@ def test_dates_with_and_without_a_utc_offset_are_one_line(tmp_path, capsys):
 def test_a_clock_change_is_not_a_gap_in_daily_or_hourly_dates():
     daily = [f"2020-03-{d}T00:00:00+01:00" for d in (27, 28, 29)] + [f"2020-03-{d}T00:00:00+02:00" for d in (30, 31)]
     s = _series(daily)
-    assert (s.step.kind, s.step.size, s.notes) == ("seconds", 86400, [])
+    clock = ("the dates change UTC offset 1 time(s) (clock changes; the first at line 5: 2020-03-29T00:00:00+01:00 "
+             "then 2020-03-30T00:00:00+02:00); the forecast keeps the last offset, +02:00, as no time-zone database "
+             "is used: its dates after the next clock change are off by the change")
+    assert (s.step.kind, s.step.size, s.notes) == ("seconds", 86400, [clock])      # a note, not a gap
     assert [s.step.format(d) for d in s.step.future(s.dates[-1], 1)] == ["2020-04-01T00:00:00+02:00"]
     skipped = daily[:3] + daily[4:]                              # 03-30 missing, across the change
-    (note,) = _series(skipped).notes
+    note, _ = _series(skipped).notes
     assert "1 of 3 gaps differ from the step of 1 day" in note and "1 date(s) missing" in note, note
     hourly = ["2020-10-25T01:00+02:00", "2020-10-25T02:00+02:00", "2020-10-25T02:00+01:00", "2020-10-25T03:00+01:00"]
     s = _series(hourly)                                          # the repeated wall-clock hour is one hour on
-    assert (s.step.size, s.notes) == (3600, [])
+    assert s.step.size == 3600 and len(s.notes) == 1 and "keeps the last offset, +01:00" in s.notes[0]
+    assert _series([d.replace("+02:00", "+01:00") for d in daily]).notes == []     # one offset: nothing to say
 
 
 def test_predict_on_a_file_of_another_step_says_so_first(tmp_path, capsys):

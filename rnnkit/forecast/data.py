@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import DataError, PathError
 from ..io.atomic import write_text
 from ..io.inputs import read_text
-from .dates import DateStep, check_order, gap_note, infer_step, line_numbers, parse_dates
+from .dates import DateStep, check_order, gap_note, infer_step, line_numbers, offset_note, parse_dates
 from .validation import describe_rows
 
 __all__ = ["SeriesData", "read_series_csv", "series_from_columns", "load_stock", "STOCK_TICKERS",
@@ -266,6 +266,9 @@ def series_from_columns(columns: Dict[str, List[str]], *, date: str, target, pas
     gaps = gap_note(kept_dates, step, kept_lines)          # the rows the model reads, after --fill drop
     if gaps:
         notes.append(gaps)
+    clocks = offset_note(kept_dates, kept_lines)
+    if clocks:
+        notes.append(clocks)
     return SeriesData(dates=kept_dates, y=Yk, target=targets, past=Pk, past_names=past, future=Fk,
                       future_names=future, step=step, source=source, notes=notes, lines=kept_lines.tolist())
 

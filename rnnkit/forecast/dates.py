@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["parse_dates", "DateStep", "infer_step", "check_order", "line_numbers", "gap_note", "step_words", "fits",
-           "quarter_style", "valid_quarter_style"]
+           "quarter_style", "valid_quarter_style", "offset_note"]
 
 _FALLBACK_FORMATS = ("%Y-%m",)
 # a quarter: 2013Q1, 2013-Q1, 2013 Q1, 2013/q1, Q1 2013, Q1-2013
@@ -366,6 +366,23 @@ def gap_note(dates: list, step: DateStep, first_line=2) -> Optional[str]:
             f"{step_words(step)} (the first: {step.format(dates[i - 1])} at line {lines[i - 1]}, then "
             f"{step.format(dates[i])} at line {lines[i]})" + (f", {missing} date(s) missing in all" if whole else "")
             + f"; the model reads rows as evenly spaced, so {fix}"])
+
+
+def offset_note(dates: list, first_line=2) -> Optional[str]:
+    """A note when dates with UTC offsets change offset (a clock change), else None: the forecast keeps the
+    last date's offset, as rnnkit uses no time-zone database to know when the next change comes."""
+    if not dates or not isinstance(dates[0], dt.datetime) or dates[0].tzinfo is None:
+        return None
+    offsets = [d.utcoffset() for d in dates]
+    changes = [i for i in range(1, len(dates)) if offsets[i] != offsets[i - 1]]
+    if not changes:
+        return None
+    lines, i = line_numbers(first_line, len(dates)), changes[0]
+    last = dates[-1].strftime("%z")
+    last = f"{last[:3]}:{last[3:]}" if len(last) == 5 else last
+    return (f"the dates change UTC offset {len(changes)} time(s) (clock changes; the first at line {lines[i]}: "
+            f"{_show(dates[i - 1])} then {_show(dates[i])}); the forecast keeps the last offset, {last}, as no "
+            "time-zone database is used: its dates after the next clock change are off by the change")
 
 
 def _anchor_words(day) -> str:
