@@ -28,6 +28,9 @@ def test_stock_command_runs_end_to_end(tmp_path, capsys):
     assert "random walk (naive)" in out and "Directional accuracy" in out
     for name in ("model.npz", "forecast.csv", "forecast.png", "backtest.png", "backtest_metrics.csv", "loss.png"):
         assert (tmp_path / name).stat().st_size > 0
+    again = main(["forecast", "stock", "--ticker", "IBM", "--lookback", "10", "--hidden-size", "4", "--epochs", "1",
+                  "--max-folds", "3", "--out-dir", str(tmp_path), "--no-progress"])
+    assert again == 0, capsys.readouterr().err       # a second run into the folder replaces its own model
     code = main(["forecast", "stock", "--ticker", "XYZ"])
     assert code == 2
 

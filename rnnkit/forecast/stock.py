@@ -77,10 +77,11 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
     model._check_params()
     paths = {name: os.path.join(out_dir, name) for name in STOCK_FILES}
     outputs = {f"--out-dir ({name})": p for name, p in paths.items()}
+    models = tuple(flag for flag in outputs if flag.endswith(".npz)"))    # a run again in the folder: its model
     # every check before the directory is made: a refused run leaves nothing behind
     exists = check_out_dir(out_dir)
     if exists:
-        check_outputs(outputs, inputs={"--data": data})
+        check_outputs(outputs, inputs={"--data": data}, models=models)
     if data is not None:
         target = target or "Close"
         series = read_data(data, date=date, target=target, past_covariates=past_covariates,
@@ -98,7 +99,7 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
         except OSError as e:
             raise PathError(f"--out-dir {out_dir}: cannot create the directory ({e.strerror or e}); "
                             "choose another --out-dir") from None
-        check_outputs(outputs, inputs={"--data": data})
+        check_outputs(outputs, inputs={"--data": data}, models=models)
     say(describe(series))
     result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
                           refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
