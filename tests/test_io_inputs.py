@@ -4,6 +4,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from rnnkit.errors import PathError
@@ -156,9 +157,23 @@ def test_wide_encodings_are_told_from_binary_with_and_without_a_byte_order_mark(
     assert wide_encoding(text.encode(encoding)) == encoding
     assert wide_encoding(text.encode("utf-8")) is None and wide_encoding(bytes(range(256)) * 4) is None
     assert wide_encoding(b"\x00" * 64) is None                   # all NULs: binary
+    # 16-bit audio of small samples and an int32 array have the NUL pattern but not the printable bytes
+    assert wide_encoding(np.arange(1, 200, dtype="<i2").tobytes() * 10) is None
+    assert wide_encoding(np.arange(1, 255, dtype="<i4").tobytes()) is None
+    assert wide_encoding("héllo, ça va? ".encode("utf-16-le") * 8) == "utf-16-le"      # Latin-1 letters are text
     path = tmp_path / "t.txt"
     path.write_bytes(text.encode(encoding))                     # a text file saved by a Windows editor, say
     assert main(["charlm", "train", str(path), "--max-steps", "1", "--out", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err
     assert f"looks like {encoding.upper()} text (NUL bytes between its characters); pass --encoding {encoding}" \
         in err, err
+
+
+def test_a_wide_file_that_fails_in_its_own_encoding_is_not_told_to_use_it(tmp_path):
+    path = tmp_path / "t16.txt"
+    path.write_bytes("hello world\n".encode("utf-16-le") * 20 + b"\x00\xd8" + "x".encode("utf-16-le"))   # a lone surrogate
+    with pytest.raises(PathError, match="is not valid utf-16-le; pass the right --encoding") as e:
+        read_text(path, "TEXTFILE", encoding="utf-16-le")
+    assert "looks like UTF-16-LE" not in str(e.value)
+    with pytest.raises(PathError, match="the file looks like UTF-16-LE text: pass --encoding utf-16-le"):
+        read_text(path, "TEXTFILE")                                 # in UTF-8 it is worth saying

@@ -105,13 +105,18 @@ def read_bytes(path, what: str, max_bytes: Optional[int] = None) -> bytes:
 def wide_encoding(head: bytes) -> Optional[str]:
     """``"utf-16"``/``"utf-32"`` (or their ``-le``/``-be`` forms without a byte-order mark) when ``head``, the
     start of a file, looks like text in those encodings: a byte-order mark, or ASCII text whose every second
-    (fourth) byte is NUL; else None. Such files have NUL bytes and would read as binary."""
+    (fourth) byte is NUL and whose other bytes are nearly all printable; else None. Such files have NUL bytes
+    and would read as binary; 16-bit audio or an int32 array has the NULs but not the printable bytes."""
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         return "utf-32"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     n = len(head) // 4 * 4
     if n < 8:
+        return None
+    text = [b for b in head[:n] if b]                                    # the bytes that carry the characters
+    printable = sum(1 for b in text if 0x20 <= b < 0x7F or 0x09 <= b <= 0x0D or b >= 0x80)
+    if not text or printable < 0.95 * len(text):
         return None
     zeros = [head[i:n:4].count(0) / (n // 4) for i in range(4)]          # the share of NULs at each offset mod 4
     mostly, rarely = (lambda z: z >= 0.9), (lambda z: z <= 0.1)
@@ -146,7 +151,7 @@ def read_text(path, what: str, encoding: str = "utf-8", max_bytes: Optional[int]
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         name = os.path.basename(os.fspath(path))
         wide = wide_encoding(data[:65536])
-        if wide:
+        if wide and codecs.lookup(wide).name != codecs.lookup(encoding).name:       # not the one that failed
             fix = (f"the file looks like {wide.upper()} text: pass {encoding_flag} {wide}" if encoding_flag else
                    f"the file looks like {wide.upper()} text: convert it to UTF-8 first (iconv -f {wide} -t utf-8 "
                    f"{name})")
