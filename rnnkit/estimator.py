@@ -314,13 +314,19 @@ class Estimator:
             if not os.path.exists(checkpoint_path):
                 raise PathError(f"resume: there is no checkpoint {checkpoint_path} to continue from; pass the "
                                 "checkpoint_path of the run, or start afresh with resume=False")
-            self._check_resume(checkpoint_path, config, data_fingerprint)
+            ran_with = self._check_resume(checkpoint_path, config, data_fingerprint)
+            if isinstance(ran_with, int) and ran_with != self.random_state:
+                # the run goes on with its own seed (rnnkit.train.resume says so): the files record that one
+                self.random_state = config["params"]["random_state"] = ran_with
         return fit(net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path,
                    checkpoint_every=checkpoint_every if checkpoint_path is not None else None,
                    resume=resume and checkpoint_path is not None, config=config, meta=meta, **fit_kwargs)
 
-    def _check_resume(self, checkpoint_path: str, config: Mapping[str, Any], data_fingerprint: str) -> None:
-        """Refuse, in one line, to resume from a checkpoint of another model, other settings or other data."""
+    def _check_resume(self, checkpoint_path: str, config: Mapping[str, Any], data_fingerprint: str) -> Any:
+        """Refuse, in one line, to resume from a checkpoint of another model, other settings or other data.
+
+        Returns the ``random_state`` the checkpoint's run was started with.
+        """
         from .train.checkpoint import load_checkpoint
         ck = load_checkpoint(checkpoint_path)
         old = ck.config or {}
@@ -347,6 +353,7 @@ class Estimator:
         if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:
             raise PathError(f"{checkpoint_path}: this checkpoint was trained on other data; resume with the same "
                             "data file and data settings, or start afresh without --resume")
+        return old_params.get("random_state")
 
 
 _COMMAND = {"charlm": "charlm", "forecaster": "forecast", "translator": "translate", "music": "music"}

@@ -463,3 +463,22 @@ def test_resume_refuses_another_lr_decay_and_words_a_longer_decay(tmp_path):
                                             r"8 steps, not cosine from 0.002 to 0.0001 over 4 steps; the rate follows "
                                             r"the new one from step 4$"):
         CharModel(max_steps=8, lr_decay="cosine", **tiny).fit(text, checkpoint_path=ckpt, resume=True)
+
+
+def test_a_resume_under_another_random_state_records_the_seed_that_ran(tmp_path):
+    # the run continues with the checkpoint's seed; the model file recorded the other one, so a re-fit from
+    # its settings would not give the model
+    from rnnkit.charlm import CharModel
+    text = "the quick brown fox jumps over the lazy dog. " * 12
+    tiny = dict(hidden_size=8, num_layers=1, seq_len=8, batch_size=4, sample_length=0, progress=False, dropout=0.0)
+    ckpt = tmp_path / "c.ckpt.npz"
+    CharModel(max_steps=2, random_state=7, **tiny).fit(text, checkpoint_path=ckpt)
+    with pytest.warns(RuntimeWarning, match="continues with its own seed 7"):
+        resumed = CharModel(max_steps=4, random_state=8, **tiny).fit(text, checkpoint_path=ckpt, resume=True)
+    assert resumed.random_state == 7
+    resumed.save(tmp_path / "m.npz")
+    again = CharModel.load(tmp_path / "m.npz")
+    assert again.random_state == 7
+    whole = CharModel(**dict(again.get_params(), progress=False)).fit(text)
+    for (name, a), b in zip(whole.model_.state_dict().items(), resumed.model_.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
