@@ -71,22 +71,28 @@ def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps
     return cells
 
 
-def memory_bytes(task, sizes: Dict[str, int], batch_size: int, test_size: int) -> int:
+def memory_bytes(task, sizes: Dict[str, int], batch_size: int, test_size: int, compiled: Optional[bool] = None) -> int:
     """Bytes a comparison holds at its peak beside the parameters, computed before anything is drawn or built.
 
     The validation, test and diagnostics batches (kept for the whole run, see :meth:`Task.batch_bytes`), plus the
     largest of, for every cell (G gates, H units, D inputs, float32 values per sequence step):
 
-    - one training step: the batch drawn beside the last one, 4 (G + 2) H + 2 D values (the forward caches,
-      the gate and state gradients, dx);
-    - one evaluation of the test or the validation batch: 3 (G + 1) H values (the input projections, each
-      step's cache, the outputs and previous states);
-    - the gradient diagnostics: an evaluation of their batch, then (G + 5) H values in step-by-step caches;
+    - one training step: the batch drawn beside the last one, and 4 (G + 2) H + 2 D values on the NumPy reference
+      path (the forward caches, the gate and state gradients, dx) or (G + 2) H on the compiled one (its gate and
+      state caches);
+    - one evaluation of the test or the validation batch: 3 (G + 1) H values on the NumPy path (the input
+      projections, each step's cache, the outputs and previous states), H (the outputs) compiled;
+    - the gradient diagnostics, step by step on either path: an evaluation of their batch, then (G + 5) H values
+      in step-by-step caches and about ``_STEP_BYTES`` of Python objects per step;
 
-    with the read-out's logits, probabilities and gradients where every step is scored (copy), and about
-    ``_STEP_BYTES`` of Python objects per step for the caches kept step by step. These are the NumPy reference
-    scan's arrays, measured with tracemalloc; the compiled kernels need less.
+    with the read-out's logits, probabilities and gradients where every step is scored (copy). ``compiled``:
+    whether the numba kernels run (None: as :func:`rnnkit.kernels.backend.resolve_backend` says). The NumPy
+    figures are the reference scan's arrays measured with tracemalloc (1.0-1.3x its peak); the compiled ones
+    count only what the kernels must keep, so they stay below the peak (a refusal on them is certain).
     """
+    if compiled is None:
+        from ..kernels.backend import resolve_backend
+        compiled = resolve_backend() == "numba"
     L, D, O = task.length, task.input_size, task.output_size
     n_valid, n_diag = min(test_size, VALID_SIZE), min(test_size, DIAG_SIZE)
     data = sum(task.batch_bytes(n) for n in (n_valid, test_size, n_diag))
@@ -94,15 +100,16 @@ def memory_bytes(task, sizes: Dict[str, int], batch_size: int, test_size: int) -
     peak = task.draw_bytes(test_size) - task.batch_bytes(test_size)      # drawing the test batch
     for cell, H in sizes.items():
         G = GATES[CELL_MODES[cell]]
+        step_values = (G + 2) * H if compiled else 4 * (G + 2) * H + 2 * D
+        eval_values = H if compiled else 3 * (G + 1) * H
 
         def evaluation(N):
-            return 4 * L * N * (3 * (G + 1) * H + logits)
+            return 4 * L * N * (eval_values + logits)
 
-        train = (task.draw_bytes(batch_size) + task.batch_bytes(batch_size)
-                 + 4 * L * batch_size * (4 * (G + 2) * H + 2 * D + logits))
-        diagnostics = max(evaluation(n_diag), 4 * L * n_diag * (G + 5) * H)
+        train = task.draw_bytes(batch_size) + task.batch_bytes(batch_size) + 4 * L * batch_size * (step_values + logits)
+        diagnostics = max(evaluation(n_diag), 4 * L * n_diag * (G + 5) * H + _STEP_BYTES * L)
         peak = max(peak, train, evaluation(test_size), evaluation(n_valid), diagnostics)
-    return data + peak + _STEP_BYTES * L
+    return data + peak + (0 if compiled else _STEP_BYTES * L)
 
 
 def _check_memory(task, sizes: Dict[str, int], counts: Dict[str, int], *, seq_len: int, batch_size: int,
