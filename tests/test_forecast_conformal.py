@@ -133,3 +133,14 @@ def test_method_names_and_a_model_without_calibration():
     np.testing.assert_allclose((lo + hi) / 2, mean)
     q = g.predict_quantiles([0.1, 0.5, 0.9])
     assert q.shape == (4, 3) and np.all(np.diff(q, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("method", ["conformal", "head"])
+def test_quantiles_come_back_in_the_order_asked(method):
+    # [0.9, 0.1] came back as [0.1, 0.9]: the sktime adapter labelled the 0.1 quantile "0.9"
+    y = np.sin(np.arange(80) / 3) + np.arange(80) / 20
+    m = RNNForecaster(lookback=8, hidden_size=4, epochs=2, progress=False, random_state=0).fit(y)
+    up = m.predict_quantiles([0.1, 0.5, 0.9], horizon=3, method=method)                   # (3, 3)
+    asked = m.predict_quantiles([0.9, 0.1, 0.5, 0.9], horizon=3, method=method)
+    np.testing.assert_array_equal(asked, up[:, [2, 0, 1, 2]])
+    assert np.all(up[:, 0] < up[:, 2])

@@ -50,6 +50,12 @@ def test_adapter_intervals_are_the_conformal_ones():
     q = f.predict_quantiles(fh=[1, 2, 3], alpha=[0.1, 0.9])
     np.testing.assert_allclose(q.to_numpy(), f.forecaster_.predict_quantiles([0.1, 0.9], 3,
                                                                               y=y.to_numpy(dtype=float))[..., 0])
+    # levels asked out of order: each column holds its own level (they came back sorted, labelled as asked)
+    swapped = f.predict_quantiles(fh=[1, 2, 3], alpha=[0.9, 0.1])
+    name = "Number of airline passengers"
+    np.testing.assert_allclose(swapped[(name, 0.9)].to_numpy(), q[(name, 0.9)].to_numpy())
+    np.testing.assert_allclose(swapped[(name, 0.1)].to_numpy(), q[(name, 0.1)].to_numpy())
+    assert (q[(name, 0.1)] < q[(name, 0.9)]).all()
     g = SktimeRNNForecaster(lookback=12, transform="log_return", epochs=3, random_state=0, interval_method="head")
     head = g.fit(y, fh=[1, 2, 3]).predict_interval(fh=[1, 3], coverage=0.9)
     assert not np.allclose(head.to_numpy(), iv.xs(0.9, axis=1, level=1).to_numpy())

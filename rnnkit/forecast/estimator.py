@@ -450,7 +450,8 @@ class RNNForecaster(Estimator):
     def predict_quantiles(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95), horizon: Optional[int] = None,
                           y=None, past_covariates=None, future_covariates=None, *,
                           method: str = "conformal") -> np.ndarray:
-        """Forecast quantiles: (H, Q) or (H, Q, k), increasing along Q.
+        """Forecast quantiles: (H, Q) or (H, Q, k), in the order of ``quantiles`` (a lower level is never
+        above a higher one).
 
         ``method="conformal"`` (default): the point forecast plus the head's spread times the
         split-conformal quantile of the calibration scores at each level (:mod:`.conformal`): an upper
@@ -460,7 +461,9 @@ class RNNForecaster(Estimator):
         q = [float(v) for v in np.atleast_1d(quantiles)]
         if not q or any(not (0.0 < v < 1.0) for v in q):
             raise ValueError(f"quantiles: expected levels strictly between 0 and 1, got {quantiles!r}")
-        return forecast_quantiles(self, q, horizon, y, past_covariates, future_covariates, method)
+        levels = sorted(set(q))                 # computed increasing (they are made monotone), then as asked
+        out = forecast_quantiles(self, levels, horizon, y, past_covariates, future_covariates, method)
+        return out[:, [levels.index(v) for v in q], ...]
 
     def predict_interval(self, coverage: float = 0.9, horizon: Optional[int] = None, y=None,
                          past_covariates=None, future_covariates=None, *,
