@@ -198,7 +198,8 @@ class Estimator:
     # -- files ---------------------------------------------------------------
     def _file_config(self, fitted: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """``{"params", "fitted"}`` as files store them; ``fitted`` defaults to the fitted estimator's own."""
-        params = plain(self.get_params())
+        # a setting given as a NumPy array (quantiles=np.array([...])) is written as the list it holds
+        params = plain({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in self.get_params().items()})
         if not (params.get("random_state") is None or isinstance(params.get("random_state"), int)):
             params["random_state"] = None    # a Generator is not JSON; the fit's own seed is in the checkpoint
         return {"params": params, "fitted": dict(self._fitted_config() if fitted is None else fitted)}

@@ -154,3 +154,69 @@ def test_data_messages_name_flags():
     from rnnkit.forecast.metrics import mase_scale
     with pytest.raises(DataError, match="--seasonal-period 12"):
         mase_scale(np.arange(5.0), 12)
+
+
+# -- the estimator contract, from a new user's probe of the Python API (2026-12-05) ----------------------------
+def _small(**kw):
+    return RNNForecaster(**dict(dict(lookback=8, hidden_size=4, epochs=2, progress=False, random_state=0), **kw))
+
+
+@pytest.mark.parametrize("change", [dict(lookback=12), dict(horizon=3), dict(transform="diff"),
+                                    dict(strategy="direct"), dict(head="point")])
+def test_a_model_setting_changed_after_fit_is_refused_at_use_and_save(change, tmp_path):
+    # predict read the new lookback/strategy (wrong windows, other numbers, no error); save wrote a file
+    # that load refused ("the last y rows have shape (12, 1), expected (24, 1)")
+    m = _small().fit(_sine(120))
+    before = m.predict(3)
+    m.set_params(**change)
+    (name, value), = change.items()
+    for use in (lambda: m.predict(3), lambda: m.predict_interval(0.9, horizon=3), lambda: m.save(tmp_path / "m.npz")):
+        with pytest.raises(HyperparameterError, match=rf"changed since this model was fitted: {name} \(--"):
+            use()
+    assert not (tmp_path / "m.npz").exists()
+    m.set_params(**{name: _small().get_params()[name]})
+    np.testing.assert_array_equal(m.predict(3), before)               # set back: the model as it was
+
+
+def test_prediction_settings_are_checked_at_use():
+    m = _small().fit(_sine(120))
+    m.set_params(n_samples=0)                       # was "TypeError: 'NoneType' object is not subscriptable"
+    with pytest.raises(HyperparameterError, match=r"n_samples \(--n-samples\) must be >= 1, got 0"):
+        m.predict_interval(0.9, horizon=2, method="head")
+    m.set_params(n_samples=200, epochs=9, progress=True)              # training settings: nothing to refuse
+    assert m.predict(2).shape == (2,)
+
+
+def test_an_interrupted_or_failed_calibration_leaves_the_fitted_model_as_it_was(monkeypatch):
+    import rnnkit.forecast.estimator as fe
+    m = _small().fit(_sine(120))
+    before, history, cal = m.predict(3), m.history_, m.calibration_
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fe, "calibration_scores", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        m.set_params(epochs=5).fit(_sine(200) * 3)
+    assert m.history_ is history and m.calibration_ is cal
+    np.testing.assert_array_equal(m.predict(3), before)
+    fresh = _small()
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(_sine(120))
+    assert not hasattr(fresh, "history_") and not hasattr(fresh, "net_")
+
+
+def test_series_is_checked_before_training_and_meta_is_set_by_fit(monkeypatch):
+    import rnnkit.forecast.estimator as fe
+    monkeypatch.setattr(fe.RNNForecaster, "_fit_loop", lambda *a, **k: pytest.fail("trained before the check"))
+    with pytest.raises(HyperparameterError, match="series: the recorded series field 'date_column' should be"):
+        _small().fit(_sine(120), series={"name": "sales"})          # it trained fully, then raised ValueError
+    monkeypatch.undo()
+    assert _small().fit(_sine(120)).meta_ == {}                     # the docstring lists it; only load set it
+
+
+def test_quantile_levels_given_as_an_array_are_saved_as_a_list(tmp_path):
+    m = _small(head="quantile", strategy="direct", horizon=2, quantiles=np.array([0.05, 0.5, 0.95])).fit(_sine(120))
+    m.save(tmp_path / "q.npz")                      # was "ndarray is not JSON-able"
+    back = RNNForecaster.load(tmp_path / "q.npz")
+    assert tuple(back.quantiles) == (0.05, 0.5, 0.95)
+    np.testing.assert_array_equal(back.predict(2), m.predict(2))

@@ -53,6 +53,13 @@ MAX_SAMPLES = 100_000        # sample paths of a recursive interval
 _ROLES = (("y", "target"), ("past_covariates", "past"), ("future_covariates", "future"))
 
 
+def _plain_param(v):
+    """A setting as compared across set_params: sequences (quantiles) as tuples of floats."""
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return tuple(float(x) for x in np.ravel(v))
+    return v
+
+
 def _checked_series(series):
     """``series_`` as a model file holds it (:func:`rnnkit.forecast.api.series_info`), its types checked.
 
@@ -269,6 +276,11 @@ class RNNForecaster(Estimator):
         """
         self._check_params()
         check_flag(flag_of("resume"), resume)
+        try:                                    # checked now: the model keeps it, and a file is read with it
+            _checked_series(series)
+        except ValueError as e:
+            raise HyperparameterError(f"series: {e} (it records the CSV columns and dates the command-line tools "
+                                      "read; leave it out in the library)") from None
         Y = as_matrix("y", y)
         T, k = Y.shape
         P = as_matrix("past_covariates", past_covariates, rows=T)
@@ -376,13 +388,19 @@ class RNNForecaster(Estimator):
             early_stopping_patience=self.early_stopping_patience if validate else None,
             progress=bool(self.progress), unit="win")
         net.eval()
-        self._set_fitted(fitted, net)
-        self.history_ = history
-        if n_cal:
-            fitted = dict(fitted, calibration=calibration_scores(self, Y, P, F, Tw))
+        before = dict(self.__dict__)            # the calibration predicts with the new model: if it fails or is
+        try:                                    # interrupted, the estimator is put back as it was
             self._set_fitted(fitted, net)
-            if checkpoint_path is not None and os.path.exists(checkpoint_path):
-                checkpoint_calibration(checkpoint_path, fitted["calibration"])   # it predicts like the model
+            self.history_, self.meta_ = history, {}
+            if n_cal:
+                fitted = dict(fitted, calibration=calibration_scores(self, Y, P, F, Tw))
+                self._set_fitted(fitted, net)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        if n_cal and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            checkpoint_calibration(checkpoint_path, fitted["calibration"])       # it predicts like the model
         return self
 
     def _fit_seed(self, checkpoint_path, resume: bool) -> int:
@@ -436,6 +454,24 @@ class RNNForecaster(Estimator):
                 raise ValueError(f"the calibration scores have {len(self.calibration_)} steps, expected "
                                  f"{self.horizon} steps of finite values")
         self._fitted = dict(fitted)
+        self._fit_params = {k: _plain_param(getattr(self, k)) for k in self._model_params}
+
+    # what the fitted network and scalers are built for: set_params on one of them after fit is refused at use
+    _model_params = ("lookback", "horizon", "strategy", "cell", "hidden_size", "num_layers", "head", "quantiles",
+                     "transform", "scaler", "dtype")
+
+    def _check_fitted(self) -> None:
+        """Fitted, with the settings it was fitted with (and the prediction settings valid): a lookback or
+        transform changed by set_params after fit made predictions from the wrong windows and files that
+        load refused."""
+        super()._check_fitted()
+        fit_params = getattr(self, "_fit_params", {})
+        changed = [k for k, v in fit_params.items() if _plain_param(getattr(self, k)) != v]
+        if changed:
+            said = ", ".join(f"{flag_of(k)} {fit_params[k]!r} -> {_plain_param(getattr(self, k))!r}" for k in changed)
+            raise HyperparameterError(f"changed since this model was fitted: {said}; the model is built for the "
+                                      "fitted values: set them back, or fit again")
+        self._check_params()                   # n_samples, interval settings ... changed by set_params
 
     # -- predict ----------------------------------------------------------
     def predict(self, horizon: Optional[int] = None, y=None, past_covariates=None, future_covariates=None):
