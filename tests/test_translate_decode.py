@@ -114,6 +114,19 @@ def test_max_length_cuts_unfinished_hypotheses():
         assert all(len(h.tokens) <= 2 for h in hyps) and len(hyps) == 2
 
 
+@pytest.mark.parametrize("favoured", ["PAD", "SOS"])
+def test_pad_and_sos_are_never_emitted(favoured):
+    # an undertrained model picked them; decode() drops them, so the text was shorter than its weights
+    from rnnkit.translate import data
+    model = _random_model()
+    model.decoder.out.bias.data[getattr(data, favoured)] = 50.0        # the model's favourite by far
+    g = greedy(model, RANDOM_SRC, RANDOM_LEN, max_length=4)
+    b = beam_search(model, RANDOM_SRC, RANDOM_LEN, beam_size=3, n_best=2, max_length=4)
+    for h in g + [h for hyps in b for h in hyps]:
+        assert data.PAD not in h.tokens and data.SOS not in h.tokens
+        assert h.weights.shape[0] == len(h.tokens) + h.finished          # a weight row per emitted token
+
+
 def test_bad_beam_settings():
     model = _random_model()
     with pytest.raises(HyperparameterError, match=r"beam \(--beam\) must be >= 1, got 0"):
@@ -131,3 +144,36 @@ def test_max_length_must_be_positive():
             _check_max_length(bad)
     _check_max_length(1)
     _check_max_length(10000)
+
+
+def test_translate_takes_one_string_as_one_sentence_and_refuses_what_is_not_text(trained):
+    # "cat" gave 3 results (its letters); "one cat" failed on its space as "sentence 4 is empty"; [] crashed
+    one = trained.translate("ab cd ef")
+    assert len(one) == 1 and [t.text for t in one[0]] == [t.text for t in trained.translate(["ab cd ef"])[0]]
+    assert trained.translate([]) == []
+    from rnnkit.errors import DataError
+    with pytest.raises(DataError, match="sentence 2 is a NoneType, not a str"):
+        trained.translate(["ab", None])
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ([(1, 2)], r"train_pairs\[0\]: expected a \(source, target\) pair of strings, got \(1, 2\)"),
+    ([("ab", None)], r"train_pairs\[0\]: .* got \('ab', None\)"),
+    ([("a", "b", "c")], r"train_pairs\[0\]: .* got \('a', 'b', 'c'\)"),
+    (["ab"], r"train_pairs\[0\]: .* got 'ab'"),
+    ("ab cd", "train_pairs: expected a list of .* got a str"),
+])
+def test_fit_names_the_first_pair_that_is_not_two_strings(pairs, message):
+    from rnnkit.errors import DataError
+    with pytest.raises(DataError, match=message):                      # were AttributeError/ValueError
+        Translator(epochs=1, hidden_size=8, embedding_size=8, progress=False).fit(pairs)
+
+
+def test_fit_refuses_a_dataframe_and_says_how_to_pass_it():
+    pd = pytest.importorskip("pandas")
+    from rnnkit.errors import DataError
+    df = pd.DataFrame({"src": ["ab cd", "ef gh"], "tgt": ["CD AB", "GH EF"]})
+    with pytest.raises(DataError, match=r"got a DataFrame \(pass list\(df.itertuples\(index=False\)\)\)"):
+        Translator(epochs=1, hidden_size=8, embedding_size=8, progress=False).fit(df)
+    tr = Translator(epochs=1, hidden_size=8, embedding_size=8, progress=False).fit(list(df.itertuples(index=False)))
+    assert tr.history_.steps >= 1

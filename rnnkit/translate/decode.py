@@ -29,7 +29,7 @@ from ..errors import HyperparameterError
 from ..estimator import flag_of
 from ..nn.attention import Memory
 from ..nn.losses import log_softmax
-from .data import EOS, SOS
+from .data import EOS, PAD, SOS
 
 __all__ = ["Hypothesis", "greedy", "beam_search", "length_penalty", "check_decoding", "decoding_bytes", "MAX_BEAM",
            "MAX_LENGTH"]
@@ -85,6 +85,13 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+def _never_emitted(logp: np.ndarray) -> np.ndarray:
+    """``logp`` with <pad> and <sos> ruled out (-inf): they are inputs, never outputs. An undertrained model
+    could pick them, and the text (which drops them) came out shorter than its attention weights."""
+    logp[:, PAD] = logp[:, SOS] = -np.inf
+    return logp
+
+
 def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) -> List[Hypothesis]:
     """The greedy translation of each source in the batch ``src`` (S, N)."""
     _check_max_length(max_length)
@@ -99,7 +106,7 @@ def greedy(model, src: np.ndarray, src_len: np.ndarray, max_length: int = 50) ->
         finished = np.zeros(N, dtype=bool)
         for _ in range(max_length):
             out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
-            logp = log_softmax(project(out))                           # (N, V)
+            logp = _never_emitted(log_softmax(project(out)))           # (N, V)
             tokens = logp.argmax(axis=1)
             log_prob += np.where(finished, 0.0, logp[np.arange(N), tokens])
             out_tokens.append(tokens)
@@ -199,7 +206,7 @@ def beam_search(model, src: np.ndarray, src_len: np.ndarray, beam_size: int = 5,
         done = np.zeros(N, dtype=bool)
         for t in range(max_length):
             out, w, dstate, _ = dec.step(tokens, dstate, mem, need_cache=False)
-            logp = log_softmax(project(out)).astype(np.float64)       # (N*B, V)
+            logp = _never_emitted(log_softmax(project(out)).astype(np.float64))   # (N*B, V)
             V = logp.shape[1]
             cand = (scores.reshape(N * B, 1) + logp).reshape(N, B * V)  # (N, B*V)
             order = _best(cand, 2 * B)                                 # 2B: enough to refill B after <eos>s

@@ -48,6 +48,24 @@ class Translation(NamedTuple):
     unknown: List[str]         # source tokens outside the vocabulary (read as <unk>)
 
 
+def _checked_pairs(pairs, what: str) -> List[Tuple[str, str]]:
+    """``pairs`` as a list of (source, target) strings; anything else is one line naming the first bad item.
+
+    A pandas DataFrame iterates over its column names: give ``df.itertuples(index=False)`` or a list of pairs.
+    """
+    if isinstance(pairs, (str, bytes)) or type(pairs).__name__ == "DataFrame":
+        raise DataError(f"{what}: expected a list of (source, target) pairs of strings, got a "
+                        f"{type(pairs).__name__}" + (" (pass list(df.itertuples(index=False)))"
+                                                     if type(pairs).__name__ == "DataFrame" else ""))
+    out = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2 \
+                or not all(isinstance(x, str) for x in pair):
+            raise DataError(f"{what}[{i}]: expected a (source, target) pair of strings, got {pair!r:.80}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
 class Translator(Estimator):
     """Sequence-to-sequence translator with attention (encoder, bridge, attentional decoder).
 
@@ -268,8 +286,8 @@ class Translator(Estimator):
         with the same model settings and data. A fit that fails or is
         interrupted leaves the translator exactly as it was (fitted or not).
         """
-        train_pairs = list(train_pairs)
-        valid_pairs = list(valid_pairs or [])
+        train_pairs = _checked_pairs(train_pairs, "train_pairs")
+        valid_pairs = _checked_pairs(valid_pairs or [], "valid_pairs")
         if not train_pairs:
             raise DataError("no training pairs")
         self._check_params()
@@ -366,10 +384,20 @@ class Translator(Estimator):
     # -- translation ---------------------------------------------------------
     def translate(self, sentences: Sequence[str], *, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
                   max_length: Optional[int] = None, batch_size: int = 64) -> List[List[Translation]]:
-        """The ``n_best`` translations of each sentence (beam search when ``beam`` > 1), best first."""
+        """The ``n_best`` translations of each sentence (beam search when ``beam`` > 1), best first.
+
+        ``sentences``: a list of strings, or one string (one sentence, as :func:`rnnkit.translate.translate`
+        takes it: a string is not read as its characters); one list of translations per sentence.
+        """
         self._check_fitted()
         check_decoding(beam=beam, n_best=n_best, length_penalty=length_penalty, max_length=max_length)
         check_count(flag_of("batch_size"), batch_size, 1)
+        sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+        for i, s in enumerate(sentences):
+            if not isinstance(s, str):
+                raise DataError(f"sentence {i + 1} is a {type(s).__name__}, not a str: pass the sentences as text")
+        if not sentences:
+            return []
         return self._translate(sentences, beam, n_best, length_penalty, max_length, batch_size)
 
     def _translate(self, sentences, beam=1, n_best=1, length_penalty=0.0, max_length=None, batch_size=64):
