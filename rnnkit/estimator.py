@@ -129,6 +129,13 @@ class Estimator:
     def __sklearn_is_fitted__(self) -> bool:
         return self._is_fitted()
 
+    def __sklearn_tags__(self):
+        """scikit-learn's tags (its ``check_is_fitted`` and ``clone`` ask for them since 1.6): an estimator that
+        is fitted before use and takes its data unvalidated by scikit-learn. Only called by scikit-learn."""
+        from sklearn.utils import Tags, TargetTags
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), no_validation=True,
+                    requires_fit=True)
+
     def _is_fitted(self) -> bool:
         return hasattr(self, "history_")
 

@@ -80,7 +80,12 @@ def test_clone_and_params_round_trip(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_fit_returns_self_and_save_load_round_trip(kind, tmp_path):
     est, data = CASES[kind]()
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
+    with pytest.raises(SkNotFitted):                # scikit-learn's own check (it raised AttributeError: no tags)
+        check_is_fitted(est)
     assert est.fit(*data) is est
+    check_is_fitted(est)
     path = est.save(tmp_path / "m.npz")
     back = rnnkit.load(path)
     assert type(back) is type(est) and back.kind == kind
@@ -154,7 +159,7 @@ def test_settings_changed_after_fit_are_refused_at_save_not_at_load(kind, tmp_pa
     from rnnkit.errors import NotFittedError
     est, data = CASES[kind]()
     est.fit(*data).set_params(hidden_size=est.hidden_size + 3)
-    with pytest.raises(NotFittedError, match="changed since it was fitted.*fit it again before saving"):
+    with pytest.raises(NotFittedError, match="changed since it was fitted.*fit it again"):
         est.save(tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
 

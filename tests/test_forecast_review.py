@@ -10,7 +10,7 @@ import pytest
 import rnnkit.estimator
 import rnnkit.train.loop
 from rnnkit.cli.main import main
-from rnnkit.errors import DataError, HyperparameterError
+from rnnkit.errors import DataError, HyperparameterError, NotFittedError
 from rnnkit.forecast import RNNForecaster
 from rnnkit.train.checkpoint import load_checkpoint
 
@@ -171,7 +171,7 @@ def test_a_model_setting_changed_after_fit_is_refused_at_use_and_save(change, tm
     m.set_params(**change)
     (name, value), = change.items()
     for use in (lambda: m.predict(3), lambda: m.predict_interval(0.9, horizon=3), lambda: m.save(tmp_path / "m.npz")):
-        with pytest.raises(HyperparameterError, match=rf"changed since this model was fitted: {name} \(--"):
+        with pytest.raises(NotFittedError, match=rf"changed since it was fitted \({name} \(--.*set them back, or fit"):
             use()
     assert not (tmp_path / "m.npz").exists()
     m.set_params(**{name: _small().get_params()[name]})
@@ -220,3 +220,15 @@ def test_quantile_levels_given_as_an_array_are_saved_as_a_list(tmp_path):
     back = RNNForecaster.load(tmp_path / "q.npz")
     assert tuple(back.quantiles) == (0.05, 0.5, 0.95)
     np.testing.assert_array_equal(back.predict(2), m.predict(2))
+
+
+def test_resuming_with_random_state_none_continues_the_checkpoints_run(tmp_path):
+    # the docstring promised it; the resume check refused "--random-state 0, not --random-state none"
+    ckpt = tmp_path / "f.ckpt.npz"
+    whole = _small(max_steps=6, epochs=50).fit(_sine(120))
+    _small(max_steps=3, epochs=50).fit(_sine(120), checkpoint_path=ckpt)
+    resumed = _small(max_steps=6, epochs=50, random_state=None).fit(_sine(120), checkpoint_path=ckpt, resume=True)
+    assert resumed.random_state == 0 and resumed.history_.steps == 6
+    np.testing.assert_array_equal(resumed.predict(3), whole.predict(3))
+    with pytest.raises(Exception, match="trained with --random-state 0, not --random-state 5"):
+        _small(max_steps=9, epochs=50, random_state=5).fit(_sine(120), checkpoint_path=ckpt, resume=True)

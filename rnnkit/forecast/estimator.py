@@ -34,7 +34,7 @@ import numpy as np
 from ..checks import (check_choice, check_count, check_flag, check_optional_count, check_optional_real,
                       check_probability, check_real, check_seed)
 from ..distributed import world
-from ..errors import DataError, HyperparameterError
+from ..errors import DataError, HyperparameterError, NotFittedError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
@@ -405,10 +405,14 @@ class RNNForecaster(Estimator):
 
     def _fit_seed(self, checkpoint_path, resume: bool) -> int:
         """The run's seed, drawn from ``random_state`` as before issue 10 (so the README's figures stand);
-        resuming with random_state=None continues the checkpoint's own seed."""
+        resuming with random_state=None continues the checkpoint's own run: its random_state is taken (another
+        one is refused by the resume check, since the seed is among the fitted facts)."""
         if resume and self.random_state is None and checkpoint_path is not None and os.path.exists(checkpoint_path):
             from ..train.checkpoint import load_checkpoint
-            return int(load_checkpoint(checkpoint_path).train_state.get("seed", 0))
+            ck = load_checkpoint(checkpoint_path)
+            self.random_state = ((ck.config or {}).get("params") or {}).get("random_state")
+            if not isinstance(self.random_state, int):
+                return int(ck.train_state.get("seed", 0))
         self._seed()                                    # the shared check of random_state
         return int(np.random.default_rng(self.random_state).integers(2 ** 31 - 1))
 
@@ -469,8 +473,8 @@ class RNNForecaster(Estimator):
         changed = [k for k, v in fit_params.items() if _plain_param(getattr(self, k)) != v]
         if changed:
             said = ", ".join(f"{flag_of(k)} {fit_params[k]!r} -> {_plain_param(getattr(self, k))!r}" for k in changed)
-            raise HyperparameterError(f"changed since this model was fitted: {said}; the model is built for the "
-                                      "fitted values: set them back, or fit again")
+            raise NotFittedError(f"the settings of this {type(self).__name__} changed since it was fitted ({said}); "
+                                 "the model is built for the fitted values: set them back, or fit it again")
         self._check_params()                   # n_samples, interval settings ... changed by set_params
 
     # -- predict ----------------------------------------------------------
