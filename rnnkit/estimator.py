@@ -196,6 +196,9 @@ class Estimator:
         return CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=low)
 
     _size_flags: ClassVar[Tuple[str, ...]] = ("--hidden-size", "--num-layers", "--batch-size")
+    # fitted facts computed after training and stored in a finished run's checkpoint (the forecaster's
+    # calibration scores): the resume check compares the rest
+    _fitted_after_training: ClassVar[Tuple[str, ...]] = ()
 
     def _check_memory(self, shapes: Mapping[str, Tuple[int, ...]], dtype, extra_bytes: int = 0,
                       what: str = "these settings") -> None:
@@ -358,7 +361,10 @@ class Estimator:
             now = ", ".join(said(k, new_params.get(k)) for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
-        if old.get("fitted") != config["fitted"] or ck.meta.get("data_sha256", "") != data_fingerprint:
+        after = self._fitted_after_training         # facts a finished run adds to its last checkpoint
+        same = ({k: v for k, v in (old.get("fitted") or {}).items() if k not in after}
+                == {k: v for k, v in config["fitted"].items() if k not in after})
+        if not same or ck.meta.get("data_sha256", "") != data_fingerprint:
             raise PathError(f"{checkpoint_path}: this checkpoint was trained on other data; resume with the same "
                             "data file and data settings, or start afresh without --resume")
         return old_params.get("random_state")

@@ -232,3 +232,21 @@ def test_resuming_with_random_state_none_continues_the_checkpoints_run(tmp_path)
     np.testing.assert_array_equal(resumed.predict(3), whole.predict(3))
     with pytest.raises(Exception, match="trained with --random-state 0, not --random-state 5"):
         _small(max_steps=9, epochs=50, random_state=5).fit(_sine(120), checkpoint_path=ckpt, resume=True)
+
+
+def test_a_refused_resume_leaves_the_finished_checkpoint_as_it_was(tmp_path):
+    # resume stripped the calibration scores from the checkpoint before its checks: a refused resume left a
+    # checkpoint that forecast with uncalibrated intervals; under MPI rank 1 raced rank 0's rewrite and
+    # refused the resume as "trained on other data"
+    ckpt = tmp_path / "f.ckpt.npz"
+    first = _small(max_steps=4, epochs=50).fit(_sine(120), checkpoint_path=ckpt)
+    before = ckpt.read_bytes()
+    assert load_checkpoint(ckpt).config["fitted"]["calibration"] is not None
+    with pytest.raises(Exception, match="--learning-rate"):
+        _small(max_steps=8, epochs=50, learning_rate=0.5).fit(_sine(120), checkpoint_path=ckpt, resume=True)
+    assert ckpt.read_bytes() == before
+    longer = _small(max_steps=8, epochs=50).fit(_sine(120), checkpoint_path=ckpt, resume=True)
+    whole = _small(max_steps=8, epochs=50).fit(_sine(120))
+    np.testing.assert_array_equal(longer.predict_interval(0.9, horizon=2)[1], whole.predict_interval(0.9, horizon=2)[1])
+    assert load_checkpoint(ckpt).config["fitted"]["calibration"] == whole._fitted["calibration"]
+    assert first.history_.steps == 4

@@ -156,7 +156,8 @@ def checkpoint_calibration(path, calibration) -> None:
     """Store (or, with None, drop) the scores in the fitted config of the training checkpoint at ``path``.
 
     The scores exist only once training has ended; the final checkpoint gets them so that it forecasts
-    like the model file, and a resumed run drops them (its config must match the run's, which has none yet).
+    like the model file. A resumed run's checkpoints have none until its own end writes new ones (the resume
+    check leaves them out: ``RNNForecaster._fitted_after_training``), so a refused resume changes nothing.
     """
     from ..train.checkpoint import load_checkpoint, save_checkpoint
     ck = load_checkpoint(path)

@@ -145,6 +145,7 @@ class RNNForecaster(Estimator):
     """
 
     kind = "forecaster"
+    _fitted_after_training = ("calibration",)     # the resumed run's checkpoints drop them; its end writes new
     _choices = {"strategy": ("recursive", "direct"), "cell": tuple(CELLS), "head": HEADS,
                 "transform": tuple(TRANSFORMS), "scaler": SCALERS, "dtype": ("float32", "float64")}
     _resume_fixed = ("lookback", "horizon", "strategy", "cell", "hidden_size", "num_layers", "head", "quantiles",
@@ -376,8 +377,6 @@ class RNNForecaster(Estimator):
             vmask = None if direct else (tgt_index[:, val_idx] >= n_train)
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
-        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            checkpoint_calibration(checkpoint_path, None)   # a finished run's scores; training changes them
         optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
         # the checkpoints carry the new fitted config; a failed fit leaves a fitted model as it was
         history = self._fit_loop(
