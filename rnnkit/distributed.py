@@ -405,10 +405,10 @@ def init(what: str = "--distributed") -> World:
     try:
         from mpi4py import MPI
     except ImportError as e:
-        raise HyperparameterError(f"{what} needs mpi4py and an MPI library, which are not installed ({e}); "
-                                  f"{MPI_HINT}") from None
+        raise mark_collective(HyperparameterError(                  # every launched process alike: rank 0 says it
+            f"{what} needs mpi4py and an MPI library, which are not installed ({e}); {MPI_HINT}")) from None
     except RuntimeError as e:                  # mpi4py present, its MPI library missing or broken
-        raise HyperparameterError(f"{what}: mpi4py could not start MPI ({e}); {MPI_HINT}") from None
+        raise mark_collective(HyperparameterError(f"{what}: mpi4py could not start MPI ({e}); {MPI_HINT}")) from None
     w = World(MPI.COMM_WORLD)
     _current["world"] = w
     return w

@@ -129,6 +129,31 @@ def test_an_mpi_launch_without_distributed_is_refused(command, tmp_path, capsys,
     code = main(command + ["--out", str(tmp_path / "m.npz")])
     err = capsys.readouterr().err
     assert code == 2 and "one of 4 started by an MPI launcher" in err and "add --distributed" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("PMI_RANK", "2")                 # every rank is refused alike: rank 0 alone says it
+    assert main(command + ["--out", str(tmp_path / "m.npz")]) == 2
+    assert capsys.readouterr().err == ""
+
+
+def test_warnings_come_from_rank_0_only_and_in_one_write(monkeypatch):
+    import sys
+    from rnnkit.cli.main import _one_line_warning
+    writes = []
+
+    class Stream:
+        def write(self, text):
+            writes.append(text)
+
+        def flush(self):
+            pass
+    monkeypatch.setattr(sys, "stderr", Stream())
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", "1")
+    _one_line_warning("dropout has no effect", RuntimeWarning, "f", 1)
+    assert writes == []
+    monkeypatch.setenv("PMI_RANK", "0")
+    _one_line_warning("dropout has no effect", RuntimeWarning, "f", 1)
+    assert writes == ["rnnkit: warning: dropout has no effect\n"]      # the newline in the same write
 
 
 def test_every_train_command_has_the_distributed_flag():

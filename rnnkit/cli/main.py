@@ -91,8 +91,15 @@ def _plug_closed_streams() -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line, written at once, by rank 0 only in an MPI job (every rank warns alike)."""
+    from ..distributed import launched_rank, world
+    w = world()
+    if (w.rank if w.size > 1 else launched_rank()) != 0:
+        return
     try:
-        print(f"rnnkit: warning: {message}", file=file or sys.stderr, flush=True)
+        stream = file or sys.stderr
+        stream.write(f"rnnkit: warning: {message}\n")
+        stream.flush()
     except (OSError, ValueError):   # a closed stream: the warning has nowhere to go
         pass
 

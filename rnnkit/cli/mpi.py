@@ -39,9 +39,10 @@ def setup(enabled: bool) -> World:
     if not enabled:
         k = launched_size()
         if k > 1:
-            raise HyperparameterError(f"this process is one of {k} started by an MPI launcher, but --distributed is "
-                                      "not given: each would train its own copy and write the same files; add "
-                                      "--distributed to train one model on all of them")
+            raise mark_collective(HyperparameterError(
+                f"this process is one of {k} started by an MPI launcher, but --distributed is not given: each "
+                "would train its own copy and write the same files; add --distributed to train one model on "
+                "all of them"))
         return SINGLE
     w = init()
     if w.size == 1:           # `rnnkit ... --distributed` without a launcher: say so, it trains as without the flag
@@ -127,7 +128,10 @@ def report_prefix(exc: BaseException, code: int) -> Optional[str]:
     when this process exits, so no rank waits forever."""
     w = world()
     if w.size == 1:
-        return ""
+        # one of several processes an MPI launcher started that never joined (refused before joining, or
+        # stopped by the launcher's signal): every rank has the same line, rank 0 says it
+        alike = is_collective(exc) or isinstance(exc, KeyboardInterrupt)
+        return None if alike and launched_size() > 1 and launched_rank() != 0 else ""
     failed = getattr(exc, "rnnkit_failed_ranks", None)
     if failed is not None:                                   # before training (agree)
         if len(failed) == w.size and exc.rnnkit_says_root:

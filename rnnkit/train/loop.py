@@ -231,8 +231,9 @@ class _Loop:
                 reason = self._train()
                 self.history.stop_reason = reason
                 if reason == "interrupted":  # printed here, never from the signal handler
-                    again = ("Ctrl-C again" if self.sigint.signal_name == "SIGINT"
-                             else f"{self.sigint.signal_name} or Ctrl-C again")
+                    name = self.sigint.signal_name          # None: the signal reached another rank of the job
+                    again = ("Ctrl-C again" if name == "SIGINT" else "a signal again" if name is None
+                             else f"{name} or Ctrl-C again")
                     self._note(f"interrupt: saving a checkpoint at step {self.ctx.step} ({again} to stop now)")
                 if self.checkpoint_path is not None:
                     self._save_checkpoint()
