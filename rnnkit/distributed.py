@@ -195,6 +195,17 @@ class World:
         self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         return [int(r) for r in np.flatnonzero(buf[:self.size])], [int(c) for c in buf[self.size:]]
 
+    def same_everywhere(self, text: str) -> bool:
+        """Whether every rank passed the same ``text`` (compared by its CRC-32: the lowest and the highest over
+        the ranks, in one all-reduce). Every rank gets the same answer, so all stop alike when it is False."""
+        if self.size == 1:
+            return True
+        from mpi4py import MPI
+        c = zlib.crc32(text.encode("utf-8", "surrogatepass"))
+        buf = np.array([c, -c], np.int64)                      # max of c and of -c: the highest and the lowest
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
+        return int(buf[0]) == -int(buf[1])
+
     # -- broadcasts and gathers (JSON and raw buffers, no pickle) -------------------------
     def bcast_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         """Overwrite ``arrays`` on every rank with rank 0's, in place (one flat buffer per dtype)."""

@@ -467,3 +467,21 @@ def test_translate_cli_on_two_processes_equals_one_process(tmp_path, capsys):
     # the Translator trains in float32 only: equal up to float32 rounding (a wrong share is off by 1e-3 and more)
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@needs_mpi
+def test_ranks_that_read_different_data_are_refused_before_training(tmp_path):
+    # a host with another copy of the text: a shorter one hung both ranks in different collectives (SIGTERM
+    # could not stop them), one of the same length trained one model on two texts with exit 0
+    text = _corpus(tmp_path / "text.txt")
+    other = tmp_path / "other.txt"
+    for name, make in (("short", lambda t: t[: len(t) * 2 // 3]), ("same length", lambda t: t[::-1])):
+        other.write_text(make(open(text).read()))
+        out = tmp_path / f"{name.replace(' ', '_')}.npz"
+        cmd = [MPIEXEC, "-n", "1", sys.executable, "-m", "mpi4py", "-m", "rnnkit", *_charlm_args(text, out, 40),
+               "--distributed", ":", "-n", "1", sys.executable, "-m", "mpi4py", "-m", "rnnkit",
+               *_charlm_args(str(other), out, 40), "--distributed"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT, env=_env(), cwd=ROOT)
+        assert run.returncode == 2, (name, run.stderr)
+        assert run.stderr.count("ranks read different data") == 1 and "Traceback" not in run.stderr, run.stderr
+        assert not out.exists()

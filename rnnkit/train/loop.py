@@ -49,6 +49,7 @@ callbacks, which run on every rank, must decide alike.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -215,6 +216,15 @@ class _Loop:
                 raise _distributed.mark_collective(TrainingError(
                     f"rank{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of {self.world.size} "
                     "failed before training (the reason is on that rank's line); nothing was trained"))
+            # a host with another copy of the input trained one model on two texts, or hung when the ranks'
+            # epochs ended at different steps: the data's digest and the fitted facts must agree
+            seen = json.dumps(_to_json({"data": self.meta.get("data_sha256"), "fitted": self.config.get("fitted")},
+                                       "config"), sort_keys=True)
+            if not self.world.same_everywhere(seen):
+                raise _distributed.mark_collective(TrainingError(
+                    f"the {self.world.size} ranks read different data (the digests of the input and of what was "
+                    "learned from it differ): every host must see the same input files at the same paths; "
+                    "nothing was trained"))
         if resume and os.path.exists(self.checkpoint_path):
             _resume.restore(self, load_checkpoint(self.checkpoint_path))
         if self.world.size > 1:   # every rank starts from rank 0's parameters and optimiser state
