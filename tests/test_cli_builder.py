@@ -176,3 +176,30 @@ def test_shared_names_are_the_flags_of_their_keywords():
     for name, spelled in SHARED.items():
         assert flag(name) == spelled, name
     assert builder.flag("validation_fraction") == "--validation-fraction"
+
+
+@pytest.mark.parametrize("app", ["charlm", "music"])
+def test_an_explicit_none_for_every_budget_is_refused_not_read_as_the_default(app, tmp_path, capsys):
+    # "--epochs none --max-steps none" trained the default 10 epochs: none is "no limit", not "unset"
+    from rnnkit.cli.main import main
+    data = tmp_path / ("t.txt" if app == "charlm" else "m.json")
+    data.write_text("abc " * 50 if app == "charlm" else "{}")
+    for flags in (["--epochs", "none", "--max-steps", "none"], ["--epochs", "none"],
+                  ["--max-minutes", "none", "--epochs", "none"]):
+        assert main([app, "train", str(data), "--out", str(tmp_path / "m.npz")] + flags) == 2
+        err = capsys.readouterr().err
+        assert "training never ends; give one of them a number, or leave them out for the default budget" in err
+        assert err.count("\n") == 1 and not (tmp_path / "m.npz").exists()
+
+
+def test_unset_budget_flags_become_none_and_a_number_anywhere_is_a_budget():
+    import argparse
+    from rnnkit.cli.builder import UNSET, estimator_kwargs
+    ns = argparse.Namespace(epochs=UNSET, max_steps=UNSET, max_minutes=UNSET, hidden_size=8)
+    assert estimator_kwargs(ns, ["epochs", "max_steps", "max_minutes", "hidden_size"]) == dict(
+        epochs=None, max_steps=None, max_minutes=None, hidden_size=8)            # the estimator's default budget
+    ns.epochs, ns.max_steps = None, 3                                          # --epochs none --max-steps 3
+    assert estimator_kwargs(ns, ["epochs", "max_steps", "max_minutes"])["max_steps"] == 3
+    ns.epochs, ns.max_steps, ns.max_minutes = None, None, None                 # translate-like: no UNSET defaults
+    assert estimator_kwargs(ns, ["epochs", "max_steps", "max_minutes"]) == dict(epochs=None, max_steps=None,
+                                                                               max_minutes=None)

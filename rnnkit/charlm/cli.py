@@ -11,7 +11,8 @@ import sys
 from functools import partial
 from typing import List
 
-from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..cli.builder import (UNSET_BUDGET, add_estimator_flags, add_output_flags, command, estimator_kwargs,
+                           subcommands)
 from ..train.averaging import describe_averaging
 from ..train.history import trained_line
 from . import api
@@ -93,7 +94,7 @@ def register(subparsers) -> None:
     d, q = api.DEFAULTS, api.QUICK_DEFAULTS
     names = add_estimator_flags(
         t, CharModel, exclude=("progress",), title="model and training",
-        defaults={"num_layers": None, "learning_rate": None},
+        defaults={"num_layers": None, "learning_rate": None, **UNSET_BUDGET},
         helps={"num_layers": f"stacked recurrent layers (default: {d['num_layers']}; {q['num_layers']} without "
                              "TEXTFILE)",
                "learning_rate": f"Adam learning rate (default: {d['learning_rate']}; {q['learning_rate']} without "

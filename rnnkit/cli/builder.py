@@ -265,9 +265,35 @@ def add_estimator_flags(parser, cls, names: Optional[Iterable[str]] = None, *, e
     return added
 
 
+class _Unset:
+    """The default of a training budget flag that was not given (``UNSET_BUDGET``): the estimator's own default
+    budget applies, which ``--epochs none`` (no epoch limit) must not be mistaken for."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+BUDGET = ("epochs", "max_steps", "max_minutes")
+UNSET_BUDGET = {name: UNSET for name in BUDGET}       # ``defaults=`` for commands whose estimator has a default budget
+
+
 def estimator_kwargs(args: argparse.Namespace, names: Iterable[str]) -> Dict[str, Any]:
-    """The keyword arguments named ``names`` from parsed ``args``."""
-    return {name: getattr(args, name) for name in names}
+    """The keyword arguments named ``names`` from parsed ``args``.
+
+    Budget flags left at :data:`UNSET` become None (the estimator's default budget); when some were given and
+    none of them is a number (``--epochs none --max-steps none``), training would never end: refused (it
+    trained the default 10 epochs).
+    """
+    kwargs = {name: getattr(args, name) for name in names}
+    budget = [k for k in BUDGET if k in kwargs]
+    given = [k for k in budget if kwargs[k] is not UNSET]
+    if any(kwargs[k] is UNSET for k in budget) and given and all(kwargs[k] in (None, UNSET) for k in budget):
+        from ..errors import HyperparameterError
+        raise HyperparameterError(f"{' '.join(flag(k) + ' none' for k in given)}: with no "
+                                  f"{', '.join(flag(k) for k in budget)} training never ends; give one of them a "
+                                  "number, or leave them out for the default budget")
+    return {k: None if v is UNSET else v for k, v in kwargs.items()}
 
 
 def add_output_flags(parser, *, out: Optional[str] = None, out_help: str = "the model file",

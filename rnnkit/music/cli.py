@@ -9,7 +9,8 @@ from __future__ import annotations
 from functools import partial
 from typing import List
 
-from ..cli.builder import add_estimator_flags, add_output_flags, command, estimator_kwargs, subcommands
+from ..cli.builder import (UNSET_BUDGET, add_estimator_flags, add_output_flags, command, estimator_kwargs,
+                           subcommands)
 from ..train.history import trained_line
 from .estimator import MusicModel
 
@@ -61,7 +62,8 @@ def register(subparsers) -> None:
     t.add_argument("datafile", metavar="DATAFILE", help=".mat (traindata/validdata/testdata) or .json (train/valid/test)")
     add_output_flags(t, out="music.npz", out_help="the model file; the checkpoint (NAME.ckpt.npz) goes beside it",
                      resume=True, progress=True)
-    names = add_estimator_flags(t, MusicModel, exclude=("progress",), title="model and training")
+    names = add_estimator_flags(t, MusicModel, exclude=("progress",), title="model and training",
+                                defaults=UNSET_BUDGET)
     t.set_defaults(func=partial(_train, names=names))
 
     e = command(sub, "eval", help="NLL per time step of a model on one split of a data file", func=_eval)
