@@ -40,7 +40,7 @@ from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
 from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
 from .conformal import calibration_scores, checkpoint_calibration, shortfall
-from .dates import valid_quarter_style
+from .dates import BUSINESS_ANCHORS, valid_quarter_style
 from .predicting import INTERVAL_METHODS, forecast, forecast_interval, forecast_quantiles
 from .model import CELLS, ForecastNet
 from .scaling import SCALERS, TRANSFORMS, SeriesScaler
@@ -95,7 +95,7 @@ def _checked_series(series):
     need(step.get("quarter") is None or valid_quarter_style(step["quarter"]), "step.quarter",
          "a quarter style such as {year}Q{q}, or null", step.get("quarter"))
     day = step.get("day")
-    need(day is None or (type(day) is int and 1 <= day <= 31) or day in ("last_bday", "first_bday"), "step.day",
+    need(day is None or (type(day) is int and 1 <= day <= 31) or day in BUSINESS_ANCHORS, "step.day",
          "a day of the month (1-31), last_bday, first_bday or null", day)
     return series
 

@@ -19,8 +19,8 @@ import numpy as np
 from ..checks import check_count, check_generator, check_probability
 from ..errors import ShapeError
 from .module import Module, Parameter
-from .xp import (check_same_device, host_if_needed, device_of, is_numpy, namespace, numpy_dtype, scatter_add_rows,
-                 to_device)
+from .xp import (check_same_device, host_if_needed, device_of, is_numpy, namespace, parameter_dtype,
+                 scatter_add_rows, to_device)
 
 __all__ = ["Linear", "Embedding", "Dropout"]
 
@@ -181,10 +181,4 @@ def _host_dtype(dtype) -> np.dtype:
 
 
 def _param(values, dtype) -> Parameter:
-    try:
-        dtype = numpy_dtype(dtype)                             # np.float32, "float64", torch.float32
-    except TypeError:
-        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
-    return Parameter(np.asarray(values, dtype=dtype))
+    return Parameter(np.asarray(values, dtype=parameter_dtype(dtype)))

@@ -68,7 +68,8 @@ from .recurrent_inputs import RecurrentInputs
 from .recurrent_step import RecurrentSteps
 from .scan import ScanCache, ScanVariant, scan_backward
 from .variants import RecurrentVariants, keep_mask, zoneout_probabilities
-from .xp import device_of, host_if_needed, is_numpy, namespace, numpy_dtype, to_device, xp_dtype
+from .xp import (device_of, host_if_needed, is_numpy, namespace, numpy_dtype, parameter_dtype, to_device,
+                 xp_dtype)
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RecurrentCache"]
 
@@ -191,12 +192,7 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = K = 2 if bidirectional else 1
-        try:
-            self.dtype = numpy_dtype(dtype)                     # np.float32, "float64", torch.float32
-        except TypeError:
-            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = parameter_dtype(dtype)                     # np.float32, "float64", torch.float32
         rng = np.random.default_rng(rng)
         self.output_size = P = self.proj_size or H              # the size of h and of each output
         G = self.cell.num_gates

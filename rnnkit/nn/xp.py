@@ -173,6 +173,21 @@ def numpy_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
+def parameter_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of a layer's ``dtype`` argument (np.float32, "float64", torch.float32 ...), which must be
+    float32 or float64; anything else is one ValueError naming what was given."""
+    try:
+        d = numpy_dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if d not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected float32 or float64, got {d}")
+    return d
+
+
+__all__ += ["parameter_dtype"]
+
+
 def xp_dtype(xp, dtype):
     """``xp``'s dtype of the same name as ``dtype`` (a NumPy dtype or any library's): ``xp.float32``."""
     if xp is np or xp is _NUMPY:                       # NumPy: the dtype itself (``dtype.name`` costs ~8 us a call)

@@ -70,8 +70,12 @@ class CheckpointAverager:
         self.snapshots: List[Tuple[float, int, Dict[str, np.ndarray], float]] = []
 
     def _rank(self, snapshot) -> Tuple[float, float]:
+        """``(monitor, loss)`` of a ``(value, step, state, loss)`` snapshot, lower first."""
         value, _, _, loss = snapshot
-        return (-value if self.maximize else value), loss      # lower ranks first
+        return self._key(value, loss)
+
+    def _key(self, value: float, loss: float) -> Tuple[float, float]:
+        return (-value if self.maximize else value), loss
 
     def __call__(self, event: str, info: Dict[str, Any]) -> None:
         if event == "validate":
@@ -83,7 +87,7 @@ class CheckpointAverager:
         loss = _tiebreak(metrics.get("loss"))
         if not math.isfinite(value):
             return
-        if len(self.snapshots) == self.k and self._rank((value, step, None, loss)) >= self._rank(self.snapshots[-1]):
+        if len(self.snapshots) == self.k and self._key(value, loss) >= self._rank(self.snapshots[-1]):
             return                                     # not among the k best: no copy made
         self.snapshots.append((value, int(step), model.state_dict(), loss))
         # a stable sort: of equal values and losses the earlier validation ranks first
