@@ -584,3 +584,69 @@ def test_loading_a_state_replaces_the_hyperparameters_given_to_the_constructor()
     opt.load_state_dict(state)
     assert (opt.lr, opt.beta1, opt.beta2, opt.weight_decay) == (0.001, 0.5, 0.6, 0.1)
     assert "replace" in Adam.load_state_dict.__doc__
+
+
+# -- decay_mask: which parameters weight decay reaches ------------------------------------------------------
+MASK = [True, False, True, False]          # SHAPES: the matrix and the 3-D array decay, the vectors do not
+MASK_CASES = [(SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.3)),
+              (Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.3)),
+              (AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.3)),
+              (AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.3, amsgrad=True)),
+              (RMSprop, torch.optim.RMSprop, dict(lr=0.01, weight_decay=0.3, centered=True)),
+              (Adagrad, torch.optim.Adagrad, dict(lr=0.1, weight_decay=0.3))]
+
+
+@pytest.mark.parametrize("ours_cls,torch_cls,kwargs", MASK_CASES, ids=[f"{c.__name__}-{k}" for c, _, k in MASK_CASES])
+@pytest.mark.parametrize("as_function", [False, True])
+def test_decay_mask_matches_two_torch_parameter_groups(ours_cls, torch_cls, kwargs, as_function):
+    """decay_mask does what torch's two parameter groups (one with weight_decay=0) do, step for step; given as
+    bools or as a function of the Parameter."""
+    rng = np.random.default_rng(7)
+    init = _init_params(rng, np.float64)
+    ours = [Parameter(a.copy()) for a in init]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    mask = (lambda p: p.data.ndim > 1) if as_function else MASK
+    opt = ours_cls(ours, decay_mask=mask, **kwargs)
+    assert opt.decay_mask == tuple(MASK)
+    groups = [{"params": [q for q, m in zip(theirs, MASK) if m]},
+              {"params": [q for q, m in zip(theirs, MASK) if not m], "weight_decay": 0.0}]
+    topt = torch_cls(groups, **kwargs)
+    grads = _grad_sequence(rng, N_STEPS, np.float64)
+    for step_grads in grads:
+        for p, q, g in zip(ours, theirs, step_grads):
+            p.grad[...] = g
+            q.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+    for k, (p, q) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=0, err_msg=f"parameter {k}")
+    # and the mask matters: decaying every parameter moves the masked ones elsewhere, the others not
+    plain = [Parameter(a.copy()) for a in init]
+    _run_ours(ours_cls(plain, **kwargs), plain, grads)
+    assert not np.allclose(plain[1].data, ours[1].data) and not np.allclose(plain[3].data, ours[3].data)
+    np.testing.assert_allclose(plain[0].data, ours[0].data, rtol=1e-12)
+
+
+def test_decay_mask_travels_in_the_state_dict():
+    rng = np.random.default_rng(3)
+    params = [Parameter(a) for a in _init_params(rng, np.float64)]
+    opt = AdamW(params, lr=0.01, weight_decay=0.5, decay_mask=MASK)
+    state = json.loads(json.dumps(opt.state_dict()["scalars"]))         # the scalars are JSON, as in a checkpoint
+    assert state["hyperparameters"]["decay_mask"] == MASK
+    fresh = AdamW(params, lr=0.01, weight_decay=0.5)                     # built without a mask: the state's wins
+    fresh.load_state_dict({"scalars": state, "arrays": opt.state_dict()["arrays"]})
+    assert fresh.decay_mask == tuple(MASK)
+    assert "decay_mask" not in AdamW(params).state_dict()["scalars"]["hyperparameters"]   # old states stay as they were
+    assert "decay_mask=[True, False, True, False]" in repr(opt)
+
+
+@pytest.mark.parametrize("mask,message", [
+    ([True, False], "decay_mask has 2 entries for 4 parameters"),
+    ([True, 0, True, False], "decay_mask[1] must be True or False, got 0"),
+    ("ndim", "decay_mask must be one bool per parameter or a function"),
+    (lambda p: "yes", "decay_mask[0] must be True or False, got 'yes'"),
+])
+def test_decay_mask_refusals(mask, message):
+    params = [Parameter(a) for a in _init_params(np.random.default_rng(0), np.float64)]
+    with pytest.raises(HyperparameterError, match=re.escape(message)):
+        AdamW(params, decay_mask=mask)

@@ -10,7 +10,7 @@ from rnnkit.checks import check_flag, check_real
 from rnnkit.errors import HyperparameterError
 from rnnkit.nn.module import Parameter
 from rnnkit.nn.xp import namespace
-from rnnkit.optim.base import Optimizer, l2_gradient
+from rnnkit.optim.base import DecayMask, Optimizer, l2_gradient
 
 __all__ = ["Adam", "AdamW"]
 
@@ -35,8 +35,8 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(params, lr)
+                 weight_decay: float = 0.0, amsgrad: bool = False, decay_mask: DecayMask = None):
+        super().__init__(params, lr, decay_mask)
         if len(betas) != 2:
             raise HyperparameterError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
@@ -48,7 +48,7 @@ class Adam(Optimizer):
 
     def hyperparameters(self) -> Dict[str, Any]:
         return {"betas": [self.beta1, self.beta2], "eps": self.eps,
-                "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
+                "weight_decay": self.weight_decay, "amsgrad": self.amsgrad, **self._mask_hyperparameter()}
 
     def _state_fill(self) -> Dict[str, float]:
         names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])
@@ -57,10 +57,11 @@ class Adam(Optimizer):
     def _update(self, i: int, p: Parameter, lr: float) -> None:
         beta1, beta2, t = self.beta1, self.beta2, self.steps
         if self._decoupled:
-            p.data *= 1 - lr * self.weight_decay
+            if self.decay_mask is None or self.decay_mask[i]:
+                p.data *= 1 - lr * self.weight_decay
             g = p.grad
         else:
-            g = l2_gradient(p, self.weight_decay)
+            g = l2_gradient(p, self._decay(i))
         m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
         m *= beta1
         m += (1 - beta1) * g
@@ -95,13 +96,14 @@ class AdamW(Adam):
         theta = theta * (1 - lr * wd)
         g = grad
 
-    followed by the :class:`Adam` update (without the L2 term). The default
-    ``weight_decay=0.01`` is PyTorch's.
+    followed by the :class:`Adam` update (without the L2 term), for the parameters
+    ``decay_mask`` selects (all by default; see :mod:`rnnkit.optim.base`). The
+    default ``weight_decay=0.01`` is PyTorch's.
     """
 
     _decoupled = True
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, decay_mask: DecayMask = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay_mask)

@@ -6,7 +6,13 @@ docstrings (and, where it helps, in the code):
 
     theta  parameter ``p.data``         g      gradient ``p.grad`` (after L2 decay)
     lr     learning rate ``self.lr``    t      step number, 1 for the first step
-    wd     ``weight_decay``
+    wd     ``weight_decay`` (0 for a parameter that ``decay_mask`` leaves out)
+
+``decay_mask`` (every optimiser with a ``weight_decay``) says which parameters
+decay: one bool per parameter, or a function of the Parameter, such as
+``lambda p: p.data.ndim > 1`` (the weight matrices and embeddings, not the
+biases and gains, as most AdamW recipes do). It does what two ``torch.optim``
+parameter groups, one with ``weight_decay=0``, do; the default decays all.
 
 The arithmetic follows PyTorch's single-tensor (CPU) code path operation by
 operation where that stays readable, so a run matches ``torch.optim`` to
@@ -28,7 +34,7 @@ parameters' device, so checkpoints are the same files wherever a run trained.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,7 +44,9 @@ from rnnkit.nn.module import Parameter
 from rnnkit.nn.xp import assign, device_of, host_copy, namespace, to_device
 from rnnkit.optim.checks import check_optimizer_state, check_parameters
 
-__all__ = ["Optimizer", "l2_gradient"]
+__all__ = ["Optimizer", "l2_gradient", "DecayMask"]
+
+DecayMask = Union[None, Sequence[bool], Callable[[Parameter], bool]]
 
 
 def _param_list(params: Iterable[Parameter]) -> List[Parameter]:
@@ -51,6 +59,25 @@ def _param_list(params: Iterable[Parameter]) -> List[Parameter]:
     return params
 
 
+def _decay_mask(mask: DecayMask, params: List[Parameter]) -> Optional[Tuple[bool, ...]]:
+    """``decay_mask`` as one bool per parameter (None: every parameter decays)."""
+    if mask is None:
+        return None
+    if callable(mask):
+        mask = [mask(p) for p in params]
+    elif isinstance(mask, (str, bytes, Mapping)) or not hasattr(mask, "__len__"):
+        raise HyperparameterError(f"decay_mask must be one bool per parameter or a function of a Parameter "
+                                  f"(lambda p: p.data.ndim > 1), got {type(mask).__name__}")
+    mask = list(mask)
+    if len(mask) != len(params):
+        raise HyperparameterError(f"decay_mask has {len(mask)} entries for {len(params)} parameters: give one "
+                                  "bool per parameter, in the order of params")
+    bad = next((i for i, m in enumerate(mask) if not isinstance(m, (bool, np.bool_))), None)
+    if bad is not None:
+        raise HyperparameterError(f"decay_mask[{bad}] must be True or False, got {mask[bad]!r}")
+    return tuple(bool(m) for m in mask)
+
+
 class Optimizer:
     """Base class: the parameter list, ``lr``, the step count and per-parameter state.
 
@@ -59,9 +86,10 @@ class Optimizer:
     exist and their initial value) and :meth:`_update` (one parameter's update).
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
+    def __init__(self, params: Iterable[Parameter], lr: float, decay_mask: DecayMask = None):
         self.params: List[Parameter] = _param_list(params)
         self.lr: float = check_real("lr", lr)
+        self.decay_mask: Optional[Tuple[bool, ...]] = _decay_mask(decay_mask, self.params)
         self.steps: int = 0  # optimiser steps taken so far
         self.state: Dict[str, List[np.ndarray]] = {}
 
@@ -83,6 +111,15 @@ class Optimizer:
 
     def _update(self, i: int, p: Parameter, lr: float) -> None:
         raise NotImplementedError
+
+    # -- weight decay, for the subclasses that have one ---------------------------
+    def _decay(self, i: int) -> float:
+        """wd of parameter ``i``: ``weight_decay``, or 0 where ``decay_mask`` leaves it out."""
+        return self.weight_decay if self.decay_mask is None or self.decay_mask[i] else 0.0
+
+    def _mask_hyperparameter(self) -> Dict[str, Any]:
+        """``{"decay_mask": [...]}`` when one was given (JSON-able, for :meth:`hyperparameters`), else ``{}``."""
+        return {} if self.decay_mask is None else {"decay_mask": list(self.decay_mask)}
 
     # -- public API ---------------------------------------------------------
     def step(self) -> None:

@@ -17,7 +17,7 @@ from rnnkit.errors import HyperparameterError
 from rnnkit.nn.module import Parameter
 from rnnkit.nn.xp import namespace
 from rnnkit.optim.adam import Adam, AdamW
-from rnnkit.optim.base import Optimizer, l2_gradient
+from rnnkit.optim.base import DecayMask, Optimizer, l2_gradient
 
 __all__ = ["HyperparameterError", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
@@ -40,8 +40,9 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
-        super().__init__(params, lr)
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 decay_mask: DecayMask = None):
+        super().__init__(params, lr, decay_mask)
         self.momentum = check_real("momentum", momentum)
         self.dampening = check_real("dampening", dampening)
         self.weight_decay = check_real("weight_decay", weight_decay)
@@ -55,13 +56,13 @@ class SGD(Optimizer):
 
     def hyperparameters(self) -> Dict[str, Any]:
         return {"momentum": self.momentum, "dampening": self.dampening,
-                "weight_decay": self.weight_decay, "nesterov": self.nesterov}
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov, **self._mask_hyperparameter()}
 
     def _state_fill(self) -> Dict[str, float]:
         return {"momentum_buffer": 0.0} if self.momentum != 0 else {}
 
     def _update(self, i: int, p: Parameter, lr: float) -> None:
-        g = l2_gradient(p, self.weight_decay)
+        g = l2_gradient(p, self._decay(i))
         if self.momentum != 0:
             b = self.state["momentum_buffer"][i]
             if self.steps == 1:
@@ -90,8 +91,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False):
-        super().__init__(params, lr)
+                 centered: bool = False, decay_mask: DecayMask = None):
+        super().__init__(params, lr, decay_mask)
         # PyTorch only checks alpha >= 0; above 1 the "average" would diverge.
         self.alpha = check_real("alpha", alpha, 0.0, 1.0)
         self.eps = check_real("eps", eps)
@@ -102,7 +103,7 @@ class RMSprop(Optimizer):
 
     def hyperparameters(self) -> Dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered}
+                "momentum": self.momentum, "centered": self.centered, **self._mask_hyperparameter()}
 
     def _state_fill(self) -> Dict[str, float]:
         names = ["square_avg"]
@@ -113,7 +114,7 @@ class RMSprop(Optimizer):
     def _update(self, i: int, p: Parameter, lr: float) -> None:
         alpha = self.alpha
         xp = namespace(p.data)
-        g = l2_gradient(p, self.weight_decay)
+        g = l2_gradient(p, self._decay(i))
         v = self.state["square_avg"][i]
         v *= alpha
         v += (1 - alpha) * g * g
@@ -152,8 +153,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10):
-        super().__init__(params, lr)
+                 eps: float = 1e-10, decay_mask: DecayMask = None):
+        super().__init__(params, lr, decay_mask)
         self.lr_decay = check_real("lr_decay", lr_decay)
         self.weight_decay = check_real("weight_decay", weight_decay)
         self.initial_accumulator_value = check_real("initial_accumulator_value",
@@ -163,13 +164,14 @@ class Adagrad(Optimizer):
 
     def hyperparameters(self) -> Dict[str, Any]:
         return {"lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
+                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps,
+                **self._mask_hyperparameter()}
 
     def _state_fill(self) -> Dict[str, float]:
         return {"sum": self.initial_accumulator_value}
 
     def _update(self, i: int, p: Parameter, lr: float) -> None:
-        g = l2_gradient(p, self.weight_decay)
+        g = l2_gradient(p, self._decay(i))
         clr = lr / (1 + (self.steps - 1) * self.lr_decay)
         s = self.state["sum"][i]
         s += g * g
