@@ -43,7 +43,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .checks import check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported)
+from .checks import check_real, check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported)
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .train.history import thin_history
@@ -195,6 +195,25 @@ class Estimator:
         total = min(n for n in (epochs * per_epoch() if epochs else None, max_steps) if n)
         return CosineAnnealingLR(self.learning_rate, T_max=total, eta_min=low)
 
+    def _check_weight_decay(self) -> None:
+        """``weight_decay`` >= 0, and small enough that a step's factor 1 - learning_rate * weight_decay stays > 0."""
+        wd = check_real(flag_of("weight_decay"), self.weight_decay, 0.0)
+        if wd * self.learning_rate >= 1:
+            raise HyperparameterError(f"{flag_of('weight_decay')} {wd:g} with {flag_of('learning_rate')} "
+                                      f"{self.learning_rate:g} would multiply the weights by 1 - {wd * self.learning_rate:g} "
+                                      "at every step (to zero or past it): the two multiplied must stay below 1; "
+                                      "usual weight decays are 0.01-0.3")
+
+    def _optimizer(self, model):
+        """The optimiser of a fit: Adam at ``learning_rate``, or with ``weight_decay`` > 0 AdamW (Loshchilov and
+        Hutter 2019), which decays the weight matrices and embeddings (every parameter of two or more dimensions),
+        not the biases, gains and peepholes, as most AdamW recipes do."""
+        from .optim import Adam, AdamW
+        lr, wd = float(self.learning_rate), float(getattr(self, "weight_decay", 0.0))
+        if wd == 0:
+            return Adam(model.parameters(), lr=lr)
+        return AdamW(model.parameters(), lr=lr, weight_decay=wd, decay_mask=lambda p: p.data.ndim > 1)
+
     _size_flags: ClassVar[Tuple[str, ...]] = ("--hidden-size", "--num-layers", "--batch-size")
     # fitted facts computed after training and stored in a finished run's checkpoint (the forecaster's
     # calibration scores): the resume check compares the rest
@@ -325,7 +344,7 @@ class Estimator:
             if not os.path.exists(checkpoint_path):
                 raise PathError(f"resume: there is no checkpoint {checkpoint_path} to continue from; pass the "
                                 "checkpoint_path of the run, or start afresh with resume=False")
-            ran_with = self._check_resume(checkpoint_path, config, data_fingerprint)
+            ran_with = self._check_resume(checkpoint_path, config, data_fingerprint, type(optimizer).__name__)
             if isinstance(ran_with, int) and ran_with != self.random_state:
                 # the run goes on with its own seed (rnnkit.train.resume says so): the files record that one
                 self.random_state = config["params"]["random_state"] = ran_with
@@ -333,7 +352,8 @@ class Estimator:
                    checkpoint_every=checkpoint_every if checkpoint_path is not None else None,
                    resume=resume and checkpoint_path is not None, config=config, meta=meta, **fit_kwargs)
 
-    def _check_resume(self, checkpoint_path: str, config: Mapping[str, Any], data_fingerprint: str) -> Any:
+    def _check_resume(self, checkpoint_path: str, config: Mapping[str, Any], data_fingerprint: str,
+                      optimizer: str = "Adam") -> Any:
         """Refuse, in one line, to resume from a checkpoint of another model, other settings or other data.
 
         Returns the ``random_state`` the checkpoint's run was started with.
@@ -348,9 +368,11 @@ class Estimator:
         old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
         # the optimiser's state, its learning rate included, comes back from the checkpoint: another
         # --learning-rate would be silently ignored, so it is refused like the shapes; and so is another
-        # --lr-decay (its length may change: a longer run extends its decay, with a warning)
-        fixed = self._resume_fixed + tuple(k for k in ("learning_rate", "lr_decay") if k in new_params)
+        # --lr-decay (its length may change: a longer run extends its decay, with a warning) or --weight-decay
+        fixed = self._resume_fixed + tuple(k for k in ("learning_rate", "lr_decay", "weight_decay")
+                                           if k in new_params)
         old_params.setdefault("lr_decay", "none")          # a checkpoint from before --lr-decay: no decay
+        old_params.setdefault("weight_decay", 0.0)         # ... from before --weight-decay: none
         diff = [k for k in fixed if old_params.get(k) != new_params.get(k)]
         if diff:
             def said(k, v):                                                 # as the CLI takes it
@@ -361,6 +383,11 @@ class Estimator:
             now = ", ".join(said(k, new_params.get(k)) for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
+        was = (ck.optimizer_state.get("scalars") or {}).get("optimizer")
+        if was != optimizer:       # a forecaster's weight_decay was Adam's L2 term before 2026-12-05, now AdamW
+            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with {was}, this one trains with "
+                            f"{optimizer} ({flag('weight_decay')} {new_params.get('weight_decay')}); its optimiser "
+                            "state cannot continue here: start afresh without --resume")
         after = self._fitted_after_training         # facts a finished run adds to its last checkpoint
         same = ({k: v for k, v in (old.get("fitted") or {}).items() if k not in after}
                 == {k: v for k, v in config["fitted"].items() if k not in after})

@@ -19,7 +19,7 @@ FORBIDDEN = {"--hidden": "--hidden-size", "--layers": "--num-layers", "--batch":
              "--embed": "--embedding-size", "--no-progress-bar": "--no-progress"}
 NO_THREADS = set()                       # every command takes --threads
 TRAIN_FLAGS = ("--out", "--resume", "--random-state", "--max-minutes", "--progress", "--no-progress",
-               "--batch-size", "--validation-fraction")
+               "--batch-size", "--validation-fraction", "--learning-rate", "--weight-decay")
 
 
 def _walk(parser, path=()):

@@ -176,3 +176,68 @@ def test_a_model_file_with_nan_weights_is_refused(kind, tmp_path):
     save_model_file(path, kind=mf.kind, config=mf.config, arrays=mf.arrays, meta=mf.meta)
     with pytest.raises(ModelFileError, match="hold NaN or infinity"):
         rnnkit.load(path)
+
+
+# -- weight decay: one meaning in every application ------------------------------------------------------------
+def _music(**kw):
+    from rnnkit.music import MusicModel
+    rng = np.random.default_rng(0)
+    rolls = [(rng.random((int(rng.integers(5, 9)), 88)) < 0.08).astype(np.uint8) for _ in range(6)]
+    params = dict(cell="gru", hidden_size=5, batch_size=2, seq_len=4, max_steps=6, checkpoint_every=2)
+    params.update(kw)
+    return MusicModel(**params), (rolls,)
+
+
+WD_CASES = dict(CASES, music=_music)
+
+
+@pytest.mark.parametrize("kind", list(WD_CASES))
+def test_weight_decay_is_adamw_on_the_weight_matrices_and_resumes(kind, tmp_path):
+    """--weight-decay trains with AdamW whose decay reaches the parameters of two or more dimensions (weights,
+    embeddings) and not the biases and gains; it changes the weights, resumes bit for bit, and another value is
+    refused on resume (the optimiser's state carries it)."""
+    from rnnkit.errors import HyperparameterError, PathError
+    from rnnkit.train.checkpoint import load_checkpoint
+    whole, data = WD_CASES[kind](weight_decay=0.3)
+    whole.fit(*data)
+    plain, _ = WD_CASES[kind]()
+    plain.fit(*data)
+    sw, sp = _state(whole), _state(plain)
+    assert any(not np.array_equal(sw[k], sp[k]) for k in sw if sw[k].ndim > 1)
+    ck = tmp_path / "run.ckpt.npz"
+    part, _ = WD_CASES[kind](weight_decay=0.3, max_steps=2)
+    part.fit(*data, checkpoint_path=ck)
+    scalars = load_checkpoint(ck).optimizer_state["scalars"]
+    assert scalars["optimizer"] == "AdamW" and scalars["hyperparameters"]["weight_decay"] == 0.3
+    shapes = scalars["param_shapes"]
+    assert scalars["hyperparameters"]["decay_mask"] == [len(s) > 1 for s in shapes]
+    assert 0 < sum(len(s) > 1 for s in shapes) < len(shapes)          # both kinds are there
+    resumed, _ = WD_CASES[kind](weight_decay=0.3, max_steps=6)
+    resumed.fit(*data, checkpoint_path=ck, resume=True)
+    _assert_same(resumed, whole)
+    other, _ = WD_CASES[kind](weight_decay=0.1, max_steps=6)
+    with pytest.raises(PathError, match="trained with --weight-decay 0.3, not --weight-decay 0.1"):
+        other.fit(*data, checkpoint_path=ck, resume=True)
+    for bad, message in ((-0.1, r"weight_decay \(--weight-decay\) must be"),
+                         (1e4, r"would multiply the weights by 1 - \d+ at every step")):
+        est, _ = WD_CASES[kind](weight_decay=bad)
+        with pytest.raises(HyperparameterError, match=message):
+            est.fit(*data)
+
+
+def test_a_forecaster_checkpoint_from_adams_l2_decay_is_refused_on_resume(tmp_path, monkeypatch):
+    """Before 2026-12-05 the forecaster's weight_decay was Adam's L2 term: such a checkpoint's optimiser state
+    cannot continue under AdamW, and the refusal says so instead of a failed state load."""
+    from rnnkit.errors import PathError
+    from rnnkit.forecast import RNNForecaster
+    from rnnkit.optim import Adam
+    ck = tmp_path / "old.ckpt.npz"
+    old, data = _forecast(weight_decay=0.3, max_steps=2)
+    monkeypatch.setattr(RNNForecaster, "_optimizer", lambda self, net: Adam(net.parameters(), lr=self.learning_rate,
+                                                                          weight_decay=self.weight_decay))
+    old.fit(*data, checkpoint_path=ck)
+    monkeypatch.undo()
+    new, _ = _forecast(weight_decay=0.3, max_steps=4)
+    with pytest.raises(PathError, match="this checkpoint's run trained with Adam, this one trains with AdamW "
+                                        r"\(--weight-decay 0.3\).*start afresh without --resume"):
+        new.fit(*data, checkpoint_path=ck, resume=True)

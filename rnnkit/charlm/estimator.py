@@ -38,7 +38,6 @@ from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import GATES, MAX_LAYERS, embedding_shapes, linear_shapes, recurrent_shapes
 from ..nn.xp import DeviceError, device_namespace, host_copy
-from ..optim import Adam
 from ..train.averaging import CheckpointAverager, keep_better_average
 from ..train.progress import say
 from .data import Vocab, split_text
@@ -92,6 +91,8 @@ class CharModel(Estimator):
     learning_rate : Adam learning rate
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
         (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
+    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and
+        embeddings, not the biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam)
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes over the training text (10 when epochs, max-steps
         and max-minutes are all unset)
@@ -141,7 +142,8 @@ class CharModel(Estimator):
                  layer_norm: bool = False,
                  variational_dropout: float = 0.0, weight_drop: float = 0.0, zoneout: float = 0.0,
                  seq_len: int = 100, batch_size: int = 32,
-                 learning_rate: float = 2e-3, lr_decay: str = "none", clip_norm: Optional[float] = 5.0,
+                 learning_rate: float = 2e-3, lr_decay: str = "none", weight_decay: float = 0.0,
+                 clip_norm: Optional[float] = 5.0,
                  epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: float = 0.1,
                  test_fraction: float = 0.0, validate_every: Optional[int] = None,
@@ -164,6 +166,7 @@ class CharModel(Estimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
+        self.weight_decay = weight_decay
         self.clip_norm = clip_norm
         self.epochs = epochs
         self.max_steps = max_steps
@@ -207,6 +210,7 @@ class CharModel(Estimator):
         check_count(flag_of("batch_size"), self.batch_size, 1)
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
         check_choice(flag_of("lr_decay"), self.lr_decay, self._choices["lr_decay"])
+        self._check_weight_decay()
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
@@ -336,7 +340,7 @@ class CharModel(Estimator):
         _, device = self._device()
         if device != "cpu":     # initialised on the host from the seed, like a CPU run, then moved
             model.to(device)
-        optimizer = Adam(model.parameters(), lr=self.learning_rate)   # its state is allocated beside them
+        optimizer = self._optimizer(model)                            # its state is allocated beside them
         schedule = self._lr_schedule(epochs, lambda: len(batches(0, None)), max_steps, max_minutes)
         if self.progress:
             say(f"charlm: {len(text):,} characters ({len(vocab)} distinct; train {len(train_text):,}, "

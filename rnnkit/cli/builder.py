@@ -35,7 +35,7 @@ __all__ = ["SHARED", "RENAMED", "RnnkitParser", "IntermixedParser", "command", "
 SHARED = {
     "cell": "--cell", "hidden_size": "--hidden-size", "num_layers": "--num-layers",
     "embedding_size": "--embedding-size", "dropout": "--dropout", "batch_size": "--batch-size",
-    "learning_rate": "--learning-rate", "clip_norm": "--clip-norm", "epochs": "--epochs",
+    "learning_rate": "--learning-rate", "weight_decay": "--weight-decay", "clip_norm": "--clip-norm", "epochs": "--epochs",
     "max_steps": "--max-steps", "max_minutes": "--max-minutes", "validation_fraction": "--validation-fraction",
     "random_state": "--random-state", "progress": "--progress", "out": "--out", "resume": "--resume",
     "threads": "--threads", "test_fraction": "--test-fraction", "checkpoint_every": "--checkpoint-every",

@@ -14,7 +14,7 @@ forecasts :math:`y_{T+1} .. y_{T+H}` with a distribution for each step:
    future is unknown), ``"direct"`` predicts all ``horizon`` steps at once;
 4. forecasts are mapped back to levels exactly (:mod:`.inference`).
 
-Training runs through :meth:`Estimator._fit_loop` (Adam; checkpoints and bit-for-bit
+Training runs through :meth:`Estimator._fit_loop` (Adam, or AdamW with weight_decay; checkpoints and bit-for-bit
 resume with ``checkpoint_path``); ``validation_fraction`` holds out the end of
 the series for early stopping. ``calibration_fraction`` holds out the very end
 for split-conformal calibration (:mod:`.conformal`): the weights never see it, and
@@ -37,7 +37,6 @@ from ..distributed import world
 from ..errors import DataError, HyperparameterError, NotFittedError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
-from ..optim import Adam
 from .heads import HEADS, head_loss, head_size
 from .conformal import calibration_scores, checkpoint_calibration, shortfall
 from .dates import BUSINESS_ANCHORS, valid_quarter_style
@@ -122,7 +121,8 @@ class RNNForecaster(Estimator):
     max_steps : stop after this many optimiser steps in total (none: no limit).
     batch_size : windows per optimiser step.
     learning_rate : Adam's step size.
-    weight_decay : Adam's L2 weight decay.
+    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices, not the
+        biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam).
     clip_norm : clip the global gradient norm to this (none: no clipping).
     max_minutes : training time budget per fit (none: no limit).
     validation_fraction : share of the series held out for early stopping (0: none); it lies just before the
@@ -201,7 +201,7 @@ class RNNForecaster(Estimator):
         for name, allowed in self._choices.items():
             check_choice(flag_of(name), getattr(self, name), allowed)
         check_real(flag_of("learning_rate"), self.learning_rate, 0.0, low_open=True)
-        check_real(flag_of("weight_decay"), self.weight_decay, 0.0)
+        self._check_weight_decay()
         check_optional_real(flag_of("clip_norm"), self.clip_norm, 0.0, low_open=True)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, 0.0, low_open=True)
         check_real(flag_of("validation_fraction"), self.validation_fraction, 0.0, 0.5, high_open=True)
@@ -377,7 +377,7 @@ class RNNForecaster(Estimator):
             vmask = None if direct else (tgt_index[:, val_idx] >= n_train)
             validate = lambda model: {"loss": loss_on(val_idx, model, val_mask=vmask, backward=False)}
 
-        optimizer = Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
+        optimizer = self._optimizer(net)
         # the checkpoints carry the new fitted config; a failed fit leaves a fitted model as it was
         history = self._fit_loop(
             net, optimizer, step_fn, batches, seed=seed, checkpoint_path=checkpoint_path, resume=resume,

@@ -24,7 +24,6 @@ from ..checks import (check_choice, check_count, check_flag, check_optional_coun
 from ..errors import HyperparameterError
 from ..estimator import Estimator, fingerprint, flag_of
 from ..nn.shapes import CELL_MODES, GATES, MAX_LAYERS, linear_shapes, recurrent_shapes
-from ..optim import Adam
 from ..train.progress import say
 from .data import KEYS, check_rolls, predicted_steps
 from .model import MusicNet
@@ -57,6 +56,8 @@ class MusicModel(Estimator):
     learning_rate : Adam learning rate
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
         (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
+    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and
+        embeddings, not the biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam)
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes (20 when epochs, max-steps and max-minutes are all unset)
     max_steps : stop after this many optimiser steps (counted across resumes)
@@ -76,7 +77,7 @@ class MusicModel(Estimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: Optional[int] = None, num_layers: int = 1,
                  seq_len: int = 100, batch_size: int = 16, learning_rate: float = 3e-3, lr_decay: str = "none",
-                 clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: Optional[float] = None,
                  validate_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = 200, random_state: Optional[int] = 0, progress: bool = False):
@@ -87,6 +88,7 @@ class MusicModel(Estimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
+        self.weight_decay = weight_decay
         self.clip_norm = clip_norm
         self.epochs = epochs
         self.max_steps = max_steps
@@ -108,6 +110,7 @@ class MusicModel(Estimator):
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         check_choice(flag_of("lr_decay"), self.lr_decay, self._choices["lr_decay"])
+        self._check_weight_decay()
         self._check_lr_decay()
         for name in ("epochs", "max_steps", "validate_every", "checkpoint_every"):
             check_optional_count(flag_of(name), getattr(self, name), 1)
@@ -193,7 +196,7 @@ class MusicModel(Estimator):
         activations = (self.seq_len + 1) * self.batch_size * (self.num_layers * (G + 2) * self._units() + 4 * KEYS) * 4
         self._check_memory(shapes, np.float32, activations)
         model = MusicNet(self.cell, self._units(), self.num_layers, rng=np.random.default_rng([seed, 7]))
-        optimizer = Adam(model.parameters(), lr=self.learning_rate)
+        optimizer = self._optimizer(model)
         batches = self._batches(train)
         schedule = self._lr_schedule(epochs, lambda: self._per_epoch(train), max_steps, max_minutes)
         if self.progress:

@@ -21,7 +21,6 @@ from ..distributed import world
 from ..errors import DataError, HyperparameterError
 from ..estimator import Estimator, available_memory, fingerprint, flag_of
 from ..runs import format_bytes
-from ..optim import Adam
 from ..train.averaging import CheckpointAverager, keep_better_average
 from .data import (SPECIALS, TextOptions, Vocab, batches_per_epoch, bucket_batches, detokenize, make_batch,
                    tokenize)
@@ -110,6 +109,8 @@ class Translator(Estimator):
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the --epochs or
         --max-steps budget (counted in steps, so a resumed run continues it exactly), or over the
         --max-minutes with --epochs none and no --max-steps.
+    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and
+        embeddings, not the biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam).
     clip_norm : rescale the gradients to at most this global L2 norm (none: no clipping).
     label_smoothing : weight of the uniform distribution mixed into the targets.
     teacher_forcing : probability that a batch is decoded from the reference tokens.
@@ -159,7 +160,7 @@ class Translator(Estimator):
                  split_punctuation: bool = True, min_freq: int = 1, max_vocab: Optional[int] = None,
                  epochs: Optional[int] = 30, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  batch_size: int = 64, learning_rate: float = 2e-3, lr_decay: str = "cosine",
-                 clip_norm: Optional[float] = 5.0,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = 5.0,
                  label_smoothing: float = 0.1, teacher_forcing: float = 1.0,
                  scheduled_sampling: str = "inverse_sigmoid",
                  ss_k: Optional[float] = None, ss_c: float = 1e-4, ss_floor: float = 0.0, sampling: str = "sample",
@@ -195,6 +196,7 @@ class Translator(Estimator):
             check_optional_count(flag_of(name), getattr(self, name), 1)
         check_optional_real(flag_of("max_minutes"), self.max_minutes, low_open=True)
         check_real(flag_of("learning_rate"), self.learning_rate, low_open=True)
+        self._check_weight_decay()
         check_optional_real(flag_of("clip_norm"), self.clip_norm, low_open=True)
         check_probability(flag_of("dropout"), self.dropout)
         for name in ("variational_dropout", "weight_drop", "zoneout"):
@@ -316,7 +318,7 @@ class Translator(Estimator):
         shapes = seq2seq_shapes(self, len(src_vocab), len(tgt_vocab))
         self._check_memory(shapes, np.float32, extra_bytes=self._activation_bytes(src, tgt))
         self.model_ = model = self._build(rng=seed)
-        optimizer = Adam(model.parameters(), lr=self.learning_rate)
+        optimizer = self._optimizer(model)
         batch_size, label_smoothing, sampling = self.batch_size, self.label_smoothing, self.sampling
 
         def batches(epoch, rng):
