@@ -43,7 +43,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .checks import check_real, check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported)
+from .checks import check_seed, flag, flag_of  # noqa: F401 (flag_of re-exported)
 from .errors import HyperparameterError, ModelFileError, NotFittedError, PathError
 from .io.inputs import refuse_special
 from .train.history import thin_history
@@ -197,22 +197,13 @@ class Estimator:
 
     def _check_weight_decay(self) -> None:
         """``weight_decay`` >= 0, and small enough that a step's factor 1 - learning_rate * weight_decay stays > 0."""
-        wd = check_real(flag_of("weight_decay"), self.weight_decay, 0.0)
-        if wd * self.learning_rate >= 1:
-            raise HyperparameterError(f"{flag_of('weight_decay')} {wd:g} with {flag_of('learning_rate')} "
-                                      f"{self.learning_rate:g} would multiply the weights by 1 - {wd * self.learning_rate:g} "
-                                      "at every step (to zero or past it): the two multiplied must stay below 1; "
-                                      "usual weight decays are 0.01-0.3")
+        from .optim.adam import check_weight_decay
+        check_weight_decay(self.weight_decay, self.learning_rate, flag_of("weight_decay"), flag_of("learning_rate"))
 
     def _optimizer(self, model):
-        """The optimiser of a fit: Adam at ``learning_rate``, or with ``weight_decay`` > 0 AdamW (Loshchilov and
-        Hutter 2019), which decays the weight matrices and embeddings (every parameter of two or more dimensions),
-        not the biases, gains and peepholes, as most AdamW recipes do."""
-        from .optim import Adam, AdamW
-        lr, wd = float(self.learning_rate), float(getattr(self, "weight_decay", 0.0))
-        if wd == 0:
-            return Adam(model.parameters(), lr=lr)
-        return AdamW(model.parameters(), lr=lr, weight_decay=wd, decay_mask=lambda p: p.data.ndim > 1)
+        """The optimiser of a fit: :func:`rnnkit.optim.adam.adam_for` (Adam, or AdamW with ``weight_decay``)."""
+        from .optim.adam import adam_for
+        return adam_for(model, self.learning_rate, getattr(self, "weight_decay", 0.0))
 
     _size_flags: ClassVar[Tuple[str, ...]] = ("--hidden-size", "--num-layers", "--batch-size")
     # fitted facts computed after training and stored in a finished run's checkpoint (the forecaster's
@@ -358,6 +349,7 @@ class Estimator:
 
         Returns the ``random_state`` the checkpoint's run was started with.
         """
+        from .optim.checks import check_optimizer_state
         from .train.checkpoint import load_checkpoint
         ck = load_checkpoint(checkpoint_path)
         old = ck.config or {}
@@ -366,6 +358,13 @@ class Estimator:
                             f"(kind {old.get('kind')!r}); resume with the checkpoint of the same command, or start "
                             "afresh without --resume")
         old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
+        was = check_optimizer_state(ck.optimizer_state)[0]["optimizer"]   # a damaged state: ModelFileError
+        decay = old_params.get("weight_decay") or 0   # the forecaster's was Adam's L2 term before 2026-12-05
+        if was == "Adam" and decay:
+            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with Adam's L2 weight decay "
+                            f"({flag('weight_decay')} {decay}, as the forecaster had it before 2026-12-05), which "
+                            "this rnnkit replaced by AdamW's; its optimiser state cannot continue: start afresh "
+                            "without --resume")
         # the optimiser's state, its learning rate included, comes back from the checkpoint: another
         # --learning-rate would be silently ignored, so it is refused like the shapes; and so is another
         # --lr-decay (its length may change: a longer run extends its decay, with a warning) or --weight-decay
@@ -383,11 +382,9 @@ class Estimator:
             now = ", ".join(said(k, new_params.get(k)) for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
-        was = (ck.optimizer_state.get("scalars") or {}).get("optimizer")
-        if was != optimizer:       # a forecaster's weight_decay was Adam's L2 term before 2026-12-05, now AdamW
-            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with {was}, this one trains with "
-                            f"{optimizer} ({flag('weight_decay')} {new_params.get('weight_decay')}); its optimiser "
-                            "state cannot continue here: start afresh without --resume")
+        if was != optimizer:
+            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with {was}, this one would train with "
+                            f"{optimizer}; its optimiser state cannot continue: start afresh without --resume")
         after = self._fitted_after_training         # facts a finished run adds to its last checkpoint
         same = ({k: v for k, v in (old.get("fitted") or {}).items() if k not in after}
                 == {k: v for k, v in config["fitted"].items() if k not in after})

@@ -41,6 +41,9 @@ def test_same_seed_same_result():
               progress=False)
     a, b = compare("copy", **kw), compare("copy", **kw)
     assert a["cells"]["gru"]["runs"][0]["test"] == b["cells"]["gru"]["runs"][0]["test"]
+    decayed = compare("copy", weight_decay=0.5, **kw)              # --weight-decay: AdamW, as in the train commands
+    assert decayed["weight_decay"] == 0.5 and a["weight_decay"] == 0.0
+    assert decayed["cells"]["gru"]["runs"][0]["test"] != a["cells"]["gru"]["runs"][0]["test"]
 
 
 @pytest.mark.parametrize("args, expect", [
@@ -48,6 +51,8 @@ def test_same_seed_same_result():
     (["adding", "--cells", "lstm,transformer"], "cells (--cells) must be one of"),
     (["adding", "--seq-len", "0"], "seq_len (--seq-len)"),
     (["adding", "--seeds", "0"], "seeds (--seeds)"),
+    (["adding", "--weight-decay", "-0.1"], "weight_decay (--weight-decay) must be >= 0"),
+    (["adding", "--weight-decay", "200"], "would multiply the weights by 1 - 2 at every step"),
     (["adding", "--max-steps", "none"], "--max-steps or --max-minutes"),
     (["adding", "--params", "100000000"], "params (--params) must be between 22 (the smallest lstm, H=1) and "
                                           "16,797,697 (the largest rnn compared, H=4,096) for this task, got "

@@ -237,7 +237,22 @@ def test_a_forecaster_checkpoint_from_adams_l2_decay_is_refused_on_resume(tmp_pa
                                                                           weight_decay=self.weight_decay))
     old.fit(*data, checkpoint_path=ck)
     monkeypatch.undo()
-    new, _ = _forecast(weight_decay=0.3, max_steps=4)
-    with pytest.raises(PathError, match="this checkpoint's run trained with Adam, this one trains with AdamW "
-                                        r"\(--weight-decay 0.3\).*start afresh without --resume"):
-        new.fit(*data, checkpoint_path=ck, resume=True)
+    for wd in (0.3, 0.0):             # refused at once, whatever weight decay the new command asks for
+        new, _ = _forecast(weight_decay=wd, max_steps=4)
+        with pytest.raises(PathError, match=r"this checkpoint's run trained with Adam's L2 weight decay "
+                                            r"\(--weight-decay 0.3, .*start afresh without --resume"):
+            new.fit(*data, checkpoint_path=ck, resume=True)
+
+
+def test_a_damaged_optimiser_state_in_a_checkpoint_is_a_model_file_error_on_resume(tmp_path):
+    from rnnkit.errors import ModelFileError
+    from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+    ck = tmp_path / "run.ckpt.npz"
+    est, data = _charlm(max_steps=2)
+    est.fit(*data, checkpoint_path=ck)
+    state = load_checkpoint(ck)
+    state.optimizer_state["scalars"] = [1, 2]
+    save_checkpoint(ck, state)
+    again, _ = _charlm(max_steps=4)
+    with pytest.raises(ModelFileError, match="optimiser state: 'scalars' must be a dict"):
+        again.fit(*data, checkpoint_path=ck, resume=True)

@@ -633,9 +633,18 @@ def test_decay_mask_travels_in_the_state_dict():
     opt = AdamW(params, lr=0.01, weight_decay=0.5, decay_mask=MASK)
     state = json.loads(json.dumps(opt.state_dict()["scalars"]))         # the scalars are JSON, as in a checkpoint
     assert state["hyperparameters"]["decay_mask"] == MASK
-    fresh = AdamW(params, lr=0.01, weight_decay=0.5)                     # built without a mask: the state's wins
-    fresh.load_state_dict({"scalars": state, "arrays": opt.state_dict()["arrays"]})
-    assert fresh.decay_mask == tuple(MASK)
+    saved = {"scalars": state, "arrays": opt.state_dict()["arrays"]}
+    fresh = AdamW(params, lr=0.1, weight_decay=0.1, decay_mask=lambda p: p.data.ndim > 1)
+    fresh.load_state_dict(saved)                    # the other hyperparameters come from the state, as in torch
+    assert fresh.decay_mask == tuple(MASK) and (fresh.lr, fresh.weight_decay) == (0.01, 0.5)
+    # which parameters decay is their grouping: a state of another grouping is refused, not adopted (as torch
+    # refuses another number of parameter groups); no mask and an all-True one are the same grouping
+    for mask in (None, [True, True, False, False]):
+        with pytest.raises(ModelFileError, match=r"state_dict decays other parameters than this optimiser"):
+            AdamW(params, lr=0.01, weight_decay=0.5, decay_mask=mask).load_state_dict(saved)
+    AdamW(params, decay_mask=[True] * 4).load_state_dict(AdamW(params).state_dict())
+    with pytest.raises(ModelFileError, match="decay_mask"):
+        AdamW(params, decay_mask=MASK).load_state_dict(AdamW(params).state_dict())
     assert "decay_mask" not in AdamW(params).state_dict()["scalars"]["hyperparameters"]   # old states stay as they were
     assert "decay_mask=[True, False, True, False]" in repr(opt)
 

@@ -97,7 +97,7 @@ def register(subparsers) -> None:
         defaults={"num_layers": None, "learning_rate": None, **UNSET_BUDGET},
         helps={"num_layers": f"stacked recurrent layers (default: {d['num_layers']}; {q['num_layers']} without "
                              "TEXTFILE)",
-               "learning_rate": f"Adam learning rate (default: {d['learning_rate']}; {q['learning_rate']} without "
+               "learning_rate": f"learning rate of Adam (AdamW with --weight-decay; default: {d['learning_rate']}; {q['learning_rate']} without "
                                 "TEXTFILE)",
                "epochs": f"stop after this many passes over the training text (default: {d['epochs']} with "
                          "TEXTFILE when no other stopping flag is given)",

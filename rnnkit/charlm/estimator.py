@@ -88,7 +88,7 @@ class CharModel(Estimator):
         et al. 2017; the expectation at evaluation)
     seq_len : characters per truncated-BPTT chunk (T); the state is carried across chunks
     batch_size : parallel streams through the text (N)
-    learning_rate : Adam learning rate
+    learning_rate : learning rate of Adam (of AdamW with weight_decay)
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
         (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
     weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and

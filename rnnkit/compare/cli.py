@@ -17,7 +17,8 @@ def _run(args) -> int:
     from .run import compare, format_table
 
     report = compare(args.task, seq_len=args.seq_len, cells=args.cells, params=args.params, seeds=args.seeds,
-                     batch_size=args.batch_size, learning_rate=args.learning_rate, clip_norm=args.clip_norm,
+                     batch_size=args.batch_size, learning_rate=args.learning_rate,
+                     weight_decay=args.weight_decay, clip_norm=args.clip_norm,
                      max_steps=args.max_steps, max_minutes=args.max_minutes, eval_every=args.eval_every,
                      test_size=args.test_size, out=args.out, plot=args.plot, grad_plot=args.grad_plot,
                      progress=args.progress)
@@ -41,7 +42,10 @@ def register(subparsers) -> None:
     p.add_argument("--params", type=int, default=5000, help="parameter budget each cell's hidden size is matched to")
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per training step")
-    p.add_argument("--learning-rate", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--learning-rate", type=float, default=1e-2, help="learning rate of Adam (AdamW with --weight-decay)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="AdamW's decoupled decay of the weight matrices, not the biases (0 = Adam), as in the train "
+                        "commands")
     p.add_argument("--clip-norm", type=none_or(float), default=1.0, help="global gradient-norm clip (none = off)")
     p.add_argument("--max-steps", type=none_or(int), default=1000, help="training steps per run (none = no limit)")
     p.add_argument("--max-minutes", type=none_or(float), default=None, help="minutes per run (none = no limit)")

@@ -1,7 +1,7 @@
 r"""``compare``: the same task, budget and parameter count for every cell, several seeds, one table.
 
 For each cell c and seed s a :class:`~.model.SeqModel` with the hidden size that
-matches the parameter budget is trained with Adam by :func:`rnnkit.train.fit`
+matches the parameter budget is trained with Adam (AdamW with ``weight_decay``) by :func:`rnnkit.train.fit`
 for the same ``max_steps`` (or ``max_minutes``), on fresh batches drawn from
 ``Generator([s, 1, epoch])``. At step 0, every ``eval_every`` steps (and at
 :func:`~rnnkit.train.fit`'s epoch ends, every 100 batches) and at its last step
@@ -29,7 +29,7 @@ from ..checks import check_choice, check_count, check_optional_count, check_opti
 from ..errors import HyperparameterError
 from ..io.atomic import check_outputs, write_json
 from ..nn.shapes import CELL_MODES, GATES, linear_shapes, recurrent_shapes
-from ..optim import Adam
+from ..optim.adam import adam_for, check_weight_decay
 from ..runs import check_memory
 from ..train import fit
 from ..train.progress import say
@@ -47,8 +47,8 @@ SIZE_FLAGS = ("--batch-size", "--seq-len", "--test-size", "--params")
 _STEP_BYTES = 2560                     # step-by-step caches: their Python objects per step (measured about 2.2 KB)
 
 
-def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
-           test_size) -> List[str]:
+def _check(cells, params, seeds, batch_size, learning_rate, weight_decay, clip_norm, max_steps, max_minutes,
+           eval_every, test_size) -> List[str]:
     cells = [cells] if isinstance(cells, str) else list(cells)
     if not cells:
         raise HyperparameterError("cells (--cells) must name at least one cell: lstm, gru, rnn")
@@ -61,6 +61,7 @@ def _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps
         raise HyperparameterError(f"seeds (--seeds) must be <= 100, got {seeds}")
     check_count("batch_size (--batch-size)", batch_size, 1)
     check_real("learning_rate (--learning-rate)", learning_rate, low_open=True)
+    check_weight_decay(weight_decay, learning_rate, "weight_decay (--weight-decay)", "learning_rate (--learning-rate)")
     check_optional_real("clip_norm (--clip-norm)", clip_norm, low_open=True)
     check_optional_count("max_steps (--max-steps)", max_steps, 1)
     check_optional_real("max_minutes (--max-minutes)", max_minutes, low_open=True)
@@ -131,10 +132,10 @@ def _check_memory(task, sizes: Dict[str, int], counts: Dict[str, int], *, seq_le
                       f"{params} (the validation and test sequences and one training step)")
 
 
-def _train_one(task, cell, H, seed, *, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
-               valid, progress) -> Dict[str, Any]:
+def _train_one(task, cell, H, seed, *, batch_size, learning_rate, weight_decay, clip_norm, max_steps, max_minutes,
+               eval_every, valid, progress) -> Dict[str, Any]:
     model = SeqModel(task, cell, H, rng=np.random.default_rng([seed, 0]))
-    optimizer = Adam(model.parameters(), lr=learning_rate)
+    optimizer = adam_for(model, learning_rate, weight_decay)
     step_fn = lambda batch, ctx: (model.loss(*batch), batch[0].shape[1])
     batches = lambda epoch, rng: (task.draw(rng, batch_size) for _ in range(_EPOCH))
     spent = {"valid": 0.0}
@@ -167,7 +168,8 @@ def _train_one(task, cell, H, seed, *, batch_size, learning_rate, clip_norm, max
 
 
 def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = CELLS, params: int = 5000,
-            seeds: int = 3, batch_size: int = 32, learning_rate: float = 1e-2, clip_norm: Optional[float] = 1.0,
+            seeds: int = 3, batch_size: int = 32, learning_rate: float = 1e-2, weight_decay: float = 0.0,
+            clip_norm: Optional[float] = 1.0,
             max_steps: Optional[int] = 1000, max_minutes: Optional[float] = None, eval_every: int = 50,
             test_size: int = 1000, out: Optional[str] = None, plot: Optional[str] = None,
             grad_plot: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
@@ -182,8 +184,8 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
     before any data is drawn. Each run's curve ends with a validation of its last step,
     the model the test scores. Returns the dict written to ``out``.
     """
-    cells = _check(cells, params, seeds, batch_size, learning_rate, clip_norm, max_steps, max_minutes, eval_every,
-                   test_size)
+    cells = _check(cells, params, seeds, batch_size, learning_rate, weight_decay, clip_norm, max_steps, max_minutes,
+                   eval_every, test_size)
     spec = make_task(task, seq_len)
     check_outputs({"--out": out, "--plot": plot, "--grad-plot": grad_plot},
                   examples={"--out": "compare.json", "--plot": "curves.png", "--grad-plot": "grads.png"})
@@ -203,7 +205,7 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
             init = SeqModel(spec, cell, sizes[cell], rng=np.random.default_rng([seed, 0]))
             diag0 = (init.gradient_norms(diag_x, diag_y), init.saturation(diag_x)) if seed == 0 else None
             run = _train_one(spec, cell, sizes[cell], seed, batch_size=batch_size, learning_rate=learning_rate,
-                             clip_norm=clip_norm, max_steps=max_steps, max_minutes=max_minutes,
+                             weight_decay=weight_decay, clip_norm=clip_norm, max_steps=max_steps, max_minutes=max_minutes,
                              eval_every=eval_every, valid=valid, progress=progress)
             model = run.pop("model")
             run["seed"] = seed
@@ -224,7 +226,7 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
     report = {"task": spec.name, "seq_len": spec.T, "metric": spec.metric, "baseline": spec.baseline,
               "baseline_what": spec.baseline_what, "params_budget": params, "seeds": seeds,
               "budget": {"max_steps": max_steps, "max_minutes": max_minutes}, "batch_size": batch_size,
-              "learning_rate": learning_rate, "clip_norm": clip_norm, "test_size": test_size,
+              "learning_rate": learning_rate, "weight_decay": weight_decay, "clip_norm": clip_norm, "test_size": test_size,
               "split": f"training batches Generator([seed, 1, epoch]); validation Generator([{VALID_SEED}, 2]); "
                        f"test Generator([{TEST_SEED}, 2])", "cells": results}
     if out is not None:

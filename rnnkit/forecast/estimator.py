@@ -120,7 +120,7 @@ class RNNForecaster(Estimator):
     epochs : passes over the training windows.
     max_steps : stop after this many optimiser steps in total (none: no limit).
     batch_size : windows per optimiser step.
-    learning_rate : Adam's step size.
+    learning_rate : step size of Adam (of AdamW with weight_decay).
     weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices, not the
         biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam).
     clip_norm : clip the global gradient norm to this (none: no clipping).

@@ -53,7 +53,7 @@ class MusicModel(Estimator):
     num_layers : stacked recurrent layers (L)
     seq_len : time steps per training window
     batch_size : windows per optimiser step (N)
-    learning_rate : Adam learning rate
+    learning_rate : learning rate of Adam (of AdamW with weight_decay)
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
         (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
     weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and

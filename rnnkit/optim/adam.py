@@ -12,7 +12,7 @@ from rnnkit.nn.module import Parameter
 from rnnkit.nn.xp import namespace
 from rnnkit.optim.base import DecayMask, Optimizer, l2_gradient
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "adam_for", "check_weight_decay"]
 
 
 class Adam(Optimizer):
@@ -107,3 +107,24 @@ class AdamW(Adam):
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, decay_mask: DecayMask = None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay_mask)
+
+
+def check_weight_decay(weight_decay: float, learning_rate: float, wd_name: str = "weight_decay",
+                       lr_name: str = "learning_rate") -> float:
+    """``weight_decay`` >= 0, and small enough that AdamW's factor 1 - learning_rate * weight_decay stays > 0."""
+    wd = check_real(wd_name, weight_decay, 0.0)
+    if wd * learning_rate >= 1:
+        raise HyperparameterError(f"{wd_name} {wd:g} with {lr_name} {learning_rate:g} would multiply the weights "
+                                  f"by 1 - {wd * learning_rate:g} at every step (to zero or past it): the two "
+                                  "multiplied must stay below 1; usual weight decays are 0.01-0.3")
+    return wd
+
+
+def adam_for(module, lr: float, weight_decay: float = 0.0) -> Adam:
+    """The applications' optimiser: :class:`Adam`, or with ``weight_decay`` > 0 :class:`AdamW` decaying the weight
+    matrices and embeddings (every parameter of two or more dimensions) and not the biases, gains and peepholes,
+    as most AdamW recipes do."""
+    lr, wd = float(lr), float(weight_decay)
+    if wd == 0:
+        return Adam(module.parameters(), lr=lr)
+    return AdamW(module.parameters(), lr=lr, weight_decay=wd, decay_mask=lambda p: p.data.ndim > 1)

@@ -178,7 +178,9 @@ class Optimizer:
         followed by loading a state saved with ``lr=0.001`` continues with
         0.001 (and the saved betas, weight decay ...). To change them for the
         rest of a run, set the attributes (e.g. ``opt.lr``) after loading, or
-        use a schedule, which sets ``lr`` before every step.
+        use a schedule, which sets ``lr`` before every step. ``decay_mask`` is the
+        exception: like the parameters' shapes, the saved one must be this
+        optimiser's (as torch refuses another number of parameter groups).
         """
         scalars, arrays = check_optimizer_state(state)
         kind, steps, lr = scalars["optimizer"], scalars["steps"], scalars["lr"]
@@ -199,6 +201,12 @@ class Optimizer:
             fresh = type(self)(self.params, lr=lr, **hyper)
         except (TypeError, HyperparameterError) as exc:  # an unknown keyword, a value out of range
             raise ModelFileError(f"state_dict hyperparameters do not fit {kind}: {exc}") from None
+        everyone = (True,) * len(self.params)
+        if (fresh.decay_mask or everyone) != (self.decay_mask or everyone):
+            # which parameters decay is the grouping of the parameters, like their shapes: not replaced
+            raise ModelFileError(f"state_dict decays other parameters than this optimiser: decay_mask "
+                                 f"{list(fresh.decay_mask or everyone)} saved, {list(self.decay_mask or everyone)} "
+                                 "here; build the optimiser with the saved decay_mask")
         expected = {f"{name}.{i}" for name in fresh.state for i in range(len(self.params))}
         if set(arrays) != expected:
             raise ModelFileError(

@@ -105,7 +105,7 @@ class Translator(Estimator):
     max_steps : stop after this many optimiser steps in all (none: no limit).
     max_minutes : stop after this many minutes of training (none: no limit).
     batch_size : sentence pairs per step.
-    learning_rate : Adam's step size.
+    learning_rate : step size of Adam (of AdamW with weight_decay).
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the --epochs or
         --max-steps budget (counted in steps, so a resumed run continues it exactly), or over the
         --max-minutes with --epochs none and no --max-steps.
