@@ -358,9 +358,9 @@ class Estimator:
                             f"(kind {old.get('kind')!r}); resume with the checkpoint of the same command, or start "
                             "afresh without --resume")
         old_params, new_params = dict(self._absent_params, **old.get("params", {})), config["params"]
-        was = check_optimizer_state(ck.optimizer_state)[0]["optimizer"]   # a damaged state: ModelFileError
+        trained_by = check_optimizer_state(ck.optimizer_state)[0]["optimizer"]   # damaged: ModelFileError
         decay = old_params.get("weight_decay") or 0   # the forecaster's was Adam's L2 term before 2026-12-05
-        if was == "Adam" and decay:
+        if trained_by == "Adam" and decay:
             raise PathError(f"{checkpoint_path}: this checkpoint's run trained with Adam's L2 weight decay "
                             f"({flag('weight_decay')} {decay}, as the forecaster had it before 2026-12-05), which "
                             "this rnnkit replaced by AdamW's; its optimiser state cannot continue: start afresh "
@@ -382,9 +382,10 @@ class Estimator:
             now = ", ".join(said(k, new_params.get(k)) for k in diff)
             raise PathError(f"{checkpoint_path}: this checkpoint was trained with {was}, not {now}; resume with "
                             "the same settings, or start afresh without --resume")
-        if was != optimizer:
-            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with {was}, this one would train with "
-                            f"{optimizer}; its optimiser state cannot continue: start afresh without --resume")
+        if trained_by != optimizer:
+            raise PathError(f"{checkpoint_path}: this checkpoint's run trained with {trained_by}, this one would "
+                            f"train with {optimizer}; its optimiser state cannot continue: start afresh without "
+                            "--resume")
         after = self._fitted_after_training         # facts a finished run adds to its last checkpoint
         same = ({k: v for k, v in (old.get("fitted") or {}).items() if k not in after}
                 == {k: v for k, v in config["fitted"].items() if k not in after})

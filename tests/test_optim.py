@@ -76,6 +76,15 @@ def _run_ours(opt, params, grads):
         opt.step()
 
 
+def _step_both(opt, topt, ours, theirs, step_grads):
+    """One step of our optimiser and torch's from the same gradients."""
+    for p, q, g in zip(ours, theirs, step_grads):
+        p.grad[...] = g
+        q.grad = torch.tensor(g)
+    opt.step()
+    topt.step()
+
+
 def _compare_with_torch(ours_cls, torch_cls, kwargs, dtype, rtol, atol):
     rng = np.random.default_rng(1234)
     init = _init_params(rng, dtype)
@@ -87,11 +96,7 @@ def _compare_with_torch(ours_cls, torch_cls, kwargs, dtype, rtol, atol):
             # the lr is read at every step: a schedule may change it between steps
             opt.lr *= 0.5
             topt.param_groups[0]["lr"] *= 0.5
-        for p, q, g in zip(ours, theirs, step_grads):
-            p.grad[...] = g
-            q.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
+        _step_both(opt, topt, ours, theirs, step_grads)
         for k, (p, q) in enumerate(zip(ours, theirs)):
             assert p.data.dtype == dtype
             np.testing.assert_allclose(
@@ -613,11 +618,7 @@ def test_decay_mask_matches_two_torch_parameter_groups(ours_cls, torch_cls, kwar
     topt = torch_cls(groups, **kwargs)
     grads = _grad_sequence(rng, N_STEPS, np.float64)
     for step_grads in grads:
-        for p, q, g in zip(ours, theirs, step_grads):
-            p.grad[...] = g
-            q.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
+        _step_both(opt, topt, ours, theirs, step_grads)
     for k, (p, q) in enumerate(zip(ours, theirs)):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=0, err_msg=f"parameter {k}")
     # and the mask matters: decaying every parameter moves the masked ones elsewhere, the others not

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--params", type=int, default=5000, help="parameter budget each cell's hidden size is matched to")
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per training step")
-    p.add_argument("--learning-rate", type=float, default=1e-2, help="learning rate of Adam (AdamW with --weight-decay)")
+    p.add_argument("--learning-rate", type=float, default=1e-2,
+                   help="learning rate of Adam (AdamW with --weight-decay)")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="AdamW's decoupled decay of the weight matrices, not the biases (0 = Adam), as in the train "
                         "commands")

@@ -56,12 +56,13 @@ class Adam(Optimizer):
 
     def _update(self, i: int, p: Parameter, lr: float) -> None:
         beta1, beta2, t = self.beta1, self.beta2, self.steps
+        wd = self._decay(i)
         if self._decoupled:
-            if self.decay_mask is None or self.decay_mask[i]:
-                p.data *= 1 - lr * self.weight_decay
+            if wd:
+                p.data *= 1 - lr * wd
             g = p.grad
         else:
-            g = l2_gradient(p, self._decay(i))
+            g = l2_gradient(p, wd)
         m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
         m *= beta1
         m += (1 - beta1) * g
