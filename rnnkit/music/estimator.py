@@ -56,8 +56,8 @@ class MusicModel(Estimator):
     learning_rate : learning rate of Adam (of AdamW with weight_decay)
     lr_decay : none, or cosine: anneal the learning rate to learning_rate/20 over the run's steps
         (--epochs or --max-steps, the fewer steps), or with --max-minutes alone over those minutes
-    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices and
-        embeddings, not the biases and gains: each step multiplies them by 1 - lr * weight_decay (0: Adam)
+    weight_decay : decoupled weight decay (AdamW, Loshchilov and Hutter 2019) of the weight matrices, not the
+        biases: each step multiplies them by 1 - lr * weight_decay (0: Adam)
     clip_norm : clip the global gradient norm to this (none = no clipping)
     epochs : stop after this many passes (20 when epochs, max-steps and max-minutes are all unset)
     max_steps : stop after this many optimiser steps (counted across resumes)
@@ -77,7 +77,8 @@ class MusicModel(Estimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: Optional[int] = None, num_layers: int = 1,
                  seq_len: int = 100, batch_size: int = 16, learning_rate: float = 3e-3, lr_decay: str = "none",
-                 weight_decay: float = 0.0, clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None, max_steps: Optional[int] = None,
+                 weight_decay: float = 0.0, clip_norm: Optional[float] = 1.0, epochs: Optional[int] = None,
+                 max_steps: Optional[int] = None,
                  max_minutes: Optional[float] = None, validation_fraction: Optional[float] = None,
                  validate_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = 200, random_state: Optional[int] = 0, progress: bool = False):
