@@ -269,6 +269,8 @@ class _Unset:
     """The default of a training budget flag that was not given (``UNSET_BUDGET``): the estimator's own default
     budget applies, which ``--epochs none`` (no epoch limit) must not be mistaken for."""
 
+    hide_default = True          # the help formatter shows no "(default: unset)"
+
     def __repr__(self) -> str:
         return "unset"
 

@@ -21,6 +21,6 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 return help
             on, off = action.option_strings[0], action.option_strings[-1]
             return f"{help} (default: {on if action.default else off})"
-        if action.default is None or isinstance(action.default, bool) or type(action.default).__name__ == "_Unset":
+        if action.default is None or isinstance(action.default, bool) or getattr(action.default, "hide_default", False):
             return action.help                 # (an unset budget: the help says what applies)
         return super()._get_help_string(action)
