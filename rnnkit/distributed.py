@@ -50,6 +50,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -405,6 +407,28 @@ def _launched() -> Tuple[int, int]:
     return 1, 0
 
 
+@contextlib.contextmanager
+def _signals_end_the_process():
+    """SIGTERM and SIGINT at their defaults (end the process) while MPI starts. ``MPI_Init_thread`` waits in C
+    for every rank of the job, where a Python handler cannot run: a rank that got the launcher's signal before
+    joining exits, and a rank already inside would otherwise wait for it forever (2 launches in 14 stopped in
+    their first 0.4 s hung so). Nothing is lost by ending there: no training has started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            kept[sig] = signal.signal(sig, signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+
+
 def init(what: str = "--distributed") -> World:
     """Join the MPI job this process was launched in (``mpiexec -n K``) and make it the current world.
 
@@ -414,7 +438,8 @@ def init(what: str = "--distributed") -> World:
     if _current["world"] is not SINGLE:
         return _current["world"]
     try:
-        from mpi4py import MPI
+        with _signals_end_the_process():
+            from mpi4py import MPI             # MPI_Init_thread: waits until every rank of the job has called it
     except ImportError as e:
         raise mark_collective(HyperparameterError(                  # every launched process alike: rank 0 says it
             f"{what} needs mpi4py and an MPI library, which are not installed ({e}); {MPI_HINT}")) from None

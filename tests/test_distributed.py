@@ -300,6 +300,59 @@ def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launc
 
 
 @needs_mpi
+@pytest.mark.parametrize("bad", [0, 1])
+@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+def test_a_command_line_refused_on_one_rank_of_an_mpmd_launch_stops_every_rank(tmp_path, launch, bad):
+    # `mpiexec -n 1 A : -n 1 B` with B refused while parsing: the rank that parsed its command line stops at the
+    # start of training instead of waiting forever for the refused one, and the reason is said once
+    text = _corpus(tmp_path / "text.txt")
+    good = [sys.executable, *launch, *_charlm_args(text, tmp_path / "m.npz", 2), "--distributed"]
+    refused = good + ["--hidden-size", "abc"]
+    ranks = [refused, good] if bad == 0 else [good, refused]
+    t0 = time.monotonic()
+    run = subprocess.run([MPIEXEC, "-n", "1", *ranks[0], ":", "-n", "1", *ranks[1]], capture_output=True, text=True,
+                         timeout=120, env=_env(), cwd=ROOT)
+    assert time.monotonic() - t0 < 120 and run.returncode == 2, run.stderr
+    reason = ("rnnkit charlm train: argument --hidden-size: invalid int value: 'abc' "
+              "(see rnnkit charlm train --help)")
+    lines = sorted(run.stderr.strip().splitlines())
+    if bad == 1:
+        assert lines == [f"rnnkit: error: rank 1 of 2 failed before training (the reason is on that rank's line); "
+                         "nothing was trained", f"rnnkit: error: rank 1 of 2: {reason}"], run.stderr
+    else:                                                # rank 0 said it while parsing, before it knew the others
+        assert lines == [f"rnnkit: error: {reason}"], run.stderr
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.ckpt.npz").exists()
+
+
+def test_a_signal_while_mpi_starts_ends_the_process_at_once(tmp_path):
+    # MPI_Init_thread waits in C for every rank: a Python handler there never runs, and the rank would wait
+    # for one that the same signal already ended. A stand-in mpi4py sends the signal from inside the import.
+    fake = tmp_path / "mpi4py"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    comm = ("class _Comm:\n    def Get_rank(self): return 0\n    def Get_size(self): return 1\n"
+            "COMM_WORLD = _Comm()\n")
+    code = ("import signal\n"
+            "def handler(signum, frame): raise KeyboardInterrupt\n"
+            "signal.signal(signal.SIGTERM, handler)\n"
+            "from rnnkit import distributed\n"
+            "try:\n    print(distributed.init())\nexcept BaseException as e:\n    print('caught', type(e).__name__)\n"
+            "print(signal.getsignal(signal.SIGTERM) is handler, signal.getsignal(signal.SIGINT) is "
+            "signal.default_int_handler)\n")
+    env = dict(_env(), PYTHONPATH=str(tmp_path) + os.pathsep + _env()["PYTHONPATH"])
+    for name in ("SIGTERM", "SIGINT"):
+        (fake / "MPI.py").write_text(f"import os, signal\nos.kill(os.getpid(), signal.{name})\n"
+                                     f"print('survived')\n{comm}")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                             cwd=ROOT)
+        assert run.returncode == -getattr(signal, name), (name, run.returncode, run.stdout, run.stderr)
+        assert run.stdout == "", run.stdout
+    (fake / "MPI.py").write_text(comm)           # no signal: the handlers from before are back afterwards
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout == "World(rank=0, size=1)\nTrue True\n", (run.stdout, run.stderr)
+
+
+@needs_mpi
 def test_help_under_the_launcher_is_printed_once():
     run = _mpiexec(2, "-m", "mpi4py", "-m", "rnnkit", "charlm", "train", "--help")
     assert run.returncode == 0, run.stderr

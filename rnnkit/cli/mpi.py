@@ -71,16 +71,24 @@ def parsing() -> Iterator[None]:
     if launched_size() == 1 or importlib.util.find_spec("mpi4py") is None:
         yield
         return
+    said = io.StringIO()
     try:
         with contextlib.ExitStack() as quiet:
-            if launched_rank() != 0:           # argparse's refusals (stderr), --help (stdout): rank 0's to say
-                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            quiet.enter_context(contextlib.redirect_stderr(said))   # argparse's refusal: kept for exit_process
+            if launched_rank() != 0:           # --help (stdout) and the refusal: rank 0's to say
                 quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
             yield
     except SystemExit as exc:
+        exc.rnnkit_said = said.getvalue()
+        if launched_rank() == 0:
+            sys.stderr.write(exc.rnnkit_said)
+            sys.stderr.flush()
         if exc.code:
             _stopped_alike.append(exc)
         raise
+    else:
+        if launched_rank() == 0:
+            sys.stderr.write(said.getvalue())
 
 
 def threads_per_process(w: World) -> int:
@@ -159,6 +167,21 @@ def reported(exc: BaseException) -> None:
 _stopped_alike: List[BaseException] = []   # what reported() met every rank at the barrier for
 
 
+def _refused_at_the_start(w: World, exc: BaseException) -> None:
+    """A rank whose command line was refused (:func:`parsing`) takes part in the start of training with its
+    message, as :func:`agree` does for later failures: the ranks that parsed theirs (another command line in
+    an MPMD launch, ``mpiexec -n 1 A : -n 1 B``) stop at their start instead of waiting for this rank, and it
+    says its line when rank 0 did not say the same. Then it meets them at :func:`reported`'s barrier."""
+    said = getattr(exc, "rnnkit_said", "").strip()
+    failed, sums = w.start_together(True, said)
+    if w.rank != 0 and said and (0 not in failed or sums[w.rank] != sums[0]):
+        head = "rnnkit: error: "
+        rest = said[len(head):] if said.startswith(head) else said
+        sys.stderr.write(f"{head}rank {w.rank} of {w.size}: {rest}\n")
+        sys.stderr.flush()
+    w.comm.Barrier()
+
+
 def exit_process(code: int) -> None:
     """End the CLI's process with status ``code``.
 
@@ -175,15 +198,13 @@ def exit_process(code: int) -> None:
     if code and _stopped_alike and (w.size > 1 or launched_size() > 1):
         sys.stdout.flush()
         sys.stderr.flush()
-        if w.size == 1:             # refused while parsing, before joining: meet first, so rank 0's line is out
+        if w.size == 1:             # refused while parsing, before joining: join, and take part in the start
             try:
-                from mpi4py import MPI
+                w = init()
             except Exception:       # noqa: BLE001 (mpi4py without a working MPI library: a plain exit)
                 sys.exit(code)
-            comm = MPI.COMM_WORLD
-            comm.Barrier()
-        else:
-            comm = w.comm
+            _refused_at_the_start(w, _stopped_alike[-1])
+        comm = w.comm
         quiet = os.open(os.devnull, os.O_WRONLY)
         os.dup2(quiet, 2)
         comm.Abort(code)
