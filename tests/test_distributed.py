@@ -290,6 +290,18 @@ def test_a_bad_flag_on_every_rank_is_one_line(tmp_path):
 
 @needs_mpi
 @pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+def test_a_refusal_on_a_one_process_launch_is_its_own_line_without_mpichs_abort_report(tmp_path, launch):
+    text = _corpus(tmp_path / "text.txt")
+    run = _mpiexec(1, *launch, *_charlm_args(text, tmp_path / "m.npz", 2), "--hidden-size", "-1", "--distributed")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        "rnnkit: warning: --distributed: this is a single process (start several with an MPI launcher, e.g. "
+        "mpiexec -n 2 rnnkit ...); it trains as without the flag",
+        "rnnkit: error: hidden_size (--hidden-size) must be >= 1, got -1"], run.stderr
+
+
+@needs_mpi
+@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
 def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launch):
     # refused while parsing, before any rank joined the job; `python -m rnnkit` alone never starts MPI itself
     text = _corpus(tmp_path / "text.txt")

@@ -204,8 +204,21 @@ def exit_process(code: int) -> None:
             except Exception:       # noqa: BLE001 (mpi4py without a working MPI library: a plain exit)
                 sys.exit(code)
             _refused_at_the_start(w, _stopped_alike[-1])
-        comm = w.comm
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 2)
-        comm.Abort(code)
+        _abort_quietly(w.comm, code)
+    if code and w.size == 1 and "mpi4py.run" in sys.modules:
+        # `mpiexec -n 1 python -m mpi4py -m rnnkit ...`: the runner ends a failed script in MPI_Abort, and MPICH
+        # then adds its "Abort(2) on node 0 ..." line to the one line already said
+        MPI = sys.modules.get("mpi4py.MPI")
+        if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _abort_quietly(MPI.COMM_WORLD, code)
     sys.exit(code)
+
+
+def _abort_quietly(comm, code: int) -> None:
+    """``MPI_Abort(code)`` on ``comm`` with stderr pointed at the null device: MPICH's report of the abort is not
+    for the user, who has had the command's own line."""
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 2)
+    comm.Abort(code)
