@@ -6,7 +6,10 @@ character model's training step number STEP (0-based) fails; KIND is
 - ``raise``: the step raises a DataError (bad input found on that rank);
 - ``nan``: the step's loss and gradients are NaN;
 - ``missing``: that rank reads a text file that does not exist (it fails before training, before
-  any collective call, while the other ranks go on to the start of training, where they learn of it).
+  any collective call, while the other ranks go on to the start of training, where they learn of it);
+- ``late``: that rank reaches the start of training late: it creates the file named by the environment
+  variable ``RNNKIT_TEST_LATE`` and waits up to 60 s first (STEP is ignored), so that a test can signal the
+  job while the other ranks wait for it there.
 """
 
 import sys
@@ -38,6 +41,17 @@ def main(argv):
         return wrapped
 
     estimator.make_step_fn = faulty
+    if kind == "late":
+        import os
+        import time
+        start = distributed.World.start_together
+
+        def late(self, failed, message=""):
+            if self.rank == rank and not failed:
+                open(os.environ["RNNKIT_TEST_LATE"], "w").close()
+                time.sleep(60)
+            return start(self, failed, message)
+        distributed.World.start_together = late
     if kind == "missing":
         import os
         if int(os.environ.get("PMI_RANK", "0")) == rank:

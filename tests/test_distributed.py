@@ -311,29 +311,71 @@ def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launc
                                   "'abc' (see rnnkit charlm train --help)"), run.stderr
 
 
+_REFUSED = ("rnnkit charlm train: argument --hidden-size: invalid int value: 'abc' (see rnnkit charlm train "
+            "--help)")
+_UNJOINED = ("this process is one of 2 started by an MPI launcher, but --distributed is not given: each would train "
+             "its own copy and write the same files; add --distributed to train one model on all of them")
+_LATE = "rnnkit: error: rank 1 of 2 failed before training (the reason is on that rank's line); nothing was trained"
+
+
 @needs_mpi
-@pytest.mark.parametrize("bad", [0, 1])
 @pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
-def test_a_command_line_refused_on_one_rank_of_an_mpmd_launch_stops_every_rank(tmp_path, launch, bad):
-    # `mpiexec -n 1 A : -n 1 B` with B refused while parsing: the rank that parsed its command line stops at the
-    # start of training instead of waiting forever for the refused one, and the reason is said once
+@pytest.mark.parametrize("rank0, rank1, expected", [
+    # refused while parsing on one rank
+    (["--distributed", "--hidden-size", "abc"], ["--distributed"], [f"rnnkit: error: {_REFUSED}"]),
+    (["--distributed"], ["--distributed", "--hidden-size", "abc"], [_LATE, f"rnnkit: error: rank 1 of 2: {_REFUSED}"]),
+    # --help on one rank: it never trains, and says so
+    (["--distributed"], ["--distributed", "--help"],
+     [_LATE, "rnnkit: error: rank 1 of 2: its command line asks for help (--help), so it trains nothing"]),
+    # --distributed left out on one rank, alone or beside a refused command line
+    (["--hidden-size", "8"], ["--distributed"], [f"rnnkit: error: {_UNJOINED}"]),
+    (["--distributed", "--hidden-size", "abc"], ["--hidden-size", "8"],
+     [f"rnnkit: error: {_REFUSED}", f"rnnkit: error: rank 1 of 2: {_UNJOINED}"]),
+], ids=["refused-on-0", "refused-on-1", "help-on-1", "unjoined-0", "refused-0-unjoined-1"])
+def test_ranks_of_an_mpmd_launch_that_stop_before_joining_stop_every_rank(tmp_path, launch, rank0, rank1, expected):
+    # `mpiexec -n 1 A : -n 1 B` where one rank stops before joining the job (a process that ends without joining
+    # does not end the job): the ranks that joined stop at the start of training instead of waiting forever for it,
+    # and every reason is said once
     text = _corpus(tmp_path / "text.txt")
-    good = [sys.executable, *launch, *_charlm_args(text, tmp_path / "m.npz", 2), "--distributed"]
-    refused = good + ["--hidden-size", "abc"]
-    ranks = [refused, good] if bad == 0 else [good, refused]
+    base = [sys.executable, *launch, *_charlm_args(text, tmp_path / "m.npz", 2)]
     t0 = time.monotonic()
-    run = subprocess.run([MPIEXEC, "-n", "1", *ranks[0], ":", "-n", "1", *ranks[1]], capture_output=True, text=True,
-                         timeout=120, env=_env(), cwd=ROOT)
+    run = subprocess.run([MPIEXEC, "-n", "1", *base, *rank0, ":", "-n", "1", *base, *rank1], capture_output=True,
+                         text=True, timeout=120, env=_env(), cwd=ROOT)
     assert time.monotonic() - t0 < 120 and run.returncode == 2, run.stderr
-    reason = ("rnnkit charlm train: argument --hidden-size: invalid int value: 'abc' "
-              "(see rnnkit charlm train --help)")
-    lines = sorted(run.stderr.strip().splitlines())
-    if bad == 1:
-        assert lines == [f"rnnkit: error: rank 1 of 2 failed before training (the reason is on that rank's line); "
-                         "nothing was trained", f"rnnkit: error: rank 1 of 2: {reason}"], run.stderr
-    else:                                                # rank 0 said it while parsing, before it knew the others
-        assert lines == [f"rnnkit: error: {reason}"], run.stderr
+    assert sorted(run.stderr.strip().splitlines()) == sorted(expected), run.stderr
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.ckpt.npz").exists()
+
+
+@needs_mpi
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_while_a_refused_rank_waits_for_the_others_ends_the_job_with_the_signals_status(tmp_path, sig, code,
+                                                                                               said):
+    # rank 1's command line is refused; it waits at the start of training for rank 0, which is late; the launcher
+    # forwards Ctrl-C or SIGTERM: every rank ends, no traceback, the refusal still said, the signal's status
+    text = _corpus(tmp_path / "text.txt")
+    good = _charlm_args(text, tmp_path / "m.npz", 2) + ["--distributed"]
+    marker = tmp_path / "rank0-at-the-start"
+    env = dict(_env(), RNNKIT_TEST_LATE=str(marker))
+    proc = subprocess.Popen([MPIEXEC, "-n", "1", sys.executable, os.path.join(HERE, "mpi_charlm_fault.py"), "0", "0",
+                             "late", "--", *good, ":", "-n", "1", sys.executable, "-m", "rnnkit", *good, "--bogus"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        t0 = time.monotonic()
+        while not marker.exists() and time.monotonic() - t0 < 60:
+            time.sleep(0.1)
+        assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "rank 0 never got to the start"
+        time.sleep(2)                                     # rank 1 is waiting in the start's all-reduce by now
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=45)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code, (proc.returncode, err)
+    assert "Traceback" not in err and "Abort" not in err and "TERMINATION" not in err, err
+    assert ("rnnkit: error: rank 1 of 2: rnnkit charlm train: unrecognized arguments: --bogus "
+            "(see rnnkit charlm train --help)") in err.splitlines(), err
+    assert f"rnnkit: {said}" in err.splitlines(), err
 
 
 def test_a_signal_while_mpi_starts_ends_the_process_at_once(tmp_path):

@@ -130,7 +130,7 @@ def _interrupted(exc: Optional[BaseException] = None, args=None) -> int:
     if prefix is not None:          # None: another rank of a data-parallel run says it
         _say(f"rnnkit: {prefix}{text}")
     if exc is not None:
-        mpi.reported(exc)
+        code = mpi.reported(exc, code)
     return code
 
 
@@ -224,8 +224,7 @@ def _failed(exc: BaseException, message: str) -> int:
     prefix = mpi.report_prefix(exc, 2)
     if prefix is not None:          # None: another rank of a data-parallel run reports it
         _say(f"rnnkit: error: {prefix}{message}")
-    mpi.reported(exc)
-    return 2
+    return mpi.reported(exc, 2)
 
 
 def _say(line: str) -> None:

@@ -7,9 +7,13 @@ the user sees must not be K times everything, and no rank may wait forever for a
 - A failure every rank agreed on (at a step's all-reduce, or before training at the start's,
   :func:`agree`) is said once, by rank 0, or by each rank whose reason differs from rank 0's;
   a failure on some ranks only before training is said by those ranks, with their rank; the
-  ranks then meet at a barrier (:func:`reported`) and end with the status (:func:`exit_process`).
+  ranks then meet (:func:`reported`) and end with the highest of their statuses (:func:`exit_process`).
 - A failure on one rank alone after training started is said by that rank, with its rank, and
   aborts the job: the other ranks may be waiting for it in a collective.
+- A rank that stops before joining (its command line refused or asking for ``--help``, or a train
+  command without ``--distributed``) joins at its end to take part in the start with its reason
+  (:func:`exit_process`): a process that ends without joining does not end the job, and the ranks
+  that joined would wait for it forever (another command line in an MPMD launch).
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import contextlib
 import importlib.util
 import io
 import os
+import signal
 import sys
+import threading
 import warnings
 from typing import Iterator, List, Optional
+
+import numpy as np
 
 from ..distributed import (SINGLE, World, init, is_collective, launched_rank, launched_size, mark_collective, started,
                            world)
@@ -39,10 +47,12 @@ def setup(enabled: bool) -> World:
     if not enabled:
         k = launched_size()
         if k > 1:
-            raise mark_collective(HyperparameterError(
+            exc = mark_collective(HyperparameterError(
                 f"this process is one of {k} started by an MPI launcher, but --distributed is not given: each "
                 "would train its own copy and write the same files; add --distributed to train one model on "
                 "all of them"))
+            _before_joining.append(f"rnnkit: error: {exc}")
+            raise exc
         return SINGLE
     w = init()
     if w.size == 1:           # `rnnkit ... --distributed` without a launcher: say so, it trains as without the flag
@@ -65,12 +75,14 @@ def setup(enabled: bool) -> World:
 def parsing() -> Iterator[None]:
     """Around the parsing of the command line. Under an MPI launcher every rank parses the same arguments
     and refuses a bad one alike, before any rank has joined the job: ranks other than 0 keep argparse's
-    message (and ``--help``'s text) to themselves, and a refusal counts as a stop every rank agrees on
-    (:func:`exit_process` then meets the other ranks before ending). Without mpi4py nothing changes: no
+    message (and ``--help``'s text) to themselves; the stop is kept as the rank's reason, which
+    :func:`exit_process` joins the job to give the others at the start of training (alike on every rank, rank
+    0 has said it; different on another rank, that rank says its own). Without mpi4py nothing changes: no
     rank could wait for rank 0's line, which would then be lost when a quiet rank ended the job first."""
     if launched_size() == 1 or importlib.util.find_spec("mpi4py") is None:
         yield
         return
+    _before_joining.clear()
     said = io.StringIO()
     try:
         with contextlib.ExitStack() as quiet:
@@ -79,12 +91,10 @@ def parsing() -> Iterator[None]:
                 quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
             yield
     except SystemExit as exc:
-        exc.rnnkit_said = said.getvalue()
         if launched_rank() == 0:
-            sys.stderr.write(exc.rnnkit_said)
+            sys.stderr.write(said.getvalue())
             sys.stderr.flush()
-        if exc.code:
-            _stopped_alike.append(exc)
+        _before_joining.append(said.getvalue().strip() if exc.code else _HELP_LINE)
         raise
     else:
         if launched_rank() == 0:
@@ -152,40 +162,79 @@ def report_prefix(exc: BaseException, code: int) -> Optional[str]:
     return f"rank {w.rank} of {w.size}: "
 
 
-def reported(exc: BaseException) -> None:
-    """After the CLI reported a failure: when every rank raised it alike, no rank exits before rank 0 has
-    written its line. mpiexec stops the whole job as soon as one process exits with an error status, and
-    a quiet rank that got there first took rank 0's message with it (about one run in five, 3 ranks on 2
-    cores)."""
+def reported(exc: BaseException, code: int) -> int:
+    """After the CLI reported a failure with exit status ``code``: when every rank raised it alike, no rank
+    exits before rank 0 has written its line. mpiexec stops the whole job as soon as one process exits with an
+    error status, and a quiet rank that got there first took rank 0's message with it (about one run in five,
+    3 ranks on 2 cores). The ranks meet in an all-reduce of their statuses and return the highest, so that the
+    job's status does not depend on which rank ends first: a rank stopped by Ctrl-C (130) or SIGTERM (143)
+    beside one that stopped for a reason of its own (2) makes it the signal's."""
     w = world()
     if w.size > 1 and is_collective(exc):
         sys.stderr.flush()
-        w.comm.Barrier()
+        code = _highest(w, code)
         _stopped_alike.append(exc)
+    return code
 
 
-_stopped_alike: List[BaseException] = []   # what reported() met every rank at the barrier for
+def _highest(w: World, code: int) -> int:
+    """The highest ``code`` over the ranks (every rank calls it: an all-reduce)."""
+    from mpi4py import MPI
+    buf = np.array([code], np.int64)
+    w.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
+    return int(buf[0])
 
 
-def _refused_at_the_start(w: World, exc: BaseException) -> None:
-    """A rank whose command line was refused (:func:`parsing`) takes part in the start of training with its
-    message, as :func:`agree` does for later failures: the ranks that parsed theirs (another command line in
-    an MPMD launch, ``mpiexec -n 1 A : -n 1 B``) stop at their start instead of waiting for this rank, and it
-    says its line when rank 0 did not say the same. Then it meets them at :func:`reported`'s barrier."""
-    said = getattr(exc, "rnnkit_said", "").strip()
-    failed, sums = w.start_together(True, said)
-    if w.rank != 0 and said and (0 not in failed or sums[w.rank] != sums[0]):
-        head = "rnnkit: error: "
-        rest = said[len(head):] if said.startswith(head) else said
-        sys.stderr.write(f"{head}rank {w.rank} of {w.size}: {rest}\n")
-        sys.stderr.flush()
-    w.comm.Barrier()
+_stopped_alike: List[BaseException] = []   # what reported() met every rank for
+
+
+_before_joining: List[str] = []
+"""The one-line reason of a rank that stopped before joining the job (refused or asked for ``--help`` while
+parsing, or a train command without ``--distributed``); :func:`exit_process` joins to tell the other ranks."""
+_HELP_LINE = "rnnkit: error: its command line asks for help (--help), so it trains nothing"
+
+
+def _stop_at_the_start(w: World, said: str, code: int) -> int:
+    """A rank that stopped before joining takes part in the start of training with its reason, as :func:`agree`
+    does for later failures: the ranks that did join (another command line in an MPMD launch, ``mpiexec -n 1 A
+    : -n 1 B``) stop at their start instead of waiting for this rank forever (a process that ends without
+    joining does not end the job), and it says its line unless rank 0 said the same. Then it meets them in
+    :func:`reported`'s all-reduce of the statuses, and returns the job's status.
+
+    Ctrl-C or SIGTERM while it waits (the CLI's own handlers are gone by then) is noted, not obeyed: the same
+    signal reaches the other ranks from the launcher, and they come to the start to say so; the status then
+    becomes the signal's (130 or 143). A rank that waits in MPI's all-reduce cannot run a Python handler
+    anyway: a second Ctrl-C to mpiexec ends the whole job, as mpiexec says."""
+    head = "rnnkit: error: "
+    with _signals_noted() as got:
+        failed, sums = w.start_together(True, said)
+        if w.rank != 0 and said and (0 not in failed or sums[w.rank] != sums[0]):
+            reason = said[len(head):] if said.startswith(head) else said
+            sys.stderr.write(f"{head}rank {w.rank} of {w.size}: {reason}\n")
+            sys.stderr.flush()
+        signalled = (143 if got[0] == signal.SIGTERM else 130) if got else 0
+        return _highest(w, signalled or code)    # the ranks that joined meet there after saying theirs (reported)
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[List[int]]:
+    """Inside the block, SIGTERM and SIGINT are noted in the list it gives instead of stopping anything."""
+    got: List[int] = []
+    kept = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            kept[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield got
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
 
 
 def exit_process(code: int) -> None:
     """End the CLI's process with status ``code``.
 
-    When every rank of an MPI job stopped alike (met at :func:`reported`'s barrier), nothing is left to
+    When every rank of an MPI job stopped alike (met in :func:`reported`), nothing is left to
     say: each rank points its stderr at the null device and calls ``MPI_Abort(code)`` itself. Under
     ``python -m mpi4py`` a non-zero exit ends in ``MPI_Abort`` anyway, and MPICH then prints
     "Abort(130) ... application called MPI_Abort" after a clean stop, as if the job had crashed; a
@@ -195,15 +244,18 @@ def exit_process(code: int) -> None:
     and the abort that stops the other ranks waiting for it in a collective.
     """
     w = world()
-    if code and _stopped_alike and (w.size > 1 or launched_size() > 1):
+    stopped_before_joining = w.size == 1 and launched_size() > 1 and bool(_before_joining)
+    if stopped_before_joining:
         sys.stdout.flush()
         sys.stderr.flush()
-        if w.size == 1:             # refused while parsing, before joining: join, and take part in the start
-            try:
-                w = init()
-            except Exception:       # noqa: BLE001 (mpi4py without a working MPI library: a plain exit)
-                sys.exit(code)
-            _refused_at_the_start(w, _stopped_alike[-1])
+        try:
+            w = init()
+        except Exception:           # noqa: BLE001 (mpi4py without a working MPI library: a plain exit)
+            sys.exit(code)
+        code = _stop_at_the_start(w, _before_joining[-1], code)
+    if code and w.size > 1 and (_stopped_alike or stopped_before_joining):
+        sys.stdout.flush()
+        sys.stderr.flush()
         _abort_quietly(w.comm, code)
     if code and w.size == 1 and "mpi4py.run" in sys.modules:
         # `mpiexec -n 1 python -m mpi4py -m rnnkit ...`: the runner ends a failed script in MPI_Abort, and MPICH
