@@ -193,6 +193,46 @@ def test_no_output_writes_over_a_checkpoint_and_only_a_model_over_a_model(tmp_pa
     assert load_model_file(ckpt).kind == "checkpoint" and load_model_file(model).kind == "charlm"
 
 
+def test_an_existing_file_of_another_kind_is_not_replaced_by_an_output(tmp_path):
+    # `rnnkit export lm.npz text.txt` turned the training text into an ONNX graph, `--midi data.json` the music
+    # data into MIDI, `--attention-plot pairs.tsv` the translation pairs into a PNG (exit 0 each time)
+    text = tmp_path / "text.txt"
+    text.write_text("the user's corpus\n")
+    for flag, example in (("OUT", "model.onnx"), ("--midi", "sample.mid"), ("--plot", "loss.png"),
+                          ("--out", "model.npz"), ("--out", "forecast.csv"), ("--out", "compare.json")):
+        want = "an image" if example.endswith(".png") else f"a {os.path.splitext(example)[1]}"
+        with pytest.raises(PathError, match=rf"^{flag} .*text.txt already exists and is not {want} file \(.txt\): "
+                                            rf"writing this output there would replace it; choose another {flag}, "
+                                            rf"such as {example}, or remove the file first$"):
+            check_outputs({flag: text}, examples={flag: example})
+    assert text.read_text() == "the user's corpus\n"
+    # the same kind is replaced as ever (an earlier run's output), any ending of an image for a plot, and a new
+    # file may have any name
+    for name, example in (("old.onnx", "model.onnx"), ("old.SVG", "loss.png"), ("old.midi", "sample.mid"),
+                          ("old.npz", "model.npz")):
+        (tmp_path / name).write_bytes(b"earlier output")
+        check_outputs({"--out": tmp_path / name}, examples={"--out": example})
+    check_outputs({"--out": tmp_path / "new.txt"}, examples={"--out": "model.npz"})
+    check_outputs({"--out": text})                      # no example given: no kind to hold it to
+
+
+def test_cli_outputs_refuse_to_replace_a_file_of_another_kind(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("hello world, a corpus of the user's. " * 40)
+    assert main(["charlm", "train", str(text), "--out", str(tmp_path / "lm.npz"), "--max-steps", "1",
+                 "--hidden-size", "8", "--no-progress", "--no-plot", "--sample-length", "0"]) == 0
+    other = tmp_path / "other.txt"
+    other.write_text("another text of the user's\n")
+    capsys.readouterr()
+    for argv in (["export", str(tmp_path / "lm.npz"), str(other)],
+                 ["charlm", "train", str(text), "--out", str(other), "--max-steps", "1"],
+                 ["compare", "adding", "--out", str(other)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "already exists and is not a" in err and "Traceback" not in err, err
+    assert other.read_text() == "another text of the user's\n"
+
+
 def test_cli_outputs_refuse_a_checkpoint_in_one_line(tmp_path, capsys):
     save_model_file(tmp_path / "run.ckpt.npz", kind="checkpoint", config={}, arrays={"w": np.zeros(2)}, meta={})
     before = (tmp_path / "run.ckpt.npz").read_bytes()

@@ -226,6 +226,29 @@ def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]
         check_writable(path, flag, (examples or {}).get(flag, "out.npz"))
         if flag not in checkpoints:
             _check_not_an_rnnkit_file(flag, path, model_output=flag in models)
+        if examples and flag in examples:
+            _check_same_kind(flag, path, examples[flag])
+
+
+# file name endings that hold the same kind of output: one may replace another
+_KINDS = ({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp"}, {".mid", ".midi"})
+
+
+def _check_same_kind(flag: str, path: str, example: str) -> None:
+    """Refuse ``flag`` replacing an existing file whose name ends otherwise than the output's kind (``example``'s
+    ending): `rnnkit export lm.npz text.txt` would turn a training text into an ONNX graph. A new file may have
+    any name, and a file of the same kind (an earlier run's output) is replaced as before."""
+    if not os.path.isfile(path):
+        return
+    want = os.path.splitext(example)[1].lower()
+    have = os.path.splitext(path)[1].lower()
+    same = next((kind for kind in _KINDS if want in kind), {want})
+    if have in same:
+        return
+    kind = "an image" if ".png" in same else f"a {want}"
+    raise PathError(f"{flag} {path} already exists and is not {kind} file ({have or 'no ending'}): writing this "
+                    f"output there would replace it; choose another {flag}, such as {example}, or remove the "
+                    "file first")
 
 
 def _check_not_an_rnnkit_file(flag: str, path: str, model_output: bool) -> None:
