@@ -72,6 +72,31 @@ def test_train_predict_backtest_session(tmp_path, capsys):
     assert (tmp_path / "metrics.csv").read_text().startswith("method,")
 
 
+def test_predict_says_which_steps_cannot_promise_the_coverage_and_prints_it_unrounded(tmp_path, capsys):
+    # 0.999 printed as "with 100% intervals", and intervals from too few calibration forecasts went unmentioned
+    from rnnkit.forecast import RNNForecaster
+    data, _ = _prices(tmp_path)
+    model = str(tmp_path / "m.npz")
+    assert _run(capsys, ["forecast", "train", data, "--date", "Date", "--target", "Close", "--horizon", "3",
+                         "--out", model] + FAST)[0] == 0
+    est = RNNForecaster.load(model)
+    for coverage in ("0.5", "0.999"):
+        short = est.calibration_shortfall(float(coverage))
+        code, out, err = _run(capsys, ["forecast", "predict", model, "--coverage", coverage])
+        assert code == 0, err
+        title = [line for line in out.splitlines() if line.startswith("forecast of Close")]
+        assert title and title[0].endswith(f"with {float(coverage) * 100:g}% intervals:"), out
+        notes = [line for line in (out + err).splitlines() if line.startswith("intervals: step")]
+        if coverage == "0.999":
+            assert short == [1, 2, 3] and len(notes) == 1, (short, out, err)
+            lo, hi = min(map(len, est.calibration_)), max(map(len, est.calibration_))
+            have = str(lo) if lo == hi else f"{lo}-{hi}"
+            assert notes[0].startswith(f"intervals: steps 1-3 of 3 had {have} calibration forecast(s), fewer than the "
+                                       "999 that 99.9% coverage needs"), notes
+        else:
+            assert short == [] and notes == [], (short, out, err)
+
+
 def test_future_covariates_in_trailing_rows(tmp_path, capsys):
     rows = [[str(1990 + i), f"{10 + np.sin(i):.3f}", str(i % 4 == 0)] for i in range(40)]
     rows = [[d, v, "1" if f == "True" else "0"] for d, v, f in rows]
@@ -349,7 +374,10 @@ def test_month_end_series_round_trip_through_the_model_file(tmp_path, capsys):
     code, out, _ = _run(capsys, ["forecast", "predict", str(old), data, "--horizon", "2"])
     assert code == 0 and "not evenly spaced" not in out and "trained on steps" not in out, out
     code, out, _ = _run(capsys, ["forecast", "predict", str(old), "--horizon", "3"])
-    assert code == 0 and ["2022-05-31", "2022-06-30", "2022-07-31"] == [r.split()[0] for r in out.splitlines()[2:5]]
+    lines = out.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("forecast of Value"))   # after any notes
+    assert code == 0 and ["2022-05-31", "2022-06-30", "2022-07-31"] == [r.split()[0] for r in lines[title + 2:
+                                                                                                   title + 5]]
     # the same months dated on the first: the same step, no note
     first = _write(tmp_path / "first.csv", ["Date", "Value"],
                    [[d[:8] + "01", v] for d, v in (r.split(",") for r in open(data).read().splitlines()[1:])])

@@ -32,6 +32,7 @@ from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
 from ..train.history import trained_line
 from .backtest import BacktestResult
+from .conformal import percent, shortfall_note
 from .backtest import backtest as rolling_backtest
 from .data import SeriesData, read_series_csv, write_forecast_csv
 from .dates import DateStep, fits, parse_dates, step_words
@@ -187,7 +188,7 @@ class ForecastTable:
     def text(self) -> str:
         """A title line, a header and one line per step."""
         lines = [f"forecast of {', '.join(self.target)} for {self.horizon} step(s) after {self.last_date}"
-                 + (f" with {self.coverage:.0%} intervals" if self.coverage is not None else "") + ":",
+                 + (f" with {percent(self.coverage)} intervals" if self.coverage is not None else "") + ":",
                  "  ".join(["date"] + list(self.columns))]
         for i, d in enumerate(self.dates):
             lines.append("  ".join([d] + [f"{self.columns[c][i]:.4f}" for c in self.columns]))
@@ -266,6 +267,10 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
         step, last = None, 0
     dates = step.future(last, H) if step is not None else list(range(1, H + 1))   # past year 9999: before the work
     fmt = step.format if step is not None else str
+    if interval_method == "conformal" and est.calibration_ is not None:
+        note = shortfall_note(est.calibration_, coverage)
+        if note:
+            say(note)
     with _named(series) if series is not None else _nothing():
         mean = est.predict(H, **kw)
         lower = upper = None

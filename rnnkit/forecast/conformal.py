@@ -42,7 +42,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["calibration_scores", "checkpoint_calibration", "calibrate", "conformal_interval", "conformal_quantiles",
-           "head_spread", "shortfall", "spread_levels", "SPREAD_LEVELS", "MAX_ORIGINS"]
+           "head_spread", "shortfall", "scores_needed", "percent", "spread_levels", "SPREAD_LEVELS", "MAX_ORIGINS"]
 
 SPREAD_LEVELS = (0.1, 0.9)      # the head's central 80% interval sets the spread of a Gaussian head
 MAX_ORIGINS = 2000              # calibration origins at most (the most recent ones)
@@ -150,6 +150,44 @@ def conformal_quantiles(centre: np.ndarray, spread: np.ndarray, scores: Sequence
 def shortfall(scores: Sequence[np.ndarray], coverage: float) -> List[int]:
     """Steps h (1-based) with too few scores for a finite conformal interval at ``coverage``."""
     return [h + 1 for h, z in enumerate(scores) if np.ceil((len(z) + 1) * coverage) > len(z)]
+
+
+def scores_needed(coverage: float) -> int:
+    """The fewest scores n with ceil((n + 1) * coverage) <= n: what a step needs to promise ``coverage``."""
+    n = max(1, int(np.floor(coverage / (1.0 - coverage))) - 1)
+    for _ in range(8):                       # a step or two past the estimate (float rounding near 1)
+        if np.ceil((n + 1) * coverage) <= n:
+            break
+        n += 1
+    return n
+
+
+def shortfall_note(scores: Sequence[np.ndarray], coverage: float) -> Optional[str]:
+    """One line naming the steps whose intervals cannot promise ``coverage`` (None when every step can)."""
+    short = shortfall(scores, coverage)
+    if not short:
+        return None
+    lo, hi = min(len(scores[h - 1]) for h in short), max(len(scores[h - 1]) for h in short)
+    steps = f"step {short[0]}" if len(short) == 1 else f"steps {_ranges(short)}"
+    have = str(lo) if lo == hi else f"{lo}-{hi}"
+    return (f"intervals: {steps} of {len(scores)} had {have} calibration forecast(s), fewer "
+            f"than the {scores_needed(coverage)} that {percent(coverage)} coverage needs: their intervals use the "
+            "largest error seen and may cover less (a longer series or a larger --calibration-fraction gives more)")
+
+
+def _ranges(steps: Sequence[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``."""
+    out, start = [], steps[0]
+    for a, b in zip(steps, list(steps[1:]) + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}-{a}")
+            start = b
+    return ", ".join(out)
+
+
+def percent(level: float) -> str:
+    """A coverage level as a percentage with the digits it has: 0.9 -> 90%, 0.999 -> 99.9% (never rounded to 100%)."""
+    return f"{format(round(level * 100, 6), '.10g')}%"
 
 
 def checkpoint_calibration(path, calibration) -> None:

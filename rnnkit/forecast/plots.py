@@ -19,6 +19,7 @@ import numpy as np
 
 from ..plotting import require_pyplot, save_loss_curve, save_png
 from .backtest import BacktestResult
+from .conformal import percent
 
 __all__ = ["plot_forecast", "plot_backtest", "save_loss_curve"]
 
@@ -43,7 +44,7 @@ def plot_forecast(path: str, hist_x: Sequence, hist_y: np.ndarray, fut_x: Sequen
     fx, fm = [hx[-1]] + list(fut_x), np.concatenate([hy[-1:], mean])
     ax.plot(fx, fm, color="C1", lw=1.5, label="forecast")
     if lower is not None and upper is not None:
-        name = f"{coverage:.0%} interval" if coverage else "interval"
+        name = f"{percent(coverage)} interval" if coverage else "interval"
         ax.fill_between(list(fut_x), lower, upper, color="C1", alpha=0.25, lw=0, label=name)
     ax.set_ylabel(label)
     if title:
@@ -74,7 +75,7 @@ def plot_backtest(path: str, result: BacktestResult, y: np.ndarray, x: Optional[
                 label=f"{method} forecasts" if i == 0 else None)
         if f.lower is not None:
             ax.fill_between(fx, f.lower[:, 0], f.upper[:, 0], color="C1", alpha=0.12, lw=0,
-                            label=f"{result.coverage_level:.0%} intervals" if i == 0 else None)
+                            label=f"{percent(result.coverage_level)} intervals" if i == 0 else None)
     ax.set_ylabel(label)
     ax.set_title(title or f"rolling-origin backtest: {len(folds)} folds, horizon {result.horizon}")
     ax.grid(alpha=0.3)
