@@ -122,6 +122,8 @@ def train(pairs: Optional[str] = None, *, out: str = "translator.npz", resume: b
         raise HyperparameterError(f"{flag_of('validation_fraction')} + {flag_of('test_fraction')} must be < 1, "
                                   f"got {validation_fraction} + {test_fraction}: nothing would be left to train on")
     check_count(flag_of("split_seed"), split_seed, 0)
+    if max_words is not None:
+        check_count("max_words (--max-words)", max_words, 1)
     tr = Translator(**params)
     tr._check_params()
     data, info = prepare_pairs(pairs, src_col=src_col, tgt_col=tgt_col, max_words=max_words,

@@ -208,6 +208,13 @@ class Translator(Estimator):
         check_probability(flag_of("teacher_forcing"), self.teacher_forcing, high_open=False)
         check_probability(flag_of("ss_floor"), self.ss_floor, high_open=False)
         check_optional_real(flag_of("ss_k"), self.ss_k, low_open=True)
+        if self.ss_k is not None and self.scheduled_sampling == "inverse_sigmoid" and self.ss_k < 1:
+            raise HyperparameterError(f"{flag_of('ss_k')} must be >= 1 for --scheduled-sampling inverse_sigmoid "
+                                      f"(the teacher-forcing probability k / (k + exp(step / k)) starts below 1/2 "
+                                      f"otherwise), got {self.ss_k}")
+        if self.ss_k is not None and self.scheduled_sampling == "exponential" and self.ss_k > 1:
+            raise HyperparameterError(f"{flag_of('ss_k')} must be in (0, 1] for --scheduled-sampling exponential "
+                                      f"(the probability k ** step), got {self.ss_k}")
         check_real(flag_of("ss_c"), self.ss_c)
         if self.attention == "dot" and self.bidirectional:
             raise HyperparameterError(f"{flag_of('attention')} dot compares the decoder state with the memory, "
