@@ -62,6 +62,16 @@ def test_train_sample_eval(tmp_path, textfile, capsys):
     assert code == 0 and len(o3) == 13, e
     code, o, e = _cli(capsys, "charlm", "eval", out, textfile, "--batch-size", 2, "--seq-len", 7)
     assert code == 0 and "bits/char" in o and "perplexity" in o
+    # N streams of equal length leave the text's last characters out: said, with the fix
+    n = len(open(textfile, encoding="utf-8").read()) - 1               # the characters after the first
+    streams = 7 if n % 7 else 6
+    code, o, e = _cli(capsys, "charlm", "eval", out, textfile, "--batch-size", streams)
+    kept = n // streams * streams
+    assert code == 0 and o.startswith(f"{textfile}: {kept:,} characters predicted of {n:,} (the last {n - kept:,} "
+                                      f"do not fill the {streams} streams of --batch-size: a smaller --batch-size "
+                                      "scores more of the text)\n"), o
+    code, o, e = _cli(capsys, "charlm", "eval", out, textfile)
+    assert code == 0 and o.startswith(f"{textfile}: {n:,} characters predicted\n"), o
 
 
 @pytest.mark.parametrize("case", ["empty", "binary", "directory", "undecodable", "short"])

@@ -189,12 +189,14 @@ def sample(model: ModelLike, *, prime: str = "", length: int = 500, temperature:
 
 def evaluate(model: ModelLike, textfile, *, batch_size: int = 1, seq_len: int = 100,
              encoding: str = "utf-8") -> Dict[str, float]:
-    """Loss (nats/char), bits/char, perplexity and characters predicted on a text file.
+    """Loss (nats/char), bits/char, perplexity and characters predicted (``chars``) on a text file, and how many
+    it has to predict (``predictable``: all but the first).
 
     ``batch_size=1`` evaluates the text in one exact pass; N runs N streams in
-    parallel, faster, each starting from a zero state.
+    parallel, faster, each starting from a zero state (and up to N-1 characters at the end left out).
     """
     est = _estimator(model)
     check_score_args(batch_size, seq_len)
     text = read_text(textfile, encoding)
-    return est.score(text, batch_size=batch_size, seq_len=seq_len, what=f"TEXTFILE {os.fspath(textfile)}")
+    out = est.score(text, batch_size=batch_size, seq_len=seq_len, what=f"TEXTFILE {os.fspath(textfile)}")
+    return dict(out, predictable=len(text) - 1)

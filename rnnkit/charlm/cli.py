@@ -68,7 +68,10 @@ def _perplexity(p: float) -> str:
 def _eval(args) -> int:
     m = api.evaluate(args.model, args.textfile, batch_size=args.batch_size, seq_len=args.seq_len,
                      encoding=args.encoding)
-    print(f"{args.textfile}: {m['chars']:,} characters predicted\n"
+    left = m["predictable"] - m["chars"]
+    print(f"{args.textfile}: {m['chars']:,} characters predicted"
+          + (f" of {m['predictable']:,} (the last {left:,} do not fill the {args.batch_size:,} streams of "
+             "--batch-size: a smaller --batch-size scores more of the text)" if left else "") + "\n"
           f"loss {m['loss']:.4f} nats/char  {m['bits_per_char']:.4f} bits/char  "
           f"perplexity {_perplexity(m['perplexity'])}")
     return 0
@@ -123,7 +126,8 @@ def register(subparsers) -> None:
     e = command(sub, "eval", help="loss, bits/char and perplexity on a text file", func=_eval)
     e.add_argument("model", metavar="MODEL", help="model file, or the checkpoint of a training run")
     e.add_argument("textfile", metavar="TEXTFILE", help="text to evaluate")
-    e.add_argument("--batch-size", type=int, default=1, help="parallel streams (1 = exact single pass)")
+    e.add_argument("--batch-size", type=int, default=1, help="parallel streams, each from a zero state (1 = one exact pass over the whole text; N "
+                        "streams of equal length leave up to N-1 characters at the end unscored)")
     e.add_argument("--seq-len", type=int, default=100, help="characters per chunk (does not change the result)")
     e.add_argument("--encoding", default="utf-8", help="text encoding of TEXTFILE")
     for parser in (t, s, e):
