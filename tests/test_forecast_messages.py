@@ -204,23 +204,24 @@ def test_scaler_reports_positions_in_the_array():
 
 
 # -- 2. `forecast stock --out-dir`: checked before it is made; one line naming --out-dir -------------------
-@pytest.mark.parametrize("case", ["no_such_data", "fifo", "bad_column"])
+@pytest.mark.parametrize("case", ["no_such_data", "fifo", "bad_column", "refused_by_the_backtest"])
 def test_a_refused_stock_run_leaves_no_out_dir(tmp_path, capsys, case):
     data = _air(tmp_path / "air.csv")
     date = "Month"
+    extra = ["--initial", "5"] if case == "refused_by_the_backtest" else []   # after the folder is made
     if case == "no_such_data":
         data = str(tmp_path / "nosuch.csv")
     elif case == "fifo":
         data = str(tmp_path / "fifo")
         os.mkfifo(data)
-    else:
+    elif case == "bad_column":
         date = "Date"
     out_dir = tmp_path / "sd"
     code, _, err = _run(capsys, ["forecast", "stock", "--data", data, "--date", date, "--target", "Passengers",
-                                 "--out-dir", str(out_dir)] + FAST)
+                                 "--out-dir", str(out_dir)] + extra + FAST)
     assert code == 2, err
     assert not out_dir.exists(), err
-    if case != "bad_column":
+    if case in ("no_such_data", "fifo"):
         assert f"--data {data}: " in err and "DATA" not in err, err
 
 

@@ -91,6 +91,7 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
         date, date_format = "Date", None
     if series.y.shape[1] != 1:
         raise DataError("--target: the stock example forecasts one price column; give a single --target")
+    created = not exists
     if not exists:
         try:
             os.mkdir(out_dir)
@@ -100,41 +101,50 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
             raise PathError(f"--out-dir {out_dir}: cannot create the directory ({e.strerror or e}); "
                             "choose another --out-dir") from None
         check_outputs(outputs, inputs={"--data": data}, models=models)
-    say(describe(series))
-    result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
-                          refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
-                          progress=bool(model.progress), say=say, interval_method=interval_method)
-    say(result.table())
-    daily = series.step.kind == "bdays" or (series.step.kind == "seconds" and series.step.size == 86400)
-    steps = "trading days" if series.step.kind == "bdays" else f"steps of {step_words(series.step)}"
-    mm, rw = result.metrics["model"], result.metrics["naive"]
-    rel = mm["rmse"] / rw["rmse"] - 1
-    say(f"RMSE: model {mm['rmse']:.4g} vs random walk (naive) {rw['rmse']:.4g}: the model is {abs(rel):.1%} "
-        f"{'better' if rel < 0 else 'worse'}. Directional accuracy {mm['directional_accuracy']:.1%}; a coin flip "
-        f"scores about 50% and the drift line {result.metrics['drift']['directional_accuracy']:.1%} (a rising "
-        "stock rewards always saying 'up').")
-    say(f"{'Daily prices' if daily else 'Prices'} are close to a random walk: a forecast that does not beat the naive one is the expected "
-        "outcome, not a bug; the intervals are the useful part. This is not investment advice.")
-    write_metrics(paths["backtest_metrics.csv"], result, what="--out-dir")
-    from .plots import plot_backtest, save_loss_curve
-    plot_backtest(paths["backtest.png"], result, series.y, series.dates[:len(series.y)], label=series.target[0],
-                  title=f"{series.source}: rolling-origin backtest", what="--out-dir")
-    # the final model, trained on everything, and the forecast after the last day
-    with _named(series):
-        model.fit(series.y_1d, past_covariates=series.past, series=series_info(series, date, date_format))
-    model.save(paths["model.npz"], meta={"source": series.source})
-    h = model.history_
-    save_loss_curve(paths["loss.png"], h.train, h.val_loss, ylabel=f"{model.head} loss", title="training loss",
-                    what="--out-dir")
-    table = predict(model, coverage=coverage, out=paths["forecast.csv"], interval_method=interval_method)
-    from .plots import plot_forecast
-    name = series.target[0]
-    lower, upper = table.columns.get(f"{name}_lower"), table.columns.get(f"{name}_upper")
-    future = series.step.future(series.dates[len(series.y) - 1], model.horizon)
-    plot_forecast(paths["forecast.png"], series.dates[:len(series.y)], series.y[:, 0], future, table.columns[name],
-                  lower, upper, coverage=coverage, label=name, title=f"{name}: {model.horizon}-step forecast",
-                  show_last=120, what="--out-dir")
-    say(f"next {model.horizon} {steps} after {table.last_date}: "
-        + ", ".join(f"{d} {v:.2f}" for d, v in zip(table.dates, table.columns[name])))
-    say(f"wrote {', '.join(paths.values())}")
+    try:
+        say(describe(series))
+        result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
+                              refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,
+                              progress=bool(model.progress), say=say, interval_method=interval_method)
+        say(result.table())
+        daily = series.step.kind == "bdays" or (series.step.kind == "seconds" and series.step.size == 86400)
+        steps = "trading days" if series.step.kind == "bdays" else f"steps of {step_words(series.step)}"
+        mm, rw = result.metrics["model"], result.metrics["naive"]
+        rel = mm["rmse"] / rw["rmse"] - 1
+        say(f"RMSE: model {mm['rmse']:.4g} vs random walk (naive) {rw['rmse']:.4g}: the model is {abs(rel):.1%} "
+            f"{'better' if rel < 0 else 'worse'}. Directional accuracy {mm['directional_accuracy']:.1%}; a coin flip "
+            f"scores about 50% and the drift line {result.metrics['drift']['directional_accuracy']:.1%} (a rising "
+            "stock rewards always saying 'up').")
+        say(f"{'Daily prices' if daily else 'Prices'} are close to a random walk: a forecast that does not beat the "
+            "naive one is the expected outcome, not a bug; the intervals are the useful part. This is not investment "
+            "advice.")
+        write_metrics(paths["backtest_metrics.csv"], result, what="--out-dir")
+        from .plots import plot_backtest, save_loss_curve
+        plot_backtest(paths["backtest.png"], result, series.y, series.dates[:len(series.y)], label=series.target[0],
+                      title=f"{series.source}: rolling-origin backtest", what="--out-dir")
+        # the final model, trained on everything, and the forecast after the last day
+        with _named(series):
+            model.fit(series.y_1d, past_covariates=series.past, series=series_info(series, date, date_format))
+        model.save(paths["model.npz"], meta={"source": series.source})
+        h = model.history_
+        save_loss_curve(paths["loss.png"], h.train, h.val_loss, ylabel=f"{model.head} loss", title="training loss",
+                        what="--out-dir")
+        table = predict(model, coverage=coverage, out=paths["forecast.csv"], interval_method=interval_method)
+        from .plots import plot_forecast
+        name = series.target[0]
+        lower, upper = table.columns.get(f"{name}_lower"), table.columns.get(f"{name}_upper")
+        future = series.step.future(series.dates[len(series.y) - 1], model.horizon)
+        plot_forecast(paths["forecast.png"], series.dates[:len(series.y)], series.y[:, 0], future, table.columns[name],
+                      lower, upper, coverage=coverage, label=name, title=f"{name}: {model.horizon}-step forecast",
+                      show_last=120, what="--out-dir")
+        say(f"next {model.horizon} {steps} after {table.last_date}: "
+            + ", ".join(f"{d} {v:.2f}" for d, v in zip(table.dates, table.columns[name])))
+        say(f"wrote {', '.join(paths.values())}")
+    except BaseException:
+        if created:                # a run that fails leaves no empty folder of its own behind
+            try:
+                os.rmdir(out_dir)
+            except OSError:        # not empty: something was written, or the user put a file there meanwhile
+                pass
+        raise
     return paths
