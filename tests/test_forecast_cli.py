@@ -212,6 +212,10 @@ def test_bad_model_file_and_bad_flags(tmp_path, capsys):
     (["train", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
     (["train", "{data}", "--out", "{tmp}/m.npz", "--plot", "{tmp}"], "--plot {tmp}: is a directory"),
     (["backtest", "{data}", "--out", "{tmp}"], "--out {tmp}: is a directory"),
+    (["backtest", "{data}", "--seasonal-period", "0"], "seasonal_period (--seasonal-period) must be"),
+    (["backtest", "{data}", "--initial", "4", "--seasonal-period", "5"],
+     "backtest: --initial 4 gives the first fold 4 value(s), fewer than the season of 5 (--seasonal-period) that "
+     "the seasonal naive baseline repeats; raise --initial to at least 5 or lower --seasonal-period"),
 ])
 def test_bad_flags_and_outputs_are_refused_before_training(tmp_path, capsys, argv, expect):
     data, _ = _prices(tmp_path, n=30)

@@ -369,7 +369,8 @@ def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, 
     check_outputs({"--out": out, "--plot": plot}, inputs={"DATA": data},
                   examples={"--out": "metrics.csv", "--plot": "backtest.png"})
     _checked_params(params)
-    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds)):
+    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
+                        ("seasonal_period", seasonal_period)):
         check_optional_count(flag_of(name), value, 1)      # before the data is read or anything printed
     check_count(flag_of("refit"), refit, 0)
     check_choice(flag_of("window"), window, ("expanding", "sliding"))

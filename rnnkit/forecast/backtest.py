@@ -148,6 +148,10 @@ def backtest(forecaster, y, *, horizon: int, initial: int, stride: int = 1, wind
         check_count(flag_of("refit"), refit, 1)        # refit every k folds
     splits = rolling_origin_splits(n, initial=initial, horizon=horizon, stride=stride, window=window,
                                    max_folds=max_folds)
+    if initial < seasonal_period:         # the first fold's seasonal naive baseline needs a whole season
+        raise DataError(f"backtest: --initial {initial} gives the first fold {initial} value(s), fewer than the "
+                        f"season of {seasonal_period} (--seasonal-period) that the seasonal naive baseline repeats; "
+                        f"raise --initial to at least {seasonal_period} or lower --seasonal-period")
     one_d = np.ndim(y) == 1 or (hasattr(y, "ndim") and y.ndim == 1)
     levels = [] if coverage is None else sorted({float(c) for c in levels} | {float(coverage)})
     iv_methods = _interval_methods(forecaster, interval_method)
