@@ -98,7 +98,7 @@ class SeriesScaler:
         if np.any(bad):
             pos = np.argwhere(bad.reshape(len(y), -1))             # (n_bad, 2): (row, column)
             i, j = pos[0]
-            more = f" ({len(pos)} values are <= 0 in all)" if len(pos) > 1 else ""
+            more = f" ({len(pos)} of the {y.size} values it was given are <= 0)" if len(pos) > 1 else ""
             raise NonPositiveLog(what, j, i, y.reshape(len(y), -1)[i, j],
                                  f"is <= 0, but --transform {self.transform} takes logarithms{more}",
                                  "use --transform level or --transform diff instead, or fix the value")
