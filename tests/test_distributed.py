@@ -33,6 +33,8 @@ MPIEXEC = _beside if os.access(_beside, os.X_OK) else shutil.which("mpiexec")
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install 'rnnkit[mpi]')")
 RTOL = 1e-10
 LIMIT = 180   # seconds a launch may take before the test fails instead of hanging
+# under mpi4py's runner, and `python -m rnnkit` alone (which starts MPI itself when it joins)
+both_launches = pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
 
 
 def _env():
@@ -289,7 +291,7 @@ def test_a_bad_flag_on_every_rank_is_one_line(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+@both_launches
 def test_a_refusal_on_a_one_process_launch_is_its_own_line_without_mpichs_abort_report(tmp_path, launch):
     text = _corpus(tmp_path / "text.txt")
     run = _mpiexec(1, *launch, *_charlm_args(text, tmp_path / "m.npz", 2), "--hidden-size", "-1", "--distributed")
@@ -301,7 +303,7 @@ def test_a_refusal_on_a_one_process_launch_is_its_own_line_without_mpichs_abort_
 
 
 @needs_mpi
-@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+@both_launches
 def test_a_flag_argparse_refuses_is_one_line_under_either_launch(tmp_path, launch):
     # refused while parsing, before any rank joined the job; `python -m rnnkit` alone never starts MPI itself
     text = _corpus(tmp_path / "text.txt")
@@ -319,7 +321,7 @@ _LATE = "rnnkit: error: rank 1 of 2 failed before training (the reason is on tha
 
 
 @needs_mpi
-@pytest.mark.parametrize("launch", [("-m", "mpi4py", "-m", "rnnkit"), ("-m", "rnnkit")])
+@both_launches
 @pytest.mark.parametrize("rank0, rank1, expected", [
     # refused while parsing on one rank
     (["--distributed", "--hidden-size", "abc"], ["--distributed"], [f"rnnkit: error: {_REFUSED}"]),
