@@ -30,10 +30,12 @@ def test_vocab_unknown_characters_are_named():
 
 def test_windows_line_endings_are_named_with_the_fix():
     v = Vocab.from_text("ab\nc")
-    with pytest.raises(DataError, match=r"'\\r' \(U\+000D\).*; the file has Windows line endings \(\\r\\n\) and the model "
-                                        r"was trained on \\n alone: convert it \(dos2unix FILE\) or train on text "
-                                        r"with the same line endings$"):
+    with pytest.raises(DataError, match=r"'\\r' \(U\+000D\).*; it has Windows line endings \(\\r\\n\) and the model "
+                                        r"was trained on \\n alone: convert them to \\n \(dos2unix for a file\) or "
+                                        r"train on text with the same line endings$"):
         v.encode("ab\r\nc")
+    with pytest.raises(DataError, match=r"remove or replace them$"):       # a lone \r is not a line ending
+        v.encode("ab\rc")
     with pytest.raises(DataError, match=r"same line endings; remove or replace the others$"):
         v.encode("ab\r\nz")
     with pytest.raises(DataError, match=r"remove or replace them$"):       # \r in a model without line breaks

@@ -201,9 +201,9 @@ def test_an_existing_file_of_another_kind_is_not_replaced_by_an_output(tmp_path)
     for flag, example in (("OUT", "model.onnx"), ("--midi", "sample.mid"), ("--plot", "loss.png"),
                           ("--out", "model.npz"), ("--out", "forecast.csv"), ("--out", "compare.json")):
         want = "an image" if example.endswith(".png") else f"a {os.path.splitext(example)[1]}"
-        with pytest.raises(PathError, match=rf"^{flag} .*text.txt already exists and is not {want} file \(.txt\): "
-                                            rf"writing this output there would replace it; choose another {flag}, "
-                                            rf"such as {example}, or remove the file first$"):
+        with pytest.raises(PathError, match=rf"^{flag} .*text.txt already exists and is not {want} file \(by its name "
+                                            rf"and its contents\): writing this output there would replace it; "
+                                            rf"choose another {flag}, such as {example}, or remove the file first$"):
             check_outputs({flag: text}, examples={flag: example})
     assert text.read_text() == "the user's corpus\n"
     # the same kind is replaced as ever (an earlier run's output), any ending of an image for a plot, and a new
@@ -214,6 +214,14 @@ def test_an_existing_file_of_another_kind_is_not_replaced_by_an_output(tmp_path)
         check_outputs({"--out": tmp_path / name}, examples={"--out": example})
     check_outputs({"--out": tmp_path / "new.txt"}, examples={"--out": "model.npz"})
     check_outputs({"--out": text})                      # no example given: no kind to hold it to
+    # under another name, an earlier output is told by how it begins: a re-run or a resume replaces it
+    for name, content, example in (("mymodel", b"PK\x03\x04...", "model.npz"), ("curve", b"\x89PNG\r\n", "loss.png"),
+                                   ("fc.txt", b"date,Close\n", "forecast.csv"), ("a_onnx", b"\x08\x08\x12", "m.onnx"),
+                                   ("tune", b"MThd\x00", "sample.mid"), ("res", b"  {\"a\": 1}", "compare.json")):
+        (tmp_path / name).write_bytes(content)
+        check_outputs({"--out": tmp_path / name}, examples={"--out": example})
+        with pytest.raises(PathError, match="already exists and is not"):   # the same bytes do not make a text one
+            check_outputs({"--out": text}, examples={"--out": example})
 
 
 def test_cli_outputs_refuse_to_replace_a_file_of_another_kind(tmp_path, capsys):
@@ -231,6 +239,14 @@ def test_cli_outputs_refuse_to_replace_a_file_of_another_kind(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "already exists and is not a" in err and "Traceback" not in err, err
     assert other.read_text() == "another text of the user's\n"
+    # names without the usual ending: the second run replaces the first's outputs, and a resume continues
+    train = ["charlm", "train", str(text), "--hidden-size", "8", "--no-progress", "--sample-length", "0",
+             "--out", str(tmp_path / "mymodel"), "--plot", str(tmp_path / "curve")]
+    for argv in (train + ["--max-steps", "1"], train + ["--max-steps", "1"], train + ["--max-steps", "2", "--resume"],
+                 ["export", str(tmp_path / "mymodel"), str(tmp_path / "a_onnx")],
+                 ["export", str(tmp_path / "mymodel"), str(tmp_path / "a_onnx")]):
+        assert main(argv) == 0, (argv, capsys.readouterr().err)
+    capsys.readouterr()
 
 
 def test_cli_outputs_refuse_a_checkpoint_in_one_line(tmp_path, capsys):

@@ -70,8 +70,9 @@ def _eval(args) -> int:
                      encoding=args.encoding)
     left = m["predictable"] - m["chars"]
     print(f"{args.textfile}: {m['chars']:,} characters predicted"
-          + (f" of {m['predictable']:,} (the last {left:,} do not fill the {args.batch_size:,} streams of "
-             "--batch-size: a smaller --batch-size scores more of the text)" if left else "") + "\n"
+          + (f" of {m['predictable']:,} (the last {'character does' if left == 1 else f'{left:,} do'} not fill "
+             f"the {args.batch_size:,} streams of --batch-size: a smaller --batch-size scores more of the text)"
+             if left else "") + "\n"
           f"loss {m['loss']:.4f} nats/char  {m['bits_per_char']:.4f} bits/char  "
           f"perplexity {_perplexity(m['perplexity'])}")
     return 0

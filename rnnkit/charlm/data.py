@@ -80,9 +80,10 @@ class Vocab(_Vocab):
         ids[inside] = self._table[codes[inside]]
         if (ids < 0).any():
             bad = self.unknown(text)
-            crlf = "\r" in bad and "\n" in self.chars
-            fix = ("the file has Windows line endings (\\r\\n) and the model was trained on \\n alone: convert it "
-                   "(dos2unix FILE) or train on text with the same line endings" if crlf else "remove or replace them")
+            crlf = "\r" in bad and "\n" in self.chars and "\r\n" in text
+            fix = ("it has Windows line endings (\\r\\n) and the model was trained on \\n alone: convert them to \\n "
+                   "(dos2unix for a file) or train on text with the same line endings" if crlf else
+                   "remove or replace them")
             fix += "; remove or replace the others" if crlf and len(bad) > 1 else ""
             raise DataError(
                 f"{what} has {len(bad)} character(s) that are not in the model's vocabulary: "

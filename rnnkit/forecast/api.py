@@ -268,7 +268,7 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
     dates = step.future(last, H) if step is not None else list(range(1, H + 1))   # past year 9999: before the work
     fmt = step.format if step is not None else str
     if interval_method == "conformal" and est.calibration_ is not None:
-        note = shortfall_note(est.calibration_, coverage)
+        note = shortfall_note(est.calibration_, coverage, H)
         if note:
             say(note)
     with _named(series) if series is not None else _nothing():

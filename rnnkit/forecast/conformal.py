@@ -162,8 +162,11 @@ def scores_needed(coverage: float) -> int:
     return n
 
 
-def shortfall_note(scores: Sequence[np.ndarray], coverage: float) -> Optional[str]:
-    """One line naming the steps whose intervals cannot promise ``coverage`` (None when every step can)."""
+def shortfall_note(scores: Sequence[np.ndarray], coverage: float, H: Optional[int] = None) -> Optional[str]:
+    """One line naming the steps of an ``H``-step forecast (default: the calibrated ones) whose intervals cannot
+    promise ``coverage`` (None when every step can); steps past the calibrated ones use the last one's scores,
+    as the intervals do."""
+    scores = _scores_for(scores, len(scores) if H is None else H)
     short = shortfall(scores, coverage)
     if not short:
         return None
@@ -187,7 +190,7 @@ def _ranges(steps: Sequence[int]) -> str:
 
 def percent(level: float) -> str:
     """A coverage level as a percentage with the digits it has: 0.9 -> 90%, 0.999 -> 99.9% (never rounded to 100%)."""
-    return f"{format(round(level * 100, 6), '.10g')}%"
+    return f"{format(level * 100, '.12g')}%"
 
 
 def checkpoint_calibration(path, calibration) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
+from ..checks import check_optional_count
 from ..errors import DataError, PathError
+from ..estimator import flag_of
 from ..io.atomic import check_outputs, check_writable
 from .api import Say, _named, _quiet, describe, predict, read_data, run_backtest, series_info, write_metrics
 from .data import load_stock
@@ -65,6 +67,9 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
     ``ticker`` (default AAPL) names the embedded prices; with ``data`` (your CSV) none may be given.
     """
     say = say or _quiet
+    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
+                        ("seasonal_period", seasonal_period)):
+        check_optional_count(flag_of(name), value, 1)      # before the data is read or anything printed
     if ticker is not None and data is not None:
         raise DataError(f"--ticker {ticker} and --data {data} name two price series; give one (--ticker picks "
                         "the embedded prices, --data your CSV)")
@@ -91,17 +96,19 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
         date, date_format = "Date", None
     if series.y.shape[1] != 1:
         raise DataError("--target: the stock example forecasts one price column; give a single --target")
-    created = not exists
+    created = False
     if not exists:
         try:
             os.mkdir(out_dir)
+            created = True
         except FileExistsError:
             pass
         except OSError as e:
             raise PathError(f"--out-dir {out_dir}: cannot create the directory ({e.strerror or e}); "
                             "choose another --out-dir") from None
-        check_outputs(outputs, inputs={"--data": data}, models=models)
     try:
+        if not exists:
+            check_outputs(outputs, inputs={"--data": data}, models=models)
         say(describe(series))
         result = run_backtest(series, model, horizon=model.horizon, initial=initial, stride=stride, window=window,
                               refit=refit, max_folds=max_folds, seasonal_period=seasonal_period, coverage=coverage,

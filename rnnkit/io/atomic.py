@@ -232,12 +232,18 @@ def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]
 
 # file name endings that hold the same kind of output: one may replace another
 _KINDS = ({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp"}, {".mid", ".midi"})
+# how each kind's files begin (what rnnkit's writers write; an image is what matplotlib writes)
+_STARTS = {".npz": (b"PK\x03\x04", b"PK\x05\x06"), ".mid": (b"MThd",), ".onnx": (b"\x08",),
+           ".json": (b"{", b"["), ".csv": (b"date,", b"method,"),
+           ".png": (b"\x89PNG", b"%PDF", b"%!PS", b"<?xml", b"<svg", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*",
+                    b"RIFF")}
 
 
 def _check_same_kind(flag: str, path: str, example: str) -> None:
-    """Refuse ``flag`` replacing an existing file whose name ends otherwise than the output's kind (``example``'s
-    ending): `rnnkit export lm.npz text.txt` would turn a training text into an ONNX graph. A new file may have
-    any name, and a file of the same kind (an earlier run's output) is replaced as before."""
+    """Refuse ``flag`` replacing an existing file that is not of the output's kind (``example``'s ending):
+    `rnnkit export lm.npz text.txt` would turn a training text into an ONNX graph. The kind is told by the
+    name's ending, or else by how the file begins, so an earlier output under any name (``--out mymodel``, a
+    plot named ``curve``) is replaced, and a run is resumed, as before; a new file may have any name."""
     if not os.path.isfile(path):
         return
     want = os.path.splitext(example)[1].lower()
@@ -245,10 +251,18 @@ def _check_same_kind(flag: str, path: str, example: str) -> None:
     same = next((kind for kind in _KINDS if want in kind), {want})
     if have in same:
         return
+    starts = next((v for k, v in _STARTS.items() if k in same), ())
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return                                   # unreadable: the write itself will say what is wrong
+    if starts and head.startswith(starts):
+        return
     kind = "an image" if ".png" in same else f"a {want}"
-    raise PathError(f"{flag} {path} already exists and is not {kind} file ({have or 'no ending'}): writing this "
-                    f"output there would replace it; choose another {flag}, such as {example}, or remove the "
-                    "file first")
+    raise PathError(f"{flag} {path} already exists and is not {kind} file (by its name and its contents): "
+                    f"writing this output there would replace it; choose another {flag}, such as {example}, or "
+                    "remove the file first")
 
 
 def _check_not_an_rnnkit_file(flag: str, path: str, model_output: bool) -> None:
