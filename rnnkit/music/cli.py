@@ -59,7 +59,10 @@ def register(subparsers) -> None:
                                           "per-key Bernoulli baseline.")
     sub = subcommands(p, "music_command")
     t = command(sub, "train", help="train on the training pieces of a .mat or .json file, report valid/test NLL")
-    t.add_argument("datafile", metavar="DATAFILE", help=".mat (traindata/validdata/testdata) or .json (train/valid/test)")
+    t.add_argument("datafile", metavar="DATAFILE",
+                   help=".mat (traindata/validdata/testdata: cell arrays of T x 88 piano rolls) or .json "
+                        "({\"train\": [...], \"valid\": [...], \"test\": [...]}: each a list of pieces, a piece a "
+                        "list of time steps, a step a list of the MIDI pitches 21-108 sounding, [] for a rest)")
     add_output_flags(t, out="music.npz", out_help="the model file; the checkpoint (NAME.ckpt.npz) goes beside it",
                      resume=True, progress=True)
     names = add_estimator_flags(t, MusicModel, exclude=("progress",), title="model and training",
