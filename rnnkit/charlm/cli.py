@@ -127,7 +127,8 @@ def register(subparsers) -> None:
     e = command(sub, "eval", help="loss, bits/char and perplexity on a text file", func=_eval)
     e.add_argument("model", metavar="MODEL", help="model file, or the checkpoint of a training run")
     e.add_argument("textfile", metavar="TEXTFILE", help="text to evaluate")
-    e.add_argument("--batch-size", type=int, default=1, help="parallel streams, each from a zero state (1 = one exact pass over the whole text; N "
+    e.add_argument("--batch-size", type=int, default=1,
+                   help="parallel streams, each from a zero state (1 = one exact pass over the whole text; N "
                         "streams of equal length leave up to N-1 characters at the end unscored)")
     e.add_argument("--seq-len", type=int, default=100, help="characters per chunk (does not change the result)")
     e.add_argument("--encoding", default="utf-8", help="text encoding of TEXTFILE")

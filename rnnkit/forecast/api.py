@@ -32,8 +32,8 @@ from ..estimator import flag_of, prepare_run
 from ..io.atomic import check_outputs, write_text
 from ..train.history import trained_line
 from .backtest import BacktestResult
-from .conformal import percent, shortfall_note
 from .backtest import backtest as rolling_backtest
+from .conformal import percent, shortfall_note
 from .data import SeriesData, read_series_csv, write_forecast_csv
 from .dates import DateStep, fits, parse_dates, step_words
 from .defaults import AUTO, data_defaults, guess_period
