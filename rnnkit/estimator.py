@@ -225,8 +225,12 @@ class Estimator:
         return {"params": params, "fitted": dict(self._fitted_config() if fitted is None else fitted)}
 
     def save(self, path, meta: Optional[Mapping[str, Any]] = None) -> str:
-        """Write a model file of this estimator's kind (atomically); ``meta`` adds JSON-able facts."""
+        """Write a model file of this estimator's kind (atomically); ``meta`` adds JSON-able facts.
+
+        As in the command line, it does not replace a training checkpoint, a model of another application or a
+        file of another kind (:func:`rnnkit.io.atomic.check_outputs`); a model of its own kind it does."""
         self._check_fitted()
+        self._check_output("path", path)
         config, arrays = self._file_config(), self._network_state()
         shapes = self._parameter_shapes(config["fitted"])
         if shapes != {name: tuple(a.shape) for name, a in arrays.items()}:
@@ -239,6 +243,19 @@ class Estimator:
         info.update(meta or {})
         save_model_file(path, kind=self.kind, config=config, arrays=arrays, meta=info)
         return os.fspath(path)
+
+    def _check_output(self, name: str, path, checkpoint: bool = False) -> None:
+        """The output checks of :meth:`save` (``name`` a model file) and of ``fit(checkpoint_path=...)``
+        (``checkpoint``: a checkpoint, of any run, may be replaced; a model file may not)."""
+        from .io.atomic import check_outputs
+        from .io.modelfile import file_kind
+        check_outputs({name: path}, examples={name: "run.ckpt.npz" if checkpoint else "model.npz"},
+                      models=() if checkpoint else (name,), checkpoints=(name,) if checkpoint else ())
+        was = file_kind(path)
+        if was is not None and was != "checkpoint" and (checkpoint or was != self.kind):
+            what = "the checkpoints" if checkpoint else f"a {self.kind} model"
+            raise PathError(f"{name} {os.fspath(path)} is an rnnkit {was} model file; writing {what} there would "
+                            f"destroy it: choose another {name}")
 
     @classmethod
     def load(cls, path) -> "Estimator":
@@ -327,6 +344,7 @@ class Estimator:
         from .train import fit
         if checkpoint_path is not None:
             checkpoint_path = os.fspath(checkpoint_path)
+            self._check_output("checkpoint_path", checkpoint_path, checkpoint=True)
         config = dict(self._file_config(fitted), kind=self.kind)
         meta = {"data_sha256": data_fingerprint}
         if resume:

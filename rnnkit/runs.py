@@ -104,9 +104,12 @@ def _unfinished(ckpt: str, kind: Optional[str] = None) -> Optional[str]:
     except ModelFileError as e:
         return f"{where} is not a readable rnnkit checkpoint ({e}); move it away, or choose another --out"
     reason = ck.history.stop_reason
+    other = (ck.config or {}).get("kind")
+    if reason not in (None, "interrupted") and kind is not None and isinstance(other, str) and other != kind:
+        return (f"{where} holds a finished {other} run, not a {kind} run: this run would replace it beside that "
+                f"run's model; choose another --out")
     if reason in (None, "interrupted"):
         how = "interrupted" if reason else "stopped without finishing (killed, or still running)"
-        other = (ck.config or {}).get("kind")
         if kind is not None and isinstance(other, str) and other != kind:   # --resume here would be refused
             return f"{where} holds a {other} run {how} at step {ck.step}, not a {kind} run; choose another " \
                    f"--out for this one (that run continues with its own command and --resume)"
@@ -162,6 +165,12 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
     check_outputs({"--out": out, **(outputs or {}), "the checkpoint beside --out": ckpt}, inputs=inputs,
                   examples={"the checkpoint beside --out": "model.ckpt.npz", **(examples or {})},
                   models=("--out",), checkpoints=("the checkpoint beside --out",))
+    if kind is not None:         # a model of another application is not retrained over (a model over its own kind is)
+        from .io.modelfile import file_kind
+        was = file_kind(out)
+        if was is not None and was not in ("checkpoint", kind):
+            raise PathError(f"--out {out} is an rnnkit {was} model file; training a {kind} model there would destroy "
+                            "it: choose another --out")
     if resume and not os.path.exists(ckpt):
         raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
                         "to continue, or start afresh without --resume")

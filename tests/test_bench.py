@@ -134,7 +134,8 @@ def test_json_is_written_atomically(tmp_path, monkeypatch):
     # the results go through rnnkit.io.atomic: a failure while writing leaves the previous file whole
     from rnnkit.bench import run as run_mod
     path = tmp_path / "b.json"
-    path.write_text("previous results")
+    previous = '{\n  "suite": "quick", "previous": "results"\n}\n'     # an earlier report (others are refused)
+    path.write_text(previous)
     calls = []
 
     def failing_write(target, obj, what=None):
@@ -144,7 +145,7 @@ def test_json_is_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         run_mod.run_bench("quick", cells=["rnn"], modes=["inference"], use_torch=False, target_seconds=0.01,
                           threads=1, out=str(path))
-    assert calls == [(str(path), "--out")] and path.read_text() == "previous results"
+    assert calls == [(str(path), "--out")] and path.read_text() == previous
 
 
 def test_suites_cover_the_standard_configs_and_variants():

@@ -109,8 +109,9 @@ def test_full_disk_tmpfs_cli_prints_one_line_naming_the_file(tmp_path, capsys):
     # through the CLI: `rnnkit bench --out` on a full disk fails with exit 2 and one line naming --out
     with small_tmpfs(tmp_path) as mnt:
         target = os.path.join(mnt, "bench.json")
+        earlier = b'{\n  "suite": "quick"\n}\n'            # an earlier report (another file is refused first)
         with open(target, "wb") as f:
-            f.write(PREVIOUS)
+            f.write(earlier)
         fill(mnt)
         code = main(["bench", "--quick", "--no-torch", "--cells", "rnn", "--modes", "inference", "--no-progress",
                      "--target-seconds", "0.01", "--threads", "1", "--out", target])
@@ -119,7 +120,7 @@ def test_full_disk_tmpfs_cli_prints_one_line_naming_the_file(tmp_path, capsys):
         assert err.startswith("rnnkit: error: No space left on device") and err.count("\n") == 1, err
         assert "--out" in err and target in err and "unchanged" in err and ".tmp" not in err
         with open(target, "rb") as f:
-            assert f.read() == PREVIOUS
+            assert f.read() == earlier
         assert _leftovers(mnt) == ["bench.json", "filler"]
 
 
@@ -222,6 +223,41 @@ def test_an_existing_file_of_another_kind_is_not_replaced_by_an_output(tmp_path)
         check_outputs({"--out": tmp_path / name}, examples={"--out": example})
         with pytest.raises(PathError, match="already exists and is not"):   # the same bytes do not make a text one
             check_outputs({"--out": text}, examples={"--out": example})
+
+
+def test_an_output_with_an_own_beginning_replaces_only_an_earlier_one(tmp_path):
+    # `compare --out data.json` and `bench --out data.json` replaced the music data (both end in .json)
+    data, earlier, fresh = tmp_path / "data.json", tmp_path / "report.txt", tmp_path / "new.json"
+    data.write_text('{"train": [[[60]]]}')
+    earlier.write_text('{\n  "task": "adding"\n}\n')
+    with pytest.raises(PathError, match=r"^--out .*data.json already exists and is not an earlier output of --out "
+                                        r"\(it does not begin as one does\): writing there would replace it; choose "
+                                        r"another --out, such as compare.json, or remove the file first$"):
+        check_outputs({"--out": data}, examples={"--out": "compare.json"}, owns={"--out": (b'{\n  "task": ',)})
+    for path in (earlier, fresh):                       # an earlier report under any name, or a new file
+        check_outputs({"--out": path}, examples={"--out": "compare.json"}, owns={"--out": (b'{\n  "task": ',)})
+    assert data.read_text() == '{"train": [[[60]]]}'
+
+
+def test_training_never_replaces_a_model_or_finished_run_of_another_application(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("hello world, a corpus of the user's. " * 40)
+    music = tmp_path / "music.json"
+    music.write_text('{"train": [[[60, 64], [62], []], [[60], [67]]], "valid": [[[60], [61]]], "test": [[[62], [60]]]}')
+    lm = tmp_path / "lm.npz"
+    small = ["--max-steps", "1", "--hidden-size", "8", "--no-progress"]
+    assert main(["charlm", "train", str(text), "--out", str(lm), "--sample-length", "0"] + small) == 0
+    before = lm.read_bytes(), (tmp_path / "lm.ckpt.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["music", "train", str(music), "--out", str(lm)] + small) == 2
+    err = capsys.readouterr().err
+    assert err == (f"rnnkit: error: --out {lm} is an rnnkit charlm model file; training a music model there would "
+                   "destroy it: choose another --out\n"), err
+    lm.unlink()                                         # the model gone, its finished run's checkpoint stays
+    assert main(["music", "train", str(music), "--out", str(lm)] + small) == 2
+    err = capsys.readouterr().err
+    assert "(the checkpoint beside --out) holds a finished charlm run, not a music run" in err, err
+    assert (tmp_path / "lm.ckpt.npz").read_bytes() == before[1] and not lm.exists()
 
 
 def test_cli_outputs_refuse_to_replace_a_file_of_another_kind(tmp_path, capsys):

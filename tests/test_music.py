@@ -143,12 +143,17 @@ def _bad_files(tmp_path, data):
     other.write_text("0 1\n")
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100000 + "]" * 100000)
+    huge, nan = tmp_path / "huge.json", tmp_path / "nan.json"       # valid JSON numbers int() cannot take
+    huge.write_text('{"train": [[[60], [1e400]]], "valid": [], "test": []}')
+    nan.write_text('{"train": [[[60], [NaN]]], "valid": [], "test": []}')
     return {"no_keys": (no_keys, "has no traindata"), "not_binary": (not_binary, "other than 0 and 1"),
             "short": (short, "at least 2"), "pitch": (notes, "not a piano key"),
-            "ext": (other, "got the extension '.txt'"), "deep": (deep, "nested too deeply")}
+            "ext": (other, "got the extension '.txt'"), "deep": (deep, "nested too deeply"),
+            "huge": (huge, "train piece 0, step 1: pitch inf is not a piano key (MIDI 21 to 108)"),
+            "nan": (nan, "train piece 0, step 1: pitch nan is not a piano key (MIDI 21 to 108)")}
 
 
-@pytest.mark.parametrize("case", ["no_keys", "not_binary", "short", "pitch", "ext", "deep"])
+@pytest.mark.parametrize("case", ["no_keys", "not_binary", "short", "pitch", "ext", "deep", "huge", "nan"])
 def test_bad_data_is_one_line_exit_2(case, tmp_path, data, capsys):
     path, expect = _bad_files(tmp_path, data)[case]
     rc = main(["music", "train", str(path), "--out", str(tmp_path / "m.npz"), "--max-steps", "1", "--no-progress"])

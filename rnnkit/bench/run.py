@@ -87,7 +87,7 @@ def run_bench(suite: str = "standard", cells: Sequence[str] = ("lstm", "gru", "r
     median time over rnnkit's.
     """
     if out is not None:
-        check_outputs({"--out": out}, examples={"--out": "rnnkit-bench.json"})
+        check_outputs({"--out": out}, examples={"--out": "rnnkit-bench.json"}, owns={"--out": (b'{\n  "suite": ',)})
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype (--dtype): expected 'float32' or 'float64', got {dtype!r}")
     threads = parse_threads(threads)

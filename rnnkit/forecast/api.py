@@ -215,7 +215,7 @@ def predict(model, data=None, *, horizon: Optional[int] = None, coverage: float 
     say = say or _quiet
     model_path = None if isinstance(model, RNNForecaster) else model
     check_outputs({"--out": out, "--plot": plot}, inputs={"MODEL": model_path, "DATA": data},
-                  examples={"--out": "forecast.csv", "--plot": "forecast.png"})
+                  examples={"--out": "forecast.csv", "--plot": "forecast.png"}, owns={"--out": (b"date,",)})
     coverage = check_real(flag_of("coverage"), coverage, 0.0, 1.0, low_open=True, high_open=True)
     if interval_method is not None:
         check_choice(flag_of("interval_method"), interval_method, INTERVAL_METHODS)
@@ -367,7 +367,7 @@ def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, 
     """
     say = say or _quiet
     check_outputs({"--out": out, "--plot": plot}, inputs={"DATA": data},
-                  examples={"--out": "metrics.csv", "--plot": "backtest.png"})
+                  examples={"--out": "metrics.csv", "--plot": "backtest.png"}, owns={"--out": (b"method,",)})
     _checked_params(params)
     for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
                         ("seasonal_period", seasonal_period)):

@@ -25,7 +25,7 @@ import os
 import secrets
 import stat
 import tempfile
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from ..distributed import is_writer
 from ..errors import PathError
@@ -199,7 +199,7 @@ def same_file(a, b) -> bool:
 
 def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]] = None,
                   examples: Optional[Mapping[str, str]] = None, *, models: Sequence[str] = (),
-                  checkpoints: Sequence[str] = ()) -> None:
+                  checkpoints: Sequence[str] = (), owns: Optional[Mapping[str, Sequence[bytes]]] = None) -> None:
     """Check every output path before any work (see the module docstring).
 
     ``outputs`` and ``inputs`` map a flag (``"--out"``, ``"TEXTFILE"``) to a path;
@@ -208,7 +208,10 @@ def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]
     another kind of output: a training checkpoint only by the flags in
     ``checkpoints`` (the run's own, which :func:`rnnkit.runs.prepare_run`
     checks), a model file only by those in ``models`` and ``checkpoints``
-    (an export, a CSV or a plot over a model is a slip of the hand).
+    (an export, a CSV or a plot over a model is a slip of the hand). An existing file is replaced only by an
+    output of its kind (``examples``' endings, or how the file begins), and for the flags in ``owns`` only when
+    it begins as that flag's output does (a JSON report or a CSV table over the user's JSON or CSV data, whose
+    names end alike, is refused too).
     """
     outs = {k: os.fspath(v) for k, v in outputs.items() if v is not None}
     ins = {k: os.fspath(v) for k, v in (inputs or {}).items() if v is not None}
@@ -226,7 +229,9 @@ def check_outputs(outputs: Mapping[str, Any], inputs: Optional[Mapping[str, Any]
         check_writable(path, flag, (examples or {}).get(flag, "out.npz"))
         if flag not in checkpoints:
             _check_not_an_rnnkit_file(flag, path, model_output=flag in models)
-        if examples and flag in examples:
+        if owns and flag in owns:
+            _check_own_output(flag, path, tuple(owns[flag]), (examples or {}).get(flag, "out.json"))
+        elif examples and flag in examples:
             _check_same_kind(flag, path, examples[flag])
 
 
@@ -263,6 +268,22 @@ def _check_same_kind(flag: str, path: str, example: str) -> None:
     raise PathError(f"{flag} {path} already exists and is not {kind} file (by its name and its contents): "
                     f"writing this output there would replace it; choose another {flag}, such as {example}, or "
                     "remove the file first")
+
+
+def _check_own_output(flag: str, path: str, starts: Tuple[bytes, ...], example: str) -> None:
+    """Refuse ``flag`` replacing an existing file that does not begin as its output does (``starts``)."""
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return                                   # unreadable: the write itself will say what is wrong
+    if head.startswith(starts):
+        return
+    raise PathError(f"{flag} {path} already exists and is not an earlier output of {flag} (it does not begin as "
+                    f"one does): writing there would replace it; choose another {flag}, such as {example}, or remove "
+                    "the file first")
 
 
 def _check_not_an_rnnkit_file(flag: str, path: str, model_output: bool) -> None:

@@ -92,8 +92,9 @@ def _roll_from_pitches(steps, where: str) -> np.ndarray:
         if not isinstance(pitches, list):
             raise DataError(f"{where}, step {t}: expected a list of MIDI pitches, got {type(pitches).__name__}")
         for p in pitches:
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or p != int(p) \
-                    or not LOWEST_PITCH <= p < LOWEST_PITCH + KEYS:
+            # the range first: int() of an infinity (1e400, Infinity in JSON) or NaN raises
+            if isinstance(p, bool) or not isinstance(p, (int, float)) \
+                    or not LOWEST_PITCH <= p < LOWEST_PITCH + KEYS or p != int(p):
                 raise DataError(f"{where}, step {t}: pitch {p!r} is not a piano key (MIDI 21 to 108)")
             roll[t, int(p) - LOWEST_PITCH] = 1
     return roll
