@@ -155,6 +155,33 @@ def test_save_load_round_trip(saved, X):
     assert load_model_file(path).kind == "tiny"
 
 
+def test_save_and_checkpoints_do_not_destroy_other_files(saved, tmp_path, X):
+    # save() and fit(checkpoint_path=...) wrote over any file: a script, a checkpoint, another application's model
+    path, model = saved
+    script = tmp_path / "victim.py"
+    script.write_text("print(1)\n")
+    with pytest.raises(PathError, match=r"^path .*victim.py already exists and is not a .npz file"):
+        model.save(script)
+    with pytest.raises(PathError, match=r"^checkpoint_path .*victim.py already exists and is not a .npz file"):
+        Tiny(epochs=1).fit(X, checkpoint_path=script)
+    other = tmp_path / "other.npz"
+    Other(hidden_size=2, epochs=1).fit(X).save(other)
+    with pytest.raises(PathError, match=r"^path .*other.npz is an rnnkit other model file; writing a tiny model "
+                                        r"there would destroy it: choose another path$"):
+        model.save(other)
+    with pytest.raises(PathError, match=r"^checkpoint_path .*tiny.npz is an rnnkit tiny model file; writing the "
+                                        r"checkpoints there would destroy it"):
+        Tiny(epochs=1).fit(X, checkpoint_path=path)
+    ckpt = tmp_path / "run.ckpt.npz"
+    Tiny(epochs=1).fit(X, checkpoint_path=ckpt)
+    with pytest.raises(PathError, match="is a training checkpoint, not a model file"):
+        model.save(ckpt)
+    assert script.read_text() == "print(1)\n" and load_model_file(other).kind == "other"
+    assert load_model_file(ckpt).kind == "checkpoint"
+    model.save(path)                                    # its own kind, again: replaced as ever
+    Tiny(epochs=1).fit(X, checkpoint_path=ckpt)         # a checkpoint: a new run's replaces it
+
+
 def test_rnnkit_load_dispatches_by_kind(saved, tmp_path, X):
     path, model = saved
     assert type(rnnkit.load(path)) is Tiny
