@@ -126,3 +126,40 @@ def test_a_cell_built_with_sizes_like_torchs_points_to_the_layer(cell, layer):
         cell(8, 16)
     assert cell().num_gates in (1, 3, 4)
     assert RNNCell("relu").nonlinearity == "relu" and RNN(4, 5, nonlinearity="relu").mode == "RNN_RELU"
+
+
+@pytest.mark.parametrize("make", [lambda r: LSTM(4, 6, rng=r), lambda r: Linear(4, 6, rng=r),
+                                  lambda r: Embedding(5, 3, rng=r)])
+@pytest.mark.parametrize("rng", [-1, "a", 1.5, True])
+def test_a_bad_seed_for_a_layer_is_named_not_numpys_error(make, rng):
+    # LSTM(4, 6, rng=-1) failed inside NumPy's SeedSequence ("expected non-negative integer")
+    with pytest.raises(HyperparameterError, match=rf"^rng must be an integer >= 0, or none for fresh entropy .*got "):
+        make(rng)
+    for good in (0, None, np.int64(3), np.random.default_rng(0), np.random.SeedSequence(1)):
+        make(good)
+
+
+def test_torch_interop_given_an_estimator_says_to_pass_its_network():
+    from rnnkit.charlm import CharModel
+    from rnnkit.io.torch_interop import load_torch_state_dict, to_torch_state_dict
+    est = CharModel(hidden_size=8, num_layers=1, max_steps=1, seq_len=10, batch_size=4, progress=False)
+    with pytest.raises(TypeError, match=r"^module: expected an rnnkit.nn.Module, got CharModel \(an estimator not "
+                                        r"fitted yet has no network: fit or load it first\)$"):
+        to_torch_state_dict(est)
+    est.fit("hello world, a tiny text. " * 20)
+    with pytest.raises(TypeError, match=r"got CharModel \(a fitted estimator: pass its network, .model_\)$"):
+        load_torch_state_dict(est, to_torch_state_dict(est.model_))
+    with pytest.raises(TypeError, match=r"^module: expected an rnnkit.nn.Module, got NoneType$"):
+        to_torch_state_dict(None)
+
+
+def test_translator_evaluate_checks_its_pairs_as_fit_does():
+    from rnnkit.errors import DataError
+    from rnnkit.translate import Translator
+    tr = Translator(hidden_size=8, embedding_size=4, epochs=1, batch_size=4, progress=False)
+    pairs = [("un chat .", "a cat ."), ("un chien .", "a dog ."), ("une maison .", "a house .")] * 4
+    tr.fit(pairs)
+    for bad, match in (("un chat", r"^pairs: expected a list of \(source, target\) pairs of strings, got a str"),
+                       ([("a",)], r"^pairs\[0\]: expected a \(source, target\) pair of strings, got \('a',\)")):
+        with pytest.raises(DataError, match=match):
+            tr.evaluate(bad)

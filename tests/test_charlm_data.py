@@ -28,6 +28,13 @@ def test_vocab_unknown_characters_are_named():
     assert v.unknown("azy") == ["y", "z"]
 
 
+def test_a_lone_surrogate_is_named_not_a_unicode_error():
+    text = "ab\udc80c"                                  # what errors="surrogateescape" makes of a stray byte
+    with pytest.raises(DataError, match=r"^the text: character 2 is a lone surrogate \(U\+DC80\), not a Unicode "
+                                        r"character; decode the text with errors='replace', or fix its encoding$"):
+        Vocab.from_text(text).encode(text, what="the text")
+
+
 def test_windows_line_endings_are_named_with_the_fix():
     v = Vocab.from_text("ab\nc")
     with pytest.raises(DataError, match=r"'\\r' \(U\+000D\).*; it has Windows line endings \(\\r\\n\) and the model "

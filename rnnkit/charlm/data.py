@@ -74,7 +74,12 @@ class Vocab(_Vocab):
         """Ids (int32) of ``text``; a character outside the vocabulary is a :class:`DataError`."""
         if not text:
             return np.zeros(0, dtype=np.int32)
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)   # code points, no Python loop
+        try:
+            raw = text.encode("utf-32-le")
+        except UnicodeEncodeError as e:       # a lone surrogate (text decoded with errors="surrogateescape")
+            raise DataError(f"{what}: character {e.start:,} is a lone surrogate (U+{ord(text[e.start]):04X}), not a "
+                            "Unicode character; decode the text with errors='replace', or fix its encoding") from None
+        codes = np.frombuffer(raw, dtype=np.uint32)                          # code points, no Python loop
         inside = codes < len(self._table)
         ids = np.full(codes.shape, -1, dtype=np.int32)
         ids[inside] = self._table[codes[inside]]

@@ -31,6 +31,16 @@ def _torch():
     return torch
 
 
+def _check_module(module, what: str) -> None:
+    """An rnnkit :class:`~rnnkit.nn.Module`, or a TypeError that says what to pass (a fitted estimator's network)."""
+    if isinstance(module, Module):
+        return
+    hint = (" (a fitted estimator: pass its network, .model_)" if isinstance(getattr(module, "model_", None), Module)
+            else " (an estimator not fitted yet has no network: fit or load it first)" if hasattr(module, "fit")
+            else "")
+    raise TypeError(f"{what}: expected an rnnkit.nn.Module, got {type(module).__name__}{hint}")
+
+
 def to_torch_state_dict(module: Module) -> "OrderedDict[str, Any]":
     """The module's parameters as CPU ``torch.Tensor`` copies, keyed by PyTorch's names.
 
@@ -39,6 +49,7 @@ def to_torch_state_dict(module: Module) -> "OrderedDict[str, Any]":
     a float64 rnnkit layer) or let ``load_state_dict`` cast it. A tied parameter
     appears under each of its names, as in PyTorch's ``state_dict``.
     """
+    _check_module(module, "module")
     torch = _torch()
     return OrderedDict((name, torch.from_numpy(np.array(to_host(p.data))))     # host copies, from any device
                        for name, p in module.named_parameters(remove_duplicate=False))
@@ -61,6 +72,7 @@ def load_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict:
     other key allowed; shapes must match. A mismatch raises :class:`ShapeError`
     listing the missing keys, unexpected keys and shape differences together.
     """
+    _check_module(module, "module")
     if not isinstance(state_dict, Mapping):
         hint = (" (a PyTorch module: pass its .state_dict())" if hasattr(state_dict, "state_dict") else "")
         raise TypeError(f"state_dict: expected a mapping of names to tensors or arrays, got "

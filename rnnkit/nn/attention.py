@@ -48,7 +48,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..checks import check_count
+from ..checks import check_count, check_seed
 from ..errors import ShapeError
 from .module import Module, check_array
 from .xp import host_if_needed, xp_dtype, is_numpy, namespace
@@ -211,7 +211,7 @@ class AdditiveAttention(Attention):
         _check_sizes(query_size=query_size, memory_size=memory_size, attention_size=attention_size)
         self.query_size, self.memory_size, self.attention_size = int(query_size), int(memory_size), int(attention_size)
         self.dtype = np.dtype(dtype)
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_seed("rng", rng))
         self.add_parameter("W", _init(rng, (attention_size, query_size), query_size, dtype))
         self.add_parameter("U", _init(rng, (attention_size, memory_size), memory_size, dtype))
         self.add_parameter("v", _init(rng, (attention_size,), attention_size, dtype))
@@ -293,7 +293,7 @@ class GeneralAttention(_BilinearScores):
         _check_sizes(query_size=query_size, memory_size=memory_size)
         self.query_size, self.memory_size = int(query_size), int(memory_size)
         self.dtype = np.dtype(dtype)
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_seed("rng", rng))
         self.add_parameter("W_a", _init(rng, (query_size, memory_size), memory_size, dtype))
 
     def _keys(self, h):

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..checks import check_count, check_generator, check_probability
+from ..checks import check_count, check_generator, check_probability, check_seed
 from ..errors import ShapeError
 from .module import Module, Parameter
 from .xp import (check_same_device, host_if_needed, device_of, is_numpy, namespace, parameter_dtype,
@@ -39,7 +39,7 @@ class Linear(Module):
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             check_count(name, v, 1)
         self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_seed("rng", rng))
         bound = 1.0 / np.sqrt(in_features)
         self.weight = _param(rng.uniform(-bound, bound, (out_features, in_features)), dtype)
         self.bias = _param(rng.uniform(-bound, bound, out_features), dtype) if bias else None
@@ -91,7 +91,7 @@ class Embedding(Module):
             raise ValueError(f"padding_idx: expected in [0, {num_embeddings}), got {padding_idx}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = padding_idx
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_seed("rng", rng))
         w = rng.standard_normal((num_embeddings, embedding_dim))
         if padding_idx is not None:
             w[padding_idx] = 0.0

@@ -59,7 +59,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from ..checks import check_count, check_flag, check_generator, check_probability
+from ..checks import check_count, check_flag, check_generator, check_probability, check_seed
 from ..errors import ShapeError
 from .cells import CELLS
 from .directions import scan_directions
@@ -193,7 +193,7 @@ class Recurrent(RecurrentInputs, RecurrentSteps, RecurrentVariants, Module):
         self.bidirectional = bool(bidirectional)
         self.num_directions = K = 2 if bidirectional else 1
         self.dtype = parameter_dtype(dtype)                     # np.float32, "float64", torch.float32
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_seed("rng", rng))
         self.output_size = P = self.proj_size or H              # the size of h and of each output
         G = self.cell.num_gates
         bound = 1.0 / np.sqrt(H)

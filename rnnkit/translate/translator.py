@@ -454,8 +454,8 @@ class Translator(Estimator):
         """BLEU, chrF, exact-match rate (%) and, with ``with_loss``, the teacher-forced loss on ``pairs``."""
         self._check_fitted()
         check_decoding(beam=beam, length_penalty=length_penalty, max_length=max_length)
-        return self._evaluate(pairs, beam=beam, length_penalty=length_penalty, max_length=max_length,
-                              with_loss=with_loss)
+        return self._evaluate(_checked_pairs(pairs, "pairs"), beam=beam, length_penalty=length_penalty,
+                              max_length=max_length, with_loss=with_loss)
 
     def _evaluate(self, pairs, *, beam=1, length_penalty=0.0, max_length=None, with_loss=True):
         if not pairs:
