@@ -581,6 +581,30 @@ def test_crafted_optimiser_state_containers_and_arrays():
             target.load_state_dict(bad)
 
 
+@pytest.mark.parametrize("make, name, value, message", [
+    (lambda ps: Adam(ps, lr=0.01), "exp_avg_sq.0", -1.0, "array exp_avg_sq.0 sums squares but holds negative values"),
+    (lambda ps: Adam(ps, lr=0.01), "exp_avg.0", np.nan, "array exp_avg.0 holds NaN or infinite values"),
+    (lambda ps: AdamW(ps, lr=0.01, amsgrad=True), "max_exp_avg_sq.0", -2.0, "max_exp_avg_sq.0 sums squares"),
+    (lambda ps: RMSprop(ps, lr=0.01), "square_avg.0", np.inf, "square_avg.0 holds NaN or infinite values"),
+    (lambda ps: Adagrad(ps, lr=0.01), "sum.0", -0.5, "array sum.0 sums squares but holds negative values"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.9), "momentum_buffer.0", -np.inf, "holds NaN or infinite values"),
+])
+def test_a_damaged_state_with_non_finite_or_negative_moments_is_refused(make, name, value, message):
+    # loaded before, and the next Adam step turned every parameter into NaN (a square root of a negative)
+    params = [Parameter(np.ones(3))]
+    opt = make(params)
+    params[0].grad = np.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    state["arrays"][name] = np.array(state["arrays"][name])
+    state["arrays"][name][1] = value
+    fresh = make([Parameter(np.ones(3))])
+    before = {k: [a.copy() for a in v] for k, v in fresh.state.items()}
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        fresh.load_state_dict(state)
+    assert all(np.array_equal(a, b) for k in before for a, b in zip(before[k], fresh.state[k]))   # nothing changed
+
+
 def test_loading_a_state_replaces_the_hyperparameters_given_to_the_constructor():
     # torch.optim's rule, documented in Optimizer.load_state_dict: the checkpoint wins
     params = [Parameter(np.ones(2))]

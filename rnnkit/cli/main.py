@@ -47,7 +47,8 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = RnnkitParser(
         prog="rnnkit",
-        description="Recurrent neural networks on NumPy: character language models, forecasting, translation.")
+        description="Recurrent neural networks on NumPy: character language models, forecasting, translation, "
+                    "polyphonic music, a comparison of LSTM, GRU and tanh RNN, ONNX export and benchmarks.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

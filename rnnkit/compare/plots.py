@@ -29,7 +29,7 @@ def plot_curves(path, report: Dict[str, Any]) -> str:
             label = f"{cell} ({r['summary']['parameters']:,} p.)" if i == 0 else None
             axes[0].plot(c[:, 0], c[:, 2], color=colour, lw=1, alpha=0.8, label=label)
             axes[1].plot(c[:, 1], c[:, 2], color=colour, lw=1, alpha=0.8)
-    for ax, xlabel in zip(axes, ("training step", "training seconds (one thread)")):
+    for ax, xlabel in zip(axes, ("training step", "training seconds")):
         ax.axhline(report["baseline"], color="grey", ls="--", lw=1)
         ax.set_xlabel(xlabel)
         ax.set_yscale("log")

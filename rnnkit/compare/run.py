@@ -194,7 +194,7 @@ def compare(task: str = "adding", *, seq_len: int = 100, cells: Sequence[str] = 
     counts = {c: parameter_count(c, spec.input_size, sizes[c], spec.output_size) for c in cells}
     _check_memory(spec, sizes, counts, seq_len=seq_len, batch_size=batch_size, test_size=test_size, params=params)
     if progress:
-        say(f"compare: {spec.name}, T={spec.T}, baseline {spec.baseline:.4f} ({spec.baseline_what}); "
+        say(f"compare: {spec.name}, T={spec.T}, baseline {spec.baseline:.4f}: {spec.baseline_what}; "
             + ", ".join(f"{c} H={sizes[c]} ({counts[c]:,} parameters)" for c in cells))
     valid = spec.test_batch(VALID_SEED, min(test_size, VALID_SIZE))
     test = spec.test_batch(TEST_SEED, test_size)

@@ -220,6 +220,10 @@ class Optimizer:
                     raise ModelFileError(f"optimiser state: array {name}.{i} must hold numbers, got dtype {saved.dtype}")
                 if saved.shape != tuple(a.shape):  # checked, not broadcast: a scalar must not fill a buffer
                     raise ShapeError(f"{name}.{i}: expected shape {tuple(a.shape)}, got {saved.shape}")
+                if not np.all(np.isfinite(saved)):   # the next step would turn every parameter into NaN
+                    raise ModelFileError(f"optimiser state: array {name}.{i} holds NaN or infinite values")
+                if name in _SQUARES and np.any(saved < 0):
+                    raise ModelFileError(f"optimiser state: array {name}.{i} sums squares but holds negative values")
                 assign(a, saved)                # onto the parameter's device
         fresh.steps = steps
         # Adopt the fresh optimiser's attributes wholesale: lr, step count, state and
@@ -229,6 +233,10 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({len(self.params)} params, lr={self.lr!r}, {args})"
+
+
+# state arrays that accumulate squared gradients: never negative (a square root is taken of them)
+_SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
 
 
 def l2_gradient(p: Parameter, weight_decay: float) -> np.ndarray:
