@@ -62,7 +62,7 @@ from .errors import HyperparameterError, TrainingError
 
 __all__ = ["World", "SINGLE", "init", "world", "using", "is_writer", "launched_size", "mark_collective",
            "is_collective", "on_every_rank", "runs_on_every_rank", "StepFlags", "MPI_HINT", "started",
-           "launched_rank"]
+           "launched_rank", "signal_handlers"]
 
 MPI_HINT = "pip install 'rnnkit[mpi]' (mpi4py and the mpich MPI library)"
 # environment variables MPI launchers set in every process they start: (size, rank)
@@ -408,25 +408,21 @@ def _launched() -> Tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _signals_end_the_process():
-    """SIGTERM and SIGINT at their defaults (end the process) while MPI starts. ``MPI_Init_thread`` waits in C
-    for every rank of the job, where a Python handler cannot run: a rank that got the launcher's signal before
-    joining exits, and a rank already inside would otherwise wait for it forever (2 launches in 14 stopped in
-    their first 0.4 s hung so). Nothing is lost by ending there: no training has started."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def signal_handlers(handler):
+    """SIGTERM and SIGINT handled by ``handler`` (a function, or ``signal.SIG_DFL``) inside the block, their
+    handlers from before restored after it; off the main thread, where handlers cannot be set, nothing changes."""
     kept = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            kept[sig] = signal.signal(sig, signal.SIG_DFL)
-        except (ValueError, OSError):
-            pass
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                kept[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
     try:
         yield
     finally:
-        for sig, handler in kept.items():
-            signal.signal(sig, handler)
+        for sig, old in kept.items():
+            signal.signal(sig, old)
 
 
 def init(what: str = "--distributed") -> World:
@@ -438,7 +434,11 @@ def init(what: str = "--distributed") -> World:
     if _current["world"] is not SINGLE:
         return _current["world"]
     try:
-        with _signals_end_the_process():
+        # SIGTERM and SIGINT end the process while MPI starts: MPI_Init_thread waits in C for every rank of the
+        # job, where a Python handler cannot run; a rank that got the launcher's signal before joining exits, and
+        # a rank already inside would otherwise wait for it forever (2 launches in 14 stopped in their first
+        # 0.4 s hung so). Nothing is lost by ending there: no training has started.
+        with signal_handlers(signal.SIG_DFL):
             from mpi4py import MPI             # MPI_Init_thread: waits until every rank of the job has called it
     except ImportError as e:
         raise mark_collective(HyperparameterError(                  # every launched process alike: rank 0 says it

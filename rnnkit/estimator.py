@@ -247,15 +247,13 @@ class Estimator:
     def _check_output(self, name: str, path, checkpoint: bool = False) -> None:
         """The output checks of :meth:`save` (``name`` a model file) and of ``fit(checkpoint_path=...)``
         (``checkpoint``: a checkpoint, of any run, may be replaced; a model file may not)."""
-        from .io.atomic import check_outputs
-        from .io.modelfile import file_kind
+        from .io.atomic import check_model_kind, check_outputs
         check_outputs({name: path}, examples={name: "run.ckpt.npz" if checkpoint else "model.npz"},
                       models=() if checkpoint else (name,), checkpoints=(name,) if checkpoint else ())
-        was = file_kind(path)
-        if was is not None and was != "checkpoint" and (checkpoint or was != self.kind):
-            what = "the checkpoints" if checkpoint else f"a {self.kind} model"
-            raise PathError(f"{name} {os.fspath(path)} is an rnnkit {was} model file; writing {what} there would "
-                            f"destroy it: choose another {name}")
+        if checkpoint:
+            check_model_kind(name, path, None, "writing the checkpoints")
+        else:
+            check_model_kind(name, path, self.kind, f"writing a {self.kind} model")
 
     @classmethod
     def load(cls, path) -> "Estimator":

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import HyperparameterError, ModelFileError, PathError
-from .io.atomic import check_outputs
+from .io.atomic import check_model_kind, check_outputs
 
 __all__ = ["available_memory", "beside", "check_memory", "checkpoint_beside", "format_bytes", "prepare_run",
            "unwritten_model_hint"]
@@ -166,11 +166,7 @@ def prepare_run(out, *, resume: bool, outputs: Optional[Mapping[str, Any]] = Non
                   examples={"the checkpoint beside --out": "model.ckpt.npz", **(examples or {})},
                   models=("--out",), checkpoints=("the checkpoint beside --out",))
     if kind is not None:         # a model of another application is not retrained over (a model over its own kind is)
-        from .io.modelfile import file_kind
-        was = file_kind(out)
-        if was is not None and was not in ("checkpoint", kind):
-            raise PathError(f"--out {out} is an rnnkit {was} model file; training a {kind} model there would destroy "
-                            "it: choose another --out")
+        check_model_kind("--out", out, kind, f"training a {kind} model")
     if resume and not os.path.exists(ckpt):
         raise PathError(f"--resume: there is no checkpoint {ckpt} beside --out {out}; pass the --out of the run "
                         "to continue, or start afresh without --resume")

@@ -24,14 +24,13 @@ import io
 import os
 import signal
 import sys
-import threading
 import warnings
 from typing import Iterator, List, Optional
 
 import numpy as np
 
-from ..distributed import (SINGLE, World, init, is_collective, launched_rank, launched_size, mark_collective, started,
-                           world)
+from ..distributed import (SINGLE, World, init, is_collective, launched_rank, launched_size, mark_collective,
+                           signal_handlers, started, world)
 from ..errors import HyperparameterError
 
 __all__ = ["setup", "parsing", "threads_per_process", "agree", "report_prefix", "reported", "exit_process"]
@@ -206,7 +205,8 @@ def _stop_at_the_start(w: World, said: str, code: int) -> int:
     becomes the signal's (130 or 143). A rank that waits in MPI's all-reduce cannot run a Python handler
     anyway: a second Ctrl-C to mpiexec ends the whole job, as mpiexec says."""
     head = "rnnkit: error: "
-    with _signals_noted() as got:
+    got: List[int] = []                         # the signals noted while it waits
+    with signal_handlers(lambda signum, frame: got.append(signum)):
         failed, sums = w.start_together(True, said)
         if w.rank != 0 and said and (0 not in failed or sums[w.rank] != sums[0]):
             reason = said[len(head):] if said.startswith(head) else said
@@ -214,21 +214,6 @@ def _stop_at_the_start(w: World, said: str, code: int) -> int:
             sys.stderr.flush()
         signalled = (143 if got[0] == signal.SIGTERM else 130) if got else 0
         return _highest(w, signalled or code)    # the ranks that joined meet there after saying theirs (reported)
-
-
-@contextlib.contextmanager
-def _signals_noted() -> Iterator[List[int]]:
-    """Inside the block, SIGTERM and SIGINT are noted in the list it gives instead of stopping anything."""
-    got: List[int] = []
-    kept = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            kept[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
-    try:
-        yield got
-    finally:
-        for sig, handler in kept.items():
-            signal.signal(sig, handler)
 
 
 def exit_process(code: int) -> None:

@@ -353,6 +353,13 @@ def run_backtest(series: SeriesData, model: Optional[RNNForecaster], *, horizon:
     return result
 
 
+def check_backtest_counts(initial, stride, max_folds, seasonal_period) -> None:
+    """The backtest's counts, each none or >= 1: checked before the data is read or anything printed."""
+    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
+                        ("seasonal_period", seasonal_period)):
+        check_optional_count(flag_of(name), value, 1)
+
+
 def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, future_covariates=None,
              fill: str = "none", date_format: Optional[str] = None, initial: Optional[int] = None,
              stride: Optional[int] = None, window: str = "expanding", refit: int = 1,
@@ -369,9 +376,7 @@ def backtest(data, *, date: str = "Date", target="Close", past_covariates=None, 
     check_outputs({"--out": out, "--plot": plot}, inputs={"DATA": data},
                   examples={"--out": "metrics.csv", "--plot": "backtest.png"}, owns={"--out": (b"method,",)})
     _checked_params(params)
-    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
-                        ("seasonal_period", seasonal_period)):
-        check_optional_count(flag_of(name), value, 1)      # before the data is read or anything printed
+    check_backtest_counts(initial, stride, max_folds, seasonal_period)
     check_count(flag_of("refit"), refit, 0)
     check_choice(flag_of("window"), window, ("expanding", "sliding"))
     series = read_data(data, date=date, target=target, past_covariates=past_covariates,

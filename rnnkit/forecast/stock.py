@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
-from ..checks import check_optional_count
 from ..errors import DataError, PathError
-from ..estimator import flag_of
 from ..io.atomic import check_outputs, check_writable
-from .api import Say, _named, _quiet, describe, predict, read_data, run_backtest, series_info, write_metrics
+from .api import (Say, _named, _quiet, check_backtest_counts, describe, predict, read_data, run_backtest, series_info,
+                  write_metrics)
 from .data import load_stock
 from .dates import step_words
 from .estimator import RNNForecaster
@@ -67,9 +66,7 @@ def stock(*, ticker: Optional[str] = None, data=None, date: str = "Date", target
     ``ticker`` (default AAPL) names the embedded prices; with ``data`` (your CSV) none may be given.
     """
     say = say or _quiet
-    for name, value in (("initial", initial), ("stride", stride), ("max_folds", max_folds),
-                        ("seasonal_period", seasonal_period)):
-        check_optional_count(flag_of(name), value, 1)      # before the data is read or anything printed
+    check_backtest_counts(initial, stride, max_folds, seasonal_period)
     if ticker is not None and data is not None:
         raise DataError(f"--ticker {ticker} and --data {data} name two price series; give one (--ticker picks "
                         "the embedded prices, --data your CSV)")

@@ -257,13 +257,9 @@ def _check_same_kind(flag: str, path: str, example: str) -> None:
     if have in same:
         return
     starts = next((v for k, v in _STARTS.items() if k in same), ())
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64).lstrip()
-    except OSError:
-        return                                   # unreadable: the write itself will say what is wrong
-    if starts and head.startswith(starts):
-        return
+    head = _head(path)
+    if head is None or (starts and head.lstrip().startswith(starts)):
+        return                                   # (unreadable: the write itself will say what is wrong)
     kind = "an image" if ".png" in same else f"a {want}"
     raise PathError(f"{flag} {path} already exists and is not {kind} file (by its name and its contents): "
                     f"writing this output there would replace it; choose another {flag}, such as {example}, or "
@@ -274,16 +270,31 @@ def _check_own_output(flag: str, path: str, starts: Tuple[bytes, ...], example: 
     """Refuse ``flag`` replacing an existing file that does not begin as its output does (``starts``)."""
     if not os.path.isfile(path):
         return
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return                                   # unreadable: the write itself will say what is wrong
-    if head.startswith(starts):
-        return
+    head = _head(path)
+    if head is None or head.startswith(starts):
+        return                                   # (unreadable: the write itself will say what is wrong)
     raise PathError(f"{flag} {path} already exists and is not an earlier output of {flag} (it does not begin as "
                     f"one does): writing there would replace it; choose another {flag}, such as {example}, or remove "
                     "the file first")
+
+
+def _head(path: str, size: int = 256) -> Optional[bytes]:
+    """The first ``size`` bytes of the file at ``path``, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return None
+
+
+def check_model_kind(flag: str, path, kind: Optional[str], doing: str) -> None:
+    """Refuse writing over an rnnkit model file at ``path`` of another kind than ``kind`` (None: of any kind);
+    ``doing`` says what would destroy it ("training a music model"). A checkpoint, or no model, passes."""
+    from .modelfile import file_kind            # modelfile writes through this module
+    was = file_kind(path)
+    if was is not None and was != "checkpoint" and was != kind:
+        raise PathError(f"{flag} {os.fspath(path)} is an rnnkit {was} model file; {doing} there would destroy it: "
+                        f"choose another {flag}")
 
 
 def _check_not_an_rnnkit_file(flag: str, path: str, model_output: bool) -> None:
